@@ -1,0 +1,115 @@
+//! Connections: a linked set of accounts at one institution, and the events that record every
+//! change of one.
+
+use super::{ProductStatus, TenantId, Timestamp, stored_enum};
+use crate::pb::ErrorReason;
+use uuid::Uuid;
+
+stored_enum! {
+    /// The state of a connection; see `ConnectionState` in the contract.
+    pub enum ConnectionState {
+        /// First import running.
+        Pending = "pending",
+        /// Data available and current.
+        Ready = "ready",
+        /// Data available, update running.
+        Refreshing = "refreshing",
+        /// Last update failed; older data served.
+        Stale = "stale",
+        /// The user must sign in again.
+        LoginRequired = "login_required",
+        /// No usable data.
+        Error = "error",
+        /// Revoked or deleted upstream.
+        Disconnected = "disconnected",
+        /// Deleted through linkgate. Terminal.
+        Deleted = "deleted",
+    }
+}
+
+impl ConnectionState {
+    /// Whether the sync engine still has work to do for a connection in this state.
+    pub fn is_syncing(self) -> bool {
+        matches!(self, Self::Pending | Self::Refreshing)
+    }
+}
+
+/// Why a connection is unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionError {
+    /// Machine-readable reason from the public catalogue.
+    #[serde(with = "reason_name")]
+    pub reason: ErrorReason,
+    /// Explanation without upstream bodies or secrets.
+    pub message: String,
+    /// Whether retrying can help.
+    pub retryable: bool,
+    /// Whether the end user must act.
+    pub user_action_required: bool,
+}
+
+/// A connection as linkgate stores and serves it. The provider's handle is not part of it: it
+/// lives sealed in the store and only the sync engine opens it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connection {
+    /// linkgate's id.
+    pub id: Uuid,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Provider id.
+    pub provider: String,
+    /// Provider's institution id.
+    pub institution_id: String,
+    /// Institution display name.
+    pub institution_name: String,
+    /// Caller's id for the end user.
+    pub external_user_id: String,
+    /// State.
+    pub state: ConnectionState,
+    /// Set when unhealthy.
+    pub error: Option<ConnectionError>,
+    /// One entry per linked product, ordered by product.
+    pub products: Vec<ProductStatus>,
+    /// Creation (the exchange).
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Last successful sync.
+    pub last_synced_at: Option<Timestamp>,
+    /// The link session that produced it, if any.
+    pub link_session_id: Option<Uuid>,
+}
+
+impl Connection {
+    /// The status of `product`, if the connection links it.
+    pub fn product(&self, product: super::Product) -> Option<&ProductStatus> {
+        self.products.iter().find(|p| p.product == product)
+    }
+}
+
+/// One recorded change: the connection as it was right after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionEvent {
+    /// Position in the log; strictly increasing.
+    pub event_id: i64,
+    /// Snapshot after the change.
+    pub connection: Connection,
+    /// When the change happened.
+    pub occurred_at: Timestamp,
+}
+
+/// Stores an [`ErrorReason`] by its value name, which the contract promises never to change.
+mod reason_name {
+    use crate::pb::ErrorReason;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(reason: &ErrorReason, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(reason.as_str_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorReason, D::Error> {
+        let name = String::deserialize(d)?;
+        ErrorReason::from_str_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error reason {name:?}")))
+    }
+}

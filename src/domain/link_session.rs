@@ -1,0 +1,101 @@
+//! Link sessions: one attempt to link an end user's account, and the public tokens they produce.
+
+use super::{Product, TenantId, Timestamp, stored_enum};
+use crate::pb::ErrorReason;
+use uuid::Uuid;
+
+stored_enum! {
+    /// Where a link session is in its lifecycle.
+    pub enum LinkSessionState {
+        /// Waiting for the user or for credentials.
+        Created = "created",
+        /// The provider is checking credentials.
+        Connecting = "connecting",
+        /// An MFA question awaits an answer.
+        MfaRequired = "mfa_required",
+        /// Done; a public token was issued. Terminal.
+        Succeeded = "succeeded",
+        /// Failed. Terminal.
+        Failed = "failed",
+        /// Timed out. Terminal.
+        Expired = "expired",
+    }
+}
+
+impl LinkSessionState {
+    /// Whether the session can no longer change.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Expired)
+    }
+}
+
+stored_enum! {
+    /// How the end user authenticates.
+    pub enum LinkFlow {
+        /// The provider's hosted widget.
+        Hosted = "hosted",
+        /// Credentials forwarded by linkgate.
+        Credentials = "credentials",
+    }
+}
+
+/// A link session as linkgate stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSession {
+    /// linkgate's id.
+    pub id: Uuid,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Provider id.
+    pub provider: String,
+    /// Institution, once known.
+    pub institution_id: Option<String>,
+    /// Caller's id for the end user.
+    pub external_user_id: String,
+    /// State.
+    pub state: LinkSessionState,
+    /// Flow.
+    pub flow: LinkFlow,
+    /// Products requested (empty: every product the institution offers).
+    pub products: Vec<Product>,
+    /// Widget initialisation token (hosted flow).
+    pub link_token: Option<String>,
+    /// Hosted page URL (hosted flow).
+    pub hosted_link_url: Option<String>,
+    /// Pending MFA question.
+    pub mfa_question: Option<String>,
+    /// Why it failed.
+    pub failure_reason: Option<ErrorReason>,
+    /// Failure explanation safe for end users.
+    pub failure_message: Option<String>,
+    /// Where the hosted page returns the user.
+    pub redirect_uri: Option<String>,
+    /// The caller's idempotency key of the last mutating call on this session.
+    pub last_request_id: Option<String>,
+    /// Creation.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// Expiry unless it succeeds first.
+    pub expires_at: Timestamp,
+}
+
+/// A public token linkgate saw issued, with what it connects. The token itself is sealed at rest;
+/// `public_token` holds it opened, for the caller who owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicTokenRecord {
+    /// The token.
+    pub public_token: String,
+    /// Provider id.
+    pub provider: String,
+    /// The session that produced it.
+    pub link_session_id: Option<Uuid>,
+    /// The institution it connects.
+    pub institution_id: String,
+    /// Caller's id for the end user.
+    pub external_user_id: String,
+    /// Issue time.
+    pub created_at: Timestamp,
+    /// Exchangeable until.
+    pub expires_at: Timestamp,
+}

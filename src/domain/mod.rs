@@ -1,0 +1,70 @@
+//! linkgate's own vocabulary: the resources of the contract as plain Rust types, independent of
+//! protobuf, SQL and any provider's wire format. Every other layer converts to and from these.
+
+mod connection;
+mod data;
+mod link_session;
+mod money;
+mod product;
+mod tenant;
+
+pub use connection::{Connection, ConnectionError, ConnectionEvent, ConnectionState};
+pub use data::{
+    Account, AccountType, AssetType, ConnectionData, Instrument, Portfolio, PortfolioTransaction,
+    PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, Usage, stable_id,
+};
+pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord};
+pub use money::{Decimal, Money};
+pub use product::{Product, ProductState, ProductStatus};
+pub use tenant::TenantId;
+
+/// Instants are UTC everywhere inside linkgate.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// Calendar dates (booking dates, billing periods) carry no time zone.
+pub type Date = chrono::NaiveDate;
+
+/// Text stored and compared as a lowercase snake_case name: the form enums take in the database
+/// and in event snapshots, so a renamed Rust variant never changes stored data.
+pub trait StoredName: Sized + Copy + 'static {
+    /// Every variant, in declaration order.
+    const ALL: &'static [Self];
+    /// The stored name of this variant.
+    fn name(self) -> &'static str;
+    /// The variant with this stored name.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.name() == name)
+    }
+}
+
+/// Declares a fieldless enum with its stored names, serde in that form, and [`StoredName`].
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vmeta])* $variant,)+ }
+
+        impl $crate::domain::StoredName for $name {
+            const ALL: &'static [Self] = &[$(Self::$variant,)+];
+            fn name(self) -> &'static str {
+                match self { $(Self::$variant => $text,)+ }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($crate::domain::StoredName::name(*self))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <Self as $crate::domain::StoredName>::from_name(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} {text:?}", stringify!($name)))
+                })
+            }
+        }
+    };
+}
+pub(crate) use stored_enum;

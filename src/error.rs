@@ -1,0 +1,246 @@
+//! The service's error type and its one mapping onto `tonic::Status`.
+//!
+//! Every error has a reason from the public `ErrorReason` catalogue; the gRPC code follows from
+//! the reason in [`code_for`], the only place codes are chosen. Callers get the reason in
+//! `google.rpc.ErrorInfo`, field violations in `BadRequest` and a delay in `RetryInfo`; the cause
+//! chain of internal failures goes to the log only, never into a message.
+
+use crate::pb::ErrorReason;
+use crate::providers::ProviderError;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every linkgate error.
+pub const ERROR_DOMAIN: &str = "linkgate.dev";
+
+/// A failed request, described for the caller.
+#[derive(Debug)]
+pub struct Error {
+    reason: ErrorReason,
+    message: String,
+    metadata: BTreeMap<&'static str, String>,
+    violations: Vec<(String, String)>,
+    retry_after: Option<Duration>,
+    /// Kept for the log; never shown to callers.
+    source: Option<anyhow::Error>,
+}
+
+/// Shorthand for results of service operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error with `reason` and a caller-facing `message`.
+    pub fn new(reason: ErrorReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            metadata: BTreeMap::new(),
+            violations: Vec::new(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// A malformed or missing request field.
+    pub fn invalid_field(field: &str, description: impl Into<String>) -> Self {
+        let description = description.into();
+        let mut error = Self::new(ErrorReason::InvalidField, format!("invalid {field}: {description}"));
+        error.violations.push((field.to_owned(), description));
+        error
+    }
+
+    /// Several invalid fields reported at once.
+    pub fn invalid_fields(violations: Vec<(String, String)>) -> Self {
+        let fields: Vec<&str> = violations.iter().map(|(field, _)| field.as_str()).collect();
+        let mut error = Self::new(ErrorReason::InvalidField, format!("invalid fields: {}", fields.join(", ")));
+        error.violations = violations;
+        error
+    }
+
+    /// An unexpected failure. The caller sees only the request id; `source` is logged.
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let mut error = Self::new(ErrorReason::Internal, "internal error");
+        error.source = Some(source.into());
+        error
+    }
+
+    /// Adds a metadata entry to the caller's `ErrorInfo` (and to the message's context).
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.metadata.insert(key, value.into());
+        self
+    }
+
+    /// Tells the caller when retrying makes sense.
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> ErrorReason {
+        self.reason
+    }
+
+    /// Converts a provider failure met while serving a request.
+    pub fn from_provider(provider: &str, error: ProviderError) -> Self {
+        let error = match error {
+            ProviderError::InvalidPublicToken => {
+                Self::new(ErrorReason::PublicTokenInvalid, "the provider does not recognise this public token")
+            }
+            ProviderError::LoginRequired => {
+                Self::new(ErrorReason::LoginRequired, "the user must sign in to the institution again")
+            }
+            ProviderError::Unsupported(capability) => Self::new(
+                ErrorReason::CapabilityUnsupported,
+                format!("the provider does not support {capability}"),
+            )
+            .with("capability", capability),
+            ProviderError::Unavailable { retry_after } => {
+                Self::new(ErrorReason::ProviderUnavailable, "the provider is unavailable")
+                    .retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            ProviderError::RateLimited { retry_after } => {
+                Self::new(ErrorReason::ProviderRateLimited, "the provider is throttling requests")
+                    .retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            ProviderError::Rejected { detail } => {
+                let mut error = Self::new(ErrorReason::ProviderRejected, "the provider refused the request");
+                error.source = Some(anyhow::anyhow!(detail));
+                error
+            }
+            ProviderError::Protocol { detail } => {
+                let mut error = Self::new(ErrorReason::ProviderProtocol, "the provider sent an unexpected answer");
+                error.source = Some(anyhow::anyhow!(detail));
+                error
+            }
+        };
+        error.with("provider", provider)
+    }
+
+    /// The caller-facing status, carrying `request_id` in its `ErrorInfo`.
+    pub fn into_status(self, request_id: &str) -> tonic::Status {
+        let code = code_for(self.reason);
+        let mut message = self.message;
+        if self.reason == ErrorReason::Internal {
+            message = format!("internal error (request id {request_id})");
+        }
+        let mut metadata: std::collections::HashMap<String, String> =
+            self.metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        metadata.insert("request_id".to_owned(), request_id.to_owned());
+        let mut details = ErrorDetails::with_error_info(reason_text(self.reason), ERROR_DOMAIN, metadata);
+        if !self.violations.is_empty() {
+            details.set_bad_request(
+                self.violations
+                    .into_iter()
+                    .map(|(field, description)| tonic_types::FieldViolation::new(field, description))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if let Some(delay) = self.retry_after {
+            details.set_retry_info(Some(delay));
+        }
+        tonic::Status::with_error_details(code, message, details)
+    }
+
+    /// Logs the error at a level that matches who has to act on it.
+    pub fn log(&self, request_id: &str) {
+        match (&self.source, code_for(self.reason)) {
+            (Some(source), _) => tracing::error!(
+                request_id, reason = reason_text(self.reason), error.cause_chain = ?source, "{}", self.message
+            ),
+            (None, Code::Internal | Code::Unavailable) => {
+                tracing::warn!(request_id, reason = reason_text(self.reason), "{}", self.message)
+            }
+            (None, _) => tracing::debug!(request_id, reason = reason_text(self.reason), "{}", self.message),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", reason_text(self.reason), self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Unavailable(source) => {
+                let mut error = Self::new(ErrorReason::StoreUnavailable, "the database is unavailable")
+                    .retry_after(Duration::from_secs(1));
+                error.source = Some(source);
+                error
+            }
+            crate::store::StoreError::Other(source) => Self::internal(source),
+        }
+    }
+}
+
+/// The reason as it appears in `ErrorInfo.reason`: the enum value name without its prefix.
+pub fn reason_text(reason: ErrorReason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+}
+
+/// The gRPC code of each reason. Provider throttling is UNAVAILABLE, not RESOURCE_EXHAUSTED: the
+/// caller exhausted nothing, and UNAVAILABLE is what gRPC clients retry.
+pub fn code_for(reason: ErrorReason) -> Code {
+    use ErrorReason as R;
+    match reason {
+        R::InvalidField | R::InvalidPageToken | R::PublicTokenInvalid | R::RequestIdReused => Code::InvalidArgument,
+        R::ProviderNotFound
+        | R::InstitutionNotFound
+        | R::LinkSessionNotFound
+        | R::ConnectionNotFound
+        | R::AccountNotFound
+        | R::PortfolioNotFound => Code::NotFound,
+        R::LinkSessionWrongState
+        | R::LinkSessionExpired
+        | R::InvalidCredentials
+        | R::InvalidMfaAnswer
+        | R::PublicTokenExpired
+        | R::PublicTokenUsed
+        | R::ConnectionDeleted
+        | R::ProductNotReady
+        | R::LoginRequired
+        | R::CapabilityUnsupported
+        | R::ProviderRejected => Code::FailedPrecondition,
+        R::ExchangeInProgress => Code::Aborted,
+        R::ProviderUnavailable | R::ProviderRateLimited | R::StoreUnavailable => Code::Unavailable,
+        R::Unauthenticated => Code::Unauthenticated,
+        R::ProviderProtocol | R::Internal | R::Unspecified => Code::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause_from_the_caller() {
+        let status = Error::internal(anyhow::anyhow!("password=hunter2 leaked into a cause")).into_status("req-1");
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("hunter2"), "message was {:?}", status.message());
+        assert!(status.message().contains("req-1"));
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "INTERNAL");
+        assert_eq!(info.metadata.get("request_id").map(String::as_str), Some("req-1"));
+    }
+
+    #[test]
+    fn every_reason_has_a_code_and_a_prefixless_name() {
+        for value in 1..=28 {
+            let reason = ErrorReason::try_from(value).expect("contiguous catalogue");
+            assert!(!reason_text(reason).starts_with("ERROR_REASON_"));
+            assert_ne!(code_for(reason), Code::Ok);
+        }
+    }
+}

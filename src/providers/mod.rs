@@ -1,0 +1,291 @@
+//! Upstream providers behind one trait.
+//!
+//! An adapter only translates: between linkgate's domain types and a provider's wire format, and
+//! between the provider's states and ours. It keeps no state of its own and orchestrates nothing;
+//! link flows, exchange, sync and storage live in `link`, `sync` and `store`. Adding a provider is
+//! a new module plus one line in [`Registry::from_settings`].
+
+pub mod sandbox;
+
+use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
+use crate::pb::ErrorReason;
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What a provider offers, for ListProviders and request validation.
+#[derive(Debug, Clone)]
+pub struct ProviderInfo {
+    /// Stable id used in the API.
+    pub id: &'static str,
+    /// Display name.
+    pub display_name: &'static str,
+    /// Supported flows; the first is the default.
+    pub flows: &'static [LinkFlow],
+    /// Products the provider can deliver.
+    pub products: &'static [Product],
+    /// How often to poll an unsettled link session or connection.
+    pub poll_interval: Duration,
+}
+
+/// An institution reachable through a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Institution {
+    /// Provider's id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Kind.
+    pub kind: InstitutionKind,
+    /// Products offered.
+    pub products: Vec<Product>,
+    /// Credential fields of the linkless flow.
+    pub credential_fields: Vec<CredentialField>,
+    /// Countries served.
+    pub country_codes: Vec<String>,
+}
+
+/// The kind of institution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstitutionKind {
+    /// Bank.
+    Bank,
+    /// Broker.
+    Broker,
+    /// Utility.
+    Utility,
+}
+
+/// One field of an institution's login form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialField {
+    /// Key in SubmitCredentials.
+    pub name: &'static str,
+    /// Label for the end user.
+    pub label: &'static str,
+    /// Mask it in UIs.
+    pub secret: bool,
+}
+
+/// What linkgate knows of a link session when it asks the provider about it.
+#[derive(Debug, Clone)]
+pub struct LinkContext {
+    /// linkgate's session id (providers may use it as their client reference).
+    pub link_session_id: Uuid,
+    /// Institution, once known.
+    pub institution_id: Option<String>,
+    /// Caller's id for the end user.
+    pub external_user_id: String,
+    /// Flow.
+    pub flow: LinkFlow,
+    /// Products requested.
+    pub products: Vec<Product>,
+    /// Where the hosted page returns the user.
+    pub redirect_uri: Option<String>,
+    /// When the session was created.
+    pub created_at: Timestamp,
+}
+
+/// What a provider answers when a link session starts.
+#[derive(Debug, Clone, Default)]
+pub struct LinkStart {
+    /// Widget initialisation token.
+    pub link_token: Option<String>,
+    /// Hosted page URL.
+    pub hosted_link_url: Option<String>,
+}
+
+/// The user's credentials. Never stored, never logged: the values are secret.
+pub struct Credentials(pub BTreeMap<String, SecretString>);
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Where a link attempt stands upstream.
+#[derive(Debug, Clone)]
+pub enum LinkProgress {
+    /// Still working; ask again after the provider's poll interval.
+    Connecting,
+    /// The institution asks a question.
+    MfaRequired {
+        /// The question to show the user.
+        question: String,
+    },
+    /// Connected; the public token can be exchanged.
+    Succeeded {
+        /// The issued public token.
+        public_token: SecretString,
+        /// The institution linked.
+        institution_id: String,
+        /// Exchangeable until.
+        expires_at: Timestamp,
+    },
+    /// The attempt failed for a reason the user or caller must address.
+    Failed {
+        /// Why.
+        reason: ErrorReason,
+        /// Explanation safe for end users.
+        message: String,
+    },
+}
+
+/// What a successful exchange yields: the permanent handle, sealed by linkgate before storage.
+#[derive(Debug)]
+pub struct ExchangedConnection {
+    /// The provider's permanent handle (access token, connection token, link id).
+    pub handle: SecretString,
+    /// The institution connected.
+    pub institution_id: String,
+    /// Its display name.
+    pub institution_name: String,
+    /// Products linked, with those the institution cannot deliver left out.
+    pub products: Vec<Product>,
+}
+
+/// How far the provider has got with a connection's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamStatus {
+    /// Still importing; ask again later.
+    Importing,
+    /// Data ready to fetch.
+    Ready,
+    /// The user must sign in again.
+    LoginRequired,
+    /// Revoked or deleted upstream.
+    Disconnected,
+    /// Failed upstream.
+    Failed {
+        /// Explanation without upstream bodies.
+        message: String,
+        /// Whether retrying later can help.
+        retryable: bool,
+    },
+}
+
+/// A failed provider call, classified.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Unknown, malformed or already used public token.
+    #[error("invalid public token")]
+    InvalidPublicToken,
+    /// The user must sign in again.
+    #[error("login required")]
+    LoginRequired,
+    /// The provider does not offer this.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// 5xx, timeout, connection failure.
+    #[error("provider unavailable")]
+    Unavailable {
+        /// When to try again, if the provider said.
+        retry_after: Option<Duration>,
+    },
+    /// 429.
+    #[error("provider rate limited")]
+    RateLimited {
+        /// When to try again, if the provider said.
+        retry_after: Option<Duration>,
+    },
+    /// A refusal retrying cannot fix.
+    #[error("provider rejected the request: {detail}")]
+    Rejected {
+        /// Masked detail for the log.
+        detail: String,
+    },
+    /// An answer linkgate cannot understand.
+    #[error("provider protocol error: {detail}")]
+    Protocol {
+        /// Masked detail for the log.
+        detail: String,
+    },
+}
+
+impl ProviderError {
+    /// Whether the same call may succeed later without anyone acting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::RateLimited { .. })
+    }
+}
+
+/// Shorthand for provider call results.
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// One upstream provider. Every method is a translation of one upstream interaction.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// What the provider offers.
+    fn info(&self) -> &ProviderInfo;
+
+    /// Every institution reachable through the provider, ordered by name.
+    async fn institutions(&self) -> ProviderResult<Vec<Institution>>;
+
+    /// Starts a link session upstream.
+    async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart>;
+
+    /// Forwards the user's credentials (linkless flow).
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress>;
+
+    /// Forwards the user's MFA answer.
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress>;
+
+    /// Asks where an unsettled link session stands.
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress>;
+
+    /// Exchanges a public token for the permanent handle. Not idempotent upstream: linkgate calls
+    /// it once per token.
+    async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection>;
+
+    /// Asks how far the provider has got with a connection.
+    async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus>;
+
+    /// Fetches everything the connection's products deliver. `connection_id` seeds the stable ids.
+    async fn fetch_data(
+        &self,
+        handle: &SecretString,
+        connection_id: Uuid,
+        products: &[Product],
+    ) -> ProviderResult<ConnectionData>;
+
+    /// Asks the provider to refresh the connection's data now.
+    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()>;
+
+    /// Revokes the connection upstream.
+    async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()>;
+}
+
+/// The providers this deployment knows, by id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl Registry {
+    /// The registry with every provider the settings enable.
+    pub fn from_settings(settings: &crate::config::ProviderSettings) -> Self {
+        let mut registry = Self::default();
+        if settings.sandbox.enabled {
+            registry.register(Arc::new(sandbox::Sandbox::new(settings.sandbox.clone())));
+        }
+        registry
+    }
+
+    /// Adds a provider.
+    pub fn register(&mut self, provider: Arc<dyn Provider>) {
+        self.providers.insert(provider.info().id, provider);
+    }
+
+    /// The provider with `id`, if enabled.
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(id)
+    }
+
+    /// Every enabled provider, ordered by id.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.providers.values()
+    }
+}

@@ -1,0 +1,219 @@
+//! The built-in `sandbox` provider: a deterministic fake bank, broker and utility that behaves
+//! like a real upstream (credential checks, MFA, a hosted flow, single-use public tokens, a first
+//! import that takes time), so every flow can be exercised without network or credentials.
+//!
+//! It is stateless like a remote API: what it must remember travels in the tokens it issues
+//! (institution, creation time, a random seed), so any replica can answer for any connection.
+//!
+//! Scripted users (password `pass_good`): `user_good` connects; `user_mfa` is asked a question
+//! that `1234` answers. Any other credentials fail as invalid.
+
+mod data;
+
+use super::{
+    CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
+    LinkStart, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
+};
+use crate::config::SandboxSettings;
+use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
+use crate::pb::ErrorReason;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+/// Institution ids, as callers pass them.
+pub const BANK: &str = "ins_sandbox_bank";
+/// Sandbox Broker.
+pub const BROKER: &str = "ins_sandbox_broker";
+/// Sandbox Utility.
+pub const UTILITY: &str = "ins_sandbox_utility";
+
+/// The answer to every sandbox MFA question.
+const MFA_ANSWER: &str = "1234";
+const GOOD_PASSWORD: &str = "pass_good";
+const PUBLIC_TOKEN_PREFIX: &str = "public-sandbox-";
+const HANDLE_PREFIX: &str = "access-sandbox-";
+
+/// The sandbox provider.
+pub struct Sandbox {
+    info: ProviderInfo,
+    settings: SandboxSettings,
+}
+
+impl Sandbox {
+    /// A sandbox with the given timings.
+    pub fn new(settings: SandboxSettings) -> Self {
+        let info = ProviderInfo {
+            id: "sandbox",
+            display_name: "Sandbox",
+            flows: &[LinkFlow::Credentials, LinkFlow::Hosted],
+            products: &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements],
+            poll_interval: settings.poll_interval,
+        };
+        Self { info, settings }
+    }
+
+    fn issue_public_token(&self, institution_id: &str) -> LinkProgress {
+        let token = format!("{PUBLIC_TOKEN_PREFIX}{institution_id}-{}", random_hex());
+        LinkProgress::Succeeded {
+            public_token: SecretString::from(token),
+            institution_id: institution_id.to_owned(),
+            expires_at: chrono::Utc::now() + PUBLIC_TOKEN_TTL,
+        }
+    }
+}
+
+/// How long a sandbox public token can be exchanged, as with real providers' 30 minutes.
+const PUBLIC_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(30);
+
+fn institutions() -> Vec<Institution> {
+    let login = vec![
+        CredentialField { name: "username", label: "User ID", secret: false },
+        CredentialField { name: "password", label: "Password", secret: true },
+    ];
+    let institution = |id: &str, name: &str, kind, products: &[Product]| Institution {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        kind,
+        products: products.to_vec(),
+        credential_fields: login.clone(),
+        country_codes: vec!["ES".to_owned(), "GB".to_owned(), "US".to_owned()],
+    };
+    vec![
+        institution(BANK, "Sandbox Bank", InstitutionKind::Bank, &[Product::Accounts, Product::Transactions]),
+        institution(BROKER, "Sandbox Broker", InstitutionKind::Broker, &[Product::Accounts, Product::Investments]),
+        institution(UTILITY, "Sandbox Utility", InstitutionKind::Utility, &[Product::Accounts, Product::Statements]),
+    ]
+}
+
+fn institution(id: &str) -> Option<Institution> {
+    institutions().into_iter().find(|i| i.id == id)
+}
+
+fn random_hex() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// What a sandbox connection handle carries: `access-sandbox-<institution>-<created ms>-<seed>`.
+struct Handle {
+    institution_id: String,
+    created_at: Timestamp,
+    seed: u64,
+}
+
+impl Handle {
+    fn issue(institution_id: &str) -> SecretString {
+        let now = chrono::Utc::now().timestamp_millis();
+        SecretString::from(format!("{HANDLE_PREFIX}{institution_id}-{now}-{}", random_hex()))
+    }
+
+    fn parse(handle: &SecretString) -> ProviderResult<Self> {
+        let malformed = || ProviderError::Protocol { detail: "malformed sandbox connection handle".to_owned() };
+        let rest = handle.expose_secret().strip_prefix(HANDLE_PREFIX).ok_or_else(malformed)?;
+        let (rest, seed_hex) = rest.rsplit_once('-').ok_or_else(malformed)?;
+        let (institution_id, created_ms) = rest.rsplit_once('-').ok_or_else(malformed)?;
+        let created_ms: i64 = created_ms.parse().map_err(|_| malformed())?;
+        let seed = u64::from_str_radix(seed_hex.get(..16).ok_or_else(malformed)?, 16).map_err(|_| malformed())?;
+        let created_at = chrono::DateTime::from_timestamp_millis(created_ms).ok_or_else(malformed)?;
+        institution(institution_id).ok_or_else(malformed)?;
+        Ok(Self { institution_id: institution_id.to_owned(), created_at, seed })
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Sandbox {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
+        Ok(institutions())
+    }
+
+    async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
+        Ok(match link.flow {
+            LinkFlow::Credentials => LinkStart::default(),
+            LinkFlow::Hosted => {
+                let link_token = format!("link-sandbox-{}", link.link_session_id.simple());
+                LinkStart {
+                    hosted_link_url: Some(format!("https://sandbox.linkgate.invalid/link?token={link_token}")),
+                    link_token: Some(link_token),
+                }
+            }
+        })
+    }
+
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress> {
+        let institution_id = link.institution_id.as_deref().ok_or(ProviderError::Rejected {
+            detail: "sandbox credentials submitted without an institution".to_owned(),
+        })?;
+        let field = |name: &str| credentials.0.get(name).map(|v| v.expose_secret().to_owned());
+        let good_password = field("password").as_deref() == Some(GOOD_PASSWORD);
+        Ok(match field("username").as_deref() {
+            Some("user_good") if good_password => self.issue_public_token(institution_id),
+            Some("user_mfa") if good_password => LinkProgress::MfaRequired {
+                question: format!("Enter the code we sent to your phone (sandbox: {MFA_ANSWER})"),
+            },
+            _ => LinkProgress::Failed {
+                reason: ErrorReason::InvalidCredentials,
+                message: "The username or password is incorrect.".to_owned(),
+            },
+        })
+    }
+
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress> {
+        if answer.expose_secret().trim() != MFA_ANSWER {
+            return Ok(LinkProgress::Failed {
+                reason: ErrorReason::InvalidMfaAnswer,
+                message: "The code is incorrect.".to_owned(),
+            });
+        }
+        let institution_id = link.institution_id.as_deref().unwrap_or(BANK);
+        Ok(self.issue_public_token(institution_id))
+    }
+
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress> {
+        Ok(match link.flow {
+            // The sandbox's hosted "user" completes the widget as soon as linkgate first asks.
+            LinkFlow::Hosted => self.issue_public_token(link.institution_id.as_deref().unwrap_or(BANK)),
+            // Credential checks answer synchronously; nothing is ever left in progress.
+            LinkFlow::Credentials => LinkProgress::Connecting,
+        })
+    }
+
+    async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
+        let rest = public_token.expose_secret().strip_prefix(PUBLIC_TOKEN_PREFIX).ok_or(ProviderError::InvalidPublicToken)?;
+        let (institution_id, nonce) = rest.rsplit_once('-').ok_or(ProviderError::InvalidPublicToken)?;
+        let well_formed = nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let institution = institution(institution_id).filter(|_| well_formed).ok_or(ProviderError::InvalidPublicToken)?;
+        Ok(ExchangedConnection {
+            handle: Handle::issue(&institution.id),
+            institution_id: institution.id,
+            institution_name: institution.name,
+            products: institution.products,
+        })
+    }
+
+    async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
+        let handle = Handle::parse(handle)?;
+        let import_done = handle.created_at + self.settings.import_delay;
+        Ok(if chrono::Utc::now() < import_done { UpstreamStatus::Importing } else { UpstreamStatus::Ready })
+    }
+
+    async fn fetch_data(
+        &self,
+        handle: &SecretString,
+        connection_id: Uuid,
+        products: &[Product],
+    ) -> ProviderResult<ConnectionData> {
+        let handle = Handle::parse(handle)?;
+        Ok(data::generate(&handle.institution_id, handle.seed, handle.created_at.date_naive(), connection_id, products))
+    }
+
+    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+        Handle::parse(handle).map(drop)
+    }
+
+    async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
+        Handle::parse(handle).map(drop)
+    }
+}

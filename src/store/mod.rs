@@ -1,0 +1,349 @@
+//! The store: one interface over linkgate's database, with a PostgreSQL backend (production,
+//! several replicas) and a SQLite backend (the embedded default). Both run the same SQL, written
+//! once in [`sql`], and pass one conformance suite (`tests/store.rs`).
+//!
+//! Methods are named after what the service needs and take and return domain types. Every method
+//! that touches a caller's data takes the tenant and filters on it. A method that changes a
+//! connection appends its event in the same transaction, so the log never misses a change.
+
+mod postgres;
+mod records;
+mod rows;
+mod sql;
+mod sqlite;
+
+pub use records::{RecordKind, RecordQuery, StoredRecord};
+
+use crate::domain::{
+    Connection, ConnectionData, ConnectionEvent, ConnectionState, Date, LinkSession, LinkSessionState, TenantId,
+    Timestamp,
+};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or did not answer in time; retrying may help.
+    #[error("database unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Anything else: a bug, a constraint we did not expect, corrupt data.
+    #[error("database error")]
+    Other(#[source] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable(error.into()),
+            error => Self::Other(error.into()),
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where a keyset page starts: after the row with this sort key and id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// The last row's sort key (empty for lists ordered by id alone).
+    pub key: String,
+    /// The last row's id.
+    pub id: Uuid,
+}
+
+/// One page of a list query.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Rows to return; the store fetches one more to learn whether a next page exists.
+    pub size: usize,
+    /// Where the page starts; `None` for the first page.
+    pub after: Option<Cursor>,
+}
+
+/// Rows of one page and where the next one starts.
+#[derive(Debug, Clone)]
+pub struct PageOf<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Cursor of the next page, if there is one.
+    pub next: Option<Cursor>,
+}
+
+impl<T> PageOf<T> {
+    /// Splits `size + 1` fetched rows into a page and the cursor of the next one.
+    fn from_rows(mut items: Vec<T>, size: usize, cursor: impl Fn(&T) -> Cursor) -> Self {
+        let next = (items.len() > size).then(|| {
+            items.truncate(size);
+            cursor(items.last().expect("size is at least 1"))
+        });
+        Self { items, next }
+    }
+}
+
+/// Filters of ListConnections.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    /// Only this end user.
+    pub external_user_id: Option<String>,
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Only this state; `None` means every state but DELETED.
+    pub state: Option<ConnectionState>,
+}
+
+/// Which events a watcher wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this connection.
+    pub connection_id: Option<Uuid>,
+    /// Only this end user.
+    pub external_user_id: Option<String>,
+    /// Only this provider.
+    pub provider: Option<String>,
+}
+
+impl EventFilter {
+    /// Whether `connection` passes the filter.
+    pub fn matches(&self, connection: &Connection) -> bool {
+        self.connection_id.is_none_or(|id| id == connection.id)
+            && self.external_user_id.as_ref().is_none_or(|u| *u == connection.external_user_id)
+            && self.provider.as_ref().is_none_or(|p| *p == connection.provider)
+    }
+}
+
+/// A claim on due background work: rows whose `next_poll_at` has come and whose lease is free or
+/// expired become owned by `owner` until `until`.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// Who takes the work (a replica id).
+    pub owner: String,
+    /// The current time.
+    pub now: Timestamp,
+    /// When the lease lapses if the owner never reports back.
+    pub until: Timestamp,
+    /// Most rows to take at once.
+    pub limit: i64,
+}
+
+/// A public token as issued, to be stored with the link session's success.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// Row id (UUIDv7: orders listings).
+    pub id: Uuid,
+    /// Provider id.
+    pub provider: String,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// The token, sealed.
+    pub token_sealed: Vec<u8>,
+    /// The institution it connects.
+    pub institution_id: String,
+    /// Exchangeable until.
+    pub expires_at: Timestamp,
+}
+
+/// A listed public token, still sealed.
+#[derive(Debug, Clone)]
+pub struct StoredPublicToken {
+    /// Row id.
+    pub id: Uuid,
+    /// Provider id.
+    pub provider: String,
+    /// SHA-256 of the token (part of the seal's associated data).
+    pub token_hash: Vec<u8>,
+    /// The token, sealed.
+    pub token_sealed: Vec<u8>,
+    /// The session that produced it.
+    pub link_session_id: Option<Uuid>,
+    /// The institution it connects.
+    pub institution_id: String,
+    /// Caller's id for the end user.
+    pub external_user_id: String,
+    /// Issue time.
+    pub created_at: Timestamp,
+    /// Exchangeable until.
+    pub expires_at: Timestamp,
+}
+
+/// The outcome of trying to claim a public token for exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller holds the claim and must call the provider, then record or release it.
+    Won {
+        /// The link session that issued the token, when linkgate saw it issued.
+        link_session_id: Option<Uuid>,
+    },
+    /// Already exchanged for this connection.
+    Exchanged {
+        /// The connection.
+        connection_id: Uuid,
+    },
+    /// Another caller holds an unexpired claim.
+    Busy,
+    /// The token's exchange window has passed.
+    Expired,
+    /// The token belongs to another tenant.
+    Foreign,
+}
+
+/// A link session that just succeeded, with the token it issued.
+#[derive(Debug, Clone)]
+pub struct LinkSessionUpdate<'a> {
+    /// The session after the change.
+    pub session: &'a LinkSession,
+    /// The state it must still be in for the change to apply.
+    pub from: LinkSessionState,
+    /// When the sync engine should look at it next; `None` when settled.
+    pub next_poll_at: Option<Timestamp>,
+    /// The public token issued, when the session succeeded.
+    pub issued: Option<&'a IssuedToken>,
+}
+
+/// The store interface. See the module documentation.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Returns the secret stored under `name`, storing `fresh` first if there is none, so every
+    /// replica ends up with the same value.
+    async fn server_secret(&self, name: &str, fresh: &[u8]) -> StoreResult<Vec<u8>>;
+
+    /// Inserts a link session. With a `request_id` already used by the tenant, inserts nothing
+    /// and returns the session that request created.
+    async fn create_link_session(
+        &self,
+        session: &LinkSession,
+        request_id: Option<&str>,
+        next_poll_at: Option<Timestamp>,
+    ) -> StoreResult<LinkSession>;
+
+    /// One link session of the tenant.
+    async fn get_link_session(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<LinkSession>>;
+
+    /// Applies a state change if the session is still in `update.from`, storing the issued token
+    /// in the same transaction and releasing any lease. Returns whether it applied.
+    async fn update_link_session(&self, update: LinkSessionUpdate<'_>) -> StoreResult<bool>;
+
+    /// Leases link sessions due for a look.
+    async fn lease_link_sessions(&self, lease: &Lease) -> StoreResult<Vec<LinkSession>>;
+
+    /// Releases a leased session without changing it, to look again at `next_poll_at`.
+    async fn reschedule_link_session(&self, tenant: TenantId, id: Uuid, next_poll_at: Timestamp) -> StoreResult<()>;
+
+    /// Unexpired, unexchanged public tokens of the tenant, newest first.
+    async fn list_public_tokens(
+        &self,
+        tenant: TenantId,
+        provider: Option<&str>,
+        external_user_id: Option<&str>,
+        now: Timestamp,
+        page: &Page,
+    ) -> StoreResult<PageOf<StoredPublicToken>>;
+
+    /// Claims a public token for exchange, exactly once across replicas. A claim older than its
+    /// `claim_until` may be taken over (its holder crashed).
+    async fn claim_public_token(
+        &self,
+        tenant: TenantId,
+        provider: &str,
+        token_hash: &[u8],
+        now: Timestamp,
+        claim_until: Timestamp,
+    ) -> StoreResult<Claim>;
+
+    /// Gives a claim back after the provider refused the token or failed: a token linkgate saw
+    /// issued becomes exchangeable again; one it first saw at exchange is forgotten.
+    async fn release_public_token(&self, tenant: TenantId, provider: &str, token_hash: &[u8]) -> StoreResult<()>;
+
+    /// Records a successful exchange in one transaction: the connection, its sealed handle, the
+    /// token marked exchanged, and the connection's first event.
+    async fn create_connection(
+        &self,
+        connection: &Connection,
+        handle_sealed: &[u8],
+        token_hash: &[u8],
+        next_poll_at: Timestamp,
+    ) -> StoreResult<ConnectionEvent>;
+
+    /// One connection of the tenant, DELETED ones included.
+    async fn get_connection(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Connection>>;
+
+    /// The tenant's connections, newest first.
+    async fn list_connections(
+        &self,
+        tenant: TenantId,
+        filter: &ConnectionFilter,
+        page: &Page,
+    ) -> StoreResult<PageOf<Connection>>;
+
+    /// The sealed provider handle of a live connection.
+    async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Stores a connection's new state, replacing its data when `data` is given, appending the
+    /// event and releasing any lease, in one transaction. Returns `None`, changing nothing, when
+    /// the connection was deleted meanwhile.
+    async fn save_connection(
+        &self,
+        connection: &Connection,
+        next_poll_at: Option<Timestamp>,
+        data: Option<&ConnectionData>,
+    ) -> StoreResult<Option<ConnectionEvent>>;
+
+    /// Releases a leased connection without changing it, to look again at `next_poll_at`.
+    async fn reschedule_connection(&self, tenant: TenantId, id: Uuid, next_poll_at: Timestamp) -> StoreResult<()>;
+
+    /// Marks a connection DELETED in one transaction: destroys its sealed handle and its data,
+    /// stops its sync and appends the event. Returns `None` when it was already deleted.
+    async fn delete_connection(&self, connection: &Connection) -> StoreResult<Option<ConnectionEvent>>;
+
+    /// Leases connections due for a sync.
+    async fn lease_connections(&self, lease: &Lease) -> StoreResult<Vec<Connection>>;
+
+    /// One page of a connection's imported data of one kind.
+    async fn list_records(&self, query: &RecordQuery) -> StoreResult<PageOf<StoredRecord>>;
+
+    /// Whether the connection has a record of `kind` with `id`.
+    async fn has_record(&self, tenant: TenantId, connection_id: Uuid, kind: RecordKind, id: Uuid) -> StoreResult<bool>;
+
+    /// Events of the tenant after `after_event_id`, oldest first, at most `limit`.
+    async fn events_after(
+        &self,
+        tenant: TenantId,
+        filter: &EventFilter,
+        after_event_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ConnectionEvent>>;
+
+    /// The latest event of each matching connection (its current state), oldest first. DELETED
+    /// connections are left out unless the filter names one connection.
+    async fn current_events(&self, tenant: TenantId, filter: &EventFilter) -> StoreResult<Vec<ConnectionEvent>>;
+}
+
+/// Opens the store named by `database_url` (`postgres://…` or `sqlite://…`) and brings its
+/// schema up to date when `migrate` is set.
+pub async fn open(database_url: &str, max_connections: u32, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(database_url, max_connections, migrate).await?))
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(database_url, max_connections, migrate).await?))
+    } else {
+        anyhow::bail!("unsupported database URL scheme; use postgres:// or sqlite://")
+    }
+}
+
+/// Whether `database_url` names the embedded SQLite backend.
+pub fn is_sqlite(database_url: &str) -> bool {
+    database_url.starts_with("sqlite:")
+}
+
+/// Date bounds as stored: inclusive on both ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    /// Earliest day.
+    pub start: Option<Date>,
+    /// Latest day.
+    pub end: Option<Date>,
+}

@@ -1,0 +1,33 @@
+//! The PostgreSQL backend: production, shared by every replica. Its schema is migrated by
+//! `linkgate migrate` (a Helm Job), not by `serve`.
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The store on PostgreSQL.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Builds the pool without waiting for the database, so `serve` starts (NOT_SERVING) while
+    /// PostgreSQL is still coming up. With `migrate`, applies pending migrations first.
+    pub async fn connect(url: &str, max_connections: u32, migrate: bool) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy(url)?;
+        if migrate {
+            MIGRATOR.run(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await
+    }
+}
+
+super::sql::impl_store!(PostgresStore, sqlx::Postgres, lock_rows = " FOR UPDATE SKIP LOCKED");

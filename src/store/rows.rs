@@ -1,0 +1,138 @@
+//! Row types shared by both backends and their conversion into domain types. Enums are stored by
+//! their stable names; a name the code does not know is corrupt data, reported as such.
+
+use super::StoredPublicToken;
+use crate::domain::{
+    Connection, ConnectionEvent, LinkFlow, LinkSession, LinkSessionState, Product, StoredName, TenantId, Timestamp,
+};
+use crate::pb::ErrorReason;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+fn parse_name<T: StoredName>(what: &str, name: &str) -> anyhow::Result<T> {
+    T::from_name(name).ok_or_else(|| anyhow::anyhow!("unknown stored {what} {name:?}"))
+}
+
+/// Products as stored: comma-separated names.
+pub fn products_text(products: &[Product]) -> String {
+    products.iter().map(|p| p.name()).collect::<Vec<_>>().join(",")
+}
+
+fn parse_products(text: &str) -> anyhow::Result<Vec<Product>> {
+    text.split(',').filter(|s| !s.is_empty()).map(|name| parse_name("product", name)).collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub struct LinkSessionRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    provider: String,
+    institution_id: Option<String>,
+    external_user_id: String,
+    state: String,
+    flow: String,
+    products: String,
+    link_token: Option<String>,
+    hosted_link_url: Option<String>,
+    mfa_question: Option<String>,
+    failure_reason: Option<String>,
+    failure_message: Option<String>,
+    redirect_uri: Option<String>,
+    last_request_id: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl TryFrom<LinkSessionRow> for LinkSession {
+    type Error = anyhow::Error;
+
+    fn try_from(row: LinkSessionRow) -> anyhow::Result<Self> {
+        let failure_reason = row
+            .failure_reason
+            .map(|name| ErrorReason::from_str_name(&name).ok_or_else(|| anyhow::anyhow!("unknown stored reason {name:?}")))
+            .transpose()?;
+        Ok(LinkSession {
+            id: row.id,
+            tenant_id: TenantId(row.tenant_id),
+            provider: row.provider,
+            institution_id: row.institution_id,
+            external_user_id: row.external_user_id,
+            state: parse_name::<LinkSessionState>("link session state", &row.state)?,
+            flow: parse_name::<LinkFlow>("link flow", &row.flow)?,
+            products: parse_products(&row.products)?,
+            link_token: row.link_token,
+            hosted_link_url: row.hosted_link_url,
+            mfa_question: row.mfa_question,
+            failure_reason,
+            failure_message: row.failure_message,
+            redirect_uri: row.redirect_uri,
+            last_request_id: row.last_request_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ConnectionRow {
+    pub snapshot: Json<Connection>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EventRow {
+    id: i64,
+    snapshot: Json<Connection>,
+    occurred_at: Timestamp,
+}
+
+impl From<EventRow> for ConnectionEvent {
+    fn from(row: EventRow) -> Self {
+        ConnectionEvent { event_id: row.id, connection: row.snapshot.0, occurred_at: row.occurred_at }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PublicTokenRow {
+    id: Uuid,
+    provider: String,
+    token_hash: Vec<u8>,
+    token_sealed: Vec<u8>,
+    link_session_id: Option<Uuid>,
+    institution_id: String,
+    external_user_id: String,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl From<PublicTokenRow> for StoredPublicToken {
+    fn from(row: PublicTokenRow) -> Self {
+        StoredPublicToken {
+            id: row.id,
+            provider: row.provider,
+            token_hash: row.token_hash,
+            token_sealed: row.token_sealed,
+            link_session_id: row.link_session_id,
+            institution_id: row.institution_id,
+            external_user_id: row.external_user_id,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ClaimRow {
+    pub tenant_id: Uuid,
+    pub state: String,
+    pub connection_id: Option<Uuid>,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RecordRow {
+    pub id: Uuid,
+    pub sort_key: String,
+    pub body: Json<serde_json::Value>,
+}

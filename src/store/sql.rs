@@ -1,0 +1,650 @@
+//! The store's SQL, written once and expanded for each backend by [`impl_store!`].
+//!
+//! Both PostgreSQL and SQLite accept the same statements here (`$N` parameters, `ON CONFLICT`,
+//! `RETURNING`, row-value comparisons). The one difference is how due work is leased: PostgreSQL
+//! locks the rows it takes with `FOR UPDATE SKIP LOCKED` so replicas never take the same item,
+//! while SQLite serializes writers anyway; each backend passes its clause as `lock_rows`.
+//! A macro rather than generic code keeps each expansion concrete: sqlx's generic bounds over
+//! two databases would be longer than the SQL they protect.
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, lock_rows = $lock:literal) => {
+        impl $store {
+            /// Appends a connection's event inside the caller's transaction.
+            async fn append_event(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                connection: &crate::domain::Connection,
+            ) -> sqlx::Result<crate::domain::ConnectionEvent> {
+                use crate::domain::StoredName;
+                let (event_id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO connection_events \
+                     (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(connection.tenant_id.0)
+                .bind(connection.id)
+                .bind(&connection.provider)
+                .bind(&connection.external_user_id)
+                .bind(connection.state.name())
+                .bind(sqlx::types::Json(connection))
+                .bind(connection.updated_at)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok(crate::domain::ConnectionEvent {
+                    event_id,
+                    connection: connection.clone(),
+                    occurred_at: connection.updated_at,
+                })
+            }
+
+            async fn insert_records(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                connection: &crate::domain::Connection,
+                data: &crate::domain::ConnectionData,
+            ) -> sqlx::Result<()> {
+                use crate::domain::StoredName;
+                sqlx::query("DELETE FROM connection_records WHERE connection_id = $1")
+                    .bind(connection.id)
+                    .execute(&mut **tx)
+                    .await?;
+                for record in super::records::records_of(data) {
+                    sqlx::query(
+                        "INSERT INTO connection_records \
+                         (connection_id, kind, id, tenant_id, parent_id, sort_key, record_date, body) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(connection.id)
+                    .bind(record.kind.name())
+                    .bind(record.id)
+                    .bind(connection.tenant_id.0)
+                    .bind(record.parent_id)
+                    .bind(&record.sort_key)
+                    .bind(record.date)
+                    .bind(sqlx::types::Json(&record.body))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl super::Store for $store {
+            async fn ping(&self) -> super::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn server_secret(&self, name: &str, fresh: &[u8]) -> super::StoreResult<Vec<u8>> {
+                sqlx::query(
+                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(fresh)
+                .bind(chrono::Utc::now())
+                .execute(&self.pool)
+                .await?;
+                let (value,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(value)
+            }
+
+            async fn create_link_session(
+                &self,
+                s: &crate::domain::LinkSession,
+                request_id: Option<&str>,
+                next_poll_at: Option<crate::domain::Timestamp>,
+            ) -> super::StoreResult<crate::domain::LinkSession> {
+                use crate::domain::StoredName;
+                let inserted = sqlx::query(
+                    "INSERT INTO link_sessions (id, tenant_id, provider, institution_id, external_user_id, state, \
+                     flow, products, link_token, hosted_link_url, redirect_uri, request_id, last_request_id, \
+                     created_at, updated_at, expires_at, next_poll_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(s.id)
+                .bind(s.tenant_id.0)
+                .bind(&s.provider)
+                .bind(&s.institution_id)
+                .bind(&s.external_user_id)
+                .bind(s.state.name())
+                .bind(s.flow.name())
+                .bind(super::rows::products_text(&s.products))
+                .bind(&s.link_token)
+                .bind(&s.hosted_link_url)
+                .bind(&s.redirect_uri)
+                .bind(request_id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(next_poll_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(s.clone());
+                }
+                let row: super::rows::LinkSessionRow =
+                    sqlx::query_as("SELECT * FROM link_sessions WHERE tenant_id = $1 AND request_id = $2")
+                        .bind(s.tenant_id.0)
+                        .bind(request_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                row.try_into().map_err(super::StoreError::Other)
+            }
+
+            async fn get_link_session(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
+                let row: Option<super::rows::LinkSessionRow> =
+                    sqlx::query_as("SELECT * FROM link_sessions WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
+            }
+
+            async fn update_link_session(&self, update: super::LinkSessionUpdate<'_>) -> super::StoreResult<bool> {
+                use crate::domain::StoredName;
+                let s = update.session;
+                let mut tx = self.begin().await?;
+                let applied = sqlx::query(
+                    "UPDATE link_sessions SET institution_id = $3, state = $4, link_token = $5, hosted_link_url = $6, \
+                     mfa_question = $7, failure_reason = $8, failure_message = $9, last_request_id = $10, \
+                     updated_at = $11, next_poll_at = $12, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state = $13",
+                )
+                .bind(s.tenant_id.0)
+                .bind(s.id)
+                .bind(&s.institution_id)
+                .bind(s.state.name())
+                .bind(&s.link_token)
+                .bind(&s.hosted_link_url)
+                .bind(&s.mfa_question)
+                .bind(s.failure_reason.map(|r| r.as_str_name()))
+                .bind(&s.failure_message)
+                .bind(&s.last_request_id)
+                .bind(s.updated_at)
+                .bind(update.next_poll_at)
+                .bind(update.from.name())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !applied {
+                    return Ok(false);
+                }
+                if let Some(token) = update.issued {
+                    sqlx::query(
+                        "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, token_sealed, link_session_id, \
+                         institution_id, external_user_id, state, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9, $10)",
+                    )
+                    .bind(token.id)
+                    .bind(&token.provider)
+                    .bind(&token.token_hash)
+                    .bind(s.tenant_id.0)
+                    .bind(&token.token_sealed)
+                    .bind(s.id)
+                    .bind(&token.institution_id)
+                    .bind(&s.external_user_id)
+                    .bind(s.updated_at)
+                    .bind(token.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn lease_link_sessions(&self, lease: &super::Lease) -> super::StoreResult<Vec<crate::domain::LinkSession>> {
+                let rows: Vec<super::rows::LinkSessionRow> = sqlx::query_as(concat!(
+                    "UPDATE link_sessions SET lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
+                    "SELECT id FROM link_sessions WHERE next_poll_at <= $2 ",
+                    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
+                    $lock,
+                    ") RETURNING *"
+                ))
+                .bind(&lease.owner)
+                .bind(lease.now)
+                .bind(lease.until)
+                .bind(lease.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect::<anyhow::Result<_>>().map_err(super::StoreError::Other)
+            }
+
+            async fn reschedule_link_session(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                next_poll_at: crate::domain::Timestamp,
+            ) -> super::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE link_sessions SET next_poll_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(next_poll_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_public_tokens(
+                &self,
+                tenant: crate::domain::TenantId,
+                provider: Option<&str>,
+                external_user_id: Option<&str>,
+                now: crate::domain::Timestamp,
+                page: &super::Page,
+            ) -> super::StoreResult<super::PageOf<super::StoredPublicToken>> {
+                let rows: Vec<super::rows::PublicTokenRow> = sqlx::query_as(
+                    "SELECT id, provider, token_hash, token_sealed, link_session_id, institution_id, external_user_id, \
+                     created_at, expires_at FROM public_tokens \
+                     WHERE tenant_id = $1 AND state = 'issued' AND expires_at > $2 \
+                     AND ($3 IS NULL OR provider = $3) AND ($4 IS NULL OR external_user_id = $4) \
+                     AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+                )
+                .bind(tenant.0)
+                .bind(now)
+                .bind(provider)
+                .bind(external_user_id)
+                .bind(page.after.as_ref().map(|c| c.id))
+                .bind(page.size as i64 + 1)
+                .fetch_all(&self.pool)
+                .await?;
+                let tokens = rows.into_iter().map(super::StoredPublicToken::from).collect();
+                Ok(super::PageOf::from_rows(tokens, page.size, |t: &super::StoredPublicToken| super::Cursor {
+                    key: String::new(),
+                    id: t.id,
+                }))
+            }
+
+            async fn claim_public_token(
+                &self,
+                tenant: crate::domain::TenantId,
+                provider: &str,
+                token_hash: &[u8],
+                now: crate::domain::Timestamp,
+                claim_until: crate::domain::Timestamp,
+            ) -> super::StoreResult<super::Claim> {
+                let reclaimed: Option<(Option<uuid::Uuid>,)> = sqlx::query_as(
+                    "UPDATE public_tokens SET state = 'exchanging', claim_expires_at = $5 \
+                     WHERE provider = $2 AND token_hash = $3 AND tenant_id = $1 \
+                     AND (state = 'issued' OR (state = 'exchanging' AND claim_expires_at < $4)) \
+                     AND (expires_at IS NULL OR expires_at > $4) RETURNING link_session_id",
+                )
+                .bind(tenant.0)
+                .bind(provider)
+                .bind(token_hash)
+                .bind(now)
+                .bind(claim_until)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some((link_session_id,)) = reclaimed {
+                    return Ok(super::Claim::Won { link_session_id });
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, state, claim_expires_at, created_at) \
+                     VALUES ($1, $2, $3, $4, 'exchanging', $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(uuid::Uuid::now_v7())
+                .bind(provider)
+                .bind(token_hash)
+                .bind(tenant.0)
+                .bind(claim_until)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(super::Claim::Won { link_session_id: None });
+                }
+                let row: Option<super::rows::ClaimRow> = sqlx::query_as(
+                    "SELECT tenant_id, state, connection_id, expires_at FROM public_tokens \
+                     WHERE provider = $1 AND token_hash = $2",
+                )
+                .bind(provider)
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    None => super::Claim::Busy,
+                    Some(row) if row.tenant_id != tenant.0 => super::Claim::Foreign,
+                    Some(super::rows::ClaimRow { connection_id: Some(connection_id), .. }) => {
+                        super::Claim::Exchanged { connection_id }
+                    }
+                    Some(row) if row.state == "issued" && row.expires_at.is_some_and(|at| at <= now) => {
+                        super::Claim::Expired
+                    }
+                    Some(_) => super::Claim::Busy,
+                })
+            }
+
+            async fn release_public_token(
+                &self,
+                tenant: crate::domain::TenantId,
+                provider: &str,
+                token_hash: &[u8],
+            ) -> super::StoreResult<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "DELETE FROM public_tokens WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3 \
+                     AND state = 'exchanging' AND token_sealed IS NULL",
+                )
+                .bind(tenant.0)
+                .bind(provider)
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE public_tokens SET state = 'issued', claim_expires_at = NULL \
+                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3 AND state = 'exchanging'",
+                )
+                .bind(tenant.0)
+                .bind(provider)
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_connection(
+                &self,
+                c: &crate::domain::Connection,
+                handle_sealed: &[u8],
+                token_hash: &[u8],
+                next_poll_at: crate::domain::Timestamp,
+            ) -> super::StoreResult<crate::domain::ConnectionEvent> {
+                use crate::domain::StoredName;
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snapshot, \
+                     handle_sealed, next_poll_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(c.id)
+                .bind(c.tenant_id.0)
+                .bind(&c.provider)
+                .bind(&c.external_user_id)
+                .bind(c.state.name())
+                .bind(sqlx::types::Json(c))
+                .bind(handle_sealed)
+                .bind(next_poll_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL \
+                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3",
+                )
+                .bind(c.tenant_id.0)
+                .bind(&c.provider)
+                .bind(token_hash)
+                .bind(c.id)
+                .execute(&mut *tx)
+                .await?;
+                let event = Self::append_event(&mut tx, c).await?;
+                tx.commit().await?;
+                Ok(event)
+            }
+
+            async fn get_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<crate::domain::Connection>> {
+                let row: Option<super::rows::ConnectionRow> =
+                    sqlx::query_as("SELECT snapshot FROM connections WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|r| r.snapshot.0))
+            }
+
+            async fn list_connections(
+                &self,
+                tenant: crate::domain::TenantId,
+                filter: &super::ConnectionFilter,
+                page: &super::Page,
+            ) -> super::StoreResult<super::PageOf<crate::domain::Connection>> {
+                use crate::domain::StoredName;
+                let rows: Vec<super::rows::ConnectionRow> = sqlx::query_as(
+                    "SELECT snapshot FROM connections WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR external_user_id = $2) AND ($3 IS NULL OR provider = $3) \
+                     AND (($4 IS NULL AND state <> 'deleted') OR state = $4) \
+                     AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+                )
+                .bind(tenant.0)
+                .bind(&filter.external_user_id)
+                .bind(&filter.provider)
+                .bind(filter.state.map(|s| s.name()))
+                .bind(page.after.as_ref().map(|c| c.id))
+                .bind(page.size as i64 + 1)
+                .fetch_all(&self.pool)
+                .await?;
+                let connections = rows.into_iter().map(|r| r.snapshot.0).collect();
+                Ok(super::PageOf::from_rows(connections, page.size, |c: &crate::domain::Connection| {
+                    super::Cursor { key: String::new(), id: c.id }
+                }))
+            }
+
+            async fn connection_handle(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<Vec<u8>>> {
+                let row: Option<(Option<Vec<u8>>,)> =
+                    sqlx::query_as("SELECT handle_sealed FROM connections WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.and_then(|(handle,)| handle))
+            }
+
+            async fn save_connection(
+                &self,
+                c: &crate::domain::Connection,
+                next_poll_at: Option<crate::domain::Timestamp>,
+                data: Option<&crate::domain::ConnectionData>,
+            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+                use crate::domain::StoredName;
+                let mut tx = self.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE connections SET state = $3, snapshot = $4, next_poll_at = $5, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(c.tenant_id.0)
+                .bind(c.id)
+                .bind(c.state.name())
+                .bind(sqlx::types::Json(c))
+                .bind(next_poll_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Ok(None);
+                }
+                if let Some(data) = data {
+                    Self::insert_records(&mut tx, c, data).await?;
+                }
+                let event = Self::append_event(&mut tx, c).await?;
+                tx.commit().await?;
+                Ok(Some(event))
+            }
+
+            async fn reschedule_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                next_poll_at: crate::domain::Timestamp,
+            ) -> super::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE connections SET next_poll_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(next_poll_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_connection(
+                &self,
+                c: &crate::domain::Connection,
+            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+                let mut tx = self.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE connections SET state = 'deleted', snapshot = $3, handle_sealed = NULL, next_poll_at = NULL, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(c.tenant_id.0)
+                .bind(c.id)
+                .bind(sqlx::types::Json(c))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Ok(None);
+                }
+                sqlx::query("DELETE FROM connection_records WHERE connection_id = $1")
+                    .bind(c.id)
+                    .execute(&mut *tx)
+                    .await?;
+                let event = Self::append_event(&mut tx, c).await?;
+                tx.commit().await?;
+                Ok(Some(event))
+            }
+
+            async fn lease_connections(&self, lease: &super::Lease) -> super::StoreResult<Vec<crate::domain::Connection>> {
+                let rows: Vec<super::rows::ConnectionRow> = sqlx::query_as(concat!(
+                    "UPDATE connections SET lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
+                    "SELECT id FROM connections WHERE next_poll_at <= $2 ",
+                    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
+                    $lock,
+                    ") RETURNING snapshot"
+                ))
+                .bind(&lease.owner)
+                .bind(lease.now)
+                .bind(lease.until)
+                .bind(lease.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|r| r.snapshot.0).collect())
+            }
+
+            async fn list_records(&self, q: &super::RecordQuery) -> super::StoreResult<super::PageOf<super::StoredRecord>> {
+                use crate::domain::StoredName;
+                let sql = if q.kind.newest_first() {
+                    "SELECT id, sort_key, body FROM connection_records \
+                     WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND ($4 IS NULL OR parent_id = $4) \
+                     AND ($5 IS NULL OR record_date >= $5) AND ($6 IS NULL OR record_date <= $6) \
+                     AND ($7 IS NULL OR (sort_key, id) < ($7, $8)) ORDER BY sort_key DESC, id DESC LIMIT $9"
+                } else {
+                    "SELECT id, sort_key, body FROM connection_records \
+                     WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND ($4 IS NULL OR parent_id = $4) \
+                     AND ($5 IS NULL OR record_date >= $5) AND ($6 IS NULL OR record_date <= $6) \
+                     AND ($7 IS NULL OR (sort_key, id) > ($7, $8)) ORDER BY sort_key, id LIMIT $9"
+                };
+                let rows: Vec<super::rows::RecordRow> = sqlx::query_as(sql)
+                    .bind(q.connection_id)
+                    .bind(q.tenant.0)
+                    .bind(q.kind.name())
+                    .bind(q.parent_id)
+                    .bind(q.dates.start)
+                    .bind(q.dates.end)
+                    .bind(q.after().map(|c| c.key.as_str()))
+                    .bind(q.after().map(|c| c.id))
+                    .bind(q.page.size as i64 + 1)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let records = rows
+                    .into_iter()
+                    .map(|r| super::StoredRecord { id: r.id, sort_key: r.sort_key, body: r.body.0 })
+                    .collect();
+                Ok(super::PageOf::from_rows(records, q.page.size, |r: &super::StoredRecord| super::Cursor {
+                    key: r.sort_key.clone(),
+                    id: r.id,
+                }))
+            }
+
+            async fn has_record(
+                &self,
+                tenant: crate::domain::TenantId,
+                connection_id: uuid::Uuid,
+                kind: super::RecordKind,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<bool> {
+                use crate::domain::StoredName;
+                let row: Option<(uuid::Uuid,)> = sqlx::query_as(
+                    "SELECT id FROM connection_records \
+                     WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND id = $4",
+                )
+                .bind(connection_id)
+                .bind(tenant.0)
+                .bind(kind.name())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.is_some())
+            }
+
+            async fn events_after(
+                &self,
+                tenant: crate::domain::TenantId,
+                filter: &super::EventFilter,
+                after_event_id: i64,
+                limit: i64,
+            ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
+                let rows: Vec<super::rows::EventRow> = sqlx::query_as(
+                    "SELECT id, snapshot, occurred_at FROM connection_events WHERE tenant_id = $1 AND id > $2 \
+                     AND ($3 IS NULL OR connection_id = $3) AND ($4 IS NULL OR external_user_id = $4) \
+                     AND ($5 IS NULL OR provider = $5) ORDER BY id LIMIT $6",
+                )
+                .bind(tenant.0)
+                .bind(after_event_id)
+                .bind(filter.connection_id)
+                .bind(&filter.external_user_id)
+                .bind(&filter.provider)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn current_events(
+                &self,
+                tenant: crate::domain::TenantId,
+                filter: &super::EventFilter,
+            ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
+                let rows: Vec<super::rows::EventRow> = sqlx::query_as(
+                    "SELECT e.id, e.snapshot, e.occurred_at FROM connection_events e JOIN ( \
+                     SELECT connection_id, MAX(id) AS id FROM connection_events WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR connection_id = $2) AND ($3 IS NULL OR external_user_id = $3) \
+                     AND ($4 IS NULL OR provider = $4) GROUP BY connection_id) latest ON e.id = latest.id \
+                     WHERE ($2 IS NOT NULL OR e.state <> 'deleted') ORDER BY e.id",
+                )
+                .bind(tenant.0)
+                .bind(filter.connection_id)
+                .bind(&filter.external_user_id)
+                .bind(&filter.provider)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;
