@@ -87,7 +87,7 @@ impl Error {
     pub fn from_provider(provider: &str, error: ProviderError) -> Self {
         let error = match error {
             ProviderError::InvalidPublicToken => {
-                Self::new(ErrorReason::PublicTokenInvalid, "the provider does not recognise this public token")
+                Self::new(ErrorReason::PublicTokenNotFound, "the provider does not recognise this public token")
             }
             ProviderError::LoginRequired => {
                 Self::new(ErrorReason::LoginRequired, "the user must sign in to the institution again")
@@ -195,8 +195,9 @@ pub fn reason_text(reason: ErrorReason) -> &'static str {
 pub fn code_for(reason: ErrorReason) -> Code {
     use ErrorReason as R;
     match reason {
-        R::InvalidField | R::InvalidPageToken | R::PublicTokenInvalid | R::RequestIdReused => Code::InvalidArgument,
+        R::InvalidField | R::InvalidPageToken | R::RequestIdReused => Code::InvalidArgument,
         R::ProviderNotFound
+        | R::PublicTokenNotFound
         | R::InstitutionNotFound
         | R::LinkSessionNotFound
         | R::ConnectionNotFound
@@ -214,7 +215,7 @@ pub fn code_for(reason: ErrorReason) -> Code {
         | R::CapabilityUnsupported
         | R::ProviderRejected => Code::FailedPrecondition,
         R::ExchangeInProgress => Code::Aborted,
-        R::ProviderUnavailable | R::ProviderRateLimited | R::StoreUnavailable => Code::Unavailable,
+        R::ProviderUnavailable | R::ProviderRateLimited | R::StoreUnavailable | R::ShuttingDown => Code::Unavailable,
         R::Unauthenticated => Code::Unauthenticated,
         R::ProviderProtocol | R::Internal | R::Unspecified => Code::Internal,
     }
@@ -237,7 +238,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_a_code_and_a_prefixless_name() {
-        for value in 1..=28 {
+        for value in 1..=29 {
             let reason = ErrorReason::try_from(value).expect("contiguous catalogue");
             assert!(!reason_text(reason).starts_with("ERROR_REASON_"));
             assert_ne!(code_for(reason), Code::Ok);

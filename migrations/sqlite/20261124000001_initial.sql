@@ -23,6 +23,8 @@ CREATE TABLE link_sessions (
     failure_reason    TEXT,
     failure_message   TEXT,
     redirect_uri      TEXT,
+    public_token_sealed     BLOB,     -- the issued public token, sealed; NULL until SUCCEEDED
+    public_token_expires_at TEXT,
     request_id        TEXT,               -- the creating call's idempotency key
     last_request_id   TEXT,               -- the last mutating call's idempotency key
     created_at        TEXT NOT NULL,
@@ -35,14 +37,14 @@ CREATE TABLE link_sessions (
 CREATE UNIQUE INDEX link_sessions_request ON link_sessions (tenant_id, request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX link_sessions_due ON link_sessions (next_poll_at) WHERE next_poll_at IS NOT NULL;
 
--- Public tokens, keyed by SHA-256 so a token is claimed exactly once across replicas.
+-- Public tokens, keyed by SHA-256 so a token is claimed exactly once across replicas. The token
+-- itself is kept (sealed) only on the link session that issued it.
 CREATE TABLE public_tokens (
     id                BLOB NOT NULL UNIQUE,
     provider          TEXT NOT NULL,
     token_hash        BLOB NOT NULL,
     tenant_id         BLOB NOT NULL,
-    token_sealed      BLOB,              -- NULL for tokens first seen at exchange
-    link_session_id   BLOB,
+    link_session_id   BLOB,               -- NULL for tokens first seen at exchange
     institution_id    TEXT,
     external_user_id  TEXT,
     state             TEXT NOT NULL,      -- issued | exchanging | exchanged

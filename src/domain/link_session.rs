@@ -64,6 +64,10 @@ pub struct LinkSession {
     pub hosted_link_url: Option<String>,
     /// Pending MFA question.
     pub mfa_question: Option<String>,
+    /// The issued public token, sealed, once SUCCEEDED.
+    pub public_token: Option<Sealed>,
+    /// When the public token stops being exchangeable.
+    pub public_token_expires_at: Option<Timestamp>,
     /// Why it failed.
     pub failure_reason: Option<ErrorReason>,
     /// Failure explanation safe for end users.
@@ -78,6 +82,16 @@ pub struct LinkSession {
     pub updated_at: Timestamp,
     /// Expiry unless it succeeds first.
     pub expires_at: Timestamp,
+}
+
+/// A secret sealed by `crypto::Sealer`. Opaque bytes; its `Debug` shows only their length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(pub Vec<u8>);
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
 }
 
 /// A public token linkgate saw issued, with what it connects. The token itself is sealed at rest;

@@ -13,13 +13,20 @@ pub use data::{
     Account, AccountType, AssetType, ConnectionData, Instrument, Portfolio, PortfolioTransaction,
     PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, Usage, stable_id,
 };
-pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord};
+pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};
 pub use product::{Product, ProductState, ProductStatus};
 pub use tenant::TenantId;
 
 /// Instants are UTC everywhere inside linkgate.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// The current instant at the precision both stores keep (microseconds), so a value read back
+/// equals the value written.
+pub fn now() -> Timestamp {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
 
 /// Calendar dates (booking dates, billing periods) carry no time zone.
 pub type Date = chrono::NaiveDate;

@@ -15,8 +15,8 @@ mod sqlite;
 pub use records::{RecordKind, RecordQuery, StoredRecord};
 
 use crate::domain::{
-    Connection, ConnectionData, ConnectionEvent, ConnectionState, Date, LinkSession, LinkSessionState, TenantId,
-    Timestamp,
+    Connection, ConnectionData, ConnectionEvent, ConnectionState, Date, LinkSession, LinkSessionState, Sealed,
+    TenantId, Timestamp,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -136,8 +136,6 @@ pub struct IssuedToken {
     pub provider: String,
     /// SHA-256 of the token.
     pub token_hash: Vec<u8>,
-    /// The token, sealed.
-    pub token_sealed: Vec<u8>,
     /// The institution it connects.
     pub institution_id: String,
     /// Exchangeable until.
@@ -151,12 +149,12 @@ pub struct StoredPublicToken {
     pub id: Uuid,
     /// Provider id.
     pub provider: String,
-    /// SHA-256 of the token (part of the seal's associated data).
+    /// SHA-256 of the token.
     pub token_hash: Vec<u8>,
-    /// The token, sealed.
-    pub token_sealed: Vec<u8>,
+    /// The token, sealed on the session that issued it.
+    pub token_sealed: Sealed,
     /// The session that produced it.
-    pub link_session_id: Option<Uuid>,
+    pub link_session_id: Uuid,
     /// The institution it connects.
     pub institution_id: String,
     /// Caller's id for the end user.
@@ -219,6 +217,9 @@ pub trait Store: Send + Sync + 'static {
         request_id: Option<&str>,
         next_poll_at: Option<Timestamp>,
     ) -> StoreResult<LinkSession>;
+
+    /// The tenant's link session created by the call with `request_id`.
+    async fn find_link_session_by_request(&self, tenant: TenantId, request_id: &str) -> StoreResult<Option<LinkSession>>;
 
     /// One link session of the tenant.
     async fn get_link_session(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<LinkSession>>;
@@ -316,6 +317,13 @@ pub trait Store: Send + Sync + 'static {
         after_event_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<ConnectionEvent>>;
+
+    /// Every tenant's events after `after_event_id`, oldest first, at most `limit`: what the
+    /// event tailer fans out to this replica's watchers.
+    async fn tail_events(&self, after_event_id: i64, limit: i64) -> StoreResult<Vec<ConnectionEvent>>;
+
+    /// The newest event's id, 0 when there is none: where a starting tailer begins.
+    async fn last_event_id(&self) -> StoreResult<i64>;
 
     /// The latest event of each matching connection (its current state), oldest first. DELETED
     /// connections are left out unless the filter names one connection.

@@ -30,4 +30,10 @@ impl PostgresStore {
     }
 }
 
-super::sql::impl_store!(PostgresStore, sqlx::Postgres, lock_rows = " FOR UPDATE SKIP LOCKED");
+// Any fixed number works: it names the one lock that orders event appends.
+super::sql::impl_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    lock_rows = " FOR UPDATE SKIP LOCKED",
+    serialize_events = "SELECT pg_advisory_xact_lock(4242001)"
+);

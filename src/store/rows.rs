@@ -3,7 +3,8 @@
 
 use super::StoredPublicToken;
 use crate::domain::{
-    Connection, ConnectionEvent, LinkFlow, LinkSession, LinkSessionState, Product, StoredName, TenantId, Timestamp,
+    Connection, ConnectionEvent, LinkFlow, LinkSession, LinkSessionState, Product, Sealed, StoredName, TenantId,
+    Timestamp,
 };
 use crate::pb::ErrorReason;
 use sqlx::types::Json;
@@ -38,6 +39,8 @@ pub struct LinkSessionRow {
     failure_reason: Option<String>,
     failure_message: Option<String>,
     redirect_uri: Option<String>,
+    public_token_sealed: Option<Vec<u8>>,
+    public_token_expires_at: Option<Timestamp>,
     last_request_id: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -67,6 +70,8 @@ impl TryFrom<LinkSessionRow> for LinkSession {
             failure_reason,
             failure_message: row.failure_message,
             redirect_uri: row.redirect_uri,
+            public_token: row.public_token_sealed.map(Sealed),
+            public_token_expires_at: row.public_token_expires_at,
             last_request_id: row.last_request_id,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -98,8 +103,8 @@ pub struct PublicTokenRow {
     id: Uuid,
     provider: String,
     token_hash: Vec<u8>,
-    token_sealed: Vec<u8>,
-    link_session_id: Option<Uuid>,
+    public_token_sealed: Vec<u8>,
+    link_session_id: Uuid,
     institution_id: String,
     external_user_id: String,
     created_at: Timestamp,
@@ -112,7 +117,7 @@ impl From<PublicTokenRow> for StoredPublicToken {
             id: row.id,
             provider: row.provider,
             token_hash: row.token_hash,
-            token_sealed: row.token_sealed,
+            token_sealed: Sealed(row.public_token_sealed),
             link_session_id: row.link_session_id,
             institution_id: row.institution_id,
             external_user_id: row.external_user_id,

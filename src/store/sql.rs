@@ -4,11 +4,16 @@
 //! `RETURNING`, row-value comparisons). The one difference is how due work is leased: PostgreSQL
 //! locks the rows it takes with `FOR UPDATE SKIP LOCKED` so replicas never take the same item,
 //! while SQLite serializes writers anyway; each backend passes its clause as `lock_rows`.
+//! Likewise PostgreSQL takes a transaction-scoped advisory lock before appending an event
+//! (`serialize_events`), so events commit in id order and a reader that has seen event N has seen
+//! every earlier one: concurrent writers can no longer commit id 11 before id 10 and have a
+//! "newer than 10" reader skip it. The lock is held only from the append to the commit, the last
+//! steps of every writing transaction.
 //! A macro rather than generic code keeps each expansion concrete: sqlx's generic bounds over
 //! two databases would be longer than the SQL they protect.
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, lock_rows = $lock:literal) => {
+    ($store:ty, $db:ty, lock_rows = $lock:literal, serialize_events = $event_lock:literal) => {
         impl $store {
             /// Appends a connection's event inside the caller's transaction.
             async fn append_event(
@@ -16,6 +21,9 @@ macro_rules! impl_store {
                 connection: &crate::domain::Connection,
             ) -> sqlx::Result<crate::domain::ConnectionEvent> {
                 use crate::domain::StoredName;
+                if !$event_lock.is_empty() {
+                    sqlx::query($event_lock).execute(&mut **tx).await?;
+                }
                 let (event_id,): (i64,) = sqlx::query_as(
                     "INSERT INTO connection_events \
                      (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at) \
@@ -127,13 +135,27 @@ macro_rules! impl_store {
                 if inserted == 1 {
                     return Ok(s.clone());
                 }
-                let row: super::rows::LinkSessionRow =
+                // Only a request_id conflict skips the insert: ids are fresh UUIDv7s.
+                let request_id = request_id.ok_or_else(|| {
+                    super::StoreError::Other(anyhow::anyhow!("link session {} was not inserted", s.id))
+                })?;
+                self.find_link_session_by_request(s.tenant_id, request_id).await?.ok_or_else(|| {
+                    super::StoreError::Other(anyhow::anyhow!("link session of request {request_id:?} vanished"))
+                })
+            }
+
+            async fn find_link_session_by_request(
+                &self,
+                tenant: crate::domain::TenantId,
+                request_id: &str,
+            ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
+                let row: Option<super::rows::LinkSessionRow> =
                     sqlx::query_as("SELECT * FROM link_sessions WHERE tenant_id = $1 AND request_id = $2")
-                        .bind(s.tenant_id.0)
+                        .bind(tenant.0)
                         .bind(request_id)
-                        .fetch_one(&self.pool)
+                        .fetch_optional(&self.pool)
                         .await?;
-                row.try_into().map_err(super::StoreError::Other)
+                row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
             }
 
             async fn get_link_session(
@@ -157,7 +179,8 @@ macro_rules! impl_store {
                 let applied = sqlx::query(
                     "UPDATE link_sessions SET institution_id = $3, state = $4, link_token = $5, hosted_link_url = $6, \
                      mfa_question = $7, failure_reason = $8, failure_message = $9, last_request_id = $10, \
-                     updated_at = $11, next_poll_at = $12, lease_owner = NULL, lease_expires_at = NULL \
+                     updated_at = $11, next_poll_at = $12, public_token_sealed = $14, public_token_expires_at = $15, \
+                     lease_owner = NULL, lease_expires_at = NULL \
                      WHERE tenant_id = $1 AND id = $2 AND state = $13",
                 )
                 .bind(s.tenant_id.0)
@@ -173,6 +196,8 @@ macro_rules! impl_store {
                 .bind(s.updated_at)
                 .bind(update.next_poll_at)
                 .bind(update.from.name())
+                .bind(s.public_token.as_ref().map(|t| t.0.as_slice()))
+                .bind(s.public_token_expires_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -182,15 +207,14 @@ macro_rules! impl_store {
                 }
                 if let Some(token) = update.issued {
                     sqlx::query(
-                        "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, token_sealed, link_session_id, \
+                        "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, link_session_id, \
                          institution_id, external_user_id, state, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'issued', $9, $10)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'issued', $8, $9)",
                     )
                     .bind(token.id)
                     .bind(&token.provider)
                     .bind(&token.token_hash)
                     .bind(s.tenant_id.0)
-                    .bind(&token.token_sealed)
                     .bind(s.id)
                     .bind(&token.institution_id)
                     .bind(&s.external_user_id)
@@ -247,11 +271,12 @@ macro_rules! impl_store {
                 page: &super::Page,
             ) -> super::StoreResult<super::PageOf<super::StoredPublicToken>> {
                 let rows: Vec<super::rows::PublicTokenRow> = sqlx::query_as(
-                    "SELECT id, provider, token_hash, token_sealed, link_session_id, institution_id, external_user_id, \
-                     created_at, expires_at FROM public_tokens \
-                     WHERE tenant_id = $1 AND state = 'issued' AND expires_at > $2 \
-                     AND ($3 IS NULL OR provider = $3) AND ($4 IS NULL OR external_user_id = $4) \
-                     AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+                    "SELECT p.id, p.provider, p.token_hash, s.public_token_sealed, p.link_session_id, p.institution_id, \
+                     p.external_user_id, p.created_at, p.expires_at \
+                     FROM public_tokens p JOIN link_sessions s ON s.id = p.link_session_id \
+                     WHERE p.tenant_id = $1 AND p.state = 'issued' AND p.expires_at > $2 \
+                     AND ($3 IS NULL OR p.provider = $3) AND ($4 IS NULL OR p.external_user_id = $4) \
+                     AND ($5 IS NULL OR p.id < $5) ORDER BY p.id DESC LIMIT $6",
                 )
                 .bind(tenant.0)
                 .bind(now)
@@ -338,7 +363,7 @@ macro_rules! impl_store {
                 let mut tx = self.begin().await?;
                 sqlx::query(
                     "DELETE FROM public_tokens WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3 \
-                     AND state = 'exchanging' AND token_sealed IS NULL",
+                     AND state = 'exchanging' AND link_session_id IS NULL",
                 )
                 .bind(tenant.0)
                 .bind(provider)
@@ -621,6 +646,28 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn tail_events(
+                &self,
+                after_event_id: i64,
+                limit: i64,
+            ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
+                let rows: Vec<super::rows::EventRow> = sqlx::query_as(
+                    "SELECT id, snapshot, occurred_at FROM connection_events WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after_event_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn last_event_id(&self) -> super::StoreResult<i64> {
+                let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM connection_events")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(id.unwrap_or(0))
             }
 
             async fn current_events(

@@ -38,4 +38,4 @@ impl SqliteStore {
     }
 }
 
-super::sql::impl_store!(SqliteStore, sqlx::Sqlite, lock_rows = "");
+super::sql::impl_store!(SqliteStore, sqlx::Sqlite, lock_rows = "", serialize_events = "");

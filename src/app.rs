@@ -1,0 +1,79 @@
+//! The service core, free of gRPC: what every RPC and the background engine act on. Its
+//! operations are spread over the modules named after them (`link`, `connections`, `reads`,
+//! `watch`, `sync`), each an `impl App` block.
+
+use crate::crypto::Sealer;
+use crate::domain::TenantId;
+use crate::error::{Error, Result};
+use crate::events::EventBus;
+use crate::page_token::PageTokens;
+use crate::pb::ErrorReason;
+use crate::providers::{Provider, Registry};
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// Who is calling, and the id that ties their request to logs and errors.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The caller's tenant; every store access is scoped by it.
+    pub tenant: TenantId,
+    /// The request id: the caller's `x-request-id`, or one minted for the call.
+    pub request_id: String,
+}
+
+/// Everything the service needs, shared by the gRPC services and the background engine.
+pub struct App {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Enabled providers.
+    pub providers: Registry,
+    /// Seals upstream secrets.
+    pub sealer: Sealer,
+    /// Fan-out to watchers.
+    pub bus: EventBus,
+    /// Page token signer.
+    pub page_tokens: PageTokens,
+    /// Cancelled when the replica shuts down: streams end, background work stops.
+    pub shutdown: CancellationToken,
+    /// Per-token locks that make concurrent exchanges in this process queue behind the first.
+    exchanges: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl App {
+    /// Assembles the core.
+    pub fn new(
+        store: Arc<dyn Store>,
+        providers: Registry,
+        sealer: Sealer,
+        page_tokens: PageTokens,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            providers,
+            sealer,
+            bus: EventBus::default(),
+            page_tokens,
+            shutdown,
+            exchanges: Mutex::default(),
+        }
+    }
+
+    /// The enabled provider `id`, or PROVIDER_NOT_FOUND.
+    pub fn provider(&self, id: &str) -> Result<&Arc<dyn Provider>> {
+        self.providers.get(id).ok_or_else(|| {
+            Error::new(ErrorReason::ProviderNotFound, format!("provider {id:?} is unknown or not enabled"))
+                .with("provider", id)
+        })
+    }
+
+    /// The lock that serializes exchanges of one token in this process. The store's claim makes
+    /// exchange exactly-once across replicas; this lock only spares local duplicates the wait.
+    pub(crate) fn exchange_lock(&self, token_hash: &[u8]) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.exchanges.lock().expect("exchange lock map poisoned");
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(token_hash.to_vec()).or_default().clone()
+    }
+}

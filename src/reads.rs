@@ -1,0 +1,110 @@
+//! Reads of imported data: accounts, transactions, portfolios, positions, portfolio transactions
+//! and statements, each gated on its product's state and paginated from the store.
+
+use crate::app::{App, Caller};
+use crate::domain::{Connection, ConnectionState, Product};
+use crate::error::{Error, Result};
+use crate::pb::ErrorReason;
+use crate::store::{DateRange, Page, RecordKind, RecordQuery};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// One data listing as the API asks for it.
+#[derive(Debug, Clone)]
+pub struct DataRequest {
+    /// Connection.
+    pub connection_id: Uuid,
+    /// Only children of this account or portfolio.
+    pub parent_id: Option<Uuid>,
+    /// Date bounds.
+    pub dates: DateRange,
+    /// Page size.
+    pub page_size: usize,
+    /// The caller's page token.
+    pub page_token: String,
+}
+
+/// A page of records and the token of the next one (empty on the last page).
+#[derive(Debug, Clone)]
+pub struct DataPage<T> {
+    /// Records.
+    pub items: Vec<T>,
+    /// Next page token.
+    pub next_page_token: String,
+}
+
+impl App {
+    /// One page of `kind` records of a connection whose `product` is readable.
+    pub async fn read_records<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        product: Product,
+        kind: RecordKind,
+        request: DataRequest,
+    ) -> Result<DataPage<T>> {
+        let connection = self.live_connection(caller, request.connection_id).await?;
+        ensure_readable(&connection, product)?;
+        if let Some(parent) = request.parent_id {
+            let parent_kind = parent_kind(kind);
+            if !self.store.has_record(caller.tenant, connection.id, parent_kind, parent).await? {
+                let (reason, field) = match parent_kind {
+                    RecordKind::Portfolio => (ErrorReason::PortfolioNotFound, "portfolio_id"),
+                    _ => (ErrorReason::AccountNotFound, "account_id"),
+                };
+                return Err(Error::new(reason, format!("no such {field} on this connection"))
+                    .with(field, parent.to_string()));
+            }
+        }
+        // The token is bound to everything that shapes the listing.
+        let scope = format!(
+            "{kind:?}/{}/{:?}/{:?}/{:?}",
+            connection.id, request.parent_id, request.dates.start, request.dates.end
+        );
+        let after = self.page_tokens.check(&scope, &request.page_token)?;
+        let query = RecordQuery {
+            tenant: caller.tenant,
+            connection_id: connection.id,
+            kind,
+            parent_id: request.parent_id,
+            dates: request.dates,
+            page: Page { size: request.page_size, after },
+        };
+        let page = self.store.list_records(&query).await?;
+        let next_page_token = page.next.map(|c| self.page_tokens.issue(&scope, &c)).unwrap_or_default();
+        let items = page.items.into_iter().map(|r| r.decode().map_err(Error::internal)).collect::<Result<_>>()?;
+        Ok(DataPage { items, next_page_token })
+    }
+}
+
+fn parent_kind(kind: RecordKind) -> RecordKind {
+    match kind {
+        RecordKind::Position | RecordKind::PortfolioTransaction => RecordKind::Portfolio,
+        _ => RecordKind::Account,
+    }
+}
+
+/// Whether `product` of `connection` has data to serve; the error says what to do if not.
+fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
+    let id = connection.id.to_string();
+    let Some(status) = connection.product(product) else {
+        return Err(Error::new(
+            ErrorReason::CapabilityUnsupported,
+            format!("this connection does not link the {product:?} product"),
+        )
+        .with("capability", format!("{product:?}"))
+        .with("connection_id", id));
+    };
+    if status.is_readable() {
+        return Ok(());
+    }
+    if connection.state == ConnectionState::LoginRequired {
+        return Err(Error::new(ErrorReason::LoginRequired, "the user must sign in again before data can be read")
+            .with("connection_id", id));
+    }
+    Err(Error::new(
+        ErrorReason::ProductNotReady,
+        format!("{product:?} is not ready yet; watch the connection to learn when it is"),
+    )
+    .with("product", format!("{product:?}"))
+    .with("connection_id", id))
+}

@@ -1,0 +1,188 @@
+//! The watch streams: replay from the event log, then live events from the replica's tailer.
+//!
+//! Each stream is one task that feeds a small bounded channel. A watcher that stops reading
+//! fills its channel and its task waits; the broadcast it listens to never waits for it, and when
+//! it falls more than the broadcast buffer behind it replays the gap from the store. A watcher
+//! that goes away is noticed at once (the channel closes) and its task ends.
+
+use crate::app::{App, Caller};
+use crate::domain::{ConnectionEvent, ConnectionState, LinkSession};
+use crate::error::{Error, Result};
+use crate::pb::ErrorReason;
+use crate::store::EventFilter;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use uuid::Uuid;
+
+/// Messages buffered per stream before its task waits for the client.
+const STREAM_BUFFER: usize = 32;
+/// Events replayed per store query.
+const REPLAY_BATCH: i64 = 500;
+/// How often a link session watcher re-reads the session, for changes made on other replicas.
+const LINK_SESSION_RECHECK: Duration = Duration::from_secs(1);
+
+/// What a watch stream yields.
+pub type WatchStream<T> = ReceiverStream<Result<T>>;
+
+/// Why a stream task stopped early: the client left, or an error was sent.
+struct Stop;
+
+async fn send<T>(tx: &mpsc::Sender<Result<T>>, item: Result<T>) -> Result<(), Stop> {
+    tx.send(item).await.map_err(|_| Stop)
+}
+
+impl App {
+    /// Streams matching connection events after `after_event_id` (or, when 0, the current state
+    /// of each matching connection), then live ones. With `connection_id` in the filter the
+    /// stream ends after the connection's DELETED event.
+    pub fn watch_connections(self: &Arc<Self>, caller: &Caller, filter: EventFilter, after_event_id: i64) -> WatchStream<ConnectionEvent> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        // Subscribe before reading the log, so nothing committed in between is missed.
+        let live = self.bus.subscribe_connections();
+        let app = self.clone();
+        let caller = caller.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = app.feed_connection_events(&caller, &filter, after_event_id, live, &tx) => {}
+                _ = tx.closed() => {}
+                _ = app.shutdown.cancelled() => {
+                    let _ = tx.send(Err(shutting_down())).await;
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    async fn feed_connection_events(
+        &self,
+        caller: &Caller,
+        filter: &EventFilter,
+        after_event_id: i64,
+        mut live: broadcast::Receiver<Arc<ConnectionEvent>>,
+        tx: &mpsc::Sender<Result<ConnectionEvent>>,
+    ) -> Result<(), Stop> {
+        let single = filter.connection_id.is_some();
+        let mut last = after_event_id;
+        let deliver = |event: ConnectionEvent, last: &mut i64| {
+            *last = event.event_id;
+            let ends = single && event.connection.state == ConnectionState::Deleted;
+            (event, ends)
+        };
+        if after_event_id == 0 {
+            match self.store.current_events(caller.tenant, filter).await {
+                Ok(events) => {
+                    for event in events {
+                        let (event, ends) = deliver(event, &mut last);
+                        send(tx, Ok(event)).await?;
+                        if ends {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(error) => return send(tx, Err(error.into())).await,
+            }
+        }
+        loop {
+            // Replay what the log holds after `last`; an empty batch means we are caught up.
+            let batch = match self.store.events_after(caller.tenant, filter, last, REPLAY_BATCH).await {
+                Ok(batch) => batch,
+                Err(error) => return send(tx, Err(error.into())).await,
+            };
+            let caught_up = (batch.len() as i64) < REPLAY_BATCH;
+            for event in batch {
+                let (event, ends) = deliver(event, &mut last);
+                send(tx, Ok(event)).await?;
+                if ends {
+                    return Ok(());
+                }
+            }
+            if !caught_up {
+                continue;
+            }
+            // Live: the tailer delivers every tenant's events in log order.
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if event.event_id <= last
+                            || event.connection.tenant_id != caller.tenant
+                            || !filter.matches(&event.connection)
+                        {
+                            continue;
+                        }
+                        let (event, ends) = deliver((*event).clone(), &mut last);
+                        send(tx, Ok(event)).await?;
+                        if ends {
+                            return Ok(());
+                        }
+                    }
+                    // Fell behind the broadcast buffer: replay the gap from the log.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Streams a link session: its current state, then each change, until a terminal state.
+    pub fn watch_link_session(self: &Arc<Self>, caller: &Caller, session: LinkSession) -> WatchStream<LinkSession> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let live = self.bus.subscribe_link_sessions();
+        let app = self.clone();
+        let caller = caller.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = app.feed_link_session(&caller, session, live, &tx) => {}
+                _ = tx.closed() => {}
+                _ = app.shutdown.cancelled() => {
+                    let _ = tx.send(Err(shutting_down())).await;
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    async fn feed_link_session(
+        &self,
+        caller: &Caller,
+        first: LinkSession,
+        mut live: broadcast::Receiver<Arc<LinkSession>>,
+        tx: &mpsc::Sender<Result<LinkSession>>,
+    ) -> Result<(), Stop> {
+        let id: Uuid = first.id;
+        // Re-read after subscribing: a change between the caller's read and the subscription
+        // would otherwise be lost.
+        let mut sent = match self.store.get_link_session(caller.tenant, id).await {
+            Ok(Some(current)) => current,
+            Ok(None) => first,
+            Err(error) => return send(tx, Err(error.into())).await,
+        };
+        send(tx, Ok(sent.clone())).await?;
+        let mut recheck = tokio::time::interval(LINK_SESSION_RECHECK);
+        while !sent.state.is_terminal() {
+            let next = tokio::select! {
+                received = live.recv() => match received {
+                    Ok(session) if session.id == id && session.tenant_id == caller.tenant => Some((*session).clone()),
+                    Ok(_) => None,
+                    Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => {
+                        self.store.get_link_session(caller.tenant, id).await.ok().flatten()
+                    }
+                },
+                _ = recheck.tick() => self.store.get_link_session(caller.tenant, id).await.ok().flatten(),
+            };
+            if let Some(session) = next
+                && (session.updated_at > sent.updated_at
+                    || (session.updated_at == sent.updated_at && session.state != sent.state))
+            {
+                send(tx, Ok(session.clone())).await?;
+                sent = session;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn shutting_down() -> Error {
+    Error::new(ErrorReason::ShuttingDown, "this replica is shutting down; reconnect and resume with after_event_id")
+}
