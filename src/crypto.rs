@@ -24,6 +24,8 @@ struct Key {
 /// Seals and opens upstream secrets. Its `Debug` shows key ids only.
 pub struct Sealer {
     keys: Vec<Key>,
+    /// The sealing key's bytes, kept only to derive purpose keys from.
+    primary: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -66,6 +68,7 @@ impl Sealer {
     /// A sealer from raw keys; the first seals.
     pub fn from_keys(keys: &[[u8; 32]]) -> Self {
         assert!(!keys.is_empty(), "a sealer needs at least one key");
+        let primary = keys[0];
         let keys = keys
             .iter()
             .map(|bytes| {
@@ -75,12 +78,22 @@ impl Sealer {
                 Key { id, cipher: Aes256Gcm::new(bytes.into()) }
             })
             .collect();
-        Self { keys }
+        Self { keys, primary }
     }
 
     /// A new random key, base64-encoded as `LINKGATE_ENCRYPTION_KEY` expects.
     pub fn generate_key() -> String {
         base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    }
+
+    /// A key for another purpose (signing page tokens, say), derived from the sealing key so that
+    /// every replica holding the same keys derives the same one.
+    pub fn derive_key(&self, purpose: &str) -> Vec<u8> {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.primary).expect("HMAC takes any key length");
+        mac.update(b"linkgate derived key\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().to_vec()
     }
 
     /// Seals `plaintext` for the row named by `context`.

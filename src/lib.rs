@@ -1,15 +1,25 @@
-pub mod pb;
-pub mod domain;
-pub mod config;
-pub mod error;
-pub mod providers;
-pub mod store;
-pub mod crypto;
-pub mod page_token;
-pub mod events;
+//! linkgate: one gRPC API over account-aggregation providers.
+//!
+//! Read it top-down: `api` is the gRPC surface, `app` the service core whose operations live in
+//! `link`, `connections`, `reads`, `watch` and `sync`; `providers` translate to upstream APIs;
+//! `store` keeps everything in PostgreSQL or SQLite; `startup` wires a replica together.
+
+pub mod api;
 pub mod app;
-pub mod link;
+pub mod config;
 pub mod connections;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod link;
+pub mod page_token;
+pub mod pb;
+pub mod providers;
 pub mod reads;
-pub mod watch;
+pub mod startup;
+pub mod store;
 pub mod sync;
+pub mod telemetry;
+pub mod watch;

@@ -1,1 +1,64 @@
-fn main() {}
+//! The `linkgate` command: `serve` runs a replica, `migrate` brings a database schema up to date.
+
+use clap::{Parser, Subcommand};
+use linkgate::config::{DatabaseSettings, Settings};
+use linkgate::startup::Application;
+use tokio_util::sync::CancellationToken;
+
+/// One gRPC API over account-aggregation providers.
+#[derive(Parser)]
+#[command(name = "linkgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (and HTTP) until SIGTERM or SIGINT. With no configuration: SQLite file
+    /// `linkgate.db`, sandbox provider, gRPC on 127.0.0.1:50051.
+    Serve(Settings),
+    /// Apply pending database migrations, then exit.
+    Migrate(DatabaseSettings),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    linkgate::telemetry::init();
+    let result = match Cli::parse().command {
+        Command::Serve(settings) => serve(settings).await,
+        Command::Migrate(database) => migrate(database).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error.cause_chain = ?error, "linkgate failed: {error:#}");
+            eprintln!("linkgate: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let application = Application::build(settings).await?;
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    application.run_until_stopped(stop).await
+}
+
+async fn migrate(database: DatabaseSettings) -> anyhow::Result<()> {
+    linkgate::store::open(&database.database_url, 2, true).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Cancels `stop` on the first SIGTERM or SIGINT.
+async fn stop_on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+    }
+    stop.cancel();
+}

@@ -1,6 +1,7 @@
 //! Reads of imported data: accounts, transactions, portfolios, positions, portfolio transactions
 //! and statements, each gated on its product's state and paginated from the store.
 
+use crate::api::convert::product_name;
 use crate::app::{App, Caller};
 use crate::domain::{Connection, ConnectionState, Product};
 use crate::error::{Error, Result};
@@ -89,9 +90,9 @@ fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
     let Some(status) = connection.product(product) else {
         return Err(Error::new(
             ErrorReason::CapabilityUnsupported,
-            format!("this connection does not link the {product:?} product"),
+            format!("this connection does not link {}", product_name(product)),
         )
-        .with("capability", format!("{product:?}"))
+        .with("capability", product_name(product))
         .with("connection_id", id));
     };
     if status.is_readable() {
@@ -103,8 +104,8 @@ fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
     }
     Err(Error::new(
         ErrorReason::ProductNotReady,
-        format!("{product:?} is not ready yet; watch the connection to learn when it is"),
+        format!("{} is not ready yet; watch the connection to learn when it is", product_name(product)),
     )
-    .with("product", format!("{product:?}"))
+    .with("product", product_name(product))
     .with("connection_id", id))
 }

@@ -1,13 +1,6 @@
 -- linkgate's initial schema on SQLite. Every row that belongs to a caller carries tenant_id,
 -- and every query filters on it. Upstream secrets are stored only sealed (AES-256-GCM).
 
--- Server-wide secrets shared by every replica (the page-token signing key).
-CREATE TABLE server_secrets (
-    name       TEXT PRIMARY KEY,
-    value      BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-
 CREATE TABLE link_sessions (
     id                BLOB PRIMARY KEY,
     tenant_id         BLOB NOT NULL,

@@ -4,7 +4,7 @@
 mod connection;
 mod data;
 mod link_session;
-mod money;
+pub mod money;
 mod product;
 mod tenant;
 

@@ -205,10 +205,6 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Returns the secret stored under `name`, storing `fresh` first if there is none, so every
-    /// replica ends up with the same value.
-    async fn server_secret(&self, name: &str, fresh: &[u8]) -> StoreResult<Vec<u8>>;
-
     /// Inserts a link session. With a `request_id` already used by the tenant, inserts nothing
     /// and returns the session that request created.
     async fn create_link_session(

@@ -83,23 +83,6 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn server_secret(&self, name: &str, fresh: &[u8]) -> super::StoreResult<Vec<u8>> {
-                sqlx::query(
-                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(fresh)
-                .bind(chrono::Utc::now())
-                .execute(&self.pool)
-                .await?;
-                let (value,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(value)
-            }
-
             async fn create_link_session(
                 &self,
                 s: &crate::domain::LinkSession,

@@ -57,7 +57,7 @@ impl Sandbox {
         LinkProgress::Succeeded {
             public_token: SecretString::from(token),
             institution_id: institution_id.to_owned(),
-            expires_at: chrono::Utc::now() + PUBLIC_TOKEN_TTL,
+            expires_at: crate::domain::now() + PUBLIC_TOKEN_TTL,
         }
     }
 }

@@ -1,0 +1,79 @@
+//! `linkgate.v1.AccountService`.
+
+use super::convert;
+use super::{Validator, caller, respond};
+use crate::app::App;
+use crate::domain::{Account, Product, Transaction};
+use crate::pb::{self, account_service_server::AccountService};
+use crate::reads::DataRequest;
+use crate::store::{DateRange, RecordKind};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The AccountService implementation.
+pub struct AccountApi {
+    app: Arc<App>,
+}
+
+impl AccountApi {
+    /// The service over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountApi {
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let data = DataRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                parent_id: None,
+                dates: DateRange::default(),
+                page_size: v.page_size(req.page_size),
+                page_token: req.page_token,
+            };
+            v.finish()?;
+            let page = self.app.read_records::<Account>(&caller, Product::Accounts, RecordKind::Account, data).await?;
+            Ok(pb::ListAccountsResponse {
+                accounts: page.items.into_iter().map(|a| convert::account(&req.connection_id, a)).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn list_account_transactions(
+        &self,
+        request: Request<pb::ListAccountTransactionsRequest>,
+    ) -> Result<Response<pb::ListAccountTransactionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let data = DataRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                parent_id: v.optional_id("account_id", &req.account_id),
+                dates: v.date_range(&req.start_date, &req.end_date),
+                page_size: v.page_size(req.page_size),
+                page_token: req.page_token,
+            };
+            v.finish()?;
+            let page =
+                self.app.read_records::<Transaction>(&caller, Product::Transactions, RecordKind::Transaction, data).await?;
+            Ok(pb::ListAccountTransactionsResponse {
+                transactions: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+}

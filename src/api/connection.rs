@@ -1,0 +1,161 @@
+//! `linkgate.v1.ConnectionService`.
+
+use super::convert::enum_field;
+use super::{ResponseStream, Validator, caller, fail, next_page_token, page, respond, respond_stream};
+use crate::app::App;
+use crate::domain::ConnectionState;
+use crate::pb::{self, connection_service_server::ConnectionService};
+use crate::store::{ConnectionFilter, EventFilter};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+const MAX_FILTER: usize = 128;
+
+/// The ConnectionService implementation.
+pub struct ConnectionApi {
+    app: Arc<App>,
+}
+
+impl ConnectionApi {
+    /// The service over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl ConnectionService for ConnectionApi {
+    async fn get_connection(
+        &self,
+        request: Request<pb::GetConnectionRequest>,
+    ) -> Result<Response<pb::GetConnectionResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let id = v.id("connection_id", &req.connection_id);
+            v.finish()?;
+            let connection = self.app.get_connection(&caller, id).await?;
+            Ok(pb::GetConnectionResponse { connection: Some((&connection).into()) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn list_connections(
+        &self,
+        request: Request<pb::ListConnectionsRequest>,
+    ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let filter = ConnectionFilter {
+                external_user_id: v.optional_text("external_user_id", &req.external_user_id, MAX_FILTER),
+                provider: v.optional_text("provider", &req.provider, MAX_FILTER),
+                state: match req.state {
+                    0 => None,
+                    value => enum_field::<pb::ConnectionState, ConnectionState>("state", value)
+                        .map_err(|_| v.reject("state", format!("{value} is not a valid ConnectionState")))
+                        .ok(),
+                },
+            };
+            let size = v.page_size(req.page_size);
+            v.finish()?;
+            let scope = format!("connections/{:?}/{:?}/{:?}", filter.external_user_id, filter.provider, filter.state);
+            let page_request = page(&self.app, &scope, size, &req.page_token)?;
+            let connections = self.app.list_connections(&caller, &filter, &page_request).await?;
+            Ok(pb::ListConnectionsResponse {
+                next_page_token: next_page_token(&self.app, &scope, &connections),
+                connections: connections.items.iter().map(Into::into).collect(),
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn refresh_connection(
+        &self,
+        request: Request<pb::RefreshConnectionRequest>,
+    ) -> Result<Response<pb::RefreshConnectionResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let id = v.id("connection_id", &req.connection_id);
+            v.request_id(&req.request_id);
+            v.finish()?;
+            let connection = self.app.refresh_connection(&caller, id).await?;
+            Ok(pb::RefreshConnectionResponse { connection: Some((&connection).into()) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn delete_connection(
+        &self,
+        request: Request<pb::DeleteConnectionRequest>,
+    ) -> Result<Response<pb::DeleteConnectionResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let id = v.id("connection_id", &req.connection_id);
+            v.request_id(&req.request_id);
+            v.finish()?;
+            let connection = self.app.delete_connection(&caller, id).await?;
+            Ok(pb::DeleteConnectionResponse { connection: Some((&connection).into()) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    type WatchConnectionStream = ResponseStream<pb::WatchConnectionResponse>;
+
+    async fn watch_connection(
+        &self,
+        request: Request<pb::WatchConnectionRequest>,
+    ) -> Result<Response<Self::WatchConnectionStream>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let filter = async {
+            let mut v = Validator::default();
+            let id = v.id("connection_id", &req.connection_id);
+            if req.after_event_id < 0 {
+                v.reject("after_event_id", "must not be negative");
+            }
+            v.finish()?;
+            // Existence is checked up front so a wrong id fails the call instead of idling.
+            self.app.get_connection(&caller, id).await?;
+            Ok(EventFilter { connection_id: Some(id), ..EventFilter::default() })
+        }
+        .await
+        .map_err(|error| fail(&caller, error))?;
+        let stream = self.app.watch_connections(&caller, filter, req.after_event_id);
+        Ok(respond_stream(&caller, stream, |event| pb::WatchConnectionResponse { event: Some((&event).into()) }))
+    }
+
+    type WatchConnectionsStream = ResponseStream<pb::WatchConnectionsResponse>;
+
+    async fn watch_connections(
+        &self,
+        request: Request<pb::WatchConnectionsRequest>,
+    ) -> Result<Response<Self::WatchConnectionsStream>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let filter = {
+            let mut v = Validator::default();
+            let filter = EventFilter {
+                connection_id: None,
+                external_user_id: v.optional_text("external_user_id", &req.external_user_id, MAX_FILTER),
+                provider: v.optional_text("provider", &req.provider, MAX_FILTER),
+            };
+            if req.after_event_id < 0 {
+                v.reject("after_event_id", "must not be negative");
+            }
+            v.finish().map(|()| filter).map_err(|error| fail(&caller, error))?
+        };
+        let stream = self.app.watch_connections(&caller, filter, req.after_event_id);
+        Ok(respond_stream(&caller, stream, |event| pb::WatchConnectionsResponse { event: Some((&event).into()) }))
+    }
+}

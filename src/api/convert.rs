@@ -1,0 +1,308 @@
+//! Conversions between domain types and their protobuf form. Outbound conversions cannot fail;
+//! inbound enum conversions reject UNSPECIFIED and unknown numbers with a field violation.
+
+use crate::domain::{self, Timestamp};
+use crate::error::{Error, Result};
+use crate::pb;
+use crate::providers::{Institution, InstitutionKind};
+
+/// A protobuf timestamp.
+pub fn timestamp(at: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
+}
+
+fn money(value: &domain::Money) -> pb::Money {
+    pb::Money { amount: value.amount_text(), currency: value.currency.clone() }
+}
+
+fn quantity(value: domain::Decimal) -> String {
+    domain::money::format_decimal(value, 0)
+}
+
+/// Maps every variant of a domain enum onto its protobuf twin, both ways.
+macro_rules! enum_map {
+    ($domain:ty, $pb:ty, { $($d:ident => $p:ident),+ $(,)? }) => {
+        impl From<$domain> for $pb {
+            fn from(value: $domain) -> Self {
+                match value { $(<$domain>::$d => <$pb>::$p,)+ }
+            }
+        }
+
+        impl TryFrom<$pb> for $domain {
+            type Error = ();
+            fn try_from(value: $pb) -> std::result::Result<Self, ()> {
+                match value { $(<$pb>::$p => Ok(<$domain>::$d),)+ #[allow(unreachable_patterns)] _ => Err(()) }
+            }
+        }
+    };
+}
+
+enum_map!(domain::Product, pb::Product, {
+    Accounts => Accounts, Transactions => Transactions, Investments => Investments,
+    Identity => Identity, Statements => Statements,
+});
+enum_map!(domain::ProductState, pb::ProductState, {
+    NotReady => NotReady, Ready => Ready, Refreshing => Refreshing, Failed => Failed, Unsupported => Unsupported,
+});
+enum_map!(domain::ConnectionState, pb::ConnectionState, {
+    Pending => Pending, Ready => Ready, Refreshing => Refreshing, Stale => Stale,
+    LoginRequired => LoginRequired, Error => Error, Disconnected => Disconnected, Deleted => Deleted,
+});
+enum_map!(domain::LinkSessionState, pb::LinkSessionState, {
+    Created => Created, Connecting => Connecting, MfaRequired => MfaRequired,
+    Succeeded => Succeeded, Failed => Failed, Expired => Expired,
+});
+enum_map!(domain::LinkFlow, pb::LinkFlow, { Hosted => Hosted, Credentials => Credentials });
+enum_map!(domain::AccountType, pb::AccountType, {
+    Checking => Checking, Savings => Savings, CreditCard => CreditCard, Loan => Loan,
+    BrokerageCash => BrokerageCash, Utility => Utility, Other => Other,
+});
+enum_map!(domain::PortfolioType, pb::PortfolioType, {
+    Brokerage => Brokerage, Retirement => Retirement, Fund => Fund, Other => Other,
+});
+enum_map!(domain::AssetType, pb::AssetType, {
+    Equity => Equity, Etf => Etf, Fund => Fund, Bond => Bond, Cash => Cash, Other => Other,
+});
+enum_map!(domain::PortfolioTransactionType, pb::PortfolioTransactionType, {
+    Buy => Buy, Sell => Sell, Dividend => Dividend, Fee => Fee, Deposit => Deposit,
+    Withdrawal => Withdrawal, Other => Other,
+});
+
+/// Decodes a wire enum value of a request field; UNSPECIFIED and unknown numbers are rejected.
+pub fn enum_field<P, D>(field: &str, value: i32) -> Result<D>
+where
+    P: TryFrom<i32>,
+    D: TryFrom<P>,
+{
+    P::try_from(value)
+        .ok()
+        .and_then(|p| D::try_from(p).ok())
+        .ok_or_else(|| Error::invalid_field(field, format!("{value} is not a valid value")))
+}
+
+/// The contract's name of a product, for error metadata.
+pub fn product_name(product: domain::Product) -> &'static str {
+    pb::Product::from(product).as_str_name()
+}
+
+impl From<&domain::ProductStatus> for pb::ProductStatus {
+    fn from(p: &domain::ProductStatus) -> Self {
+        pb::ProductStatus {
+            product: pb::Product::from(p.product) as i32,
+            state: pb::ProductState::from(p.state) as i32,
+            refreshed_at: p.refreshed_at.map(timestamp),
+            last_attempted_at: p.last_attempted_at.map(timestamp),
+        }
+    }
+}
+
+impl From<&domain::Connection> for pb::Connection {
+    fn from(c: &domain::Connection) -> Self {
+        pb::Connection {
+            id: c.id.to_string(),
+            provider: c.provider.clone(),
+            institution_id: c.institution_id.clone(),
+            institution_name: c.institution_name.clone(),
+            external_user_id: c.external_user_id.clone(),
+            state: pb::ConnectionState::from(c.state) as i32,
+            error: c.error.as_ref().map(|e| pb::ConnectionError {
+                reason: e.reason as i32,
+                message: e.message.clone(),
+                retryable: e.retryable,
+                user_action_required: e.user_action_required,
+            }),
+            products: c.products.iter().map(Into::into).collect(),
+            created_at: Some(timestamp(c.created_at)),
+            updated_at: Some(timestamp(c.updated_at)),
+            last_synced_at: c.last_synced_at.map(timestamp),
+            link_session_id: c.link_session_id.map(|id| id.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&domain::ConnectionEvent> for pb::ConnectionEvent {
+    fn from(e: &domain::ConnectionEvent) -> Self {
+        pb::ConnectionEvent {
+            event_id: e.event_id,
+            connection: Some((&e.connection).into()),
+            occurred_at: Some(timestamp(e.occurred_at)),
+        }
+    }
+}
+
+/// A link session for the caller, with its public token opened when it has one.
+pub fn link_session(s: &domain::LinkSession, public_token: Option<String>) -> pb::LinkSession {
+    pb::LinkSession {
+        id: s.id.to_string(),
+        provider: s.provider.clone(),
+        institution_id: s.institution_id.clone().unwrap_or_default(),
+        external_user_id: s.external_user_id.clone(),
+        state: pb::LinkSessionState::from(s.state) as i32,
+        flow: pb::LinkFlow::from(s.flow) as i32,
+        products: s.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
+        link_token: s.link_token.clone().unwrap_or_default(),
+        hosted_link_url: s.hosted_link_url.clone().unwrap_or_default(),
+        mfa_question: s.mfa_question.clone().unwrap_or_default(),
+        public_token: public_token.unwrap_or_default(),
+        public_token_expires_at: s.public_token_expires_at.map(timestamp),
+        failure_reason: s.failure_reason.map_or(0, |r| r as i32),
+        failure_message: s.failure_message.clone().unwrap_or_default(),
+        redirect_uri: s.redirect_uri.clone().unwrap_or_default(),
+        created_at: Some(timestamp(s.created_at)),
+        updated_at: Some(timestamp(s.updated_at)),
+        expires_at: Some(timestamp(s.expires_at)),
+    }
+}
+
+impl From<domain::PublicTokenRecord> for pb::PublicToken {
+    fn from(t: domain::PublicTokenRecord) -> Self {
+        pb::PublicToken {
+            public_token: t.public_token,
+            provider: t.provider,
+            link_session_id: t.link_session_id.map(|id| id.to_string()).unwrap_or_default(),
+            institution_id: t.institution_id,
+            external_user_id: t.external_user_id,
+            created_at: Some(timestamp(t.created_at)),
+            expires_at: Some(timestamp(t.expires_at)),
+        }
+    }
+}
+
+/// An institution of `provider` for the caller.
+pub fn institution(provider: &str, i: Institution) -> pb::Institution {
+    pb::Institution {
+        id: i.id,
+        provider: provider.to_owned(),
+        name: i.name,
+        kind: match i.kind {
+            InstitutionKind::Bank => pb::InstitutionKind::Bank,
+            InstitutionKind::Broker => pb::InstitutionKind::Broker,
+            InstitutionKind::Utility => pb::InstitutionKind::Utility,
+        } as i32,
+        products: i.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
+        credential_fields: i
+            .credential_fields
+            .into_iter()
+            .map(|f| pb::CredentialField { name: f.name.to_owned(), label: f.label.to_owned(), secret: f.secret })
+            .collect(),
+        country_codes: i.country_codes,
+    }
+}
+
+/// An account of `connection_id` for the caller.
+pub fn account(connection_id: &str, a: domain::Account) -> pb::Account {
+    pb::Account {
+        id: a.id.to_string(),
+        connection_id: connection_id.to_owned(),
+        r#type: pb::AccountType::from(a.kind) as i32,
+        name: a.name,
+        mask: a.mask.unwrap_or_default(),
+        currency: a.currency,
+        balances: Some(pb::Balances {
+            current: a.current.as_ref().map(money),
+            available: a.available.as_ref().map(money),
+            limit: a.limit.as_ref().map(money),
+        }),
+    }
+}
+
+impl From<domain::Transaction> for pb::Transaction {
+    fn from(t: domain::Transaction) -> Self {
+        pb::Transaction {
+            id: t.id.to_string(),
+            account_id: t.account_id.to_string(),
+            amount: Some(money(&t.amount)),
+            date: t.date.to_string(),
+            description: t.description,
+            pending: t.pending,
+        }
+    }
+}
+
+/// A portfolio of `connection_id` for the caller.
+pub fn portfolio(connection_id: &str, p: domain::Portfolio) -> pb::Portfolio {
+    pb::Portfolio {
+        id: p.id.to_string(),
+        connection_id: connection_id.to_owned(),
+        r#type: pb::PortfolioType::from(p.kind) as i32,
+        name: p.name,
+        value: Some(money(&p.value)),
+        cash_account_id: p.cash_account_id.map(|id| id.to_string()).unwrap_or_default(),
+    }
+}
+
+impl From<domain::Instrument> for pb::Instrument {
+    fn from(i: domain::Instrument) -> Self {
+        pb::Instrument {
+            isin: i.isin.unwrap_or_default(),
+            ticker: i.ticker.unwrap_or_default(),
+            name: i.name,
+            asset_type: pb::AssetType::from(i.asset_type) as i32,
+            currency: i.currency,
+            exchange: i.exchange.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<domain::Position> for pb::Position {
+    fn from(p: domain::Position) -> Self {
+        pb::Position {
+            id: p.id.to_string(),
+            portfolio_id: p.portfolio_id.to_string(),
+            instrument: Some(p.instrument.into()),
+            quantity: quantity(p.quantity),
+            price: Some(money(&p.price)),
+            market_value: Some(money(&p.market_value)),
+            cost_basis: p.cost_basis.as_ref().map(money),
+        }
+    }
+}
+
+impl From<domain::PortfolioTransaction> for pb::PortfolioTransaction {
+    fn from(t: domain::PortfolioTransaction) -> Self {
+        pb::PortfolioTransaction {
+            id: t.id.to_string(),
+            portfolio_id: t.portfolio_id.to_string(),
+            r#type: pb::PortfolioTransactionType::from(t.kind) as i32,
+            date: t.date.to_string(),
+            instrument: t.instrument.map(Into::into),
+            quantity: t.quantity.map(quantity).unwrap_or_default(),
+            price: t.price.as_ref().map(money),
+            amount: Some(money(&t.amount)),
+            description: t.description,
+        }
+    }
+}
+
+impl From<domain::Statement> for pb::Statement {
+    fn from(s: domain::Statement) -> Self {
+        pb::Statement {
+            id: s.id.to_string(),
+            account_id: s.account_id.to_string(),
+            period_start: s.period_start.to_string(),
+            period_end: s.period_end.to_string(),
+            issued_on: s.issued_on.to_string(),
+            due_on: s.due_on.map(|d| d.to_string()).unwrap_or_default(),
+            total_due: Some(money(&s.total_due)),
+            usage: s.usage.map(|u| pb::Usage { quantity: quantity(u.quantity), unit: u.unit }),
+        }
+    }
+}
+
+/// Keeps stored names and wire names from drifting apart unnoticed.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::StoredName;
+
+    #[test]
+    fn every_domain_enum_round_trips_through_its_wire_twin() {
+        for product in domain::Product::ALL {
+            assert_eq!(domain::Product::try_from(pb::Product::from(*product)), Ok(*product));
+        }
+        for state in domain::ConnectionState::ALL {
+            assert_eq!(domain::ConnectionState::try_from(pb::ConnectionState::from(*state)), Ok(*state));
+        }
+        assert!(domain::Product::try_from(pb::Product::Unspecified).is_err());
+    }
+}

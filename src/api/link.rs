@@ -1,0 +1,291 @@
+//! `linkgate.v1.LinkService`.
+
+use super::convert::{self, enum_field};
+use super::{ResponseStream, Validator, caller, next_page_token, page, respond, respond_stream};
+use crate::app::App;
+use crate::domain::{LinkFlow, Product};
+use crate::link::NewLinkSession;
+use crate::pb::{self, link_service_server::LinkService};
+use crate::providers::Credentials;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+const MAX_USER_ID: usize = 128;
+const MAX_INSTITUTION_ID: usize = 128;
+const MAX_URI: usize = 2048;
+const MAX_QUERY: usize = 100;
+const MAX_CREDENTIALS: usize = 10;
+const MAX_CREDENTIAL_BYTES: usize = 1024;
+const MAX_MFA_ANSWER: usize = 256;
+const MAX_PUBLIC_TOKEN: usize = 512;
+
+/// The LinkService implementation.
+pub struct LinkApi {
+    app: Arc<App>,
+}
+
+impl LinkApi {
+    /// The service over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+
+    /// A session for the caller, its public token opened.
+    fn session(&self, session: &crate::domain::LinkSession) -> crate::error::Result<pb::LinkSession> {
+        let token = self.app.open_session_token(session)?;
+        Ok(convert::link_session(session, token.map(|t| t.expose_secret().to_owned())))
+    }
+}
+
+#[tonic::async_trait]
+impl LinkService for LinkApi {
+    async fn list_providers(
+        &self,
+        request: Request<pb::ListProvidersRequest>,
+    ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        let caller = caller(&request)?;
+        let providers = self
+            .app
+            .providers
+            .all()
+            .map(|p| {
+                let info = p.info();
+                pb::Provider {
+                    id: info.id.to_owned(),
+                    display_name: info.display_name.to_owned(),
+                    enabled: true,
+                    flows: info.flows.iter().map(|f| pb::LinkFlow::from(*f) as i32).collect(),
+                    products: info.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
+                    health: pb::ProviderHealth::Unspecified as i32,
+                }
+            })
+            .collect();
+        respond(&caller, Ok(pb::ListProvidersResponse { providers }))
+    }
+
+    async fn list_institutions(
+        &self,
+        request: Request<pb::ListInstitutionsRequest>,
+    ) -> Result<Response<pb::ListInstitutionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let provider_id = v.text("provider", &req.provider, MAX_USER_ID);
+            let query = v.optional_text("query", &req.query, MAX_QUERY).unwrap_or_default().to_lowercase();
+            let size = v.page_size(req.page_size);
+            v.finish()?;
+            let provider = self.app.provider(&provider_id)?;
+            let scope = format!("institutions/{provider_id}/{query}");
+            let offset: usize = page(&self.app, &scope, size, &req.page_token)?
+                .after
+                .map(|cursor| cursor.key.parse().unwrap_or(0))
+                .unwrap_or(0);
+            let matching: Vec<_> = provider
+                .institutions()
+                .await
+                .map_err(|e| crate::error::Error::from_provider(&provider_id, e))?
+                .into_iter()
+                .filter(|i| i.name.to_lowercase().contains(&query))
+                .collect();
+            let more = matching.len() > offset + size;
+            let institutions =
+                matching.into_iter().skip(offset).take(size).map(|i| convert::institution(&provider_id, i)).collect();
+            let next = crate::store::PageOf::<()> {
+                items: Vec::new(),
+                next: more.then(|| crate::store::Cursor { key: (offset + size).to_string(), id: uuid::Uuid::nil() }),
+            };
+            Ok(pb::ListInstitutionsResponse { institutions, next_page_token: next_page_token(&self.app, &scope, &next) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn create_link_session(
+        &self,
+        request: Request<pb::CreateLinkSessionRequest>,
+    ) -> Result<Response<pb::CreateLinkSessionResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let new = NewLinkSession {
+                provider: v.text("provider", &req.provider, MAX_USER_ID),
+                external_user_id: v.text("external_user_id", &req.external_user_id, MAX_USER_ID),
+                institution_id: v.optional_text("institution_id", &req.institution_id, MAX_INSTITUTION_ID),
+                products: products(&mut v, &req.products),
+                redirect_uri: v.optional_text("redirect_uri", &req.redirect_uri, MAX_URI),
+                flow: match req.flow {
+                    0 => None,
+                    value => enum_field::<pb::LinkFlow, LinkFlow>("flow", value)
+                        .map_err(|_| v.reject("flow", format!("{value} is not a valid LinkFlow")))
+                        .ok(),
+                },
+                request_id: v.request_id(&req.request_id),
+            };
+            v.finish()?;
+            let session = self.app.create_link_session(&caller, new).await?;
+            Ok(pb::CreateLinkSessionResponse { link_session: Some(self.session(&session)?) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn get_link_session(
+        &self,
+        request: Request<pb::GetLinkSessionRequest>,
+    ) -> Result<Response<pb::GetLinkSessionResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let id = v.id("link_session_id", &req.link_session_id);
+            v.finish()?;
+            let session = self.app.get_link_session(&caller, id).await?;
+            Ok(pb::GetLinkSessionResponse { link_session: Some(self.session(&session)?) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn submit_credentials(
+        &self,
+        request: Request<pb::SubmitCredentialsRequest>,
+    ) -> Result<Response<pb::SubmitCredentialsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let id = v.id("link_session_id", &req.link_session_id);
+            let institution_id = v.optional_text("institution_id", &req.institution_id, MAX_INSTITUTION_ID);
+            let request_id = v.request_id(&req.request_id);
+            if req.credentials.is_empty() {
+                v.reject("credentials", "required");
+            } else if req.credentials.len() > MAX_CREDENTIALS {
+                v.reject("credentials", format!("at most {MAX_CREDENTIALS} entries"));
+            }
+            for (name, value) in &req.credentials {
+                if name.is_empty() || name.len() > 64 || value.len() > MAX_CREDENTIAL_BYTES {
+                    v.reject(&format!("credentials[{}]", name.chars().take(64).collect::<String>()), format!(
+                        "names are 1 to 64 bytes and values at most {MAX_CREDENTIAL_BYTES} bytes"
+                    ));
+                }
+            }
+            v.finish()?;
+            let credentials =
+                Credentials(req.credentials.into_iter().map(|(k, value)| (k, SecretString::from(value))).collect());
+            let session = self.app.submit_credentials(&caller, id, institution_id, credentials, request_id).await?;
+            Ok(pb::SubmitCredentialsResponse { link_session: Some(self.session(&session)?) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn answer_mfa(&self, request: Request<pb::AnswerMfaRequest>) -> Result<Response<pb::AnswerMfaResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let id = v.id("link_session_id", &req.link_session_id);
+            let request_id = v.request_id(&req.request_id);
+            if req.answer.is_empty() {
+                v.reject("answer", "required");
+            } else if req.answer.chars().count() > MAX_MFA_ANSWER {
+                v.reject("answer", format!("at most {MAX_MFA_ANSWER} characters"));
+            }
+            v.finish()?;
+            let session = self.app.answer_mfa(&caller, id, SecretString::from(req.answer), request_id).await?;
+            Ok(pb::AnswerMfaResponse { link_session: Some(self.session(&session)?) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    type WatchLinkSessionStream = ResponseStream<pb::WatchLinkSessionResponse>;
+
+    async fn watch_link_session(
+        &self,
+        request: Request<pb::WatchLinkSessionRequest>,
+    ) -> Result<Response<Self::WatchLinkSessionStream>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let session = async {
+            let mut v = Validator::default();
+            let id = v.id("link_session_id", &req.link_session_id);
+            v.finish()?;
+            self.app.get_link_session(&caller, id).await
+        }
+        .await
+        .map_err(|error| super::fail(&caller, error))?;
+        let stream = self.app.watch_link_session(&caller, session);
+        let app = self.app.clone();
+        let stream = tokio_stream::StreamExt::map(stream, move |item| {
+            item.and_then(|session| {
+                let token = app.open_session_token(&session)?;
+                Ok(convert::link_session(&session, token.map(|t| t.expose_secret().to_owned())))
+            })
+        });
+        Ok(respond_stream(&caller, stream, |link_session| pb::WatchLinkSessionResponse { link_session: Some(link_session) }))
+    }
+
+    async fn list_public_tokens(
+        &self,
+        request: Request<pb::ListPublicTokensRequest>,
+    ) -> Result<Response<pb::ListPublicTokensResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let provider = v.optional_text("provider", &req.provider, MAX_USER_ID);
+            let user = v.optional_text("external_user_id", &req.external_user_id, MAX_USER_ID);
+            let size = v.page_size(req.page_size);
+            v.finish()?;
+            let scope = format!("public_tokens/{provider:?}/{user:?}");
+            let page_request = page(&self.app, &scope, size, &req.page_token)?;
+            let tokens =
+                self.app.list_public_tokens(&caller, provider.as_deref(), user.as_deref(), &page_request).await?;
+            let next_page_token = next_page_token(&self.app, &scope, &tokens);
+            Ok(pb::ListPublicTokensResponse {
+                public_tokens: tokens.items.into_iter().map(Into::into).collect(),
+                next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn exchange_public_token(
+        &self,
+        request: Request<pb::ExchangePublicTokenRequest>,
+    ) -> Result<Response<pb::ExchangePublicTokenResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let provider = v.text("provider", &req.provider, MAX_USER_ID);
+            let token = v.text("public_token", &req.public_token, MAX_PUBLIC_TOKEN);
+            let user = v.optional_text("external_user_id", &req.external_user_id, MAX_USER_ID);
+            v.request_id(&req.request_id);
+            v.finish()?;
+            let connection = self.app.exchange_public_token(&caller, &provider, SecretString::from(token), user).await?;
+            Ok(pb::ExchangePublicTokenResponse { connection: Some((&connection).into()) })
+        }
+        .await;
+        respond(&caller, result)
+    }
+}
+
+/// Requested products: each must be a known value, listed once.
+fn products(v: &mut Validator, values: &[i32]) -> Vec<Product> {
+    let mut products = Vec::new();
+    for value in values {
+        match enum_field::<pb::Product, Product>("products", *value) {
+            Ok(product) if products.contains(&product) => v.reject("products", "each product at most once"),
+            Ok(product) => products.push(product),
+            Err(_) => v.reject("products", format!("{value} is not a valid Product")),
+        }
+    }
+    products.sort();
+    products
+}

@@ -1,0 +1,274 @@
+//! The gRPC surface: one module per service, each a thin layer that validates the request,
+//! calls the service core (`App`) and converts the answer. Shared here: who is calling, turning
+//! results into responses, request validation and page tokens.
+
+pub mod account;
+pub mod connection;
+pub mod convert;
+pub mod link;
+pub mod portfolio;
+pub mod statement;
+
+use crate::app::{App, Caller};
+use crate::domain::{Date, TenantId};
+use crate::error::{Error, Result};
+use crate::store::{Cursor, DateRange, Page, PageOf};
+use futures::{Stream, StreamExt};
+use std::pin::Pin;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// Default and largest page sizes of every list.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page size.
+pub const MAX_PAGE_SIZE: i32 = 500;
+/// Longest request id or idempotency key accepted.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The metadata key carrying the request id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A server stream of one RPC.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Identifies callers on every RPC, streams included, and gives each call a request id.
+///
+/// Only dev mode exists so far: the server refuses to start on a non-loopback address, and
+/// every caller acts as the dev tenant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Authenticate;
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let request_id = request
+            .metadata()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .filter(|id| is_valid_key(id))
+            .map(str::to_owned)
+            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        request.extensions_mut().insert(Caller { tenant: TenantId::DEV, request_id });
+        Ok(request)
+    }
+}
+
+fn is_valid_key(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The caller the interceptor identified.
+pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::internal("request reached a service without passing authentication"))
+}
+
+/// The response to a unary call: the message with the request id, or the error as a status.
+pub fn respond<T>(caller: &Caller, result: Result<T>) -> Result<Response<T>, Status> {
+    match result {
+        Ok(message) => {
+            let mut response = Response::new(message);
+            if let Ok(value) = MetadataValue::try_from(caller.request_id.as_str()) {
+                response.metadata_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            Ok(response)
+        }
+        Err(error) => Err(fail(caller, error)),
+    }
+}
+
+/// Logs an error and turns it into the caller's status.
+pub fn fail(caller: &Caller, error: Error) -> Status {
+    error.log(&caller.request_id);
+    error.into_status(&caller.request_id)
+}
+
+/// The response to a streaming call: each item converted, each error mapped with the request id.
+pub fn respond_stream<T, U>(
+    caller: &Caller,
+    stream: impl Stream<Item = Result<U>> + Send + 'static,
+    convert: impl Fn(U) -> T + Send + 'static,
+) -> Response<ResponseStream<T>>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+{
+    let caller_for_errors = caller.clone();
+    let stream = stream.map(move |item| item.map(&convert).map_err(|error| fail(&caller_for_errors, error)));
+    let mut response = Response::new(Box::pin(stream) as ResponseStream<T>);
+    if let Ok(value) = MetadataValue::try_from(caller.request_id.as_str()) {
+        response.metadata_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Collects every problem of a request, so the caller learns of all of them at once.
+#[derive(Debug, Default)]
+pub struct Validator {
+    violations: Vec<(String, String)>,
+}
+
+impl Validator {
+    fn violation(&mut self, field: &str, description: impl Into<String>) {
+        self.violations.push((field.to_owned(), description.into()));
+    }
+
+    /// A required UUID.
+    pub fn id(&mut self, field: &str, value: &str) -> Uuid {
+        if value.is_empty() {
+            self.violation(field, "required");
+            return Uuid::nil();
+        }
+        self.optional_id(field, value).unwrap_or_default()
+    }
+
+    /// An optional UUID; empty means none.
+    pub fn optional_id(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        if value.is_empty() {
+            return None;
+        }
+        match Uuid::try_parse(value) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.violation(field, "must be a UUID such as 0193a7e4-8c2e-7cc1-9f0a-3b1d2c4e5f60");
+                None
+            }
+        }
+    }
+
+    /// Required text of at most `max` characters, without control characters.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
+        if value.is_empty() {
+            self.violation(field, "required");
+        }
+        self.optional_text(field, value, max).unwrap_or_default()
+    }
+
+    /// Optional text; empty means none.
+    pub fn optional_text(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
+        if value.is_empty() {
+            return None;
+        }
+        if value.chars().count() > max {
+            self.violation(field, format!("at most {max} characters"));
+            return None;
+        }
+        if value.chars().any(char::is_control) {
+            self.violation(field, "must not contain control characters");
+            return None;
+        }
+        Some(value.to_owned())
+    }
+
+    /// An optional idempotency key.
+    pub fn request_id(&mut self, value: &str) -> Option<String> {
+        if value.is_empty() {
+            return None;
+        }
+        if !is_valid_key(value) {
+            self.violation("request_id", format!("1 to {MAX_REQUEST_ID_LEN} printable ASCII characters"));
+            return None;
+        }
+        Some(value.to_owned())
+    }
+
+    /// A page size: 0 means the default, otherwise 1 to 500.
+    pub fn page_size(&mut self, value: i32) -> usize {
+        match value {
+            0 => DEFAULT_PAGE_SIZE,
+            1..=MAX_PAGE_SIZE => value as usize,
+            _ => {
+                self.violation("page_size", format!("must be between 0 and {MAX_PAGE_SIZE}"));
+                DEFAULT_PAGE_SIZE
+            }
+        }
+    }
+
+    /// An optional calendar date, `YYYY-MM-DD`, between years 1900 and 2999.
+    pub fn date(&mut self, field: &str, value: &str) -> Option<Date> {
+        if value.is_empty() {
+            return None;
+        }
+        let parsed = (value.len() == 10).then(|| Date::parse_from_str(value, "%Y-%m-%d").ok()).flatten();
+        match parsed {
+            Some(date) if (1900..3000).contains(&chrono::Datelike::year(&date)) => Some(date),
+            Some(_) => {
+                self.violation(field, "must be between 1900-01-01 and 2999-12-31");
+                None
+            }
+            None => {
+                self.violation(field, "must be a date as YYYY-MM-DD");
+                None
+            }
+        }
+    }
+
+    /// An optional date range; the end must not precede the start.
+    pub fn date_range(&mut self, start: &str, end: &str) -> DateRange {
+        let range = DateRange { start: self.date("start_date", start), end: self.date("end_date", end) };
+        if let (Some(start), Some(end)) = (range.start, range.end)
+            && end < start
+        {
+            self.violation("end_date", "must not be before start_date");
+        }
+        range
+    }
+
+    /// Records a problem found by the caller of the validator.
+    pub fn reject(&mut self, field: &str, description: impl Into<String>) {
+        self.violation(field, description);
+    }
+
+    /// Ok when every field was valid.
+    pub fn finish(self) -> Result<()> {
+        if self.violations.is_empty() { Ok(()) } else { Err(Error::invalid_fields(self.violations)) }
+    }
+}
+
+/// The page a list request asks for, its token checked against the query it must continue.
+pub fn page(app: &App, scope: &str, size: usize, token: &str) -> Result<Page> {
+    Ok(Page { size, after: app.page_tokens.check(scope, token)? })
+}
+
+/// The token of the page after `page`, or empty on the last page.
+pub fn next_page_token<T>(app: &App, scope: &str, page: &PageOf<T>) -> String {
+    page.next.as_ref().map(|cursor: &Cursor| app.page_tokens.issue(scope, cursor)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_validator_reports_every_bad_field_at_once() {
+        let mut v = Validator::default();
+        v.id("connection_id", "");
+        v.optional_id("account_id", "nope");
+        v.page_size(501);
+        v.date_range("2026-02-30", "");
+        v.request_id(&"x".repeat(200));
+        let error = v.finish().unwrap_err();
+        let status = error.into_status("r");
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        let fields: Vec<String> =
+            details.bad_request().unwrap().field_violations.iter().map(|f| f.field.clone()).collect();
+        assert_eq!(fields, ["connection_id", "account_id", "page_size", "start_date", "request_id"]);
+    }
+
+    #[test]
+    fn dates_are_strict_iso_days() {
+        let mut v = Validator::default();
+        assert_eq!(v.date("d", "2026-11-24"), Date::from_ymd_opt(2026, 11, 24));
+        for bad in ["2026-1-5", "24/11/2026", "0001-01-01", "2026-11-24T00:00:00Z"] {
+            let mut v = Validator::default();
+            assert_eq!(v.date("d", bad), None, "{bad}");
+            assert!(v.finish().is_err(), "{bad}");
+        }
+        let mut v = Validator::default();
+        v.date_range("2026-03-01", "2026-02-01");
+        assert!(v.finish().is_err());
+    }
+}

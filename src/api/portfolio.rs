@@ -1,0 +1,108 @@
+//! `linkgate.v1.PortfolioService`.
+
+use super::convert;
+use super::{Validator, caller, respond};
+use crate::app::App;
+use crate::domain::{Portfolio, PortfolioTransaction, Position, Product};
+use crate::pb::{self, portfolio_service_server::PortfolioService};
+use crate::reads::DataRequest;
+use crate::store::{DateRange, RecordKind};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The PortfolioService implementation.
+pub struct PortfolioApi {
+    app: Arc<App>,
+}
+
+impl PortfolioApi {
+    /// The service over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl PortfolioService for PortfolioApi {
+    async fn list_portfolios(
+        &self,
+        request: Request<pb::ListPortfoliosRequest>,
+    ) -> Result<Response<pb::ListPortfoliosResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let data = DataRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                parent_id: None,
+                dates: DateRange::default(),
+                page_size: v.page_size(req.page_size),
+                page_token: req.page_token,
+            };
+            v.finish()?;
+            let page =
+                self.app.read_records::<Portfolio>(&caller, Product::Investments, RecordKind::Portfolio, data).await?;
+            Ok(pb::ListPortfoliosResponse {
+                portfolios: page.items.into_iter().map(|p| convert::portfolio(&req.connection_id, p)).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn list_portfolio_positions(
+        &self,
+        request: Request<pb::ListPortfolioPositionsRequest>,
+    ) -> Result<Response<pb::ListPortfolioPositionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let data = DataRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                parent_id: Some(v.id("portfolio_id", &req.portfolio_id)),
+                dates: DateRange::default(),
+                page_size: v.page_size(req.page_size),
+                page_token: req.page_token,
+            };
+            v.finish()?;
+            let page = self.app.read_records::<Position>(&caller, Product::Investments, RecordKind::Position, data).await?;
+            Ok(pb::ListPortfolioPositionsResponse {
+                positions: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn list_portfolio_transactions(
+        &self,
+        request: Request<pb::ListPortfolioTransactionsRequest>,
+    ) -> Result<Response<pb::ListPortfolioTransactionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let data = DataRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                parent_id: Some(v.id("portfolio_id", &req.portfolio_id)),
+                dates: v.date_range(&req.start_date, &req.end_date),
+                page_size: v.page_size(req.page_size),
+                page_token: req.page_token,
+            };
+            v.finish()?;
+            let page = self
+                .app
+                .read_records::<PortfolioTransaction>(&caller, Product::Investments, RecordKind::PortfolioTransaction, data)
+                .await?;
+            Ok(pb::ListPortfolioTransactionsResponse {
+                transactions: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+}

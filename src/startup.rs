@@ -1,0 +1,238 @@
+//! Assembling and running a replica: the store, the sealer, the gRPC server with health and
+//! reflection, the HTTP listener, the event tailer and the sync engine, and their orderly stop.
+
+use crate::api::account::AccountApi;
+use crate::api::connection::ConnectionApi;
+use crate::api::link::LinkApi;
+use crate::api::portfolio::PortfolioApi;
+use crate::api::statement::StatementApi;
+use crate::api::Authenticate;
+use crate::app::App;
+use crate::config::Settings;
+use crate::crypto::Sealer;
+use crate::page_token::PageTokens;
+use crate::pb;
+use crate::providers::Registry;
+use crate::store::{self, Store};
+use crate::sync::SyncOptions;
+use anyhow::Context;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// How often readiness re-checks the database.
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the event tailer looks for events committed by other replicas.
+const TAILER_SAFETY_TICK: Duration = Duration::from_secs(1);
+/// The health service name that stays SERVING while the process runs (liveness probes).
+pub const LIVENESS_SERVICE: &str = "liveness";
+/// Services whose health follows the database (readiness probes ask for "" or one of these).
+const SERVICES: [&str; 5] = [
+    "linkgate.v1.LinkService",
+    "linkgate.v1.ConnectionService",
+    "linkgate.v1.AccountService",
+    "linkgate.v1.PortfolioService",
+    "linkgate.v1.StatementService",
+];
+
+/// A replica, bound to its ports and ready to run.
+pub struct Application {
+    app: Arc<App>,
+    grpc: TcpListener,
+    http: TcpListener,
+    sync: SyncOptions,
+}
+
+impl Application {
+    /// Opens the store, loads keys and binds both listeners (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if !settings.grpc_addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve {} without API keys: unauthenticated dev mode is loopback-only",
+                settings.grpc_addr
+            );
+        }
+        tracing::warn!("dev mode: callers act as the dev tenant without a key (loopback only)");
+        let url = &settings.database.database_url;
+        let embedded = store::is_sqlite(url);
+        // The embedded store migrates itself; PostgreSQL is migrated by `linkgate migrate`.
+        let store = store::open(url, settings.database.database_max_connections, embedded)
+            .await
+            .context("opening the database")?;
+        let sealer = match &settings.database.encryption_key {
+            Some(keys) => Sealer::from_config(keys)?,
+            None if embedded => Sealer::from_config(&embedded_key(url)?)?,
+            None => anyhow::bail!("LINKGATE_ENCRYPTION_KEY is required with PostgreSQL (base64 of 32 random bytes)"),
+        };
+        let page_tokens = PageTokens::new(sealer.derive_key("page tokens"));
+        let providers = Registry::from_settings(&settings.providers);
+        let app = Arc::new(App::new(store, providers, sealer, page_tokens, CancellationToken::new()));
+        let grpc = TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;
+        let http = TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
+        let sync = SyncOptions {
+            owner: format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple()),
+            tick: settings.sync.tick,
+            lease: settings.sync.lease,
+        };
+        Ok(Self { app, grpc, http, sync })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("bound listener has an address")
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener has an address")
+    }
+
+    /// The service core (for tests and tools that drive it directly).
+    pub fn app(&self) -> Arc<App> {
+        self.app.clone()
+    }
+
+    /// Serves until `stop` is cancelled, then reports NOT_SERVING, ends streams, drains in-flight
+    /// calls and stops background work.
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
+        let Self { app, grpc, http, sync } = self;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_readiness(&reporter, ServingStatus::NotServing).await;
+        reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
+
+        let background = CancellationToken::new();
+        tokio::spawn(app.bus.clone().run_tailer(app.store.clone(), TAILER_SAFETY_TICK, background.clone()));
+        tokio::spawn(app.clone().run_sync(sync));
+        tokio::spawn(watch_readiness(app.store.clone(), reporter.clone(), background.clone()));
+
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        // Shutdown order: readiness drops first so balancers stop routing here, then streams end
+        // with SHUTTING_DOWN (clients resume elsewhere), then in-flight unary calls drain.
+        let draining = CancellationToken::new();
+        {
+            let (app, reporter, draining) = (app.clone(), reporter.clone(), draining.clone());
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                set_readiness(&reporter, ServingStatus::NotServing).await;
+                app.shutdown.cancel();
+                draining.cancel();
+            });
+        }
+
+        let grpc_server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .max_concurrent_streams(Some(1024))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(pb::link_service_server::LinkServiceServer::with_interceptor(LinkApi::new(app.clone()), Authenticate))
+            .add_service(pb::connection_service_server::ConnectionServiceServer::with_interceptor(
+                ConnectionApi::new(app.clone()),
+                Authenticate,
+            ))
+            .add_service(pb::account_service_server::AccountServiceServer::with_interceptor(
+                AccountApi::new(app.clone()),
+                Authenticate,
+            ))
+            .add_service(pb::portfolio_service_server::PortfolioServiceServer::with_interceptor(
+                PortfolioApi::new(app.clone()),
+                Authenticate,
+            ))
+            .add_service(pb::statement_service_server::StatementServiceServer::with_interceptor(
+                StatementApi::new(app.clone()),
+                Authenticate,
+            ))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), draining.clone().cancelled_owned());
+
+        let http_router = crate::http::router(app.store.clone());
+        let http_server = axum::serve(http, http_router).with_graceful_shutdown(draining.clone().cancelled_owned());
+
+        tracing::info!(grpc = %grpc_addr, http = %http_addr, "linkgate listening");
+        let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
+        background.cancel();
+        grpc_result.context("gRPC server failed")?;
+        http_result.context("HTTP server failed")?;
+        tracing::info!("linkgate stopped");
+        Ok(())
+    }
+}
+
+/// Reflection over our services, health, and the google.rpc error details our errors carry (so
+/// grpcurl can print ErrorInfo, BadRequest and RetryInfo).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+async fn set_readiness(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for service in SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// Keeps readiness in step with the database.
+async fn watch_readiness(store: Arc<dyn Store>, reporter: HealthReporter, stop: CancellationToken) {
+    let mut serving = false;
+    loop {
+        let healthy = store.ping().await.is_ok();
+        if healthy != serving && !stop.is_cancelled() {
+            serving = healthy;
+            let status = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
+            if healthy {
+                tracing::info!("database answers; serving");
+            } else {
+                tracing::warn!("database does not answer; reporting NOT_SERVING");
+            }
+            set_readiness(&reporter, status).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_CHECK_INTERVAL) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The key of the embedded store: kept next to the database file and created on first start,
+/// so `linkgate serve` needs no configuration yet never stores a secret in clear.
+fn embedded_key(database_url: &str) -> anyhow::Result<SecretString> {
+    let path = sqlite_path(database_url).with_extension("key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(key.trim().to_owned()));
+    }
+    let key = Sealer::generate_key();
+    write_private(&path, &key).with_context(|| format!("creating the encryption key file {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "generated an encryption key for the embedded store; back it up with the database");
+    Ok(SecretString::from(key))
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+fn sqlite_path(database_url: &str) -> PathBuf {
+    let rest = database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    PathBuf::from(rest.split('?').next().unwrap_or(rest))
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "linkgate".to_owned())
+}
