@@ -62,6 +62,10 @@ pub struct SandboxSettings {
     #[arg(long = "sandbox-import-delay", env = "LINKGATE_SANDBOX_IMPORT_DELAY", default_value = "2s", value_parser = parse_duration)]
     pub import_delay: Duration,
 
+    /// How long a sandbox public token stays exchangeable.
+    #[arg(long = "sandbox-public-token-ttl", env = "LINKGATE_SANDBOX_PUBLIC_TOKEN_TTL", default_value = "30m", value_parser = parse_duration)]
+    pub public_token_ttl: Duration,
+
     /// How often linkgate polls the sandbox about unsettled sessions and connections.
     #[arg(long = "sandbox-poll-interval", env = "LINKGATE_SANDBOX_POLL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub poll_interval: Duration,

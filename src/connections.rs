@@ -97,6 +97,8 @@ impl App {
         }
         connection.state = ConnectionState::Deleted;
         connection.error = None;
+        // Its data is destroyed with it: no product has anything left to read.
+        connection.products.clear();
         connection.updated_at = now();
         match self.store.delete_connection(&connection).await? {
             Some(_) => self.bus.ring(),

@@ -53,6 +53,12 @@ pub struct Application {
 impl Application {
     /// Opens the store, loads keys and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let providers = Registry::from_settings(&settings.providers);
+        Self::build_with_providers(settings, providers).await
+    }
+
+    /// As [`Application::build`], with the providers given rather than read from the settings.
+    pub async fn build_with_providers(settings: Settings, providers: Registry) -> anyhow::Result<Self> {
         if !settings.grpc_addr.ip().is_loopback() {
             anyhow::bail!(
                 "refusing to serve {} without API keys: unauthenticated dev mode is loopback-only",
@@ -72,7 +78,6 @@ impl Application {
             None => anyhow::bail!("LINKGATE_ENCRYPTION_KEY is required with PostgreSQL (base64 of 32 random bytes)"),
         };
         let page_tokens = PageTokens::new(sealer.derive_key("page tokens"));
-        let providers = Registry::from_settings(&settings.providers);
         let app = Arc::new(App::new(store, providers, sealer, page_tokens, CancellationToken::new()));
         let grpc = TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;
         let http = TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;

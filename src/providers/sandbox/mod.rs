@@ -57,13 +57,10 @@ impl Sandbox {
         LinkProgress::Succeeded {
             public_token: SecretString::from(token),
             institution_id: institution_id.to_owned(),
-            expires_at: crate::domain::now() + PUBLIC_TOKEN_TTL,
+            expires_at: crate::domain::now() + self.settings.public_token_ttl,
         }
     }
 }
-
-/// How long a sandbox public token can be exchanged, as with real providers' 30 minutes.
-const PUBLIC_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(30);
 
 fn institutions() -> Vec<Institution> {
     let login = vec![
