@@ -1,0 +1,144 @@
+//! ExchangePublicToken: exactly once, whatever the concurrency, retries and tenants.
+
+use crate::helpers::{Backend, assert_error, spawn_app, spawn_app_with, test_settings};
+use linkgate::domain::{ConnectionData, Product};
+use linkgate::pb;
+use linkgate::providers::{
+    Credentials, ExchangedConnection, Institution, LinkContext, LinkProgress, LinkStart, Provider, ProviderInfo,
+    ProviderResult, Registry, UpstreamStatus, sandbox::Sandbox,
+};
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The sandbox with a counter on exchanges, each slowed down so concurrent calls overlap.
+struct CountingSandbox {
+    inner: Sandbox,
+    exchanges: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Provider for CountingSandbox {
+    fn info(&self) -> &ProviderInfo {
+        self.inner.info()
+    }
+    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
+        self.inner.institutions().await
+    }
+    async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
+        self.inner.start_link(link).await
+    }
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress> {
+        self.inner.submit_credentials(link, credentials).await
+    }
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress> {
+        self.inner.answer_mfa(link, answer).await
+    }
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress> {
+        self.inner.poll_link(link).await
+    }
+    async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
+        self.exchanges.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        self.inner.exchange_public_token(public_token).await
+    }
+    async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
+        self.inner.connection_status(handle).await
+    }
+    async fn fetch_data(&self, handle: &SecretString, connection_id: Uuid, products: &[Product]) -> ProviderResult<ConnectionData> {
+        self.inner.fetch_data(handle, connection_id, products).await
+    }
+    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+        self.inner.refresh(handle).await
+    }
+    async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
+        self.inner.delete_connection(handle).await
+    }
+}
+
+async fn counting_app(backend: Backend) -> (crate::helpers::TestApp, Arc<AtomicUsize>) {
+    let exchanges = Arc::new(AtomicUsize::new(0));
+    let sandbox = Sandbox::new(test_settings("unused").providers.sandbox);
+    let mut registry = Registry::default();
+    registry.register(Arc::new(CountingSandbox { inner: sandbox, exchanges: exchanges.clone() }));
+    (spawn_app_with(backend, |_| {}, Some(registry)).await, exchanges)
+}
+
+on_both_backends! {
+    async fn twenty_concurrent_exchanges_of_one_token_make_one_provider_call_and_one_connection(backend: Backend) {
+        let (mut app, exchanges) = counting_app(backend).await;
+        let token = app.public_token("ins_sandbox_bank", "user-c").await;
+
+        let calls = (0..20).map(|_| {
+            let mut link = app.link.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                link.exchange_public_token(pb::ExchangePublicTokenRequest {
+                    provider: "sandbox".into(),
+                    public_token: token,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner().connection.unwrap().id)
+            })
+        });
+        let ids: Vec<String> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|joined| joined.unwrap().expect("every exchange succeeds"))
+            .collect();
+
+        assert!(ids.iter().all(|id| *id == ids[0]), "all callers get the same connection: {ids:?}");
+        assert_eq!(exchanges.load(Ordering::SeqCst), 1, "one provider call");
+        let listed = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
+        assert_eq!(listed.connections.len(), 1, "one connection recorded");
+
+        // A later retry is answered from the record too.
+        let retried = app.exchange(&token).await.unwrap();
+        assert_eq!(retried.id, ids[0]);
+        assert_eq!(exchanges.load(Ordering::SeqCst), 1);
+    }
+}
+
+on_both_backends! {
+    async fn a_token_whose_connection_was_deleted_is_used_up(backend: Backend) {
+        let mut app = spawn_app(backend).await;
+        let token = app.public_token("ins_sandbox_bank", "user-d").await;
+        let connection = app.exchange(&token).await.unwrap();
+        app.connections
+            .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id, ..Default::default() })
+            .await
+            .unwrap();
+        let status = app.exchange(&token).await.unwrap_err();
+        assert_error("exchange after delete", &status, tonic::Code::FailedPrecondition, "PUBLIC_TOKEN_USED");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_nothing_is_written() {
+    let mut app = spawn_app_with(
+        Backend::Postgres,
+        |s| s.providers.sandbox.public_token_ttl = Duration::from_millis(300),
+        None,
+    )
+    .await;
+    let token = app.public_token("ins_sandbox_bank", "user-e").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = app.exchange(&token).await.unwrap_err();
+    assert_error("expired token", &status, tonic::Code::FailedPrecondition, "PUBLIC_TOKEN_EXPIRED");
+    let listed = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.connections.is_empty());
+}
+
+#[tokio::test]
+async fn a_token_the_provider_does_not_know_is_not_found_and_can_be_retried_cleanly() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    for attempt in 0..2 {
+        let status = app.exchange("public-sandbox-ins_sandbox_bank-not-a-real-token").await.unwrap_err();
+        assert_error(&format!("attempt {attempt}"), &status, tonic::Code::NotFound, "PUBLIC_TOKEN_NOT_FOUND");
+    }
+    let listed = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.connections.is_empty());
+}

@@ -1,0 +1,80 @@
+//! Health, reflection and the HTTP checks: what operators and grpcurl rely on.
+
+use crate::helpers::{Backend, spawn_app};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+
+#[tokio::test]
+async fn health_serves_overall_and_per_service_status_and_liveness() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    for service in ["", "liveness", "linkgate.v1.ConnectionService"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
+            .await
+            .unwrap_or_else(|e| panic!("{service:?}: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service:?}");
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_every_service_in_both_protocol_versions() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let app = spawn_app(Backend::Sqlite).await;
+    let expected = [
+        "grpc.health.v1.Health",
+        "linkgate.v1.AccountService",
+        "linkgate.v1.ConnectionService",
+        "linkgate.v1.LinkService",
+        "linkgate.v1.PortfolioService",
+        "linkgate.v1.StatementService",
+    ];
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client.server_reflection_info(tokio_stream::once(request)).await.unwrap().into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("v1 did not list services");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for name in expected {
+        assert!(names.iter().any(|n| n == name), "v1 lists {name}: {names:?}");
+    }
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "google.rpc.ErrorInfo".into(),
+        )),
+    };
+    let mut responses = client.server_reflection_info(tokio_stream::once(request)).await.unwrap().into_inner();
+    let answer = responses.next().await.unwrap().unwrap().message_response.unwrap();
+    assert!(
+        matches!(answer, v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_)),
+        "v1alpha resolves the error detail types grpcurl prints: {answer:?}"
+    );
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn the_http_listener_answers_liveness_and_readiness() {
+    let app = spawn_app(Backend::Postgres).await;
+    assert!(http_get(app.http_addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(http_get(app.http_addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(http_get(app.http_addr, "/nope").await.starts_with("HTTP/1.1 404"));
+}

@@ -1,0 +1,36 @@
+//! linkgate's API tests: each starts the real server on a random port over a fresh database and
+//! talks to it through the generated gRPC clients.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod helpers;
+
+/// Expands one test body into a test per store backend, so a failure names its backend.
+macro_rules! on_both_backends {
+    (async fn $name:ident($backend:ident: Backend) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn case($backend: crate::helpers::Backend) $body
+
+            #[tokio::test]
+            async fn postgres() {
+                case(crate::helpers::Backend::Postgres).await
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                case(crate::helpers::Backend::Sqlite).await
+            }
+        }
+    };
+}
+
+mod bad_input;
+mod exchange;
+mod flow;
+mod health;
+mod link;
+mod watch;

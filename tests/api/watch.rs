@@ -1,0 +1,131 @@
+//! The watch streams: resuming, filtering, refresh and shutdown.
+
+use crate::helpers::{Backend, PATIENCE, assert_error, spawn_app};
+use linkgate::pb;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+
+/// Collects events from `stream` until `done` says so.
+async fn collect_until<S>(stream: &mut S, mut done: impl FnMut(&[pb::ConnectionEvent]) -> bool) -> Vec<pb::ConnectionEvent>
+where
+    S: tokio_stream::Stream<Item = Result<pb::WatchConnectionsResponse, tonic::Status>> + Unpin,
+{
+    let mut events = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while !done(&events) {
+            let message = stream.next().await.expect("stream open").expect("stream item");
+            events.push(message.event.unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out with {} events", events.len()));
+    events
+}
+
+on_both_backends! {
+    async fn resuming_after_an_event_replays_exactly_the_later_ones(backend: Backend) {
+        let mut app = spawn_app(backend).await;
+        let first = app.ready_connection("ins_sandbox_bank", "user-r").await;
+        let second = app.ready_connection("ins_sandbox_utility", "user-r").await;
+
+        let mut all = app
+            .connections
+            .watch_connections(pb::WatchConnectionsRequest { after_event_id: 0, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        // From 0: the current state of each connection, oldest change first.
+        let current = collect_until(&mut all, |e| e.len() == 2).await;
+        let ids: Vec<_> = current.iter().map(|e| e.connection.as_ref().unwrap().id.clone()).collect();
+        assert_eq!(ids, [first.id.clone(), second.id.clone()]);
+
+        // Resume after the first connection's PENDING event: its READY and both of the second's.
+        let history = app
+            .connections
+            .watch_connections(pb::WatchConnectionsRequest { after_event_id: 0, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        drop(history);
+        let mut resumed = app
+            .connections
+            .watch_connections(pb::WatchConnectionsRequest { after_event_id: 1, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        let replayed = collect_until(&mut resumed, |e| e.len() == 3).await;
+        let ids: Vec<i64> = replayed.iter().map(|e| e.event_id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+        assert!(ids.iter().all(|id| *id > 1), "only later events: {ids:?}");
+        let states: Vec<_> = replayed.iter().map(|e| e.connection.as_ref().unwrap().state()).collect();
+        assert_eq!(
+            states,
+            [pb::ConnectionState::Ready, pb::ConnectionState::Pending, pb::ConnectionState::Ready],
+            "replay of the log"
+        );
+
+        // Live: a refresh shows REFRESHING then READY, on both streams, once each.
+        app.connections
+            .refresh_connection(pb::RefreshConnectionRequest { connection_id: first.id.clone(), ..Default::default() })
+            .await
+            .unwrap();
+        for stream in [&mut all, &mut resumed] {
+            let live = collect_until(stream, |e| {
+                e.last().is_some_and(|e| e.connection.as_ref().unwrap().state() == pb::ConnectionState::Ready)
+            })
+            .await;
+            let states: Vec<_> = live.iter().map(|e| e.connection.as_ref().unwrap().state()).collect();
+            assert_eq!(states, [pb::ConnectionState::Refreshing, pb::ConnectionState::Ready]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_connections_only_sends_the_filtered_users_changes() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    let mut mine = app
+        .connections
+        .watch_connections(pb::WatchConnectionsRequest { external_user_id: "alice".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    app.ready_connection("ins_sandbox_bank", "bob").await;
+    let alices = app.ready_connection("ins_sandbox_bank", "alice").await;
+    let events = collect_until(&mut mine, |e| {
+        e.last().is_some_and(|e| e.connection.as_ref().unwrap().state() == pb::ConnectionState::Ready)
+    })
+    .await;
+    assert!(events.iter().all(|e| e.connection.as_ref().unwrap().id == alices.id), "only alice's connection");
+}
+
+#[tokio::test]
+async fn watching_a_missing_connection_fails_at_once() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let status = app
+        .connections
+        .watch_connection(pb::WatchConnectionRequest { connection_id: uuid::Uuid::now_v7().to_string(), after_event_id: 0 })
+        .await
+        .unwrap_err();
+    assert_error("missing connection", &status, tonic::Code::NotFound, "CONNECTION_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn shutdown_ends_streams_with_a_resumable_status_and_drains() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    let connection = app.ready_connection("ins_sandbox_bank", "user-s").await;
+    let mut stream = app
+        .connections
+        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id, after_event_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.next().await.unwrap().unwrap();
+
+    let (stopped, ended) =
+        tokio::join!(app.shut_down(), tokio::time::timeout(Duration::from_secs(10), stream.next()));
+    match ended.expect("stream ends promptly") {
+        Some(Err(status)) => assert_error("shutdown", &status, tonic::Code::Unavailable, "SHUTTING_DOWN"),
+        other => panic!("expected SHUTTING_DOWN, got {other:?}"),
+    }
+    stopped.expect("server stops cleanly");
+}
