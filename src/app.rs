@@ -50,15 +50,7 @@ impl App {
         page_tokens: PageTokens,
         shutdown: CancellationToken,
     ) -> Self {
-        Self {
-            store,
-            providers,
-            sealer,
-            bus: EventBus::default(),
-            page_tokens,
-            shutdown,
-            exchanges: Mutex::default(),
-        }
+        Self { store, providers, sealer, bus: EventBus::default(), page_tokens, shutdown, exchanges: Mutex::default() }
     }
 
     /// The enabled provider `id`, or PROVIDER_NOT_FOUND.

@@ -54,8 +54,11 @@ impl App {
             // Already syncing: one refresh at a time, and a retried call changes nothing.
             ConnectionState::Pending | ConnectionState::Refreshing => return Ok(connection),
             ConnectionState::LoginRequired => {
-                return Err(Error::new(ErrorReason::LoginRequired, "the user must sign in again through a new link session")
-                    .with("connection_id", id.to_string()));
+                return Err(Error::new(
+                    ErrorReason::LoginRequired,
+                    "the user must sign in again through a new link session",
+                )
+                .with("connection_id", id.to_string()));
             }
             ConnectionState::Disconnected => {
                 return Err(Error::new(ErrorReason::ProviderRejected, "the provider revoked this connection")

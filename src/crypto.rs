@@ -57,9 +57,8 @@ impl Sealer {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|_| anyhow::anyhow!("LINKGATE_ENCRYPTION_KEY entry {n} is not base64"))?;
-            let bytes: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("LINKGATE_ENCRYPTION_KEY entry {n} is not 32 bytes"))?;
+            let bytes: [u8; 32] =
+                bytes.try_into().map_err(|_| anyhow::anyhow!("LINKGATE_ENCRYPTION_KEY entry {n} is not 32 bytes"))?;
             parsed.push(bytes);
         }
         Ok(Self::from_keys(&parsed))
@@ -177,7 +176,8 @@ mod tests {
         let error = Sealer::from_config(&SecretString::from("not base64!")).unwrap_err();
         assert!(error.to_string().contains("entry 0"));
         let short = base64::engine::general_purpose::STANDARD.encode([0u8; 16]);
-        let error = Sealer::from_config(&SecretString::from(format!("{},{short}", Sealer::generate_key()))).unwrap_err();
+        let error =
+            Sealer::from_config(&SecretString::from(format!("{},{short}", Sealer::generate_key()))).unwrap_err();
         assert!(error.to_string().contains("entry 1 is not 32 bytes"));
     }
 }

@@ -92,11 +92,10 @@ impl Error {
             ProviderError::LoginRequired => {
                 Self::new(ErrorReason::LoginRequired, "the user must sign in to the institution again")
             }
-            ProviderError::Unsupported(capability) => Self::new(
-                ErrorReason::CapabilityUnsupported,
-                format!("the provider does not support {capability}"),
-            )
-            .with("capability", capability),
+            ProviderError::Unsupported(capability) => {
+                Self::new(ErrorReason::CapabilityUnsupported, format!("the provider does not support {capability}"))
+                    .with("capability", capability)
+            }
             ProviderError::Unavailable { retry_after } => {
                 Self::new(ErrorReason::ProviderUnavailable, "the provider is unavailable")
                     .retry_after(retry_after.unwrap_or(Duration::from_secs(1)))

@@ -203,7 +203,12 @@ impl App {
     /// Moves `before` to CONNECTING (as `connecting`), makes the provider call, and applies its
     /// answer. When the call itself fails the session returns to where it was, so the caller can
     /// retry, and the error goes back to the caller.
-    async fn forward_to_provider<F>(&self, before: LinkSession, mut connecting: LinkSession, call: F) -> Result<LinkSession>
+    async fn forward_to_provider<F>(
+        &self,
+        before: LinkSession,
+        mut connecting: LinkSession,
+        call: F,
+    ) -> Result<LinkSession>
     where
         F: for<'a> FnOnce(
             &'a dyn Provider,
@@ -250,10 +255,9 @@ impl App {
                 next.state = LinkSessionState::Succeeded;
                 next.mfa_question = None;
                 next.institution_id = Some(institution_id.clone());
-                next.public_token = Some(Sealed(self.sealer.seal(
-                    public_token.expose_secret().as_bytes(),
-                    &session_token_context(&next),
-                )));
+                next.public_token = Some(Sealed(
+                    self.sealer.seal(public_token.expose_secret().as_bytes(), &session_token_context(&next)),
+                ));
                 next.public_token_expires_at = Some(expires_at);
                 issued = Some(IssuedToken {
                     id: Uuid::now_v7(),
@@ -300,8 +304,11 @@ impl App {
     ) -> Result<()> {
         let update = LinkSessionUpdate { session, from, next_poll_at, issued };
         if !self.store.update_link_session(update).await? {
-            return Err(Error::new(ErrorReason::LinkSessionWrongState, "the link session changed meanwhile; get it again")
-                .with("link_session_id", session.id.to_string()));
+            return Err(Error::new(
+                ErrorReason::LinkSessionWrongState,
+                "the link session changed meanwhile; get it again",
+            )
+            .with("link_session_id", session.id.to_string()));
         }
         self.bus.publish_link_session(session.clone());
         Ok(())

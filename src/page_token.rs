@@ -115,7 +115,9 @@ mod tests {
         let middle = altered.len() / 2;
         altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
         let other_key = PageTokens::new(b"other".to_vec()).issue("q", &cursor());
-        for bad in [String::from_utf8(altered).unwrap(), other_key, "!!".to_owned(), "AAAA".to_owned(), "x".repeat(5000)] {
+        for bad in
+            [String::from_utf8(altered).unwrap(), other_key, "!!".to_owned(), "AAAA".to_owned(), "x".repeat(5000)]
+        {
             assert_eq!(tokens.check("q", &bad).unwrap_err().reason(), ErrorReason::InvalidPageToken, "{bad}");
         }
     }

@@ -52,8 +52,9 @@ impl App {
                     RecordKind::Portfolio => (ErrorReason::PortfolioNotFound, "portfolio_id"),
                     _ => (ErrorReason::AccountNotFound, "account_id"),
                 };
-                return Err(Error::new(reason, format!("no such {field} on this connection"))
-                    .with(field, parent.to_string()));
+                return Err(
+                    Error::new(reason, format!("no such {field} on this connection")).with(field, parent.to_string())
+                );
             }
         }
         // The token is bound to everything that shapes the listing.

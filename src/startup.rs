@@ -1,12 +1,12 @@
 //! Assembling and running a replica: the store, the sealer, the gRPC server with health and
 //! reflection, the HTTP listener, the event tailer and the sync engine, and their orderly stop.
 
+use crate::api::Authenticate;
 use crate::api::account::AccountApi;
 use crate::api::connection::ConnectionApi;
 use crate::api::link::LinkApi;
 use crate::api::portfolio::PortfolioApi;
 use crate::api::statement::StatementApi;
-use crate::api::Authenticate;
 use crate::app::App;
 use crate::config::Settings;
 use crate::crypto::Sealer;
@@ -79,8 +79,10 @@ impl Application {
         };
         let page_tokens = PageTokens::new(sealer.derive_key("page tokens"));
         let app = Arc::new(App::new(store, providers, sealer, page_tokens, CancellationToken::new()));
-        let grpc = TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;
-        let http = TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
+        let grpc =
+            TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;
+        let http =
+            TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
         let sync = SyncOptions {
             owner: format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple()),
             tick: settings.sync.tick,
@@ -143,7 +145,10 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(pb::link_service_server::LinkServiceServer::with_interceptor(LinkApi::new(app.clone()), Authenticate))
+            .add_service(pb::link_service_server::LinkServiceServer::with_interceptor(
+                LinkApi::new(app.clone()),
+                Authenticate,
+            ))
             .add_service(pb::connection_service_server::ConnectionServiceServer::with_interceptor(
                 ConnectionApi::new(app.clone()),
                 Authenticate,

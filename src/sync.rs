@@ -4,7 +4,9 @@
 //! over when its leases lapse.
 
 use crate::app::App;
-use crate::domain::{Connection, ConnectionError, ConnectionState, LinkFlow, LinkSession, LinkSessionState, ProductState, now};
+use crate::domain::{
+    Connection, ConnectionError, ConnectionState, LinkFlow, LinkSession, LinkSessionState, ProductState, now,
+};
 use crate::error::Result;
 use crate::link::link_context;
 use crate::pb::ErrorReason;
@@ -51,12 +53,7 @@ impl App {
     /// Works every item due now, once. Returns how many were worked.
     pub async fn sync_due(self: &Arc<Self>, options: &SyncOptions) -> Result<usize> {
         let at = now();
-        let lease = Lease {
-            owner: options.owner.clone(),
-            now: at,
-            until: at + options.lease,
-            limit: LEASE_BATCH,
-        };
+        let lease = Lease { owner: options.owner.clone(), now: at, until: at + options.lease, limit: LEASE_BATCH };
         let sessions = self.store.lease_link_sessions(&lease).await?;
         let connections = self.store.lease_connections(&lease).await?;
         let worked = sessions.len() + connections.len();
@@ -166,7 +163,12 @@ impl App {
 
     /// A provider call for a connection failed: transient failures retry later without changing
     /// the connection (the caller already sees it syncing); others mark it STALE or ERROR.
-    async fn connection_call_failed(&self, mut connection: Connection, error: ProviderError, poll: Duration) -> Result<()> {
+    async fn connection_call_failed(
+        &self,
+        mut connection: Connection,
+        error: ProviderError,
+        poll: Duration,
+    ) -> Result<()> {
         tracing::warn!(connection_id = %connection.id, provider = %connection.provider, error = %error, "connection sync call failed");
         let retry_at = now() + retry_delay(&error, poll);
         if error.is_transient() {
@@ -195,7 +197,8 @@ impl App {
 /// with the provider's own rhythm.
 fn retry_delay(error: &ProviderError, poll_interval: Duration) -> chrono::Duration {
     let delay = match error {
-        ProviderError::RateLimited { retry_after: Some(after) } | ProviderError::Unavailable { retry_after: Some(after) } => *after,
+        ProviderError::RateLimited { retry_after: Some(after) }
+        | ProviderError::Unavailable { retry_after: Some(after) } => *after,
         _ => (poll_interval * 4).max(Duration::from_secs(1)).min(RETRY_AFTER_FAILURE),
     };
     chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(30))

@@ -37,7 +37,12 @@ impl App {
     /// Streams matching connection events after `after_event_id` (or, when 0, the current state
     /// of each matching connection), then live ones. With `connection_id` in the filter the
     /// stream ends after the connection's DELETED event.
-    pub fn watch_connections(self: &Arc<Self>, caller: &Caller, filter: EventFilter, after_event_id: i64) -> WatchStream<ConnectionEvent> {
+    pub fn watch_connections(
+        self: &Arc<Self>,
+        caller: &Caller,
+        filter: EventFilter,
+        after_event_id: i64,
+    ) -> WatchStream<ConnectionEvent> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         // Subscribe before reading the log, so nothing committed in between is missed.
         let live = self.bus.subscribe_connections();

@@ -66,8 +66,10 @@ impl AccountService for AccountApi {
                 page_token: req.page_token,
             };
             v.finish()?;
-            let page =
-                self.app.read_records::<Transaction>(&caller, Product::Transactions, RecordKind::Transaction, data).await?;
+            let page = self
+                .app
+                .read_records::<Transaction>(&caller, Product::Transactions, RecordKind::Transaction, data)
+                .await?;
             Ok(pb::ListAccountTransactionsResponse {
                 transactions: page.items.into_iter().map(Into::into).collect(),
                 next_page_token: page.next_page_token,

@@ -96,7 +96,10 @@ impl LinkService for LinkApi {
                 items: Vec::new(),
                 next: more.then(|| crate::store::Cursor { key: (offset + size).to_string(), id: uuid::Uuid::nil() }),
             };
-            Ok(pb::ListInstitutionsResponse { institutions, next_page_token: next_page_token(&self.app, &scope, &next) })
+            Ok(pb::ListInstitutionsResponse {
+                institutions,
+                next_page_token: next_page_token(&self.app, &scope, &next),
+            })
         }
         .await;
         respond(&caller, result)
@@ -167,9 +170,10 @@ impl LinkService for LinkApi {
             }
             for (name, value) in &req.credentials {
                 if name.is_empty() || name.len() > 64 || value.len() > MAX_CREDENTIAL_BYTES {
-                    v.reject(&format!("credentials[{}]", name.chars().take(64).collect::<String>()), format!(
-                        "names are 1 to 64 bytes and values at most {MAX_CREDENTIAL_BYTES} bytes"
-                    ));
+                    v.reject(
+                        &format!("credentials[{}]", name.chars().take(64).collect::<String>()),
+                        format!("names are 1 to 64 bytes and values at most {MAX_CREDENTIAL_BYTES} bytes"),
+                    );
                 }
             }
             v.finish()?;
@@ -182,7 +186,10 @@ impl LinkService for LinkApi {
         respond(&caller, result)
     }
 
-    async fn answer_mfa(&self, request: Request<pb::AnswerMfaRequest>) -> Result<Response<pb::AnswerMfaResponse>, Status> {
+    async fn answer_mfa(
+        &self,
+        request: Request<pb::AnswerMfaRequest>,
+    ) -> Result<Response<pb::AnswerMfaResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let result = async {
@@ -226,7 +233,9 @@ impl LinkService for LinkApi {
                 Ok(convert::link_session(&session, token.map(|t| t.expose_secret().to_owned())))
             })
         });
-        Ok(respond_stream(&caller, stream, |link_session| pb::WatchLinkSessionResponse { link_session: Some(link_session) }))
+        Ok(respond_stream(&caller, stream, |link_session| pb::WatchLinkSessionResponse {
+            link_session: Some(link_session),
+        }))
     }
 
     async fn list_public_tokens(
@@ -268,7 +277,8 @@ impl LinkService for LinkApi {
             let user = v.optional_text("external_user_id", &req.external_user_id, MAX_USER_ID);
             v.request_id(&req.request_id);
             v.finish()?;
-            let connection = self.app.exchange_public_token(&caller, &provider, SecretString::from(token), user).await?;
+            let connection =
+                self.app.exchange_public_token(&caller, &provider, SecretString::from(token), user).await?;
             Ok(pb::ExchangePublicTokenResponse { connection: Some((&connection).into()) })
         }
         .await;

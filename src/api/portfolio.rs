@@ -67,7 +67,8 @@ impl PortfolioService for PortfolioApi {
                 page_token: req.page_token,
             };
             v.finish()?;
-            let page = self.app.read_records::<Position>(&caller, Product::Investments, RecordKind::Position, data).await?;
+            let page =
+                self.app.read_records::<Position>(&caller, Product::Investments, RecordKind::Position, data).await?;
             Ok(pb::ListPortfolioPositionsResponse {
                 positions: page.items.into_iter().map(Into::into).collect(),
                 next_page_token: page.next_page_token,
@@ -95,7 +96,12 @@ impl PortfolioService for PortfolioApi {
             v.finish()?;
             let page = self
                 .app
-                .read_records::<PortfolioTransaction>(&caller, Product::Investments, RecordKind::PortfolioTransaction, data)
+                .read_records::<PortfolioTransaction>(
+                    &caller,
+                    Product::Investments,
+                    RecordKind::PortfolioTransaction,
+                    data,
+                )
                 .await?;
             Ok(pb::ListPortfolioTransactionsResponse {
                 transactions: page.items.into_iter().map(Into::into).collect(),

@@ -39,7 +39,8 @@ impl StatementService for StatementApi {
                 page_token: req.page_token,
             };
             v.finish()?;
-            let page = self.app.read_records::<Statement>(&caller, Product::Statements, RecordKind::Statement, data).await?;
+            let page =
+                self.app.read_records::<Statement>(&caller, Product::Statements, RecordKind::Statement, data).await?;
             Ok(pb::ListStatementsResponse {
                 statements: page.items.into_iter().map(Into::into).collect(),
                 next_page_token: page.next_page_token,

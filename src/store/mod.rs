@@ -215,7 +215,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<LinkSession>;
 
     /// The tenant's link session created by the call with `request_id`.
-    async fn find_link_session_by_request(&self, tenant: TenantId, request_id: &str) -> StoreResult<Option<LinkSession>>;
+    async fn find_link_session_by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> StoreResult<Option<LinkSession>>;
 
     /// One link session of the tenant.
     async fn get_link_session(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<LinkSession>>;

@@ -53,7 +53,9 @@ impl TryFrom<LinkSessionRow> for LinkSession {
     fn try_from(row: LinkSessionRow) -> anyhow::Result<Self> {
         let failure_reason = row
             .failure_reason
-            .map(|name| ErrorReason::from_str_name(&name).ok_or_else(|| anyhow::anyhow!("unknown stored reason {name:?}")))
+            .map(|name| {
+                ErrorReason::from_str_name(&name).ok_or_else(|| anyhow::anyhow!("unknown stored reason {name:?}"))
+            })
             .transpose()?;
         Ok(LinkSession {
             id: row.id,

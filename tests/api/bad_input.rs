@@ -10,7 +10,8 @@ const UNKNOWN: &str = "01a20c84-0000-7000-8000-000000000000";
 
 /// What the tenant has: connections, public tokens and link sessions counted together.
 async fn footprint(app: &mut TestApp) -> (usize, usize) {
-    let connections = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
+    let connections =
+        app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
     let tokens = app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
     (connections.connections.len(), tokens.public_tokens.len())
 }
@@ -111,15 +112,23 @@ async fn malformed_and_unknown_requests_are_refused_with_their_reason_and_write_
         }),
         ("page size too large", Code::InvalidArgument, "INVALID_FIELD", {
             let mut a = accounts.clone();
-            a.list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), page_size: 501, ..Default::default() })
-                .await
-                .unwrap_err()
+            a.list_accounts(pb::ListAccountsRequest {
+                connection_id: connection.id.clone(),
+                page_size: 501,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
         }),
         ("negative page size", Code::InvalidArgument, "INVALID_FIELD", {
             let mut a = accounts.clone();
-            a.list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), page_size: -1, ..Default::default() })
-                .await
-                .unwrap_err()
+            a.list_accounts(pb::ListAccountsRequest {
+                connection_id: connection.id.clone(),
+                page_size: -1,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
         }),
         ("tampered page token", Code::InvalidArgument, "INVALID_PAGE_TOKEN", {
             let mut a = accounts.clone();
@@ -170,9 +179,13 @@ async fn malformed_and_unknown_requests_are_refused_with_their_reason_and_write_
         }),
         ("MFA answer to a session that asked nothing", Code::FailedPrecondition, "LINK_SESSION_WRONG_STATE", {
             let mut l = link.clone();
-            l.answer_mfa(pb::AnswerMfaRequest { link_session_id: created.id.clone(), answer: "1234".into(), ..Default::default() })
-                .await
-                .unwrap_err()
+            l.answer_mfa(pb::AnswerMfaRequest {
+                link_session_id: created.id.clone(),
+                answer: "1234".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
         }),
         ("unknown link session", Code::NotFound, "LINK_SESSION_NOT_FOUND", {
             let mut l = link.clone();
@@ -196,7 +209,9 @@ async fn malformed_and_unknown_requests_are_refused_with_their_reason_and_write_
         }),
         ("negative resume cursor", Code::InvalidArgument, "INVALID_FIELD", {
             let mut c = connections.clone();
-            c.watch_connections(pb::WatchConnectionsRequest { after_event_id: -5, ..Default::default() }).await.unwrap_err()
+            c.watch_connections(pb::WatchConnectionsRequest { after_event_id: -5, ..Default::default() })
+                .await
+                .unwrap_err()
         }),
     ];
     for (case, code, reason, status) in &cases {

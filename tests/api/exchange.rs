@@ -47,7 +47,12 @@ impl Provider for CountingSandbox {
     async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
         self.inner.connection_status(handle).await
     }
-    async fn fetch_data(&self, handle: &SecretString, connection_id: Uuid, products: &[Product]) -> ProviderResult<ConnectionData> {
+    async fn fetch_data(
+        &self,
+        handle: &SecretString,
+        connection_id: Uuid,
+        products: &[Product],
+    ) -> ProviderResult<ConnectionData> {
         self.inner.fetch_data(handle, connection_id, products).await
     }
     async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
@@ -118,12 +123,9 @@ on_both_backends! {
 
 #[tokio::test]
 async fn an_expired_token_is_refused_and_nothing_is_written() {
-    let mut app = spawn_app_with(
-        Backend::Postgres,
-        |s| s.providers.sandbox.public_token_ttl = Duration::from_millis(300),
-        None,
-    )
-    .await;
+    let mut app =
+        spawn_app_with(Backend::Postgres, |s| s.providers.sandbox.public_token_ttl = Duration::from_millis(300), None)
+            .await;
     let token = app.public_token("ins_sandbox_bank", "user-e").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let status = app.exchange(&token).await.unwrap_err();

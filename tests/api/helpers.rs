@@ -70,7 +70,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts a server on `backend` after `adjust` changed the settings, with `providers` instead of
 /// the configured ones when given.
-pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings), providers: Option<Registry>) -> TestApp {
+pub async fn spawn_app_with(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Settings),
+    providers: Option<Registry>,
+) -> TestApp {
     let database = TestDatabase::create(backend).await;
     let mut settings = test_settings(&database.url);
     adjust(&mut settings);
@@ -110,7 +114,9 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let status = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
-            if status.is_ok_and(|s| s.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32) {
+            if status.is_ok_and(|s| {
+                s.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            }) {
                 return;
             }
             assert!(tokio::time::Instant::now() < deadline, "server never became ready");
@@ -142,8 +148,14 @@ impl TestApp {
     }
 
     /// Submits sandbox credentials to a session.
-    pub async fn submit(&mut self, session_id: &str, username: &str, password: &str) -> Result<pb::LinkSession, tonic::Status> {
-        let credentials = HashMap::from([("username".to_owned(), username.to_owned()), ("password".to_owned(), password.to_owned())]);
+    pub async fn submit(
+        &mut self,
+        session_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<pb::LinkSession, tonic::Status> {
+        let credentials =
+            HashMap::from([("username".to_owned(), username.to_owned()), ("password".to_owned(), password.to_owned())]);
         self.link
             .submit_credentials(pb::SubmitCredentialsRequest {
                 link_session_id: session_id.into(),

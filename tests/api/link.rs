@@ -25,7 +25,11 @@ async fn a_wrong_mfa_answer_fails_the_session() {
     app.submit(&session.id, "user_mfa", "pass_good").await.unwrap();
     let failed = app
         .link
-        .answer_mfa(pb::AnswerMfaRequest { link_session_id: session.id.clone(), answer: "0000".into(), ..Default::default() })
+        .answer_mfa(pb::AnswerMfaRequest {
+            link_session_id: session.id.clone(),
+            answer: "0000".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

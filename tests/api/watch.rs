@@ -6,7 +6,10 @@ use std::time::Duration;
 use tokio_stream::StreamExt;
 
 /// Collects events from `stream` until `done` says so.
-async fn collect_until<S>(stream: &mut S, mut done: impl FnMut(&[pb::ConnectionEvent]) -> bool) -> Vec<pb::ConnectionEvent>
+async fn collect_until<S>(
+    stream: &mut S,
+    mut done: impl FnMut(&[pb::ConnectionEvent]) -> bool,
+) -> Vec<pb::ConnectionEvent>
 where
     S: tokio_stream::Stream<Item = Result<pb::WatchConnectionsResponse, tonic::Status>> + Unpin,
 {
@@ -103,7 +106,10 @@ async fn watching_a_missing_connection_fails_at_once() {
     let mut app = spawn_app(Backend::Sqlite).await;
     let status = app
         .connections
-        .watch_connection(pb::WatchConnectionRequest { connection_id: uuid::Uuid::now_v7().to_string(), after_event_id: 0 })
+        .watch_connection(pb::WatchConnectionRequest {
+            connection_id: uuid::Uuid::now_v7().to_string(),
+            after_event_id: 0,
+        })
         .await
         .unwrap_err();
     assert_error("missing connection", &status, tonic::Code::NotFound, "CONNECTION_NOT_FOUND");
@@ -121,8 +127,7 @@ async fn shutdown_ends_streams_with_a_resumable_status_and_drains() {
         .into_inner();
     stream.next().await.unwrap().unwrap();
 
-    let (stopped, ended) =
-        tokio::join!(app.shut_down(), tokio::time::timeout(Duration::from_secs(10), stream.next()));
+    let (stopped, ended) = tokio::join!(app.shut_down(), tokio::time::timeout(Duration::from_secs(10), stream.next()));
     match ended.expect("stream ends promptly") {
         Some(Err(status)) => assert_error("shutdown", &status, tonic::Code::Unavailable, "SHUTTING_DOWN"),
         other => panic!("expected SHUTTING_DOWN, got {other:?}"),

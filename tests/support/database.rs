@@ -21,7 +21,8 @@ pub struct TestDatabase {
 
 /// The server to create PostgreSQL test databases on.
 pub fn admin_url() -> String {
-    std::env::var("LINKGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("LINKGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 fn url_for(database: &str) -> String {
@@ -64,7 +65,8 @@ impl Drop for TestDatabase {
             runtime.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
-                    let drop = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+                    let drop =
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
                     let _ = tokio::time::timeout(Duration::from_secs(10), drop.execute(&mut admin)).await;
                 }
             });

@@ -3,9 +3,8 @@
 
 use super::{BANK, BROKER, UTILITY};
 use crate::domain::{
-    Account, AccountType, AssetType, ConnectionData, Date, Decimal, Instrument, Money, Portfolio,
-    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Product, Statement, Transaction,
-    Usage, stable_id,
+    Account, AccountType, AssetType, ConnectionData, Date, Decimal, Instrument, Money, Portfolio, PortfolioTransaction,
+    PortfolioTransactionType, PortfolioType, Position, Product, Statement, Transaction, Usage, stable_id,
 };
 use chrono::{Datelike, Days, Months};
 use uuid::Uuid;
@@ -56,7 +55,13 @@ fn account(connection_id: Uuid, upstream_id: &str, kind: AccountType, name: &str
 }
 
 /// Everything the products of a connection at `institution_id` deliver.
-pub fn generate(institution_id: &str, seed: u64, created_on: Date, connection_id: Uuid, products: &[Product]) -> ConnectionData {
+pub fn generate(
+    institution_id: &str,
+    seed: u64,
+    created_on: Date,
+    connection_id: Uuid,
+    products: &[Product],
+) -> ConnectionData {
     let mut rng = Rng(seed);
     let mut data = ConnectionData::default();
     let wants = |product| products.contains(&product);
@@ -94,8 +99,15 @@ pub fn generate(institution_id: &str, seed: u64, created_on: Date, connection_id
     data
 }
 
-fn bank_transactions(connection_id: Uuid, checking: Uuid, savings: Uuid, today: Date, rng: &mut Rng) -> Vec<Transaction> {
-    const MERCHANTS: &[&str] = &["Mercadona", "Renfe", "Cafe Central", "Amazon EU", "Farmacia Sol", "Cine Ideal", "Gasolinera Norte"];
+fn bank_transactions(
+    connection_id: Uuid,
+    checking: Uuid,
+    savings: Uuid,
+    today: Date,
+    rng: &mut Rng,
+) -> Vec<Transaction> {
+    const MERCHANTS: &[&str] =
+        &["Mercadona", "Renfe", "Cafe Central", "Amazon EU", "Farmacia Sol", "Cine Ideal", "Gasolinera Norte"];
     let mut transactions = Vec::new();
     for n in 0..60u64 {
         let date = today - Days::new(n * 3 / 2);

@@ -178,10 +178,12 @@ impl Provider for Sandbox {
     }
 
     async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
-        let rest = public_token.expose_secret().strip_prefix(PUBLIC_TOKEN_PREFIX).ok_or(ProviderError::InvalidPublicToken)?;
+        let rest =
+            public_token.expose_secret().strip_prefix(PUBLIC_TOKEN_PREFIX).ok_or(ProviderError::InvalidPublicToken)?;
         let (institution_id, nonce) = rest.rsplit_once('-').ok_or(ProviderError::InvalidPublicToken)?;
         let well_formed = nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let institution = institution(institution_id).filter(|_| well_formed).ok_or(ProviderError::InvalidPublicToken)?;
+        let institution =
+            institution(institution_id).filter(|_| well_formed).ok_or(ProviderError::InvalidPublicToken)?;
         Ok(ExchangedConnection {
             handle: Handle::issue(&institution.id),
             institution_id: institution.id,
