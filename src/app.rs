@@ -2,10 +2,13 @@
 //! operations are spread over the modules named after them (`link`, `connections`, `reads`,
 //! `watch`, `sync`), each an `impl App` block.
 
+use crate::audit::{AuditLog, AuditWriter, audit_log};
+use crate::config::LimitSettings;
 use crate::crypto::Sealer;
 use crate::domain::TenantId;
 use crate::error::{Error, Result};
 use crate::events::EventBus;
+use crate::limits::{CallBudget, StreamSlots};
 use crate::page_token::PageTokens;
 use crate::pb::ErrorReason;
 use crate::providers::{Provider, Registry};
@@ -19,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Caller {
     /// The caller's tenant; every store access is scoped by it.
     pub tenant: TenantId,
+    /// The API key the call presented; none in dev mode.
+    pub api_key_id: Option<uuid::Uuid>,
     /// The request id: the caller's `x-request-id`, or one minted for the call.
     pub request_id: String,
 }
@@ -37,20 +42,47 @@ pub struct App {
     pub page_tokens: PageTokens,
     /// Cancelled when the replica shuts down: streams end, background work stops.
     pub shutdown: CancellationToken,
+    /// The audit trail.
+    pub audit: AuditLog,
+    /// Each tenant's budget of expensive calls.
+    pub call_budget: CallBudget,
+    /// Each tenant's open watch streams.
+    pub stream_slots: StreamSlots,
     /// Per-token locks that make concurrent exchanges in this process queue behind the first.
     exchanges: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// What the core is assembled from.
+pub struct AppParts {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Enabled providers.
+    pub providers: Registry,
+    /// Seals upstream secrets.
+    pub sealer: Sealer,
+    /// Page token signer.
+    pub page_tokens: PageTokens,
+    /// Per-tenant limits.
+    pub limits: LimitSettings,
+}
+
 impl App {
-    /// Assembles the core.
-    pub fn new(
-        store: Arc<dyn Store>,
-        providers: Registry,
-        sealer: Sealer,
-        page_tokens: PageTokens,
-        shutdown: CancellationToken,
-    ) -> Self {
-        Self { store, providers, sealer, bus: EventBus::default(), page_tokens, shutdown, exchanges: Mutex::default() }
+    /// Assembles the core, and the audit writer the caller must run.
+    pub fn new(parts: AppParts) -> (Self, AuditWriter) {
+        let (audit, audit_writer) = audit_log();
+        let app = Self {
+            store: parts.store,
+            providers: parts.providers,
+            sealer: parts.sealer,
+            bus: EventBus::default(),
+            page_tokens: parts.page_tokens,
+            shutdown: CancellationToken::new(),
+            audit,
+            call_budget: CallBudget::new(parts.limits.tenant_calls_per_second, parts.limits.tenant_call_burst),
+            stream_slots: StreamSlots::new(parts.limits.tenant_max_streams),
+            exchanges: Mutex::default(),
+        };
+        (app, audit_writer)
     }
 
     /// The enabled provider `id`, or PROVIDER_NOT_FOUND.

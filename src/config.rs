@@ -20,13 +20,19 @@ pub struct Settings {
     pub database: DatabaseSettings,
 
     #[command(flatten)]
+    pub secrets: SecretSettings,
+
+    #[command(flatten)]
+    pub limits: LimitSettings,
+
+    #[command(flatten)]
     pub providers: ProviderSettings,
 
     #[command(flatten)]
     pub sync: SyncSettings,
 }
 
-/// Where linkgate keeps its data and how it seals secrets.
+/// Where linkgate keeps its data.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH` (embedded, created if missing) or `postgres://…`.
@@ -36,12 +42,52 @@ pub struct DatabaseSettings {
     /// Maximum pooled database connections.
     #[arg(long, env = "LINKGATE_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+}
 
-    /// Base64 of 32 random bytes that seal upstream secrets (AES-256-GCM). Required on
-    /// PostgreSQL. On SQLite, when unset, linkgate keeps a generated key in a file next to the
-    /// database (`<database>.key`).
+/// The keys that protect stored secrets and API keys.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretSettings {
+    /// Base64 of 32 random bytes that seal upstream secrets (AES-256-GCM); comma-separate several
+    /// to rotate (the first seals, all open). Required on PostgreSQL. On SQLite, when unset,
+    /// linkgate keeps a generated key in a file next to the database (`<database>.key`).
     #[arg(long, env = "LINKGATE_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<SecretString>,
+
+    /// Secret mixed into the HMAC of every API key (at least 32 bytes; comma-separate several to
+    /// rotate: the first hashes new keys, all verify). Defaults to a value derived from the first
+    /// encryption key; set it explicitly in production so encryption keys can rotate on their own.
+    #[arg(long, env = "LINKGATE_API_KEY_PEPPER", hide_env_values = true)]
+    pub api_key_pepper: Option<SecretString>,
+}
+
+/// Limits that keep one caller from starving the others.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitSettings {
+    /// Expensive calls (CreateLinkSession, SubmitCredentials, ExchangePublicToken,
+    /// RefreshConnection) each tenant may make per second, sustained.
+    #[arg(long, env = "LINKGATE_TENANT_CALLS_PER_SECOND", default_value_t = 20)]
+    pub tenant_calls_per_second: u32,
+
+    /// Expensive calls a tenant may make in a burst above the sustained rate.
+    #[arg(long, env = "LINKGATE_TENANT_CALL_BURST", default_value_t = 40)]
+    pub tenant_call_burst: u32,
+
+    /// Watch streams one tenant may hold open at once, on this replica.
+    #[arg(long, env = "LINKGATE_TENANT_MAX_STREAMS", default_value_t = 2000)]
+    pub tenant_max_streams: usize,
+
+    /// Concurrent HTTP/2 streams per client connection.
+    #[arg(long, env = "LINKGATE_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+
+    /// Longest a unary call may run before the server gives up (callers' grpc-timeout is honoured
+    /// when shorter).
+    #[arg(long, env = "LINKGATE_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "LINKGATE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
 }
 
 /// Provider switches and settings.

@@ -1,9 +1,9 @@
 //! Connections: reading, listing, refreshing and deleting them.
 
 use crate::app::{App, Caller};
+use crate::crypto::SealedColumn;
 use crate::domain::{Connection, ConnectionState, ProductState, now};
 use crate::error::{Error, Result};
-use crate::link::handle_context;
 use crate::pb::ErrorReason;
 use crate::providers::ProviderError;
 use crate::store::{ConnectionFilter, Page, PageOf};
@@ -44,11 +44,14 @@ impl App {
             Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
                 .with("connection_id", connection.id.to_string())
         })?;
-        self.sealer.open(&sealed, &handle_context(connection)).map_err(Error::internal)
+        self.sealer
+            .open(&sealed, &SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id))
+            .map_err(Error::internal)
     }
 
     /// Asks the provider for fresh data; the sync engine picks the connection up at once.
     pub async fn refresh_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+        self.call_budget.take(caller.tenant)?;
         let mut connection = self.live_connection(caller, id).await?;
         match connection.state {
             // Already syncing: one refresh at a time, and a retried call changes nothing.

@@ -5,6 +5,7 @@
 //! another row or tenant does not open. Several keys may be configured: the first seals, every
 //! one opens, which is how keys rotate.
 
+use crate::domain::TenantId;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
@@ -111,6 +112,11 @@ impl Sealer {
         sealed
     }
 
+    /// Whether `sealed` is sealed under the current (first) key.
+    pub fn is_current(&self, sealed: &[u8]) -> bool {
+        sealed.get(1..1 + KEY_ID_LEN) == Some(self.keys[0].id.as_slice())
+    }
+
     /// Opens a value sealed for the row named by `context`.
     pub fn open(&self, sealed: &[u8], context: &str) -> Result<SecretString, OpenError> {
         let header = 1 + KEY_ID_LEN + NONCE_LEN;
@@ -125,6 +131,29 @@ impl Sealer {
             .decrypt(nonce, Payload { msg: &sealed[header..], aad: context.as_bytes() })
             .map_err(|_| OpenError::Forged)?;
         String::from_utf8(plaintext).map(SecretString::from).map_err(|_| OpenError::Malformed)
+    }
+}
+
+/// The columns that hold sealed secrets. Each value is sealed with associated data naming its
+/// column, tenant and row, so a ciphertext copied elsewhere does not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    /// `connections.handle_sealed`: the provider's permanent handle.
+    ConnectionHandle,
+    /// `link_sessions.public_token_sealed`: the public token a session issued.
+    SessionToken,
+}
+
+impl SealedColumn {
+    /// Every sealed column, for key rotation.
+    pub const ALL: [SealedColumn; 2] = [SealedColumn::ConnectionHandle, SealedColumn::SessionToken];
+
+    /// The associated data of this column's value in row `id` of `tenant`.
+    pub fn context(self, tenant: TenantId, id: uuid::Uuid) -> String {
+        match self {
+            Self::ConnectionHandle => format!("connection/{tenant}/{id}/handle"),
+            Self::SessionToken => format!("link_session/{tenant}/{id}/public_token"),
+        }
     }
 }
 

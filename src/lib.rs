@@ -4,8 +4,11 @@
 //! `link`, `connections`, `reads`, `watch` and `sync`; `providers` translate to upstream APIs;
 //! `store` keeps everything in PostgreSQL or SQLite; `startup` wires a replica together.
 
+pub mod admin;
 pub mod api;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod crypto;
@@ -13,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod limits;
 pub mod link;
 pub mod page_token;
 pub mod pb;

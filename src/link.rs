@@ -2,7 +2,7 @@
 //! provider answers, listing issued public tokens and exchanging them exactly once.
 
 use crate::app::{App, Caller};
-use crate::crypto::token_hash;
+use crate::crypto::{SealedColumn, token_hash};
 use crate::domain::{
     Connection, ConnectionState, LinkFlow, LinkSession, LinkSessionState, Product, ProductStatus, PublicTokenRecord,
     Sealed, Timestamp, now,
@@ -55,6 +55,7 @@ impl App {
 
     /// Starts a link session, or returns the one an earlier call with the same request id made.
     pub async fn create_link_session(&self, caller: &Caller, new: NewLinkSession) -> Result<LinkSession> {
+        self.call_budget.take(caller.tenant)?;
         if let Some(request_id) = &new.request_id
             && let Some(existing) = self.store.find_link_session_by_request(caller.tenant, request_id).await?
         {
@@ -137,6 +138,7 @@ impl App {
         credentials: Credentials,
         request_id: Option<String>,
     ) -> Result<LinkSession> {
+        self.call_budget.take(caller.tenant)?;
         let session = self.get_link_session(caller, id).await?;
         if request_id.is_some() && session.last_request_id == request_id {
             return Ok(session);
@@ -255,9 +257,10 @@ impl App {
                 next.state = LinkSessionState::Succeeded;
                 next.mfa_question = None;
                 next.institution_id = Some(institution_id.clone());
-                next.public_token = Some(Sealed(
-                    self.sealer.seal(public_token.expose_secret().as_bytes(), &session_token_context(&next)),
-                ));
+                next.public_token = Some(Sealed(self.sealer.seal(
+                    public_token.expose_secret().as_bytes(),
+                    &SealedColumn::SessionToken.context(next.tenant_id, next.id),
+                )));
                 next.public_token_expires_at = Some(expires_at);
                 issued = Some(IssuedToken {
                     id: Uuid::now_v7(),
@@ -319,7 +322,11 @@ impl App {
         session
             .public_token
             .as_ref()
-            .map(|sealed| self.sealer.open(&sealed.0, &session_token_context(session)).map_err(Error::internal))
+            .map(|sealed| {
+                self.sealer
+                    .open(&sealed.0, &SealedColumn::SessionToken.context(session.tenant_id, session.id))
+                    .map_err(Error::internal)
+            })
             .transpose()
     }
 
@@ -337,7 +344,7 @@ impl App {
         let stored = self.store.list_public_tokens(caller.tenant, provider, external_user_id, now(), page).await?;
         let mut items = Vec::with_capacity(stored.items.len());
         for token in stored.items {
-            let context = token_context(caller, token.link_session_id);
+            let context = SealedColumn::SessionToken.context(caller.tenant, token.link_session_id);
             let public_token = self.sealer.open(&token.token_sealed.0, &context).map_err(Error::internal)?;
             items.push(PublicTokenRecord {
                 public_token: public_token.expose_secret().to_owned(),
@@ -362,6 +369,7 @@ impl App {
         public_token: SecretString,
         external_user_id: Option<String>,
     ) -> Result<Connection> {
+        self.call_budget.take(caller.tenant)?;
         let provider = self.provider(provider_id)?.clone();
         let hash = token_hash(public_token.expose_secret());
         let lock = self.exchange_lock(&hash);
@@ -427,7 +435,10 @@ impl App {
             last_synced_at: None,
             link_session_id,
         };
-        let handle = self.sealer.seal(exchanged.handle.expose_secret().as_bytes(), &handle_context(&connection));
+        let handle = self.sealer.seal(
+            exchanged.handle.expose_secret().as_bytes(),
+            &SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id),
+        );
         let first_poll = created_at + provider.info().poll_interval;
         if let Err(error) = self.store.create_connection(&connection, &handle, &hash, first_poll).await {
             // The provider consumed the token but nothing was recorded: the one window that needs
@@ -468,20 +479,6 @@ pub fn link_context(session: &LinkSession) -> LinkContext {
         redirect_uri: session.redirect_uri.clone(),
         created_at: session.created_at,
     }
-}
-
-/// Associated data sealing a session's public token to its row.
-fn session_token_context(session: &LinkSession) -> String {
-    format!("link_session/{}/{}/public_token", session.tenant_id, session.id)
-}
-
-fn token_context(caller: &Caller, link_session_id: Uuid) -> String {
-    format!("link_session/{}/{link_session_id}/public_token", caller.tenant)
-}
-
-/// Associated data sealing a connection's provider handle to its row.
-pub fn handle_context(connection: &Connection) -> String {
-    format!("connection/{}/{}/handle", connection.tenant_id, connection.id)
 }
 
 fn token_not_found(provider: &str) -> Error {

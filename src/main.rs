@@ -1,6 +1,7 @@
 //! The `linkgate` command: `serve` runs a replica, `migrate` brings a database schema up to date.
 
 use clap::{Parser, Subcommand};
+use linkgate::admin::{self, AdminSettings, KeyCommand, TenantCommand};
 use linkgate::config::{DatabaseSettings, Settings};
 use linkgate::startup::Application;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,34 @@ enum Command {
     Serve(Settings),
     /// Apply pending database migrations, then exit.
     Migrate(DatabaseSettings),
+    /// Manage tenants (the internal services that call linkgate).
+    Tenants {
+        #[command(subcommand)]
+        command: TenantCommand,
+        #[command(flatten)]
+        settings: AdminSettings,
+    },
+    /// Manage API keys, and re-seal stored secrets after adding an encryption key.
+    Keys {
+        #[command(subcommand)]
+        command: KeyCommand,
+        #[command(flatten)]
+        settings: AdminSettings,
+    },
+    /// Show the audit trail: who created, exchanged, read, refreshed or deleted what.
+    Audit {
+        /// Only this tenant's records (by name).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only records about this connection or link session.
+        #[arg(long)]
+        resource: Option<uuid::Uuid>,
+        /// Most records to show, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        settings: AdminSettings,
+    },
 }
 
 #[tokio::main]
@@ -28,6 +57,9 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(settings) => serve(settings).await,
         Command::Migrate(database) => migrate(database).await,
+        Command::Tenants { command, settings } => admin::tenants(&settings, command).await,
+        Command::Keys { command, settings } => admin::keys(&settings, command).await,
+        Command::Audit { tenant, resource, limit, settings } => admin::audit(&settings, tenant, resource, limit).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

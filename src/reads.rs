@@ -3,7 +3,7 @@
 
 use crate::api::convert::product_name;
 use crate::app::{App, Caller};
-use crate::domain::{Connection, ConnectionState, Product};
+use crate::domain::{AuditAction, Connection, ConnectionState, Product};
 use crate::error::{Error, Result};
 use crate::pb::ErrorReason;
 use crate::store::{DateRange, Page, RecordKind, RecordQuery};
@@ -45,6 +45,7 @@ impl App {
     ) -> Result<DataPage<T>> {
         let connection = self.live_connection(caller, request.connection_id).await?;
         ensure_readable(&connection, product)?;
+        self.audit.record(caller, AuditAction::Read, "connection", connection.id).await;
         if let Some(parent) = request.parent_id {
             let parent_kind = parent_kind(kind);
             if !self.store.has_record(caller.tenant, connection.id, parent_kind, parent).await? {

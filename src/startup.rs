@@ -1,17 +1,23 @@
 //! Assembling and running a replica: the store, the sealer, the gRPC server with health and
 //! reflection, the HTTP listener, the event tailer and the sync engine, and their orderly stop.
 
-use crate::api::Authenticate;
 use crate::api::account::AccountApi;
 use crate::api::connection::ConnectionApi;
 use crate::api::link::LinkApi;
 use crate::api::portfolio::PortfolioApi;
 use crate::api::statement::StatementApi;
-use crate::app::App;
-use crate::config::Settings;
+use crate::app::{App, AppParts};
+use crate::audit::AuditWriter;
+use crate::auth::{AuthLayer, Authenticator, Peppers};
+use crate::config::{DatabaseSettings, LimitSettings, SecretSettings, Settings};
 use crate::crypto::Sealer;
 use crate::page_token::PageTokens;
 use crate::pb;
+use crate::pb::account_service_server::AccountServiceServer;
+use crate::pb::connection_service_server::ConnectionServiceServer;
+use crate::pb::link_service_server::LinkServiceServer;
+use crate::pb::portfolio_service_server::PortfolioServiceServer;
+use crate::pb::statement_service_server::StatementServiceServer;
 use crate::providers::Registry;
 use crate::store::{self, Store};
 use crate::sync::SyncOptions;
@@ -45,6 +51,9 @@ const SERVICES: [&str; 5] = [
 /// A replica, bound to its ports and ready to run.
 pub struct Application {
     app: Arc<App>,
+    audit_writer: AuditWriter,
+    authenticator: Arc<Authenticator>,
+    limits: LimitSettings,
     grpc: TcpListener,
     http: TcpListener,
     sync: SyncOptions,
@@ -59,26 +68,20 @@ impl Application {
 
     /// As [`Application::build`], with the providers given rather than read from the settings.
     pub async fn build_with_providers(settings: Settings, providers: Registry) -> anyhow::Result<Self> {
-        if !settings.grpc_addr.ip().is_loopback() {
-            anyhow::bail!(
-                "refusing to serve {} without API keys: unauthenticated dev mode is loopback-only",
-                settings.grpc_addr
-            );
+        let storage = Storage::open(&settings.database, &settings.secrets).await?;
+        let loopback = settings.grpc_addr.ip().is_loopback();
+        if loopback && storage.store.active_tenant_count().await.unwrap_or(0) == 0 {
+            tracing::warn!("dev mode: no tenants exist, so keyless callers act as the dev tenant (loopback only)");
         }
-        tracing::warn!("dev mode: callers act as the dev tenant without a key (loopback only)");
-        let url = &settings.database.database_url;
-        let embedded = store::is_sqlite(url);
-        // The embedded store migrates itself; PostgreSQL is migrated by `linkgate migrate`.
-        let store = store::open(url, settings.database.database_max_connections, embedded)
-            .await
-            .context("opening the database")?;
-        let sealer = match &settings.database.encryption_key {
-            Some(keys) => Sealer::from_config(keys)?,
-            None if embedded => Sealer::from_config(&embedded_key(url)?)?,
-            None => anyhow::bail!("LINKGATE_ENCRYPTION_KEY is required with PostgreSQL (base64 of 32 random bytes)"),
-        };
-        let page_tokens = PageTokens::new(sealer.derive_key("page tokens"));
-        let app = Arc::new(App::new(store, providers, sealer, page_tokens, CancellationToken::new()));
+        let authenticator = Arc::new(Authenticator::new(storage.store.clone(), storage.peppers, loopback));
+        let page_tokens = PageTokens::new(storage.sealer.derive_key("page tokens"));
+        let (app, audit_writer) = App::new(AppParts {
+            store: storage.store,
+            providers,
+            sealer: storage.sealer,
+            page_tokens,
+            limits: settings.limits.clone(),
+        });
         let grpc =
             TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;
         let http =
@@ -88,7 +91,7 @@ impl Application {
             tick: settings.sync.tick,
             lease: settings.sync.lease,
         };
-        Ok(Self { app, grpc, http, sync })
+        Ok(Self { app: Arc::new(app), audit_writer, authenticator, limits: settings.limits, grpc, http, sync })
     }
 
     /// The bound gRPC address.
@@ -110,7 +113,7 @@ impl Application {
     /// calls and stops background work.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
         let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
-        let Self { app, grpc, http, sync } = self;
+        let Self { app, audit_writer, authenticator, limits, grpc, http, sync } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_readiness(&reporter, ServingStatus::NotServing).await;
         reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
@@ -119,6 +122,7 @@ impl Application {
         tokio::spawn(app.bus.clone().run_tailer(app.store.clone(), TAILER_SAFETY_TICK, background.clone()));
         tokio::spawn(app.clone().run_sync(sync));
         tokio::spawn(watch_readiness(app.store.clone(), reporter.clone(), background.clone()));
+        let audit_done = tokio::spawn(audit_writer.run(app.store.clone(), background.clone()));
 
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -137,34 +141,42 @@ impl Application {
             });
         }
 
+        let max_message = limits.max_message_bytes;
         let grpc_server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .tcp_keepalive(Some(Duration::from_secs(60)))
-            .max_concurrent_streams(Some(1024))
+            .max_concurrent_streams(Some(limits.max_concurrent_streams))
+            .timeout(limits.request_timeout)
+            .layer(AuthLayer::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(pb::link_service_server::LinkServiceServer::with_interceptor(
-                LinkApi::new(app.clone()),
-                Authenticate,
-            ))
-            .add_service(pb::connection_service_server::ConnectionServiceServer::with_interceptor(
-                ConnectionApi::new(app.clone()),
-                Authenticate,
-            ))
-            .add_service(pb::account_service_server::AccountServiceServer::with_interceptor(
-                AccountApi::new(app.clone()),
-                Authenticate,
-            ))
-            .add_service(pb::portfolio_service_server::PortfolioServiceServer::with_interceptor(
-                PortfolioApi::new(app.clone()),
-                Authenticate,
-            ))
-            .add_service(pb::statement_service_server::StatementServiceServer::with_interceptor(
-                StatementApi::new(app.clone()),
-                Authenticate,
-            ))
+            .add_service(
+                LinkServiceServer::new(LinkApi::new(app.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
+            .add_service(
+                ConnectionServiceServer::new(ConnectionApi::new(app.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
+            .add_service(
+                AccountServiceServer::new(AccountApi::new(app.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
+            .add_service(
+                PortfolioServiceServer::new(PortfolioApi::new(app.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
+            .add_service(
+                StatementServiceServer::new(StatementApi::new(app.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), draining.clone().cancelled_owned());
 
         let http_router = crate::http::router(app.store.clone());
@@ -173,10 +185,41 @@ impl Application {
         tracing::info!(grpc = %grpc_addr, http = %http_addr, "linkgate listening");
         let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
         background.cancel();
+        // Every call has finished: store the audit records they queued before exiting.
+        audit_done.await.context("audit writer failed")?;
         grpc_result.context("gRPC server failed")?;
         http_result.context("HTTP server failed")?;
         tracing::info!("linkgate stopped");
         Ok(())
+    }
+}
+
+/// The database with the keys that protect it: what `serve` and the operator commands open.
+pub struct Storage {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Seals upstream secrets.
+    pub sealer: Sealer,
+    /// Hashes API keys.
+    pub peppers: Peppers,
+}
+
+impl Storage {
+    /// Opens the database (migrating the embedded one) and loads the keys. PostgreSQL without
+    /// an encryption key is refused: nothing would protect the tokens it stores.
+    pub async fn open(database: &DatabaseSettings, secrets: &SecretSettings) -> anyhow::Result<Self> {
+        let url = &database.database_url;
+        let embedded = store::is_sqlite(url);
+        // The embedded store migrates itself; PostgreSQL is migrated by `linkgate migrate`.
+        let store =
+            store::open(url, database.database_max_connections, embedded).await.context("opening the database")?;
+        let sealer = match &secrets.encryption_key {
+            Some(keys) => Sealer::from_config(keys)?,
+            None if embedded => Sealer::from_config(&embedded_key(url)?)?,
+            None => anyhow::bail!("LINKGATE_ENCRYPTION_KEY is required with PostgreSQL (base64 of 32 random bytes)"),
+        };
+        let peppers = Peppers::from_config(secrets.api_key_pepper.as_ref(), &sealer)?;
+        Ok(Self { store, sealer, peppers })
     }
 }
 

@@ -42,13 +42,15 @@ impl App {
         caller: &Caller,
         filter: EventFilter,
         after_event_id: i64,
-    ) -> WatchStream<ConnectionEvent> {
+    ) -> Result<WatchStream<ConnectionEvent>> {
+        let slot = self.stream_slots.acquire(caller.tenant)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         // Subscribe before reading the log, so nothing committed in between is missed.
         let live = self.bus.subscribe_connections();
         let app = self.clone();
         let caller = caller.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             tokio::select! {
                 _ = app.feed_connection_events(&caller, &filter, after_event_id, live, &tx) => {}
                 _ = tx.closed() => {}
@@ -57,7 +59,7 @@ impl App {
                 }
             }
         });
-        ReceiverStream::new(rx)
+        Ok(ReceiverStream::new(rx))
     }
 
     async fn feed_connection_events(
@@ -131,12 +133,18 @@ impl App {
     }
 
     /// Streams a link session: its current state, then each change, until a terminal state.
-    pub fn watch_link_session(self: &Arc<Self>, caller: &Caller, session: LinkSession) -> WatchStream<LinkSession> {
+    pub fn watch_link_session(
+        self: &Arc<Self>,
+        caller: &Caller,
+        session: LinkSession,
+    ) -> Result<WatchStream<LinkSession>> {
+        let slot = self.stream_slots.acquire(caller.tenant)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let live = self.bus.subscribe_link_sessions();
         let app = self.clone();
         let caller = caller.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             tokio::select! {
                 _ = app.feed_link_session(&caller, session, live, &tx) => {}
                 _ = tx.closed() => {}
@@ -145,7 +153,7 @@ impl App {
                 }
             }
         });
-        ReceiverStream::new(rx)
+        Ok(ReceiverStream::new(rx))
     }
 
     async fn feed_link_session(

@@ -3,7 +3,7 @@
 use super::convert::enum_field;
 use super::{ResponseStream, Validator, caller, fail, next_page_token, page, respond, respond_stream};
 use crate::app::App;
-use crate::domain::ConnectionState;
+use crate::domain::{AuditAction, ConnectionState};
 use crate::pb::{self, connection_service_server::ConnectionService};
 use crate::store::{ConnectionFilter, EventFilter};
 use std::sync::Arc;
@@ -36,6 +36,7 @@ impl ConnectionService for ConnectionApi {
             let id = v.id("connection_id", &req.connection_id);
             v.finish()?;
             let connection = self.app.get_connection(&caller, id).await?;
+            self.app.audit.record(&caller, AuditAction::Read, "connection", id).await;
             Ok(pb::GetConnectionResponse { connection: Some((&connection).into()) })
         }
         .await;
@@ -86,6 +87,7 @@ impl ConnectionService for ConnectionApi {
             v.request_id(&req.request_id);
             v.finish()?;
             let connection = self.app.refresh_connection(&caller, id).await?;
+            self.app.audit.record(&caller, AuditAction::Refresh, "connection", id).await;
             Ok(pb::RefreshConnectionResponse { connection: Some((&connection).into()) })
         }
         .await;
@@ -104,6 +106,7 @@ impl ConnectionService for ConnectionApi {
             v.request_id(&req.request_id);
             v.finish()?;
             let connection = self.app.delete_connection(&caller, id).await?;
+            self.app.audit.record(&caller, AuditAction::Delete, "connection", id).await;
             Ok(pb::DeleteConnectionResponse { connection: Some((&connection).into()) })
         }
         .await;
@@ -118,7 +121,7 @@ impl ConnectionService for ConnectionApi {
     ) -> Result<Response<Self::WatchConnectionStream>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let filter = async {
+        let stream = async {
             let mut v = Validator::default();
             let id = v.id("connection_id", &req.connection_id);
             if req.after_event_id < 0 {
@@ -127,11 +130,12 @@ impl ConnectionService for ConnectionApi {
             v.finish()?;
             // Existence is checked up front so a wrong id fails the call instead of idling.
             self.app.get_connection(&caller, id).await?;
-            Ok(EventFilter { connection_id: Some(id), ..EventFilter::default() })
+            self.app.audit.record(&caller, AuditAction::Read, "connection", id).await;
+            let filter = EventFilter { connection_id: Some(id), ..EventFilter::default() };
+            self.app.watch_connections(&caller, filter, req.after_event_id)
         }
         .await
         .map_err(|error| fail(&caller, error))?;
-        let stream = self.app.watch_connections(&caller, filter, req.after_event_id);
         Ok(respond_stream(&caller, stream, |event| pb::WatchConnectionResponse { event: Some((&event).into()) }))
     }
 
@@ -155,7 +159,8 @@ impl ConnectionService for ConnectionApi {
             }
             v.finish().map(|()| filter).map_err(|error| fail(&caller, error))?
         };
-        let stream = self.app.watch_connections(&caller, filter, req.after_event_id);
+        let stream =
+            self.app.watch_connections(&caller, filter, req.after_event_id).map_err(|error| fail(&caller, error))?;
         Ok(respond_stream(&caller, stream, |event| pb::WatchConnectionsResponse { event: Some((&event).into()) }))
     }
 }

@@ -3,7 +3,7 @@
 use super::convert::{self, enum_field};
 use super::{ResponseStream, Validator, caller, next_page_token, page, respond, respond_stream};
 use crate::app::App;
-use crate::domain::{LinkFlow, Product};
+use crate::domain::{AuditAction, LinkFlow, Product};
 use crate::link::NewLinkSession;
 use crate::pb::{self, link_service_server::LinkService};
 use crate::providers::Credentials;
@@ -129,6 +129,7 @@ impl LinkService for LinkApi {
             };
             v.finish()?;
             let session = self.app.create_link_session(&caller, new).await?;
+            self.app.audit.record(&caller, AuditAction::CreateLinkSession, "link_session", session.id).await;
             Ok(pb::CreateLinkSessionResponse { link_session: Some(self.session(&session)?) })
         }
         .await;
@@ -217,15 +218,15 @@ impl LinkService for LinkApi {
     ) -> Result<Response<Self::WatchLinkSessionStream>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let session = async {
+        let stream = async {
             let mut v = Validator::default();
             let id = v.id("link_session_id", &req.link_session_id);
             v.finish()?;
-            self.app.get_link_session(&caller, id).await
+            let session = self.app.get_link_session(&caller, id).await?;
+            self.app.watch_link_session(&caller, session)
         }
         .await
         .map_err(|error| super::fail(&caller, error))?;
-        let stream = self.app.watch_link_session(&caller, session);
         let app = self.app.clone();
         let stream = tokio_stream::StreamExt::map(stream, move |item| {
             item.and_then(|session| {

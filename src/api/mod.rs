@@ -10,7 +10,8 @@ pub mod portfolio;
 pub mod statement;
 
 use crate::app::{App, Caller};
-use crate::domain::{Date, TenantId};
+use crate::auth::{REQUEST_ID_HEADER, is_valid_key};
+use crate::domain::Date;
 use crate::error::{Error, Result};
 use crate::store::{Cursor, DateRange, Page, PageOf};
 use futures::{Stream, StreamExt};
@@ -23,41 +24,11 @@ use uuid::Uuid;
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// Largest page size.
 pub const MAX_PAGE_SIZE: i32 = 500;
-/// Longest request id or idempotency key accepted.
-const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// The metadata key carrying the request id, both ways.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A server stream of one RPC.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Identifies callers on every RPC, streams included, and gives each call a request id.
-///
-/// Only dev mode exists so far: the server refuses to start on a non-loopback address, and
-/// every caller acts as the dev tenant.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Authenticate;
-
-impl tonic::service::Interceptor for Authenticate {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let request_id = request
-            .metadata()
-            .get(REQUEST_ID_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|id| is_valid_key(id))
-            .map(str::to_owned)
-            .unwrap_or_else(|| Uuid::now_v7().to_string());
-        request.extensions_mut().insert(Caller { tenant: TenantId::DEV, request_id });
-        Ok(request)
-    }
-}
-
-fn is_valid_key(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// The caller the interceptor identified.
+/// The caller the authentication layer identified.
 pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
@@ -169,7 +140,7 @@ impl Validator {
             return None;
         }
         if !is_valid_key(value) {
-            self.violation("request_id", format!("1 to {MAX_REQUEST_ID_LEN} printable ASCII characters"));
+            self.violation("request_id", "1 to 128 printable ASCII characters");
             return None;
         }
         Some(value.to_owned())

@@ -16,7 +16,7 @@ pub use data::{
 pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};
 pub use product::{Product, ProductState, ProductStatus};
-pub use tenant::TenantId;
+pub use tenant::{ApiKey, AuditAction, AuditEntry, Tenant, TenantId};
 
 /// Instants are UTC everywhere inside linkgate.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

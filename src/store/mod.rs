@@ -14,9 +14,10 @@ mod sqlite;
 
 pub use records::{RecordKind, RecordQuery, StoredRecord};
 
+use crate::crypto::SealedColumn;
 use crate::domain::{
-    Connection, ConnectionData, ConnectionEvent, ConnectionState, Date, LinkSession, LinkSessionState, Sealed,
-    TenantId, Timestamp,
+    ApiKey, AuditEntry, Connection, ConnectionData, ConnectionEvent, ConnectionState, Date, LinkSession,
+    LinkSessionState, Sealed, Tenant, TenantId, Timestamp,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -140,6 +141,17 @@ pub struct IssuedToken {
     pub institution_id: String,
     /// Exchangeable until.
     pub expires_at: Timestamp,
+}
+
+/// One sealed value and the row it belongs to.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    /// The row's tenant.
+    pub tenant: TenantId,
+    /// The row's id.
+    pub id: Uuid,
+    /// The sealed bytes.
+    pub sealed: Vec<u8>,
 }
 
 /// A listed public token, still sealed.
@@ -324,6 +336,52 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest event's id, 0 when there is none: where a starting tailer begins.
     async fn last_event_id(&self) -> StoreResult<i64>;
+
+    /// Adds a tenant. Returns false, adding nothing, when the name is taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<bool>;
+
+    /// Every tenant, by name.
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+
+    /// The tenant named `name`.
+    async fn find_tenant(&self, name: &str) -> StoreResult<Option<Tenant>>;
+
+    /// Revokes a tenant: its keys stop working. Returns false when it was already revoked.
+    async fn revoke_tenant(&self, id: TenantId, at: Timestamp) -> StoreResult<bool>;
+
+    /// How many tenants are not revoked (none means dev mode may apply).
+    async fn active_tenant_count(&self) -> StoreResult<i64>;
+
+    /// Stores a new API key.
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+
+    /// The key with `id`, if it and its tenant are not revoked.
+    async fn find_active_api_key(&self, id: Uuid) -> StoreResult<Option<ApiKey>>;
+
+    /// A tenant's keys, revoked ones included, oldest first.
+    async fn list_api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKey>>;
+
+    /// Revokes a key. Returns false when it was unknown or already revoked.
+    async fn revoke_api_key(&self, id: Uuid, at: Timestamp) -> StoreResult<bool>;
+
+    /// One page of a sealed column's values, by row id, after `after`.
+    async fn list_sealed(&self, column: SealedColumn, after: Option<Uuid>, limit: i64)
+    -> StoreResult<Vec<SealedValue>>;
+
+    /// Replaces a sealed value if it is still `old` (a concurrent writer wins). Returns whether
+    /// it was replaced.
+    async fn replace_sealed(&self, column: SealedColumn, id: Uuid, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+
+    /// Appends audit records.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
+
+    /// Audit records, newest first, optionally of one tenant and one resource, at most `limit`.
+    async fn list_audit(
+        &self,
+        tenant: Option<TenantId>,
+        resource_id: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEntry>>;
 
     /// The latest event of each matching connection (its current state), oldest first. DELETED
     /// connections are left out unless the filter names one connection.

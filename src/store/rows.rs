@@ -143,3 +143,72 @@ pub struct RecordRow {
     pub sort_key: String,
     pub body: Json<serde_json::Value>,
 }
+
+#[derive(sqlx::FromRow)]
+pub struct TenantRow {
+    id: Uuid,
+    name: String,
+    created_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<TenantRow> for crate::domain::Tenant {
+    fn from(row: TenantRow) -> Self {
+        crate::domain::Tenant {
+            id: TenantId(row.id),
+            name: row.name,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ApiKeyRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    secret_hmac: Vec<u8>,
+    created_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<ApiKeyRow> for crate::domain::ApiKey {
+    fn from(row: ApiKeyRow) -> Self {
+        crate::domain::ApiKey {
+            id: row.id,
+            tenant_id: TenantId(row.tenant_id),
+            secret_hmac: row.secret_hmac,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AuditRow {
+    id: i64,
+    occurred_at: Timestamp,
+    tenant_id: Uuid,
+    api_key_id: Option<Uuid>,
+    action: String,
+    resource_type: String,
+    resource_id: Uuid,
+    request_id: String,
+}
+
+impl TryFrom<AuditRow> for crate::domain::AuditEntry {
+    type Error = anyhow::Error;
+
+    fn try_from(row: AuditRow) -> anyhow::Result<Self> {
+        Ok(crate::domain::AuditEntry {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            tenant_id: TenantId(row.tenant_id),
+            api_key_id: row.api_key_id,
+            action: parse_name("audit action", &row.action)?,
+            resource_type: row.resource_type,
+            resource_id: row.resource_id,
+            request_id: row.request_id,
+        })
+    }
+}

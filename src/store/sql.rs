@@ -653,6 +653,189 @@ macro_rules! impl_store {
                 Ok(id.unwrap_or(0))
             }
 
+            async fn create_tenant(&self, tenant: &crate::domain::Tenant) -> super::StoreResult<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(tenant.id.0)
+                .bind(&tenant.name)
+                .bind(tenant.created_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            }
+
+            async fn list_tenants(&self) -> super::StoreResult<Vec<crate::domain::Tenant>> {
+                let rows: Vec<super::rows::TenantRow> =
+                    sqlx::query_as("SELECT id, name, created_at, revoked_at FROM tenants ORDER BY name")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn find_tenant(&self, name: &str) -> super::StoreResult<Option<crate::domain::Tenant>> {
+                let row: Option<super::rows::TenantRow> =
+                    sqlx::query_as("SELECT id, name, created_at, revoked_at FROM tenants WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn revoke_tenant(
+                &self,
+                id: crate::domain::TenantId,
+                at: crate::domain::Timestamp,
+            ) -> super::StoreResult<bool> {
+                let updated = sqlx::query("UPDATE tenants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(id.0)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(updated == 1)
+            }
+
+            async fn active_tenant_count(&self) -> super::StoreResult<i64> {
+                let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tenants WHERE revoked_at IS NULL")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(count)
+            }
+
+            async fn create_api_key(&self, key: &crate::domain::ApiKey) -> super::StoreResult<()> {
+                sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hmac, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(key.id)
+                    .bind(key.tenant_id.0)
+                    .bind(&key.secret_hmac)
+                    .bind(key.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn find_active_api_key(&self, id: uuid::Uuid) -> super::StoreResult<Option<crate::domain::ApiKey>> {
+                let row: Option<super::rows::ApiKeyRow> = sqlx::query_as(
+                    "SELECT k.id, k.tenant_id, k.secret_hmac, k.created_at, k.revoked_at \
+                     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+                     WHERE k.id = $1 AND k.revoked_at IS NULL AND t.revoked_at IS NULL",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn list_api_keys(
+                &self,
+                tenant: crate::domain::TenantId,
+            ) -> super::StoreResult<Vec<crate::domain::ApiKey>> {
+                let rows: Vec<super::rows::ApiKeyRow> = sqlx::query_as(
+                    "SELECT id, tenant_id, secret_hmac, created_at, revoked_at FROM api_keys \
+                     WHERE tenant_id = $1 ORDER BY created_at, id",
+                )
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn revoke_api_key(&self, id: uuid::Uuid, at: crate::domain::Timestamp) -> super::StoreResult<bool> {
+                let updated = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(updated == 1)
+            }
+
+            async fn list_sealed(
+                &self,
+                column: crate::crypto::SealedColumn,
+                after: Option<uuid::Uuid>,
+                limit: i64,
+            ) -> super::StoreResult<Vec<super::SealedValue>> {
+                let sql = match column {
+                    crate::crypto::SealedColumn::ConnectionHandle => {
+                        "SELECT tenant_id, id, handle_sealed FROM connections \
+                         WHERE handle_sealed IS NOT NULL AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+                    }
+                    crate::crypto::SealedColumn::SessionToken => {
+                        "SELECT tenant_id, id, public_token_sealed FROM link_sessions \
+                         WHERE public_token_sealed IS NOT NULL AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+                    }
+                };
+                let rows: Vec<(uuid::Uuid, uuid::Uuid, Vec<u8>)> =
+                    sqlx::query_as(sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(tenant, id, sealed)| super::SealedValue { tenant: crate::domain::TenantId(tenant), id, sealed })
+                    .collect())
+            }
+
+            async fn replace_sealed(
+                &self,
+                column: crate::crypto::SealedColumn,
+                id: uuid::Uuid,
+                old: &[u8],
+                new: &[u8],
+            ) -> super::StoreResult<bool> {
+                let sql = match column {
+                    crate::crypto::SealedColumn::ConnectionHandle => {
+                        "UPDATE connections SET handle_sealed = $3 WHERE id = $1 AND handle_sealed = $2"
+                    }
+                    crate::crypto::SealedColumn::SessionToken => {
+                        "UPDATE link_sessions SET public_token_sealed = $3 WHERE id = $1 AND public_token_sealed = $2"
+                    }
+                };
+                let updated =
+                    sqlx::query(sql).bind(id).bind(old).bind(new).execute(&self.pool).await?.rows_affected();
+                Ok(updated == 1)
+            }
+
+            async fn append_audit(&self, entries: &[crate::domain::AuditEntry]) -> super::StoreResult<()> {
+                use crate::domain::StoredName;
+                let mut tx = self.begin().await?;
+                for entry in entries {
+                    sqlx::query(
+                        "INSERT INTO audit_log (occurred_at, tenant_id, api_key_id, action, resource_type, \
+                         resource_id, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(entry.occurred_at)
+                    .bind(entry.tenant_id.0)
+                    .bind(entry.api_key_id)
+                    .bind(entry.action.name())
+                    .bind(&entry.resource_type)
+                    .bind(entry.resource_id)
+                    .bind(&entry.request_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_audit(
+                &self,
+                tenant: Option<crate::domain::TenantId>,
+                resource_id: Option<uuid::Uuid>,
+                limit: i64,
+            ) -> super::StoreResult<Vec<crate::domain::AuditEntry>> {
+                let rows: Vec<super::rows::AuditRow> = sqlx::query_as(
+                    "SELECT id, occurred_at, tenant_id, api_key_id, action, resource_type, resource_id, request_id \
+                     FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR resource_id = $2) \
+                     ORDER BY id DESC LIMIT $3",
+                )
+                .bind(tenant.map(|t| t.0))
+                .bind(resource_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect::<anyhow::Result<_>>().map_err(super::StoreError::Other)
+            }
+
             async fn current_events(
                 &self,
                 tenant: crate::domain::TenantId,

@@ -2,7 +2,9 @@
 //! PostgreSQL database per test, or a SQLite file in a temporary directory), typed gRPC clients,
 //! and shortcuts for the sandbox flow.
 
-use linkgate::config::{DatabaseSettings, ProviderSettings, SandboxSettings, Settings, SyncSettings};
+use linkgate::config::{
+    DatabaseSettings, LimitSettings, ProviderSettings, SandboxSettings, SecretSettings, Settings, SyncSettings,
+};
 use linkgate::crypto::Sealer;
 use linkgate::pb;
 use linkgate::pb::account_service_client::AccountServiceClient;
@@ -46,10 +48,18 @@ pub fn test_settings(database_url: &str) -> Settings {
     Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
-        database: DatabaseSettings {
-            database_url: database_url.to_owned(),
-            database_max_connections: 5,
+        database: DatabaseSettings { database_url: database_url.to_owned(), database_max_connections: 5 },
+        secrets: SecretSettings {
             encryption_key: Some(SecretString::from(Sealer::generate_key())),
+            api_key_pepper: None,
+        },
+        limits: LimitSettings {
+            tenant_calls_per_second: 1000,
+            tenant_call_burst: 1000,
+            tenant_max_streams: 100,
+            max_concurrent_streams: 1024,
+            request_timeout: Duration::from_secs(30),
+            max_message_bytes: 4 * 1024 * 1024,
         },
         providers: ProviderSettings {
             sandbox: SandboxSettings {
