@@ -90,7 +90,7 @@ pub async fn tenants(settings: &AdminSettings, command: TenantCommand) -> anyhow
             println!("\nThe API key is shown only now. Callers send it as `authorization: Bearer <api key>`.");
         }
         TenantCommand::List => {
-            println!("{:<36}  {:<24}  {:<20}  {}", "ID", "NAME", "CREATED", "REVOKED");
+            println!("{:<36}  {:<24}  {:<20}  REVOKED", "ID", "NAME", "CREATED");
             for tenant in storage.store.list_tenants().await? {
                 println!(
                     "{:<36}  {:<24}  {:<20}  {}",
@@ -128,7 +128,7 @@ pub async fn keys(settings: &AdminSettings, command: KeyCommand) -> anyhow::Resu
         }
         KeyCommand::List { tenant } => {
             let tenant = tenant_named(&storage, &tenant).await?;
-            println!("{:<36}  {:<20}  {}", "KEY ID", "CREATED", "REVOKED");
+            println!("{:<36}  {:<20}  REVOKED", "KEY ID", "CREATED");
             for key in storage.store.list_api_keys(tenant.id).await? {
                 println!(
                     "{:<36}  {:<20}  {}",
@@ -194,7 +194,7 @@ pub async fn audit(
         Some(name) => Some(tenant_named(&storage, &name).await?.id),
         None => None,
     };
-    println!("{:<26}  {:<36}  {:<36}  {:<19}  {:<36}  {}", "WHEN", "TENANT", "KEY", "ACTION", "RESOURCE", "REQUEST");
+    println!("{:<26}  {:<36}  {:<36}  {:<19}  {:<36}  REQUEST", "WHEN", "TENANT", "KEY", "ACTION", "RESOURCE");
     for entry in storage.store.list_audit(tenant, resource, limit).await? {
         println!(
             "{:<26}  {:<36}  {:<36}  {:<19}  {:<36}  {}",
