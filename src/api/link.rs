@@ -280,6 +280,7 @@ impl LinkService for LinkApi {
             v.finish()?;
             let connection =
                 self.app.exchange_public_token(&caller, &provider, SecretString::from(token), user).await?;
+            self.app.audit.record(&caller, AuditAction::Exchange, "connection", connection.id).await;
             Ok(pb::ExchangePublicTokenResponse { connection: Some((&connection).into()) })
         }
         .await;

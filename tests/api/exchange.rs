@@ -1,73 +1,13 @@
 //! ExchangePublicToken: exactly once, whatever the concurrency, retries and tenants.
 
-use crate::helpers::{Backend, assert_error, spawn_app, spawn_app_with, test_settings};
-use linkgate::domain::{ConnectionData, Product};
+use crate::helpers::{Backend, RecordingSandbox, assert_error, spawn_app, spawn_app_with};
 use linkgate::pb;
-use linkgate::providers::{
-    Credentials, ExchangedConnection, Institution, LinkContext, LinkProgress, LinkStart, Provider, ProviderInfo,
-    ProviderResult, Registry, UpstreamStatus, sandbox::Sandbox,
-};
-use secrecy::SecretString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use uuid::Uuid;
-
-/// The sandbox with a counter on exchanges, each slowed down so concurrent calls overlap.
-struct CountingSandbox {
-    inner: Sandbox,
-    exchanges: Arc<AtomicUsize>,
-}
-
-#[async_trait::async_trait]
-impl Provider for CountingSandbox {
-    fn info(&self) -> &ProviderInfo {
-        self.inner.info()
-    }
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        self.inner.institutions().await
-    }
-    async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
-        self.inner.start_link(link).await
-    }
-    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress> {
-        self.inner.submit_credentials(link, credentials).await
-    }
-    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress> {
-        self.inner.answer_mfa(link, answer).await
-    }
-    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress> {
-        self.inner.poll_link(link).await
-    }
-    async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
-        self.exchanges.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        self.inner.exchange_public_token(public_token).await
-    }
-    async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
-        self.inner.connection_status(handle).await
-    }
-    async fn fetch_data(
-        &self,
-        handle: &SecretString,
-        connection_id: Uuid,
-        products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
-        self.inner.fetch_data(handle, connection_id, products).await
-    }
-    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
-        self.inner.refresh(handle).await
-    }
-    async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
-        self.inner.delete_connection(handle).await
-    }
-}
 
 async fn counting_app(backend: Backend) -> (crate::helpers::TestApp, Arc<AtomicUsize>) {
-    let exchanges = Arc::new(AtomicUsize::new(0));
-    let sandbox = Sandbox::new(test_settings("unused").providers.sandbox);
-    let mut registry = Registry::default();
-    registry.register(Arc::new(CountingSandbox { inner: sandbox, exchanges: exchanges.clone() }));
+    let (registry, exchanges, _) = RecordingSandbox::registry();
     (spawn_app_with(backend, |_| {}, Some(registry)).await, exchanges)
 }
 

@@ -6,22 +6,33 @@ use linkgate::config::{
     DatabaseSettings, LimitSettings, ProviderSettings, SandboxSettings, SecretSettings, Settings, SyncSettings,
 };
 use linkgate::crypto::Sealer;
+use linkgate::domain::{ConnectionData, Product};
 use linkgate::pb;
 use linkgate::pb::account_service_client::AccountServiceClient;
 use linkgate::pb::connection_service_client::ConnectionServiceClient;
 use linkgate::pb::link_service_client::LinkServiceClient;
 use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
 use linkgate::pb::statement_service_client::StatementServiceClient;
-use linkgate::providers::Registry;
+use linkgate::providers::sandbox::Sandbox;
+use linkgate::providers::{
+    Credentials, ExchangedConnection, Institution, LinkContext, LinkProgress, LinkStart, Provider, ProviderInfo,
+    ProviderResult, Registry, UpstreamStatus,
+};
 use linkgate::startup::Application;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
+use uuid::Uuid;
 
 pub use crate::support::database::{Backend, TestDatabase};
 
@@ -31,12 +42,13 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// A running server and clients for it. Stops the server when dropped.
 pub struct TestApp {
     pub http_addr: SocketAddr,
-    pub link: LinkServiceClient<Channel>,
-    pub connections: ConnectionServiceClient<Channel>,
-    pub accounts: AccountServiceClient<Channel>,
-    pub portfolios: PortfolioServiceClient<Channel>,
-    pub statements: StatementServiceClient<Channel>,
+    pub link: LinkServiceClient<Authed>,
+    pub connections: ConnectionServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
+    pub portfolios: PortfolioServiceClient<Authed>,
+    pub statements: StatementServiceClient<Authed>,
     pub channel: Channel,
+    settings: Settings,
     stop: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Dropped after the server: the database outlives every connection to it.
@@ -89,20 +101,22 @@ pub async fn spawn_app_with(
     let mut settings = test_settings(&database.url);
     adjust(&mut settings);
     let providers = providers.unwrap_or_else(|| Registry::from_settings(&settings.providers));
-    let application = Application::build_with_providers(settings, providers).await.expect("server builds");
+    let application = Application::build_with_providers(settings.clone(), providers).await.expect("server builds");
     let grpc_addr = application.grpc_addr();
     let http_addr = application.http_addr();
     let stop = CancellationToken::new();
     let server = tokio::spawn(application.run_until_stopped(stop.clone()));
     let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
+    let bearer = Bearer(None);
     let app = TestApp {
         http_addr,
-        link: LinkServiceClient::new(channel.clone()),
-        connections: ConnectionServiceClient::new(channel.clone()),
-        accounts: AccountServiceClient::new(channel.clone()),
-        portfolios: PortfolioServiceClient::new(channel.clone()),
-        statements: StatementServiceClient::new(channel.clone()),
+        link: LinkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        connections: ConnectionServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        accounts: AccountServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        portfolios: PortfolioServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        statements: StatementServiceClient::with_interceptor(channel.clone(), bearer),
         channel,
+        settings,
         stop,
         server: Some(server),
         _database: database,
@@ -117,7 +131,64 @@ impl Drop for TestApp {
     }
 }
 
+/// Sends `authorization: Bearer <key>` when it holds a key (none: dev mode).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the test's current API key.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
 impl TestApp {
+    /// Makes every client send `key` (or no key) from now on.
+    pub fn use_key(&mut self, key: Option<&str>) {
+        let bearer = Bearer(key.map(|k| format!("Bearer {k}").parse().expect("ASCII key")));
+        self.link = LinkServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.connections = ConnectionServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.accounts = AccountServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.portfolios = PortfolioServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.statements = StatementServiceClient::with_interceptor(self.channel.clone(), bearer);
+    }
+
+    /// Creates a tenant through the operator path and returns its first API key.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        use linkgate::domain::{Tenant, TenantId, now};
+        use secrecy::ExposeSecret;
+        let storage = linkgate::startup::Storage::open(&self.settings.database, &self.settings.secrets)
+            .await
+            .expect("storage opens");
+        let tenant =
+            Tenant { id: TenantId(uuid::Uuid::now_v7()), name: name.to_owned(), created_at: now(), revoked_at: None };
+        assert!(storage.store.create_tenant(&tenant).await.unwrap(), "tenant {name} is new");
+        let (record, key) = storage.peppers.issue(tenant.id);
+        storage.store.create_api_key(&record).await.unwrap();
+        key.expose_secret().to_owned()
+    }
+
+    /// A ConnectionService client that sends `key`, beside the app's own clients.
+    pub fn connections_with_key(&self, key: &str) -> ConnectionServiceClient<Authed> {
+        let bearer = Bearer(Some(format!("Bearer {key}").parse().expect("ASCII key")));
+        ConnectionServiceClient::with_interceptor(self.channel.clone(), bearer)
+    }
+
+    /// Everything the database holds, as searchable text.
+    pub async fn database_dump(&self) -> String {
+        self._database.dump().await
+    }
+
+    /// The store of this server's database, for checks no RPC can make.
+    pub async fn storage(&self) -> linkgate::startup::Storage {
+        linkgate::startup::Storage::open(&self.settings.database, &self.settings.secrets).await.expect("storage opens")
+    }
+
     /// Waits for readiness (the store answered).
     pub async fn wait_until_serving(&self) {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
@@ -237,4 +308,76 @@ pub fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expec
     assert_eq!(reason(status), expected_reason, "{case}: reason");
     let info = status.get_details_error_info().unwrap();
     assert!(info.metadata.contains_key("request_id"), "{case}: every error carries the request id");
+}
+
+/// The sandbox with a record of what it handed out and how often it exchanged, each exchange
+/// slowed down so concurrent calls overlap.
+pub struct RecordingSandbox {
+    inner: Sandbox,
+    /// Exchange calls made.
+    pub exchanges: Arc<AtomicUsize>,
+    /// Every connection handle issued (secrets that must never leave linkgate).
+    pub handles: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingSandbox {
+    /// A recording sandbox with the test settings, and a registry holding it.
+    pub fn registry() -> (Registry, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+        let sandbox = RecordingSandbox {
+            inner: Sandbox::new(test_settings("unused").providers.sandbox),
+            exchanges: Arc::default(),
+            handles: Arc::default(),
+        };
+        let (exchanges, handles) = (sandbox.exchanges.clone(), sandbox.handles.clone());
+        let mut registry = Registry::default();
+        registry.register(Arc::new(sandbox));
+        (registry, exchanges, handles)
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for RecordingSandbox {
+    fn info(&self) -> &ProviderInfo {
+        self.inner.info()
+    }
+    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
+        self.inner.institutions().await
+    }
+    async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
+        self.inner.start_link(link).await
+    }
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress> {
+        self.inner.submit_credentials(link, credentials).await
+    }
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress> {
+        self.inner.answer_mfa(link, answer).await
+    }
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress> {
+        self.inner.poll_link(link).await
+    }
+    async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
+        use secrecy::ExposeSecret;
+        self.exchanges.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let exchanged = self.inner.exchange_public_token(public_token).await?;
+        self.handles.lock().unwrap().push(exchanged.handle.expose_secret().to_owned());
+        Ok(exchanged)
+    }
+    async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
+        self.inner.connection_status(handle).await
+    }
+    async fn fetch_data(
+        &self,
+        handle: &SecretString,
+        connection_id: Uuid,
+        products: &[Product],
+    ) -> ProviderResult<ConnectionData> {
+        self.inner.fetch_data(handle, connection_id, products).await
+    }
+    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+        self.inner.refresh(handle).await
+    }
+    async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
+        self.inner.delete_connection(handle).await
+    }
 }

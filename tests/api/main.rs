@@ -33,4 +33,5 @@ mod exchange;
 mod flow;
 mod health;
 mod link;
+mod security;
 mod watch;

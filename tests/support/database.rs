@@ -56,6 +56,42 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Everything stored, as text to search: every row of every table on PostgreSQL (bytes show
+    /// as hex), the raw database files on SQLite (write-ahead log included).
+    pub async fn dump(&self) -> String {
+        match &self._directory {
+            Some(directory) => {
+                let mut dump = String::new();
+                for entry in std::fs::read_dir(directory.path()).expect("database directory") {
+                    let bytes = std::fs::read(entry.expect("entry").path()).expect("database file");
+                    dump.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                dump
+            }
+            None => {
+                use sqlx::Connection;
+                let mut connection = sqlx::PgConnection::connect(&self.url).await.expect("test database answers");
+                let tables: Vec<(String,)> =
+                    sqlx::query_as("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                        .fetch_all(&mut connection)
+                        .await
+                        .expect("tables listed");
+                let mut dump = String::new();
+                for (table,) in tables {
+                    let sql = format!("SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {table} t");
+                    let (rows,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&mut connection)
+                        .await
+                        .expect("table dumped");
+                    dump.push_str(&rows);
+                }
+                dump
+            }
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some(name) = self.postgres_name.take() else { return };

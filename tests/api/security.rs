@@ -1,0 +1,525 @@
+//! Security: API keys on every RPC, tenant isolation everywhere, secrets sealed at rest and
+//! absent from logs, per-tenant limits and the audit trail.
+
+use crate::helpers::{Backend, PATIENCE, RecordingSandbox, TestApp, assert_error, spawn_app, spawn_app_with};
+use linkgate::pb;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+/// What one tenant built: a link session, a ready connection, an account and a portfolio.
+struct Footprint {
+    session_id: String,
+    connection_id: String,
+    account_id: String,
+    portfolio_id: String,
+    public_token: String,
+}
+
+async fn build_footprint(app: &mut TestApp) -> Footprint {
+    let broker = app.ready_connection("ins_sandbox_broker", "owner").await;
+    let account_id = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: broker.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts[0]
+        .id
+        .clone();
+    let portfolio_id = app
+        .portfolios
+        .list_portfolios(pb::ListPortfoliosRequest { connection_id: broker.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .portfolios[0]
+        .id
+        .clone();
+    // An unexchanged token, so ListPublicTokens has something to leak.
+    let session = app.create_session("ins_sandbox_bank", "owner").await;
+    let succeeded = app.submit(&session.id, "user_good", "pass_good").await.unwrap();
+    Footprint {
+        session_id: session.id,
+        connection_id: broker.id,
+        account_id,
+        portfolio_id,
+        public_token: succeeded.public_token,
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_resources_are_indistinguishable_from_missing_ones_on_every_rpc() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    let owner = app.create_tenant("owner-service").await;
+    let intruder = app.create_tenant("intruder-service").await;
+    app.use_key(Some(&owner));
+    let f = build_footprint(&mut app).await;
+    app.use_key(Some(&intruder));
+
+    let mut link = app.link.clone();
+    let mut connections = app.connections.clone();
+    let mut accounts = app.accounts.clone();
+    let mut portfolios = app.portfolios.clone();
+    let mut statements = app.statements.clone();
+    let c = || f.connection_id.clone();
+    let cases: Vec<(&str, tonic::Status, &str)> = vec![
+        (
+            "GetLinkSession",
+            link.get_link_session(pb::GetLinkSessionRequest { link_session_id: f.session_id.clone() })
+                .await
+                .unwrap_err(),
+            "LINK_SESSION_NOT_FOUND",
+        ),
+        (
+            "WatchLinkSession",
+            link.watch_link_session(pb::WatchLinkSessionRequest { link_session_id: f.session_id.clone() })
+                .await
+                .unwrap_err(),
+            "LINK_SESSION_NOT_FOUND",
+        ),
+        (
+            "SubmitCredentials",
+            link.submit_credentials(pb::SubmitCredentialsRequest {
+                link_session_id: f.session_id.clone(),
+                credentials: HashMap::from([
+                    ("username".into(), "user_good".into()),
+                    ("password".into(), "pass_good".into()),
+                ]),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            "LINK_SESSION_NOT_FOUND",
+        ),
+        (
+            "AnswerMfa",
+            link.answer_mfa(pb::AnswerMfaRequest {
+                link_session_id: f.session_id.clone(),
+                answer: "1234".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            "LINK_SESSION_NOT_FOUND",
+        ),
+        (
+            "ExchangePublicToken",
+            link.exchange_public_token(pb::ExchangePublicTokenRequest {
+                provider: "sandbox".into(),
+                public_token: f.public_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            "PUBLIC_TOKEN_NOT_FOUND",
+        ),
+        (
+            "GetConnection",
+            connections.get_connection(pb::GetConnectionRequest { connection_id: c() }).await.unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "RefreshConnection",
+            connections
+                .refresh_connection(pb::RefreshConnectionRequest { connection_id: c(), ..Default::default() })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "DeleteConnection",
+            connections
+                .delete_connection(pb::DeleteConnectionRequest { connection_id: c(), ..Default::default() })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "WatchConnection",
+            connections
+                .watch_connection(pb::WatchConnectionRequest { connection_id: c(), after_event_id: 0 })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "ListAccounts",
+            accounts
+                .list_accounts(pb::ListAccountsRequest { connection_id: c(), ..Default::default() })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "ListAccountTransactions",
+            accounts
+                .list_account_transactions(pb::ListAccountTransactionsRequest {
+                    connection_id: c(),
+                    account_id: f.account_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "ListPortfolios",
+            portfolios
+                .list_portfolios(pb::ListPortfoliosRequest { connection_id: c(), ..Default::default() })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "ListPortfolioPositions",
+            portfolios
+                .list_portfolio_positions(pb::ListPortfolioPositionsRequest {
+                    connection_id: c(),
+                    portfolio_id: f.portfolio_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "ListPortfolioTransactions",
+            portfolios
+                .list_portfolio_transactions(pb::ListPortfolioTransactionsRequest {
+                    connection_id: c(),
+                    portfolio_id: f.portfolio_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+        (
+            "ListStatements",
+            statements
+                .list_statements(pb::ListStatementsRequest { connection_id: c(), ..Default::default() })
+                .await
+                .unwrap_err(),
+            "CONNECTION_NOT_FOUND",
+        ),
+    ];
+    for (rpc, status, reason) in &cases {
+        assert_error(rpc, status, Code::NotFound, reason);
+    }
+
+    // Lists and streams show the intruder nothing of the owner's.
+    let listed = connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.connections.is_empty(), "ListConnections");
+    let tokens = link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
+    assert!(tokens.public_tokens.is_empty(), "ListPublicTokens");
+    let mut watch = connections.watch_connections(pb::WatchConnectionsRequest::default()).await.unwrap().into_inner();
+    app.use_key(Some(&owner));
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: c(), ..Default::default() })
+        .await
+        .unwrap();
+    let leaked = tokio::time::timeout(Duration::from_millis(800), watch.next()).await;
+    assert!(leaked.is_err(), "WatchConnections showed another tenant's change: {leaked:?}");
+
+    // The owner still has everything.
+    app.connections.get_connection(pb::GetConnectionRequest { connection_id: c() }).await.expect("owner reads");
+}
+
+#[tokio::test]
+async fn calls_need_a_valid_key_once_tenants_exist_while_health_and_reflection_stay_open() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let key = app.create_tenant("billing").await;
+
+    for (case, key) in [
+        ("no key", None),
+        ("not a bearer header", Some("Basic abc".to_owned())),
+        ("malformed key", Some("lgk_nope".to_owned())),
+        ("unknown key", Some(format!("lgk_{}_{}", uuid::Uuid::now_v7().simple(), "A".repeat(43)))),
+        ("altered secret", Some(format!("{}x", &key[..key.len() - 1]))),
+    ] {
+        app.use_key(None);
+        let status = match key {
+            None => app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap_err(),
+            Some(header) => {
+                let mut request = tonic::Request::new(pb::ListConnectionsRequest::default());
+                let value = if header.starts_with("Basic") { header } else { format!("Bearer {header}") };
+                request.metadata_mut().insert("authorization", value.parse().unwrap());
+                app.connections.list_connections(request).await.unwrap_err()
+            }
+        };
+        assert_error(case, &status, Code::Unauthenticated, "UNAUTHENTICATED");
+    }
+
+    app.use_key(Some(&key));
+    app.connections.list_connections(pb::ListConnectionsRequest::default()).await.expect("the real key works");
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("health needs no key");
+}
+
+#[tokio::test]
+async fn a_revoked_key_and_a_revoked_tenant_stop_working() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    let storage = app.storage().await;
+    let key = app.create_tenant("search").await;
+    let tenant = storage.store.find_tenant("search").await.unwrap().unwrap();
+    let (second, second_key) = storage.peppers.issue(tenant.id);
+    storage.store.create_api_key(&second).await.unwrap();
+
+    // Revoked before first use: refused at once.
+    let key_id = uuid::Uuid::try_parse(&key[4..36]).unwrap();
+    assert!(storage.store.revoke_api_key(key_id, linkgate::domain::now()).await.unwrap());
+    app.use_key(Some(&key));
+    let status = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap_err();
+    assert_error("revoked key", &status, Code::Unauthenticated, "UNAUTHENTICATED");
+
+    // The tenant's other key still works until the tenant is revoked.
+    use secrecy::ExposeSecret;
+    let second_key = second_key.expose_secret().to_owned();
+    let mut fresh = app.connections_with_key(&second_key);
+    fresh.list_connections(pb::ListConnectionsRequest::default()).await.expect("second key works");
+    assert!(storage.store.revoke_tenant(tenant.id, linkgate::domain::now()).await.unwrap());
+    tokio::time::sleep(linkgate::auth::KEY_CACHE_TTL + Duration::from_millis(200)).await;
+    let status = fresh.list_connections(pb::ListConnectionsRequest::default()).await.unwrap_err();
+    assert_error("revoked tenant", &status, Code::Unauthenticated, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_from_one_address_is_turned_away() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    app.create_tenant("payments").await;
+    app.use_key(Some("lgk_00000000000000000000000000000000_wrong"));
+    let mut last = None;
+    for _ in 0..21 {
+        last = Some(app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap_err());
+    }
+    let status = last.unwrap();
+    assert_error("21st failure", &status, Code::ResourceExhausted, "RATE_LIMITED");
+    assert!(tonic_types::StatusExt::get_details_retry_info(&status).is_some(), "says when to retry");
+}
+
+#[tokio::test]
+async fn expensive_calls_beyond_the_tenant_budget_are_refused_with_a_retry_delay() {
+    let mut app = spawn_app_with(
+        Backend::Sqlite,
+        |s| {
+            s.limits.tenant_calls_per_second = 1;
+            s.limits.tenant_call_burst = 2;
+        },
+        None,
+    )
+    .await;
+    app.create_session("ins_sandbox_bank", "u").await;
+    app.create_session("ins_sandbox_bank", "u").await;
+    let status = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "sandbox".into(),
+            external_user_id: "u".into(),
+            institution_id: "ins_sandbox_bank".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error("third call", &status, Code::ResourceExhausted, "RATE_LIMITED");
+    let retry = tonic_types::StatusExt::get_details_retry_info(&status).unwrap().retry_delay.unwrap();
+    assert!(retry > Duration::ZERO && retry <= Duration::from_secs(1), "{retry:?}");
+    // Reads are not budgeted.
+    app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_hold_more_streams_than_its_cap_and_closed_streams_free_their_slot() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.limits.tenant_max_streams = 2, None).await;
+    let watch = |mut c: pb::connection_service_client::ConnectionServiceClient<crate::helpers::Authed>| async move {
+        c.watch_connections(pb::WatchConnectionsRequest::default()).await
+    };
+    let first = watch(app.connections.clone()).await.unwrap().into_inner();
+    let _second = watch(app.connections.clone()).await.unwrap().into_inner();
+    let status = watch(app.connections.clone()).await.unwrap_err();
+    assert_error("third stream", &status, Code::ResourceExhausted, "STREAM_LIMIT_REACHED");
+    drop(first);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match watch(app.connections.clone()).await {
+            Ok(_) => break,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(status) => panic!("slot never freed: {status:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn messages_over_the_size_limit_are_refused_by_the_server() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let status = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "sandbox".into(),
+            external_user_id: "x".repeat(5 * 1024 * 1024),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    // tonic's decoder refuses the frame before any handler runs; it answers OUT_OF_RANGE.
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_audit_trail_records_who_did_what_to_which_connection() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    let key = app.create_tenant("ledger").await;
+    app.use_key(Some(&key));
+    let connection = app.ready_connection("ins_sandbox_bank", "u").await;
+    app.accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    app.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+
+    let storage = app.storage().await;
+    let connection_id = uuid::Uuid::try_parse(&connection.id).unwrap();
+    let key_id = uuid::Uuid::try_parse(&key[4..36]).unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let actions = loop {
+        let entries = storage.store.list_audit(None, Some(connection_id), 50).await.unwrap();
+        let actions: Vec<String> =
+            entries.iter().rev().map(|e| linkgate::domain::StoredName::name(e.action).to_owned()).collect();
+        if actions.last().is_some_and(|a| a == "delete") {
+            assert!(entries.iter().all(|e| e.api_key_id == Some(key_id)), "every record names the key");
+            break actions;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "audit never caught up: {actions:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(actions.first().map(String::as_str), Some("exchange"), "{actions:?}");
+    assert!(actions.iter().any(|a| a == "read"), "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_database_dump_after_a_full_flow_holds_no_token_or_credential_in_clear() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let (registry, _, handles) = RecordingSandbox::registry();
+        let mut app = spawn_app_with(backend, |_| {}, Some(registry)).await;
+        let key = app.create_tenant("vault").await;
+        app.use_key(Some(&key));
+        let session = app.create_session("ins_sandbox_bank", "u").await;
+        app.submit(&session.id, "user_mfa", "pass_good").await.unwrap();
+        let done = app
+            .link
+            .answer_mfa(pb::AnswerMfaRequest {
+                link_session_id: session.id,
+                answer: "1234".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .link_session
+            .unwrap();
+        let pending = app.public_token("ins_sandbox_broker", "u").await;
+        let connection = app.exchange(&done.public_token).await.unwrap();
+        app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+
+        let dump = app.database_dump().await;
+        let handle = handles.lock().unwrap()[0].clone();
+        let secret_of_key = key.rsplit('_').next().unwrap().to_owned();
+        for (what, secret) in [
+            ("exchanged public token", done.public_token.clone()),
+            ("unexchanged public token", pending),
+            ("provider handle", handle),
+            ("password", "pass_good".to_owned()),
+            ("API key secret", secret_of_key),
+        ] {
+            let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+            assert!(!dump.contains(&secret), "{backend:?}: {what} stored in clear");
+            assert!(!dump.contains(&hex), "{backend:?}: {what} stored in clear (as hex)");
+        }
+        assert!(dump.contains(&connection.id) || dump.len() > 10_000, "{backend:?}: the dump is real");
+    }
+}
+
+/// Captures everything logged in this process from now on, at TRACE level.
+fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    #[derive(Clone)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Sink(buffer.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .try_init()
+        .expect("this test owns its process's logging (nextest runs each test in its own process)");
+    buffer
+}
+
+#[tokio::test]
+async fn trace_logs_of_every_flow_hold_no_token_key_or_credential() {
+    let logs = capture_logs();
+    let (registry, _, handles) = RecordingSandbox::registry();
+    let mut app = spawn_app_with(Backend::Postgres, |_| {}, Some(registry)).await;
+    let key = app.create_tenant("logs").await;
+    app.use_key(Some(&key));
+
+    let session = app.create_session("ins_sandbox_bank", "u").await;
+    app.submit(&session.id, "user_mfa", "pass_good").await.unwrap();
+    let done = app
+        .link
+        .answer_mfa(pb::AnswerMfaRequest { link_session_id: session.id, answer: "1234".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .link_session
+        .unwrap();
+    let rejected = app.create_session("ins_sandbox_bank", "u").await;
+    app.submit(&rejected.id, "user_good", "wrong-password-9f3a").await.unwrap();
+    app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap();
+    let connection = app.exchange(&done.public_token).await.unwrap();
+    app.exchange(&done.public_token).await.unwrap();
+    app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+    app.accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    app.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    app.use_key(Some(&format!("{key}tampered")));
+    app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap_err();
+    app.shut_down().await.unwrap();
+
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.lines().count() > 100, "trace logging captured the run ({} lines)", text.lines().count());
+    let handle = handles.lock().unwrap()[0].clone();
+    let key_secret = key.rsplit('_').next().unwrap().to_owned();
+    for (what, secret) in [
+        ("API key secret", key_secret.as_str()),
+        ("public token", done.public_token.as_str()),
+        ("provider handle", handle.as_str()),
+        ("password", "pass_good"),
+        ("rejected password", "wrong-password-9f3a"),
+    ] {
+        assert!(!text.contains(secret), "{what} appears in the logs");
+    }
+}
