@@ -85,6 +85,10 @@ pub struct LimitSettings {
     #[arg(long, env = "LINKGATE_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// Unary calls this replica serves at once; more are shed with UNAVAILABLE / OVERLOADED.
+    #[arg(long, env = "LINKGATE_MAX_IN_FLIGHT", default_value_t = 4096)]
+    pub max_in_flight: usize,
+
     /// Largest request or response message, in bytes.
     #[arg(long, env = "LINKGATE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,

@@ -214,7 +214,9 @@ pub fn code_for(reason: ErrorReason) -> Code {
         | R::CapabilityUnsupported
         | R::ProviderRejected => Code::FailedPrecondition,
         R::ExchangeInProgress => Code::Aborted,
-        R::ProviderUnavailable | R::ProviderRateLimited | R::StoreUnavailable | R::ShuttingDown => Code::Unavailable,
+        R::ProviderUnavailable | R::ProviderRateLimited | R::StoreUnavailable | R::ShuttingDown | R::Overloaded => {
+            Code::Unavailable
+        }
         R::Unauthenticated => Code::Unauthenticated,
         R::RateLimited | R::StreamLimitReached => Code::ResourceExhausted,
         R::ProviderProtocol | R::Internal | R::Unspecified => Code::Internal,
@@ -238,7 +240,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_a_code_and_a_prefixless_name() {
-        for value in 1..=31 {
+        for value in 1..=32 {
             let reason = ErrorReason::try_from(value).expect("contiguous catalogue");
             assert!(!reason_text(reason).starts_with("ERROR_REASON_"));
             assert_ne!(code_for(reason), Code::Ok);

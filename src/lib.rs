@@ -5,6 +5,7 @@
 //! `store` keeps everything in PostgreSQL or SQLite; `startup` wires a replica together.
 
 pub mod admin;
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod audit;

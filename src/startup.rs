@@ -1,6 +1,7 @@
 //! Assembling and running a replica: the store, the sealer, the gRPC server with health and
 //! reflection, the HTTP listener, the event tailer and the sync engine, and their orderly stop.
 
+use crate::admission::AdmissionLayer;
 use crate::api::account::AccountApi;
 use crate::api::connection::ConnectionApi;
 use crate::api::link::LinkApi;
@@ -148,6 +149,7 @@ impl Application {
             .tcp_keepalive(Some(Duration::from_secs(60)))
             .max_concurrent_streams(Some(limits.max_concurrent_streams))
             .timeout(limits.request_timeout)
+            .layer(AdmissionLayer::new(limits.max_in_flight))
             .layer(AuthLayer::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)

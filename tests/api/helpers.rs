@@ -71,6 +71,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             tenant_max_streams: 100,
             max_concurrent_streams: 1024,
             request_timeout: Duration::from_secs(30),
+            max_in_flight: 4096,
             max_message_bytes: 4 * 1024 * 1024,
         },
         providers: ProviderSettings {
@@ -182,6 +183,11 @@ impl TestApp {
     /// Everything the database holds, as searchable text.
     pub async fn database_dump(&self) -> String {
         self._database.dump().await
+    }
+
+    /// The settings the server runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The store of this server's database, for checks no RPC can make.

@@ -523,3 +523,77 @@ async fn trace_logs_of_every_flow_hold_no_token_key_or_credential() {
         assert!(!text.contains(secret), "{what} appears in the logs");
     }
 }
+
+#[tokio::test]
+async fn unary_calls_beyond_the_in_flight_limit_are_shed_with_a_retry_delay() {
+    let (registry, _, _) = RecordingSandbox::registry();
+    let mut app = spawn_app_with(Backend::Sqlite, |s| s.limits.max_in_flight = 1, Some(registry)).await;
+    let first = app.public_token("ins_sandbox_bank", "u").await;
+    let second = app.public_token("ins_sandbox_bank", "u").await;
+    // Each exchange holds its slot for the sandbox's slowed-down exchange (150 ms).
+    let (mut one, mut two) = (app.link.clone(), app.link.clone());
+    let (a, b) = tokio::join!(
+        one.exchange_public_token(pb::ExchangePublicTokenRequest {
+            provider: "sandbox".into(),
+            public_token: first,
+            ..Default::default()
+        }),
+        two.exchange_public_token(pb::ExchangePublicTokenRequest {
+            provider: "sandbox".into(),
+            public_token: second,
+            ..Default::default()
+        }),
+    );
+    let (ok, shed): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!(ok.len(), 1, "one call is served");
+    let status = shed.into_iter().next().unwrap().unwrap_err();
+    assert_error("shed call", &status, Code::Unavailable, "OVERLOADED");
+    assert!(tonic_types::StatusExt::get_details_retry_info(&status).is_some());
+}
+
+#[tokio::test]
+async fn a_server_on_a_non_loopback_address_never_serves_keyless_callers() {
+    let mut app = spawn_app_with(Backend::Sqlite, |s| s.grpc_addr = "0.0.0.0:0".parse().unwrap(), None).await;
+    let status = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap_err();
+    assert_error("no tenants, public address", &status, Code::Unauthenticated, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn rotating_the_encryption_key_reseals_every_secret_while_old_values_stay_readable() {
+    use linkgate::admin::{AdminSettings, KeyCommand};
+    use linkgate::crypto::{SealedColumn, Sealer};
+    use secrecy::{ExposeSecret, SecretString};
+
+    let mut app = spawn_app(Backend::Postgres).await;
+    let connection = app.ready_connection("ins_sandbox_bank", "u").await;
+    app.public_token("ins_sandbox_utility", "u").await;
+
+    let old_key = app.settings().secrets.encryption_key.clone().unwrap();
+    let new_key = Sealer::generate_key();
+    let mut settings =
+        AdminSettings { database: app.settings().database.clone(), secrets: app.settings().secrets.clone() };
+    settings.secrets.encryption_key = Some(SecretString::from(format!("{new_key},{}", old_key.expose_secret())));
+    // Keep API key hashes independent of the encryption key being rotated.
+    settings.secrets.api_key_pepper = Some(SecretString::from(Sealer::generate_key()));
+    linkgate::admin::keys(&settings, KeyCommand::Rotate).await.expect("rotation runs");
+
+    let storage = app.storage().await;
+    let only_new = Sealer::from_config(&SecretString::from(new_key)).unwrap();
+    let mut checked = 0;
+    for column in SealedColumn::ALL {
+        for value in storage.store.list_sealed(column, None, 1000).await.unwrap() {
+            only_new.open(&value.sealed, &column.context(value.tenant, value.id)).expect("re-sealed under the new key");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "the connection handle and both session tokens were re-sealed ({checked})");
+
+    // A second run finds nothing left to do, and the running server still reads its data:
+    // until it restarts with the new key list it can no longer open the handle, which reads
+    // never need.
+    linkgate::admin::keys(&settings, KeyCommand::Rotate).await.unwrap();
+    app.accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id, ..Default::default() })
+        .await
+        .expect("reads are served from linkgate's copy");
+}
