@@ -17,6 +17,9 @@ pub struct Settings {
     pub http_addr: SocketAddr,
 
     #[command(flatten)]
+    pub tls: TlsSettings,
+
+    #[command(flatten)]
     pub database: DatabaseSettings,
 
     #[command(flatten)]
@@ -30,6 +33,24 @@ pub struct Settings {
 
     #[command(flatten)]
     pub sync: SyncSettings,
+}
+
+/// TLS on the gRPC listener. Certificates are read at start; to roll them, replace the files and
+/// restart replicas one by one (Kubernetes does this on a Secret change with a checksum
+/// annotation), so no connection is refused during the roll.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsSettings {
+    /// PEM certificate chain of the gRPC listener; with `--tls-key`, turns TLS on.
+    #[arg(long, env = "LINKGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of the gRPC listener.
+    #[arg(long, env = "LINKGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).
+    #[arg(long, env = "LINKGATE_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 /// Where linkgate keeps its data.

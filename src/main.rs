@@ -15,6 +15,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start; boxing the settings would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve gRPC (and HTTP) until SIGTERM or SIGINT. With no configuration: SQLite file
     /// `linkgate.db`, sandbox provider, gRPC on 127.0.0.1:50051.

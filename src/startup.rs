@@ -10,7 +10,7 @@ use crate::api::statement::StatementApi;
 use crate::app::{App, AppParts};
 use crate::audit::AuditWriter;
 use crate::auth::{AuthLayer, Authenticator, Peppers};
-use crate::config::{DatabaseSettings, LimitSettings, SecretSettings, Settings};
+use crate::config::{DatabaseSettings, LimitSettings, SecretSettings, Settings, TlsSettings};
 use crate::crypto::Sealer;
 use crate::page_token::PageTokens;
 use crate::pb;
@@ -31,6 +31,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -55,6 +56,7 @@ pub struct Application {
     audit_writer: AuditWriter,
     authenticator: Arc<Authenticator>,
     limits: LimitSettings,
+    tls: Option<ServerTlsConfig>,
     grpc: TcpListener,
     http: TcpListener,
     sync: SyncOptions,
@@ -92,7 +94,8 @@ impl Application {
             tick: settings.sync.tick,
             lease: settings.sync.lease,
         };
-        Ok(Self { app: Arc::new(app), audit_writer, authenticator, limits: settings.limits, grpc, http, sync })
+        let tls = server_tls(&settings.tls)?;
+        Ok(Self { app: Arc::new(app), audit_writer, authenticator, limits: settings.limits, tls, grpc, http, sync })
     }
 
     /// The bound gRPC address.
@@ -114,7 +117,7 @@ impl Application {
     /// calls and stops background work.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
         let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
-        let Self { app, audit_writer, authenticator, limits, grpc, http, sync } = self;
+        let Self { app, audit_writer, authenticator, limits, tls, grpc, http, sync } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_readiness(&reporter, ServingStatus::NotServing).await;
         reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
@@ -143,7 +146,11 @@ impl Application {
         }
 
         let max_message = limits.max_message_bytes;
-        let grpc_server = tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server.tls_config(tls).context("configuring TLS")?;
+        }
+        let grpc_server = server
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .tcp_keepalive(Some(Duration::from_secs(60)))
@@ -223,6 +230,17 @@ impl Storage {
         let peppers = Peppers::from_config(secrets.api_key_pepper.as_ref(), &sealer)?;
         Ok(Self { store, sealer, peppers })
     }
+}
+
+/// The listener's TLS configuration, when certificates are configured.
+fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else { return Ok(None) };
+    let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &settings.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// Reflection over our services, health, and the google.rpc error details our errors carry (so

@@ -135,6 +135,7 @@ pub struct ClaimRow {
     pub state: String,
     pub connection_id: Option<Uuid>,
     pub expires_at: Option<Timestamp>,
+    pub claim_expires_at: Option<Timestamp>,
 }
 
 #[derive(sqlx::FromRow)]

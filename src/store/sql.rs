@@ -317,7 +317,7 @@ macro_rules! impl_store {
                     return Ok(super::Claim::Won { link_session_id: None });
                 }
                 let row: Option<super::rows::ClaimRow> = sqlx::query_as(
-                    "SELECT tenant_id, state, connection_id, expires_at FROM public_tokens \
+                    "SELECT tenant_id, state, connection_id, expires_at, claim_expires_at FROM public_tokens \
                      WHERE provider = $1 AND token_hash = $2",
                 )
                 .bind(provider)
@@ -330,7 +330,12 @@ macro_rules! impl_store {
                     Some(super::rows::ClaimRow { connection_id: Some(connection_id), .. }) => {
                         super::Claim::Exchanged { connection_id }
                     }
-                    Some(row) if row.state == "issued" && row.expires_at.is_some_and(|at| at <= now) => {
+                    // Expired, and nobody is exchanging it: an expired token's lapsed claim counts too,
+                    // or a crashed claimer would leave it Busy forever.
+                    Some(row)
+                        if row.expires_at.is_some_and(|at| at <= now)
+                            && (row.state == "issued" || row.claim_expires_at.is_some_and(|at| at < now)) =>
+                    {
                         super::Claim::Expired
                     }
                     Some(_) => super::Claim::Busy,

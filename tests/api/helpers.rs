@@ -4,6 +4,7 @@
 
 use linkgate::config::{
     DatabaseSettings, LimitSettings, ProviderSettings, SandboxSettings, SecretSettings, Settings, SyncSettings,
+    TlsSettings,
 };
 use linkgate::crypto::Sealer;
 use linkgate::domain::{ConnectionData, Product};
@@ -60,6 +61,7 @@ pub fn test_settings(database_url: &str) -> Settings {
     Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsSettings::default(),
         database: DatabaseSettings { database_url: database_url.to_owned(), database_max_connections: 5 },
         secrets: SecretSettings {
             encryption_key: Some(SecretString::from(Sealer::generate_key())),

@@ -34,4 +34,5 @@ mod flow;
 mod health;
 mod link;
 mod security;
+mod tls;
 mod watch;

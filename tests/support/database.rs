@@ -25,10 +25,15 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The admin URL with its database replaced by `database`, query parameters kept.
 fn url_for(database: &str) -> String {
     let admin = admin_url();
-    let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
-    format!("{base}/{database}")
+    let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(base, query)| (base, Some(query)));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
 }
 
 impl TestDatabase {
@@ -48,6 +53,7 @@ impl TestDatabase {
                     .execute(&mut admin)
                     .await
                     .expect("test database created");
+                // The guard exists before migrating, so a failing migration still drops the database.
                 Self { url: url_for(&name), postgres_name: Some(name), _directory: None }
             }
         };

@@ -1,3 +1,6 @@
 //! Helpers shared by the integration test binaries.
 
+// Each test binary uses a part of the shared helpers.
+#![allow(dead_code)]
+
 pub mod database;
