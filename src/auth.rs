@@ -357,3 +357,28 @@ mod tests {
         }
     }
 }
+
+/// Hostile input: the authorization header is the first thing an attacker controls.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_keys_parse_only_when_well_formed(key in ".{0,300}") {
+            if let Some((id, secret)) = parse_key(&key) {
+                prop_assert!(key.starts_with(KEY_PREFIX));
+                prop_assert!(key.contains(&id.simple().to_string()));
+                prop_assert!(!secret.is_empty() && secret.len() <= 64);
+            }
+        }
+
+        #[test]
+        fn request_ids_are_taken_only_when_printable_and_short(id in ".{0,300}") {
+            if is_valid_key(&id) {
+                prop_assert!(id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()));
+            }
+        }
+    }
+}

@@ -210,3 +210,30 @@ mod tests {
         assert!(error.to_string().contains("entry 1 is not 32 bytes"));
     }
 }
+
+/// Hostile input: sealed values come from the database, which an attacker may have written to.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use secrecy::ExposeSecret;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_open(bytes in prop::collection::vec(any::<u8>(), 0..512), context in ".{0,64}") {
+            let sealer = Sealer::from_keys(&[[5; 32]]);
+            prop_assert!(sealer.open(&bytes, &context).is_err());
+        }
+
+        #[test]
+        fn sealing_round_trips_and_binds_the_context(plain in ".{0,512}", context in ".{1,64}", other in ".{1,64}") {
+            let sealer = Sealer::from_keys(&[[5; 32]]);
+            let sealed = sealer.seal(plain.as_bytes(), &context);
+            let opened = sealer.open(&sealed, &context).unwrap();
+            prop_assert_eq!(opened.expose_secret(), plain.as_str());
+            if other != context {
+                prop_assert!(sealer.open(&sealed, &other).is_err());
+            }
+        }
+    }
+}

@@ -122,3 +122,40 @@ mod tests {
         }
     }
 }
+
+/// Hostile input: whatever a caller sends as a page token is refused cleanly or, if it is one
+/// linkgate issued for the same query, understood exactly. `PROPTEST_CASES` scales the budget.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    proptest! {
+        #[test]
+        fn arbitrary_tokens_are_refused_without_panicking(token in ".{0,2000}") {
+            let tokens = PageTokens::new(b"key".to_vec());
+            if !token.is_empty() {
+                prop_assert_eq!(tokens.check("q", &token).unwrap_err().reason(), ErrorReason::InvalidPageToken);
+            }
+        }
+
+        #[test]
+        fn issued_tokens_round_trip_and_any_single_byte_change_is_caught(
+            query in ".{0,200}",
+            key in ".{0,100}",
+            id in any::<u128>(),
+            position in any::<prop::sample::Index>(),
+        ) {
+            let tokens = PageTokens::new(b"key".to_vec());
+            let cursor = Cursor { key, id: Uuid::from_u128(id) };
+            let token = tokens.issue(&query, &cursor);
+            prop_assert_eq!(tokens.check(&query, &token).unwrap(), Some(cursor));
+            let mut bytes = token.into_bytes();
+            let at = position.index(bytes.len());
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes).unwrap();
+            prop_assert!(tokens.check(&query, &altered).is_err());
+        }
+    }
+}

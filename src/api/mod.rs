@@ -243,3 +243,43 @@ mod tests {
         assert!(v.finish().is_err());
     }
 }
+
+/// Hostile input: request fields at and beyond their limits.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn accepted_dates_are_exactly_iso_days_in_range(text in ".{0,20}") {
+            let mut v = Validator::default();
+            if let Some(date) = v.date("d", &text) {
+                prop_assert_eq!(date.to_string(), text);
+                prop_assert!((1900..3000).contains(&chrono::Datelike::year(&date)));
+            } else if !text.is_empty() {
+                prop_assert!(v.finish().is_err());
+            }
+        }
+
+        #[test]
+        fn page_sizes_outside_the_range_are_refused(size in any::<i32>()) {
+            let mut v = Validator::default();
+            let taken = v.page_size(size);
+            prop_assert!((1..=MAX_PAGE_SIZE as usize).contains(&taken));
+            prop_assert_eq!(v.finish().is_ok(), (0..=MAX_PAGE_SIZE).contains(&size));
+        }
+
+        #[test]
+        fn ids_and_text_fields_never_accept_what_they_should_not(text in "\\PC{0,300}|[\\x00-\\x1f]{1,5}") {
+            let mut v = Validator::default();
+            if let Some(id) = v.optional_id("id", &text) {
+                prop_assert_eq!(Uuid::try_parse(&text).ok(), Some(id));
+            }
+            let mut v = Validator::default();
+            if let Some(accepted) = v.optional_text("t", &text, 128) {
+                prop_assert!(accepted.chars().count() <= 128 && !accepted.chars().any(char::is_control));
+            }
+        }
+    }
+}

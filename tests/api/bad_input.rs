@@ -235,3 +235,51 @@ async fn reading_a_product_before_its_first_import_finishes_is_product_not_ready
     let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
     assert_eq!(info.metadata.get("product").map(String::as_str), Some("PRODUCT_ACCOUNTS"));
 }
+
+#[tokio::test]
+async fn unusable_request_ids_in_metadata_are_replaced_and_good_ones_echoed() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let cases: Vec<(&str, tonic::metadata::MetadataValue<tonic::metadata::Ascii>)> = vec![
+        ("not ASCII", tonic::metadata::MetadataValue::try_from(&[0xC3u8, 0xA9, 0xFF][..]).unwrap()),
+        ("too long", "r".repeat(10_000).parse().unwrap()),
+        ("spaces", "has spaces".parse().unwrap()),
+    ];
+    for (case, value) in cases {
+        let mut request = tonic::Request::new(pb::ListConnectionsRequest::default());
+        request.metadata_mut().insert("x-request-id", value);
+        let response = app.connections.list_connections(request).await.expect(case);
+        let echoed = response.metadata().get("x-request-id").expect(case).to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::try_parse(&echoed).is_ok(), "{case}: a fresh id replaces it, got {echoed:?}");
+    }
+    let mut request = tonic::Request::new(pb::ListConnectionsRequest::default());
+    request.metadata_mut().insert("x-request-id", "trace-42".parse().unwrap());
+    let response = app.connections.list_connections(request).await.unwrap();
+    assert_eq!(response.metadata().get("x-request-id").unwrap(), "trace-42");
+}
+
+#[tokio::test]
+async fn absurd_dates_and_enum_values_are_refused_with_the_field_named() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let connection = app.ready_connection("ins_sandbox_bank", "u").await;
+    for (start, end) in [("0000-01-01", ""), ("99999-01-01", ""), ("", "2026-13-01"), ("-2026-01-01", "")] {
+        let status = app
+            .accounts
+            .list_account_transactions(pb::ListAccountTransactionsRequest {
+                connection_id: connection.id.clone(),
+                start_date: start.into(),
+                end_date: end.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_error(&format!("{start:?}..{end:?}"), &status, Code::InvalidArgument, "INVALID_FIELD");
+    }
+    let status = app
+        .connections
+        .list_connections(pb::ListConnectionsRequest { state: 1_000_000, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_error("unknown state", &status, Code::InvalidArgument, "INVALID_FIELD");
+    let field = tonic_types::StatusExt::get_details_bad_request(&status).unwrap().field_violations[0].field.clone();
+    assert_eq!(field, "state");
+}
