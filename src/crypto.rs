@@ -142,17 +142,21 @@ pub enum SealedColumn {
     ConnectionHandle,
     /// `link_sessions.public_token_sealed`: the public token a session issued.
     SessionToken,
+    /// `link_sessions.upstream_state_sealed`: what a provider needs between link calls.
+    SessionUpstreamState,
 }
 
 impl SealedColumn {
     /// Every sealed column, for key rotation.
-    pub const ALL: [SealedColumn; 2] = [SealedColumn::ConnectionHandle, SealedColumn::SessionToken];
+    pub const ALL: [SealedColumn; 3] =
+        [SealedColumn::ConnectionHandle, SealedColumn::SessionToken, SealedColumn::SessionUpstreamState];
 
     /// The associated data of this column's value in row `id` of `tenant`.
     pub fn context(self, tenant: TenantId, id: uuid::Uuid) -> String {
         match self {
             Self::ConnectionHandle => format!("connection/{tenant}/{id}/handle"),
             Self::SessionToken => format!("link_session/{tenant}/{id}/public_token"),
+            Self::SessionUpstreamState => format!("link_session/{tenant}/{id}/upstream_state"),
         }
     }
 }

@@ -104,6 +104,9 @@ impl Error {
                 Self::new(ErrorReason::ProviderRateLimited, "the provider is throttling requests")
                     .retry_after(retry_after.unwrap_or(Duration::from_secs(1)))
             }
+            ProviderError::ProductNotReady => {
+                Self::new(ErrorReason::ProductNotReady, "the provider is still extracting this product's data")
+            }
             ProviderError::Rejected { detail } => {
                 let mut error = Self::new(ErrorReason::ProviderRejected, "the provider refused the request");
                 error.source = Some(anyhow::anyhow!(detail));

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod events;

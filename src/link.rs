@@ -9,7 +9,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::pb::ErrorReason;
-use crate::providers::{Credentials, Institution, LinkContext, LinkProgress, Provider};
+use crate::providers::{Credentials, Institution, LinkContext, LinkProgress, LinkStep, Provider};
 use crate::store::{Claim, IssuedToken, LinkSessionUpdate, Page, PageOf};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
@@ -98,6 +98,7 @@ impl App {
             mfa_question: None,
             public_token: None,
             public_token_expires_at: None,
+            upstream_state: None,
             failure_reason: None,
             failure_message: None,
             redirect_uri: new.redirect_uri.clone(),
@@ -106,9 +107,11 @@ impl App {
             updated_at: created_at,
             expires_at: created_at + LINK_SESSION_TTL,
         };
-        let start = provider.start_link(&link_context(&session)).await.map_err(|e| Error::from_provider(info.id, e))?;
+        let start =
+            provider.start_link(&self.link_context(&session)?).await.map_err(|e| Error::from_provider(info.id, e))?;
         session.link_token = start.link_token;
         session.hosted_link_url = start.hosted_link_url;
+        self.remember(&mut session, start.upstream_state);
         // Hosted sessions are polled for the widget's outcome; the others only need a look at expiry.
         let next_poll_at = match flow {
             LinkFlow::Hosted => created_at + info.poll_interval,
@@ -215,7 +218,7 @@ impl App {
         F: for<'a> FnOnce(
             &'a dyn Provider,
             LinkContext,
-        ) -> futures::future::BoxFuture<'a, crate::providers::ProviderResult<LinkProgress>>,
+        ) -> futures::future::BoxFuture<'a, crate::providers::ProviderResult<LinkStep>>,
     {
         let provider = self.provider(&before.provider)?.clone();
         connecting.state = LinkSessionState::Connecting;
@@ -223,8 +226,8 @@ impl App {
         let poll_at = connecting.updated_at + provider.info().poll_interval;
         self.save_link_session(&connecting, before.state, Some(poll_at), None).await?;
 
-        match call(provider.as_ref(), link_context(&connecting)).await {
-            Ok(progress) => self.apply_link_progress(connecting, progress).await,
+        match call(provider.as_ref(), self.link_context(&connecting)?).await {
+            Ok(step) => self.apply_link_progress(connecting, step).await,
             Err(error) => {
                 let mut restored = before.clone();
                 restored.updated_at = now();
@@ -235,12 +238,45 @@ impl App {
         }
     }
 
+    /// The provider-facing view of a session, its remembered upstream state opened.
+    pub fn link_context(&self, session: &LinkSession) -> Result<LinkContext> {
+        let upstream_state = session
+            .upstream_state
+            .as_ref()
+            .map(|sealed| {
+                let context = SealedColumn::SessionUpstreamState.context(session.tenant_id, session.id);
+                self.sealer.open(&sealed.0, &context).map_err(Error::internal)
+            })
+            .transpose()?;
+        Ok(LinkContext {
+            link_session_id: session.id,
+            institution_id: session.institution_id.clone(),
+            external_user_id: session.external_user_id.clone(),
+            flow: session.flow,
+            products: session.products.clone(),
+            redirect_uri: session.redirect_uri.clone(),
+            created_at: session.created_at,
+            link_token: session.link_token.clone(),
+            upstream_state,
+        })
+    }
+
+    /// Seals state a provider asked linkgate to remember onto its session.
+    fn remember(&self, session: &mut LinkSession, state: Option<SecretString>) {
+        if let Some(state) = state {
+            let context = SealedColumn::SessionUpstreamState.context(session.tenant_id, session.id);
+            session.upstream_state = Some(Sealed(self.sealer.seal(state.expose_secret().as_bytes(), &context)));
+        }
+    }
+
     /// Applies the provider's answer about a session that is CONNECTING (or CREATED on the hosted
     /// flow) and returns the session as stored afterwards.
-    pub async fn apply_link_progress(&self, session: LinkSession, progress: LinkProgress) -> Result<LinkSession> {
+    pub async fn apply_link_progress(&self, session: LinkSession, step: LinkStep) -> Result<LinkSession> {
         let from = session.state;
         let mut next = session;
         next.updated_at = now();
+        self.remember(&mut next, step.upstream_state);
+        let progress = step.progress;
         let provider = self.provider(&next.provider)?;
         let mut issued = None;
         let next_poll_at = match progress {
@@ -465,19 +501,6 @@ impl App {
             .with("connection_id", connection_id.to_string()));
         }
         Ok(connection)
-    }
-}
-
-/// The provider-facing view of a session.
-pub fn link_context(session: &LinkSession) -> LinkContext {
-    LinkContext {
-        link_session_id: session.id,
-        institution_id: session.institution_id.clone(),
-        external_user_id: session.external_user_id.clone(),
-        flow: session.flow,
-        products: session.products.clone(),
-        redirect_uri: session.redirect_uri.clone(),
-        created_at: session.created_at,
     }
 }
 

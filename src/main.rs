@@ -37,6 +37,13 @@ enum Command {
         #[command(flatten)]
         settings: AdminSettings,
     },
+    /// Walk the sandbox flow against a running linkgate: link a bank (with MFA) and a broker,
+    /// follow their first imports, read accounts and positions, then delete the connections.
+    Demo {
+        /// gRPC address of the linkgate to call.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+    },
     /// Show the audit trail: who created, exchanged, read, refreshed or deleted what.
     Audit {
         /// Only this tenant's records (by name).
@@ -59,6 +66,7 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(settings) => serve(settings).await,
         Command::Migrate(database) => migrate(database).await,
+        Command::Demo { addr } => linkgate::demo::run(addr).await,
         Command::Tenants { command, settings } => admin::tenants(&settings, command).await,
         Command::Keys { command, settings } => admin::keys(&settings, command).await,
         Command::Audit { tenant, resource, limit, settings } => admin::audit(&settings, tenant, resource, limit).await,

@@ -8,7 +8,6 @@ use crate::domain::{
     Connection, ConnectionError, ConnectionState, LinkFlow, LinkSession, LinkSessionState, ProductState, now,
 };
 use crate::error::Result;
-use crate::link::link_context;
 use crate::pb::ErrorReason;
 use crate::providers::{ProviderError, UpstreamStatus};
 use crate::store::Lease;
@@ -90,8 +89,8 @@ impl App {
             return Ok(self.store.reschedule_link_session(session.tenant_id, session.id, session.expires_at).await?);
         }
         let provider = self.provider(&session.provider)?.clone();
-        match provider.poll_link(&link_context(&session)).await {
-            Ok(progress) => self.apply_link_progress(session, progress).await.map(drop),
+        match provider.poll_link(&self.link_context(&session)?).await {
+            Ok(step) => self.apply_link_progress(session, step).await.map(drop),
             Err(error) => {
                 let retry = now() + retry_delay(&error, provider.info().poll_interval);
                 tracing::warn!(link_session_id = %session.id, provider = provider.info().id, error = %error, "polling link session failed");

@@ -97,6 +97,7 @@ fn link_session(tenant: TenantId, external_user_id: &str) -> LinkSession {
         mfa_question: None,
         public_token: None,
         public_token_expires_at: None,
+        upstream_state: None,
         failure_reason: None,
         failure_message: None,
         redirect_uri: Some("https://app.example/linked".to_owned()),

@@ -68,6 +68,8 @@ pub struct LinkSession {
     pub public_token: Option<Sealed>,
     /// When the public token stops being exchangeable.
     pub public_token_expires_at: Option<Timestamp>,
+    /// What the provider asked linkgate to remember between calls, sealed.
+    pub upstream_state: Option<Sealed>,
     /// Why it failed.
     pub failure_reason: Option<ErrorReason>,
     /// Failure explanation safe for end users.

@@ -86,6 +86,10 @@ pub struct LinkContext {
     pub redirect_uri: Option<String>,
     /// When the session was created.
     pub created_at: Timestamp,
+    /// The widget or session token the provider issued at [`Provider::start_link`], if any.
+    pub link_token: Option<String>,
+    /// What the provider asked linkgate to remember between calls (see [`LinkStep`]), opened.
+    pub upstream_state: Option<SecretString>,
 }
 
 /// What a provider answers when a link session starts.
@@ -95,6 +99,8 @@ pub struct LinkStart {
     pub link_token: Option<String>,
     /// Hosted page URL.
     pub hosted_link_url: Option<String>,
+    /// Upstream state to keep for later calls, sealed by linkgate.
+    pub upstream_state: Option<SecretString>,
 }
 
 /// The user's credentials. Never stored, never logged: the values are secret.
@@ -132,6 +138,24 @@ pub enum LinkProgress {
         /// Explanation safe for end users.
         message: String,
     },
+}
+
+/// A provider's answer about a link attempt, with anything it must see again on the next call
+/// (an upstream session id, a public token issued before MFA finished). linkgate seals that state
+/// on the link session and hands it back in [`LinkContext::upstream_state`]; adapters stay
+/// stateless.
+#[derive(Debug, Clone)]
+pub struct LinkStep {
+    /// Where the attempt stands.
+    pub progress: LinkProgress,
+    /// New state to remember; `None` keeps what is remembered.
+    pub upstream_state: Option<SecretString>,
+}
+
+impl From<LinkProgress> for LinkStep {
+    fn from(progress: LinkProgress) -> Self {
+        Self { progress, upstream_state: None }
+    }
 }
 
 /// What a successful exchange yields: the permanent handle, sealed by linkgate before storage.
@@ -197,6 +221,9 @@ pub enum ProviderError {
         /// Masked detail for the log.
         detail: String,
     },
+    /// The product's data is still being extracted upstream; try again later. Not a failure.
+    #[error("product not ready upstream")]
+    ProductNotReady,
     /// An answer linkgate cannot understand.
     #[error("provider protocol error: {detail}")]
     Protocol {
@@ -208,7 +235,7 @@ pub enum ProviderError {
 impl ProviderError {
     /// Whether the same call may succeed later without anyone acting.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::RateLimited { .. })
+        matches!(self, Self::Unavailable { .. } | Self::RateLimited { .. } | Self::ProductNotReady)
     }
 }
 
@@ -228,13 +255,13 @@ pub trait Provider: Send + Sync + 'static {
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart>;
 
     /// Forwards the user's credentials (linkless flow).
-    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress>;
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkStep>;
 
     /// Forwards the user's MFA answer.
-    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress>;
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep>;
 
     /// Asks where an unsettled link session stands.
-    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress>;
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep>;
 
     /// Exchanges a public token for the permanent handle. Not idempotent upstream: linkgate calls
     /// it once per token.

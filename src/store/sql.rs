@@ -93,8 +93,8 @@ macro_rules! impl_store {
                 let inserted = sqlx::query(
                     "INSERT INTO link_sessions (id, tenant_id, provider, institution_id, external_user_id, state, \
                      flow, products, link_token, hosted_link_url, redirect_uri, request_id, last_request_id, \
-                     created_at, updated_at, expires_at, next_poll_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15) \
+                     created_at, updated_at, expires_at, next_poll_at, upstream_state_sealed) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15, $16) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(s.id)
@@ -112,6 +112,7 @@ macro_rules! impl_store {
                 .bind(s.created_at)
                 .bind(s.expires_at)
                 .bind(next_poll_at)
+                .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -163,6 +164,7 @@ macro_rules! impl_store {
                     "UPDATE link_sessions SET institution_id = $3, state = $4, link_token = $5, hosted_link_url = $6, \
                      mfa_question = $7, failure_reason = $8, failure_message = $9, last_request_id = $10, \
                      updated_at = $11, next_poll_at = $12, public_token_sealed = $14, public_token_expires_at = $15, \
+                     upstream_state_sealed = $16, \
                      lease_owner = NULL, lease_expires_at = NULL \
                      WHERE tenant_id = $1 AND id = $2 AND state = $13",
                 )
@@ -181,6 +183,7 @@ macro_rules! impl_store {
                 .bind(update.from.name())
                 .bind(s.public_token.as_ref().map(|t| t.0.as_slice()))
                 .bind(s.public_token_expires_at)
+                .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -771,6 +774,10 @@ macro_rules! impl_store {
                         "SELECT tenant_id, id, public_token_sealed FROM link_sessions \
                          WHERE public_token_sealed IS NOT NULL AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
                     }
+                    crate::crypto::SealedColumn::SessionUpstreamState => {
+                        "SELECT tenant_id, id, upstream_state_sealed FROM link_sessions \
+                         WHERE upstream_state_sealed IS NOT NULL AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+                    }
                 };
                 let rows: Vec<(uuid::Uuid, uuid::Uuid, Vec<u8>)> =
                     sqlx::query_as(sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
@@ -793,6 +800,9 @@ macro_rules! impl_store {
                     }
                     crate::crypto::SealedColumn::SessionToken => {
                         "UPDATE link_sessions SET public_token_sealed = $3 WHERE id = $1 AND public_token_sealed = $2"
+                    }
+                    crate::crypto::SealedColumn::SessionUpstreamState => {
+                        "UPDATE link_sessions SET upstream_state_sealed = $3 WHERE id = $1 AND upstream_state_sealed = $2"
                     }
                 };
                 let updated =

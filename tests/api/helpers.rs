@@ -16,7 +16,7 @@ use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
 use linkgate::pb::statement_service_client::StatementServiceClient;
 use linkgate::providers::sandbox::Sandbox;
 use linkgate::providers::{
-    Credentials, ExchangedConnection, Institution, LinkContext, LinkProgress, LinkStart, Provider, ProviderInfo,
+    Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderInfo,
     ProviderResult, Registry, UpstreamStatus,
 };
 use linkgate::startup::Application;
@@ -354,13 +354,13 @@ impl Provider for RecordingSandbox {
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
         self.inner.start_link(link).await
     }
-    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress> {
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkStep> {
         self.inner.submit_credentials(link, credentials).await
     }
-    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress> {
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep> {
         self.inner.answer_mfa(link, answer).await
     }
-    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress> {
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep> {
         self.inner.poll_link(link).await
     }
     async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {

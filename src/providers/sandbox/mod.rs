@@ -12,7 +12,7 @@ mod data;
 
 use super::{
     CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
-    LinkStart, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
+    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
 };
 use crate::config::SandboxSettings;
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
@@ -134,18 +134,19 @@ impl Provider for Sandbox {
                 LinkStart {
                     hosted_link_url: Some(format!("https://sandbox.linkgate.invalid/link?token={link_token}")),
                     link_token: Some(link_token),
+                    upstream_state: None,
                 }
             }
         })
     }
 
-    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkProgress> {
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkStep> {
         let institution_id = link.institution_id.as_deref().ok_or(ProviderError::Rejected {
             detail: "sandbox credentials submitted without an institution".to_owned(),
         })?;
         let field = |name: &str| credentials.0.get(name).map(|v| v.expose_secret().to_owned());
         let good_password = field("password").as_deref() == Some(GOOD_PASSWORD);
-        Ok(match field("username").as_deref() {
+        let progress = match field("username").as_deref() {
             Some("user_good") if good_password => self.issue_public_token(institution_id),
             Some("user_mfa") if good_password => LinkProgress::MfaRequired {
                 question: format!("Enter the code we sent to your phone (sandbox: {MFA_ANSWER})"),
@@ -154,27 +155,30 @@ impl Provider for Sandbox {
                 reason: ErrorReason::InvalidCredentials,
                 message: "The username or password is incorrect.".to_owned(),
             },
-        })
+        };
+        Ok(progress.into())
     }
 
-    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkProgress> {
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep> {
         if answer.expose_secret().trim() != MFA_ANSWER {
             return Ok(LinkProgress::Failed {
                 reason: ErrorReason::InvalidMfaAnswer,
                 message: "The code is incorrect.".to_owned(),
-            });
+            }
+            .into());
         }
         let institution_id = link.institution_id.as_deref().unwrap_or(BANK);
-        Ok(self.issue_public_token(institution_id))
+        Ok(self.issue_public_token(institution_id).into())
     }
 
-    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkProgress> {
-        Ok(match link.flow {
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep> {
+        let progress = match link.flow {
             // The sandbox's hosted "user" completes the widget as soon as linkgate first asks.
             LinkFlow::Hosted => self.issue_public_token(link.institution_id.as_deref().unwrap_or(BANK)),
             // Credential checks answer synchronously; nothing is ever left in progress.
             LinkFlow::Credentials => LinkProgress::Connecting,
-        })
+        };
+        Ok(progress.into())
     }
 
     async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
