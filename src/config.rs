@@ -137,6 +137,10 @@ pub struct SandboxSettings {
     #[arg(long = "sandbox-public-token-ttl", env = "LINKGATE_SANDBOX_PUBLIC_TOKEN_TTL", default_value = "30m", value_parser = parse_duration)]
     pub public_token_ttl: Duration,
 
+    /// Latency the sandbox adds to every status check and data fetch, to rehearse a slow upstream.
+    #[arg(long = "sandbox-latency", env = "LINKGATE_SANDBOX_LATENCY", default_value = "0s", value_parser = parse_duration)]
+    pub latency: Duration,
+
     /// How often linkgate polls the sandbox about unsettled sessions and connections.
     #[arg(long = "sandbox-poll-interval", env = "LINKGATE_SANDBOX_POLL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
@@ -148,6 +152,11 @@ pub struct SyncSettings {
     /// How often each replica looks for due work.
     #[arg(long = "sync-tick", env = "LINKGATE_SYNC_TICK", default_value = "250ms", value_parser = parse_duration)]
     pub tick: Duration,
+
+    /// How often each replica re-reads the event log even when no replica announced anything
+    /// (a safety net under PostgreSQL NOTIFY).
+    #[arg(long = "events-recheck", env = "LINKGATE_EVENTS_RECHECK", default_value = "1s", value_parser = parse_duration)]
+    pub events_recheck: Duration,
 
     /// How long a replica owns an item it leased before another may take it over.
     #[arg(long = "sync-lease", env = "LINKGATE_SYNC_LEASE", default_value = "30s", value_parser = parse_duration)]

@@ -1,15 +1,19 @@
-//! Fan-out of changes to this replica's watchers.
+//! Fan-out of changes to this replica's watchers, and to the other replicas.
 //!
 //! Connection events reach watchers through one tailer per replica: it reads the event log after
 //! the last id it delivered and broadcasts each event once, in log order, to every watcher.
-//! Writers ring its doorbell right after they commit; a slow safety tick catches changes
-//! committed by other replicas. Watchers never query the log per event: they only replay from it
-//! when they start or fall behind the broadcast buffer.
+//! Writers ring its doorbell right after they commit. The announcer passes the ring on to the
+//! other replicas (PostgreSQL `NOTIFY` after the commit, one per burst of rings, so the write
+//! path never takes NOTIFY's global lock), and each tailer listens on one connection for the
+//! others' announcements. A lost listening connection, or a missed announcement, costs nothing
+//! but latency: the tailer re-reads the log on every bell and on a slow safety tick.
+//! Watchers never query the log per event: they only replay from it when they start or fall
+//! behind the broadcast buffer.
 //!
 //! Link session changes are broadcast directly by the replica that made them.
 
 use crate::domain::{ConnectionEvent, LinkSession};
-use crate::store::Store;
+use crate::store::{EventBell, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
@@ -26,6 +30,7 @@ pub struct EventBus {
     connections: broadcast::Sender<Arc<ConnectionEvent>>,
     link_sessions: broadcast::Sender<Arc<LinkSession>>,
     doorbell: Arc<Notify>,
+    announcement: Arc<Notify>,
 }
 
 impl Default for EventBus {
@@ -34,14 +39,32 @@ impl Default for EventBus {
             connections: broadcast::channel(BROADCAST_CAPACITY).0,
             link_sessions: broadcast::channel(BROADCAST_CAPACITY).0,
             doorbell: Arc::new(Notify::new()),
+            announcement: Arc::new(Notify::new()),
         }
     }
 }
 
 impl EventBus {
-    /// Tells the tailer that new events were committed.
+    /// Tells this replica's tailer, and through the announcer the other replicas, that new events
+    /// were committed.
     pub fn ring(&self) {
         self.doorbell.notify_one();
+        self.announcement.notify_one();
+    }
+
+    /// Passes rings on to the other replicas until `shutdown`. Rings that arrive while an
+    /// announcement is being sent coalesce into the next one.
+    pub async fn run_announcer(self, store: Arc<dyn Store>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = self.announcement.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            if let Err(error) = store.announce_events().await {
+                // The others still catch up on their safety tick.
+                tracing::warn!(error = %error, "announcing events to other replicas failed");
+            }
+        }
     }
 
     /// Every connection event from now on, in log order.
@@ -74,9 +97,31 @@ impl EventBus {
                 }
             }
         };
+        let mut bell: Option<Box<dyn EventBell>> = None;
         loop {
+            if bell.is_none() {
+                bell = match store.subscribe_events().await {
+                    Ok(subscription) => subscription,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "cannot listen for other replicas' events; polling the log");
+                        None
+                    }
+                };
+            }
+            let other_replicas = async {
+                match bell.as_mut() {
+                    Some(bell) => bell.rung().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.doorbell.notified() => {}
+                rung = other_replicas => {
+                    if let Err(error) = rung {
+                        tracing::warn!(error = %error, "lost the connection listening for other replicas' events");
+                        bell = None;
+                    }
+                }
                 _ = tokio::time::sleep(safety_tick) => {}
                 _ = shutdown.cancelled() => return,
             }

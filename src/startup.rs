@@ -37,8 +37,6 @@ use tonic_health::server::HealthReporter;
 
 /// How often readiness re-checks the database.
 const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the event tailer looks for events committed by other replicas.
-const TAILER_SAFETY_TICK: Duration = Duration::from_secs(1);
 /// The health service name that stays SERVING while the process runs (liveness probes).
 pub const LIVENESS_SERVICE: &str = "liveness";
 /// Services whose health follows the database (readiness probes ask for "" or one of these).
@@ -57,6 +55,7 @@ pub struct Application {
     authenticator: Arc<Authenticator>,
     limits: LimitSettings,
     tls: Option<ServerTlsConfig>,
+    events_recheck: Duration,
     grpc: TcpListener,
     http: TcpListener,
     sync: SyncOptions,
@@ -95,7 +94,17 @@ impl Application {
             lease: settings.sync.lease,
         };
         let tls = server_tls(&settings.tls)?;
-        Ok(Self { app: Arc::new(app), audit_writer, authenticator, limits: settings.limits, tls, grpc, http, sync })
+        Ok(Self {
+            app: Arc::new(app),
+            audit_writer,
+            authenticator,
+            limits: settings.limits,
+            tls,
+            events_recheck: settings.sync.events_recheck,
+            grpc,
+            http,
+            sync,
+        })
     }
 
     /// The bound gRPC address.
@@ -117,13 +126,14 @@ impl Application {
     /// calls and stops background work.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
         let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
-        let Self { app, audit_writer, authenticator, limits, tls, grpc, http, sync } = self;
+        let Self { app, audit_writer, authenticator, limits, tls, grpc, http, sync, events_recheck } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_readiness(&reporter, ServingStatus::NotServing).await;
         reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
 
         let background = CancellationToken::new();
-        tokio::spawn(app.bus.clone().run_tailer(app.store.clone(), TAILER_SAFETY_TICK, background.clone()));
+        tokio::spawn(app.bus.clone().run_tailer(app.store.clone(), events_recheck, background.clone()));
+        tokio::spawn(app.bus.clone().run_announcer(app.store.clone(), background.clone()));
         tokio::spawn(app.clone().run_sync(sync));
         tokio::spawn(watch_readiness(app.store.clone(), reporter.clone(), background.clone()));
         let audit_done = tokio::spawn(audit_writer.run(app.store.clone(), background.clone()));

@@ -334,6 +334,15 @@ pub trait Store: Send + Sync + 'static {
     /// event tailer fans out to this replica's watchers.
     async fn tail_events(&self, after_event_id: i64, limit: i64) -> StoreResult<Vec<ConnectionEvent>>;
 
+    /// Tells the other replicas that events were committed (PostgreSQL `NOTIFY`, sent after the
+    /// writing transaction committed, never inside it); nothing to do where one process owns the
+    /// database.
+    async fn announce_events(&self) -> StoreResult<()>;
+
+    /// Subscribes to the other replicas' announcements: one listening connection per replica.
+    /// `None` where there are no other replicas.
+    async fn subscribe_events(&self) -> StoreResult<Option<Box<dyn EventBell>>>;
+
     /// The newest event's id, 0 when there is none: where a starting tailer begins.
     async fn last_event_id(&self) -> StoreResult<i64>;
 
@@ -386,6 +395,14 @@ pub trait Store: Send + Sync + 'static {
     /// The latest event of each matching connection (its current state), oldest first. DELETED
     /// connections are left out unless the filter names one connection.
     async fn current_events(&self, tenant: TenantId, filter: &EventFilter) -> StoreResult<Vec<ConnectionEvent>>;
+}
+
+/// A replica's subscription to announcements of committed events.
+#[async_trait::async_trait]
+pub trait EventBell: Send {
+    /// Returns when another replica announced events, or when the subscription's connection
+    /// was lost (announcements may have been missed: the caller re-reads the log either way).
+    async fn rung(&mut self) -> StoreResult<()>;
 }
 
 /// Opens the store named by `database_url` (`postgres://…` or `sqlite://…`) and brings its

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: production, shared by every replica. Its schema is migrated by
 //! `linkgate migrate` (a Helm Job), not by `serve`.
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -27,6 +27,34 @@ impl PostgresStore {
 
     async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await
+    }
+}
+
+/// The channel replicas announce committed events on.
+const EVENTS_CHANNEL: &str = "linkgate_events";
+
+impl PostgresStore {
+    async fn announce(&self) -> super::StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, '')").bind(EVENTS_CHANNEL).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> super::StoreResult<Option<Box<dyn super::EventBell>>> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(EVENTS_CHANNEL).await?;
+        Ok(Some(Box::new(PgBell(listener))))
+    }
+}
+
+/// LISTEN on one dedicated connection; sqlx reconnects it after a loss.
+struct PgBell(PgListener);
+
+#[async_trait::async_trait]
+impl super::EventBell for PgBell {
+    async fn rung(&mut self) -> super::StoreResult<()> {
+        // Some(_) is an announcement; None is a lost connection, reconnected on the next call.
+        self.0.try_recv().await?;
+        Ok(())
     }
 }
 

@@ -654,6 +654,14 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
+            async fn announce_events(&self) -> super::StoreResult<()> {
+                self.announce().await
+            }
+
+            async fn subscribe_events(&self) -> super::StoreResult<Option<Box<dyn super::EventBell>>> {
+                self.subscribe().await
+            }
+
             async fn last_event_id(&self) -> super::StoreResult<i64> {
                 let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM connection_events")
                     .fetch_one(&self.pool)

@@ -31,6 +31,15 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// One process owns the file: there is nobody to announce events to.
+    async fn announce(&self) -> super::StoreResult<()> {
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> super::StoreResult<Option<Box<dyn super::EventBell>>> {
+        Ok(None)
+    }
+
     /// Writers take the lock up front: a deferred transaction that reads and then writes can fail
     /// with SQLITE_BUSY at once instead of waiting out the busy timeout.
     async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {

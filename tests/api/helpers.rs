@@ -52,8 +52,9 @@ pub struct TestApp {
     settings: Settings,
     stop: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    /// Dropped after the server: the database outlives every connection to it.
-    _database: TestDatabase,
+    /// Dropped after the server: the database outlives every connection to it. A replica
+    /// started beside another app shares that app's database and holds none.
+    _database: Option<TestDatabase>,
 }
 
 /// Settings of a test server: fast sandbox timings, random ports, a fixed key.
@@ -80,11 +81,16 @@ pub fn test_settings(database_url: &str) -> Settings {
             sandbox: SandboxSettings {
                 enabled: true,
                 import_delay: Duration::from_millis(300),
+                latency: Duration::ZERO,
                 public_token_ttl: Duration::from_secs(1800),
                 poll_interval: Duration::from_millis(50),
             },
         },
-        sync: SyncSettings { tick: Duration::from_millis(25), lease: Duration::from_secs(30) },
+        sync: SyncSettings {
+            tick: Duration::from_millis(25),
+            events_recheck: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+        },
     }
 }
 
@@ -103,6 +109,20 @@ pub async fn spawn_app_with(
     let database = TestDatabase::create(backend).await;
     let mut settings = test_settings(&database.url);
     adjust(&mut settings);
+    start(settings, providers, Some(database)).await
+}
+
+impl TestApp {
+    /// Another replica on this app's database, with its keys.
+    pub async fn spawn_replica(&self) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.grpc_addr = "127.0.0.1:0".parse().unwrap();
+        settings.http_addr = "127.0.0.1:0".parse().unwrap();
+        start(settings, None, None).await
+    }
+}
+
+async fn start(settings: Settings, providers: Option<Registry>, database: Option<TestDatabase>) -> TestApp {
     let providers = providers.unwrap_or_else(|| Registry::from_settings(&settings.providers));
     let application = Application::build_with_providers(settings.clone(), providers).await.expect("server builds");
     let grpc_addr = application.grpc_addr();
@@ -184,7 +204,7 @@ impl TestApp {
 
     /// Everything the database holds, as searchable text.
     pub async fn database_dump(&self) -> String {
-        self._database.dump().await
+        self._database.as_ref().expect("the app owns its database").dump().await
     }
 
     /// The settings the server runs with.
@@ -324,6 +344,8 @@ pub struct RecordingSandbox {
     inner: Sandbox,
     /// Exchange calls made.
     pub exchanges: Arc<AtomicUsize>,
+    /// Status checks made.
+    pub status_checks: Arc<AtomicUsize>,
     /// Every connection handle issued (secrets that must never leave linkgate).
     pub handles: Arc<Mutex<Vec<String>>>,
 }
@@ -331,16 +353,37 @@ pub struct RecordingSandbox {
 impl RecordingSandbox {
     /// A recording sandbox with the test settings, and a registry holding it.
     pub fn registry() -> (Registry, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+        let (registry, sandbox) = Self::with_settings(test_settings("unused").providers.sandbox);
+        (registry, sandbox.exchanges, sandbox.handles)
+    }
+
+    /// A registry holding a recording sandbox with `settings`, and the sandbox's counters.
+    pub fn with_settings(settings: linkgate::config::SandboxSettings) -> (Registry, RecordingCounters) {
         let sandbox = RecordingSandbox {
-            inner: Sandbox::new(test_settings("unused").providers.sandbox),
+            inner: Sandbox::new(settings),
             exchanges: Arc::default(),
+            status_checks: Arc::default(),
             handles: Arc::default(),
         };
-        let (exchanges, handles) = (sandbox.exchanges.clone(), sandbox.handles.clone());
+        let counters = RecordingCounters {
+            exchanges: sandbox.exchanges.clone(),
+            status_checks: sandbox.status_checks.clone(),
+            handles: sandbox.handles.clone(),
+        };
         let mut registry = Registry::default();
         registry.register(Arc::new(sandbox));
-        (registry, exchanges, handles)
+        (registry, counters)
     }
+}
+
+/// What a recording sandbox counted.
+pub struct RecordingCounters {
+    /// Exchange calls.
+    pub exchanges: Arc<AtomicUsize>,
+    /// Status checks.
+    pub status_checks: Arc<AtomicUsize>,
+    /// Handles issued.
+    pub handles: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait::async_trait]
@@ -372,6 +415,7 @@ impl Provider for RecordingSandbox {
         Ok(exchanged)
     }
     async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
+        self.status_checks.fetch_add(1, Ordering::SeqCst);
         self.inner.connection_status(handle).await
     }
     async fn fetch_data(

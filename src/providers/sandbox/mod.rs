@@ -197,6 +197,7 @@ impl Provider for Sandbox {
     }
 
     async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
+        tokio::time::sleep(self.settings.latency).await;
         let handle = Handle::parse(handle)?;
         let import_done = handle.created_at + self.settings.import_delay;
         Ok(if chrono::Utc::now() < import_done { UpstreamStatus::Importing } else { UpstreamStatus::Ready })
@@ -208,6 +209,7 @@ impl Provider for Sandbox {
         connection_id: Uuid,
         products: &[Product],
     ) -> ProviderResult<ConnectionData> {
+        tokio::time::sleep(self.settings.latency).await;
         let handle = Handle::parse(handle)?;
         Ok(data::generate(&handle.institution_id, handle.seed, handle.created_at.date_naive(), connection_id, products))
     }

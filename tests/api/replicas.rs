@@ -1,0 +1,207 @@
+//! The status engine across replicas: fan-out through PostgreSQL, lease takeover after a crash,
+//! and one upstream poll per interval however many watch.
+
+use crate::helpers::{Backend, PATIENCE, RecordingSandbox, TestDatabase, spawn_app_with, test_settings};
+use linkgate::pb;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio_stream::StreamExt;
+
+#[tokio::test]
+async fn a_watcher_on_one_replica_sees_every_change_made_through_another_once_and_in_order() {
+    // A recheck far longer than the test: only the NOTIFY path can deliver in time.
+    let mut a = spawn_app_with(Backend::Postgres, |s| s.sync.events_recheck = Duration::from_secs(60), None).await;
+    let mut b = a.spawn_replica().await;
+    let mut watch = b.connections.watch_connections(pb::WatchConnectionsRequest::default()).await.unwrap().into_inner();
+
+    let connection = a.ready_connection("ins_sandbox_bank", "u").await;
+    a.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    a.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+    a.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while seen.last().map(|(_, state)| *state) != Some(pb::ConnectionState::Deleted) {
+            let event = watch.next().await.unwrap().unwrap().event.unwrap();
+            seen.push((event.event_id, event.connection.unwrap().state()));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("replica B saw only {seen:?}"));
+    let states: Vec<_> = seen.iter().map(|(_, state)| *state).collect();
+    use pb::ConnectionState::*;
+    assert_eq!(states, [Pending, Ready, Refreshing, Ready, Deleted], "every change, once, in order");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "increasing event ids: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_thousand_watchers_of_one_connection_cost_one_upstream_poll_per_interval() {
+    let mut sandbox = test_settings("unused").providers.sandbox;
+    sandbox.import_delay = Duration::from_millis(1500);
+    sandbox.poll_interval = Duration::from_millis(100);
+    let (registry, counters) = RecordingSandbox::with_settings(sandbox);
+    let mut app = spawn_app_with(Backend::Sqlite, |s| s.limits.tenant_max_streams = 2000, Some(registry)).await;
+    let token = app.public_token("ins_sandbox_bank", "u").await;
+    let connection = app.exchange(&token).await.unwrap();
+    let started = Instant::now();
+
+    let mut streams = Vec::new();
+    for _ in 0..1000 {
+        let stream = app
+            .connections
+            .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        streams.push(stream);
+    }
+    let ready = futures::future::join_all(streams.iter_mut().map(|stream| async move {
+        while let Some(message) = stream.next().await {
+            if message.unwrap().event.unwrap().connection.unwrap().state() == pb::ConnectionState::Ready {
+                return true;
+            }
+        }
+        false
+    }));
+    let all_ready = tokio::time::timeout(PATIENCE, ready).await.expect("every watcher saw READY");
+    assert!(all_ready.iter().all(|ready| *ready));
+
+    let elapsed = started.elapsed();
+    let polls = counters.status_checks.load(Ordering::SeqCst);
+    let intervals = (elapsed.as_millis() / 100) as usize;
+    assert!(polls <= intervals + 2, "{polls} status polls in {elapsed:?} ({intervals} intervals) for 1000 watchers");
+    assert!(polls >= 2, "the import took several polls ({polls})");
+}
+
+/// A free port on loopback (released again for the child to bind).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn replica(database_url: &str, key: &str, latency: &str) -> (tokio::process::Child, u16) {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"))
+        .arg("serve")
+        .env("LINKGATE_GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .env("LINKGATE_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("LINKGATE_DATABASE_URL", database_url)
+        .env("LINKGATE_ENCRYPTION_KEY", key)
+        .env("LINKGATE_SANDBOX_IMPORT_DELAY", "0s")
+        .env("LINKGATE_SANDBOX_POLL_INTERVAL", "100ms")
+        .env("LINKGATE_SANDBOX_LATENCY", latency)
+        .env("LINKGATE_SYNC_TICK", "50ms")
+        .env("LINKGATE_SYNC_LEASE", "2s")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("linkgate starts");
+    (child, port)
+}
+
+async fn connect(port: u16) -> tonic::transport::Channel {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
+            Ok(channel) => return channel,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(error) => panic!("replica on {port} never answered: {error}"),
+        }
+    }
+}
+
+async fn lease_owner(database_url: &str, connection_id: &str) -> Option<String> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(database_url).await.unwrap();
+    let (owner,): (Option<String>,) = sqlx::query_as("SELECT lease_owner FROM connections WHERE id = $1::uuid")
+        .bind(connection_id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    owner
+}
+
+#[tokio::test]
+async fn when_the_polling_replica_is_killed_another_takes_its_lease_and_finishes_the_work() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let key = linkgate::crypto::Sealer::generate_key();
+
+    // Replica A answers calls but its upstream hangs: it leases the new connection and sits on it.
+    let (mut a, a_port) = replica(&database.url, &key, "60s");
+    let mut link = pb::link_service_client::LinkServiceClient::new(connect(a_port).await);
+    let session = link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "sandbox".into(),
+            external_user_id: "u".into(),
+            institution_id: "ins_sandbox_bank".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .link_session
+        .unwrap();
+    let credentials =
+        [("username".to_owned(), "user_good".to_owned()), ("password".to_owned(), "pass_good".to_owned())];
+    let token = link
+        .submit_credentials(pb::SubmitCredentialsRequest {
+            link_session_id: session.id,
+            credentials: credentials.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .link_session
+        .unwrap()
+        .public_token;
+    let connection = link
+        .exchange_public_token(pb::ExchangePublicTokenRequest {
+            provider: "sandbox".into(),
+            public_token: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connection
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let a_owner = loop {
+        if let Some(owner) = lease_owner(&database.url, &connection.id).await {
+            break owner;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "replica A never leased the connection");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // kill -9: no shutdown, no lease released.
+    a.kill().await.unwrap();
+
+    let (_b, b_port) = replica(&database.url, &key, "0s");
+    let mut watch = pb::connection_service_client::ConnectionServiceClient::new(connect(b_port).await)
+        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let ready = tokio::time::timeout(PATIENCE, async {
+        while let Some(message) = watch.next().await {
+            let connection = message.unwrap().event.unwrap().connection.unwrap();
+            if connection.state() == pb::ConnectionState::Ready {
+                return connection;
+            }
+        }
+        panic!("stream ended");
+    })
+    .await
+    .expect("replica B took over the lapsed lease and finished the import");
+    assert_eq!(ready.id, connection.id);
+    assert_ne!(lease_owner(&database.url, &connection.id).await.as_deref(), Some(a_owner.as_str()));
+}
