@@ -868,6 +868,58 @@ async fn every_connection_change_appends_an_event_with_a_higher_id(store: Arc<dy
 }
 conformance!(every_connection_change_appends_an_event_with_a_higher_id);
 
+/// The property the watch streams stand on: a reader that has seen event N has seen every event
+/// before it. Here a writer holds an uncommitted event (as a slow transaction would) while the
+/// store writes another; a reader following the log ("after the last id I saw", as the tailer
+/// and resuming watchers read) must still get both. Were the later id allowed to commit first,
+/// the reader would step past the earlier one and never see it.
+#[tokio::test]
+async fn on_postgres_a_slow_writer_cannot_be_overtaken_so_log_readers_miss_nothing() {
+    use sqlx::Connection as _;
+    let (store, database) = open(Backend::Postgres).await;
+    let tenant = new_tenant();
+    let first = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let second = new_connection(&*store, tenant, "user-2", PROVIDER).await;
+    let start = store.last_event_id().await.unwrap();
+
+    // The slow writer: the store's own append protocol, paused before its commit.
+    let mut slow = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut transaction = slow.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(4242001)").execute(&mut *transaction).await.unwrap();
+    let (slow_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, \
+         occurred_at) SELECT tenant_id, id, provider, external_user_id, state, snapshot, now() FROM connections \
+         WHERE id = $1 RETURNING id",
+    )
+    .bind(first.id)
+    .fetch_one(&mut *transaction)
+    .await
+    .unwrap();
+
+    // A fast writer through the store, concurrently.
+    let fast = tokio::spawn({
+        let store = store.clone();
+        let next = moved(&second, ConnectionState::Ready);
+        async move { store.save_connection(&next, None, None).await.unwrap().expect("saved").event_id }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // A reader follows the log while the slow writer has not committed.
+    let mut cursor = start;
+    let mut seen = Vec::new();
+    for event in store.tail_events(cursor, 100).await.unwrap() {
+        cursor = event.event_id;
+        seen.push(event.event_id);
+    }
+    transaction.commit().await.unwrap();
+    let fast_id = fast.await.unwrap();
+    for event in store.tail_events(cursor, 100).await.unwrap() {
+        seen.push(event.event_id);
+    }
+    assert!(slow_id < fast_id, "ids are taken in lock order");
+    assert_eq!(seen, [slow_id, fast_id], "the reader saw both events, once, in order");
+}
+
 async fn listing_connections_pages_newest_first_without_gaps_or_repeats(store: Arc<dyn Store>) {
     let tenant = new_tenant();
     let mut created = Vec::new();
