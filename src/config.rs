@@ -158,12 +158,17 @@ pub struct SyncSettings {
     #[arg(long = "events-recheck", env = "LINKGATE_EVENTS_RECHECK", default_value = "1s", value_parser = parse_duration)]
     pub events_recheck: Duration,
 
+    /// How long connection events stay replayable. Older ones are pruned (each connection's
+    /// latest is kept); a watcher resuming from a pruned cursor gets current state snapshots.
+    #[arg(long = "event-retention", env = "LINKGATE_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+
     /// How long a replica owns an item it leased before another may take it over.
     #[arg(long = "sync-lease", env = "LINKGATE_SYNC_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub lease: Duration,
 }
 
-/// Parses "250ms", "2s", "5m" or "1h".
+/// Parses "250ms", "2s", "5m", "1h" or "7d".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -174,7 +179,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" | "" => Ok(Duration::from_secs(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
         "h" => Ok(Duration::from_secs(number * 3600)),
-        _ => Err(format!("{text:?} has an unknown unit; use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(number * 86_400)),
+        _ => Err(format!("{text:?} has an unknown unit; use ms, s, m, h or d")),
     }
 }
 

@@ -21,6 +21,40 @@ use tokio_util::sync::CancellationToken;
 
 /// Events buffered per watcher before it counts as lagging and replays from the store.
 const BROADCAST_CAPACITY: usize = 4096;
+/// Events deleted per pruning statement.
+const PRUNE_BATCH: i64 = 5_000;
+/// How often a replica prunes the log.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Keeps the event log to `retention` until `shutdown`. Every replica may prune: deleting
+/// already-deleted rows is harmless, so no coordination is needed.
+pub async fn run_pruner(store: Arc<dyn Store>, retention: Duration, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let Ok(retention) = chrono::Duration::from_std(retention) else { return };
+        let cutoff = crate::domain::now() - retention;
+        loop {
+            match store.prune_events(cutoff, PRUNE_BATCH).await {
+                Ok(pruned) if pruned as i64 == PRUNE_BATCH => continue,
+                Ok(pruned) => {
+                    if pruned > 0 {
+                        tracing::info!(pruned, "pruned connection events past their retention");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "pruning connection events failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Events the tailer reads per query.
 const TAIL_BATCH: i64 = 500;
 

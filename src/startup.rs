@@ -56,6 +56,7 @@ pub struct Application {
     limits: LimitSettings,
     tls: Option<ServerTlsConfig>,
     events_recheck: Duration,
+    event_retention: Duration,
     grpc: TcpListener,
     http: TcpListener,
     sync: SyncOptions,
@@ -101,6 +102,7 @@ impl Application {
             limits: settings.limits,
             tls,
             events_recheck: settings.sync.events_recheck,
+            event_retention: settings.sync.event_retention,
             grpc,
             http,
             sync,
@@ -126,7 +128,8 @@ impl Application {
     /// calls and stops background work.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
         let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
-        let Self { app, audit_writer, authenticator, limits, tls, grpc, http, sync, events_recheck } = self;
+        let Self { app, audit_writer, authenticator, limits, tls, grpc, http, sync, events_recheck, event_retention } =
+            self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_readiness(&reporter, ServingStatus::NotServing).await;
         reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
@@ -134,6 +137,7 @@ impl Application {
         let background = CancellationToken::new();
         tokio::spawn(app.bus.clone().run_tailer(app.store.clone(), events_recheck, background.clone()));
         tokio::spawn(app.bus.clone().run_announcer(app.store.clone(), background.clone()));
+        tokio::spawn(crate::events::run_pruner(app.store.clone(), event_retention, background.clone()));
         tokio::spawn(app.clone().run_sync(sync));
         tokio::spawn(watch_readiness(app.store.clone(), reporter.clone(), background.clone()));
         let audit_done = tokio::spawn(audit_writer.run(app.store.clone(), background.clone()));

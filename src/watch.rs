@@ -73,14 +73,24 @@ impl App {
         let single = filter.connection_id.is_some();
         let mut last = after_event_id;
         let deliver = |event: ConnectionEvent, last: &mut i64| {
-            *last = event.event_id;
+            *last = (*last).max(event.event_id);
             let ends = single && event.connection.state == ConnectionState::Deleted;
             (event, ends)
         };
-        if after_event_id == 0 {
+        // A fresh watch, or a cursor the pruned log can no longer replay from, starts with the
+        // current state of each connection, marked as a snapshot.
+        let replayable = match after_event_id {
+            0 => false,
+            cursor => match self.store.pruned_through().await {
+                Ok(pruned_through) => cursor >= pruned_through,
+                Err(error) => return send(tx, Err(error.into())).await,
+            },
+        };
+        if !replayable {
             match self.store.current_events(caller.tenant, filter).await {
                 Ok(events) => {
-                    for event in events {
+                    for mut event in events {
+                        event.snapshot = true;
                         let (event, ends) = deliver(event, &mut last);
                         send(tx, Ok(event)).await?;
                         if ends {

@@ -920,6 +920,30 @@ async fn on_postgres_a_slow_writer_cannot_be_overtaken_so_log_readers_miss_nothi
     assert_eq!(seen, [slow_id, fast_id], "the reader saw both events, once, in order");
 }
 
+async fn pruning_keeps_each_live_connections_latest_event_and_records_the_horizon(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let live = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let gone = new_connection(&*store, tenant, "user-2", PROVIDER).await;
+    let (ready, _) = save_in_state(&*store, &live, ConnectionState::Ready).await;
+    store.delete_connection(&moved(&gone, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    let latest_of_live = store.tail_events(0, 100).await.unwrap().into_iter().rfind(|e| e.connection.id == live.id);
+    assert_eq!(store.pruned_through().await.unwrap(), 0);
+
+    let pruned = store.prune_events(now() + Duration::seconds(1), 100).await.unwrap();
+    let left = store.tail_events(0, 100).await.unwrap();
+    assert_eq!(left.len(), 1, "only the live connection's latest event is kept: {left:?}");
+    assert_eq!(Some(&left[0]), latest_of_live.as_ref());
+    assert_eq!(left[0].connection, ready);
+    assert_eq!(pruned, 3, "the live connection's first event and both of the deleted one's");
+    assert!(store.pruned_through().await.unwrap() > 0);
+    let current = store.current_events(tenant, &EventFilter::default()).await.unwrap();
+    assert_eq!(current.len(), 1, "the current state survives pruning");
+
+    // Nothing newer than the cutoff is touched.
+    assert_eq!(store.prune_events(now() - Duration::days(1), 100).await.unwrap(), 0);
+}
+conformance!(pruning_keeps_each_live_connections_latest_event_and_records_the_horizon);
+
 async fn listing_connections_pages_newest_first_without_gaps_or_repeats(store: Arc<dyn Store>) {
     let tenant = new_tenant();
     let mut created = Vec::new();

@@ -126,6 +126,7 @@ impl From<&domain::ConnectionEvent> for pb::ConnectionEvent {
             event_id: e.event_id,
             connection: Some((&e.connection).into()),
             occurred_at: Some(timestamp(e.occurred_at)),
+            snapshot: e.snapshot,
         }
     }
 }

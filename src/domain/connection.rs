@@ -96,6 +96,9 @@ pub struct ConnectionEvent {
     pub connection: Connection,
     /// When the change happened.
     pub occurred_at: Timestamp,
+    /// Sent as the connection's current state in place of history (a fresh watch, or a cursor
+    /// older than the pruned log), not as a replayed change.
+    pub snapshot: bool,
 }
 
 /// Stores an [`ErrorReason`] by its value name, which the contract promises never to change.

@@ -334,6 +334,14 @@ pub trait Store: Send + Sync + 'static {
     /// event tailer fans out to this replica's watchers.
     async fn tail_events(&self, after_event_id: i64, limit: i64) -> StoreResult<Vec<ConnectionEvent>>;
 
+    /// Deletes up to `limit` events older than `before`, oldest first, keeping each live
+    /// connection's latest event (its current state), and records how far the log was pruned.
+    /// Returns how many were deleted.
+    async fn prune_events(&self, before: Timestamp, limit: i64) -> StoreResult<u64>;
+
+    /// The highest event id ever pruned (0 when none): cursors below it cannot be replayed.
+    async fn pruned_through(&self) -> StoreResult<i64>;
+
     /// Tells the other replicas that events were committed (PostgreSQL `NOTIFY`, sent after the
     /// writing transaction committed, never inside it); nothing to do where one process owns the
     /// database.

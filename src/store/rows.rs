@@ -98,7 +98,7 @@ pub struct EventRow {
 
 impl From<EventRow> for ConnectionEvent {
     fn from(row: EventRow) -> Self {
-        ConnectionEvent { event_id: row.id, connection: row.snapshot.0, occurred_at: row.occurred_at }
+        ConnectionEvent { event_id: row.id, connection: row.snapshot.0, occurred_at: row.occurred_at, snapshot: false }
     }
 }
 

@@ -42,6 +42,7 @@ macro_rules! impl_store {
                     event_id,
                     connection: connection.clone(),
                     occurred_at: connection.updated_at,
+                    snapshot: false,
                 })
             }
 
@@ -652,6 +653,35 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn prune_events(&self, before: crate::domain::Timestamp, limit: i64) -> super::StoreResult<u64> {
+                let mut tx = self.begin().await?;
+                let pruned: Vec<(i64,)> = sqlx::query_as(
+                    "DELETE FROM connection_events WHERE id IN ( \
+                     SELECT e.id FROM connection_events e WHERE e.occurred_at < $1 AND (e.state = 'deleted' \
+                     OR e.id < (SELECT MAX(l.id) FROM connection_events l WHERE l.connection_id = e.connection_id)) \
+                     ORDER BY e.id LIMIT $2) RETURNING id",
+                )
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                if let Some(highest) = pruned.iter().map(|(id,)| *id).max() {
+                    sqlx::query("UPDATE event_log_horizon SET pruned_through = $1 WHERE pruned_through < $1")
+                        .bind(highest)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(pruned.len() as u64)
+            }
+
+            async fn pruned_through(&self) -> super::StoreResult<i64> {
+                let (through,): (i64,) = sqlx::query_as("SELECT pruned_through FROM event_log_horizon")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(through)
             }
 
             async fn announce_events(&self) -> super::StoreResult<()> {

@@ -89,6 +89,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         sync: SyncSettings {
             tick: Duration::from_millis(25),
             events_recheck: Duration::from_secs(1),
+            event_retention: Duration::from_secs(7 * 86_400),
             lease: Duration::from_secs(30),
         },
     }

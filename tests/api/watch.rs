@@ -134,3 +134,39 @@ async fn shutdown_ends_streams_with_a_resumable_status_and_drains() {
     }
     stopped.expect("server stops cleanly");
 }
+
+#[tokio::test]
+async fn a_cursor_older_than_the_pruned_log_resumes_with_marked_snapshots() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    // Events 1 PENDING, 2 READY, 3 REFRESHING, 4 READY; pruning keeps only 4.
+    let connection = app.ready_connection("ins_sandbox_bank", "user-p").await;
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+    let storage = app.storage().await;
+    let pruned = storage.store.prune_events(linkgate::domain::now() + chrono::Duration::seconds(1), 100).await.unwrap();
+    assert_eq!(pruned, 3, "all but the latest event were pruned");
+
+    let mut stream = app
+        .connections
+        .watch_connections(pb::WatchConnectionsRequest { after_event_id: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = collect_until(&mut stream, |e| !e.is_empty()).await.remove(0);
+    assert!(first.snapshot, "a cursor the log cannot replay from gets the current state, marked");
+    let snapshot = first.connection.unwrap();
+    assert_eq!(snapshot.id, connection.id);
+    assert_eq!(snapshot.state(), pb::ConnectionState::Ready);
+
+    // Live changes after the snapshot are ordinary events.
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let live = collect_until(&mut stream, |e| !e.is_empty()).await.remove(0);
+    assert!(!live.snapshot);
+    assert!(live.event_id > first.event_id);
+}
