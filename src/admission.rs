@@ -73,6 +73,8 @@ where
             let status = Error::new(ErrorReason::Overloaded, "this replica is at capacity; retry shortly")
                 .retry_after(RETRY_AFTER)
                 .into_status("-");
+            crate::metrics::metrics().rejections.with_label_values(&["load_shed"]).inc();
+            crate::metrics::record_rpc(request.uri().path(), status.code(), std::time::Duration::ZERO);
             return Box::pin(async move { Ok(status.into_http()) });
         };
         Box::pin(async move {

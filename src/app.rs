@@ -26,6 +26,10 @@ pub struct Caller {
     pub api_key_id: Option<uuid::Uuid>,
     /// The request id: the caller's `x-request-id`, or one minted for the call.
     pub request_id: String,
+    /// The RPC's path, `/package.Service/Method`, for metrics.
+    pub method: String,
+    /// When the call arrived, for metrics.
+    pub started: std::time::Instant,
 }
 
 /// Everything the service needs, shared by the gRPC services and the background engine.

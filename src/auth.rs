@@ -295,6 +295,8 @@ where
             if is_public(request.uri().path()) {
                 return inner.call(request).await;
             }
+            let started = Instant::now();
+            let method = request.uri().path().to_owned();
             let request_id = request_id(request.headers());
             let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             let peer = request
@@ -308,12 +310,19 @@ where
                         tenant: identity.tenant,
                         api_key_id: identity.api_key_id,
                         request_id,
+                        method,
+                        started,
                     });
                     inner.call(request).await
                 }
                 Err(error) => {
                     error.log(&request_id);
-                    Ok(error.into_status(&request_id).into_http())
+                    let limit =
+                        if error.reason() == ErrorReason::RateLimited { "auth_failures" } else { "unauthenticated" };
+                    crate::metrics::metrics().rejections.with_label_values(&[limit]).inc();
+                    let status = error.into_status(&request_id);
+                    crate::metrics::record_rpc(&method, status.code(), started.elapsed());
+                    Ok(status.into_http())
                 }
             }
         })

@@ -168,8 +168,11 @@ impl EventBus {
                     }
                 };
                 let full = batch.len() as i64 == TAIL_BATCH;
+                let lag = &crate::metrics::metrics().event_delivery_lag;
+                let at = crate::domain::now();
                 for event in batch {
                     last = event.event_id;
+                    lag.observe((at - event.occurred_at).to_std().unwrap_or_default().as_secs_f64());
                     let _ = self.connections.send(Arc::new(event));
                 }
                 if !full {

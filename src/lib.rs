@@ -20,6 +20,7 @@ pub mod events;
 pub mod http;
 pub mod limits;
 pub mod link;
+pub mod metrics;
 pub mod page_token;
 pub mod pb;
 pub mod providers;

@@ -33,6 +33,7 @@ impl CallBudget {
             return Ok(());
         }
         let wait = Duration::from_secs_f64((1.0 - *tokens) / self.per_second);
+        crate::metrics::metrics().rejections.with_label_values(&["call_budget"]).inc();
         Err(Error::new(ErrorReason::RateLimited, "this tenant's budget of expensive calls is spent; slow down")
             .retry_after(wait.max(Duration::from_millis(1))))
     }
@@ -61,18 +62,21 @@ impl StreamSlots {
         let mut open = self.open.lock().expect("stream slots poisoned");
         let count = open.entry(tenant).or_default();
         if *count >= self.max_per_tenant {
+            crate::metrics::metrics().rejections.with_label_values(&["stream_cap"]).inc();
             return Err(Error::new(
                 ErrorReason::StreamLimitReached,
                 format!("this tenant already has {} open watch streams", self.max_per_tenant),
             ));
         }
         *count += 1;
+        crate::metrics::metrics().open_streams.inc();
         Ok(StreamSlot { tenant, open: self.open.clone() })
     }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        crate::metrics::metrics().open_streams.dec();
         let mut open = self.open.lock().expect("stream slots poisoned");
         if let Some(count) = open.get_mut(&self.tenant) {
             *count -= 1;

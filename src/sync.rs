@@ -19,6 +19,8 @@ use std::time::Duration;
 const LEASE_BATCH: i64 = 64;
 /// Items worked at once.
 const CONCURRENCY: usize = 16;
+/// How often the backlog gauge is refreshed.
+const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// Delay before looking again at an item whose provider call failed transiently.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
@@ -38,14 +40,30 @@ impl App {
     pub async fn run_sync(self: Arc<Self>, options: SyncOptions) {
         let mut tick = tokio::time::interval(options.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sample = std::time::Instant::now() - BACKLOG_SAMPLE_EVERY;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = self.shutdown.cancelled() => return,
             }
+            if last_sample.elapsed() >= BACKLOG_SAMPLE_EVERY {
+                last_sample = std::time::Instant::now();
+                self.sample_backlog().await;
+            }
             if let Err(error) = self.sync_due(&options).await {
                 tracing::warn!(error = %error, "sync round failed");
             }
+        }
+    }
+
+    async fn sample_backlog(&self) {
+        match self.store.sync_backlog(now()).await {
+            Ok((sessions, connections)) => {
+                let backlog = &crate::metrics::metrics().sync_backlog;
+                backlog.with_label_values(&["link_session"]).set(sessions);
+                backlog.with_label_values(&["connection"]).set(connections);
+            }
+            Err(error) => tracing::warn!(error = %error, "sampling the sync backlog failed"),
         }
     }
 
@@ -55,6 +73,9 @@ impl App {
         let lease = Lease { owner: options.owner.clone(), now: at, until: at + options.lease, limit: LEASE_BATCH };
         let sessions = self.store.lease_link_sessions(&lease).await?;
         let connections = self.store.lease_connections(&lease).await?;
+        let leased = &crate::metrics::metrics().sync_leased;
+        leased.with_label_values(&["link_session"]).inc_by(sessions.len() as u64);
+        leased.with_label_values(&["connection"]).inc_by(connections.len() as u64);
         let worked = sessions.len() + connections.len();
         futures::stream::iter(sessions)
             .for_each_concurrent(CONCURRENCY, |session| async move {

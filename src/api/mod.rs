@@ -41,6 +41,7 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 pub fn respond<T>(caller: &Caller, result: Result<T>) -> Result<Response<T>, Status> {
     match result {
         Ok(message) => {
+            crate::metrics::record_rpc(&caller.method, tonic::Code::Ok, caller.started.elapsed());
             let mut response = Response::new(message);
             if let Ok(value) = MetadataValue::try_from(caller.request_id.as_str()) {
                 response.metadata_mut().insert(REQUEST_ID_HEADER, value);
@@ -54,7 +55,9 @@ pub fn respond<T>(caller: &Caller, result: Result<T>) -> Result<Response<T>, Sta
 /// Logs an error and turns it into the caller's status.
 pub fn fail(caller: &Caller, error: Error) -> Status {
     error.log(&caller.request_id);
-    error.into_status(&caller.request_id)
+    let status = error.into_status(&caller.request_id);
+    crate::metrics::record_rpc(&caller.method, status.code(), caller.started.elapsed());
+    status
 }
 
 /// The response to a streaming call: each item converted, each error mapped with the request id.
@@ -67,8 +70,15 @@ where
     T: Send + 'static,
     U: Send + 'static,
 {
+    crate::metrics::record_rpc(&caller.method, tonic::Code::Ok, caller.started.elapsed());
     let caller_for_errors = caller.clone();
-    let stream = stream.map(move |item| item.map(&convert).map_err(|error| fail(&caller_for_errors, error)));
+    // Errors ending a stream (shutdown, a failed replay) are logged; the RPC was counted at open.
+    let stream = stream.map(move |item| {
+        item.map(&convert).map_err(|error| {
+            error.log(&caller_for_errors.request_id);
+            error.into_status(&caller_for_errors.request_id)
+        })
+    });
     let mut response = Response::new(Box::pin(stream) as ResponseStream<T>);
     if let Ok(value) = MetadataValue::try_from(caller.request_id.as_str()) {
         response.metadata_mut().insert(REQUEST_ID_HEADER, value);

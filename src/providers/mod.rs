@@ -5,6 +5,7 @@
 //! link flows, exchange, sync and storage live in `link`, `sync` and `store`. Adding a provider is
 //! a new module plus one line in [`Registry::from_settings`].
 
+mod metered;
 pub mod sandbox;
 
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
@@ -301,9 +302,9 @@ impl Registry {
         registry
     }
 
-    /// Adds a provider.
+    /// Adds a provider; its calls are metered.
     pub fn register(&mut self, provider: Arc<dyn Provider>) {
-        self.providers.insert(provider.info().id, provider);
+        self.providers.insert(provider.info().id, Arc::new(metered::Metered::new(provider)));
     }
 
     /// The provider with `id`, if enabled.

@@ -342,6 +342,9 @@ pub trait Store: Send + Sync + 'static {
     /// The highest event id ever pruned (0 when none): cursors below it cannot be replayed.
     async fn pruned_through(&self) -> StoreResult<i64>;
 
+    /// How many link sessions and connections are due for a sync and leased by nobody.
+    async fn sync_backlog(&self, now: Timestamp) -> StoreResult<(i64, i64)>;
+
     /// Tells the other replicas that events were committed (PostgreSQL `NOTIFY`, sent after the
     /// writing transaction committed, never inside it); nothing to do where one process owns the
     /// database.

@@ -684,6 +684,19 @@ macro_rules! impl_store {
                 Ok(through)
             }
 
+            async fn sync_backlog(&self, now: crate::domain::Timestamp) -> super::StoreResult<(i64, i64)> {
+                let counts: (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM link_sessions WHERE next_poll_at <= $1 \
+                     AND (lease_expires_at IS NULL OR lease_expires_at < $1)), \
+                     (SELECT COUNT(*) FROM connections WHERE next_poll_at <= $1 \
+                     AND (lease_expires_at IS NULL OR lease_expires_at < $1))",
+                )
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(counts)
+            }
+
             async fn announce_events(&self) -> super::StoreResult<()> {
                 self.announce().await
             }

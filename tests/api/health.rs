@@ -81,3 +81,67 @@ async fn the_http_listener_answers_liveness_and_readiness() {
     assert!(http_get(app.http_addr, "/readyz").await.starts_with("HTTP/1.1 200"));
     assert!(http_get(app.http_addr, "/nope").await.starts_with("HTTP/1.1 404"));
 }
+
+/// The value of the series whose line starts with `series` (name and labels), if exported.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find(|line| line.starts_with(series)).and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_after_a_sandbox_flow_show_rpcs_upstream_calls_streams_and_delivery() {
+    use linkgate::pb;
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let connection = app.ready_connection("ins_sandbox_bank", "u").await;
+    app.accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    app.connections
+        .get_connection(pb::GetConnectionRequest { connection_id: uuid::Uuid::now_v7().to_string() })
+        .await
+        .unwrap_err();
+    let _open = app
+        .connections
+        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let response = http_get(app.http_addr, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let metrics = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let expect = |series: &str| sample(metrics, series).unwrap_or_else(|| panic!("{series} missing from:\n{metrics}"));
+
+    assert_eq!(
+        expect(
+            r#"linkgate_rpc_requests_total{code="OK",method="ExchangePublicToken",service="linkgate.v1.LinkService"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        expect(
+            r#"linkgate_rpc_requests_total{code="NOT_FOUND",method="GetConnection",service="linkgate.v1.ConnectionService"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        expect(r#"linkgate_rpc_duration_seconds_count{method="ListAccounts",service="linkgate.v1.AccountService"}"#),
+        1.0
+    );
+    assert_eq!(
+        expect(
+            r#"linkgate_upstream_requests_total{operation="exchange_public_token",outcome="ok",provider="sandbox"}"#
+        ),
+        1.0
+    );
+    assert!(
+        expect(r#"linkgate_upstream_requests_total{operation="connection_status",outcome="ok",provider="sandbox"}"#)
+            >= 1.0
+    );
+    assert!(
+        expect(r#"linkgate_upstream_requests_total{operation="fetch_data",outcome="ok",provider="sandbox"}"#) >= 1.0
+    );
+    assert_eq!(expect("linkgate_open_streams"), 1.0, "the one watch still open");
+    assert!(expect("linkgate_event_delivery_lag_seconds_count") >= 2.0, "PENDING and READY were delivered");
+    assert!(expect(r#"linkgate_sync_leased_total{kind="connection"}"#) >= 1.0);
+}
