@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How long a verified key is trusted without asking the database again.
@@ -304,8 +305,24 @@ where
                 .get::<tonic::transport::server::TcpConnectInfo>()
                 .and_then(|info| info.remote_addr())
                 .map(|addr| addr.ip());
-            match authenticator.authenticate(authorization, peer).await {
+            // One span per call, so every log line of the call names its request id, and the
+            // caller's W3C trace context when it sent one.
+            let traceparent = request
+                .headers()
+                .get("traceparent")
+                .and_then(|value| value.to_str().ok())
+                .filter(|value| value.len() <= 128)
+                .map(str::to_owned);
+            let span = tracing::info_span!(
+                "rpc",
+                method = %method,
+                request_id = %request_id,
+                traceparent = traceparent.as_deref().unwrap_or(""),
+                tenant = tracing::field::Empty,
+            );
+            match authenticator.authenticate(authorization, peer).instrument(span.clone()).await {
                 Ok(identity) => {
+                    span.record("tenant", tracing::field::display(identity.tenant));
                     request.extensions_mut().insert(Caller {
                         tenant: identity.tenant,
                         api_key_id: identity.api_key_id,
@@ -313,7 +330,7 @@ where
                         method,
                         started,
                     });
-                    inner.call(request).await
+                    inner.call(request).instrument(span).await
                 }
                 Err(error) => {
                     error.log(&request_id);

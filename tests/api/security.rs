@@ -597,3 +597,24 @@ async fn rotating_the_encryption_key_reseals_every_secret_while_old_values_stay_
         .await
         .expect("reads are served from linkgate's copy");
 }
+
+#[tokio::test]
+async fn the_log_lines_of_a_call_carry_its_request_id_and_the_callers_trace_context() {
+    let logs = capture_logs();
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut request = tonic::Request::new(pb::GetConnectionRequest { connection_id: uuid::Uuid::now_v7().to_string() });
+    request.metadata_mut().insert("x-request-id", "req-trace-7".parse().unwrap());
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    let status = app.connections.get_connection(request).await.unwrap_err();
+    assert_error("missing connection", &status, Code::NotFound, "CONNECTION_NOT_FOUND");
+
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = text
+        .lines()
+        .find(|line| line.contains("no such connection"))
+        .unwrap_or_else(|| panic!("the error was logged:\n{text}"));
+    assert!(line.contains("req-trace-7"), "the request id: {line}");
+    assert!(line.contains(traceparent), "the caller's trace context: {line}");
+    assert!(line.contains("GetConnection"), "the method: {line}");
+}
