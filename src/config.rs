@@ -168,6 +168,66 @@ pub struct SyncSettings {
     pub lease: Duration,
 }
 
+impl Settings {
+    /// Every problem with these settings at once, each naming its environment variable. Syntax
+    /// (numbers, durations, addresses) is checked while parsing; this checks what only makes
+    /// sense together.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, text: &str| problems.push(format!("{key}: {text}"));
+        let url = &self.database.database_url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            problem("LINKGATE_DATABASE_URL", "must start with sqlite:, postgres:// or postgresql://");
+        }
+        if !url.starts_with("sqlite:") && self.secrets.encryption_key.is_none() {
+            problem("LINKGATE_ENCRYPTION_KEY", "is required with PostgreSQL (base64 of 32 random bytes)");
+        }
+        if self.database.database_max_connections == 0 {
+            problem("LINKGATE_DATABASE_MAX_CONNECTIONS", "must be at least 1");
+        }
+        for (key, path) in [
+            ("LINKGATE_TLS_CERT", &self.tls.tls_cert),
+            ("LINKGATE_TLS_KEY", &self.tls.tls_key),
+            ("LINKGATE_TLS_CLIENT_CA", &self.tls.tls_client_ca),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                problem(key, &format!("{} is not a readable file", path.display()));
+            }
+        }
+        if self.grpc_addr == self.http_addr {
+            problem("LINKGATE_HTTP_ADDR", "must differ from LINKGATE_GRPC_ADDR");
+        }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("LINKGATE_TENANT_CALLS_PER_SECOND", limits.tenant_calls_per_second as usize),
+            ("LINKGATE_TENANT_CALL_BURST", limits.tenant_call_burst as usize),
+            ("LINKGATE_TENANT_MAX_STREAMS", limits.tenant_max_streams),
+            ("LINKGATE_MAX_CONCURRENT_STREAMS", limits.max_concurrent_streams as usize),
+            ("LINKGATE_MAX_IN_FLIGHT", limits.max_in_flight),
+            ("LINKGATE_MAX_MESSAGE_BYTES", limits.max_message_bytes),
+        ] {
+            if value == 0 {
+                problem(key, "must be at least 1");
+            }
+        }
+        if limits.request_timeout.is_zero() {
+            problem("LINKGATE_REQUEST_TIMEOUT", "must be longer than 0s");
+        }
+        if self.sync.tick.is_zero() {
+            problem("LINKGATE_SYNC_TICK", "must be longer than 0s");
+        }
+        if self.sync.lease <= self.sync.tick {
+            problem("LINKGATE_SYNC_LEASE", "must be longer than LINKGATE_SYNC_TICK");
+        }
+        if self.providers.sandbox.poll_interval.is_zero() {
+            problem("LINKGATE_SANDBOX_POLL_INTERVAL", "must be longer than 0s");
+        }
+        problems
+    }
+}
+
 /// Parses "250ms", "2s", "5m", "1h" or "7d".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -187,6 +247,62 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(args: &[&str]) -> Settings {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("linkgate").chain(args.iter().copied()))
+            .expect("arguments parse")
+            .settings
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(parse(&[]).problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_naming_its_variable() {
+        let settings = parse(&[
+            "--database-url",
+            "postgres://db/linkgate",
+            "--database-max-connections",
+            "0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+            "--sync-lease",
+            "100ms",
+            "--sync-tick",
+            "250ms",
+        ]);
+        let problems = settings.problems();
+        for key in [
+            "LINKGATE_ENCRYPTION_KEY",
+            "LINKGATE_DATABASE_MAX_CONNECTIONS",
+            "LINKGATE_TLS_CERT",
+            "LINKGATE_TLS_KEY",
+            "LINKGATE_SYNC_LEASE",
+        ] {
+            assert!(problems.iter().any(|p| p.starts_with(key)), "{key} in {problems:#?}");
+        }
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+    }
+
+    #[test]
+    fn malformed_values_are_refused_while_parsing() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let error = <Cli as clap::Parser>::try_parse_from(["linkgate", "--sync-tick", "soon"]).unwrap_err();
+        assert!(error.to_string().contains("--sync-tick"), "{error}");
+    }
 
     #[test]
     fn durations_parse_with_units_and_reject_garbage() {

@@ -21,6 +21,12 @@ enum Command {
     /// Serve gRPC (and HTTP) until SIGTERM or SIGINT. With no configuration: SQLite file
     /// `linkgate.db`, sandbox provider, gRPC on 127.0.0.1:50051.
     Serve(Settings),
+    /// Check the settings `serve` would run with: print them with secrets masked and list every
+    /// problem at once. Exits non-zero when there is one.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Apply pending database migrations, then exit.
     Migrate(DatabaseSettings),
     /// Manage tenants (the internal services that call linkgate).
@@ -60,11 +66,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+// Parsed once at start; boxing the settings would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum ConfigCommand {
+    /// Print the effective settings (defaults, then flags and LINKGATE_* variables) and check them.
+    Check(Settings),
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     linkgate::telemetry::init();
     let result = match Cli::parse().command {
         Command::Serve(settings) => serve(settings).await,
+        Command::Config { command: ConfigCommand::Check(settings) } => check(&settings),
         Command::Migrate(database) => migrate(database).await,
         Command::Demo { addr } => linkgate::demo::run(addr).await,
         Command::Tenants { command, settings } => admin::tenants(&settings, command).await,
@@ -74,7 +89,7 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error.cause_chain = ?error, "linkgate failed: {error:#}");
+            tracing::error!(error.cause_chain = %format!("{error:#}"), "linkgate failed");
             eprintln!("linkgate: {error:#}");
             std::process::ExitCode::FAILURE
         }
@@ -82,10 +97,25 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    refuse_problems(&settings)?;
     let application = Application::build(settings).await?;
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     application.run_until_stopped(stop).await
+}
+
+fn refuse_problems(settings: &Settings) -> anyhow::Result<()> {
+    let problems = settings.problems();
+    anyhow::ensure!(problems.is_empty(), "invalid settings:\n  {}", problems.join("\n  "));
+    Ok(())
+}
+
+/// `linkgate config check`: secrets print as redacted, by their types.
+fn check(settings: &Settings) -> anyhow::Result<()> {
+    println!("{settings:#?}");
+    refuse_problems(settings)?;
+    println!("settings are valid");
+    Ok(())
 }
 
 async fn migrate(database: DatabaseSettings) -> anyhow::Result<()> {
