@@ -6,6 +6,7 @@
 //! terminal each step redraws one status line as it progresses; otherwise every change is a plain
 //! line, so the output reads well in a log too. Every call and every stream is bounded by 30 s.
 
+use crate::client::{Authed, Client};
 use crate::pb;
 use crate::pb::account_service_client::AccountServiceClient;
 use crate::pb::connection_service_client::ConnectionServiceClient;
@@ -16,7 +17,7 @@ use std::fmt::Display;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic_types::StatusExt;
 
 /// The bound on every call and on every wait for a stream.
@@ -26,7 +27,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const EXTERNAL_USER_ID: &str = "demo-user";
 
 /// Runs the demo against the linkgate at `addr` (`http://host:port`; `host:port` works too).
-pub async fn run(addr: String) -> anyhow::Result<()> {
+/// `api_key` is sent on every call; without one the server must be in dev mode.
+pub async fn run(addr: String, api_key: Option<String>) -> anyhow::Result<()> {
     let url = if addr.contains("://") { addr } else { format!("http://{addr}") };
     let mut progress = Progress::new();
 
@@ -38,11 +40,12 @@ pub async fn run(addr: String) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("connecting to {url}; is `linkgate serve` running there?"))?;
+    let client = Client::from_channel(channel, api_key.as_deref())?;
     let mut demo = Demo {
-        link: LinkServiceClient::new(channel.clone()),
-        connections: ConnectionServiceClient::new(channel.clone()),
-        accounts: AccountServiceClient::new(channel.clone()),
-        portfolios: PortfolioServiceClient::new(channel),
+        link: client.link,
+        connections: client.connections,
+        accounts: client.accounts,
+        portfolios: client.portfolios,
         progress,
     };
     let providers = demo.link.list_providers(pb::ListProvidersRequest {}).await.map_err(failed)?.into_inner();
@@ -64,10 +67,10 @@ pub async fn run(addr: String) -> anyhow::Result<()> {
 
 /// The clients the demo calls, and its progress display.
 struct Demo {
-    link: LinkServiceClient<Channel>,
-    connections: ConnectionServiceClient<Channel>,
-    accounts: AccountServiceClient<Channel>,
-    portfolios: PortfolioServiceClient<Channel>,
+    link: LinkServiceClient<Authed>,
+    connections: ConnectionServiceClient<Authed>,
+    accounts: AccountServiceClient<Authed>,
+    portfolios: PortfolioServiceClient<Authed>,
     progress: Progress,
 }
 

@@ -49,6 +49,9 @@ enum Command {
         /// gRPC address of the linkgate to call.
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         addr: String,
+        /// API key to call with; not needed while the server is in dev mode.
+        #[arg(long, env = "LINKGATE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
     /// Show the audit trail: who created, exchanged, read, refreshed or deleted what.
     Audit {
@@ -81,7 +84,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(settings) => serve(settings).await,
         Command::Config { command: ConfigCommand::Check(settings) } => check(&settings),
         Command::Migrate(database) => migrate(database).await,
-        Command::Demo { addr } => linkgate::demo::run(addr).await,
+        Command::Demo { addr, api_key } => linkgate::demo::run(addr, api_key).await,
         Command::Tenants { command, settings } => admin::tenants(&settings, command).await,
         Command::Keys { command, settings } => admin::keys(&settings, command).await,
         Command::Audit { tenant, resource, limit, settings } => admin::audit(&settings, tenant, resource, limit).await,

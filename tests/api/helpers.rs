@@ -42,6 +42,7 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A running server and clients for it. Stops the server when dropped.
 pub struct TestApp {
+    pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub link: LinkServiceClient<Authed>,
     pub connections: ConnectionServiceClient<Authed>,
@@ -116,8 +117,13 @@ pub async fn spawn_app_with(
 impl TestApp {
     /// Another replica on this app's database, with its keys.
     pub async fn spawn_replica(&self) -> TestApp {
+        self.spawn_replica_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Another replica on this app's database, listening on `grpc_addr`.
+    pub async fn spawn_replica_on(&self, grpc_addr: SocketAddr) -> TestApp {
         let mut settings = self.settings.clone();
-        settings.grpc_addr = "127.0.0.1:0".parse().unwrap();
+        settings.grpc_addr = grpc_addr;
         settings.http_addr = "127.0.0.1:0".parse().unwrap();
         start(settings, None, None).await
     }
@@ -133,6 +139,7 @@ async fn start(settings: Settings, providers: Option<Registry>, database: Option
     let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
     let bearer = Bearer(None);
     let app = TestApp {
+        grpc_addr,
         http_addr,
         link: LinkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
         connections: ConnectionServiceClient::with_interceptor(channel.clone(), bearer.clone()),

@@ -205,3 +205,45 @@ async fn when_the_polling_replica_is_killed_another_takes_its_lease_and_finishes
     assert_eq!(ready.id, connection.id);
     assert_ne!(lease_owner(&database.url, &connection.id).await.as_deref(), Some(a_owner.as_str()));
 }
+
+use linkgate::client::ConnectionEvents as Changes;
+
+/// The next `n` events of a resumable watch, as (event id, state).
+async fn take(n: usize, changes: &mut Changes) -> Vec<(i64, pb::ConnectionState)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let event = tokio::time::timeout(PATIENCE, changes.next()).await.expect("in time").unwrap().unwrap();
+        got.push((event.event_id, event.connection.unwrap().state()));
+    }
+    got
+}
+
+#[tokio::test]
+async fn the_rust_client_resumes_a_watch_across_a_replica_restart_without_loss_or_repeats() {
+    let mut a = spawn_app_with(Backend::Postgres, |_| {}, None).await;
+    let client = linkgate::client::Client::connect(&format!("http://{}", a.grpc_addr), None).await.unwrap();
+    let mut changes = client.watch_connections(pb::WatchConnectionsRequest::default());
+
+    // The stream starts on first poll: with the connection ready, it opens with a snapshot.
+    let connection = a.ready_connection("ins_sandbox_bank", "u").await;
+    let mut seen = take(1, &mut changes).await;
+
+    // The watched replica goes away; changes happen elsewhere while the client is disconnected.
+    let address = a.grpc_addr;
+    a.shut_down().await.unwrap();
+    let mut b = a.spawn_replica().await;
+    b.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    b.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+
+    // A replica comes back where the client keeps knocking; it resumes after its last event.
+    let _c = a.spawn_replica_on(address).await;
+    seen.extend(take(2, &mut changes).await);
+
+    let states: Vec<_> = seen.iter().map(|(_, state)| *state).collect();
+    use pb::ConnectionState::*;
+    assert_eq!(states, [Ready, Refreshing, Ready], "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "once each, in order: {seen:?}");
+}

@@ -86,14 +86,16 @@ class Connection(_message.Message):
     def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., institution_name: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., error: _Optional[_Union[ConnectionError, _Mapping]] = ..., products: _Optional[_Iterable[_Union[ProductStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_synced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_session_id: _Optional[str] = ...) -> None: ...
 
 class ConnectionEvent(_message.Message):
-    __slots__ = ("event_id", "connection", "occurred_at")
+    __slots__ = ("event_id", "connection", "occurred_at", "snapshot")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     connection: Connection
     occurred_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[int] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    snapshot: bool
+    def __init__(self, event_id: _Optional[int] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class GetConnectionRequest(_message.Message):
     __slots__ = ("connection_id",)
