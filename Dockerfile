@@ -16,8 +16,9 @@ WORKDIR /build
 # vendored by the protoc-bin-vendored crate.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
-RUN mkdir src \
+RUN mkdir -p src/bin \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > src/bin/linkgate-mock.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
@@ -27,7 +28,7 @@ RUN mkdir src \
 # migrations are embedded at compile time (sqlx::migrate!).
 COPY src ./src
 COPY migrations ./migrations
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs src/bin/linkgate-mock.rs \
     && cargo build --release --locked
 
 # --- runtime --------------------------------------------------------------------------------

@@ -120,6 +120,9 @@ pub struct LimitSettings {
 pub struct ProviderSettings {
     #[command(flatten)]
     pub sandbox: SandboxSettings,
+
+    #[command(flatten)]
+    pub deck: DeckSettings,
 }
 
 /// The built-in sandbox provider.
@@ -144,6 +147,78 @@ pub struct SandboxSettings {
     /// How often linkgate polls the sandbox about unsettled sessions and connections.
     #[arg(long = "sandbox-poll-interval", env = "LINKGATE_SANDBOX_POLL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
+}
+
+/// Deck (utility portals: accounts and statements). Offered only when both the client id and the
+/// secret are set. Calls go through the shared upstream client (`providers::http`): each attempt
+/// is bounded by the request timeout, each call (retries and their pauses included) by the call
+/// timeout.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeckSettings {
+    /// Deck's API base URL: `https://sandbox.deck.co/api/v1` or `https://live.deck.co/api/v1`
+    /// (or a `linkgate-mock deck` address). Plain http is accepted for loopback addresses only.
+    #[arg(id = "deck_base_url", value_name = "URL", long = "deck-base-url", env = "LINKGATE_DECK_BASE_URL", default_value = DECK_SANDBOX_URL, value_parser = crate::providers::http::parse_base_url)]
+    pub base_url: reqwest::Url,
+
+    /// Deck client id (`x-deck-client-id`).
+    #[arg(id = "deck_client_id", value_name = "ID", long = "deck-client-id", env = "LINKGATE_DECK_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// Deck secret of the environment the base URL points at (`x-deck-secret`).
+    #[arg(
+        id = "deck_client_secret",
+        value_name = "SECRET",
+        long = "deck-client-secret",
+        env = "LINKGATE_DECK_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<SecretString>,
+
+    /// Longest one HTTP attempt to Deck may take (connecting, sending, reading the answer).
+    #[arg(id = "deck_request_timeout", value_name = "DURATION", long = "deck-request-timeout", env = "LINKGATE_DECK_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest one call to Deck may take, retries and their pauses included.
+    #[arg(id = "deck_call_timeout", value_name = "DURATION", long = "deck-call-timeout", env = "LINKGATE_DECK_CALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub call_timeout: Duration,
+
+    /// Attempts per call when Deck answers 5xx or 429, times out or drops the connection.
+    #[arg(
+        id = "deck_max_attempts",
+        value_name = "N",
+        long = "deck-max-attempts",
+        env = "LINKGATE_DECK_MAX_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub max_attempts: u32,
+
+    /// How often linkgate polls Deck about unsettled link sessions and connections (Deck asks
+    /// for every 5 seconds).
+    #[arg(id = "deck_poll_interval", value_name = "DURATION", long = "deck-poll-interval", env = "LINKGATE_DECK_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// How long the list of Deck sources (institutions) is reused before it is fetched again.
+    #[arg(id = "deck_institutions_ttl", value_name = "DURATION", long = "deck-institutions-ttl", env = "LINKGATE_DECK_INSTITUTIONS_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub institutions_ttl: Duration,
+}
+
+/// Deck's sandbox API, the default base URL (a live secret does not work there, nor the reverse).
+pub const DECK_SANDBOX_URL: &str = "https://sandbox.deck.co/api/v1";
+
+impl Default for DeckSettings {
+    /// The flag defaults, without credentials: Deck is not offered.
+    fn default() -> Self {
+        Self {
+            base_url: DECK_SANDBOX_URL.parse().expect("the sandbox URL parses"),
+            client_id: None,
+            client_secret: None,
+            request_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            poll_interval: Duration::from_secs(5),
+            institutions_ttl: Duration::from_secs(300),
+        }
+    }
 }
 
 /// The background sync engine.
@@ -311,5 +386,36 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
+    }
+
+    #[test]
+    fn every_serve_flag_has_its_own_name() {
+        use clap::{CommandFactory, Parser};
+        #[derive(Parser)]
+        struct Serve {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        Serve::command().debug_assert();
+    }
+
+    #[test]
+    fn deck_defaults_match_the_flags_and_offer_nothing_without_credentials() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            deck: DeckSettings,
+        }
+        let parsed = Cli::try_parse_from(["linkgate"]).expect("defaults parse").deck;
+        let default = DeckSettings::default();
+        assert_eq!(parsed.base_url, default.base_url);
+        assert_eq!(parsed.request_timeout, default.request_timeout);
+        assert_eq!(parsed.call_timeout, default.call_timeout);
+        assert_eq!(parsed.max_attempts, default.max_attempts);
+        assert_eq!(parsed.poll_interval, default.poll_interval);
+        assert_eq!(parsed.institutions_ttl, default.institutions_ttl);
+        assert!(parsed.client_id.is_none() && parsed.client_secret.is_none());
+        assert!(Cli::try_parse_from(["linkgate", "--deck-base-url", "http://deck.example/api/v1"]).is_err());
     }
 }

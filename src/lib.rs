@@ -22,6 +22,7 @@ pub mod http;
 pub mod limits;
 pub mod link;
 pub mod metrics;
+pub mod mocks;
 pub mod page_token;
 pub mod pb;
 pub mod providers;

@@ -45,8 +45,8 @@ pub struct NewLinkSession {
 impl App {
     /// The institution `id` of `provider`, or INSTITUTION_NOT_FOUND.
     pub async fn institution(&self, provider: &dyn Provider, id: &str) -> Result<Institution> {
-        let institutions = provider.institutions().await.map_err(|e| Error::from_provider(provider.info().id, e))?;
-        institutions.into_iter().find(|i| i.id == id).ok_or_else(|| {
+        let institution = provider.institution(id).await.map_err(|e| Error::from_provider(provider.info().id, e))?;
+        institution.ok_or_else(|| {
             Error::new(ErrorReason::InstitutionNotFound, format!("institution {id:?} is unknown to the provider"))
                 .with("institution_id", id)
                 .with("provider", provider.info().id)
@@ -167,7 +167,7 @@ impl App {
         let missing: Vec<(String, String)> = institution
             .credential_fields
             .iter()
-            .filter(|f| credentials.0.get(f.name).is_none_or(|v| v.expose_secret().is_empty()))
+            .filter(|f| credentials.0.get(f.name.as_ref()).is_none_or(|v| v.expose_secret().is_empty()))
             .map(|f| (format!("credentials[{}]", f.name), format!("required by {}", institution.name)))
             .collect();
         if !missing.is_empty() {

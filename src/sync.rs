@@ -189,6 +189,12 @@ impl App {
         error: ProviderError,
         poll: Duration,
     ) -> Result<()> {
+        if matches!(error, ProviderError::ProductNotReady) {
+            // The normal course of a first import at some providers, not a failure.
+            tracing::debug!(connection_id = %connection.id, provider = %connection.provider, "product data not ready upstream");
+            let next = now() + chrono::Duration::from_std(poll).unwrap_or(chrono::Duration::seconds(5));
+            return Ok(self.store.reschedule_connection(connection.tenant_id, connection.id, next).await?);
+        }
         tracing::warn!(connection_id = %connection.id, provider = %connection.provider, error = %error, "connection sync call failed");
         let retry_at = now() + retry_delay(&error, poll);
         if error.is_transient() {

@@ -184,7 +184,7 @@ pub fn institution(provider: &str, i: Institution) -> pb::Institution {
         credential_fields: i
             .credential_fields
             .into_iter()
-            .map(|f| pb::CredentialField { name: f.name.to_owned(), label: f.label.to_owned(), secret: f.secret })
+            .map(|f| pb::CredentialField { name: f.name.into_owned(), label: f.label.into_owned(), secret: f.secret })
             .collect(),
         country_codes: i.country_codes,
     }

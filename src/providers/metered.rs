@@ -68,6 +68,10 @@ impl Provider for Metered {
         metered!(self, "institutions", self.inner.institutions())
     }
 
+    async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
+        metered!(self, "institution", self.inner.institution(id))
+    }
+
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
         metered!(self, "start_link", self.inner.start_link(link))
     }

@@ -5,12 +5,15 @@
 //! link flows, exchange, sync and storage live in `link`, `sync` and `store`. Adding a provider is
 //! a new module plus one line in [`Registry::from_settings`].
 
+pub mod deck;
+pub mod http;
 mod metered;
 pub mod sandbox;
 
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
 use crate::pb::ErrorReason;
 use secrecy::SecretString;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,13 +62,14 @@ pub enum InstitutionKind {
     Utility,
 }
 
-/// One field of an institution's login form.
+/// One field of an institution's login form. Names and labels are the provider's own, which some
+/// providers (Deck) only tell at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialField {
     /// Key in SubmitCredentials.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// Label for the end user.
-    pub label: &'static str,
+    pub label: Cow<'static, str>,
     /// Mask it in UIs.
     pub secret: bool,
 }
@@ -249,8 +253,14 @@ pub trait Provider: Send + Sync + 'static {
     /// What the provider offers.
     fn info(&self) -> &ProviderInfo;
 
-    /// Every institution reachable through the provider, ordered by name.
+    /// Every institution reachable through the provider, ordered by name. Providers with large
+    /// catalogues may list only their most common institutions here.
     async fn institutions(&self) -> ProviderResult<Vec<Institution>>;
+
+    /// The institution `id`, also when [`Provider::institutions`] does not list it.
+    async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
+        Ok(self.institutions().await?.into_iter().find(|i| i.id == id))
+    }
 
     /// Starts a link session upstream.
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart>;
@@ -298,6 +308,9 @@ impl Registry {
         let mut registry = Self::default();
         if settings.sandbox.enabled {
             registry.register(Arc::new(sandbox::Sandbox::new(settings.sandbox.clone())));
+        }
+        if let Some(deck) = deck::Deck::from_settings(&settings.deck) {
+            registry.register(Arc::new(deck));
         }
         registry
     }

@@ -86,6 +86,7 @@ pub fn test_settings(database_url: &str) -> Settings {
                 public_token_ttl: Duration::from_secs(1800),
                 poll_interval: Duration::from_millis(50),
             },
+            deck: Default::default(),
         },
         sync: SyncSettings {
             tick: Duration::from_millis(25),

@@ -64,8 +64,8 @@ impl Sandbox {
 
 fn institutions() -> Vec<Institution> {
     let login = vec![
-        CredentialField { name: "username", label: "User ID", secret: false },
-        CredentialField { name: "password", label: "Password", secret: true },
+        CredentialField { name: "username".into(), label: "User ID".into(), secret: false },
+        CredentialField { name: "password".into(), label: "Password".into(), secret: true },
     ];
     let institution = |id: &str, name: &str, kind, products: &[Product]| Institution {
         id: id.to_owned(),

@@ -1,0 +1,59 @@
+//! `linkgate-mock`: the upstream provider mocks as their own process, for demos, manual testing
+//! and load tests (`linkgate-mock deck --addr 127.0.0.1:9103`). Each mock imitates its provider's
+//! API and adds an admin API under `/__admin/` that scripts faults and reports call counts.
+
+use clap::{Parser, Subcommand};
+use linkgate::mocks::deck::{self, DeckMockOptions};
+use std::net::SocketAddr;
+
+/// Mock servers of the upstream providers linkgate calls.
+///
+/// Admin API of every mock: POST /__admin/faults with {"kind": "status"|"delay"|"rate_limit"|
+/// "malformed"|"oversized"|"drop", "times": N, "path": "/endpoint", ...} scripts faults;
+/// GET /__admin/calls reports calls per endpoint; DELETE /__admin/faults and POST /__admin/reset
+/// clear them.
+#[derive(Parser)]
+#[command(name = "linkgate-mock", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    provider: ProviderMock,
+}
+
+#[derive(Subcommand)]
+enum ProviderMock {
+    /// Deck's legacy product API under /api/v1 (point LINKGATE_DECK_BASE_URL at
+    /// http://ADDR/api/v1; keys test-client / test-secret). Users: user_good, user_mfa (answer
+    /// 1234), user_security, user_select, user_error; password pass_good.
+    Deck {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9103")]
+        addr: SocketAddr,
+
+        #[command(flatten)]
+        options: DeckMockOptions,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    linkgate::telemetry::init();
+    let result = match Cli::parse().provider {
+        ProviderMock::Deck { addr, options } => run_deck(addr, options).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("linkgate-mock: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_deck(addr: SocketAddr, options: DeckMockOptions) -> anyhow::Result<()> {
+    let client_id = options.client_id.clone();
+    let server = deck::spawn(addr, options).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    tracing::info!(base_url = %server.base_url(), admin = %server.admin_url(), client_id, "Deck mock listening");
+    eprintln!("Deck mock: API {} (client id {client_id}), admin {}", server.base_url(), server.admin_url());
+    server.run_until(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await;
+    Ok(())
+}

@@ -1,0 +1,998 @@
+//! Deck: utility portals (electricity, gas, water) through Deck's legacy product API, linkless
+//! flow with polling (reference: upstreams.md section 3).
+//!
+//! Every call is a JSON `POST` with `x-deck-client-id` and `x-deck-secret`, through the shared
+//! client in [`super::http`]. The flow, and what each step maps to:
+//!
+//! | linkgate | Deck |
+//! |---|---|
+//! | `start_link` | D1 `/link/token/create` (limited to the chosen source); the link token is `LinkStart.link_token` |
+//! | `submit_credentials` | D4 `/link/connect` (2025 `fields` shape), then D5 `/link/connection/status` |
+//! | `answer_mfa` | D7 `/link/authentication/mfa/answer`, then D5 |
+//! | `poll_link` | D5 (D6 for a question's text, D8 + D9 to keep every account on `AccountSelection`) |
+//! | `exchange_public_token` | D11 `/connection/public_token/exchange`, then D12 for the source's id and name |
+//! | `connection_status` | D12 `/connection/context` |
+//! | `fetch_data` | D20 `/sustainability/get`: utility accounts and their statements |
+//! | `refresh` / `delete_connection` | D17 `/connection/refresh` / D19 `/connection/destroy` |
+//! | `institutions` | D1 + D3 `/link/sources` |
+//!
+//! Choices where Deck leaves room:
+//!
+//! - **The public token** arrives from D4, before the attempt settles. It is kept in the session's
+//!   sealed upstream state and surfaces only once D5 says `Connected`; it expires 30 minutes
+//!   after D4 issued it.
+//! - **A wrong MFA answer** (`MfaQuestionInvalidAnswer`) fails the session with
+//!   `INVALID_MFA_ANSWER`, as the sandbox does, rather than asking again: callers get a typed
+//!   reason and start a new session, and a portal's own lockout counter is not fed by retries.
+//! - **After D4 or D7 succeeded** nothing is reported as failed: if the status check that follows
+//!   fails, the session is `Connecting` and polling carries on. D4 and D7 themselves are retried
+//!   only when Deck cannot have acted on them (a second login attempt could lock the account).
+//! - **Institutions.** D3 needs a link token: one is created with D1 and reused for 15 minutes
+//!   (Deck's last 20); the listing (Deck's 15 most common sources) is cached for
+//!   `LINKGATE_DECK_INSTITUTIONS_TTL`, and a source outside it is looked up by id with D3.
+//! - **Connection handles** are JSON `{access_token, connection_id}` (webhooks name connections by
+//!   `connection_id`), sealed by linkgate like every handle.
+//! - **Readiness.** D12 saying `Connected` is not enough: the data is ready when D20 stops
+//!   answering `PRODUCT_NOT_READY` ([`ProviderError::ProductNotReady`], which the sync engine
+//!   treats as still importing). D12 reasons that say extraction is running skip the D20 call.
+
+mod wire;
+
+use super::http::{HttpClient, Retry, RetryPolicy, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
+use super::{
+    CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
+    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
+};
+use crate::config::DeckSettings;
+use crate::domain::{
+    Account, AccountType, ConnectionData, LinkFlow, Money, Product, Statement, Timestamp, now, stable_id,
+};
+use crate::pb::ErrorReason;
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// The provider id.
+pub const ID: &str = "deck";
+/// Products a Deck connection delivers (from the Sustainability product).
+const PRODUCTS: &[Product] = &[Product::Accounts, Product::Statements];
+/// How long a public token stays exchangeable after D4 issued it.
+const PUBLIC_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
+/// How long the link token used for D3 lookups is reused (Deck's live 20 minutes).
+const CATALOGUE_TOKEN_REUSE: Duration = Duration::from_secs(15 * 60);
+/// Sources remembered from lookups by id, at most.
+const LOOKUP_CACHE_LIMIT: usize = 1024;
+/// Budget of the D12 call that names the source after an exchange: the exchange itself already
+/// succeeded, so this one must not hold it up for long.
+const EXCHANGE_CONTEXT_BUDGET: Duration = Duration::from_secs(10);
+/// Currency of an account whose statements name none (ISO 4217 "no currency").
+const NO_CURRENCY: &str = "XXX";
+
+const CLIENT_ID_HEADER: HeaderName = HeaderName::from_static("x-deck-client-id");
+const SECRET_HEADER: HeaderName = HeaderName::from_static("x-deck-secret");
+
+/// The Deck provider.
+pub struct Deck {
+    info: ProviderInfo,
+    upstream: Upstream,
+    base_url: Url,
+    client_id: HeaderValue,
+    secret: SecretString,
+    institutions_ttl: Duration,
+    catalogue: tokio::sync::Mutex<Catalogue>,
+}
+
+/// What the adapter remembers of Deck's source catalogue (nothing about users or connections).
+#[derive(Default)]
+struct Catalogue {
+    link_token: Option<(Instant, String)>,
+    listing: Option<(Instant, Vec<Institution>)>,
+    by_id: HashMap<String, (Instant, Institution)>,
+}
+
+impl Deck {
+    /// Deck as the settings configure it, or `None` when it is not to be offered (no credentials)
+    /// or cannot be (a setting is unusable; logged).
+    pub fn from_settings(settings: &DeckSettings) -> Option<Self> {
+        match (&settings.client_id, &settings.client_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {}
+            (None, None) => return None,
+            _ => {
+                tracing::warn!(
+                    provider = ID,
+                    "Deck is not offered: set both LINKGATE_DECK_CLIENT_ID and LINKGATE_DECK_CLIENT_SECRET"
+                );
+                return None;
+            }
+        }
+        let http = match HttpClient::shared() {
+            Ok(http) => http,
+            Err(error) => {
+                tracing::error!(provider = ID, error, "Deck is not offered: the upstream HTTP client failed to build");
+                return None;
+            }
+        };
+        match Self::new(settings, http) {
+            Ok(deck) => Some(deck),
+            Err(error) => {
+                tracing::error!(provider = ID, error, "Deck is not offered");
+                None
+            }
+        }
+    }
+
+    /// Deck over `http` with `settings`, which must hold credentials.
+    pub fn new(settings: &DeckSettings, http: HttpClient) -> Result<Self, String> {
+        let (Some(client_id), Some(secret)) = (&settings.client_id, &settings.client_secret) else {
+            return Err("the Deck client id and secret are required".to_owned());
+        };
+        let client_id = HeaderValue::from_str(client_id)
+            .map_err(|_| "the Deck client id is not a valid header value".to_owned())?;
+        let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
+        let upstream = Upstream::new(
+            http,
+            UpstreamConfig {
+                provider: ID,
+                attempt_timeout: settings.request_timeout,
+                call_timeout: settings.call_timeout,
+                retry: RetryPolicy { max_attempts: settings.max_attempts.max(1), ..RetryPolicy::default() },
+                max_body_bytes: super::http::DEFAULT_MAX_BODY_BYTES,
+            },
+        );
+        Ok(Self {
+            info: ProviderInfo {
+                id: ID,
+                display_name: "Deck",
+                flows: &[LinkFlow::Credentials],
+                products: PRODUCTS,
+                poll_interval: settings.poll_interval,
+            },
+            upstream,
+            base_url,
+            client_id,
+            secret: secret.clone(),
+            institutions_ttl: settings.institutions_ttl,
+            catalogue: tokio::sync::Mutex::default(),
+        })
+    }
+
+    /// One call to `route` with `body`: Deck's answer read as `T`, or why not.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        route: Route,
+        body: &impl Serialize,
+        deadline: Option<Instant>,
+    ) -> Result<T, Failure> {
+        let reply = self.send(route, body, deadline).await?;
+        reply.json().map_err(Failure::Other)
+    }
+
+    /// One call to an endpoint that answers 200 with an empty body.
+    async fn call_empty(&self, route: Route, body: &impl Serialize) -> Result<(), Failure> {
+        self.send(route, body, None).await.map(drop)
+    }
+
+    async fn send(
+        &self,
+        route: Route,
+        body: &impl Serialize,
+        deadline: Option<Instant>,
+    ) -> Result<UpstreamReply, Failure> {
+        let (operation, path, retry) = route.spec();
+        let mut request = UpstreamRequest::post_json(operation, endpoint(&self.base_url, path), body)
+            .map_err(Failure::Other)?
+            .header(CLIENT_ID_HEADER, self.client_id.clone())
+            .secret_header(SECRET_HEADER, &self.secret)
+            .retry(retry);
+        if let Some(deadline) = deadline {
+            request = request.deadline(deadline);
+        }
+        let reply = self.upstream.send(request).await.map_err(Failure::Other)?;
+        if reply.is_success() { Ok(reply) } else { Err(Failure::Refused(DeckError::read(operation, &reply))) }
+    }
+
+    /// D3 through a link token reused across lookups (D1 when there is none or it lapsed).
+    async fn sources(&self, catalogue: &mut Catalogue, source_id: Option<&str>) -> Result<Vec<wire::Source>, Failure> {
+        for fresh_token in [false, true] {
+            let reusable =
+                catalogue.link_token.as_ref().filter(|(at, _)| !fresh_token && at.elapsed() < CATALOGUE_TOKEN_REUSE);
+            let link_token = match reusable {
+                Some((_, token)) => token.clone(),
+                None => {
+                    let created: wire::LinkTokenCreated =
+                        self.call(Route::LinkTokenCreate, &wire::LinkTokenCreate::default(), None).await?;
+                    catalogue.link_token = Some((Instant::now(), created.link_token.clone()));
+                    created.link_token
+                }
+            };
+            let request = wire::Sources { link_token: &link_token, source_id, search: None };
+            match self.call::<wire::SourceList>(Route::Sources, &request, None).await {
+                Ok(list) => return Ok(list.sources),
+                // The reused token lapsed early: once more with a new one.
+                Err(Failure::Refused(error)) if !fresh_token && error.is("INVALID_LINK_TOKEN") => continue,
+                Err(failure) => return Err(failure),
+            }
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// Where the attempt behind `link` stands, from D5 (and D6, D8, D9 when it waits on something).
+    async fn progress(&self, link: &LinkContext, state: Option<&LinkState>) -> Result<LinkProgress, Failure> {
+        let link_token = link_token(link)?;
+        let status: wire::LinkStatus = self.call(Route::LinkStatus, &wire::LinkTokenOnly { link_token }, None).await?;
+        Ok(match link_status(&status.status) {
+            Some(LinkStatusMeaning::Connected) => match state {
+                Some(state) => LinkProgress::Succeeded {
+                    public_token: SecretString::from(state.public_token.clone()),
+                    institution_id: link.institution_id.clone().unwrap_or_default(),
+                    expires_at: state.issued_at + PUBLIC_TOKEN_TTL,
+                },
+                None => {
+                    tracing::error!(provider = ID, link_session_id = %link.link_session_id, "Deck connected a session whose public token linkgate never received");
+                    LinkProgress::Failed {
+                        reason: ErrorReason::ProviderProtocol,
+                        message: "The connection was made but no public token was issued; link again.".to_owned(),
+                    }
+                }
+            },
+            Some(LinkStatusMeaning::Question) => {
+                let question: wire::MfaQuestion =
+                    self.call(Route::MfaGet, &wire::LinkTokenOnly { link_token }, None).await?;
+                LinkProgress::MfaRequired { question: question.question }
+            }
+            Some(LinkStatusMeaning::SelectAccounts) => {
+                let found: wire::LinkAccounts =
+                    self.call(Route::AccountList, &wire::LinkTokenOnly { link_token }, None).await?;
+                let accounts = found.accounts.iter().map(|a| a.account_id.as_str()).collect();
+                self.call_empty(Route::AccountSelect, &wire::SelectAccounts { link_token, accounts }).await?;
+                LinkProgress::Connecting
+            }
+            Some(LinkStatusMeaning::Wait) => LinkProgress::Connecting,
+            Some(LinkStatusMeaning::Fail(reason, message)) => {
+                tracing::info!(provider = ID, link_session_id = %link.link_session_id, deck_status = %status.status, "Deck link attempt failed");
+                LinkProgress::Failed { reason, message: message.to_owned() }
+            }
+            None => {
+                tracing::warn!(provider = ID, link_session_id = %link.link_session_id, deck_status = %printable(&status.status), "unknown Deck link status; still waiting");
+                LinkProgress::Connecting
+            }
+        })
+    }
+
+    /// [`Deck::progress`] after a step Deck accepted (D4, D7): a failure to learn the outcome
+    /// leaves the session connecting, to be polled, rather than failing what already happened.
+    async fn progress_after_step(&self, link: &LinkContext, state: Option<&LinkState>) -> LinkProgress {
+        match self.progress(link, state).await {
+            Ok(progress) => progress,
+            Err(failure) => match link_failure(failure) {
+                Ok(progress) => progress,
+                Err(error) => {
+                    tracing::warn!(provider = ID, link_session_id = %link.link_session_id, error = %error, "Deck status check failed after a step it accepted; polling on");
+                    LinkProgress::Connecting
+                }
+            },
+        }
+    }
+}
+
+/// The Deck endpoints linkgate calls.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    LinkTokenCreate,
+    Sources,
+    Connect,
+    LinkStatus,
+    MfaGet,
+    MfaAnswer,
+    AccountList,
+    AccountSelect,
+    Exchange,
+    Context,
+    Refresh,
+    Destroy,
+    Sustainability,
+}
+
+impl Route {
+    /// Operation name for logs, path, and whether a retry could act twice.
+    fn spec(self) -> (&'static str, &'static str, Retry) {
+        use Retry::{Idempotent, OnlyUnprocessed};
+        match self {
+            // A spare link token is harmless.
+            Self::LinkTokenCreate => ("deck.link_token_create", "/link/token/create", Idempotent),
+            Self::Sources => ("deck.link_sources", "/link/sources", Idempotent),
+            // A second login attempt at the utility could count against the user's lockout.
+            Self::Connect => ("deck.link_connect", "/link/connect", OnlyUnprocessed),
+            Self::LinkStatus => ("deck.link_connection_status", "/link/connection/status", Idempotent),
+            Self::MfaGet => ("deck.link_mfa_get", "/link/authentication/mfa/get", Idempotent),
+            Self::MfaAnswer => ("deck.link_mfa_answer", "/link/authentication/mfa/answer", OnlyUnprocessed),
+            Self::AccountList => ("deck.link_account_list", "/link/account/list", Idempotent),
+            Self::AccountSelect => ("deck.link_account_select", "/link/account/select", Idempotent),
+            // Single use: when an attempt consumed the token and its answer was lost, a retry
+            // answers INVALID_PUBLIC_TOKEN, which is no worse than not retrying; when it did not,
+            // the retry saves the link.
+            Self::Exchange => ("deck.public_token_exchange", "/connection/public_token/exchange", Idempotent),
+            Self::Context => ("deck.connection_context", "/connection/context", Idempotent),
+            Self::Refresh => ("deck.connection_refresh", "/connection/refresh", Idempotent),
+            Self::Destroy => ("deck.connection_destroy", "/connection/destroy", Idempotent),
+            Self::Sustainability => ("deck.sustainability_get", "/sustainability/get", Idempotent),
+        }
+    }
+}
+
+/// Why a Deck call did not answer 200: Deck refused it with its error body, or the call failed
+/// below that (transport, protocol).
+enum Failure {
+    Refused(DeckError),
+    Other(ProviderError),
+}
+
+impl From<Failure> for ProviderError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Refused(error) => error.classify(),
+            Failure::Other(error) => error,
+        }
+    }
+}
+
+/// Deck's error body, with its codes checked to be plain identifiers (they reach the logs).
+#[derive(Debug, Clone)]
+struct DeckError {
+    operation: &'static str,
+    status: u16,
+    category: String,
+    code: String,
+}
+
+impl DeckError {
+    fn read(operation: &'static str, reply: &UpstreamReply) -> Self {
+        let body: wire::ErrorBody = serde_json::from_slice(&reply.body).unwrap_or_default();
+        Self {
+            operation,
+            status: reply.status.as_u16(),
+            category: identifier(body.error_category),
+            code: identifier(body.error_code),
+        }
+    }
+
+    fn is(&self, code: &str) -> bool {
+        self.code == code
+    }
+
+    /// THE table from Deck's errors to linkgate's (operation-specific exceptions, such as an
+    /// already destroyed connection counting as deleted, are made by the operations).
+    fn classify(&self) -> ProviderError {
+        use ProviderError as E;
+        let (status, category, code) = (self.status, self.category.as_str(), self.code.as_str());
+        let rejected = |why: &str| E::Rejected {
+            detail: format!("{}: Deck refused the call: {why} (HTTP {status}, {category}/{code})", self.operation),
+        };
+        if status == 401 || status == 403 || code == "INVALID_API_KEYS" {
+            return rejected("the client id or secret was not accepted for this environment");
+        }
+        match code {
+            "INVALID_PUBLIC_TOKEN" => E::InvalidPublicToken,
+            "PRODUCT_NOT_READY" => E::ProductNotReady,
+            "INVALID_ACCESS_TOKEN"
+            | "CONNECTION_NOT_FOUND"
+            | "NO_ACTIVE_CONNECTION"
+            | "INVALID_CREDENTIALS"
+            | "CONSENT_REQUIRED"
+            | "BLOCKED_BY_PIN"
+            | "CONNECTION_LOCKED" => E::LoginRequired,
+            "RATE_LIMIT_EXCEEDED" => E::RateLimited { retry_after: None },
+            "DATA_SOURCE_NOT_RESPONDING" | "PLANNED_MAINTENANCE" | "UNEXPECTED_ERROR" | "CONNECTION_FAILED" => {
+                E::Unavailable { retry_after: None }
+            }
+            "PRODUCT_NOT_ENABLED" | "LIVE_CONNECTIVITY_NOT_ENABLED" | "NOT_SUPPORTED" => {
+                E::Unsupported("this Deck product or environment for the configured keys")
+            }
+            "INVALID_LINK_TOKEN" => rejected("the link token is unknown or expired"),
+            "DATA_SOURCE_NOT_FOUND" | "INVALID_SOURCE" => rejected("the source is unknown"),
+            "NO_ACCOUNTS" | "NO_STATEMENTS" => rejected("the connection has no data"),
+            "VALIDATION_FAILED"
+            | "INVALID_ARGUMENT"
+            | "INVALID_ACCOUNT_ID"
+            | "INVALID_STATEMENT_ID"
+            | "SECURITY_QUESTION_NOT_FOUND"
+            | "SECURITY_CAPTCHA_NOT_FOUND"
+            | "ACTIVE_CONNECTION_EXISTS"
+            | "DOMAIN_BLACKLISTED" => rejected("the request was not valid for Deck"),
+            _ => {
+                tracing::warn!(
+                    provider = ID,
+                    operation = self.operation,
+                    http.status = status,
+                    deck_category = category,
+                    deck_code = code,
+                    "unknown Deck error code; classified by category"
+                );
+                match category {
+                    "RATE_LIMIT_EXCEEDED" => E::RateLimited { retry_after: None },
+                    "API_ERROR" => E::Unavailable { retry_after: None },
+                    _ => rejected("an error linkgate does not know"),
+                }
+            }
+        }
+    }
+}
+
+/// An upstream identifier fit for logs: `[A-Z0-9_]`, at most 64 characters, else `"?"`.
+fn identifier(text: Option<String>) -> String {
+    match text {
+        Some(text)
+            if !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            text
+        }
+        Some(_) => "?".to_owned(),
+        None => String::new(),
+    }
+}
+
+/// An upstream enum value fit for logs.
+fn printable(text: &str) -> String {
+    identifier(Some(text.to_owned()))
+}
+
+/// What a D5 `LinkConnectionStatus` means for a link session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkStatusMeaning {
+    /// Still working.
+    Wait,
+    /// Connected: the public token may be handed out.
+    Connected,
+    /// A question awaits an answer (D6 has its text).
+    Question,
+    /// Deck waits for accounts to be chosen: linkgate keeps them all.
+    SelectAccounts,
+    /// Over, for this reason.
+    Fail(ErrorReason, &'static str),
+}
+
+/// THE table of D5 statuses; `None` for a value Deck did not document (treated as waiting).
+fn link_status(status: &str) -> Option<LinkStatusMeaning> {
+    use LinkStatusMeaning::*;
+    Some(match status {
+        "New" | "Connecting" => Wait,
+        "Connected" => Connected,
+        // Method choice has no API of its own: its question lists the methods, the answer picks.
+        "MfaQuestion" | "SecurityQuestion" | "MfaMethodChoice" => Question,
+        "AccountSelection" => SelectAccounts,
+        "InvalidCredentials" => Fail(ErrorReason::InvalidCredentials, "The username or password is incorrect."),
+        "MfaQuestionInvalidAnswer" => Fail(ErrorReason::InvalidMfaAnswer, "The answer is incorrect."),
+        "MfaQuestionNoAnswer" => Fail(ErrorReason::LinkSessionExpired, "The question was not answered in time."),
+        "Captcha" => Fail(
+            ErrorReason::CapabilityUnsupported,
+            "The institution asks for a captcha, which only Deck's own widget can show.",
+        ),
+        "Error" => Fail(ErrorReason::ProviderRejected, "Deck could not connect to the institution."),
+        _ => return None,
+    })
+}
+
+/// THE table of D12 (`ConnectivityStatusEnum`, `ScrapingStatusEnum`) pairs. Unknown values
+/// count as still importing (the D20 call that follows a `Ready` is what proves data is there).
+fn connection_state(connectivity: Option<&str>, reason: Option<&str>) -> (UpstreamStatus, bool) {
+    use UpstreamStatus::*;
+    let failed = |message: &str, retryable| Failed { message: message.to_owned(), retryable };
+    let needs_user = matches!(
+        reason,
+        Some(
+            "InvalidCredentials"
+                | "SecurityAnswerRequired"
+                | "SecurityAnswerInvalid"
+                | "SecurityQuestionTimeout"
+                | "MfaMethodChoiceRequired"
+                | "MfaCodeRequired"
+                | "MfaCodeInvalid"
+                | "MfaCodeTimeout"
+                | "MfaActionRequired"
+                | "BlockedByPin"
+                | "AccountSelectionRequired"
+        )
+    );
+    let extracting = matches!(
+        reason,
+        Some(
+            "New"
+                | "Connecting"
+                | "CredentialsSent"
+                | "WaitingForJob"
+                | "ExecutingJob"
+                | "RetryLater"
+                | "ConnectedWaitingOnDataExtraction"
+        )
+    );
+    let known_reason = reason.is_none()
+        || needs_user
+        || extracting
+        || matches!(
+            reason,
+            Some("ConnectedCredentials" | "CompletedJob" | "DataFound" | "NoDataFound" | "NoStatement" | "Error")
+        );
+    let (status, known) = match connectivity {
+        _ if needs_user => (LoginRequired, true),
+        Some("Disconnected") => (Disconnected, true),
+        Some("Error") => (failed("Deck reports the connection in error", true), true),
+        Some("New" | "Connecting") => (Importing, true),
+        Some("Connected") if extracting => (Importing, true),
+        Some("Connected") if reason == Some("Error") => (failed("Deck's last data extraction failed", true), true),
+        Some("Connected") => (Ready, true),
+        _ => (Importing, false),
+    };
+    (status, known && known_reason)
+}
+
+/// What a link session remembers between calls: the public token D4 issued, kept sealed until
+/// D5 says `Connected`.
+#[derive(Serialize, serde::Deserialize)]
+struct LinkState {
+    public_token: String,
+    issued_at: Timestamp,
+}
+
+impl LinkState {
+    fn seal(&self) -> SecretString {
+        SecretString::from(serde_json::to_string(self).expect("link state serializes"))
+    }
+
+    fn open(link: &LinkContext) -> Result<Option<Self>, ProviderError> {
+        link.upstream_state
+            .as_ref()
+            .map(|state| {
+                serde_json::from_str(state.expose_secret())
+                    .map_err(|_| ProviderError::Protocol { detail: "malformed Deck link state".to_owned() })
+            })
+            .transpose()
+    }
+}
+
+/// A connection handle: Deck's access token and connection id.
+#[derive(Serialize, serde::Deserialize)]
+struct Handle {
+    access_token: String,
+    connection_id: String,
+}
+
+impl Handle {
+    fn seal(&self) -> SecretString {
+        SecretString::from(serde_json::to_string(self).expect("handle serializes"))
+    }
+
+    fn open(handle: &SecretString) -> ProviderResult<Self> {
+        serde_json::from_str(handle.expose_secret())
+            .map_err(|_| ProviderError::Protocol { detail: "malformed Deck connection handle".to_owned() })
+    }
+
+    fn body(&self) -> wire::AccessToken<'_> {
+        wire::AccessToken { access_token: &self.access_token }
+    }
+}
+
+fn link_token(link: &LinkContext) -> Result<&str, Failure> {
+    link.link_token.as_deref().ok_or_else(|| {
+        Failure::Other(ProviderError::Protocol { detail: "Deck link session without a link token".to_owned() })
+    })
+}
+
+/// Refusals that end a link attempt rather than fail the call.
+fn link_failure(failure: Failure) -> ProviderResult<LinkProgress> {
+    match failure {
+        Failure::Refused(error) if error.is("INVALID_LINK_TOKEN") => Ok(LinkProgress::Failed {
+            reason: ErrorReason::LinkSessionExpired,
+            message: "The Deck session behind this link session expired; start a new one.".to_owned(),
+        }),
+        Failure::Refused(error) if error.is("INVALID_CREDENTIALS") => Ok(LinkProgress::Failed {
+            reason: ErrorReason::InvalidCredentials,
+            message: "The username or password is incorrect.".to_owned(),
+        }),
+        other => Err(other.into()),
+    }
+}
+
+fn institution(source: wire::Source) -> Institution {
+    let mut fields = source.fields;
+    fields.sort_by_key(|f| f.field_number.unwrap_or(i64::MAX));
+    Institution {
+        id: source.source_id,
+        name: source.name,
+        kind: InstitutionKind::Utility,
+        products: PRODUCTS.to_vec(),
+        credential_fields: fields
+            .into_iter()
+            .map(|f| CredentialField {
+                label: f.field_label.clone().unwrap_or_else(|| f.field_name.clone()).into(),
+                secret: f.field_type.as_deref() == Some("Password"),
+                name: f.field_name.into(),
+            })
+            .collect(),
+        country_codes: source.country.into_iter().map(|c| c.to_ascii_uppercase()).collect(),
+    }
+}
+
+/// An ISO 4217 code, or [`NO_CURRENCY`].
+fn currency(code: Option<&str>) -> Option<String> {
+    let code = code?.trim();
+    (code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic())).then(|| code.to_ascii_uppercase())
+}
+
+/// Sustainability data as linkgate's accounts (type UTILITY) and statements.
+fn connection_data(payload: wire::Sustainability, connection_id: Uuid, products: &[Product]) -> ConnectionData {
+    let source = payload.source_name.unwrap_or_else(|| "Utility".to_owned());
+    let mut data = ConnectionData::default();
+    let mut incomplete = 0;
+    for account in payload.accounts {
+        let account_id = stable_id(connection_id, "account", &account.account_number);
+        let account_currency = account
+            .statements
+            .iter()
+            .find_map(|s| currency(s.currency_code.as_deref()))
+            .unwrap_or_else(|| NO_CURRENCY.to_owned());
+        let digits = account.account_number.chars().count();
+        let mask: String = account.account_number.chars().skip(digits.saturating_sub(4)).collect();
+        for statement in account.statements {
+            let (Some(start), Some(end), Some(total)) =
+                (statement.billing_period_start_date, statement.billing_period_end_date, statement.total_due_amount)
+            else {
+                incomplete += 1;
+                continue;
+            };
+            let upstream_id = statement
+                .statement_id
+                .or(statement.statement_number)
+                .unwrap_or_else(|| format!("{}/{end}", account.account_number));
+            let currency = currency(statement.currency_code.as_deref()).unwrap_or_else(|| account_currency.clone());
+            data.statements.push(Statement {
+                id: stable_id(connection_id, "statement", &upstream_id),
+                account_id,
+                period_start: start,
+                period_end: end,
+                issued_on: statement.billing_date.unwrap_or(end),
+                due_on: statement.payment_due_date,
+                total_due: Money::new(total, &currency),
+                usage: None,
+            });
+        }
+        data.accounts.push(Account {
+            id: account_id,
+            kind: AccountType::Utility,
+            name: format!("{source} account"),
+            mask: (!mask.is_empty()).then_some(mask),
+            currency: account_currency,
+            current: None,
+            available: None,
+            limit: None,
+        });
+    }
+    if incomplete > 0 {
+        tracing::warn!(provider = ID, %connection_id, incomplete, "Deck statements without a period or an amount were left out");
+    }
+    if !products.contains(&Product::Accounts) {
+        data.accounts.clear();
+    }
+    if !products.contains(&Product::Statements) {
+        data.statements.clear();
+    }
+    data
+}
+
+#[async_trait::async_trait]
+impl Provider for Deck {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
+        let mut catalogue = self.catalogue.lock().await;
+        if let Some((at, listing)) = &catalogue.listing
+            && at.elapsed() < self.institutions_ttl
+        {
+            return Ok(listing.clone());
+        }
+        let sources = self.sources(&mut catalogue, None).await?;
+        let mut listing: Vec<Institution> = sources.into_iter().map(institution).collect();
+        listing.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        catalogue.listing = Some((Instant::now(), listing.clone()));
+        Ok(listing)
+    }
+
+    async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
+        if let Some(found) = self.institutions().await?.into_iter().find(|i| i.id == id) {
+            return Ok(Some(found));
+        }
+        // Deck's source ids are UUIDs: anything else cannot be one.
+        if Uuid::parse_str(id).is_err() {
+            return Ok(None);
+        }
+        let mut catalogue = self.catalogue.lock().await;
+        if let Some((at, found)) = catalogue.by_id.get(id)
+            && at.elapsed() < self.institutions_ttl
+        {
+            return Ok(Some(found.clone()));
+        }
+        let sources = match self.sources(&mut catalogue, Some(id)).await {
+            Ok(sources) => sources,
+            Err(Failure::Refused(error)) if error.is("DATA_SOURCE_NOT_FOUND") || error.is("INVALID_SOURCE") => {
+                return Ok(None);
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        let found = sources.into_iter().find(|s| s.source_id == id).map(institution);
+        if let Some(found) = &found {
+            if catalogue.by_id.len() >= LOOKUP_CACHE_LIMIT {
+                catalogue.by_id.clear();
+            }
+            catalogue.by_id.insert(id.to_owned(), (Instant::now(), found.clone()));
+        }
+        Ok(found)
+    }
+
+    async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
+        let request = wire::LinkTokenCreate { source_ids: link.institution_id.as_deref().into_iter().collect() };
+        let created: wire::LinkTokenCreated = self.call(Route::LinkTokenCreate, &request, None).await?;
+        Ok(LinkStart { link_token: Some(created.link_token), hosted_link_url: None, upstream_state: None })
+    }
+
+    async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkStep> {
+        let link_token = link_token(link)?;
+        let source_id = link.institution_id.as_deref().ok_or_else(|| ProviderError::Rejected {
+            detail: "Deck credentials submitted without a source".to_owned(),
+        })?;
+        let fields = credentials
+            .0
+            .iter()
+            .map(|(name, value)| wire::FieldValue { field_name: name, field_value: value.expose_secret() })
+            .collect();
+        let request = wire::Connect { link_token, source_id, fields };
+        let started: wire::ConnectStarted = match self.call(Route::Connect, &request, None).await {
+            Ok(started) => started,
+            Err(failure) => return link_failure(failure).map(LinkStep::from),
+        };
+        let state = started.public_token.map(|public_token| LinkState { public_token, issued_at: now() });
+        if state.is_none() {
+            tracing::warn!(provider = ID, link_session_id = %link.link_session_id, "Deck accepted credentials without issuing a public token");
+        }
+        let progress = self.progress_after_step(link, state.as_ref()).await;
+        Ok(LinkStep { progress, upstream_state: state.as_ref().map(LinkState::seal) })
+    }
+
+    async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep> {
+        let state = LinkState::open(link)?;
+        let link_token = link_token(link)?;
+        let request = wire::MfaAnswer { link_token, answer: answer.expose_secret() };
+        if let Err(failure) = self.call_empty(Route::MfaAnswer, &request).await {
+            return link_failure(failure).map(LinkStep::from);
+        }
+        Ok(self.progress_after_step(link, state.as_ref()).await.into())
+    }
+
+    async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep> {
+        let state = LinkState::open(link)?;
+        match self.progress(link, state.as_ref()).await {
+            Ok(progress) => Ok(progress.into()),
+            Err(failure) => link_failure(failure).map(LinkStep::from),
+        }
+    }
+
+    async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
+        let request = wire::PublicToken { public_token: public_token.expose_secret() };
+        let exchanged: wire::Exchanged = self.call(Route::Exchange, &request, None).await?;
+        let handle = Handle { access_token: exchanged.access_token, connection_id: exchanged.connection_id };
+        // The token is spent: from here on nothing may fail the exchange.
+        let deadline = Instant::now() + EXCHANGE_CONTEXT_BUDGET;
+        let source = match self.call::<wire::ConnectionContext>(Route::Context, &handle.body(), Some(deadline)).await {
+            Ok(context) => context.provider,
+            Err(failure) => {
+                tracing::warn!(provider = ID, error = %ProviderError::from(failure), "Deck did not name the source of an exchanged connection");
+                None
+            }
+        };
+        let (institution_id, institution_name) =
+            source.map(|s| (s.id, s.name)).unwrap_or_else(|| (String::new(), "Deck source".to_owned()));
+        Ok(ExchangedConnection { handle: handle.seal(), institution_id, institution_name, products: PRODUCTS.to_vec() })
+    }
+
+    async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
+        let handle = Handle::open(handle)?;
+        let context: wire::ConnectionContext = match self.call(Route::Context, &handle.body(), None).await {
+            Ok(context) => context,
+            Err(Failure::Refused(error))
+                if error.is("INVALID_ACCESS_TOKEN")
+                    || error.is("CONNECTION_NOT_FOUND")
+                    || error.is("NO_ACTIVE_CONNECTION") =>
+            {
+                return Ok(UpstreamStatus::Disconnected);
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        let (connectivity, reason) =
+            (context.connection_status.as_deref(), context.connection_status_reason.as_deref());
+        let (status, known) = connection_state(connectivity, reason);
+        if !known {
+            tracing::warn!(
+                provider = ID, connection_status = %printable(connectivity.unwrap_or("")),
+                connection_status_reason = %printable(reason.unwrap_or("")), mapped = ?status,
+                "unknown Deck connection status"
+            );
+        }
+        Ok(status)
+    }
+
+    async fn fetch_data(
+        &self,
+        handle: &SecretString,
+        connection_id: Uuid,
+        products: &[Product],
+    ) -> ProviderResult<ConnectionData> {
+        let handle = Handle::open(handle)?;
+        match self.call::<wire::Sustainability>(Route::Sustainability, &handle.body(), None).await {
+            Ok(payload) => Ok(connection_data(payload, connection_id, products)),
+            Err(Failure::Refused(error)) if error.is("NO_ACCOUNTS") || error.is("NO_STATEMENTS") => {
+                Ok(ConnectionData::default())
+            }
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+        let handle = Handle::open(handle)?;
+        Ok(self.call_empty(Route::Refresh, &handle.body()).await?)
+    }
+
+    async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
+        let handle = Handle::open(handle)?;
+        match self.call_empty(Route::Destroy, &handle.body()).await {
+            Ok(()) => Ok(()),
+            // Already destroyed is what was asked.
+            Err(Failure::Refused(error)) if error.is("INVALID_ACCESS_TOKEN") || error.is("CONNECTION_NOT_FOUND") => {
+                Ok(())
+            }
+            Err(failure) => Err(failure.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, category: &str, code: &str) -> ProviderError {
+        DeckError { operation: "test", status, category: category.to_owned(), code: code.to_owned() }.classify()
+    }
+
+    #[test]
+    fn deck_errors_map_through_one_table() {
+        use ProviderError as E;
+        assert!(matches!(refused(400, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN"), E::InvalidPublicToken));
+        assert!(matches!(refused(400, "CONNECTION_ERROR", "PRODUCT_NOT_READY"), E::ProductNotReady));
+        assert!(matches!(refused(401, "", ""), E::Rejected { .. }));
+        assert!(matches!(refused(400, "INVALID_REQUEST", "INVALID_API_KEYS"), E::Rejected { .. }));
+        assert!(matches!(refused(400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN"), E::LoginRequired));
+        assert!(matches!(refused(400, "RATE_LIMIT_EXCEEDED", "RATE_LIMIT_EXCEEDED"), E::RateLimited { .. }));
+        assert!(matches!(refused(400, "API_ERROR", "PLANNED_MAINTENANCE"), E::Unavailable { .. }));
+        assert!(matches!(refused(400, "INVALID_REQUEST", "PRODUCT_NOT_ENABLED"), E::Unsupported(_)));
+        // Unknown codes fall back on their category, and otherwise to a refusal.
+        assert!(matches!(refused(400, "API_ERROR", "SOMETHING_NEW"), E::Unavailable { .. }));
+        assert!(matches!(refused(400, "RATE_LIMIT_EXCEEDED", "SOMETHING_NEW"), E::RateLimited { .. }));
+        assert!(matches!(refused(400, "INVALID_INPUT", "SOMETHING_NEW"), E::Rejected { .. }));
+        let E::Rejected { detail } = refused(400, "INVALID_INPUT", "INVALID_LINK_TOKEN") else { panic!() };
+        assert!(detail.contains("INVALID_LINK_TOKEN") && detail.contains("400"), "{detail}");
+    }
+
+    #[test]
+    fn error_identifiers_are_sanitised_before_they_reach_logs() {
+        assert_eq!(identifier(Some("INVALID_PUBLIC_TOKEN".into())), "INVALID_PUBLIC_TOKEN");
+        assert_eq!(identifier(Some("public-sandbox-123 leaked".into())), "?");
+        assert_eq!(identifier(Some("A".repeat(65))), "?");
+        assert_eq!(identifier(None), "");
+    }
+
+    #[test]
+    fn every_documented_link_status_has_a_meaning() {
+        let documented = [
+            "New",
+            "Connecting",
+            "Connected",
+            "InvalidCredentials",
+            "Error",
+            "MfaMethodChoice",
+            "MfaQuestion",
+            "MfaQuestionInvalidAnswer",
+            "MfaQuestionNoAnswer",
+            "Captcha",
+            "SecurityQuestion",
+            "AccountSelection",
+        ];
+        for status in documented {
+            assert!(link_status(status).is_some(), "{status}");
+        }
+        assert_eq!(link_status("Connected"), Some(LinkStatusMeaning::Connected));
+        assert_eq!(link_status("MfaQuestion"), Some(LinkStatusMeaning::Question));
+        assert!(matches!(
+            link_status("InvalidCredentials"),
+            Some(LinkStatusMeaning::Fail(ErrorReason::InvalidCredentials, _))
+        ));
+        assert!(matches!(
+            link_status("MfaQuestionInvalidAnswer"),
+            Some(LinkStatusMeaning::Fail(ErrorReason::InvalidMfaAnswer, _))
+        ));
+        assert_eq!(link_status("Teleporting"), None);
+    }
+
+    #[test]
+    fn connection_context_maps_through_one_table() {
+        use UpstreamStatus::*;
+        let cases = [
+            (Some("Connected"), Some("DataFound"), Ready),
+            (Some("Connected"), Some("ConnectedCredentials"), Ready),
+            (Some("Connected"), Some("CompletedJob"), Ready),
+            (Some("Connected"), Some("NoStatement"), Ready),
+            (Some("Connected"), None, Ready),
+            (Some("Connected"), Some("ConnectedWaitingOnDataExtraction"), Importing),
+            (Some("Connected"), Some("ExecutingJob"), Importing),
+            (Some("Connecting"), Some("CredentialsSent"), Importing),
+            (Some("New"), Some("New"), Importing),
+            (Some("Connecting"), Some("MfaCodeRequired"), LoginRequired),
+            (Some("Error"), Some("InvalidCredentials"), LoginRequired),
+            (Some("Connected"), Some("BlockedByPin"), LoginRequired),
+            (Some("Disconnected"), None, Disconnected),
+        ];
+        for (connectivity, reason, expected) in cases {
+            assert_eq!(connection_state(connectivity, reason), (expected, true), "{connectivity:?}/{reason:?}");
+        }
+        assert!(matches!(connection_state(Some("Error"), Some("Error")), (Failed { retryable: true, .. }, true)));
+        assert_eq!(connection_state(Some("Sleeping"), None), (Importing, false), "unknown values keep polling");
+        assert_eq!(connection_state(Some("Connected"), Some("Dreaming")), (Ready, false));
+    }
+
+    #[test]
+    fn sustainability_maps_to_utility_accounts_and_exact_statements() {
+        let payload: wire::Sustainability = serde_json::from_str(
+            r#"{"source_name": "National Grid", "source_country": "US", "username": "someone",
+                "accounts": [{"account_number": "987654321", "statements": [
+                  {"statement_id": "st-1", "billing_period_start_date": "2025-01-25",
+                   "billing_period_end_date": "2025-02-25", "billing_date": "2025-02-25",
+                   "payment_due_date": "2025-03-15", "total_due_amount": 11450.45, "currency_code": "usd",
+                   "previous_total_due_amount": 12500.00, "payments": [{"date": "2025-02-01"}]},
+                  {"statement_id": "st-2", "billing_period_start_date": "2025-02-25"}]}]}"#,
+        )
+        .unwrap();
+        let connection_id = Uuid::now_v7();
+        let data = connection_data(payload, connection_id, PRODUCTS);
+        assert_eq!(data.accounts.len(), 1);
+        let account = &data.accounts[0];
+        assert_eq!(account.kind, AccountType::Utility);
+        assert_eq!(account.mask.as_deref(), Some("4321"));
+        assert_eq!(account.currency, "USD");
+        assert_eq!(data.statements.len(), 1, "the incomplete statement is left out");
+        let statement = &data.statements[0];
+        assert_eq!(statement.account_id, account.id);
+        assert_eq!(statement.total_due.amount_text(), "11450.45");
+        assert_eq!(statement.total_due.currency, "USD");
+        assert_eq!(statement.due_on, Some("2025-03-15".parse().unwrap()));
+        assert_eq!(statement.id, stable_id(connection_id, "statement", "st-1"));
+        let only_accounts = connection_data(
+            serde_json::from_str(r#"{"accounts": [{"account_number": "1"}]}"#).unwrap(),
+            connection_id,
+            &[Product::Accounts],
+        );
+        assert_eq!(only_accounts.accounts[0].currency, NO_CURRENCY);
+        assert!(only_accounts.statements.is_empty());
+    }
+
+    #[test]
+    fn sealed_state_and_handles_round_trip() {
+        let handle = Handle { access_token: "access-sandbox-1".into(), connection_id: "c-1".into() }.seal();
+        let opened = Handle::open(&handle).unwrap();
+        assert_eq!((opened.access_token.as_str(), opened.connection_id.as_str()), ("access-sandbox-1", "c-1"));
+        assert!(Handle::open(&SecretString::from("access-sandbox-1")).is_err());
+    }
+}

@@ -1,0 +1,592 @@
+//! Deck end to end: the Deck mock in-process on a random port, a real linkgate pointed at it, and
+//! every step driven through linkgate's gRPC API; then a fault matrix scripted through the mock's
+//! admin API. Timings are short (polls every 100 ms, a 1 s data extraction) so the file stays fast.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use clap::Parser;
+use linkgate::config::Settings;
+use linkgate::crypto::Sealer;
+use linkgate::mocks::MockServer;
+use linkgate::mocks::deck::{self, DeckMockOptions, NATIONAL_GRID};
+use linkgate::pb;
+use linkgate::pb::account_service_client::AccountServiceClient;
+use linkgate::pb::connection_service_client::ConnectionServiceClient;
+use linkgate::pb::link_service_client::LinkServiceClient;
+use linkgate::pb::statement_service_client::StatementServiceClient;
+use linkgate::startup::Application;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::database::{Backend, TestDatabase};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// How long any wait may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+const CLIENT_ID: &str = "test-client";
+const SECRET: &str = "test-secret";
+
+/// `linkgate serve`'s settings, parsed from flags so every setting this file does not name keeps
+/// its default.
+#[derive(Parser)]
+struct Serve {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// How a test's Deck calls are bounded.
+struct Timing {
+    request_timeout: &'static str,
+    call_timeout: &'static str,
+}
+
+const QUICK: Timing = Timing { request_timeout: "2s", call_timeout: "5s" };
+
+/// The Deck mock, a linkgate in front of it, and gRPC clients. Both stop when dropped.
+struct DeckApp {
+    mock: MockServer,
+    admin: reqwest::Client,
+    link: LinkServiceClient<Channel>,
+    connections: ConnectionServiceClient<Channel>,
+    accounts: AccountServiceClient<Channel>,
+    statements: StatementServiceClient<Channel>,
+    stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _database: TestDatabase,
+}
+
+impl Drop for DeckApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn spawn(backend: Backend, mock: DeckMockOptions, timing: Timing, secret: &str) -> DeckApp {
+    // Only the tests' admin client needs a process-wide provider; linkgate's own client brings ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mock = deck::spawn("127.0.0.1:0".parse().unwrap(), mock).await.expect("mock binds");
+    let database = TestDatabase::create(backend).await;
+    let key = Sealer::generate_key();
+    let base_url = mock.base_url();
+    let flags = [
+        ("--grpc-addr", "127.0.0.1:0"),
+        ("--http-addr", "127.0.0.1:0"),
+        ("--database-url", database.url.as_str()),
+        ("--database-max-connections", "5"),
+        ("--encryption-key", key.as_str()),
+        ("--tenant-calls-per-second", "1000"),
+        ("--tenant-call-burst", "1000"),
+        ("--sandbox-enabled", "false"),
+        ("--sync-tick", "25ms"),
+        ("--deck-base-url", base_url.as_str()),
+        ("--deck-client-id", CLIENT_ID),
+        ("--deck-client-secret", secret),
+        ("--deck-request-timeout", timing.request_timeout),
+        ("--deck-call-timeout", timing.call_timeout),
+        ("--deck-max-attempts", "3"),
+        ("--deck-poll-interval", "100ms"),
+    ];
+    let args = std::iter::once("serve").chain(flags.iter().flat_map(|(flag, value)| [*flag, *value]));
+    let settings = Serve::try_parse_from(args).expect("test flags parse").settings;
+    let application = Application::build(settings).await.expect("linkgate builds");
+    let grpc_addr = application.grpc_addr();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(application.run_until_stopped(stop.clone()));
+    let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
+    wait_until_serving(&channel).await;
+    DeckApp {
+        mock,
+        admin: reqwest::Client::new(),
+        link: LinkServiceClient::new(channel.clone()),
+        connections: ConnectionServiceClient::new(channel.clone()),
+        accounts: AccountServiceClient::new(channel.clone()),
+        statements: StatementServiceClient::new(channel),
+        stop,
+        server: Some(server),
+        _database: database,
+    }
+}
+
+async fn wait_until_serving(channel: &Channel) {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+        if status.is_ok_and(|s| {
+            s.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        }) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "linkgate never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Mock timings of the fault tests: attempts settle at once, data is ready at once.
+fn instant_mock() -> DeckMockOptions {
+    DeckMockOptions { connect_delay: Duration::ZERO, extraction_delay: Duration::ZERO, ..DeckMockOptions::default() }
+}
+
+impl DeckApp {
+    async fn shut_down(&mut self) {
+        self.stop.cancel();
+        let server = self.server.take().expect("server running");
+        tokio::time::timeout(PATIENCE, server).await.expect("stops in time").expect("server task").expect("clean stop");
+    }
+
+    /// Scripts a fault through the mock's admin API.
+    async fn fault(&self, rule: serde_json::Value) {
+        let response = self.admin.post(format!("{}/faults", self.mock.admin_url())).json(&rule).send().await.unwrap();
+        assert!(response.status().is_success(), "fault accepted: {rule}");
+    }
+
+    /// Calls the mock received per endpoint.
+    async fn calls(&self) -> HashMap<String, u64> {
+        let report: serde_json::Value =
+            self.admin.get(format!("{}/calls", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+        serde_json::from_value(report["calls"].clone()).unwrap()
+    }
+
+    async fn call_count(&self, path: &str) -> u64 {
+        self.calls().await.get(path).copied().unwrap_or(0)
+    }
+
+    /// Every token the mock issued.
+    async fn issued_tokens(&self) -> serde_json::Value {
+        self.admin.get(format!("{}/tokens", self.mock.admin_url())).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn create_session(&mut self, user: &str) -> Result<pb::LinkSession, tonic::Status> {
+        self.link
+            .create_link_session(pb::CreateLinkSessionRequest {
+                provider: "deck".into(),
+                external_user_id: user.into(),
+                institution_id: NATIONAL_GRID.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().link_session.unwrap())
+    }
+
+    async fn submit(
+        &mut self,
+        session_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<pb::LinkSession, tonic::Status> {
+        let credentials =
+            HashMap::from([("username".to_owned(), username.to_owned()), ("password".to_owned(), password.to_owned())]);
+        self.link
+            .submit_credentials(pb::SubmitCredentialsRequest {
+                link_session_id: session_id.into(),
+                credentials,
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().link_session.unwrap())
+    }
+
+    /// A public token of `user_good` (the instant mock connects at once).
+    async fn public_token(&mut self) -> String {
+        let session = self.create_session("user-1").await.expect("session created");
+        let session = self.submit(&session.id, "user_good", deck::GOOD_PASSWORD).await.expect("credentials accepted");
+        let session = self.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await;
+        session.public_token
+    }
+
+    async fn exchange(&mut self, public_token: &str) -> Result<pb::Connection, tonic::Status> {
+        self.link
+            .exchange_public_token(pb::ExchangePublicTokenRequest {
+                provider: "deck".into(),
+                public_token: public_token.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().connection.unwrap())
+    }
+
+    async fn connection_count(&mut self) -> usize {
+        self.connections
+            .list_connections(pb::ListConnectionsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .connections
+            .len()
+    }
+
+    async fn wait_for_session(&mut self, id: &str, state: pb::LinkSessionState) -> pb::LinkSession {
+        let mut stream = self
+            .link
+            .watch_link_session(pb::WatchLinkSessionRequest { link_session_id: id.into() })
+            .await
+            .expect("watch starts")
+            .into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(message) = stream.next().await {
+                let session = message.expect("stream item").link_session.unwrap();
+                if session.state() == state {
+                    return session;
+                }
+                assert!(
+                    !matches!(session.state(), pb::LinkSessionState::Failed | pb::LinkSessionState::Expired),
+                    "session ended {:?} ({}) while waiting for {state:?}",
+                    session.state(),
+                    session.failure_reason
+                );
+            }
+            panic!("stream ended before {state:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("session never reached {state:?}"))
+    }
+
+    async fn wait_for_connection(&mut self, id: &str, state: pb::ConnectionState) -> pb::Connection {
+        let mut stream = self
+            .connections
+            .watch_connection(pb::WatchConnectionRequest { connection_id: id.into(), ..Default::default() })
+            .await
+            .expect("watch starts")
+            .into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(message) = stream.next().await {
+                let connection = message.expect("stream item").event.unwrap().connection.unwrap();
+                if connection.state() == state {
+                    return connection;
+                }
+            }
+            panic!("stream ended before {state:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("connection never reached {state:?}"))
+    }
+}
+
+/// The `ErrorInfo.reason` of a status.
+fn reason(status: &tonic::Status) -> String {
+    status.get_details_error_info().map(|info| info.reason).unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"))
+}
+
+#[track_caller]
+fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
+    assert_eq!(status.code(), code, "{case}: code (message {:?})", status.message());
+    assert_eq!(reason(status), expected_reason, "{case}: reason");
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.metadata.get("provider").map(String::as_str), Some("deck"), "{case}: provider named");
+}
+
+/// Captures everything logged in this process from now on, at TRACE.
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(buffer.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .try_init()
+        .expect("this test owns its process's logging (nextest runs each test in its own process)");
+    buffer
+}
+
+/// The whole flow through linkgate's API: link with MFA, exchange, first import (through
+/// PRODUCT_NOT_READY), read, refresh, delete.
+async fn full_flow(backend: Backend, logs: Option<Arc<Mutex<Vec<u8>>>>) {
+    // Arrange: a mock whose attempts take 200 ms and whose data takes 1 s to extract.
+    let mock = DeckMockOptions {
+        connect_delay: Duration::from_millis(200),
+        extraction_delay: Duration::from_secs(1),
+        refresh_delay: Duration::from_millis(300),
+        ..DeckMockOptions::default()
+    };
+    let mut app = spawn(backend, mock, QUICK, SECRET).await;
+
+    // Institutions are Deck's sources, with their login forms.
+    let institutions = app
+        .link
+        .list_institutions(pb::ListInstitutionsRequest { provider: "deck".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .institutions;
+    let names: Vec<&str> = institutions.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["Iberdrola", "National Grid", "Thames Water"], "ordered by name");
+    let grid = institutions.iter().find(|i| i.id == NATIONAL_GRID).unwrap();
+    assert_eq!(grid.kind(), pb::InstitutionKind::Utility);
+    let fields: Vec<(&str, bool)> = grid.credential_fields.iter().map(|f| (f.name.as_str(), f.secret)).collect();
+    assert_eq!(fields, [("username", false), ("password", true)]);
+
+    // Link: credentials, then the MFA question Deck asks while connecting.
+    let session = app.create_session("user-1").await.expect("session created");
+    assert_eq!(session.state(), pb::LinkSessionState::Created);
+    assert!(session.link_token.starts_with("link-sandbox-"), "Deck's link token: {}", session.link_token);
+    let submitted = app.submit(&session.id, "user_mfa", deck::GOOD_PASSWORD).await.expect("credentials forwarded");
+    assert_eq!(submitted.state(), pb::LinkSessionState::Connecting, "Deck is still connecting");
+    assert!(submitted.public_token.is_empty(), "no public token before Deck connected");
+    let asked = app.wait_for_session(&session.id, pb::LinkSessionState::MfaRequired).await;
+    assert!(asked.mfa_question.contains("code"), "Deck's question: {}", asked.mfa_question);
+    assert!(asked.public_token.is_empty(), "no public token before Deck connected");
+    app.link
+        .answer_mfa(pb::AnswerMfaRequest {
+            link_session_id: session.id.clone(),
+            answer: deck::MFA_ANSWER.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("answer forwarded");
+    let linked = app.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await;
+    assert!(linked.public_token.starts_with("public-sandbox-"));
+    assert_eq!(linked.institution_id, NATIONAL_GRID);
+
+    // Exchange: one connection at the source Deck names, importing.
+    let connection = app.exchange(&linked.public_token).await.expect("exchanged");
+    assert_eq!(connection.state(), pb::ConnectionState::Pending);
+    assert_eq!(
+        (connection.institution_id.as_str(), connection.institution_name.as_str()),
+        (NATIONAL_GRID, "National Grid")
+    );
+    let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    assert!(ready.products.iter().all(|p| p.state() == pb::ProductState::Ready));
+    assert!(
+        app.call_count("/sustainability/get").await >= 2,
+        "the first import met PRODUCT_NOT_READY before the data: {:?}",
+        app.calls().await
+    );
+
+    // Read: two utility accounts, three statements each, amounts exact.
+    let accounts = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    assert_eq!(accounts.len(), 2);
+    for account in &accounts {
+        assert_eq!(account.r#type(), pb::AccountType::Utility);
+        assert_eq!(account.currency, "USD");
+        assert_eq!(account.mask.len(), 4, "last four digits: {}", account.mask);
+    }
+    let statements = app
+        .statements
+        .list_statements(pb::ListStatementsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .statements;
+    assert_eq!(statements.len(), 6);
+    for statement in &statements {
+        assert!(accounts.iter().any(|a| a.id == statement.account_id));
+        let total = statement.total_due.as_ref().unwrap();
+        assert_eq!(total.currency, "USD");
+        let (units, cents) = total.amount.split_once('.').expect("a decimal amount");
+        assert!(units.parse::<u64>().is_ok() && cents.len() == 2, "amount {}", total.amount);
+        assert!(statement.period_start < statement.period_end && !statement.due_on.is_empty());
+    }
+
+    // Refresh: Deck runs a new scraping job; the connection comes back READY.
+    let refreshing = app
+        .connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .expect("refresh accepted")
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(refreshing.state(), pb::ConnectionState::Refreshing);
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    assert_eq!(app.call_count("/connection/refresh").await, 1);
+
+    // Delete: destroyed upstream, DELETED here.
+    let deleted = app
+        .connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .expect("deleted")
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(deleted.state(), pb::ConnectionState::Deleted);
+    assert_eq!(app.call_count("/connection/destroy").await, 1, "the mock saw /connection/destroy");
+
+    let tokens = app.issued_tokens().await;
+    app.shut_down().await;
+
+    // No secret in the logs: not Deck's secret, the access token, the password or the public token.
+    if let Some(logs) = logs {
+        let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        assert!(
+            text.contains("upstream call") && text.contains("deck.sustainability_get"),
+            "upstream calls are logged"
+        );
+        let access_tokens: Vec<String> = serde_json::from_value(tokens["access_tokens"].clone()).unwrap();
+        assert_eq!(access_tokens.len(), 1);
+        for (what, secret) in [
+            ("Deck secret", SECRET),
+            ("access token", access_tokens[0].as_str()),
+            ("password", deck::GOOD_PASSWORD),
+            ("public token", linked.public_token.as_str()),
+        ] {
+            assert!(!text.contains(secret), "the {what} appears in the logs");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_deck_flow_runs_end_to_end_on_sqlite_with_no_secret_in_the_logs() {
+    let logs = capture_logs();
+    full_flow(Backend::Sqlite, Some(logs)).await;
+}
+
+#[tokio::test]
+async fn the_deck_flow_runs_end_to_end_on_postgres() {
+    full_flow(Backend::Postgres, None).await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_keys_are_refused_with_their_reasons() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let session = app.create_session("user-1").await.unwrap();
+    let failed = app.submit(&session.id, "user_good", "wrong-password").await.expect("forwarded");
+    assert_eq!(failed.state(), pb::LinkSessionState::Failed);
+    assert_eq!(failed.failure_reason, pb::ErrorReason::InvalidCredentials as i32);
+
+    let mut wrong_keys = spawn(Backend::Sqlite, instant_mock(), QUICK, "not-the-secret").await;
+    let status = wrong_keys
+        .link
+        .list_institutions(pb::ListInstitutionsRequest { provider: "deck".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_error("wrong secret", &status, tonic::Code::FailedPrecondition, "PROVIDER_REJECTED");
+    assert_eq!(wrong_keys.call_count("/link/token/create").await, 1, "a 401 is not retried");
+}
+
+#[tokio::test]
+async fn a_5xx_burst_is_retried_into_exactly_one_connection() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let token = app.public_token().await;
+    let path = "/connection/public_token/exchange";
+    app.fault(serde_json::json!({"kind": "status", "status": 500, "times": 2, "path": path})).await;
+
+    let connection = app.exchange(&token).await.expect("the third attempt exchanges");
+
+    assert_eq!(app.call_count(path).await, 3);
+    assert_eq!(app.connection_count().await, 1, "one connection, nothing half-written");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_as_retry_after_asks() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    // Warm the source catalogue so the scripted 429 meets the session's own link token call.
+    app.link
+        .list_institutions(pb::ListInstitutionsRequest { provider: "deck".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let before = app.call_count("/link/token/create").await;
+    app.fault(serde_json::json!({"kind": "rate_limit", "retry_after": 1, "path": "/link/token/create"})).await;
+
+    let started = Instant::now();
+    let session = app.create_session("user-1").await.expect("created after the pause");
+
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After honoured ({:?})", started.elapsed());
+    assert_eq!(app.call_count("/link/token/create").await, before + 2);
+    assert!(!session.link_token.is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_the_deadline_ends_unavailable_with_retry_info() {
+    let timing = Timing { request_timeout: "300ms", call_timeout: "1s" };
+    let mut app = spawn(Backend::Sqlite, instant_mock(), timing, SECRET).await;
+    app.link
+        .list_institutions(pb::ListInstitutionsRequest { provider: "deck".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let before = app.call_count("/link/token/create").await;
+    app.fault(serde_json::json!({"kind": "delay", "delay_ms": 3000, "times": 10, "path": "/link/token/create"})).await;
+
+    let started = Instant::now();
+    let status = app.create_session("user-1").await.unwrap_err();
+
+    assert_error("slow Deck", &status, tonic::Code::Unavailable, "PROVIDER_UNAVAILABLE");
+    assert!(status.get_details_retry_info().is_some(), "RetryInfo tells the caller when to come back");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1500),
+        "the call budget bounds it ({elapsed:?})"
+    );
+    let attempts = app.call_count("/link/token/create").await - before;
+    assert!((2..=3).contains(&attempts), "timeouts are retried within the budget ({attempts} attempts in {elapsed:?})");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_answers_are_protocol_errors_that_write_nothing() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let token = app.public_token().await;
+    let path = "/connection/public_token/exchange";
+    for (case, fault) in [
+        ("malformed JSON", serde_json::json!({"kind": "malformed", "path": path})),
+        ("oversized body", serde_json::json!({"kind": "oversized", "bytes": 5 * 1024 * 1024, "path": path})),
+    ] {
+        let calls = app.call_count(path).await;
+        app.fault(fault).await;
+        let status = app.exchange(&token).await.unwrap_err();
+        assert_error(case, &status, tonic::Code::Internal, "PROVIDER_PROTOCOL");
+        assert_eq!(app.call_count(path).await, calls + 1, "{case}: not retried");
+        assert_eq!(app.connection_count().await, 0, "{case}: nothing written");
+    }
+
+    // The token was never consumed: once Deck answers properly, it exchanges.
+    app.exchange(&token).await.expect("exchanged once Deck answers");
+    assert_eq!(app.connection_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let token = app.public_token().await;
+    let path = "/connection/public_token/exchange";
+    app.fault(serde_json::json!({"kind": "drop", "path": path})).await;
+
+    app.exchange(&token).await.expect("the second attempt exchanges");
+
+    assert_eq!(app.call_count(path).await, 2);
+    assert_eq!(app.connection_count().await, 1);
+}
+
+#[tokio::test]
+async fn submitted_credentials_are_not_sent_twice_after_a_5xx() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let session = app.create_session("user-1").await.unwrap();
+    app.fault(serde_json::json!({"kind": "status", "status": 500, "path": "/link/connect"})).await;
+
+    let status = app.submit(&session.id, "user_good", deck::GOOD_PASSWORD).await.unwrap_err();
+
+    assert_error("5xx on /link/connect", &status, tonic::Code::Unavailable, "PROVIDER_UNAVAILABLE");
+    assert_eq!(app.call_count("/link/connect").await, 1, "a login attempt is never repeated blindly");
+    let session = app
+        .link
+        .get_link_session(pb::GetLinkSessionRequest { link_session_id: session.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .link_session
+        .unwrap();
+    assert_eq!(session.state(), pb::LinkSessionState::Created, "the caller may submit again");
+    let linked = app.submit(&session.id, "user_good", deck::GOOD_PASSWORD).await.expect("second submission");
+    assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
+}
