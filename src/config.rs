@@ -144,6 +144,10 @@ pub struct SandboxSettings {
     #[arg(long = "sandbox-latency", env = "LINKGATE_SANDBOX_LATENCY", default_value = "0s", value_parser = parse_duration)]
     pub latency: Duration,
 
+    /// How often a READY sandbox connection's data is fetched again.
+    #[arg(long = "sandbox-refresh-interval", env = "LINKGATE_SANDBOX_REFRESH_INTERVAL", default_value = "6h", value_parser = parse_duration)]
+    pub refresh_interval: Duration,
+
     /// How often linkgate polls the sandbox about unsettled sessions and connections.
     #[arg(long = "sandbox-poll-interval", env = "LINKGATE_SANDBOX_POLL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub poll_interval: Duration,

@@ -148,7 +148,8 @@ impl App {
                     product.refreshed_at = Some(at);
                     product.last_attempted_at = Some(at);
                 }
-                self.save_connection(&connection, None, Some(&data)).await?;
+                let next_refresh = at + provider.info().refresh_interval;
+                self.save_connection(&connection, Some(next_refresh), Some(&data)).await?;
             }
             UpstreamStatus::LoginRequired => {
                 connection.state = ConnectionState::LoginRequired;

@@ -266,41 +266,12 @@ impl DeckApp {
     }
 }
 
-/// The `ErrorInfo.reason` of a status.
-fn reason(status: &tonic::Status) -> String {
-    status.get_details_error_info().map(|info| info.reason).unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"))
-}
-
+/// Asserts a Deck error's code and reason, and that it names the provider.
 #[track_caller]
 fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
-    assert_eq!(status.code(), code, "{case}: code (message {:?})", status.message());
-    assert_eq!(reason(status), expected_reason, "{case}: reason");
+    support::status::assert_error(case, status, code, expected_reason);
     let info = status.get_details_error_info().unwrap();
     assert_eq!(info.metadata.get("provider").map(String::as_str), Some("deck"), "{case}: provider named");
-}
-
-/// Captures everything logged in this process from now on, at TRACE.
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    #[derive(Clone)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = Sink(buffer.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .try_init()
-        .expect("this test owns its process's logging (nextest runs each test in its own process)");
-    buffer
 }
 
 /// The whole flow through linkgate's API: link with MFA, exchange, first import (through
@@ -448,7 +419,7 @@ async fn full_flow(backend: Backend, logs: Option<Arc<Mutex<Vec<u8>>>>) {
 
 #[tokio::test]
 async fn the_deck_flow_runs_end_to_end_on_sqlite_with_no_secret_in_the_logs() {
-    let logs = capture_logs();
+    let logs = support::logs::capture_logs();
     full_flow(Backend::Sqlite, Some(logs)).await;
 }
 

@@ -32,6 +32,9 @@ pub struct ProviderInfo {
     pub products: &'static [Product],
     /// How often to poll an unsettled link session or connection.
     pub poll_interval: Duration,
+    /// How often a settled (READY) connection's data is fetched again: the provider's own
+    /// refresh rhythm, so linkgate's copy follows it without asking more often than it changes.
+    pub refresh_interval: Duration,
 }
 
 /// An institution reachable through a provider.

@@ -32,10 +32,12 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
+
 use uuid::Uuid;
 
 pub use crate::support::database::{Backend, TestDatabase};
+pub use crate::support::logs::capture_logs;
+pub use crate::support::status::assert_error;
 
 /// How long any wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -83,6 +85,7 @@ pub fn test_settings(database_url: &str) -> Settings {
                 enabled: true,
                 import_delay: Duration::from_millis(300),
                 latency: Duration::ZERO,
+                refresh_interval: Duration::from_secs(6 * 3600),
                 public_token_ttl: Duration::from_secs(1800),
                 poll_interval: Duration::from_millis(50),
             },
@@ -331,20 +334,6 @@ impl TestApp {
         .await
         .unwrap_or_else(|_| panic!("connection never reached {state:?}"))
     }
-}
-
-/// The `ErrorInfo.reason` of a status, which is the contract callers branch on.
-pub fn reason(status: &tonic::Status) -> String {
-    status.get_details_error_info().map(|info| info.reason).unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"))
-}
-
-/// Asserts a status's code and reason, with `case` naming the case in the failure message.
-#[track_caller]
-pub fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
-    assert_eq!(status.code(), code, "{case}: code (message {:?})", status.message());
-    assert_eq!(reason(status), expected_reason, "{case}: reason");
-    let info = status.get_details_error_info().unwrap();
-    assert!(info.metadata.contains_key("request_id"), "{case}: every error carries the request id");
 }
 
 /// The sandbox with a record of what it handed out and how often it exchanged, each exchange

@@ -1,7 +1,9 @@
 //! Security: API keys on every RPC, tenant isolation everywhere, secrets sealed at rest and
 //! absent from logs, per-tenant limits and the audit trail.
 
-use crate::helpers::{Backend, PATIENCE, RecordingSandbox, TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, PATIENCE, RecordingSandbox, TestApp, assert_error, capture_logs, spawn_app, spawn_app_with,
+};
 use linkgate::pb;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -443,30 +445,6 @@ async fn a_database_dump_after_a_full_flow_holds_no_token_or_credential_in_clear
         }
         assert!(dump.contains(&connection.id) || dump.len() > 10_000, "{backend:?}: the dump is real");
     }
-}
-
-/// Captures everything logged in this process from now on, at TRACE level.
-fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
-    #[derive(Clone)]
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = Sink(buffer.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .try_init()
-        .expect("this test owns its process's logging (nextest runs each test in its own process)");
-    buffer
 }
 
 #[tokio::test]

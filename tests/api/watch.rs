@@ -170,3 +170,22 @@ async fn a_cursor_older_than_the_pruned_log_resumes_with_marked_snapshots() {
     assert!(!live.snapshot);
     assert!(live.event_id > first.event_id);
 }
+
+#[tokio::test]
+async fn a_ready_connection_is_fetched_again_at_the_providers_refresh_rhythm() {
+    let mut app = crate::helpers::spawn_app_with(
+        Backend::Sqlite,
+        |s| s.providers.sandbox.refresh_interval = Duration::from_millis(400),
+        None,
+    )
+    .await;
+    let connection = app.ready_connection("ins_sandbox_bank", "user-f").await;
+    let mut stream =
+        app.connections.watch_connections(pb::WatchConnectionsRequest::default()).await.unwrap().into_inner();
+    let first = collect_until(&mut stream, |e| !e.is_empty()).await.remove(0).connection.unwrap();
+    let refreshed = collect_until(&mut stream, |e| !e.is_empty()).await.remove(0).connection.unwrap();
+    assert_eq!(refreshed.id, connection.id);
+    assert_eq!(refreshed.state(), pb::ConnectionState::Ready, "a scheduled refresh keeps serving");
+    let synced = |c: &pb::Connection| c.last_synced_at.as_ref().map(|t| (t.seconds, t.nanos));
+    assert!(synced(&refreshed) > synced(&first), "fresh data: {:?} then {:?}", synced(&first), synced(&refreshed));
+}

@@ -4,3 +4,5 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod logs;
+pub mod status;

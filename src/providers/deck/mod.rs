@@ -152,6 +152,8 @@ impl Deck {
                 flows: &[LinkFlow::Credentials],
                 products: PRODUCTS,
                 poll_interval: settings.poll_interval,
+                // Deck refreshes utility portals about daily; asking more often finds nothing new.
+                refresh_interval: Duration::from_secs(24 * 3600),
             },
             upstream,
             base_url,

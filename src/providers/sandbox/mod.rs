@@ -48,6 +48,7 @@ impl Sandbox {
             flows: &[LinkFlow::Credentials, LinkFlow::Hosted],
             products: &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements],
             poll_interval: settings.poll_interval,
+            refresh_interval: settings.refresh_interval,
         };
         Self { info, settings }
     }
