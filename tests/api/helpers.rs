@@ -214,6 +214,20 @@ impl TestApp {
         ConnectionServiceClient::with_interceptor(self.channel.clone(), bearer)
     }
 
+    /// The name of this app's PostgreSQL database.
+    pub fn database_name(&self) -> String {
+        self.settings
+            .database
+            .database_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Everything the database holds, as searchable text.
     pub async fn database_dump(&self) -> String {
         self._database.as_ref().expect("the app owns its database").dump().await

@@ -247,3 +247,42 @@ async fn the_rust_client_resumes_a_watch_across_a_replica_restart_without_loss_o
     assert_eq!(states, [Ready, Refreshing, Ready], "{seen:?}");
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "once each, in order: {seen:?}");
 }
+
+#[tokio::test]
+async fn a_replica_whose_listening_connection_drops_reconnects_and_still_delivers_every_change() {
+    // A recheck far longer than the test: only a reconnected listener can deliver in time.
+    let mut a = spawn_app_with(Backend::Postgres, |s| s.sync.events_recheck = Duration::from_secs(60), None).await;
+    let mut b = a.spawn_replica().await;
+    let mut watch = b.connections.watch_connections(pb::WatchConnectionsRequest::default()).await.unwrap().into_inner();
+    let connection = a.ready_connection("ins_sandbox_bank", "u").await;
+    assert_eq!(next_state(&mut watch).await, pb::ConnectionState::Pending);
+    assert_eq!(next_state(&mut watch).await, pb::ConnectionState::Ready);
+
+    // Cut every LISTEN connection of this database, as a network blip or a proxy restart would.
+    let terminated: Vec<(bool,)> = {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&crate::support::database::admin_url()).await.unwrap();
+        sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(a.database_name())
+        .fetch_all(&mut admin)
+        .await
+        .unwrap()
+    };
+    assert!(!terminated.is_empty(), "the replicas were listening");
+
+    a.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(next_state(&mut watch).await, pb::ConnectionState::Refreshing);
+    assert_eq!(next_state(&mut watch).await, pb::ConnectionState::Ready);
+}
+
+/// The state of the next event on a WatchConnections stream, within 10 s.
+async fn next_state(watch: &mut tonic::Streaming<pb::WatchConnectionsResponse>) -> pb::ConnectionState {
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.expect("delivered in time");
+    event.unwrap().unwrap().event.unwrap().connection.unwrap().state()
+}
