@@ -20,6 +20,8 @@ const CONNECTIONS: usize = 100;
 const CHANGES: usize = 50;
 const STREAMS_PER_CHANNEL: usize = 800;
 const LIMIT: Duration = Duration::from_secs(120);
+/// Streams being opened at once.
+const OPENING_AT_ONCE: usize = 200;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -64,14 +66,22 @@ async fn main() -> anyhow::Result<()> {
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i64, Duration)>();
     let mut opened = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let opening_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(OPENING_AT_ONCE));
     for w in 0..watchers {
         let mut client = ConnectionServiceClient::new(channels[w / STREAMS_PER_CHANNEL].clone());
         let request = pb::WatchConnectionRequest { connection_id: ids[w % CONNECTIONS].clone(), after_event_id: 0 };
-        let mut stream = client.watch_connection(request).await?.into_inner();
-        // The first message (the current state) proves the stream is live.
-        tokio::time::timeout(LIMIT, stream.next()).await?.ok_or_else(|| anyhow::anyhow!("stream ended"))??;
-        let tx = tx.clone();
+        let (tx, ready_tx) = (tx.clone(), ready_tx.clone());
+        let slot = opening_slots.clone().acquire_owned().await?;
         opened.push(tokio::spawn(async move {
+            let Ok(response) = client.watch_connection(request).await else { return };
+            let mut stream = response.into_inner();
+            // The first message (the current state) proves the stream is live.
+            if !matches!(stream.next().await, Some(Ok(_))) {
+                return;
+            }
+            drop(slot);
+            let _ = ready_tx.send(());
             while let Some(Ok(message)) = stream.next().await {
                 let event = message.event.unwrap_or_default();
                 let committed = event.occurred_at.unwrap_or_default();
@@ -84,6 +94,12 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }));
+    }
+    drop(ready_tx);
+    for _ in 0..watchers {
+        tokio::time::timeout(LIMIT, ready_rx.recv())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a stream failed to open"))?;
     }
     let open_time = opening.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;

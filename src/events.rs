@@ -14,10 +14,12 @@
 
 use crate::domain::{ConnectionEvent, LinkSession};
 use crate::store::{EventBell, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Events buffered per watcher before it counts as lagging and replays from the store.
 const BROADCAST_CAPACITY: usize = 4096;
@@ -58,10 +60,17 @@ pub async fn run_pruner(store: Arc<dyn Store>, retention: Duration, shutdown: Ca
 /// Events the tailer reads per query.
 const TAIL_BATCH: i64 = 500;
 
+/// Events buffered per watcher of one connection before it counts as lagging.
+const CONNECTION_CAPACITY: usize = 64;
+
 /// The replica's broadcast channels and the tailer's doorbell.
 #[derive(Clone)]
 pub struct EventBus {
+    /// Every event, for watchers of many connections (WatchConnections).
     connections: broadcast::Sender<Arc<ConnectionEvent>>,
+    /// Each watched connection's events, for watchers of one connection (WatchConnection), so an
+    /// event wakes only its own watchers rather than every watcher of the replica.
+    by_connection: Arc<std::sync::Mutex<HashMap<Uuid, broadcast::Sender<Arc<ConnectionEvent>>>>>,
     link_sessions: broadcast::Sender<Arc<LinkSession>>,
     doorbell: Arc<Notify>,
     announcement: Arc<Notify>,
@@ -71,6 +80,7 @@ impl Default for EventBus {
     fn default() -> Self {
         Self {
             connections: broadcast::channel(BROADCAST_CAPACITY).0,
+            by_connection: Arc::default(),
             link_sessions: broadcast::channel(BROADCAST_CAPACITY).0,
             doorbell: Arc::new(Notify::new()),
             announcement: Arc::new(Notify::new()),
@@ -104,6 +114,31 @@ impl EventBus {
     /// Every connection event from now on, in log order.
     pub fn subscribe_connections(&self) -> broadcast::Receiver<Arc<ConnectionEvent>> {
         self.connections.subscribe()
+    }
+
+    /// One connection's events from now on, in log order.
+    pub fn subscribe_connection(&self, id: Uuid) -> broadcast::Receiver<Arc<ConnectionEvent>> {
+        let mut channels = self.by_connection.lock().expect("connection channels poisoned");
+        // Channels nobody listens to any more are swept as the map doubles: amortized, and the map
+        // never holds more than twice the connections being watched.
+        if channels.len() >= 1024 && channels.len().is_power_of_two() {
+            channels.retain(|_, channel| channel.receiver_count() > 0);
+        }
+        channels.entry(id).or_insert_with(|| broadcast::channel(CONNECTION_CAPACITY).0).subscribe()
+    }
+
+    /// Sends an event to the watchers of everything and to its connection's own watchers,
+    /// forgetting a connection's channel once nobody watches it.
+    fn deliver(&self, event: ConnectionEvent) {
+        let event = Arc::new(event);
+        let mut channels = self.by_connection.lock().expect("connection channels poisoned");
+        if let Some(channel) = channels.get(&event.connection.id)
+            && channel.send(event.clone()).is_err()
+        {
+            channels.remove(&event.connection.id);
+        }
+        drop(channels);
+        let _ = self.connections.send(event);
     }
 
     /// Publishes a link session's new state.
@@ -173,7 +208,7 @@ impl EventBus {
                 for event in batch {
                     last = event.event_id;
                     lag.observe((at - event.occurred_at).to_std().unwrap_or_default().as_secs_f64());
-                    let _ = self.connections.send(Arc::new(event));
+                    self.deliver(event);
                 }
                 if !full {
                     break;

@@ -46,7 +46,10 @@ impl App {
         let slot = self.stream_slots.acquire(caller.tenant)?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         // Subscribe before reading the log, so nothing committed in between is missed.
-        let live = self.bus.subscribe_connections();
+        let live = match filter.connection_id {
+            Some(id) => self.bus.subscribe_connection(id),
+            None => self.bus.subscribe_connections(),
+        };
         let app = self.clone();
         let caller = caller.clone();
         tokio::spawn(async move {
