@@ -161,8 +161,6 @@ pub struct StoredPublicToken {
     pub id: Uuid,
     /// Provider id.
     pub provider: String,
-    /// SHA-256 of the token.
-    pub token_hash: Vec<u8>,
     /// The token, sealed on the session that issued it.
     pub token_sealed: Sealed,
     /// The session that produced it.

@@ -106,7 +106,6 @@ impl From<EventRow> for ConnectionEvent {
 pub struct PublicTokenRow {
     id: Uuid,
     provider: String,
-    token_hash: Vec<u8>,
     public_token_sealed: Vec<u8>,
     link_session_id: Uuid,
     institution_id: String,
@@ -120,7 +119,6 @@ impl From<PublicTokenRow> for StoredPublicToken {
         StoredPublicToken {
             id: row.id,
             provider: row.provider,
-            token_hash: row.token_hash,
             token_sealed: Sealed(row.public_token_sealed),
             link_session_id: row.link_session_id,
             institution_id: row.institution_id,

@@ -258,7 +258,7 @@ macro_rules! impl_store {
                 page: &super::Page,
             ) -> super::StoreResult<super::PageOf<super::StoredPublicToken>> {
                 let rows: Vec<super::rows::PublicTokenRow> = sqlx::query_as(
-                    "SELECT p.id, p.provider, p.token_hash, s.public_token_sealed, p.link_session_id, p.institution_id, \
+                    "SELECT p.id, p.provider, s.public_token_sealed, p.link_session_id, p.institution_id, \
                      p.external_user_id, p.created_at, p.expires_at \
                      FROM public_tokens p JOIN link_sessions s ON s.id = p.link_session_id \
                      WHERE p.tenant_id = $1 AND p.state = 'issued' AND p.expires_at > $2 \
