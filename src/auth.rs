@@ -10,6 +10,7 @@ use crate::app::Caller;
 use crate::domain::{ApiKey, TenantId, now};
 use crate::error::Error;
 use crate::pb::ErrorReason;
+use crate::providers::http::{CallContext, within};
 use crate::store::Store;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -234,6 +235,40 @@ fn request_id(headers: &http::HeaderMap) -> String {
         .unwrap_or_else(|| Uuid::now_v7().to_string())
 }
 
+/// The caller's W3C trace context, when it is well formed (`00-<32 hex>-<16 hex>-<2 hex>`, ids
+/// not all zero); anything else is ignored rather than passed on.
+fn traceparent(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |part: &str| part.bytes().any(|b| b != b'0');
+    let well_formed = matches!(parts.as_slice(), [version, trace, parent, flags]
+        if hex(version, 2) && *version != "ff" && hex(trace, 32) && nonzero(trace) && hex(parent, 16)
+            && nonzero(parent) && hex(flags, 2));
+    well_formed.then(|| value.to_owned())
+}
+
+/// When the caller gives up, from its `grpc-timeout` header (at most 8 digits and a unit).
+fn grpc_deadline(headers: &http::HeaderMap, started: Instant) -> Option<tokio::time::Instant> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    };
+    Some(tokio::time::Instant::from_std(started) + timeout)
+}
+
 /// Whether `id` is acceptable as a request id or idempotency key.
 pub fn is_valid_key(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
@@ -307,12 +342,12 @@ where
                 .map(|addr| addr.ip());
             // One span per call, so every log line of the call names its request id, and the
             // caller's W3C trace context when it sent one.
-            let traceparent = request
-                .headers()
-                .get("traceparent")
-                .and_then(|value| value.to_str().ok())
-                .filter(|value| value.len() <= 128)
-                .map(str::to_owned);
+            let traceparent = traceparent(request.headers());
+            let context = CallContext {
+                deadline: grpc_deadline(request.headers(), started),
+                request_id: Some(request_id.clone()),
+                traceparent: traceparent.clone(),
+            };
             let span = tracing::info_span!(
                 "rpc",
                 method = %method,
@@ -330,7 +365,7 @@ where
                         method,
                         started,
                     });
-                    inner.call(request).instrument(span).await
+                    within(context, inner.call(request)).instrument(span).await
                 }
                 Err(error) => {
                     error.log(&request_id);
@@ -380,6 +415,51 @@ mod tests {
     fn malformed_keys_do_not_parse() {
         for bad in ["", "lgk_", "lgk_nothex_abc", "Bearer x", "lgk_0193a7e48c2e7cc19f0a3b1d2c4e5f60_", "sk_live_123"] {
             assert!(parse_key(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    fn headers(name: &'static str, value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(name, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_well_formed_trace_contexts_are_passed_on() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(traceparent(&headers("traceparent", good)).as_deref(), Some(good));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(traceparent(&headers("traceparent", bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn grpc_timeouts_become_deadlines_in_every_unit() {
+        let started = Instant::now();
+        let base = tokio::time::Instant::from_std(started);
+        for (value, expected) in [
+            ("2H", Duration::from_secs(7200)),
+            ("3M", Duration::from_secs(180)),
+            ("5S", Duration::from_secs(5)),
+            ("250m", Duration::from_millis(250)),
+            ("900u", Duration::from_micros(900)),
+            ("12n", Duration::from_nanos(12)),
+        ] {
+            assert_eq!(grpc_deadline(&headers("grpc-timeout", value), started), Some(base + expected), "{value}");
+        }
+        for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S"] {
+            let mut map = http::HeaderMap::new();
+            if let Ok(value) = bad.parse() {
+                map.insert("grpc-timeout", value);
+            }
+            assert_eq!(grpc_deadline(&map, started), None, "{bad:?}");
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jws;
 pub mod limits;
 pub mod link;
 pub mod metrics;

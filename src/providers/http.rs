@@ -3,9 +3,11 @@
 //! It owns what adapters must not each get slightly wrong:
 //!
 //! - **Bounded time.** A connect timeout, a timeout per attempt, and a deadline per call (the
-//!   earliest of the adapter's call budget, an explicit [`UpstreamRequest::deadline`] and an
-//!   ambient one set with [`with_deadline`], which is how a gRPC caller's deadline will reach
-//!   provider calls without changing the provider trait).
+//!   earliest of the adapter's call budget, an explicit [`UpstreamRequest::deadline`] and the
+//!   gRPC caller's, set for the whole call with [`within`] without changing the provider trait).
+//! - **Correlation.** Every attempt carries linkgate's own `x-request-id` (one per attempt) and
+//!   the caller's W3C `traceparent`; adapters send the caller's request id under the provider's
+//!   own trace header ([`caller_request_id`]).
 //! - **Retries that cannot make things worse.** Up to `max_attempts` attempts on 5xx, 429,
 //!   timeouts and dropped connections, with exponential backoff and full jitter, never on other
 //!   4xx. `Retry-After` (seconds) is honoured when it fits the deadline and the cap; otherwise the
@@ -170,20 +172,42 @@ impl std::fmt::Debug for UpstreamRequest {
 }
 
 impl UpstreamRequest {
-    /// A POST of `body` as JSON to `url`. `operation` names the call in logs.
+    fn new(operation: &'static str, method: Method, url: Url) -> Self {
+        Self { operation, method, url, headers: Vec::new(), body: None, retry: Retry::Idempotent, deadline: None }
+    }
+
+    /// A GET of `url` (put query parameters on the URL). `operation` names the call in logs.
+    pub fn get(operation: &'static str, url: Url) -> Self {
+        Self::new(operation, Method::GET, url)
+    }
+
+    /// A DELETE of `url`.
+    pub fn delete(operation: &'static str, url: Url) -> Self {
+        Self::new(operation, Method::DELETE, url)
+    }
+
+    /// A POST without a body (commands addressed entirely by their path).
+    pub fn post(operation: &'static str, url: Url) -> Self {
+        Self::new(operation, Method::POST, url)
+    }
+
+    /// A POST of `body` as JSON to `url`.
     pub fn post_json(operation: &'static str, url: Url, body: &impl Serialize) -> Result<Self, ProviderError> {
-        let body = serde_json::to_vec(body).map_err(|_| ProviderError::Protocol {
-            detail: format!("{operation}: the request body did not serialize"),
-        })?;
-        Ok(Self {
-            operation,
-            method: Method::POST,
-            url,
-            headers: vec![(CONTENT_TYPE, Header::Plain(HeaderValue::from_static("application/json")))],
-            body: Some(Bytes::from(body)),
-            retry: Retry::Idempotent,
-            deadline: None,
-        })
+        let body = serde_json::to_vec(body).map_err(|_| unserializable(operation))?;
+        Ok(Self::post(operation, url).with_body("application/json", body))
+    }
+
+    /// A POST of `fields` form-encoded (`application/x-www-form-urlencoded`), as OAuth2 token
+    /// endpoints expect.
+    pub fn post_form(operation: &'static str, url: Url, fields: &[(&str, &str)]) -> Self {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        Self::post(operation, url).with_body("application/x-www-form-urlencoded", body.into_bytes())
+    }
+
+    fn with_body(mut self, content_type: &'static str, body: Vec<u8>) -> Self {
+        self.headers.push((CONTENT_TYPE, Header::Plain(HeaderValue::from_static(content_type))));
+        self.body = Some(Bytes::from(body));
+        self
     }
 
     /// Adds a header whose value is not secret.
@@ -218,6 +242,10 @@ impl UpstreamRequest {
             HeaderName::from_static(CALL_ID_HEADER),
             HeaderValue::from_str(call_id).map_err(|e| e.to_string())?,
         );
+        // Validated where it came in; a value HTTP cannot carry is dropped, not fatal.
+        if let Some(value) = ambient_traceparent().and_then(|value| HeaderValue::from_str(&value).ok()) {
+            headers.insert(HeaderName::from_static("traceparent"), value);
+        }
         for (name, value) in &self.headers {
             let value = match value {
                 Header::Plain(value) => value.clone(),
@@ -236,6 +264,10 @@ impl UpstreamRequest {
         }
         builder.build().map_err(|_| "the request could not be built".to_owned())
     }
+}
+
+fn unserializable(operation: &str) -> ProviderError {
+    ProviderError::Protocol { detail: format!("{operation}: the request body did not serialize") }
 }
 
 /// An answer the adapter reads: a 2xx, or a 4xx other than 429 for its error table.
@@ -290,22 +322,44 @@ pub fn parse_json<T: DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T
     })
 }
 
-tokio::task_local! {
-    static AMBIENT_DEADLINE: Instant;
+/// What the gRPC call on whose behalf upstream calls are made tells them: when to give up, and
+/// how to correlate them with the caller's request and trace.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The caller's deadline; no upstream call inside the call outlives it.
+    pub deadline: Option<Instant>,
+    /// linkgate's request id of the call, for providers that take a client trace id.
+    pub request_id: Option<String>,
+    /// The caller's W3C `traceparent`, sent on to every provider unchanged.
+    pub traceparent: Option<String>,
 }
 
-/// Runs `future` with every upstream call inside it ending by `deadline` at the latest (the gRPC
-/// layer wraps a request's work in this to pass the caller's deadline down to providers).
-pub async fn with_deadline<F: Future>(deadline: Instant, future: F) -> F::Output {
-    let deadline = match AMBIENT_DEADLINE.try_with(|outer| *outer) {
-        Ok(outer) => outer.min(deadline),
-        Err(_) => deadline,
-    };
-    AMBIENT_DEADLINE.scope(deadline, future).await
+tokio::task_local! {
+    static CALL_CONTEXT: CallContext;
+}
+
+/// Runs `future` with every upstream call inside it bound by `context` (the gRPC layer wraps each
+/// request's work in this, so neither deadlines nor trace context need threading through the
+/// provider trait). Nested contexts keep the earlier deadline.
+pub async fn within<F: Future>(mut context: CallContext, future: F) -> F::Output {
+    if let Ok(Some(outer)) = CALL_CONTEXT.try_with(|outer| outer.deadline) {
+        context.deadline = Some(context.deadline.map_or(outer, |inner| inner.min(outer)));
+    }
+    CALL_CONTEXT.scope(context, future).await
+}
+
+/// The request id of the gRPC call being served, if any (adapters send it as the provider's
+/// client trace id header).
+pub fn caller_request_id() -> Option<String> {
+    CALL_CONTEXT.try_with(|context| context.request_id.clone()).ok().flatten()
 }
 
 fn ambient_deadline() -> Option<Instant> {
-    AMBIENT_DEADLINE.try_with(|deadline| *deadline).ok()
+    CALL_CONTEXT.try_with(|context| context.deadline).ok().flatten()
+}
+
+fn ambient_traceparent() -> Option<String> {
+    CALL_CONTEXT.try_with(|context| context.traceparent.clone()).ok().flatten()
 }
 
 /// What one attempt came to.
@@ -894,7 +948,8 @@ mod tests {
         let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url: Url = format!("http://{}/call", silent.local_addr().unwrap()).parse().unwrap();
         let started = Instant::now();
-        let error = with_deadline(started + Duration::from_millis(150), upstream(1024).send(call(&url))).await;
+        let context = CallContext { deadline: Some(started + Duration::from_millis(150)), ..CallContext::default() };
+        let error = within(context, upstream(1024).send(call(&url))).await;
         assert!(error.is_err());
         assert!(started.elapsed() < Duration::from_millis(290), "ended by the ambient deadline");
     }
