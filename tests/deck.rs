@@ -505,6 +505,40 @@ async fn a_provider_slower_than_the_deadline_ends_unavailable_with_retry_info() 
 }
 
 #[tokio::test]
+async fn the_callers_trace_context_and_deadline_reach_deck() {
+    let timing = Timing { request_timeout: "300ms", call_timeout: "30s" };
+    let mut app = spawn(Backend::Sqlite, instant_mock(), timing, SECRET).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut request =
+        tonic::Request::new(pb::ListInstitutionsRequest { provider: "deck".into(), ..Default::default() });
+    request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
+    app.link.list_institutions(request).await.unwrap();
+    let report: serde_json::Value =
+        app.admin.get(format!("{}/calls", app.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+    let seen = report["traceparents"].as_array().expect("the mock reports trace contexts");
+    assert!(!seen.is_empty() && seen.iter().all(|value| value == traceparent), "Deck saw the caller's trace: {seen:?}");
+
+    // Each attempt times out at 300 ms; without the caller's 500 ms deadline the 30 s call budget
+    // would let every attempt run.
+    app.fault(serde_json::json!({"kind": "delay", "delay_ms": 3000, "times": 10, "path": "/link/token/create"})).await;
+    let mut request = tonic::Request::new(pb::CreateLinkSessionRequest {
+        provider: "deck".into(),
+        external_user_id: "user-1".into(),
+        institution_id: NATIONAL_GRID.into(),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_millis(500));
+    let status = app.link.create_link_session(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unavailable),
+        "the caller's deadline ends it: {status:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let attempts = app.call_count("/link/token/create").await;
+    assert!((1..=2).contains(&attempts), "no attempt starts after the caller's deadline ({attempts} attempts)");
+}
+
+#[tokio::test]
 async fn malformed_and_oversized_answers_are_protocol_errors_that_write_nothing() {
     let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
     let token = app.public_token().await;

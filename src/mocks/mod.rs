@@ -12,7 +12,7 @@
 //! | `POST /__admin/faults` with a [`FaultRule`] (or a list) | queue faults; each applies to the next `times` matching calls |
 //! | `GET /__admin/faults` | the faults still queued |
 //! | `DELETE /__admin/faults` | forget every queued fault |
-//! | `GET /__admin/calls` | `{"total": N, "calls": {"/path": N, …}}`: calls received per endpoint (faulted ones included) |
+//! | `GET /__admin/calls` | `{"total": N, "calls": {"/path": N, …}, "traceparents": […]}`: calls received per endpoint (faulted ones included) and the latest 100 W3C `traceparent` headers received |
 //! | `POST /__admin/reset` | forget faults and call counts |
 //!
 //! Fault rules, as JSON: `{"kind": "status", "status": 500, "times": 2, "path": "/link/connect"}`
@@ -34,7 +34,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,7 +110,13 @@ pub(crate) struct Harness {
     error_body: fn(StatusCode) -> serde_json::Value,
     faults: Mutex<Vec<FaultRule>>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// The W3C `traceparent` of the latest calls that carried one, oldest first, so tests can
+    /// see a caller's trace reach the provider.
+    traceparents: Mutex<VecDeque<String>>,
 }
+
+/// How many `traceparent` values the call report keeps.
+const TRACEPARENTS_KEPT: usize = 100;
 
 impl Harness {
     pub(crate) fn new(
@@ -118,12 +124,25 @@ impl Harness {
         error_body: fn(StatusCode) -> serde_json::Value,
         faults: Vec<FaultRule>,
     ) -> Arc<Self> {
-        Arc::new(Self { api_prefix, error_body, faults: Mutex::new(faults), calls: Mutex::default() })
+        Arc::new(Self {
+            api_prefix,
+            error_body,
+            faults: Mutex::new(faults),
+            calls: Mutex::default(),
+            traceparents: Mutex::default(),
+        })
     }
 
     /// Counts a call to `path` and takes the fault that applies to it, if any.
-    fn record(&self, path: &str) -> Option<Fault> {
+    fn record(&self, path: &str, traceparent: Option<&str>) -> Option<Fault> {
         *self.calls.lock().expect("calls lock").entry(path.to_owned()).or_default() += 1;
+        if let Some(traceparent) = traceparent {
+            let mut kept = self.traceparents.lock().expect("traceparents lock");
+            if kept.len() == TRACEPARENTS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(traceparent.to_owned());
+        }
         let mut faults = self.faults.lock().expect("faults lock");
         let index = faults.iter().position(|rule| rule.times > 0 && rule.path.as_deref().is_none_or(|p| p == path))?;
         let rule = &mut faults[index];
@@ -137,7 +156,8 @@ impl Harness {
 
     fn calls_report(&self) -> serde_json::Value {
         let calls = self.calls.lock().expect("calls lock").clone();
-        serde_json::json!({ "total": calls.values().sum::<u64>(), "calls": calls })
+        let traceparents = self.traceparents.lock().expect("traceparents lock").clone();
+        serde_json::json!({ "total": calls.values().sum::<u64>(), "calls": calls, "traceparents": traceparents })
     }
 }
 
@@ -151,6 +171,7 @@ pub(crate) fn admin_routes(harness: Arc<Harness>) -> Router {
             post(|State(h): State<Arc<Harness>>| async move {
                 h.faults.lock().expect("faults lock").clear();
                 h.calls.lock().expect("calls lock").clear();
+                h.traceparents.lock().expect("traceparents lock").clear();
                 StatusCode::NO_CONTENT
             }),
         )
@@ -287,7 +308,8 @@ async fn handle(harness: &Harness, router: Router, request: Request<Body>) -> Re
     let path = request.uri().path().to_owned();
     let api_path = path.strip_prefix(harness.api_prefix).filter(|p| p.starts_with('/'));
     if let Some(api_path) = api_path {
-        match harness.record(api_path) {
+        let traceparent = request.headers().get("traceparent").and_then(|value| value.to_str().ok());
+        match harness.record(api_path, traceparent) {
             None => {}
             Some(Fault::Delay { delay_ms }) => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
             Some(Fault::Drop) => {
@@ -365,10 +387,13 @@ mod tests {
             FaultRule { fault: Fault::Drop, path: Some("/b".into()), times: 1 },
             FaultRule { fault: Fault::Status { status: 503 }, path: None, times: 2 },
         ]);
-        assert_eq!(harness.record("/a"), Some(Fault::Status { status: 503 }));
-        assert_eq!(harness.record("/b"), Some(Fault::Drop));
-        assert_eq!(harness.record("/b"), Some(Fault::Status { status: 503 }));
-        assert_eq!(harness.record("/b"), None);
-        assert_eq!(harness.calls_report(), serde_json::json!({"total": 4, "calls": {"/a": 1, "/b": 3}}));
+        assert_eq!(harness.record("/a", None), Some(Fault::Status { status: 503 }));
+        assert_eq!(harness.record("/b", Some("00-t-p-01")), Some(Fault::Drop));
+        assert_eq!(harness.record("/b", None), Some(Fault::Status { status: 503 }));
+        assert_eq!(harness.record("/b", None), None);
+        assert_eq!(
+            harness.calls_report(),
+            serde_json::json!({"total": 4, "calls": {"/a": 1, "/b": 3}, "traceparents": ["00-t-p-01"]})
+        );
     }
 }
