@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod config_file;
 pub mod connections;
 pub mod crypto;
 pub mod demo;

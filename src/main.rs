@@ -1,8 +1,9 @@
 //! The `linkgate` command: `serve` runs a replica, `migrate` brings a database schema up to date.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use linkgate::admin::{self, AdminSettings, KeyCommand, TenantCommand};
 use linkgate::config::{DatabaseSettings, Settings};
+use linkgate::config_file;
 use linkgate::startup::Application;
 use tokio_util::sync::CancellationToken;
 
@@ -10,8 +11,24 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser)]
 #[command(name = "linkgate", version, about)]
 struct Cli {
+    /// TOML settings file: keys are the LINKGATE_* variables without the prefix, in lower case,
+    /// optionally grouped in tables (`[deck] client_id = "…"`). The environment and flags override it.
+    #[arg(long, global = true, env = "LINKGATE_CONFIG", value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// The command line, with the settings file's values as defaults when one is named.
+fn parse_command_line() -> anyhow::Result<Cli> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if let Some(path) = config_file::path_from(&args, std::env::var_os(config_file::CONFIG_ENV)) {
+        command = config_file::apply_file(command, &path)?;
+    }
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).map_err(|error| error.exit())
 }
 
 #[derive(Subcommand)]
@@ -73,14 +90,22 @@ enum Command {
 // Parsed once at start; boxing the settings would buy nothing.
 #[allow(clippy::large_enum_variant)]
 enum ConfigCommand {
-    /// Print the effective settings (defaults, then flags and LINKGATE_* variables) and check them.
+    /// Print the effective settings (defaults, then the settings file, LINKGATE_* variables and
+    /// flags) and check them.
     Check(Settings),
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     linkgate::telemetry::init();
-    let result = match Cli::parse().command {
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("linkgate: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
         Command::Serve(settings) => serve(settings).await,
         Command::Config { command: ConfigCommand::Check(settings) } => check(&settings),
         Command::Migrate(database) => migrate(database).await,
