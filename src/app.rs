@@ -13,6 +13,7 @@ use crate::page_token::PageTokens;
 use crate::pb::ErrorReason;
 use crate::providers::{Provider, Registry};
 use crate::store::Store;
+use crate::webhooks::{InboxBell, KeyCache};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +53,10 @@ pub struct App {
     pub call_budget: CallBudget,
     /// Each tenant's open watch streams.
     pub stream_slots: StreamSlots,
+    /// Providers' webhook signing keys.
+    pub webhook_keys: KeyCache,
+    /// Rung when a webhook delivery is kept.
+    pub webhook_bell: InboxBell,
     /// Per-token locks that make concurrent exchanges in this process queue behind the first.
     exchanges: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -84,6 +89,8 @@ impl App {
             audit,
             call_budget: CallBudget::new(parts.limits.tenant_calls_per_second, parts.limits.tenant_call_burst),
             stream_slots: StreamSlots::new(parts.limits.tenant_max_streams),
+            webhook_keys: KeyCache::default(),
+            webhook_bell: InboxBell::default(),
             exchanges: Mutex::default(),
         };
         (app, audit_writer)

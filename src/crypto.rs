@@ -166,6 +166,16 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// SHA-256 of a provider's own id of a connection, the form in which webhooks find their
+/// connection (the id may be the secret handle itself, so it is never kept in clear).
+pub fn upstream_ref_hash(provider: &str, upstream_ref: &str) -> Vec<u8> {
+    let mut digest = Sha256::new();
+    digest.update(provider.as_bytes());
+    digest.update([0]);
+    digest.update(upstream_ref.as_bytes());
+    digest.finalize().to_vec()
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

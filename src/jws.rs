@@ -56,9 +56,6 @@ pub enum JwsError {
     /// `alg` is not ES256.
     #[error("the token's algorithm is not ES256")]
     WrongAlgorithm,
-    /// No `kid` in the header.
-    #[error("the token names no key")]
-    MissingKeyId,
     /// The key is not a P-256 public key.
     #[error("the signing key is not a P-256 key")]
     BadKey,

@@ -475,8 +475,12 @@ impl App {
             exchanged.handle.expose_secret().as_bytes(),
             &SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id),
         );
+        let upstream_ref = exchanged.upstream_ref.as_ref().unwrap_or(&exchanged.handle);
+        let upstream_ref_hash = crate::crypto::upstream_ref_hash(provider_id, upstream_ref.expose_secret());
         let first_poll = created_at + provider.info().poll_interval;
-        if let Err(error) = self.store.create_connection(&connection, &handle, &hash, first_poll).await {
+        if let Err(error) =
+            self.store.create_connection(&connection, &handle, &upstream_ref_hash, &hash, first_poll).await
+        {
             // The provider consumed the token but nothing was recorded: the one window that needs
             // a new link. Say so loudly; the claim lapses and a retry gets the provider's verdict.
             tracing::error!(

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub sync_backlog: IntGaugeVec,
     /// Calls refused by a limit, by limit.
     pub rejections: IntCounterVec,
+    /// Webhook deliveries by provider and verdict (accepted, duplicate, or why it was refused).
+    pub webhook_deliveries: IntCounterVec,
+    /// Leases taken over from a replica that let them lapse, by kind.
+    pub lease_takeovers: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -85,6 +89,16 @@ fn build() -> Result<Metrics, prometheus::Error> {
         sync_leased: counter("linkgate_sync_leased_total", "Items the sync engine leased, by kind.", &["kind"])?,
         sync_backlog,
         rejections: counter("linkgate_rejections_total", "Calls refused by a limit, by limit.", &["limit"])?,
+        webhook_deliveries: counter(
+            "linkgate_webhook_deliveries_total",
+            "Webhook deliveries by provider and verdict.",
+            &["provider", "verdict"],
+        )?,
+        lease_takeovers: counter(
+            "linkgate_lease_takeovers_total",
+            "Sync leases taken over after another replica let them lapse, by kind.",
+            &["kind"],
+        )?,
         registry,
     })
 }

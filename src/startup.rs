@@ -202,7 +202,7 @@ impl Application {
             )
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), draining.clone().cancelled_owned());
 
-        let http_router = crate::http::router(app.store.clone());
+        let http_router = crate::http::router(app.clone());
         let http_server = axum::serve(http, http_router).with_graceful_shutdown(draining.clone().cancelled_owned());
 
         tracing::info!(grpc = %grpc_addr, http = %http_addr, "linkgate listening");

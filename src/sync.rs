@@ -21,6 +21,11 @@ const LEASE_BATCH: i64 = 64;
 const CONCURRENCY: usize = 16;
 /// How often the backlog gauge is refreshed.
 const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_secs(10);
+/// How often the webhook inbox is swept when this replica kept nothing (another replica may have
+/// kept a delivery and stopped before processing it).
+const INBOX_SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// Deliveries processed per round.
+const INBOX_BATCH: i64 = 256;
 /// Delay before looking again at an item whose provider call failed transiently.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
@@ -41,6 +46,7 @@ impl App {
         let mut tick = tokio::time::interval(options.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sample = std::time::Instant::now() - BACKLOG_SAMPLE_EVERY;
+        let mut last_sweep = std::time::Instant::now() - INBOX_SWEEP_EVERY;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -50,8 +56,36 @@ impl App {
                 last_sample = std::time::Instant::now();
                 self.sample_backlog().await;
             }
+            // Before leasing, so the connections a webhook names are polled in this round.
+            if self.webhook_bell.take() || last_sweep.elapsed() >= INBOX_SWEEP_EVERY {
+                last_sweep = std::time::Instant::now();
+                self.process_inbox().await;
+            }
             if let Err(error) = self.sync_due(&options).await {
                 tracing::warn!(error = %error, "sync round failed");
+            }
+        }
+    }
+
+    async fn process_inbox(&self) {
+        loop {
+            match self.store.process_webhooks(now(), INBOX_BATCH).await {
+                Ok(processed) if processed.deliveries > 0 => {
+                    tracing::debug!(
+                        deliveries = processed.deliveries,
+                        connections = processed.connections,
+                        "webhook inbox processed"
+                    );
+                    if processed.deliveries < INBOX_BATCH as u64 {
+                        return;
+                    }
+                }
+                Ok(_) => return,
+                Err(error) => {
+                    // The deliveries stay in the inbox for the next sweep.
+                    self.webhook_bell.ring();
+                    return tracing::warn!(error = %error, "processing the webhook inbox failed");
+                }
             }
         }
     }
@@ -73,9 +107,16 @@ impl App {
         let lease = Lease { owner: options.owner.clone(), now: at, until: at + options.lease, limit: LEASE_BATCH };
         let sessions = self.store.lease_link_sessions(&lease).await?;
         let connections = self.store.lease_connections(&lease).await?;
-        let leased = &crate::metrics::metrics().sync_leased;
-        leased.with_label_values(&["link_session"]).inc_by(sessions.len() as u64);
-        leased.with_label_values(&["connection"]).inc_by(connections.len() as u64);
+        let metrics = crate::metrics::metrics();
+        for (kind, taken_over) in [("link_session", sessions.taken_over), ("connection", connections.taken_over)] {
+            if taken_over > 0 {
+                tracing::warn!(kind, taken_over, "took over leases another replica let lapse");
+                metrics.lease_takeovers.with_label_values(&[kind]).inc_by(taken_over);
+            }
+        }
+        let (sessions, connections) = (sessions.items, connections.items);
+        metrics.sync_leased.with_label_values(&["link_session"]).inc_by(sessions.len() as u64);
+        metrics.sync_leased.with_label_values(&["connection"]).inc_by(connections.len() as u64);
         let worked = sessions.len() + connections.len();
         futures::stream::iter(sessions)
             .for_each_concurrent(CONCURRENCY, |session| async move {

@@ -13,8 +13,8 @@ use linkgate::domain::{
 };
 use linkgate::pb::ErrorReason;
 use linkgate::store::{
-    Claim, ConnectionFilter, DateRange, EventFilter, IssuedToken, Lease, LinkSessionUpdate, Page, PageOf, RecordKind,
-    RecordQuery, Store, StoredRecord,
+    Claim, ConnectionFilter, DateRange, EventFilter, InboxDelivery, IssuedToken, Lease, LinkSessionUpdate, Page,
+    PageOf, RecordKind, RecordQuery, Store, StoredRecord, WebhooksProcessed,
 };
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
@@ -166,9 +166,23 @@ fn handle_of(connection: &Connection) -> Vec<u8> {
     format!("sealed handle of {}", connection.id).into_bytes()
 }
 
+/// The hash by which webhooks find `connection`: its provider's id is `upstream-<connection id>`.
+fn upstream_ref_of(connection: &Connection) -> Vec<u8> {
+    linkgate::crypto::upstream_ref_hash(&connection.provider, &format!("upstream-{}", connection.id))
+}
+
 /// Stores a connection as an exchange does (for a token nobody claimed) and returns its event.
 async fn create_connection(store: &dyn Store, connection: &Connection, next_poll_at: Timestamp) -> ConnectionEvent {
-    store.create_connection(connection, &handle_of(connection), &token_hash(), next_poll_at).await.unwrap()
+    store
+        .create_connection(
+            connection,
+            &handle_of(connection),
+            &upstream_ref_of(connection),
+            &token_hash(),
+            next_poll_at,
+        )
+        .await
+        .unwrap()
 }
 
 /// Stores a fresh connection of `tenant` and returns it.
@@ -583,7 +597,7 @@ async fn expired_foreign_and_exchanged_tokens_are_not_listed(store: Arc<dyn Stor
     let claim = store.claim_public_token(tenant, PROVIDER, &exchanged_token.token_hash, t0, t0 + Duration::seconds(30));
     assert!(matches!(claim.await.unwrap(), Claim::Won { .. }));
     store
-        .create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", &exchanged_token.token_hash, t0)
+        .create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", b"ref", &exchanged_token.token_hash, t0)
         .await
         .unwrap();
 
@@ -687,7 +701,7 @@ async fn another_tenant_claiming_a_token_gets_foreign(store: Arc<dyn Store>) {
     assert_eq!(claim(other_tenant, &never_seen).await, Claim::Foreign, "a token first seen at exchange");
 
     assert_eq!(claim(tenant, &exchanged).await, Claim::Won { link_session_id: None });
-    store.create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", &exchanged, at).await.unwrap();
+    store.create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", b"ref", &exchanged, at).await.unwrap();
     assert_eq!(claim(other_tenant, &exchanged).await, Claim::Foreign, "an exchanged token names no connection");
 }
 conformance!(another_tenant_claiming_a_token_gets_foreign);
@@ -722,7 +736,7 @@ async fn an_exchanged_token_claims_as_exchanged_for_good(store: Arc<dyn Store>) 
     assert_eq!(claim(t0).await, Claim::Won { link_session_id: Some(session.id) });
     let mut exchanged = connection(tenant, "user-1", PROVIDER);
     exchanged.link_session_id = Some(session.id);
-    store.create_connection(&exchanged, b"handle", &token.token_hash, t0).await.unwrap();
+    store.create_connection(&exchanged, b"handle", b"ref", &token.token_hash, t0).await.unwrap();
 
     let expected = Claim::Exchanged { connection_id: exchanged.id };
     assert_eq!(claim(t0).await, expected);
@@ -1052,7 +1066,7 @@ async fn a_deleted_connection_cannot_be_saved(store: Arc<dyn Store>) {
     assert_eq!(store.connection_handle(tenant, created.id).await.unwrap(), None);
     assert!(list_records(&*store, &records_of(&created, RecordKind::Account)).await.is_empty());
     assert_eq!(store.last_event_id().await.unwrap(), last_event, "no event appended");
-    let leased = store.lease_connections(&lease("replica-a", now() + Duration::days(1), 10)).await.unwrap();
+    let leased = store.lease_connections(&lease("replica-a", now() + Duration::days(1), 10)).await.unwrap().items;
     assert!(leased.is_empty(), "the deleted connection became due again");
 }
 conformance!(a_deleted_connection_cannot_be_saved);
@@ -1362,15 +1376,17 @@ async fn due_connections_are_leased_once_until_the_lease_lapses(store: Arc<dyn S
     create_connection(&*store, &overdue, t0 - Duration::seconds(1)).await;
     create_connection(&*store, &due_now, t0).await;
     create_connection(&*store, &later, t0 + Duration::hours(1)).await;
-    let take =
-        async |owner: &str, at: Timestamp, limit: i64| store.lease_connections(&lease(owner, at, limit)).await.unwrap();
+    let take = async |owner: &str, at: Timestamp, limit: i64| {
+        store.lease_connections(&lease(owner, at, limit)).await.unwrap().items
+    };
 
     assert_eq!(take("replica-a", t0, 1).await, vec![overdue.clone()], "the longest due first, up to the limit");
     assert_eq!(take("replica-a", t0, 10).await, vec![due_now.clone()]);
     assert!(take("replica-b", t0, 10).await.is_empty(), "leased work was leased again");
     assert!(take("replica-b", t0 + Duration::seconds(29), 10).await.is_empty(), "a live lease was taken over");
-    let taken_over = take("replica-b", t0 + Duration::seconds(31), 10).await;
-    assert_eq!(leased_ids(&taken_over), BTreeSet::from([overdue.id, due_now.id]), "lapsed leases");
+    let taken_over = store.lease_connections(&lease("replica-b", t0 + Duration::seconds(31), 10)).await.unwrap();
+    assert_eq!(leased_ids(&taken_over.items), BTreeSet::from([overdue.id, due_now.id]), "lapsed leases");
+    assert_eq!(taken_over.taken_over, 2, "both were taken over from a lapsed lease");
     assert!(!leased_ids(&take("replica-c", t0 + Duration::minutes(59), 10).await).contains(&later.id));
 }
 conformance!(due_connections_are_leased_once_until_the_lease_lapses);
@@ -1384,8 +1400,9 @@ async fn rescheduling_or_saving_a_connection_frees_its_lease(store: Arc<dyn Stor
     for connection in [&polled, &synced, &settled] {
         create_connection(&*store, connection, t0).await;
     }
-    let take =
-        async |owner: &str, at: Timestamp| leased_ids(&store.lease_connections(&lease(owner, at, 10)).await.unwrap());
+    let take = async |owner: &str, at: Timestamp| {
+        leased_ids(&store.lease_connections(&lease(owner, at, 10)).await.unwrap().items)
+    };
     assert_eq!(take("replica-a", t0).await.len(), 3);
 
     // Before replica-a's lease lapses (t0 + 30 s): each change frees the lease at once.
@@ -1394,7 +1411,9 @@ async fn rescheduling_or_saving_a_connection_frees_its_lease(store: Arc<dyn Stor
     store.save_connection(&synced_again, Some(t0 + Duration::seconds(10)), None).await.unwrap().expect("saved");
     store.save_connection(&moved(&settled, ConnectionState::Ready), None, None).await.unwrap().expect("saved");
     assert_eq!(take("replica-b", t0 + Duration::seconds(9)).await, BTreeSet::new(), "not yet due again");
-    assert_eq!(take("replica-b", t0 + Duration::seconds(10)).await, BTreeSet::from([polled.id, synced.id]));
+    let released = store.lease_connections(&lease("replica-b", t0 + Duration::seconds(10), 10)).await.unwrap();
+    assert_eq!(leased_ids(&released.items), BTreeSet::from([polled.id, synced.id]));
+    assert_eq!(released.taken_over, 0, "released leases are not takeovers");
 
     // A connection saved with no next poll is never due.
     assert!(!take("replica-c", t0 + Duration::days(365)).await.contains(&settled.id));
@@ -1416,15 +1435,16 @@ async fn due_link_sessions_are_leased_once_until_the_lease_lapses(store: Arc<dyn
     let later = create(Some(t0 + Duration::hours(1))).await;
     let settled = create(None).await;
     let take = async |owner: &str, at: Timestamp, limit: i64| {
-        store.lease_link_sessions(&lease(owner, at, limit)).await.unwrap()
+        store.lease_link_sessions(&lease(owner, at, limit)).await.unwrap().items
     };
 
     assert_eq!(take("replica-a", t0, 1).await, vec![overdue.clone()], "the longest due first, up to the limit");
     assert_eq!(take("replica-a", t0, 10).await, vec![due_now.clone()]);
     assert!(take("replica-b", t0, 10).await.is_empty(), "leased work was leased again");
     assert!(take("replica-b", t0 + Duration::seconds(29), 10).await.is_empty(), "a live lease was taken over");
-    let taken_over = take("replica-b", t0 + Duration::seconds(31), 10).await;
-    assert_eq!(session_ids(&taken_over), BTreeSet::from([overdue.id, due_now.id]), "lapsed leases");
+    let taken_over = store.lease_link_sessions(&lease("replica-b", t0 + Duration::seconds(31), 10)).await.unwrap();
+    assert_eq!(session_ids(&taken_over.items), BTreeSet::from([overdue.id, due_now.id]), "lapsed leases");
+    assert_eq!(taken_over.taken_over, 2, "both were taken over from a lapsed lease");
     let much_later = session_ids(&take("replica-c", t0 + Duration::days(1), 10).await);
     assert!(much_later.contains(&later.id));
     assert!(!much_later.contains(&settled.id), "a session with no next poll was leased");
@@ -1441,7 +1461,7 @@ async fn rescheduling_or_updating_a_link_session_frees_its_lease(store: Arc<dyn 
         store.create_link_session(session, None, Some(t0)).await.unwrap();
     }
     let take = async |owner: &str, at: Timestamp| {
-        session_ids(&store.lease_link_sessions(&lease(owner, at, 10)).await.unwrap())
+        session_ids(&store.lease_link_sessions(&lease(owner, at, 10)).await.unwrap().items)
     };
     assert_eq!(take("replica-a", t0).await.len(), 3);
 
@@ -1465,7 +1485,7 @@ async fn rescheduling_or_updating_a_link_session_frees_its_lease(store: Arc<dyn 
         LinkSessionUpdate { session: &failed, from: LinkSessionState::Created, next_poll_at: None, issued: None };
     assert!(store.update_link_session(update).await.unwrap());
     assert_eq!(take("replica-b", t0 + Duration::seconds(9)).await, BTreeSet::new(), "not yet due again");
-    let leased = store.lease_link_sessions(&lease("replica-b", t0 + Duration::seconds(10), 10)).await.unwrap();
+    let leased = store.lease_link_sessions(&lease("replica-b", t0 + Duration::seconds(10), 10)).await.unwrap().items;
     assert_eq!(session_ids(&leased), BTreeSet::from([polled.id, progressed.id]));
     assert!(leased.contains(&connecting), "a leased session reads as updated");
 
@@ -1491,22 +1511,82 @@ async fn concurrent_leases_never_hand_out_the_same_work_twice(store: Arc<dyn Sto
 
     let taken = futures::future::join_all(leases.iter().map(|lease| store.lease_connections(lease))).await;
     let mut leased = BTreeSet::new();
-    for connection in taken.into_iter().flat_map(|taken| taken.expect("lease answers")) {
+    for connection in taken.into_iter().flat_map(|taken| taken.expect("lease answers").items) {
         assert!(leased.insert(connection.id), "connection {} leased twice", connection.id);
     }
-    for connection in store.lease_connections(&latecomer).await.unwrap() {
+    for connection in store.lease_connections(&latecomer).await.unwrap().items {
         assert!(leased.insert(connection.id), "connection {} leased twice", connection.id);
     }
     assert_eq!(leased, connections, "every due connection leased once");
 
     let taken = futures::future::join_all(leases.iter().map(|lease| store.lease_link_sessions(lease))).await;
     let mut leased = BTreeSet::new();
-    for session in taken.into_iter().flat_map(|taken| taken.expect("lease answers")) {
+    for session in taken.into_iter().flat_map(|taken| taken.expect("lease answers").items) {
         assert!(leased.insert(session.id), "link session {} leased twice", session.id);
     }
-    for session in store.lease_link_sessions(&latecomer).await.unwrap() {
+    for session in store.lease_link_sessions(&latecomer).await.unwrap().items {
         assert!(leased.insert(session.id), "link session {} leased twice", session.id);
     }
     assert_eq!(leased, sessions, "every due link session leased once");
 }
 conformance!(concurrent_leases_never_hand_out_the_same_work_twice);
+
+fn delivery(provider: &str, key: &str, subject: Option<Vec<u8>>, received_at: Timestamp) -> InboxDelivery {
+    InboxDelivery {
+        provider: provider.to_owned(),
+        delivery_key: key.to_owned(),
+        event: "connection.updated".to_owned(),
+        subject_hash: subject,
+        body: format!("{{\"key\":\"{key}\"}}").into_bytes(),
+        received_at,
+    }
+}
+
+async fn webhook_deliveries_are_kept_once_and_make_their_connection_due_once(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let named = connection(tenant, "user-1", PROVIDER);
+    let other = connection(tenant, "user-2", PROVIDER);
+    create_connection(&*store, &named, t0 + Duration::hours(6)).await;
+    create_connection(&*store, &other, t0 + Duration::hours(6)).await;
+
+    let first = delivery(PROVIDER, "whk_1", Some(upstream_ref_of(&named)), t0);
+    assert!(store.record_webhook(&first).await.unwrap(), "a new delivery is kept");
+    assert!(!store.record_webhook(&first).await.unwrap(), "a retried delivery is a duplicate");
+    assert!(store.record_webhook(&delivery("other", "whk_1", None, t0)).await.unwrap(), "keys are per provider");
+    let unknown_subject = linkgate::crypto::upstream_ref_hash(PROVIDER, "nobody");
+    assert!(store.record_webhook(&delivery(PROVIDER, "whk_2", Some(unknown_subject), t0)).await.unwrap());
+    // Another provider's id that happens to hash-collide on the id alone does not match.
+    let wrong_provider = linkgate::crypto::upstream_ref_hash("other", &format!("upstream-{}", other.id));
+    assert!(store.record_webhook(&delivery(PROVIDER, "whk_3", Some(wrong_provider), t0)).await.unwrap());
+
+    let processed = store.process_webhooks(t0, 2).await.unwrap();
+    assert_eq!(processed, WebhooksProcessed { deliveries: 2, connections: 1 }, "oldest first, up to the limit");
+    let processed = store.process_webhooks(t0, 10).await.unwrap();
+    assert_eq!(processed, WebhooksProcessed { deliveries: 2, connections: 0 });
+    assert_eq!(store.process_webhooks(t0, 10).await.unwrap(), WebhooksProcessed::default(), "processed once");
+
+    let due = leased_ids(&store.lease_connections(&lease("replica-a", t0, 10)).await.unwrap().items);
+    assert_eq!(due, BTreeSet::from([named.id]), "only the named connection became due");
+}
+conformance!(webhook_deliveries_are_kept_once_and_make_their_connection_due_once);
+
+async fn deleted_connections_are_not_woken_and_old_processed_deliveries_are_pruned(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let deleted = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let deleted = store.get_connection(tenant, deleted.id).await.unwrap().unwrap();
+    store.delete_connection(&deleted).await.unwrap();
+    let subject = Some(upstream_ref_of(&deleted));
+    store.record_webhook(&delivery(PROVIDER, "old", subject.clone(), t0 - Duration::days(8))).await.unwrap();
+    store.record_webhook(&delivery(PROVIDER, "new", subject, t0)).await.unwrap();
+
+    assert_eq!(store.prune_webhooks(t0 - Duration::days(7), 10).await.unwrap(), 0, "unprocessed ones stay");
+    assert_eq!(store.process_webhooks(t0, 10).await.unwrap(), WebhooksProcessed { deliveries: 2, connections: 0 });
+    assert_eq!(store.prune_webhooks(t0 - Duration::days(7), 10).await.unwrap(), 1, "only the old one");
+    assert!(
+        store.record_webhook(&delivery(PROVIDER, "old", None, t0)).await.unwrap(),
+        "a pruned key is no longer remembered"
+    );
+}
+conformance!(deleted_connections_are_not_woken_and_old_processed_deliveries_are_pruned);

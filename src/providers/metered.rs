@@ -3,7 +3,7 @@
 
 use super::{
     Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
-    ProviderInfo, ProviderResult, UpstreamStatus,
+    ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme,
 };
 use crate::domain::{ConnectionData, Product};
 use secrecy::SecretString;
@@ -111,5 +111,9 @@ impl Provider for Metered {
 
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
         metered!(self, "delete_connection", self.inner.delete_connection(handle))
+    }
+
+    fn webhooks(&self) -> Option<&dyn WebhookScheme> {
+        self.inner.webhooks()
     }
 }

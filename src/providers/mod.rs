@@ -177,6 +177,8 @@ pub struct ExchangedConnection {
     pub institution_name: String,
     /// Products linked, with those the institution cannot deliver left out.
     pub products: Vec<Product>,
+    /// The provider's id of the connection in its webhooks, when it is not the handle itself.
+    pub upstream_ref: Option<SecretString>,
 }
 
 /// How far the provider has got with a connection's data.
@@ -297,6 +299,42 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Revokes the connection upstream.
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()>;
+
+    /// How the provider signs its webhooks; `None` when it sends none linkgate can verify (an
+    /// unverifiable webhook is refused rather than trusted).
+    fn webhooks(&self) -> Option<&dyn WebhookScheme> {
+        None
+    }
+}
+
+/// A provider's webhook signature scheme: an ES256 JWT in a header, its key fetched by `kid`.
+/// linkgate verifies (see `crate::webhooks`); the adapter only says where things are.
+#[async_trait::async_trait]
+pub trait WebhookScheme: Send + Sync {
+    /// The header carrying the JWT (`vumi-verification`, `MoneyKit-Signature`).
+    fn signature_header(&self) -> &'static str;
+
+    /// Whether the JWT must bind the body with a `request_body_sha256` claim; when `false` the
+    /// claim is still checked whenever it is present.
+    fn body_hash_required(&self) -> bool;
+
+    /// Fetches the public key `kid` from the provider: `None` when the provider has no such key.
+    async fn signing_key(&self, kid: &str) -> ProviderResult<Option<crate::jws::Jwk>>;
+
+    /// Reads a delivery whose signature verified.
+    fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice>;
+}
+
+/// What a verified webhook says, as far as linkgate acts on it: which connection to look at
+/// again. Its payload is otherwise not trusted: the poll that follows reads the provider's state.
+#[derive(Debug, Clone)]
+pub struct WebhookNotice {
+    /// The provider's idempotency key of the delivery, identical across its retries.
+    pub idempotency_key: Option<String>,
+    /// The provider's event name.
+    pub event: String,
+    /// The provider's id of the connection concerned (see [`ExchangedConnection::upstream_ref`]).
+    pub upstream_ref: Option<SecretString>,
 }
 
 /// The providers this deployment knows, by id.

@@ -128,6 +128,15 @@ pub struct Lease {
     pub limit: i64,
 }
 
+/// Rows a lease took, and how many of them were taken over from a lease that lapsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leased<T> {
+    /// The rows, now owned by the lease's owner.
+    pub items: Vec<T>,
+    /// How many still had another owner's lapsed lease.
+    pub taken_over: u64,
+}
+
 /// A public token as issued, to be stored with the link session's success.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
@@ -209,6 +218,34 @@ pub struct LinkSessionUpdate<'a> {
     pub issued: Option<&'a IssuedToken>,
 }
 
+/// A verified webhook delivery, as the inbox keeps it.
+#[derive(Debug, Clone)]
+pub struct InboxDelivery {
+    /// Provider id.
+    pub provider: String,
+    /// The provider's idempotency key (or the body's hash when it sends none): a retried delivery
+    /// has the same one.
+    pub delivery_key: String,
+    /// The provider's event name, for logs.
+    pub event: String,
+    /// SHA-256 of the provider and its id of the connection concerned, when the delivery names one
+    /// (see [`crate::crypto::upstream_ref_hash`]).
+    pub subject_hash: Option<Vec<u8>>,
+    /// The delivery as received.
+    pub body: Vec<u8>,
+    /// Receipt time.
+    pub received_at: Timestamp,
+}
+
+/// What one round of webhook processing did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhooksProcessed {
+    /// Deliveries taken from the inbox and marked processed.
+    pub deliveries: u64,
+    /// Connections made due for an immediate poll.
+    pub connections: u64,
+}
+
 /// The store interface. See the module documentation.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -239,7 +276,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_link_session(&self, update: LinkSessionUpdate<'_>) -> StoreResult<bool>;
 
     /// Leases link sessions due for a look.
-    async fn lease_link_sessions(&self, lease: &Lease) -> StoreResult<Vec<LinkSession>>;
+    async fn lease_link_sessions(&self, lease: &Lease) -> StoreResult<Leased<LinkSession>>;
 
     /// Releases a leased session without changing it, to look again at `next_poll_at`.
     async fn reschedule_link_session(&self, tenant: TenantId, id: Uuid, next_poll_at: Timestamp) -> StoreResult<()>;
@@ -275,12 +312,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
         connection: &Connection,
         handle_sealed: &[u8],
+        upstream_ref_hash: &[u8],
         token_hash: &[u8],
         next_poll_at: Timestamp,
     ) -> StoreResult<ConnectionEvent>;
 
     /// One connection of the tenant, DELETED ones included.
     async fn get_connection(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Connection>>;
+
+    /// Keeps a verified webhook delivery. `false` when the provider's idempotency key was seen
+    /// before (a retry or a replay): nothing is stored and nothing will be processed again.
+    async fn record_webhook(&self, delivery: &InboxDelivery) -> StoreResult<bool>;
+
+    /// Takes up to `limit` unprocessed deliveries, makes the live connections they name due for a
+    /// poll at `now`, and marks them processed, in one transaction (replicas take disjoint rows).
+    async fn process_webhooks(&self, now: Timestamp, limit: i64) -> StoreResult<WebhooksProcessed>;
+
+    /// Deletes up to `limit` processed deliveries received before `before`. Returns how many.
+    async fn prune_webhooks(&self, before: Timestamp, limit: i64) -> StoreResult<u64>;
 
     /// The tenant's connections, newest first.
     async fn list_connections(
@@ -311,7 +360,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_connection(&self, connection: &Connection) -> StoreResult<Option<ConnectionEvent>>;
 
     /// Leases connections due for a sync.
-    async fn lease_connections(&self, lease: &Lease) -> StoreResult<Vec<Connection>>;
+    async fn lease_connections(&self, lease: &Lease) -> StoreResult<Leased<Connection>>;
 
     /// One page of a connection's imported data of one kind.
     async fn list_records(&self, query: &RecordQuery) -> StoreResult<PageOf<StoredRecord>>;

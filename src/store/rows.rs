@@ -84,6 +84,23 @@ impl TryFrom<LinkSessionRow> for LinkSession {
     }
 }
 
+/// A leased row and whether its lease was taken over from a lapsed one.
+#[derive(sqlx::FromRow)]
+pub struct Leased<Row> {
+    #[sqlx(flatten)]
+    row: Row,
+    lease_taken_over: bool,
+}
+
+impl<Row> Leased<Row> {
+    /// The domain values of `rows`, converted by `convert`, and their takeover count.
+    pub fn collect<T>(rows: Vec<Self>, convert: impl Fn(Row) -> anyhow::Result<T>) -> anyhow::Result<super::Leased<T>> {
+        let taken_over = rows.iter().filter(|leased| leased.lease_taken_over).count() as u64;
+        let items = rows.into_iter().map(|leased| convert(leased.row)).collect::<anyhow::Result<_>>()?;
+        Ok(super::Leased { items, taken_over })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub struct ConnectionRow {
     pub snapshot: Json<Connection>,

@@ -214,9 +214,14 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
-            async fn lease_link_sessions(&self, lease: &super::Lease) -> super::StoreResult<Vec<crate::domain::LinkSession>> {
-                let rows: Vec<super::rows::LinkSessionRow> = sqlx::query_as(concat!(
-                    "UPDATE link_sessions SET lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
+            async fn lease_link_sessions(
+                &self,
+                lease: &super::Lease,
+            ) -> super::StoreResult<super::Leased<crate::domain::LinkSession>> {
+                // SET reads the row as it was: a lease that is still set has lapsed.
+                let rows: Vec<super::rows::Leased<super::rows::LinkSessionRow>> = sqlx::query_as(concat!(
+                    "UPDATE link_sessions SET lease_taken_over = (lease_expires_at IS NOT NULL), ",
+                    "lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
                     "SELECT id FROM link_sessions WHERE next_poll_at <= $2 ",
                     "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
                     $lock,
@@ -228,7 +233,7 @@ macro_rules! impl_store {
                 .bind(lease.limit)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect::<anyhow::Result<_>>().map_err(super::StoreError::Other)
+                super::rows::Leased::collect(rows, TryInto::try_into).map_err(super::StoreError::Other)
             }
 
             async fn reschedule_link_session(
@@ -379,6 +384,7 @@ macro_rules! impl_store {
                 &self,
                 c: &crate::domain::Connection,
                 handle_sealed: &[u8],
+                upstream_ref_hash: &[u8],
                 token_hash: &[u8],
                 next_poll_at: crate::domain::Timestamp,
             ) -> super::StoreResult<crate::domain::ConnectionEvent> {
@@ -386,7 +392,7 @@ macro_rules! impl_store {
                 let mut tx = self.begin().await?;
                 sqlx::query(
                     "INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snapshot, \
-                     handle_sealed, next_poll_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     handle_sealed, next_poll_at, upstream_ref_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(c.id)
                 .bind(c.tenant_id.0)
@@ -396,6 +402,7 @@ macro_rules! impl_store {
                 .bind(sqlx::types::Json(c))
                 .bind(handle_sealed)
                 .bind(next_poll_at)
+                .bind(upstream_ref_hash)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
@@ -411,6 +418,70 @@ macro_rules! impl_store {
                 let event = Self::append_event(&mut tx, c).await?;
                 tx.commit().await?;
                 Ok(event)
+            }
+
+            async fn record_webhook(&self, d: &super::InboxDelivery) -> super::StoreResult<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO webhook_inbox (provider, delivery_key, event, subject_hash, body, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (provider, delivery_key) DO NOTHING",
+                )
+                .bind(&d.provider)
+                .bind(&d.delivery_key)
+                .bind(&d.event)
+                .bind(d.subject_hash.as_deref())
+                .bind(&d.body)
+                .bind(d.received_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(inserted.rows_affected() == 1)
+            }
+
+            async fn process_webhooks(
+                &self,
+                now: crate::domain::Timestamp,
+                limit: i64,
+            ) -> super::StoreResult<super::WebhooksProcessed> {
+                let mut tx = self.begin().await?;
+                let taken: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as(concat!(
+                    "UPDATE webhook_inbox SET processed_at = $1 WHERE id IN (",
+                    "SELECT id FROM webhook_inbox WHERE processed_at IS NULL ORDER BY id LIMIT $2",
+                    $lock,
+                    ") RETURNING provider, subject_hash"
+                ))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut processed = super::WebhooksProcessed { deliveries: taken.len() as u64, connections: 0 };
+                for (provider, subject_hash) in &taken {
+                    let Some(subject_hash) = subject_hash else { continue };
+                    // A connection being polled right now keeps its lease; its next round after
+                    // this one picks the change up.
+                    let nudged = sqlx::query(
+                        "UPDATE connections SET next_poll_at = $3 WHERE provider = $1 AND upstream_ref_hash = $2 \
+                         AND handle_sealed IS NOT NULL AND (next_poll_at IS NULL OR next_poll_at > $3)",
+                    )
+                    .bind(provider)
+                    .bind(subject_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    processed.connections += nudged.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(processed)
+            }
+
+            async fn prune_webhooks(&self, before: crate::domain::Timestamp, limit: i64) -> super::StoreResult<u64> {
+                let pruned = sqlx::query(
+                    "DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox \
+                     WHERE processed_at IS NOT NULL AND received_at < $1 ORDER BY id LIMIT $2)",
+                )
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?;
+                Ok(pruned.rows_affected())
             }
 
             async fn get_connection(
@@ -544,13 +615,17 @@ macro_rules! impl_store {
                 Ok(Some(event))
             }
 
-            async fn lease_connections(&self, lease: &super::Lease) -> super::StoreResult<Vec<crate::domain::Connection>> {
-                let rows: Vec<super::rows::ConnectionRow> = sqlx::query_as(concat!(
-                    "UPDATE connections SET lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
+            async fn lease_connections(
+                &self,
+                lease: &super::Lease,
+            ) -> super::StoreResult<super::Leased<crate::domain::Connection>> {
+                let rows: Vec<super::rows::Leased<super::rows::ConnectionRow>> = sqlx::query_as(concat!(
+                    "UPDATE connections SET lease_taken_over = (lease_expires_at IS NOT NULL), ",
+                    "lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
                     "SELECT id FROM connections WHERE next_poll_at <= $2 ",
                     "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
                     $lock,
-                    ") RETURNING snapshot"
+                    ") RETURNING snapshot, lease_taken_over"
                 ))
                 .bind(&lease.owner)
                 .bind(lease.now)
@@ -558,7 +633,7 @@ macro_rules! impl_store {
                 .bind(lease.limit)
                 .fetch_all(&self.pool)
                 .await?;
-                Ok(rows.into_iter().map(|r| r.snapshot.0).collect())
+                super::rows::Leased::collect(rows, |row| Ok(row.snapshot.0)).map_err(super::StoreError::Other)
             }
 
             async fn list_records(&self, q: &super::RecordQuery) -> super::StoreResult<super::PageOf<super::StoredRecord>> {

@@ -8,6 +8,7 @@ use linkgate::config::{
 };
 use linkgate::crypto::Sealer;
 use linkgate::domain::{ConnectionData, Product};
+use linkgate::jws::Jwk;
 use linkgate::pb;
 use linkgate::pb::account_service_client::AccountServiceClient;
 use linkgate::pb::connection_service_client::ConnectionServiceClient;
@@ -16,8 +17,8 @@ use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
 use linkgate::pb::statement_service_client::StatementServiceClient;
 use linkgate::providers::sandbox::Sandbox;
 use linkgate::providers::{
-    Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderInfo,
-    ProviderResult, Registry, UpstreamStatus,
+    Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
+    ProviderInfo, ProviderResult, Registry, UpstreamStatus, WebhookNotice, WebhookScheme,
 };
 use linkgate::startup::Application;
 use secrecy::SecretString;
@@ -360,7 +361,14 @@ pub struct RecordingSandbox {
     pub status_checks: Arc<AtomicUsize>,
     /// Every connection handle issued (secrets that must never leave linkgate).
     pub handles: Arc<Mutex<Vec<String>>>,
+    /// Webhook signing keys it publishes; webhooks are off when empty.
+    webhook_keys: Vec<Jwk>,
+    /// Webhook key fetches made.
+    key_fetches: Arc<AtomicUsize>,
 }
+
+/// The header the recording sandbox's webhooks carry their JWT in.
+pub const SANDBOX_SIGNATURE_HEADER: &str = "sandbox-signature";
 
 impl RecordingSandbox {
     /// A recording sandbox with the test settings, and a registry holding it.
@@ -371,16 +379,26 @@ impl RecordingSandbox {
 
     /// A registry holding a recording sandbox with `settings`, and the sandbox's counters.
     pub fn with_settings(settings: linkgate::config::SandboxSettings) -> (Registry, RecordingCounters) {
+        Self::with_webhooks(settings, Vec::new())
+    }
+
+    /// As [`Self::with_settings`], taking webhooks signed by `keys`: a JSON body
+    /// `{"id", "event", "connection"}` naming the connection by its handle, with an ES256 JWT in
+    /// [`SANDBOX_SIGNATURE_HEADER`] that must bind the body.
+    pub fn with_webhooks(settings: linkgate::config::SandboxSettings, keys: Vec<Jwk>) -> (Registry, RecordingCounters) {
         let sandbox = RecordingSandbox {
             inner: Sandbox::new(settings),
             exchanges: Arc::default(),
             status_checks: Arc::default(),
             handles: Arc::default(),
+            webhook_keys: keys,
+            key_fetches: Arc::default(),
         };
         let counters = RecordingCounters {
             exchanges: sandbox.exchanges.clone(),
             status_checks: sandbox.status_checks.clone(),
             handles: sandbox.handles.clone(),
+            key_fetches: sandbox.key_fetches.clone(),
         };
         let mut registry = Registry::default();
         registry.register(Arc::new(sandbox));
@@ -396,6 +414,8 @@ pub struct RecordingCounters {
     pub status_checks: Arc<AtomicUsize>,
     /// Handles issued.
     pub handles: Arc<Mutex<Vec<String>>>,
+    /// Webhook key fetches.
+    pub key_fetches: Arc<AtomicUsize>,
 }
 
 #[async_trait::async_trait]
@@ -443,5 +463,37 @@ impl Provider for RecordingSandbox {
     }
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
         self.inner.delete_connection(handle).await
+    }
+    fn webhooks(&self) -> Option<&dyn WebhookScheme> {
+        (!self.webhook_keys.is_empty()).then_some(self as &dyn WebhookScheme)
+    }
+}
+
+#[async_trait::async_trait]
+impl WebhookScheme for RecordingSandbox {
+    fn signature_header(&self) -> &'static str {
+        SANDBOX_SIGNATURE_HEADER
+    }
+    fn body_hash_required(&self) -> bool {
+        true
+    }
+    async fn signing_key(&self, kid: &str) -> ProviderResult<Option<Jwk>> {
+        self.key_fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(self.webhook_keys.iter().find(|key| key.kid.as_deref() == Some(kid)).cloned())
+    }
+    fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice> {
+        #[derive(serde::Deserialize)]
+        struct Delivery {
+            id: String,
+            event: String,
+            connection: String,
+        }
+        let delivery: Delivery = serde_json::from_slice(body)
+            .map_err(|_| ProviderError::Protocol { detail: "webhook: unexpected body".to_owned() })?;
+        Ok(WebhookNotice {
+            idempotency_key: Some(delivery.id),
+            event: delivery.event,
+            upstream_ref: Some(SecretString::from(delivery.connection)),
+        })
     }
 }

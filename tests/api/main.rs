@@ -37,3 +37,4 @@ mod replicas;
 mod security;
 mod tls;
 mod watch;
+mod webhooks;

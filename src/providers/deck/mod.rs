@@ -799,7 +799,15 @@ impl Provider for Deck {
         };
         let (institution_id, institution_name) =
             source.map(|s| (s.id, s.name)).unwrap_or_else(|| (String::new(), "Deck source".to_owned()));
-        Ok(ExchangedConnection { handle: handle.seal(), institution_id, institution_name, products: PRODUCTS.to_vec() })
+        // Deck's webhooks name connections by connection_id, not by the access token.
+        let upstream_ref = Some(SecretString::from(handle.connection_id.clone()));
+        Ok(ExchangedConnection {
+            handle: handle.seal(),
+            institution_id,
+            institution_name,
+            products: PRODUCTS.to_vec(),
+            upstream_ref,
+        })
     }
 
     async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {

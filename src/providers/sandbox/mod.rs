@@ -194,6 +194,7 @@ impl Provider for Sandbox {
             institution_id: institution.id,
             institution_name: institution.name,
             products: institution.products,
+            upstream_ref: None,
         })
     }
 
