@@ -447,6 +447,28 @@ async fn wrong_credentials_and_keys_are_refused_with_their_reasons() {
 }
 
 #[tokio::test]
+async fn list_providers_reports_each_providers_health_from_its_recent_calls() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let deck_health = async |app: &mut DeckApp| {
+        let providers = app.link.list_providers(pb::ListProvidersRequest {}).await.unwrap().into_inner().providers;
+        let deck = providers.iter().find(|p| p.id == "deck").expect("deck is listed").clone();
+        assert!(deck.enabled, "Deck has credentials");
+        pb::ProviderHealth::try_from(deck.health).unwrap()
+    };
+    assert_eq!(deck_health(&mut app).await, pb::ProviderHealth::Unspecified, "no call made yet");
+
+    app.create_session("user-1").await.expect("Deck answers");
+    assert_eq!(deck_health(&mut app).await, pb::ProviderHealth::Healthy);
+
+    // Every attempt fails: three calls end PROVIDER_UNAVAILABLE after their retries.
+    app.fault(serde_json::json!({"kind": "status", "status": 503, "times": 100, "path": "/link/token/create"})).await;
+    for _ in 0..3 {
+        app.create_session("user-1").await.expect_err("Deck is down");
+    }
+    assert_eq!(deck_health(&mut app).await, pb::ProviderHealth::Degraded);
+}
+
+#[tokio::test]
 async fn a_5xx_burst_is_retried_into_exactly_one_connection() {
     let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
     let token = app.public_token().await;

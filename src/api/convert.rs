@@ -53,6 +53,9 @@ enum_map!(domain::LinkSessionState, pb::LinkSessionState, {
     Succeeded => Succeeded, Failed => Failed, Expired => Expired,
 });
 enum_map!(domain::LinkFlow, pb::LinkFlow, { Hosted => Hosted, Credentials => Credentials });
+enum_map!(crate::providers::ProviderHealth, pb::ProviderHealth, {
+    Unknown => Unspecified, Healthy => Healthy, Degraded => Degraded,
+});
 enum_map!(domain::AccountType, pb::AccountType, {
     Checking => Checking, Savings => Savings, CreditCard => CreditCard, Loan => Loan,
     BrokerageCash => BrokerageCash, Utility => Utility, Other => Other,

@@ -45,22 +45,25 @@ impl LinkService for LinkApi {
         request: Request<pb::ListProvidersRequest>,
     ) -> Result<Response<pb::ListProvidersResponse>, Status> {
         let caller = caller(&request)?;
-        let providers = self
-            .app
-            .providers
-            .all()
-            .map(|p| {
-                let info = p.info();
-                pb::Provider {
-                    id: info.id.to_owned(),
-                    display_name: info.display_name.to_owned(),
-                    enabled: true,
-                    flows: info.flows.iter().map(|f| pb::LinkFlow::from(*f) as i32).collect(),
-                    products: info.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
-                    health: pb::ProviderHealth::Unspecified as i32,
-                }
-            })
-            .collect();
+        let enabled = self.app.providers.all().map(|p| {
+            let info = p.info();
+            pb::Provider {
+                id: info.id.to_owned(),
+                display_name: info.display_name.to_owned(),
+                enabled: true,
+                flows: info.flows.iter().map(|f| pb::LinkFlow::from(*f) as i32).collect(),
+                products: info.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
+                health: pb::ProviderHealth::from(p.health()) as i32,
+            }
+        });
+        let disabled = self.app.providers.disabled().map(|(id, display_name)| pb::Provider {
+            id: id.to_owned(),
+            display_name: display_name.to_owned(),
+            enabled: false,
+            ..Default::default()
+        });
+        let mut providers: Vec<pb::Provider> = enabled.chain(disabled).collect();
+        providers.sort_by(|a, b| a.id.cmp(&b.id));
         respond(&caller, Ok(pb::ListProvidersResponse { providers }))
     }
 

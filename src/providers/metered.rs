@@ -1,25 +1,39 @@
 //! Every provider call counted and timed, whatever the provider: the registry wraps each adapter
-//! in [`Metered`], so no adapter has to remember to.
+//! in [`Metered`], so no adapter has to remember to. The same record of outcomes gives each
+//! provider's health in ListProviders: DEGRADED when at least [`DEGRADED_FAILURES`] of the last
+//! [`HEALTH_WINDOW`] calls within [`HEALTH_HORIZON`] failed upstream (unavailable, rate limited,
+//! or a broken answer; a user's wrong password is not the provider's ill health), HEALTHY when
+//! fewer did, and unknown when no call was made within the horizon.
 
 use super::{
     Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
-    ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme,
+    ProviderHealth, ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme,
 };
 use crate::domain::{ConnectionData, Product};
 use secrecy::SecretString;
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// A provider whose calls feed `linkgate_upstream_*`.
+/// Calls that count toward health.
+pub const HEALTH_WINDOW: usize = 10;
+/// Failed calls among them that make a provider DEGRADED.
+pub const DEGRADED_FAILURES: usize = 3;
+/// How old a call may be and still count.
+pub const HEALTH_HORIZON: Duration = Duration::from_secs(300);
+
+/// A provider whose calls feed `linkgate_upstream_*` and its health.
 pub struct Metered {
     inner: Arc<dyn Provider>,
+    /// When each recent call ended and whether it failed upstream, newest last.
+    recent: Mutex<VecDeque<(Instant, bool)>>,
 }
 
 impl Metered {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Provider>) -> Self {
-        Self { inner }
+        Self { inner, recent: Mutex::default() }
     }
 
     fn record<T>(&self, operation: &str, started: Instant, result: &ProviderResult<T>) {
@@ -28,6 +42,16 @@ impl Metered {
             Ok(_) => "ok",
             Err(error) => outcome(error),
         };
+        let failed = matches!(
+            result,
+            Err(ProviderError::Unavailable { .. } | ProviderError::RateLimited { .. } | ProviderError::Protocol { .. })
+        );
+        let mut recent = self.recent.lock().expect("health lock");
+        if recent.len() == HEALTH_WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back((Instant::now(), failed));
+        drop(recent);
         let metrics = crate::metrics::metrics();
         metrics.upstream_requests.with_label_values(&[provider, operation, outcome]).inc();
         metrics.upstream_duration.with_label_values(&[provider, operation]).observe(started.elapsed().as_secs_f64());
@@ -115,5 +139,40 @@ impl Provider for Metered {
 
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {
         self.inner.webhooks()
+    }
+
+    fn health(&self) -> ProviderHealth {
+        let recent = self.recent.lock().expect("health lock");
+        health_of(recent.iter().copied(), Instant::now())
+    }
+}
+
+/// Health from recent calls (when each ended, whether it failed upstream) as of `now`.
+fn health_of(recent: impl Iterator<Item = (Instant, bool)>, now: Instant) -> ProviderHealth {
+    let counted: Vec<bool> =
+        recent.filter(|(at, _)| now.saturating_duration_since(*at) <= HEALTH_HORIZON).map(|(_, f)| f).collect();
+    match counted.iter().filter(|failed| **failed).count() {
+        _ if counted.is_empty() => ProviderHealth::Unknown,
+        failures if failures >= DEGRADED_FAILURES => ProviderHealth::Degraded,
+        _ => ProviderHealth::Healthy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_recent_upstream_failures_within_the_horizon() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let at = |seconds_ago: u64| now - Duration::from_secs(seconds_ago);
+        assert_eq!(health_of(std::iter::empty(), now), ProviderHealth::Unknown);
+        assert_eq!(health_of([(at(1), false)].into_iter(), now), ProviderHealth::Healthy);
+        let two_failures = [(at(3), true), (at(2), true), (at(1), false)];
+        assert_eq!(health_of(two_failures.into_iter(), now), ProviderHealth::Healthy);
+        let three_failures = [(at(4), true), (at(3), true), (at(2), true), (at(1), false)];
+        assert_eq!(health_of(three_failures.into_iter(), now), ProviderHealth::Degraded);
+        let long_ago = [(at(900), true), (at(800), true), (at(700), true)];
+        assert_eq!(health_of(long_ago.into_iter(), now), ProviderHealth::Unknown, "old failures are forgotten");
     }
 }

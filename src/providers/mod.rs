@@ -305,6 +305,22 @@ pub trait Provider: Send + Sync + 'static {
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {
         None
     }
+
+    /// How the provider has been answering lately (the registry's metering wrapper tracks it).
+    fn health(&self) -> ProviderHealth {
+        ProviderHealth::Unknown
+    }
+}
+
+/// How a provider has been answering lately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderHealth {
+    /// No call made recently.
+    Unknown,
+    /// Recent calls succeeded, or failed for reasons of the caller's or user's own.
+    Healthy,
+    /// Several recent calls failed upstream: unavailable, rate limited or answered garbage.
+    Degraded,
 }
 
 /// A provider's webhook signature scheme: an ES256 JWT in a header, its key fetched by `kid`.
@@ -341,6 +357,9 @@ pub struct WebhookNotice {
 #[derive(Clone, Default)]
 pub struct Registry {
     providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+    /// Providers linkgate supports that this deployment does not offer (no credentials, or
+    /// switched off), by id, with their display names.
+    disabled: BTreeMap<&'static str, &'static str>,
 }
 
 impl Registry {
@@ -349,9 +368,12 @@ impl Registry {
         let mut registry = Self::default();
         if settings.sandbox.enabled {
             registry.register(Arc::new(sandbox::Sandbox::new(settings.sandbox.clone())));
+        } else {
+            registry.disabled.insert(sandbox::ID, sandbox::DISPLAY_NAME);
         }
-        if let Some(deck) = deck::Deck::from_settings(&settings.deck) {
-            registry.register(Arc::new(deck));
+        match deck::Deck::from_settings(&settings.deck) {
+            Some(deck) => registry.register(Arc::new(deck)),
+            None => _ = registry.disabled.insert(deck::ID, deck::DISPLAY_NAME),
         }
         registry
     }
@@ -369,5 +391,10 @@ impl Registry {
     /// Every enabled provider, ordered by id.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
         self.providers.values()
+    }
+
+    /// Every supported provider this deployment does not offer: id and display name, by id.
+    pub fn disabled(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.disabled.iter().map(|(id, name)| (*id, *name))
     }
 }

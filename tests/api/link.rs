@@ -1,6 +1,6 @@
 //! Link sessions: credential checks, MFA, the hosted flow and idempotent creation.
 
-use crate::helpers::{Backend, PATIENCE, assert_error, spawn_app};
+use crate::helpers::{Backend, PATIENCE, TestApp, assert_error, spawn_app};
 use linkgate::pb;
 use tokio_stream::StreamExt;
 
@@ -125,4 +125,23 @@ async fn missing_credential_fields_are_named_and_the_session_is_untouched() {
         .link_session
         .unwrap();
     assert_eq!(unchanged.state(), pb::LinkSessionState::Created);
+}
+
+#[tokio::test]
+async fn list_providers_names_the_offered_ones_with_their_health_and_those_not_offered() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let list =
+        async |app: &mut TestApp| app.link.list_providers(pb::ListProvidersRequest {}).await.unwrap().into_inner();
+
+    let providers = list(&mut app).await.providers;
+    let ids: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["deck", "sandbox"], "every supported provider, by id");
+    let deck = &providers[0];
+    assert!(!deck.enabled && deck.flows.is_empty(), "Deck has no credentials here: listed, not offered");
+    let sandbox = &providers[1];
+    assert!(sandbox.enabled && !sandbox.products.is_empty());
+    assert_eq!(sandbox.health(), pb::ProviderHealth::Unspecified, "no call made yet");
+
+    app.ready_connection("ins_sandbox_bank", "user-1").await;
+    assert_eq!(list(&mut app).await.providers[1].health(), pb::ProviderHealth::Healthy);
 }

@@ -60,6 +60,8 @@ use uuid::Uuid;
 
 /// The provider id.
 pub const ID: &str = "deck";
+/// The provider's display name.
+pub const DISPLAY_NAME: &str = "Deck";
 /// Products a Deck connection delivers (from the Sustainability product).
 const PRODUCTS: &[Product] = &[Product::Accounts, Product::Statements];
 /// How long a public token stays exchangeable after D4 issued it.
@@ -148,7 +150,7 @@ impl Deck {
         Ok(Self {
             info: ProviderInfo {
                 id: ID,
-                display_name: "Deck",
+                display_name: DISPLAY_NAME,
                 flows: &[LinkFlow::Credentials],
                 products: PRODUCTS,
                 poll_interval: settings.poll_interval,

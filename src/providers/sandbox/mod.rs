@@ -20,7 +20,13 @@ use crate::pb::ErrorReason;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+/// The provider id.
+pub const ID: &str = "sandbox";
+/// The provider's display name.
+pub const DISPLAY_NAME: &str = "Sandbox";
+
 /// Institution ids, as callers pass them.
+/// Sandbox Bank.
 pub const BANK: &str = "ins_sandbox_bank";
 /// Sandbox Broker.
 pub const BROKER: &str = "ins_sandbox_broker";
@@ -43,8 +49,8 @@ impl Sandbox {
     /// A sandbox with the given timings.
     pub fn new(settings: SandboxSettings) -> Self {
         let info = ProviderInfo {
-            id: "sandbox",
-            display_name: "Sandbox",
+            id: ID,
+            display_name: DISPLAY_NAME,
             flows: &[LinkFlow::Credentials, LinkFlow::Hosted],
             products: &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements],
             poll_interval: settings.poll_interval,

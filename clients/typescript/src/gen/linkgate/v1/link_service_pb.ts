@@ -189,14 +189,14 @@ export type Provider = Message<"linkgate.v1.Provider"> & {
   enabled: boolean;
 
   /**
-   * Link flows the provider supports.
+   * Link flows the provider supports; empty when it is not enabled.
    *
    * @generated from field: repeated linkgate.v1.LinkFlow flows = 4;
    */
   flows: LinkFlow[];
 
   /**
-   * Products the provider can deliver.
+   * Products the provider can deliver; empty when it is not enabled.
    *
    * @generated from field: repeated linkgate.v1.Product products = 5;
    */
@@ -976,27 +976,30 @@ export const LinkSessionStateSchema: GenEnum<LinkSessionState> = /*@__PURE__*/
   enumDesc(file_linkgate_v1_link_service, 0);
 
 /**
- * The health of a provider as seen by this linkgate replica.
+ * The health of a provider as seen by this linkgate replica, from its last 10 calls to the
+ * provider within the past 5 minutes.
  *
  * @generated from enum linkgate.v1.ProviderHealth
  */
 export enum ProviderHealth {
   /**
-   * Not known yet (no call made since start).
+   * Not known: no call in the past 5 minutes, or the provider is not enabled.
    *
    * @generated from enum value: PROVIDER_HEALTH_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * The last calls succeeded.
+   * Fewer than 3 of the recent calls failed upstream. Failures that are the caller's or the
+   * user's (a wrong password, an invalid public token) do not count.
    *
    * @generated from enum value: PROVIDER_HEALTH_HEALTHY = 1;
    */
   HEALTHY = 1,
 
   /**
-   * Recent calls failed with upstream errors or timeouts.
+   * At least 3 of the recent calls failed upstream: unavailable, timed out, rate limited or
+   * answered with a malformed body.
    *
    * @generated from enum value: PROVIDER_HEALTH_DEGRADED = 2;
    */
