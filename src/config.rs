@@ -123,6 +123,9 @@ pub struct ProviderSettings {
 
     #[command(flatten)]
     pub deck: DeckSettings,
+
+    #[command(flatten)]
+    pub vumi: VumiSettings,
 }
 
 /// The built-in sandbox provider.
@@ -225,6 +228,78 @@ impl Default for DeckSettings {
     }
 }
 
+/// Vumi Finlink (Spanish brokers and banks: accounts, transactions, portfolios, positions).
+/// Offered only when the client id, the client secret and the widget's redirect id are set. The
+/// session token Vumi issues for the credentials is shared by every replica through the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VumiSettings {
+    /// Vumi's API base URL (or a `linkgate-mock vumi` address). Plain http is accepted for
+    /// loopback addresses only.
+    #[arg(id = "vumi_base_url", value_name = "URL", long = "vumi-base-url", env = "LINKGATE_VUMI_BASE_URL", default_value = VUMI_API_URL, value_parser = crate::providers::http::parse_base_url)]
+    pub base_url: reqwest::Url,
+
+    /// Vumi app client id (a UUID).
+    #[arg(id = "vumi_client_id", value_name = "ID", long = "vumi-client-id", env = "LINKGATE_VUMI_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// Vumi app client secret.
+    #[arg(
+        id = "vumi_client_secret",
+        value_name = "SECRET",
+        long = "vumi-client-secret",
+        env = "LINKGATE_VUMI_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<SecretString>,
+
+    /// Id of the redirect configuration (the app's redirect table) the Link widget returns
+    /// through; Vumi requires it to start a widget flow.
+    #[arg(id = "vumi_redirect_id", value_name = "UUID", long = "vumi-redirect-id", env = "LINKGATE_VUMI_REDIRECT_ID")]
+    pub redirect_id: Option<String>,
+
+    /// Longest one HTTP attempt to Vumi may take (connecting, sending, reading the answer).
+    #[arg(id = "vumi_request_timeout", value_name = "DURATION", long = "vumi-request-timeout", env = "LINKGATE_VUMI_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest one call to Vumi may take, retries and their pauses included.
+    #[arg(id = "vumi_call_timeout", value_name = "DURATION", long = "vumi-call-timeout", env = "LINKGATE_VUMI_CALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub call_timeout: Duration,
+
+    /// Attempts per call when Vumi answers 5xx or 429, times out or drops the connection (Vumi
+    /// advises 3 to 5).
+    #[arg(
+        id = "vumi_max_attempts",
+        value_name = "N",
+        long = "vumi-max-attempts",
+        env = "LINKGATE_VUMI_MAX_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub max_attempts: u32,
+
+    /// How often linkgate polls Vumi about unsettled link sessions and connections.
+    #[arg(id = "vumi_poll_interval", value_name = "DURATION", long = "vumi-poll-interval", env = "LINKGATE_VUMI_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+}
+
+/// Vumi's API, the default base URL (environments are separate apps with their own credentials).
+pub const VUMI_API_URL: &str = "https://api.finlink.vumi.io/api/v1";
+
+impl Default for VumiSettings {
+    /// The flag defaults, without credentials: Vumi is not offered.
+    fn default() -> Self {
+        Self {
+            base_url: VUMI_API_URL.parse().expect("the API URL parses"),
+            client_id: None,
+            client_secret: None,
+            redirect_id: None,
+            request_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The background sync engine.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SyncSettings {
@@ -302,6 +377,25 @@ impl Settings {
         }
         if self.providers.sandbox.poll_interval.is_zero() {
             problem("LINKGATE_SANDBOX_POLL_INTERVAL", "must be longer than 0s");
+        }
+        let vumi = &self.providers.vumi;
+        let configured = [vumi.client_id.is_some(), vumi.client_secret.is_some(), vumi.redirect_id.is_some()];
+        if configured.contains(&true) {
+            for (key, set) in [
+                ("LINKGATE_VUMI_CLIENT_ID", configured[0]),
+                ("LINKGATE_VUMI_CLIENT_SECRET", configured[1]),
+                ("LINKGATE_VUMI_REDIRECT_ID", configured[2]),
+            ] {
+                if !set {
+                    problem(key, "is required once any Vumi credential is set");
+                }
+            }
+        }
+        if vumi.redirect_id.as_deref().is_some_and(|id| uuid::Uuid::parse_str(id).is_err()) {
+            problem("LINKGATE_VUMI_REDIRECT_ID", "must be a UUID");
+        }
+        if vumi.poll_interval.is_zero() {
+            problem("LINKGATE_VUMI_POLL_INTERVAL", "must be longer than 0s");
         }
         problems
     }
@@ -421,5 +515,29 @@ mod tests {
         assert_eq!(parsed.institutions_ttl, default.institutions_ttl);
         assert!(parsed.client_id.is_none() && parsed.client_secret.is_none());
         assert!(Cli::try_parse_from(["linkgate", "--deck-base-url", "http://deck.example/api/v1"]).is_err());
+    }
+
+    #[test]
+    fn vumi_is_configured_all_or_nothing_and_names_the_missing_key() {
+        let defaults = parse(&[]);
+        let vumi = &defaults.providers.vumi;
+        assert_eq!(vumi.base_url.as_str(), VumiSettings::default().base_url.as_str());
+        assert_eq!((vumi.request_timeout, vumi.max_attempts), (Duration::from_secs(10), 3));
+        assert!(vumi.client_id.is_none() && vumi.client_secret.is_none() && vumi.redirect_id.is_none());
+        assert!(!defaults.problems().iter().any(|p| p.contains("VUMI")), "no credentials: not offered, no problem");
+
+        let partial = parse(&["--vumi-client-id", "test-client", "--vumi-redirect-id", "not-a-uuid"]);
+        let problems = partial.problems();
+        assert!(problems.iter().any(|p| p.starts_with("LINKGATE_VUMI_CLIENT_SECRET: is required")), "{problems:?}");
+        assert!(problems.iter().any(|p| p == "LINKGATE_VUMI_REDIRECT_ID: must be a UUID"), "{problems:?}");
+        let complete = parse(&[
+            "--vumi-client-id",
+            "test-client",
+            "--vumi-client-secret",
+            "test-secret",
+            "--vumi-redirect-id",
+            "0b6f3c1e-9a2d-4c5b-8e7f-112233445566",
+        ]);
+        assert!(!complete.problems().iter().any(|p| p.contains("VUMI")), "{:?}", complete.problems());
     }
 }

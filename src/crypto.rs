@@ -17,12 +17,14 @@ const KEY_ID_LEN: usize = 8;
 const NONCE_LEN: usize = 12;
 
 /// One encryption key and its id (derived from the key, so configuration lists keys only).
+#[derive(Clone)]
 struct Key {
     id: [u8; KEY_ID_LEN],
     cipher: Aes256Gcm,
 }
 
 /// Seals and opens upstream secrets. Its `Debug` shows key ids only.
+#[derive(Clone)]
 pub struct Sealer {
     keys: Vec<Key>,
     /// The sealing key's bytes, kept only to derive purpose keys from.
@@ -159,6 +161,13 @@ impl SealedColumn {
             Self::SessionUpstreamState => format!("link_session/{tenant}/{id}/upstream_state"),
         }
     }
+}
+
+/// The associated data of `provider_sessions.token_sealed` in the row of `key`. Not a
+/// [`SealedColumn`]: the rows belong to no tenant and key rotation skips them, because a session
+/// token lives an hour and one that no longer opens is simply replaced by a new login.
+pub fn provider_session_context(key: &str) -> String {
+    format!("provider_session/{key}/token")
 }
 
 /// SHA-256 of a token, the form in which linkgate looks tokens up.

@@ -20,6 +20,7 @@ use crate::pb::link_service_server::LinkServiceServer;
 use crate::pb::portfolio_service_server::PortfolioServiceServer;
 use crate::pb::statement_service_server::StatementServiceServer;
 use crate::providers::Registry;
+use crate::providers::session::SharedSessions;
 use crate::store::{self, Store};
 use crate::sync::SyncOptions;
 use anyhow::Context;
@@ -65,13 +66,19 @@ pub struct Application {
 impl Application {
     /// Opens the store, loads keys and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let providers = Registry::from_settings(&settings.providers);
-        Self::build_with_providers(settings, providers).await
+        let storage = Storage::open(&settings.database, &settings.secrets).await?;
+        let sessions = SharedSessions::new(storage.store.clone(), storage.sealer.clone(), replica_name());
+        let providers = Registry::from_settings(&settings.providers, &sessions);
+        Self::assemble(settings, storage, providers).await
     }
 
     /// As [`Application::build`], with the providers given rather than read from the settings.
     pub async fn build_with_providers(settings: Settings, providers: Registry) -> anyhow::Result<Self> {
         let storage = Storage::open(&settings.database, &settings.secrets).await?;
+        Self::assemble(settings, storage, providers).await
+    }
+
+    async fn assemble(settings: Settings, storage: Storage, providers: Registry) -> anyhow::Result<Self> {
         let loopback = settings.grpc_addr.ip().is_loopback();
         if loopback && storage.store.active_tenant_count().await.unwrap_or(0) == 0 {
             tracing::warn!("dev mode: no tenants exist, so keyless callers act as the dev tenant (loopback only)");
@@ -89,11 +96,7 @@ impl Application {
             TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;
         let http =
             TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
-        let sync = SyncOptions {
-            owner: format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple()),
-            tick: settings.sync.tick,
-            lease: settings.sync.lease,
-        };
+        let sync = SyncOptions { owner: replica_name(), tick: settings.sync.tick, lease: settings.sync.lease };
         let tls = server_tls(&settings.tls)?;
         Ok(Self {
             app: Arc::new(app),
@@ -318,6 +321,11 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 fn sqlite_path(database_url: &str) -> PathBuf {
     let rest = database_url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     PathBuf::from(rest.split('?').next().unwrap_or(rest))
+}
+
+/// A name for this replica, unique per process: the owner of its leases.
+fn replica_name() -> String {
+    format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple())
 }
 
 fn hostname() -> String {

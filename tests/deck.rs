@@ -5,8 +5,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use clap::Parser;
-use linkgate::config::Settings;
 use linkgate::crypto::Sealer;
 use linkgate::mocks::MockServer;
 use linkgate::mocks::deck::{self, DeckMockOptions, NATIONAL_GRID};
@@ -29,14 +27,6 @@ use tonic_types::StatusExt;
 const PATIENCE: Duration = Duration::from_secs(20);
 const CLIENT_ID: &str = "test-client";
 const SECRET: &str = "test-secret";
-
-/// `linkgate serve`'s settings, parsed from flags so every setting this file does not name keeps
-/// its default.
-#[derive(Parser)]
-struct Serve {
-    #[command(flatten)]
-    settings: Settings,
-}
 
 /// How a test's Deck calls are bounded.
 struct Timing {
@@ -90,14 +80,13 @@ async fn spawn(backend: Backend, mock: DeckMockOptions, timing: Timing, secret: 
         ("--deck-max-attempts", "3"),
         ("--deck-poll-interval", "100ms"),
     ];
-    let args = std::iter::once("serve").chain(flags.iter().flat_map(|(flag, value)| [*flag, *value]));
-    let settings = Serve::try_parse_from(args).expect("test flags parse").settings;
+    let settings = support::server::serve_settings(&flags);
     let application = Application::build(settings).await.expect("linkgate builds");
     let grpc_addr = application.grpc_addr();
     let stop = CancellationToken::new();
     let server = tokio::spawn(application.run_until_stopped(stop.clone()));
     let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
-    wait_until_serving(&channel).await;
+    support::server::wait_until_serving(&channel).await;
     DeckApp {
         mock,
         admin: reqwest::Client::new(),
@@ -108,21 +97,6 @@ async fn spawn(backend: Backend, mock: DeckMockOptions, timing: Timing, secret: 
         stop,
         server: Some(server),
         _database: database,
-    }
-}
-
-async fn wait_until_serving(channel: &Channel) {
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let status = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
-        if status.is_ok_and(|s| {
-            s.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-        }) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "linkgate never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -269,9 +243,7 @@ impl DeckApp {
 /// Asserts a Deck error's code and reason, and that it names the provider.
 #[track_caller]
 fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
-    support::status::assert_error(case, status, code, expected_reason);
-    let info = status.get_details_error_info().unwrap();
-    assert_eq!(info.metadata.get("provider").map(String::as_str), Some("deck"), "{case}: provider named");
+    support::status::assert_provider_error("deck", case, status, code, expected_reason);
 }
 
 /// The whole flow through linkgate's API: link with MFA, exchange, first import (through

@@ -3,7 +3,9 @@
 //! API and adds an admin API under `/__admin/` that scripts faults and reports call counts.
 
 use clap::{Parser, Subcommand};
+use linkgate::mocks::MockServer;
 use linkgate::mocks::deck::{self, DeckMockOptions};
+use linkgate::mocks::vumi::{self, VumiMockOptions};
 use std::net::SocketAddr;
 
 /// Mock servers of the upstream providers linkgate calls.
@@ -32,13 +34,32 @@ enum ProviderMock {
         #[command(flatten)]
         options: DeckMockOptions,
     },
+    /// Vumi Finlink's API under /api/v1 (point LINKGATE_VUMI_BASE_URL at http://ADDR/api/v1;
+    /// credentials test-client / test-secret; any redirect id). The widget is played by
+    /// POST /__admin/connect {"externalId": ..., "entity": ...}; POST /__admin/session/expire
+    /// ends the live session.
+    Vumi {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9101")]
+        addr: SocketAddr,
+
+        #[command(flatten)]
+        options: VumiMockOptions,
+    },
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     linkgate::telemetry::init();
     let result = match Cli::parse().provider {
-        ProviderMock::Deck { addr, options } => run_deck(addr, options).await,
+        ProviderMock::Deck { addr, options } => {
+            let client_id = options.client_id.clone();
+            run("Deck", addr, client_id, deck::spawn(addr, options).await).await
+        }
+        ProviderMock::Vumi { addr, options } => {
+            let client_id = options.client_id.clone();
+            run("Vumi", addr, client_id, vumi::spawn(addr, options).await).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -49,11 +70,15 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run_deck(addr: SocketAddr, options: DeckMockOptions) -> anyhow::Result<()> {
-    let client_id = options.client_id.clone();
-    let server = deck::spawn(addr, options).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
-    tracing::info!(base_url = %server.base_url(), admin = %server.admin_url(), client_id, "Deck mock listening");
-    eprintln!("Deck mock: API {} (client id {client_id}), admin {}", server.base_url(), server.admin_url());
+async fn run(
+    name: &str,
+    addr: SocketAddr,
+    client_id: String,
+    spawned: std::io::Result<MockServer>,
+) -> anyhow::Result<()> {
+    let server = spawned.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    tracing::info!(base_url = %server.base_url(), admin = %server.admin_url(), client_id, "{name} mock listening");
+    eprintln!("{name} mock: API {} (client id {client_id}), admin {}", server.base_url(), server.admin_url());
     server.run_until(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await;
     Ok(())
 }

@@ -24,6 +24,7 @@
 //! Each provider's mock adds its own admin routes (see its module).
 
 pub mod deck;
+pub mod vumi;
 
 use axum::Router;
 use axum::body::Body;

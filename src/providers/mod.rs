@@ -7,8 +7,11 @@
 
 pub mod deck;
 pub mod http;
+pub mod json;
 mod metered;
 pub mod sandbox;
+pub mod session;
+pub mod vumi;
 
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
 use crate::pb::ErrorReason;
@@ -249,6 +252,13 @@ impl ProviderError {
     }
 }
 
+/// An upstream identifier or enum value fit for logs: `[A-Za-z0-9_]`, at most 64 characters,
+/// else `"?"` (a value that is not a plain identifier may carry a token or a user's data).
+pub fn log_safe(text: &str) -> &str {
+    let plain = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if plain { text } else { "?" }
+}
+
 /// Shorthand for provider call results.
 pub type ProviderResult<T> = Result<T, ProviderError>;
 
@@ -363,8 +373,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The registry with every provider the settings enable.
-    pub fn from_settings(settings: &crate::config::ProviderSettings) -> Self {
+    /// The registry with every provider the settings enable; providers that share one upstream
+    /// session across replicas keep it in `sessions`.
+    pub fn from_settings(settings: &crate::config::ProviderSettings, sessions: &session::SharedSessions) -> Self {
         let mut registry = Self::default();
         if settings.sandbox.enabled {
             registry.register(Arc::new(sandbox::Sandbox::new(settings.sandbox.clone())));
@@ -374,6 +385,10 @@ impl Registry {
         match deck::Deck::from_settings(&settings.deck) {
             Some(deck) => registry.register(Arc::new(deck)),
             None => _ = registry.disabled.insert(deck::ID, deck::DISPLAY_NAME),
+        }
+        match vumi::Vumi::from_settings(&settings.vumi, sessions.clone()) {
+            Some(vumi) => registry.register(Arc::new(vumi)),
+            None => _ = registry.disabled.insert(vumi::ID, vumi::DISPLAY_NAME),
         }
         registry
     }

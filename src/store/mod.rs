@@ -439,6 +439,32 @@ pub trait Store: Send + Sync + 'static {
     /// it was replaced.
     async fn replace_sealed(&self, column: SealedColumn, id: Uuid, old: &[u8], new: &[u8]) -> StoreResult<bool>;
 
+    /// The sealed session token stored under `key` and when it expires, if one was stored.
+    async fn provider_session(&self, key: &str) -> StoreResult<Option<(Vec<u8>, Timestamp)>>;
+
+    /// Takes the login lease of `key` for `holder` until `until`, if nobody else holds an
+    /// unexpired one. Returns whether `holder` now holds it.
+    async fn lease_provider_login(
+        &self,
+        key: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Stores the session token `holder` obtained under its lease and releases the lease.
+    /// Returns false (and stores nothing) when the lease had passed to someone else.
+    async fn save_provider_session(
+        &self,
+        key: &str,
+        holder: &str,
+        token_sealed: &[u8],
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Gives up `holder`'s login lease of `key` (a failed login), so a waiter may try at once.
+    async fn release_provider_login(&self, key: &str, holder: &str) -> StoreResult<()>;
+
     /// Appends audit records.
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
 

@@ -91,6 +91,7 @@ pub fn test_settings(database_url: &str) -> Settings {
                 poll_interval: Duration::from_millis(50),
             },
             deck: Default::default(),
+            vumi: Default::default(),
         },
         sync: SyncSettings {
             tick: Duration::from_millis(25),
@@ -135,8 +136,11 @@ impl TestApp {
 }
 
 async fn start(settings: Settings, providers: Option<Registry>, database: Option<TestDatabase>) -> TestApp {
-    let providers = providers.unwrap_or_else(|| Registry::from_settings(&settings.providers));
-    let application = Application::build_with_providers(settings.clone(), providers).await.expect("server builds");
+    let application = match providers {
+        Some(providers) => Application::build_with_providers(settings.clone(), providers).await,
+        None => Application::build(settings.clone()).await,
+    }
+    .expect("server builds");
     let grpc_addr = application.grpc_addr();
     let http_addr = application.http_addr();
     let stop = CancellationToken::new();

@@ -135,7 +135,7 @@ async fn list_providers_names_the_offered_ones_with_their_health_and_those_not_o
 
     let providers = list(&mut app).await.providers;
     let ids: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(ids, ["deck", "sandbox"], "every supported provider, by id");
+    assert_eq!(ids, ["deck", "sandbox", "vumi"], "every supported provider, by id");
     let deck = &providers[0];
     assert!(!deck.enabled && deck.flows.is_empty(), "Deck has no credentials here: listed, not offered");
     let sandbox = &providers[1];

@@ -5,4 +5,5 @@
 
 pub mod database;
 pub mod logs;
+pub mod server;
 pub mod status;

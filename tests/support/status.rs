@@ -15,3 +15,11 @@ pub fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expec
     let info = status.get_details_error_info().unwrap();
     assert!(info.metadata.contains_key("request_id"), "{case}: every error carries the request id");
 }
+
+/// As [`assert_error`], for a provider's error, which also names the provider.
+#[track_caller]
+pub fn assert_provider_error(provider: &str, case: &str, status: &tonic::Status, code: tonic::Code, reason: &str) {
+    assert_error(case, status, code, reason);
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.metadata.get("provider").map(String::as_str), Some(provider), "{case}: provider named");
+}

@@ -41,7 +41,7 @@ mod wire;
 use super::http::{HttpClient, Retry, RetryPolicy, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
 use super::{
     CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
-    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
+    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, log_safe,
 };
 use crate::config::DeckSettings;
 use crate::domain::{
@@ -263,7 +263,7 @@ impl Deck {
                 LinkProgress::Failed { reason, message: message.to_owned() }
             }
             None => {
-                tracing::warn!(provider = ID, link_session_id = %link.link_session_id, deck_status = %printable(&status.status), "unknown Deck link status; still waiting");
+                tracing::warn!(provider = ID, link_session_id = %link.link_session_id, deck_status = %log_safe(&status.status), "unknown Deck link status; still waiting");
                 LinkProgress::Connecting
             }
         })
@@ -428,22 +428,9 @@ impl DeckError {
     }
 }
 
-/// An upstream identifier fit for logs: `[A-Z0-9_]`, at most 64 characters, else `"?"`.
+/// An upstream identifier fit for logs (see [`log_safe`]); empty when absent.
 fn identifier(text: Option<String>) -> String {
-    match text {
-        Some(text)
-            if !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-        {
-            text
-        }
-        Some(_) => "?".to_owned(),
-        None => String::new(),
-    }
-}
-
-/// An upstream enum value fit for logs.
-fn printable(text: &str) -> String {
-    identifier(Some(text.to_owned()))
+    text.map(|text| log_safe(&text).to_owned()).unwrap_or_default()
 }
 
 /// What a D5 `LinkConnectionStatus` means for a link session.
@@ -830,8 +817,8 @@ impl Provider for Deck {
         let (status, known) = connection_state(connectivity, reason);
         if !known {
             tracing::warn!(
-                provider = ID, connection_status = %printable(connectivity.unwrap_or("")),
-                connection_status_reason = %printable(reason.unwrap_or("")), mapped = ?status,
+                provider = ID, connection_status = %log_safe(connectivity.unwrap_or("")),
+                connection_status_reason = %log_safe(reason.unwrap_or("")), mapped = ?status,
                 "unknown Deck connection status"
             );
         }

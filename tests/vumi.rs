@@ -1,0 +1,678 @@
+//! Vumi end to end: the Vumi mock in-process on a random port, real linkgate replicas pointed at
+//! it, every step driven through linkgate's gRPC API; the shared single login across replicas;
+//! then a fault matrix scripted through the mock's admin API. Timings are short (polls every
+//! 100 ms, a 500 ms first import) so the file stays fast.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use linkgate::crypto::Sealer;
+use linkgate::mocks::MockServer;
+use linkgate::mocks::vumi::{self, VumiMockOptions};
+use linkgate::pb;
+use linkgate::pb::account_service_client::AccountServiceClient;
+use linkgate::pb::connection_service_client::ConnectionServiceClient;
+use linkgate::pb::link_service_client::LinkServiceClient;
+use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
+use linkgate::startup::Application;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::database::{Backend, TestDatabase};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// How long any wait may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+const CLIENT_ID: &str = "test-client";
+const SECRET: &str = "test-secret";
+const REDIRECT_ID: &str = "0b6f3c1e-9a2d-4c5b-8e7f-112233445566";
+const LOGIN: &str = "/auth/login";
+
+/// How a test's Vumi calls are bounded.
+struct Timing {
+    request_timeout: &'static str,
+    call_timeout: &'static str,
+}
+
+const QUICK: Timing = Timing { request_timeout: "2s", call_timeout: "5s" };
+
+/// The mock and its admin client.
+struct Mock {
+    server: MockServer,
+    admin: reqwest::Client,
+}
+
+impl Mock {
+    async fn spawn(options: VumiMockOptions) -> Self {
+        // Only the tests' admin client needs a process-wide provider; linkgate's own client brings ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let server = vumi::spawn("127.0.0.1:0".parse().unwrap(), options).await.expect("mock binds");
+        Self { server, admin: reqwest::Client::new() }
+    }
+
+    async fn admin_post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        let response = self.admin.post(format!("{}/{path}", self.server.admin_url())).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "admin {path} accepted {body}");
+        response
+    }
+
+    async fn admin_get(&self, path: &str) -> serde_json::Value {
+        self.admin.get(format!("{}/{path}", self.server.admin_url())).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Scripts a fault.
+    async fn fault(&self, rule: serde_json::Value) {
+        self.admin_post("faults", rule).await;
+    }
+
+    /// The user completing the widget for link session `session_id`: a pending public token.
+    async fn complete_widget(&self, session_id: &str) -> String {
+        let body = serde_json::json!({"externalId": session_id, "entity": "santander"});
+        let answer: serde_json::Value = self.admin_post("connect", body).await.json().await.unwrap();
+        answer["publicToken"].as_str().unwrap().to_owned()
+    }
+
+    /// Calls received per endpoint.
+    async fn calls(&self) -> BTreeMap<String, u64> {
+        serde_json::from_value(self.admin_get("calls").await["calls"].clone()).unwrap()
+    }
+
+    /// Calls to endpoints whose path starts with `prefix` and ends with `suffix`.
+    async fn count(&self, prefix: &str, suffix: &str) -> u64 {
+        self.calls().await.iter().filter(|(p, _)| p.starts_with(prefix) && p.ends_with(suffix)).map(|(_, n)| n).sum()
+    }
+}
+
+/// One linkgate replica and its gRPC clients. Stops when dropped.
+struct Replica {
+    link: LinkServiceClient<Channel>,
+    connections: ConnectionServiceClient<Channel>,
+    accounts: AccountServiceClient<Channel>,
+    portfolios: PortfolioServiceClient<Channel>,
+    stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn replica(mock: &Mock, database: &TestDatabase, key: &str, timing: &Timing) -> Replica {
+    replica_with(mock, database, key, timing, &[]).await
+}
+
+/// A replica whose flags `overrides` replace or extend the test defaults.
+async fn replica_with(
+    mock: &Mock,
+    database: &TestDatabase,
+    key: &str,
+    timing: &Timing,
+    overrides: &[(&'static str, &str)],
+) -> Replica {
+    let base_url = mock.server.base_url();
+    let mut flags = vec![
+        ("--grpc-addr", "127.0.0.1:0"),
+        ("--http-addr", "127.0.0.1:0"),
+        ("--database-url", database.url.as_str()),
+        ("--database-max-connections", "5"),
+        ("--encryption-key", key),
+        ("--tenant-calls-per-second", "1000"),
+        ("--tenant-call-burst", "1000"),
+        ("--sandbox-enabled", "false"),
+        ("--sync-tick", "25ms"),
+        ("--vumi-base-url", base_url.as_str()),
+        ("--vumi-client-id", CLIENT_ID),
+        ("--vumi-client-secret", SECRET),
+        ("--vumi-redirect-id", REDIRECT_ID),
+        ("--vumi-request-timeout", timing.request_timeout),
+        ("--vumi-call-timeout", timing.call_timeout),
+        ("--vumi-max-attempts", "3"),
+        ("--vumi-poll-interval", "100ms"),
+    ];
+    for &(name, value) in overrides {
+        match flags.iter_mut().find(|(flag, _)| *flag == name) {
+            Some(flag) => flag.1 = value,
+            None => flags.push((name, value)),
+        }
+    }
+    let settings = support::server::serve_settings(&flags);
+    let application = Application::build(settings).await.expect("linkgate builds");
+    let grpc_addr = application.grpc_addr();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(application.run_until_stopped(stop.clone()));
+    let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
+    support::server::wait_until_serving(&channel).await;
+    Replica {
+        link: LinkServiceClient::new(channel.clone()),
+        connections: ConnectionServiceClient::new(channel.clone()),
+        accounts: AccountServiceClient::new(channel.clone()),
+        portfolios: PortfolioServiceClient::new(channel),
+        stop,
+        server: Some(server),
+    }
+}
+
+/// The mock, one replica in front of it, and the database they use.
+struct VumiApp {
+    mock: Mock,
+    app: Replica,
+    database: TestDatabase,
+    key: String,
+}
+
+async fn spawn(backend: Backend, options: VumiMockOptions, timing: Timing) -> VumiApp {
+    let mock = Mock::spawn(options).await;
+    let database = TestDatabase::create(backend).await;
+    let key = Sealer::generate_key();
+    let app = replica(&mock, &database, &key, &timing).await;
+    VumiApp { mock, app, database, key }
+}
+
+/// Mock timings of the fault tests: imports finish at once.
+fn instant_mock() -> VumiMockOptions {
+    VumiMockOptions { import_delay: Duration::ZERO, ..VumiMockOptions::default() }
+}
+
+impl Replica {
+    async fn shut_down(&mut self) {
+        self.stop.cancel();
+        let server = self.server.take().expect("server running");
+        tokio::time::timeout(PATIENCE, server).await.expect("stops in time").expect("server task").expect("clean stop");
+    }
+
+    async fn create_session(&mut self, user: &str) -> Result<pb::LinkSession, tonic::Status> {
+        self.link
+            .create_link_session(pb::CreateLinkSessionRequest {
+                provider: "vumi".into(),
+                external_user_id: user.into(),
+                institution_id: "santander".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().link_session.unwrap())
+    }
+
+    async fn exchange(&mut self, public_token: &str) -> Result<pb::Connection, tonic::Status> {
+        self.link
+            .exchange_public_token(pb::ExchangePublicTokenRequest {
+                provider: "vumi".into(),
+                public_token: public_token.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().connection.unwrap())
+    }
+
+    async fn connection_count(&mut self) -> usize {
+        let request = pb::ListConnectionsRequest::default();
+        self.connections.list_connections(request).await.unwrap().into_inner().connections.len()
+    }
+
+    /// A public token from a completed widget (the session's poll finds it).
+    async fn public_token(&mut self, mock: &Mock) -> String {
+        let session = self.create_session("user-1").await.expect("session created");
+        mock.complete_widget(&session.id).await;
+        self.wait_for_session(&session.id).await.public_token
+    }
+
+    async fn wait_for_session(&mut self, id: &str) -> pb::LinkSession {
+        let request = pb::WatchLinkSessionRequest { link_session_id: id.into() };
+        let mut stream = self.link.watch_link_session(request).await.expect("watch starts").into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(message) = stream.next().await {
+                let session = message.expect("stream item").link_session.unwrap();
+                match session.state() {
+                    pb::LinkSessionState::Succeeded => return session,
+                    pb::LinkSessionState::Failed | pb::LinkSessionState::Expired => {
+                        panic!("session ended {:?} ({})", session.state(), session.failure_reason)
+                    }
+                    _ => {}
+                }
+            }
+            panic!("stream ended before the session succeeded");
+        })
+        .await
+        .expect("the session succeeds in time")
+    }
+
+    async fn wait_for_connection(&mut self, id: &str, state: pb::ConnectionState) -> pb::Connection {
+        let request = pb::WatchConnectionRequest { connection_id: id.into(), ..Default::default() };
+        let mut stream = self.connections.watch_connection(request).await.expect("watch starts").into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(message) = stream.next().await {
+                let connection = message.expect("stream item").event.unwrap().connection.unwrap();
+                if connection.state() == state {
+                    return connection;
+                }
+            }
+            panic!("stream ended before {state:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("connection never reached {state:?}"))
+    }
+}
+
+/// Asserts a Vumi error's code and reason, and that it names the provider.
+#[track_caller]
+fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
+    support::status::assert_provider_error("vumi", case, status, code, expected_reason);
+}
+
+fn amount(money: &Option<pb::Money>) -> (&str, &str) {
+    let money = money.as_ref().expect("an amount");
+    (money.amount.as_str(), money.currency.as_str())
+}
+
+/// The whole flow through linkgate's API: hosted link through the (simulated) widget, the
+/// pending token found and listed, exchange (twice), first import, every read, delete.
+#[tokio::test]
+async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
+    let logs = support::logs::capture_logs();
+    let options = VumiMockOptions { import_delay: Duration::from_millis(500), ..VumiMockOptions::default() };
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, options, QUICK).await;
+
+    // Link: the widget's start token, then the user completes the widget. The caller's request
+    // id travels to Vumi as its client trace id.
+    let mut request = tonic::Request::new(pb::CreateLinkSessionRequest {
+        provider: "vumi".into(),
+        external_user_id: "user-1".into(),
+        institution_id: "santander".into(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert("x-request-id", "trace-vumi-flow-1".parse().unwrap());
+    let session =
+        app.link.create_link_session(request).await.expect("session created").into_inner().link_session.unwrap();
+    let traces: Vec<String> = serde_json::from_value(mock.admin_get("trace_ids").await).unwrap();
+    assert_eq!(traces, ["trace-vumi-flow-1", "trace-vumi-flow-1"], "the login and start-flow calls carry it");
+    assert_eq!(session.state(), pb::LinkSessionState::Created);
+    assert_eq!(session.link_token.split('.').count(), 3, "the widget's start JWT");
+    let issued = mock.complete_widget(&session.id).await;
+    let linked = app.wait_for_session(&session.id).await;
+    assert_eq!((linked.public_token.as_str(), linked.institution_id.as_str()), (issued.as_str(), "santander"));
+    let listed = app
+        .link
+        .list_public_tokens(pb::ListPublicTokensRequest {
+            provider: "vumi".into(),
+            external_user_id: "user-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .public_tokens;
+    assert_eq!(listed.iter().map(|t| t.public_token.as_str()).collect::<Vec<_>>(), [issued.as_str()]);
+
+    // Exchange: one upstream exchange however often it is asked.
+    let connection = app.exchange(&issued).await.expect("exchanged");
+    assert_eq!(connection.state(), pb::ConnectionState::Pending);
+    assert_eq!((connection.institution_id.as_str(), connection.external_user_id.as_str()), ("santander", "user-1"));
+    let again = app.exchange(&issued).await.expect("a retried exchange answers the same connection");
+    assert_eq!(again.id, connection.id);
+    assert_eq!(mock.count("/commands/connections/exchange/", "").await, 1);
+    let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    assert!(ready.products.iter().all(|p| p.state() == pb::ProductState::Ready), "{:?}", ready.products);
+
+    // Read: accounts, transactions, portfolios, positions, portfolio transactions, exact.
+    let id = connection.id.clone();
+    let accounts = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let kinds: Vec<_> = accounts.iter().map(|a| (a.r#type(), a.mask.as_str())).collect();
+    assert!(
+        kinds.contains(&(pb::AccountType::BrokerageCash, "6789"))
+            && kinds.contains(&(pb::AccountType::Checking, "1332")),
+        "{kinds:?}"
+    );
+    let cash = accounts.iter().find(|a| a.r#type() == pb::AccountType::BrokerageCash).unwrap();
+    assert_eq!(amount(&cash.balances.as_ref().unwrap().current), ("1520.35", "EUR"));
+    let transactions = app
+        .accounts
+        .list_account_transactions(pb::ListAccountTransactionsRequest {
+            connection_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transactions;
+    let mut amounts: Vec<_> = transactions.iter().map(|t| amount(&t.amount).0).collect();
+    amounts.sort_unstable();
+    assert_eq!(amounts, ["-64.99", "12.30", "1800.00"]);
+    let portfolios = app
+        .portfolios
+        .list_portfolios(pb::ListPortfoliosRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .portfolios;
+    assert_eq!(portfolios.len(), 1);
+    assert_eq!(amount(&portfolios[0].value), ("3250.75", "EUR"));
+    assert_eq!(portfolios[0].cash_account_id, cash.id, "the broker cash account is the portfolio's");
+    let positions = app
+        .portfolios
+        .list_portfolio_positions(pb::ListPortfolioPositionsRequest {
+            connection_id: id.clone(),
+            portfolio_id: portfolios[0].id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .positions;
+    let mut held: Vec<_> = positions
+        .iter()
+        .map(|p| {
+            let instrument = p.instrument.as_ref().unwrap();
+            (instrument.isin.as_str(), p.quantity.as_str(), amount(&p.market_value).0, instrument.currency.as_str())
+        })
+        .collect();
+    held.sort_unstable();
+    assert_eq!(held, [("ES0113900J37", "250", "1163.75", "EUR"), ("US9229083632", "3.5", "2087.00", "USD")]);
+    let trades = app
+        .portfolios
+        .list_portfolio_transactions(pb::ListPortfolioTransactionsRequest {
+            connection_id: id.clone(),
+            portfolio_id: portfolios[0].id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transactions;
+    assert_eq!(trades.len(), 3);
+
+    // Delete: removed upstream, DELETED here; the spent token is refused with its reason.
+    let deleted = app
+        .connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .expect("deleted")
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(deleted.state(), pb::ConnectionState::Deleted);
+    assert_eq!(mock.calls().await.keys().filter(|p| p.starts_with("/commands/connections/conn-")).count(), 1);
+    let status = app.exchange(&issued).await.unwrap_err();
+    support::status::assert_error(
+        "exchange after delete",
+        &status,
+        tonic::Code::FailedPrecondition,
+        "PUBLIC_TOKEN_USED",
+    );
+    assert_eq!(mock.count(LOGIN, "").await, 1, "one login served every call");
+
+    let tokens = mock.admin_get("tokens").await;
+    app.shut_down().await;
+    // The mock plays Vumi, which knows every token; only linkgate's own lines count.
+    let text: String = String::from_utf8_lossy(&logs.lock().unwrap())
+        .lines()
+        .filter(|line| !line.contains(" linkgate::mocks"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("upstream call") && text.contains("vumi.active_positions"), "upstream calls are logged");
+    assert!(text.contains("vumi-req-"), "Vumi's X-Request-ID is logged");
+    let mut secrets = vec![("client secret", SECRET.to_owned()), ("public token", issued.clone())];
+    for (what, field) in [("session JWT", "sessions"), ("connection token", "connection_tokens")] {
+        for token in tokens[field].as_array().unwrap() {
+            secrets.push((what, token.as_str().unwrap().to_owned()));
+        }
+    }
+    assert!(secrets.len() >= 3, "{tokens}");
+    for (what, secret) in secrets {
+        assert!(!text.contains(&secret), "the {what} appears in the logs");
+    }
+}
+
+/// Two replicas on one PostgreSQL share one session: one login between them, and one new login
+/// when Vumi ends the session.
+#[tokio::test]
+async fn replicas_share_one_login_and_log_in_once_more_after_the_session_ends() {
+    let VumiApp { mock, mut app, database, key } = spawn(Backend::Postgres, instant_mock(), QUICK).await;
+    let mut other = replica(&mock, &database, &key, &QUICK).await;
+
+    // Both replicas start sessions at once: Vumi sees one login.
+    let (first, second) = tokio::join!(app.create_session("user-1"), other.create_session("user-2"));
+    first.expect("first replica");
+    second.expect("second replica");
+    for _ in 0..3 {
+        other.create_session("user-3").await.expect("second replica again");
+        app.create_session("user-4").await.expect("first replica again");
+    }
+    assert_eq!(mock.count(LOGIN, "").await, 1, "one login for every replica: {:?}", mock.calls().await);
+
+    // The session ends (its hour ran out): the next calls log in once more, and only once.
+    mock.admin_post("session/expire", serde_json::json!({})).await;
+    let (first, second) = tokio::join!(app.create_session("user-5"), other.create_session("user-6"));
+    first.expect("first replica after expiry");
+    second.expect("second replica after expiry");
+    app.create_session("user-7").await.expect("first replica once more");
+    assert_eq!(mock.count(LOGIN, "").await, 2, "one new login: {:?}", mock.calls().await);
+
+    // The full flow works on either replica with the shared session.
+    let token = other.public_token(&mock).await;
+    let connection = app.exchange(&token).await.expect("exchanged on the other replica");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    assert_eq!(mock.count(LOGIN, "").await, 2);
+}
+
+#[tokio::test]
+async fn a_5xx_burst_is_retried_into_exactly_one_connection() {
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), QUICK).await;
+    let token = app.public_token(&mock).await;
+    let path = format!("/commands/connections/exchange/{token}");
+    mock.fault(serde_json::json!({"kind": "status", "status": 500, "times": 2, "path": path})).await;
+
+    let connection = app.exchange(&token).await.expect("the third attempt exchanges");
+
+    assert_eq!(mock.count(&path, "").await, 3);
+    assert_eq!(app.connection_count().await, 1, "one connection, nothing half-written");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_the_deadlines_ends_unavailable_with_retry_info() {
+    let timing = Timing { request_timeout: "300ms", call_timeout: "1s" };
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), timing).await;
+    app.create_session("warm-up").await.expect("logged in");
+    let path = "/commands/connections/start-flow";
+    mock.fault(serde_json::json!({"kind": "delay", "delay_ms": 3000, "times": 20, "path": path})).await;
+
+    // The call budget ends it.
+    let started = Instant::now();
+    let status = app.create_session("user-1").await.unwrap_err();
+    assert_error("slow Vumi", &status, tonic::Code::Unavailable, "PROVIDER_UNAVAILABLE");
+    assert!(status.get_details_retry_info().is_some(), "RetryInfo tells the caller when to come back");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1500),
+        "budget bounds it ({elapsed:?})"
+    );
+
+    // So does the caller's own, shorter deadline: linkgate stops calling Vumi when it passes
+    // (the client's own timer may answer first, so the calls Vumi sees are the proof).
+    let before = mock.count(path, "").await;
+    let mut request = tonic::Request::new(pb::CreateLinkSessionRequest {
+        provider: "vumi".into(),
+        external_user_id: "user-2".into(),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_millis(400));
+    let status = app.link.create_link_session(request).await.unwrap_err();
+    let code = status.code();
+    assert!(
+        matches!(code, tonic::Code::DeadlineExceeded | tonic::Code::Unavailable | tonic::Code::Cancelled),
+        "{status:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let attempts = mock.count(path, "").await - before;
+    assert!((1..=2).contains(&attempts), "no attempt after the caller's deadline ({attempts}; the budget allows 3)");
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_when_short_and_passed_on_when_long() {
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), QUICK).await;
+    app.create_session("warm-up").await.expect("logged in");
+    let path = "/commands/connections/start-flow";
+
+    mock.fault(serde_json::json!({"kind": "rate_limit", "retry_after": 1, "path": path})).await;
+    let started = Instant::now();
+    app.create_session("user-1").await.expect("created after the pause");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After honoured ({:?})", started.elapsed());
+
+    mock.fault(serde_json::json!({"kind": "rate_limit", "retry_after": 120, "path": path})).await;
+    let status = app.create_session("user-2").await.unwrap_err();
+    assert_error("long Retry-After", &status, tonic::Code::Unavailable, "PROVIDER_RATE_LIMITED");
+    let retry = status.get_details_retry_info().expect("RetryInfo").retry_delay.expect("a delay");
+    assert!(retry >= Duration::from_secs(100), "Vumi's delay is passed on ({retry:?})");
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_dropped_answers_write_nothing_and_spend_no_token() {
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), QUICK).await;
+    let token = app.public_token(&mock).await;
+    let path = format!("/commands/connections/exchange/{token}");
+    for (case, fault) in [
+        ("malformed JSON", serde_json::json!({"kind": "malformed", "path": path})),
+        ("oversized body", serde_json::json!({"kind": "oversized", "bytes": 5 * 1024 * 1024, "path": path})),
+    ] {
+        let calls = mock.count(&path, "").await;
+        mock.fault(fault).await;
+        let status = app.exchange(&token).await.unwrap_err();
+        assert_error(case, &status, tonic::Code::Internal, "PROVIDER_PROTOCOL");
+        assert_eq!(mock.count(&path, "").await, calls + 1, "{case}: not retried");
+        assert_eq!(app.connection_count().await, 0, "{case}: nothing written");
+    }
+
+    // A dropped connection is retried, and the token, never consumed, exchanges.
+    mock.fault(serde_json::json!({"kind": "drop", "path": path})).await;
+    app.exchange(&token).await.expect("the retry after the drop exchanges");
+    assert_eq!(mock.count(&path, "").await, 4);
+    assert_eq!(app.connection_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_token_vumi_does_not_know_is_refused_and_wrong_credentials_are_rejected() {
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), QUICK).await;
+    let status = app.exchange("7c9e6679-7425-40de-944b-e07fc1f90ae7").await.unwrap_err();
+    assert_error("unknown public token", &status, tonic::Code::NotFound, "PUBLIC_TOKEN_NOT_FOUND");
+
+    let wrong = VumiMockOptions { secret: "another-secret".into(), ..instant_mock() };
+    let VumiApp { mock: wrong_mock, app: mut wrong_app, database: _wrong_database, .. } =
+        spawn(Backend::Sqlite, wrong, QUICK).await;
+    let status = wrong_app.create_session("user-1").await.unwrap_err();
+    assert_error("wrong secret", &status, tonic::Code::FailedPrecondition, "PROVIDER_REJECTED");
+    assert_eq!(wrong_mock.count(LOGIN, "").await, 1, "a refused login is not retried");
+    assert_eq!(mock.count(LOGIN, "").await, 1);
+}
+
+/// The mock's webhooks: POSTed on exchange and on the import's end, signed with the ES256 key
+/// Vumi's verification endpoint serves, over the exact body.
+#[tokio::test]
+async fn the_mock_signs_its_webhooks_with_the_key_it_serves() {
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/vumi", listener.local_addr().unwrap());
+    let receiver = axum::Router::new().route(
+        "/webhooks/vumi",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let sender = sender.clone();
+            async move {
+                sender.send((headers, body)).unwrap();
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let options = VumiMockOptions {
+        webhook_url: Some(url),
+        import_delay: Duration::from_millis(300),
+        ..VumiMockOptions::default()
+    };
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, options, QUICK).await;
+    let token = app.public_token(&mock).await;
+    app.exchange(&token).await.expect("exchanged");
+
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let (headers, body) = tokio::time::timeout(PATIENCE, received.recv()).await.unwrap().unwrap();
+        let signature = headers["vumi-verification"].to_str().unwrap().to_owned();
+        let header = linkgate::jws::header(&signature).unwrap();
+        assert_eq!((header.alg.as_str(), header.typ.as_deref()), ("ES256", Some("JWT")));
+        let kid = header.kid.expect("a key id");
+        // The key endpoint needs a session: log in as a consumer would (this ends linkgate's).
+        let base = mock.server.base_url();
+        let login: serde_json::Value = mock
+            .admin
+            .post(format!("{base}/auth/login"))
+            .json(&serde_json::json!({"clientId": CLIENT_ID, "clientSecret": SECRET}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let jwk: linkgate::jws::Jwk = mock
+            .admin
+            .get(format!("{base}/webhook_verification/{kid}"))
+            .bearer_auth(login["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let claims = linkgate::jws::verify(&signature, &jwk).expect("signed by the served key");
+        assert_eq!(claims["request_body_sha256"], linkgate::jws::body_sha256(&body));
+        assert!(claims["iat"].is_i64());
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        statuses.push(event["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(statuses, ["PENDING", "READY"]);
+}
+
+/// Webhooks end to end: the mock posts its signed deliveries to linkgate's `/webhooks/vumi`, and
+/// with polls an hour apart, only the webhook can bring the connection to READY in time.
+#[tokio::test]
+async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_poll() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = VumiMockOptions {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/vumi")),
+        import_delay: Duration::from_millis(300),
+        ..VumiMockOptions::default()
+    };
+    let mock = Mock::spawn(options).await;
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let key = Sealer::generate_key();
+    let http_addr = format!("127.0.0.1:{port}");
+    let overrides = [("--http-addr", http_addr.as_str()), ("--vumi-poll-interval", "1h")];
+    let mut app = replica_with(&mock, &database, &key, &QUICK, &overrides).await;
+
+    // The widget's token, exchanged straight away (no session poll in this test).
+    let public_token = mock.complete_widget("widget-session").await;
+    let connection = app
+        .link
+        .exchange_public_token(pb::ExchangePublicTokenRequest {
+            provider: "vumi".into(),
+            public_token,
+            external_user_id: "user-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("exchanged")
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(connection.state(), pb::ConnectionState::Pending);
+
+    let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    assert!(!ready.products.is_empty());
+    assert_eq!(mock.count("/webhook_verification/", "").await, 1, "the key was fetched once and cached");
+}
