@@ -126,6 +126,9 @@ pub struct ProviderSettings {
 
     #[command(flatten)]
     pub vumi: VumiSettings,
+
+    #[command(flatten)]
+    pub moneykit: MoneyKitSettings,
 }
 
 /// The built-in sandbox provider.
@@ -322,6 +325,83 @@ pub struct SyncSettings {
     pub lease: Duration,
 }
 
+/// MoneyKit (US, UK and CA banks: accounts, transactions, holdings). Offered only when both the
+/// client id and the client secret are set; the API version and the environment (sandbox or live)
+/// follow from the keys, not the host.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MoneyKitSettings {
+    /// MoneyKit's API base URL (or a `linkgate-mock moneykit` address). Plain http is accepted
+    /// for loopback addresses only.
+    #[arg(id = "moneykit_base_url", value_name = "URL", long = "moneykit-base-url", env = "LINKGATE_MONEYKIT_BASE_URL", default_value = MONEYKIT_URL, value_parser = crate::providers::http::parse_base_url)]
+    pub base_url: reqwest::Url,
+
+    /// MoneyKit OAuth2 client id.
+    #[arg(
+        id = "moneykit_client_id",
+        value_name = "ID",
+        long = "moneykit-client-id",
+        env = "LINKGATE_MONEYKIT_CLIENT_ID"
+    )]
+    pub client_id: Option<String>,
+
+    /// MoneyKit OAuth2 client secret.
+    #[arg(
+        id = "moneykit_client_secret",
+        value_name = "SECRET",
+        long = "moneykit-client-secret",
+        env = "LINKGATE_MONEYKIT_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<SecretString>,
+
+    /// The `MoneyKit-Version` header sent on every call: the API schema linkgate reads.
+    #[arg(id = "moneykit_api_version", value_name = "VERSION", long = "moneykit-api-version", env = "LINKGATE_MONEYKIT_API_VERSION", default_value = MONEYKIT_API_VERSION)]
+    pub api_version: String,
+
+    /// Longest one HTTP attempt to MoneyKit may take.
+    #[arg(id = "moneykit_request_timeout", value_name = "DURATION", long = "moneykit-request-timeout", env = "LINKGATE_MONEYKIT_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest one call to MoneyKit may take, retries and their pauses included.
+    #[arg(id = "moneykit_call_timeout", value_name = "DURATION", long = "moneykit-call-timeout", env = "LINKGATE_MONEYKIT_CALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub call_timeout: Duration,
+
+    /// Attempts per call when MoneyKit answers 5xx or 429, times out or drops the connection.
+    #[arg(
+        id = "moneykit_max_attempts",
+        value_name = "N",
+        long = "moneykit-max-attempts",
+        env = "LINKGATE_MONEYKIT_MAX_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub max_attempts: u32,
+
+    /// How often linkgate asks MoneyKit about connections whose first import is running.
+    #[arg(id = "moneykit_poll_interval", value_name = "DURATION", long = "moneykit-poll-interval", env = "LINKGATE_MONEYKIT_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+}
+
+/// MoneyKit's API host (sandbox and live share it; the keys choose the environment).
+pub const MONEYKIT_URL: &str = "https://api.moneykit.com";
+/// The MoneyKit API version linkgate's wire types follow.
+pub const MONEYKIT_API_VERSION: &str = "2023-02-18";
+
+impl Default for MoneyKitSettings {
+    /// The flag defaults, without credentials: MoneyKit is not offered.
+    fn default() -> Self {
+        Self {
+            base_url: MONEYKIT_URL.parse().expect("the MoneyKit URL parses"),
+            client_id: None,
+            client_secret: None,
+            api_version: MONEYKIT_API_VERSION.to_owned(),
+            request_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            poll_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Settings {
     /// Every problem with these settings at once, each naming its environment variable. Syntax
     /// (numbers, durations, addresses) is checked while parsing; this checks what only makes
@@ -396,6 +476,26 @@ impl Settings {
         }
         if vumi.poll_interval.is_zero() {
             problem("LINKGATE_VUMI_POLL_INTERVAL", "must be longer than 0s");
+        }
+        let moneykit = &self.providers.moneykit;
+        match (&moneykit.client_id, &moneykit.client_secret) {
+            (Some(_), None) => {
+                problem("LINKGATE_MONEYKIT_CLIENT_SECRET", "is required with LINKGATE_MONEYKIT_CLIENT_ID")
+            }
+            (None, Some(_)) => {
+                problem("LINKGATE_MONEYKIT_CLIENT_ID", "is required with LINKGATE_MONEYKIT_CLIENT_SECRET")
+            }
+            _ => {}
+        }
+        let version = moneykit.api_version.as_str();
+        if version.len() != 10 || !version.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            problem("LINKGATE_MONEYKIT_API_VERSION", "must be a MoneyKit API version date such as 2023-02-18");
+        }
+        if moneykit.poll_interval.is_zero() {
+            problem("LINKGATE_MONEYKIT_POLL_INTERVAL", "must be longer than 0s");
+        }
+        if moneykit.max_attempts == 0 {
+            problem("LINKGATE_MONEYKIT_MAX_ATTEMPTS", "must be at least 1");
         }
         problems
     }
@@ -539,5 +639,38 @@ mod tests {
             "0b6f3c1e-9a2d-4c5b-8e7f-112233445566",
         ]);
         assert!(!complete.problems().iter().any(|p| p.contains("VUMI")), "{:?}", complete.problems());
+    }
+
+    #[test]
+    fn moneykit_defaults_match_the_flags_and_problems_name_their_keys() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            moneykit: MoneyKitSettings,
+        }
+        let parsed = Cli::try_parse_from(["linkgate"]).expect("defaults parse").moneykit;
+        let default = MoneyKitSettings::default();
+        assert_eq!(parsed.base_url, default.base_url);
+        assert_eq!(parsed.api_version, default.api_version);
+        assert_eq!(parsed.request_timeout, default.request_timeout);
+        assert_eq!(parsed.call_timeout, default.call_timeout);
+        assert_eq!(parsed.max_attempts, default.max_attempts);
+        assert_eq!(parsed.poll_interval, default.poll_interval);
+        assert!(parsed.client_id.is_none() && parsed.client_secret.is_none());
+        let problems = parse(&[
+            "--moneykit-client-id",
+            "id",
+            "--moneykit-api-version",
+            "latest",
+            "--moneykit-poll-interval",
+            "0s",
+        ])
+        .problems();
+        for key in
+            ["LINKGATE_MONEYKIT_CLIENT_SECRET", "LINKGATE_MONEYKIT_API_VERSION", "LINKGATE_MONEYKIT_POLL_INTERVAL"]
+        {
+            assert!(problems.iter().any(|p| p.starts_with(key)), "{key} in {problems:#?}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use linkgate::mocks::MockServer;
 use linkgate::mocks::deck::{self, DeckMockOptions};
+use linkgate::mocks::moneykit::{self, MoneyKitMockOptions};
 use linkgate::mocks::vumi::{self, VumiMockOptions};
 use std::net::SocketAddr;
 
@@ -46,6 +47,18 @@ enum ProviderMock {
         #[command(flatten)]
         options: VumiMockOptions,
     },
+    /// MoneyKit's API at the host root (point LINKGATE_MONEYKIT_BASE_URL at http://ADDR; OAuth
+    /// client test-client / test-secret). Connect is simulated by POST /__admin/connect with
+    /// {"link_session_token": ..., "institution_id": "chase"}, which answers the exchangeable
+    /// token; POST /__admin/tokens/expire lapses every access token.
+    Moneykit {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9102")]
+        addr: SocketAddr,
+
+        #[command(flatten)]
+        options: MoneyKitMockOptions,
+    },
 }
 
 #[tokio::main]
@@ -59,6 +72,10 @@ async fn main() -> std::process::ExitCode {
         ProviderMock::Vumi { addr, options } => {
             let client_id = options.client_id.clone();
             run("Vumi", addr, client_id, vumi::spawn(addr, options).await).await
+        }
+        ProviderMock::Moneykit { addr, options } => {
+            let client_id = options.client_id.clone();
+            run("MoneyKit", addr, client_id, moneykit::spawn(addr, options).await).await
         }
     };
     match result {

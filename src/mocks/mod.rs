@@ -24,6 +24,7 @@
 //! Each provider's mock adds its own admin routes (see its module).
 
 pub mod deck;
+pub mod moneykit;
 pub mod vumi;
 
 use axum::Router;
@@ -307,7 +308,8 @@ pub(crate) fn serve(listener: TcpListener, harness: Arc<Harness>, router: Router
 
 async fn handle(harness: &Harness, router: Router, request: Request<Body>) -> Result<Response<Body>, DropConnection> {
     let path = request.uri().path().to_owned();
-    let api_path = path.strip_prefix(harness.api_prefix).filter(|p| p.starts_with('/'));
+    // A mock at the host root (MoneyKit) has its admin API beside its own: neither counted nor faulted.
+    let api_path = path.strip_prefix(harness.api_prefix).filter(|p| p.starts_with('/') && !p.starts_with("/__admin/"));
     if let Some(api_path) = api_path {
         let traceparent = request.headers().get("traceparent").and_then(|value| value.to_str().ok());
         match harness.record(api_path, traceparent) {

@@ -67,6 +67,11 @@ impl HttpClient {
         SHARED.get_or_init(|| Self::new(CONNECT_TIMEOUT).map_err(|e| format!("{e:#}"))).clone()
     }
 
+    /// The underlying client, for the provider mocks' own outgoing calls (webhook deliveries).
+    pub(crate) fn reqwest(&self) -> &reqwest::Client {
+        &self.inner
+    }
+
     /// A client with its own pool: TLS verified against the Mozilla roots, no redirects, no proxy
     /// from the environment unless `HTTPS_PROXY`/`HTTP_PROXY` say so.
     pub fn new(connect_timeout: Duration) -> anyhow::Result<Self> {

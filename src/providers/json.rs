@@ -17,6 +17,11 @@ pub fn exact_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
     }
 }
 
+/// A required JSON number or numeric string, read as [`exact_decimal`] reads it.
+pub fn required_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    exact_decimal(deserializer)?.ok_or_else(|| serde::de::Error::custom("an amount is missing"))
+}
+
 /// The exact value of a JSON number's text (quotes around it are tolerated).
 pub fn decimal_from_json(text: &str) -> Result<Decimal, String> {
     let text = text.trim();

@@ -9,6 +9,7 @@ pub mod deck;
 pub mod http;
 pub mod json;
 mod metered;
+pub mod moneykit;
 pub mod sandbox;
 pub mod session;
 pub mod vumi;
@@ -252,11 +253,19 @@ impl ProviderError {
     }
 }
 
-/// An upstream identifier or enum value fit for logs: `[A-Za-z0-9_]`, at most 64 characters,
-/// else `"?"` (a value that is not a plain identifier may carry a token or a user's data).
+/// An upstream identifier, code or enum value fit for logs: `[A-Za-z0-9_.]`, at most 64
+/// characters, else `"?"` (a value that is not a plain identifier may carry a token or a user's
+/// data).
 pub fn log_safe(text: &str) -> &str {
-    let plain = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let plain = !text.is_empty()
+        && text.len() <= 64
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
     if plain { text } else { "?" }
+}
+
+/// An optional upstream code fit for logs (see [`log_safe`]); empty when absent.
+pub fn log_safe_code(text: Option<String>) -> String {
+    text.map(|text| log_safe(&text).to_owned()).unwrap_or_default()
 }
 
 /// Shorthand for provider call results.
@@ -389,6 +398,10 @@ impl Registry {
         match vumi::Vumi::from_settings(&settings.vumi, sessions.clone()) {
             Some(vumi) => registry.register(Arc::new(vumi)),
             None => _ = registry.disabled.insert(vumi::ID, vumi::DISPLAY_NAME),
+        }
+        match moneykit::MoneyKit::from_settings(&settings.moneykit) {
+            Some(moneykit) => registry.register(Arc::new(moneykit)),
+            None => _ = registry.disabled.insert(moneykit::ID, moneykit::DISPLAY_NAME),
         }
         registry
     }

@@ -92,6 +92,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             },
             deck: Default::default(),
             vumi: Default::default(),
+            moneykit: Default::default(),
         },
         sync: SyncSettings {
             tick: Duration::from_millis(25),

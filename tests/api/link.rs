@@ -135,13 +135,13 @@ async fn list_providers_names_the_offered_ones_with_their_health_and_those_not_o
 
     let providers = list(&mut app).await.providers;
     let ids: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(ids, ["deck", "sandbox", "vumi"], "every supported provider, by id");
+    assert_eq!(ids, ["deck", "moneykit", "sandbox", "vumi"], "every supported provider, by id");
     let deck = &providers[0];
     assert!(!deck.enabled && deck.flows.is_empty(), "Deck has no credentials here: listed, not offered");
-    let sandbox = &providers[1];
+    let sandbox = &providers[2];
     assert!(sandbox.enabled && !sandbox.products.is_empty());
     assert_eq!(sandbox.health(), pb::ProviderHealth::Unspecified, "no call made yet");
 
     app.ready_connection("ins_sandbox_bank", "user-1").await;
-    assert_eq!(list(&mut app).await.providers[1].health(), pb::ProviderHealth::Healthy);
+    assert_eq!(list(&mut app).await.providers[2].health(), pb::ProviderHealth::Healthy);
 }

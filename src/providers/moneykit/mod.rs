@@ -1,0 +1,849 @@
+//! MoneyKit: US, UK and CA banks through MoneyKit's API (reference: upstreams.md section 2),
+//! hosted link flow (MoneyKit Connect in the user's browser).
+//!
+//! Every call carries `MoneyKit-Version` and a bearer token from the OAuth2 client-credentials
+//! grant (M1 `POST /auth/token`, form-encoded, answered 201). The token is kept in this process
+//! until shortly before `expires_in` runs out; a call refused with
+//! `api_error.auth.expired_access_token` renews it once and is sent once more. Renewal is
+//! single-flight: concurrent calls wait for the one renewal instead of each asking for a token.
+//!
+//! | linkgate | MoneyKit |
+//! |---|---|
+//! | `start_link` | M4 `POST /link-session` (201): `link_session_token` is the session's `link_token` |
+//! | `poll_link` | nothing to ask: MoneyKit has no API for a Connect session's outcome |
+//! | `exchange_public_token` | M5 `POST /link-session/exchange-token` (201) |
+//! | `connection_status` | M7 `GET /links/{id}`: link `state` and per-product freshness |
+//! | `fetch_data` | M14 accounts, M19 transactions sync feed, M21 holdings, M22 investment transactions (page-numbered) |
+//! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) / M9 `DELETE /links/{id}` |
+//! | `institutions` | M26 featured institutions, M27 one by id |
+//!
+//! **The link flow.** CreateLinkSession (hosted flow) creates a MoneyKit link session for the
+//! caller's user (`customer_user.id` is the external user id; `redirect_uri` is required by
+//! MoneyKit) with every requested product prefetched, and returns `link_session_token` as the
+//! session's `link_token`. The caller's front end opens MoneyKit Connect with it; Connect's
+//! success callback hands the front end an `exchangeable_token`, which the caller passes to
+//! ExchangePublicToken as the public token (with `external_user_id`: linkgate never saw this token
+//! issued, so it records it at the exchange; the session itself stays CONNECTING until it
+//! expires). The exchange yields the `link_id`, the connection's handle, which linkgate seals and
+//! never hands out; the connection is PENDING until every linked product's first import is over.
+//!
+//! **Money.** Balances are JSON numbers, everything else decimal strings; both are read exactly.
+//! Transaction amounts are non-negative with a `credit`/`debit` type (debits become negative);
+//! liability balances are positive when owed (they become negative); investment transaction
+//! amounts are positive for money out (they are negated).
+//!
+//! States and errors map through the one table in [`states`].
+
+pub mod states;
+mod wire;
+
+use super::http::{HttpClient, Retry, RetryPolicy, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
+use super::{
+    Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart, LinkStep,
+    Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, WebhookNotice, WebhookScheme, log_safe,
+    log_safe_code,
+};
+use crate::config::MoneyKitSettings;
+use crate::domain::{
+    Account, AccountType, AssetType, ConnectionData, Decimal, Instrument, LinkFlow, Money, Portfolio,
+    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Product, Transaction, stable_id,
+};
+use crate::jws::Jwk;
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use states::{ApiError, ProductPhase};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// The provider id.
+pub const ID: &str = "moneykit";
+/// The provider's display name.
+pub const DISPLAY_NAME: &str = "MoneyKit";
+/// Products a MoneyKit connection delivers.
+const PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
+/// How long before `expires_in` runs out a token is renewed, at most (a tenth of its life when
+/// that is shorter), so a call never starts with a token about to lapse.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// The header naming the API version linkgate reads.
+const VERSION_HEADER: HeaderName = HeaderName::from_static("moneykit-version");
+/// Transactions per M19 page (MoneyKit's maximum is 500).
+const SYNC_PAGE_SIZE: &str = "500";
+/// Investment transactions per M22 page (MoneyKit's maximum is 1000).
+const INVESTMENT_PAGE_SIZE: u64 = 1000;
+/// Pages read per feed at most, so a provider that never says "done" cannot loop linkgate.
+const MAX_PAGES: usize = 1000;
+/// Featured institutions listed (MoneyKit's maximum is 1000).
+const INSTITUTION_LIMIT: &str = "1000";
+/// Currency of a balance MoneyKit names none for (ISO 4217 "no currency").
+const NO_CURRENCY: &str = "XXX";
+
+/// The MoneyKit provider.
+pub struct MoneyKit {
+    info: ProviderInfo,
+    upstream: Upstream,
+    base_url: Url,
+    client_id: String,
+    client_secret: SecretString,
+    version: HeaderValue,
+    tokens: tokio::sync::Mutex<TokenCache>,
+}
+
+/// The app's access token. Held in the lock while it is renewed, which makes renewal
+/// single-flight.
+#[derive(Default)]
+struct TokenCache {
+    current: Option<Bearer>,
+    generation: u64,
+}
+
+/// One issued access token.
+#[derive(Clone)]
+struct Bearer {
+    header: SecretString,
+    renew_at: Instant,
+    generation: u64,
+}
+
+/// The MoneyKit endpoints linkgate calls.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Token,
+    Jwks,
+    Institutions,
+    Institution,
+    LinkSession,
+    Exchange,
+    Link,
+    Accounts,
+    TransactionSync,
+    Holdings,
+    InvestmentTransactions,
+    Refresh,
+    Delete,
+}
+
+impl Route {
+    /// Operation name for logs and whether a retry could act twice.
+    fn spec(self) -> (&'static str, Retry) {
+        use Retry::{Idempotent, OnlyUnprocessed};
+        match self {
+            Self::Token => ("moneykit.auth_token", Idempotent),
+            Self::Jwks => ("moneykit.jwks", Idempotent),
+            Self::Institutions => ("moneykit.institutions", Idempotent),
+            Self::Institution => ("moneykit.institution", Idempotent),
+            // A second session is harmless: the first is never opened.
+            Self::LinkSession => ("moneykit.link_session", Idempotent),
+            // Single use: when an attempt consumed the token and its answer was lost, a retry
+            // answers invalid_token_exchange, which is no worse than not retrying; when it did
+            // not, the retry saves the link.
+            Self::Exchange => ("moneykit.exchange_token", Idempotent),
+            Self::Link => ("moneykit.link", Idempotent),
+            Self::Accounts => ("moneykit.accounts", Idempotent),
+            Self::TransactionSync => ("moneykit.transactions_sync", Idempotent),
+            Self::Holdings => ("moneykit.holdings", Idempotent),
+            Self::InvestmentTransactions => ("moneykit.investment_transactions", Idempotent),
+            // Refreshes are rate limited and may be billed: never sent twice blindly.
+            Self::Refresh => ("moneykit.refresh_products", OnlyUnprocessed),
+            Self::Delete => ("moneykit.delete_link", Idempotent),
+        }
+    }
+}
+
+/// How a call is sent.
+enum Method {
+    Get,
+    Delete,
+    PostJson(serde_json::Value),
+}
+
+/// Why a MoneyKit call did not answer 2xx: MoneyKit refused it with its error body, or the call
+/// failed below that (transport, protocol).
+enum Failure {
+    Refused(ApiError),
+    Other(ProviderError),
+}
+
+impl From<Failure> for ProviderError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Refused(error) => states::classify(&error),
+            Failure::Other(error) => error,
+        }
+    }
+}
+
+impl From<ProviderError> for Failure {
+    fn from(error: ProviderError) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl MoneyKit {
+    /// MoneyKit as the settings configure it, or `None` when it is not to be offered (no
+    /// credentials) or cannot be (a setting is unusable; logged).
+    pub fn from_settings(settings: &MoneyKitSettings) -> Option<Self> {
+        match (&settings.client_id, &settings.client_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {}
+            (None, None) => return None,
+            _ => {
+                tracing::warn!(
+                    provider = ID,
+                    "MoneyKit is not offered: set both LINKGATE_MONEYKIT_CLIENT_ID and LINKGATE_MONEYKIT_CLIENT_SECRET"
+                );
+                return None;
+            }
+        }
+        let result = HttpClient::shared().and_then(|http| Self::new(settings, http));
+        result.map_err(|error| tracing::error!(provider = ID, error, "MoneyKit is not offered")).ok()
+    }
+
+    /// MoneyKit over `http` with `settings`, which must hold credentials.
+    pub fn new(settings: &MoneyKitSettings, http: HttpClient) -> Result<Self, String> {
+        let (Some(client_id), Some(client_secret)) = (&settings.client_id, &settings.client_secret) else {
+            return Err("the MoneyKit client id and secret are required".to_owned());
+        };
+        let version = HeaderValue::from_str(&settings.api_version)
+            .map_err(|_| "the MoneyKit API version is not a valid header value".to_owned())?;
+        let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
+        let upstream = Upstream::new(
+            http,
+            UpstreamConfig {
+                provider: ID,
+                attempt_timeout: settings.request_timeout,
+                call_timeout: settings.call_timeout,
+                retry: RetryPolicy { max_attempts: settings.max_attempts.max(1), ..RetryPolicy::default() },
+                max_body_bytes: super::http::DEFAULT_MAX_BODY_BYTES,
+            },
+        );
+        Ok(Self {
+            info: ProviderInfo {
+                id: ID,
+                display_name: DISPLAY_NAME,
+                flows: &[LinkFlow::Hosted],
+                products: PRODUCTS,
+                poll_interval: settings.poll_interval,
+                // MoneyKit refreshes linked accounts about daily; data endpoints never fetch.
+                refresh_interval: Duration::from_secs(12 * 3600),
+            },
+            upstream,
+            base_url,
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            version,
+            tokens: tokio::sync::Mutex::default(),
+        })
+    }
+
+    /// The URL of `segments` under the base URL (each segment percent-encoded), with `query`.
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = endpoint(&self.base_url, "");
+        url.path_segments_mut().expect("an http(s) base URL has a path").pop_if_empty().extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// A usable access token: the cached one unless it is about to lapse or is generation
+    /// `stale` (refused as expired), else a new one. Concurrent callers wait for one renewal.
+    async fn bearer(&self, stale: Option<u64>) -> Result<Bearer, Failure> {
+        let mut cache = self.tokens.lock().await;
+        if let Some(bearer) = &cache.current
+            && Some(bearer.generation) != stale
+            && Instant::now() < bearer.renew_at
+        {
+            return Ok(bearer.clone());
+        }
+        let fields = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+        ];
+        let (operation, retry) = Route::Token.spec();
+        let request = UpstreamRequest::post_form(operation, self.url(&["auth", "token"], &[]), &fields)
+            .header(VERSION_HEADER, self.version.clone())
+            .retry(retry);
+        let reply = self.upstream.send(request).await?;
+        if !reply.is_success() {
+            return Err(Failure::Refused(api_error(operation, &reply)));
+        }
+        let issued: wire::AccessToken = reply.json()?;
+        let life = Duration::from_secs(issued.expires_in);
+        cache.generation += 1;
+        let bearer = Bearer {
+            header: SecretString::from(format!("Bearer {}", issued.access_token)),
+            renew_at: Instant::now() + life - TOKEN_MARGIN.min(life / 10),
+            generation: cache.generation,
+        };
+        tracing::debug!(
+            provider = ID,
+            expires_in = issued.expires_in,
+            renewal = stale.is_some(),
+            "MoneyKit access token issued"
+        );
+        cache.current = Some(bearer.clone());
+        Ok(bearer)
+    }
+
+    /// One call: the 2xx answer, or why not. An expired token is renewed once and the call sent
+    /// once more.
+    async fn send(&self, route: Route, url: Url, method: &Method) -> Result<UpstreamReply, Failure> {
+        let (operation, retry) = route.spec();
+        let mut stale = None;
+        loop {
+            let bearer = self.bearer(stale).await?;
+            let request = match method {
+                Method::Get => UpstreamRequest::get(operation, url.clone()),
+                Method::Delete => UpstreamRequest::delete(operation, url.clone()),
+                Method::PostJson(body) => UpstreamRequest::post_json(operation, url.clone(), body)?,
+            }
+            .header(VERSION_HEADER, self.version.clone())
+            .secret_header(AUTHORIZATION, &bearer.header)
+            .retry(retry);
+            let reply = self.upstream.send(request).await?;
+            if reply.is_success() {
+                return Ok(reply);
+            }
+            let error = api_error(operation, &reply);
+            if error.code == "api_error.auth.expired_access_token" && stale.is_none() {
+                tracing::info!(provider = ID, operation, "MoneyKit access token expired; renewing it once");
+                stale = Some(bearer.generation);
+                continue;
+            }
+            return Err(Failure::Refused(error));
+        }
+    }
+
+    /// One call whose answer is read as `T`.
+    async fn call<T: DeserializeOwned>(&self, route: Route, url: Url, method: Method) -> Result<T, Failure> {
+        Ok(self.send(route, url, &method).await?.json()?)
+    }
+
+    async fn link(&self, link_id: &str) -> Result<wire::Link, Failure> {
+        self.call(Route::Link, self.url(&["links", link_id], &[]), Method::Get).await
+    }
+
+    /// Every transaction of the link, from the sync feed read from its start: one snapshot with
+    /// updates and removals reported on later pages applied.
+    async fn transactions(&self, link_id: &str) -> Result<Vec<wire::Transaction>, Failure> {
+        let mut by_id: BTreeMap<String, wire::Transaction> = BTreeMap::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![("size", SYNC_PAGE_SIZE)];
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor.as_str()));
+            }
+            let url = self.url(&["links", link_id, "transactions", "sync"], &query);
+            let page: wire::TransactionSync = self.call(Route::TransactionSync, url, Method::Get).await?;
+            for transaction in page.transactions.created.into_iter().chain(page.transactions.updated) {
+                by_id.insert(transaction.transaction_id.clone(), transaction);
+            }
+            for removed in page.transactions.removed {
+                by_id.remove(&removed);
+            }
+            if !page.has_more {
+                return Ok(by_id.into_values().collect());
+            }
+            cursor = Some(page.cursor.next);
+        }
+        Err(Failure::Other(ProviderError::Protocol {
+            detail: format!("{}: the sync feed did not end after {MAX_PAGES} pages", Route::TransactionSync.spec().0),
+        }))
+    }
+
+    /// Every investment transaction of the link, page by page, with the securities they name.
+    async fn investment_transactions(
+        &self,
+        link_id: &str,
+    ) -> Result<(Vec<wire::InvestmentTransaction>, Vec<wire::Security>), Failure> {
+        let (mut all, mut securities) = (Vec::new(), Vec::new());
+        let size = INVESTMENT_PAGE_SIZE.to_string();
+        for page in 1..=MAX_PAGES {
+            let page_text = page.to_string();
+            // MoneyKit's default window is 90 days; linkgate keeps the whole history.
+            let query = [("page", page_text.as_str()), ("size", size.as_str()), ("start_date", "1900-01-01")];
+            let url = self.url(&["links", link_id, "investments", "transactions"], &query);
+            let answer: wire::InvestmentTransactions =
+                self.call(Route::InvestmentTransactions, url, Method::Get).await?;
+            let received = answer.investment_transactions.len();
+            all.extend(answer.investment_transactions);
+            securities.extend(answer.securities);
+            if received == 0 || all.len() as u64 >= answer.total {
+                return Ok((all, securities));
+            }
+        }
+        Err(Failure::Other(ProviderError::Protocol {
+            detail: format!("{}: more than {MAX_PAGES} pages", Route::InvestmentTransactions.spec().0),
+        }))
+    }
+}
+
+/// MoneyKit's error body of `reply`, its codes made fit for logs.
+fn api_error(operation: &'static str, reply: &UpstreamReply) -> ApiError {
+    let body: wire::ErrorBody = serde_json::from_slice(&reply.body).unwrap_or_default();
+    ApiError {
+        operation,
+        status: reply.status.as_u16(),
+        code: log_safe_code(body.error_code),
+        link_error_code: log_safe_code(body.link_error_code),
+    }
+}
+
+/// MoneyKit's name of a product.
+fn product_name(product: Product) -> Option<&'static str> {
+    match product {
+        Product::Accounts => Some("accounts"),
+        Product::Transactions => Some("transactions"),
+        Product::Investments => Some("investments"),
+        Product::Identity | Product::Statements => None,
+    }
+}
+
+/// Where the linked `products` stand on `link`; a product MoneyKit does not list was not linked.
+fn phases(link: &wire::Link, products: &[Product]) -> Vec<(Product, ProductPhase)> {
+    products
+        .iter()
+        .filter_map(|&product| {
+            let name = product_name(product)?;
+            let phase = link.products.get(name).map_or(ProductPhase::Unsupported, ProductPhase::of);
+            Some((product, phase))
+        })
+        .collect()
+}
+
+/// An ISO 4217 code, upper case.
+fn currency(code: Option<&str>) -> Option<String> {
+    let code = code?.trim();
+    (code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic())).then(|| code.to_ascii_uppercase())
+}
+
+/// linkgate's account type of a dotted MoneyKit `account_type`.
+fn account_type(account_type: &str) -> AccountType {
+    match account_type {
+        "depository.checking" | "depository.cash_management" | "depository.prepaid" => AccountType::Checking,
+        "depository.savings" | "depository.money_market" | "depository.cd" => AccountType::Savings,
+        "liability.credit_card" | "liability.line_of_credit" => AccountType::CreditCard,
+        other if other.starts_with("liability.") => AccountType::Loan,
+        other if other.starts_with("depository.") => AccountType::Checking,
+        _ => AccountType::Other,
+    }
+}
+
+fn account(connection_id: Uuid, account: &wire::Account) -> Account {
+    let currency = currency(account.balances.currency.as_deref()).unwrap_or_else(|| NO_CURRENCY.to_owned());
+    // MoneyKit reports what is owed on a liability as a positive balance; linkgate's is negative.
+    let sign = if account.account_type.starts_with("liability.") { Decimal::NEGATIVE_ONE } else { Decimal::ONE };
+    let money = |amount: Option<Decimal>, signed: bool| {
+        amount.map(|amount| Money::new(if signed { amount * sign } else { amount }, &currency))
+    };
+    Account {
+        id: stable_id(connection_id, "account", &account.account_id),
+        kind: account_type(&account.account_type),
+        name: account.name.clone(),
+        mask: account.account_mask.clone().filter(|m| !m.is_empty()),
+        current: money(account.balances.current, true),
+        available: money(account.balances.available, true),
+        limit: money(account.balances.limit, false),
+        currency,
+    }
+}
+
+/// A cash transaction with its sign: debits leave the account. `None` for a type MoneyKit did
+/// not document (logged), whose direction linkgate cannot know.
+fn transaction(connection_id: Uuid, transaction: wire::Transaction) -> Option<Transaction> {
+    let amount = match transaction.kind.as_str() {
+        "credit" => transaction.amount,
+        "debit" => -transaction.amount,
+        other => {
+            tracing::warn!(provider = ID, %connection_id, transaction_type = %log_safe(other), "MoneyKit transaction of an unknown type left out");
+            return None;
+        }
+    };
+    let currency = currency(Some(&transaction.currency)).unwrap_or_else(|| NO_CURRENCY.to_owned());
+    Some(Transaction {
+        id: stable_id(connection_id, "transaction", &transaction.transaction_id),
+        account_id: stable_id(connection_id, "account", &transaction.account_id),
+        amount: Money::new(amount, &currency),
+        date: transaction.date,
+        description: transaction.description.or(transaction.raw_description).unwrap_or_default(),
+        pending: transaction.pending,
+    })
+}
+
+fn instrument(security: &wire::Security) -> Instrument {
+    Instrument {
+        isin: security.isin.clone(),
+        ticker: security.ticker.clone(),
+        name: security.name.clone(),
+        asset_type: match security.kind.as_str() {
+            "equity" => AssetType::Equity,
+            "etf" => AssetType::Etf,
+            "fund" => AssetType::Fund,
+            "bond" => AssetType::Bond,
+            "cash" => AssetType::Cash,
+            _ => AssetType::Other,
+        },
+        currency: currency(Some(&security.currency)).unwrap_or_else(|| NO_CURRENCY.to_owned()),
+        exchange: None,
+    }
+}
+
+/// linkgate's type of an investment transaction, from MoneyKit's (dotted) type and the sign of
+/// its cash effect.
+fn portfolio_transaction_type(kind: &str, cash_in: bool) -> PortfolioTransactionType {
+    use PortfolioTransactionType as T;
+    let (main, sub) = kind.split_once('.').unwrap_or((kind, ""));
+    match main {
+        "buy" => T::Buy,
+        "sell" => T::Sell,
+        "fee" => T::Fee,
+        "cash" if sub.contains("dividend") || sub.contains("interest") => T::Dividend,
+        "cash" | "transfer" if cash_in => T::Deposit,
+        "cash" | "transfer" => T::Withdrawal,
+        _ => T::Other,
+    }
+}
+
+/// Portfolios (one per investment account), positions and portfolio transactions.
+fn investments(
+    connection_id: Uuid,
+    holdings: wire::Holdings,
+    transactions: Vec<wire::InvestmentTransaction>,
+    more_securities: Vec<wire::Security>,
+    data: &mut ConnectionData,
+) {
+    let securities: HashMap<String, wire::Security> = holdings
+        .securities
+        .into_iter()
+        .chain(more_securities)
+        .map(|security| (security.security_id.clone(), security))
+        .collect();
+    let portfolio_id = |account_id: &str| stable_id(connection_id, "portfolio", account_id);
+    let mut values: HashMap<String, Decimal> = HashMap::new();
+    let mut currencies: HashMap<String, String> = HashMap::new();
+    for holding in holdings.holdings {
+        let Some(security) = securities.get(&holding.security_id) else {
+            tracing::warn!(provider = ID, %connection_id, "MoneyKit holding of an unlisted security left out");
+            continue;
+        };
+        let instrument = instrument(security);
+        let price = holding.price.or(security.close_price).unwrap_or_default();
+        let value = holding.value.unwrap_or(holding.quantity * price);
+        *values.entry(holding.account_id.clone()).or_default() += value;
+        currencies.entry(holding.account_id.clone()).or_insert_with(|| instrument.currency.clone());
+        data.positions.push(Position {
+            id: stable_id(connection_id, "position", &format!("{}/{}", holding.account_id, holding.security_id)),
+            portfolio_id: portfolio_id(&holding.account_id),
+            price: Money::new(price, &instrument.currency),
+            market_value: Money::new(value, &instrument.currency),
+            cost_basis: holding.cost_basis.map(|c| Money::new(c, &instrument.currency)),
+            quantity: holding.quantity,
+            instrument,
+        });
+    }
+    for account in &holdings.accounts {
+        let currency = currency(account.balances.currency.as_deref())
+            .or_else(|| currencies.get(&account.account_id).cloned())
+            .unwrap_or_else(|| NO_CURRENCY.to_owned());
+        let value = values.get(&account.account_id).copied().or(account.balances.current).unwrap_or_default();
+        data.portfolios.push(Portfolio {
+            id: portfolio_id(&account.account_id),
+            kind: if account.account_type.contains("retirement") || account.account_type.contains("401k") {
+                PortfolioType::Retirement
+            } else {
+                PortfolioType::Brokerage
+            },
+            name: account.name.clone(),
+            value: Money::new(value, &currency),
+            cash_account_id: Some(stable_id(connection_id, "account", &account.account_id)),
+        });
+    }
+    for transaction in transactions {
+        let security = transaction.security_id.as_ref().and_then(|id| securities.get(id));
+        let instrument = security.map(instrument);
+        let currency = instrument.as_ref().map_or_else(|| NO_CURRENCY.to_owned(), |i| i.currency.clone());
+        // MoneyKit: positive is money out of the account; linkgate: negative is.
+        let amount = -transaction.amount;
+        data.portfolio_transactions.push(PortfolioTransaction {
+            id: stable_id(connection_id, "portfolio_transaction", &transaction.investment_transaction_id),
+            portfolio_id: portfolio_id(&transaction.account_id),
+            kind: portfolio_transaction_type(&transaction.kind, amount > Decimal::ZERO),
+            date: transaction.date,
+            quantity: transaction.quantity,
+            price: transaction.price.map(|p| Money::new(p, &currency)),
+            amount: Money::new(amount, &currency),
+            description: transaction.description.unwrap_or_default(),
+            instrument,
+        });
+    }
+}
+
+fn institution(institution: wire::Institution) -> Institution {
+    Institution {
+        id: institution.institution_id,
+        name: institution.name,
+        kind: InstitutionKind::Bank,
+        products: PRODUCTS.to_vec(),
+        credential_fields: Vec::new(),
+        country_codes: institution.country.into_iter().map(|c| c.to_ascii_uppercase()).collect(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for MoneyKit {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
+        let url = self.url(&["institutions"], &[("featured", "true"), ("limit", INSTITUTION_LIMIT)]);
+        let listing: wire::Institutions = self.call(Route::Institutions, url, Method::Get).await?;
+        let mut institutions: Vec<Institution> = listing.institutions.into_iter().map(institution).collect();
+        institutions.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        Ok(institutions)
+    }
+
+    async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
+        let url = self.url(&["institutions", id], &[]);
+        match self.call::<wire::Institution>(Route::Institution, url, Method::Get).await {
+            Ok(found) => Ok(Some(institution(found))),
+            Err(Failure::Refused(error)) if error.code == "institution_error.not_found" => Ok(None),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
+        let redirect_uri = link.redirect_uri.as_deref().ok_or_else(|| ProviderError::Rejected {
+            detail: "MoneyKit link sessions need a redirect_uri".to_owned(),
+        })?;
+        // MoneyKit's `customer_user.id` takes 4 to 150 characters; anything else it refuses (422).
+        if !(4..=150).contains(&link.external_user_id.chars().count()) {
+            return Err(ProviderError::Rejected {
+                detail: "MoneyKit needs external user ids of 4 to 150 characters".to_owned(),
+            });
+        }
+        let products = if link.products.is_empty() { PRODUCTS } else { link.products.as_slice() };
+        let settings = wire::LinkSessionSettings {
+            products: products
+                .iter()
+                .filter_map(|&p| product_name(p))
+                .map(|name| (name, wire::ProductSettings { required: false, prefetch: true }))
+                .collect(),
+        };
+        let request = wire::CreateLinkSession {
+            customer_user: wire::CustomerUser { id: &link.external_user_id },
+            redirect_uri,
+            institution_id: link.institution_id.as_deref(),
+            settings,
+        };
+        let body = serde_json::to_value(&request).map_err(|_| ProviderError::Protocol {
+            detail: "moneykit.link_session: the request body did not serialize".to_owned(),
+        })?;
+        let created: wire::LinkSessionCreated =
+            self.call(Route::LinkSession, self.url(&["link-session"], &[]), Method::PostJson(body)).await?;
+        Ok(LinkStart { link_token: Some(created.link_session_token), hosted_link_url: None, upstream_state: None })
+    }
+
+    async fn submit_credentials(&self, _link: &LinkContext, _credentials: Credentials) -> ProviderResult<LinkStep> {
+        Err(ProviderError::Unsupported("the credentials flow (MoneyKit links through Connect)"))
+    }
+
+    async fn answer_mfa(&self, _link: &LinkContext, _answer: SecretString) -> ProviderResult<LinkStep> {
+        Err(ProviderError::Unsupported("MFA answers (MoneyKit Connect asks the user itself)"))
+    }
+
+    async fn poll_link(&self, _link: &LinkContext) -> ProviderResult<LinkStep> {
+        // Connect hands its outcome to the caller's front end, never to linkgate.
+        Ok(LinkProgress::Connecting.into())
+    }
+
+    async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
+        let body = serde_json::json!(wire::ExchangeToken { exchangeable_token: public_token.expose_secret() });
+        let url = self.url(&["link-session", "exchange-token"], &[]);
+        let exchanged: wire::Exchanged = self.call(Route::Exchange, url, Method::PostJson(body)).await?;
+        let link = exchanged.link;
+        let linked: Vec<Product> = phases(&link, PRODUCTS)
+            .into_iter()
+            .filter(|(_, phase)| *phase != ProductPhase::Unsupported)
+            .map(|(product, _)| product)
+            .collect();
+        Ok(ExchangedConnection {
+            handle: SecretString::from(link.link_id),
+            institution_name: link.institution_name.unwrap_or_else(|| "MoneyKit institution".to_owned()),
+            institution_id: link.institution_id.unwrap_or_default(),
+            products: if linked.is_empty() { PRODUCTS.to_vec() } else { linked },
+            // Webhooks name the link by its id, which is the handle.
+            upstream_ref: None,
+        })
+    }
+
+    async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
+        let link = match self.link(handle.expose_secret()).await {
+            Ok(link) => link,
+            Err(Failure::Refused(error)) if states::link_gone(&error.code) => return Ok(UpstreamStatus::Disconnected),
+            Err(failure) => return Err(failure.into()),
+        };
+        let settled = phases(&link, PRODUCTS).iter().all(|(_, phase)| phase.is_settled());
+        let (status, known) = states::link_status(&link.state, link.error_code.as_deref(), settled);
+        if !known {
+            tracing::warn!(
+                provider = ID, link_state = %log_safe(&link.state),
+                link_error = %log_safe(link.error_code.as_deref().unwrap_or("")), mapped = ?status,
+                "unknown MoneyKit link state"
+            );
+        }
+        Ok(status)
+    }
+
+    async fn fetch_data(
+        &self,
+        handle: &SecretString,
+        connection_id: Uuid,
+        products: &[Product],
+    ) -> ProviderResult<ConnectionData> {
+        let link_id = handle.expose_secret();
+        let answer: wire::Accounts =
+            self.call(Route::Accounts, self.url(&["links", link_id, "accounts"], &[]), Method::Get).await?;
+        // Data endpoints answer with whatever MoneyKit has cached: a product whose first import
+        // is still running is not ready, not empty.
+        let phases = phases(&answer.link, products);
+        if phases.iter().any(|(_, phase)| !phase.is_settled()) {
+            return Err(ProviderError::ProductNotReady);
+        }
+        let delivered = |product| phases.iter().any(|(p, phase)| *p == product && *phase == ProductPhase::Completed);
+        let mut data = ConnectionData::default();
+        if delivered(Product::Accounts) {
+            data.accounts = answer.accounts.iter().map(|a| account(connection_id, a)).collect();
+        }
+        if delivered(Product::Transactions) {
+            let transactions = self.transactions(link_id).await?;
+            data.transactions = transactions.into_iter().filter_map(|t| transaction(connection_id, t)).collect();
+        }
+        if delivered(Product::Investments) {
+            let url = self.url(&["links", link_id, "investments", "holdings"], &[]);
+            let holdings: wire::Holdings = self.call(Route::Holdings, url, Method::Get).await?;
+            let (transactions, securities) = self.investment_transactions(link_id).await?;
+            investments(connection_id, holdings, transactions, securities, &mut data);
+        }
+        Ok(data)
+    }
+
+    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+        let link_id = handle.expose_secret();
+        let link = self.link(link_id).await?;
+        // MoneyKit refuses refreshes of a link that is not connected (422 bad_state): say why
+        // without asking.
+        match states::link_status(&link.state, link.error_code.as_deref(), true).0 {
+            UpstreamStatus::Ready => {}
+            UpstreamStatus::Importing => return Ok(()),
+            UpstreamStatus::LoginRequired | UpstreamStatus::Disconnected => return Err(ProviderError::LoginRequired),
+            UpstreamStatus::Failed { .. } => return Err(ProviderError::Unavailable { retry_after: None }),
+        }
+        let products: Vec<&'static str> = phases(&link, PRODUCTS)
+            .into_iter()
+            .filter(|(_, phase)| *phase != ProductPhase::Unsupported)
+            .filter_map(|(product, _)| product_name(product))
+            .collect();
+        if products.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::json!(wire::RefreshProducts { products });
+        let url = self.url(&["links", link_id, "products"], &[]);
+        self.send(Route::Refresh, url, &Method::PostJson(body)).await?;
+        Ok(())
+    }
+
+    async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
+        let url = self.url(&["links", handle.expose_secret()], &[]);
+        match self.send(Route::Delete, url, &Method::Delete).await {
+            Ok(_) => Ok(()),
+            // Already gone is what was asked.
+            Err(Failure::Refused(error)) if states::link_gone(&error.code) => Ok(()),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    fn webhooks(&self) -> Option<&dyn WebhookScheme> {
+        Some(self)
+    }
+}
+
+/// MoneyKit signs webhooks with an ES256 JWT in `MoneyKit-Signature` whose
+/// `request_body_sha256` claim binds the body; keys are served as a JWKS that needs no token,
+/// only `X-Client-Id`. Deliveries carry `webhook_idempotency_key`, the same across retries.
+#[async_trait::async_trait]
+impl WebhookScheme for MoneyKit {
+    fn signature_header(&self) -> &'static str {
+        "moneykit-signature"
+    }
+
+    fn body_hash_required(&self) -> bool {
+        true
+    }
+
+    async fn signing_key(&self, kid: &str) -> ProviderResult<Option<Jwk>> {
+        let (operation, retry) = Route::Jwks.spec();
+        let request = UpstreamRequest::get(operation, self.url(&[".well-known", "jwks.json"], &[]))
+            .header(
+                HeaderName::from_static("x-client-id"),
+                HeaderValue::from_str(&self.client_id).map_err(|_| ProviderError::Protocol {
+                    detail: "the MoneyKit client id is not a valid header value".to_owned(),
+                })?,
+            )
+            .retry(retry);
+        let reply = self.upstream.send(request).await?;
+        if !reply.is_success() {
+            return Err(states::classify(&api_error(operation, &reply)));
+        }
+        let keys: wire::Jwks = reply.json()?;
+        Ok(keys.keys.into_iter().find(|key| key.kid.as_deref() == Some(kid)))
+    }
+
+    fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice> {
+        let delivery: wire::Webhook = super::http::parse_json("moneykit.webhook", body)?;
+        Ok(WebhookNotice {
+            idempotency_key: Some(delivery.webhook_idempotency_key),
+            event: log_safe(&delivery.webhook_event).to_owned(),
+            upstream_ref: delivery.link_id.map(SecretString::from),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_follow_moneykit_conventions() {
+        let connection_id = Uuid::now_v7();
+        let card: wire::Account = serde_json::from_str(
+            r#"{"account_id": "acc_2", "account_type": "liability.credit_card", "name": "Card",
+                "balances": {"currency": "usd", "current": 250.75, "limit": 5000}}"#,
+        )
+        .unwrap();
+        let card = account(connection_id, &card);
+        assert_eq!(card.kind, AccountType::CreditCard);
+        assert_eq!(card.current.unwrap().amount_text(), "-250.75", "owed is negative");
+        assert_eq!(card.limit.unwrap().amount_text(), "5000.00", "a limit keeps its sign");
+        assert_eq!(card.currency, "USD");
+        let debit: wire::Transaction = serde_json::from_str(
+            r#"{"transaction_id": "t1", "account_id": "acc_1", "amount": "4.50", "type": "debit",
+                "currency": "USD", "date": "2025-01-02"}"#,
+        )
+        .unwrap();
+        assert_eq!(transaction(connection_id, debit).unwrap().amount.amount_text(), "-4.50");
+        let odd: wire::Transaction = serde_json::from_str(
+            r#"{"transaction_id": "t2", "account_id": "acc_1", "amount": "1", "type": "sideways",
+                "currency": "USD", "date": "2025-01-02"}"#,
+        )
+        .unwrap();
+        assert!(transaction(connection_id, odd).is_none(), "an unknown direction is left out");
+        assert_eq!(portfolio_transaction_type("cash.dividend", true), PortfolioTransactionType::Dividend);
+        assert_eq!(portfolio_transaction_type("buy.buy_to_cover", false), PortfolioTransactionType::Buy);
+        assert_eq!(portfolio_transaction_type("transfer", false), PortfolioTransactionType::Withdrawal);
+    }
+}

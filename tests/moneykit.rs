@@ -1,0 +1,704 @@
+//! MoneyKit end to end: the MoneyKit mock in-process on a random port, a real linkgate pointed at
+//! it, and every step driven through linkgate's gRPC API (Connect simulated through the mock's
+//! admin API); then the access-token renewal and a fault matrix. Timings are short (polls every
+//! 100 ms, a 600 ms first import) so the file stays fast.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use linkgate::crypto::Sealer;
+use linkgate::mocks::MockServer;
+use linkgate::mocks::moneykit::{self, CHASE, MoneyKitMockOptions};
+use linkgate::pb;
+use linkgate::pb::account_service_client::AccountServiceClient;
+use linkgate::pb::connection_service_client::ConnectionServiceClient;
+use linkgate::pb::link_service_client::LinkServiceClient;
+use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
+use linkgate::startup::Application;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::database::{Backend, TestDatabase};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// How long any wait may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+const CLIENT_ID: &str = "test-client";
+const SECRET: &str = "test-secret";
+const EXCHANGE: &str = "/link-session/exchange-token";
+const REDIRECT: &str = "https://app.example/moneykit-return";
+
+/// How a test's MoneyKit calls are bounded.
+struct Timing {
+    request_timeout: &'static str,
+    call_timeout: &'static str,
+}
+
+const QUICK: Timing = Timing { request_timeout: "2s", call_timeout: "5s" };
+
+/// The MoneyKit mock, a linkgate in front of it, and gRPC clients. Both stop when dropped.
+struct MoneyKitApp {
+    mock: MockServer,
+    admin: reqwest::Client,
+    link: LinkServiceClient<Channel>,
+    connections: ConnectionServiceClient<Channel>,
+    accounts: AccountServiceClient<Channel>,
+    portfolios: PortfolioServiceClient<Channel>,
+    stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    database: TestDatabase,
+}
+
+impl Drop for MoneyKitApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn spawn(mock: MoneyKitMockOptions, timing: Timing) -> MoneyKitApp {
+    spawn_with(mock, timing, &[]).await
+}
+
+/// As [`spawn`], with the flags `overrides` replacing or extending the test defaults.
+async fn spawn_with(mock: MoneyKitMockOptions, timing: Timing, overrides: &[(&'static str, &str)]) -> MoneyKitApp {
+    // Only the tests' admin client needs a process-wide provider; linkgate's own client brings ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mock = moneykit::spawn("127.0.0.1:0".parse().unwrap(), mock).await.expect("mock binds");
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let key = Sealer::generate_key();
+    let base_url = mock.base_url();
+    let mut flags = vec![
+        ("--grpc-addr", "127.0.0.1:0"),
+        ("--http-addr", "127.0.0.1:0"),
+        ("--database-url", database.url.as_str()),
+        ("--database-max-connections", "5"),
+        ("--encryption-key", key.as_str()),
+        ("--tenant-calls-per-second", "1000"),
+        ("--tenant-call-burst", "1000"),
+        ("--sandbox-enabled", "false"),
+        ("--sync-tick", "25ms"),
+        ("--moneykit-base-url", base_url.as_str()),
+        ("--moneykit-client-id", CLIENT_ID),
+        ("--moneykit-client-secret", SECRET),
+        ("--moneykit-request-timeout", timing.request_timeout),
+        ("--moneykit-call-timeout", timing.call_timeout),
+        ("--moneykit-max-attempts", "3"),
+        ("--moneykit-poll-interval", "100ms"),
+    ];
+    for &(name, value) in overrides {
+        match flags.iter_mut().find(|(flag, _)| *flag == name) {
+            Some(flag) => flag.1 = value,
+            None => flags.push((name, value)),
+        }
+    }
+    let settings = support::server::serve_settings(&flags);
+    let application = Application::build(settings).await.expect("linkgate builds");
+    let grpc_addr = application.grpc_addr();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(application.run_until_stopped(stop.clone()));
+    let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
+    support::server::wait_until_serving(&channel).await;
+    MoneyKitApp {
+        mock,
+        admin: reqwest::Client::new(),
+        link: LinkServiceClient::new(channel.clone()),
+        connections: ConnectionServiceClient::new(channel.clone()),
+        accounts: AccountServiceClient::new(channel.clone()),
+        portfolios: PortfolioServiceClient::new(channel),
+        stop,
+        server: Some(server),
+        database,
+    }
+}
+
+/// Mock timings of the fault tests: the first import is over at once.
+fn instant_mock() -> MoneyKitMockOptions {
+    MoneyKitMockOptions { import_delay: Duration::ZERO, ..MoneyKitMockOptions::default() }
+}
+
+impl MoneyKitApp {
+    async fn shut_down(&mut self) {
+        self.stop.cancel();
+        let server = self.server.take().expect("server running");
+        tokio::time::timeout(PATIENCE, server).await.expect("stops in time").expect("server task").expect("clean stop");
+    }
+
+    async fn admin_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self.admin.post(format!("{}/{path}", self.mock.admin_url())).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "admin {path} accepted {body}");
+        response.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Scripts a fault through the mock's admin API.
+    async fn fault(&self, rule: serde_json::Value) {
+        self.admin_post("faults", rule).await;
+    }
+
+    /// Calls the mock received per endpoint.
+    async fn calls(&self) -> HashMap<String, u64> {
+        let report: serde_json::Value =
+            self.admin.get(format!("{}/calls", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+        serde_json::from_value(report["calls"].clone()).unwrap()
+    }
+
+    async fn call_count(&self, path: &str) -> u64 {
+        self.calls().await.get(path).copied().unwrap_or(0)
+    }
+
+    /// Every token and link id the mock issued.
+    async fn issued(&self) -> Vec<String> {
+        self.admin.get(format!("{}/tokens", self.mock.admin_url())).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// A POST straight to MoneyKit (the mock), as another client of the same app would send it.
+    async fn direct(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        let base = self.mock.base_url();
+        let form = format!("grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={SECRET}");
+        let issued: serde_json::Value = self
+            .admin
+            .post(format!("{base}/auth/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.admin
+            .post(format!("{base}/{path}"))
+            .bearer_auth(issued["access_token"].as_str().unwrap())
+            .header("MoneyKit-Version", "2023-02-18")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn institutions(&mut self) -> Result<Vec<pb::Institution>, tonic::Status> {
+        self.link
+            .list_institutions(pb::ListInstitutionsRequest { provider: "moneykit".into(), ..Default::default() })
+            .await
+            .map(|r| r.into_inner().institutions)
+    }
+
+    async fn create_session(&mut self, user: &str) -> Result<pb::LinkSession, tonic::Status> {
+        self.link
+            .create_link_session(pb::CreateLinkSessionRequest {
+                provider: "moneykit".into(),
+                external_user_id: user.into(),
+                institution_id: CHASE.into(),
+                redirect_uri: REDIRECT.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().link_session.unwrap())
+    }
+
+    /// What Connect gives the front end for `session`: the exchangeable token.
+    async fn connect(&self, session: &pb::LinkSession) -> String {
+        let answer = self.admin_post("connect", serde_json::json!({"link_session_token": session.link_token})).await;
+        answer["exchangeable_token"].as_str().expect("an exchangeable token").to_owned()
+    }
+
+    /// An exchangeable token of a new session.
+    async fn exchangeable_token(&mut self) -> String {
+        let session = self.create_session("user-1").await.expect("session created");
+        self.connect(&session).await
+    }
+
+    async fn exchange(&mut self, token: &str) -> Result<pb::Connection, tonic::Status> {
+        self.link
+            .exchange_public_token(pb::ExchangePublicTokenRequest {
+                provider: "moneykit".into(),
+                public_token: token.into(),
+                external_user_id: "user-1".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().connection.unwrap())
+    }
+
+    async fn connection_count(&mut self) -> usize {
+        self.connections
+            .list_connections(pb::ListConnectionsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .connections
+            .len()
+    }
+
+    async fn wait_for_connection(&mut self, id: &str, state: pb::ConnectionState) -> pb::Connection {
+        let mut stream = self
+            .connections
+            .watch_connection(pb::WatchConnectionRequest { connection_id: id.into(), ..Default::default() })
+            .await
+            .expect("watch starts")
+            .into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(message) = stream.next().await {
+                let connection = message.expect("stream item").event.unwrap().connection.unwrap();
+                if connection.state() == state {
+                    return connection;
+                }
+            }
+            panic!("stream ended before {state:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("connection never reached {state:?}"))
+    }
+
+    /// Every transaction of `account_id`, through every page.
+    async fn transactions(&mut self, connection_id: &str, account_id: &str) -> Vec<pb::Transaction> {
+        let (mut all, mut page_token) = (Vec::new(), String::new());
+        loop {
+            let page = self
+                .accounts
+                .list_account_transactions(pb::ListAccountTransactionsRequest {
+                    connection_id: connection_id.into(),
+                    account_id: account_id.into(),
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            all.extend(page.transactions);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+}
+
+/// Asserts a MoneyKit error's code and reason, and that it names the provider.
+#[track_caller]
+fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
+    support::status::assert_error(case, status, code, expected_reason);
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.metadata.get("provider").map(String::as_str), Some("moneykit"), "{case}: provider named");
+}
+
+fn amount(money: &Option<pb::Money>) -> (&str, &str) {
+    let money = money.as_ref().expect("an amount");
+    (money.amount.as_str(), money.currency.as_str())
+}
+
+/// The whole flow: link through Connect, exchange, first import, every read, refresh, delete.
+async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
+    let mock = MoneyKitMockOptions { import_delay: Duration::from_millis(600), ..MoneyKitMockOptions::default() };
+    let mut app = spawn(mock, QUICK).await;
+
+    // Institutions are MoneyKit's featured ones.
+    let names: Vec<String> = app.institutions().await.unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, ["Barclays", "Chase", "RBC Royal Bank"], "ordered by name");
+
+    // Link: linkgate opens a MoneyKit link session; the user goes through Connect.
+    let session = app.create_session("user-1").await.expect("session created");
+    assert!(session.link_token.starts_with("mk_ls_"), "MoneyKit's link session token: {}", session.link_token);
+    let exchangeable = app.connect(&session).await;
+
+    // Exchange: one connection at Chase, importing; a retry gets the same one without a second
+    // upstream exchange.
+    let connection = app.exchange(&exchangeable).await.expect("exchanged");
+    assert_eq!(connection.state(), pb::ConnectionState::Pending);
+    let status = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    support::status::assert_error(
+        "read while importing",
+        &status,
+        tonic::Code::FailedPrecondition,
+        "PRODUCT_NOT_READY",
+    );
+    assert_eq!((connection.institution_id.as_str(), connection.institution_name.as_str()), (CHASE, "Chase"));
+    assert_eq!(connection.external_user_id, "user-1");
+    let again = app.exchange(&exchangeable).await.expect("a retry answers the same connection");
+    assert_eq!(again.id, connection.id);
+    assert_eq!(app.call_count(EXCHANGE).await, 1, "exactly one upstream exchange");
+
+    let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let products: Vec<pb::Product> = ready.products.iter().map(|p| p.product()).collect();
+    assert_eq!(products, [pb::Product::Accounts, pb::Product::Transactions, pb::Product::Investments]);
+    assert!(ready.products.iter().all(|p| p.state() == pb::ProductState::Ready));
+
+    // Accounts: balances were JSON numbers; the card's owed balance becomes negative.
+    let accounts = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    assert_eq!(accounts.len(), 4);
+    let by_name: HashMap<&str, &pb::Account> = accounts.iter().map(|a| (a.name.as_str(), a)).collect();
+    let checking = by_name["Everyday Checking"];
+    assert_eq!(checking.r#type(), pb::AccountType::Checking);
+    assert_eq!(checking.mask, "1111");
+    let balances = checking.balances.as_ref().unwrap();
+    assert_eq!(amount(&balances.current), ("1250.75", "USD"));
+    assert_eq!(amount(&balances.available), ("1204.50", "USD"));
+    let card = by_name["Rewards Card"];
+    assert_eq!(card.r#type(), pb::AccountType::CreditCard);
+    let balances = card.balances.as_ref().unwrap();
+    assert_eq!(amount(&balances.current), ("-250.75", "USD"), "owed is money the holder does not have");
+    assert_eq!(amount(&balances.available), ("-4749.25", "USD"));
+    assert_eq!(amount(&balances.limit), ("5000.00", "USD"));
+    assert_eq!(by_name["High-Yield Savings"].r#type(), pb::AccountType::Savings);
+
+    // Transactions: all 520 arrived (two sync pages); debits negative, credits positive.
+    let checking_transactions = app.transactions(&connection.id, &checking.id).await;
+    let card_transactions = app.transactions(&connection.id, &card.id).await;
+    assert_eq!(checking_transactions.len() + card_transactions.len(), 520);
+    let payroll = checking_transactions.iter().find(|t| t.description == "Payroll ACME Corp").unwrap();
+    assert_eq!(amount(&payroll.amount), ("2500.00", "USD"));
+    assert!(!payroll.pending);
+    let coffee = checking_transactions.iter().find(|t| t.description == "Blue Bottle Coffee").unwrap();
+    assert_eq!(amount(&coffee.amount), ("-4.50", "USD"));
+    assert!(coffee.pending);
+    assert!(card_transactions.iter().any(|t| t.amount.as_ref().unwrap().amount.starts_with('-')));
+    let calls = app.calls().await;
+    let sync_calls: u64 = calls.iter().filter(|(path, _)| path.ends_with("/transactions/sync")).map(|(_, n)| n).sum();
+    assert_eq!(sync_calls, 2, "one sync, two pages: {calls:?}");
+
+    // Investments: one brokerage portfolio valued at its holdings; positions and trades exact.
+    let portfolios = app
+        .portfolios
+        .list_portfolios(pb::ListPortfoliosRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .portfolios;
+    assert_eq!(portfolios.len(), 1);
+    let portfolio = &portfolios[0];
+    assert_eq!((portfolio.name.as_str(), portfolio.r#type()), ("Brokerage", pb::PortfolioType::Brokerage));
+    assert_eq!(amount(&portfolio.value), ("2723.625", "USD"));
+    let positions = app
+        .portfolios
+        .list_portfolio_positions(pb::ListPortfolioPositionsRequest {
+            connection_id: connection.id.clone(),
+            portfolio_id: portfolio.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .positions;
+    assert_eq!(positions.len(), 2);
+    let apple = positions.iter().find(|p| p.instrument.as_ref().unwrap().ticker == "AAPL").unwrap();
+    let instrument = apple.instrument.as_ref().unwrap();
+    assert_eq!((instrument.isin.as_str(), instrument.asset_type()), ("US0378331005", pb::AssetType::Equity));
+    assert_eq!(apple.quantity, "10.5");
+    assert_eq!(amount(&apple.price), ("189.25", "USD"));
+    assert_eq!(amount(&apple.market_value), ("1987.125", "USD"));
+    assert_eq!(amount(&apple.cost_basis), ("1500.00", "USD"));
+    let trades = app
+        .portfolios
+        .list_portfolio_transactions(pb::ListPortfolioTransactionsRequest {
+            connection_id: connection.id.clone(),
+            portfolio_id: portfolio.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transactions;
+    let trade = |kind: pb::PortfolioTransactionType| trades.iter().find(|t| t.r#type() == kind).unwrap();
+    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Buy).amount), ("-945.50", "USD"), "a buy is money out");
+    assert_eq!(trade(pb::PortfolioTransactionType::Buy).quantity, "5");
+    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Dividend).amount), ("12.34", "USD"), "money in");
+    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Fee).amount).0, "-1.00");
+
+    // Refresh: MoneyKit is asked for the link's products (202); the connection comes back READY.
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .expect("refresh accepted");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let refreshes: u64 = app.calls().await.iter().filter(|(p, _)| p.ends_with("/products")).map(|(_, n)| n).sum();
+    assert_eq!(refreshes, 1);
+
+    // Delete: the link is deleted upstream, DELETED here.
+    let deleted = app
+        .connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .expect("deleted")
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(deleted.state(), pb::ConnectionState::Deleted);
+
+    let issued = app.issued().await;
+    let stored = app.database.dump().await;
+    app.shut_down().await;
+
+    // No secret anywhere it could leak: not the client secret, an access token, the link id or
+    // the exchangeable token, in the logs; and the link id only sealed in the database.
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("moneykit.transactions_sync"), "upstream calls are logged");
+    assert!(issued.len() >= 4, "access token, session token, exchangeable token, link id: {}", issued.len());
+    assert!(!text.contains(SECRET), "the client secret appears in the logs");
+    for secret in &issued {
+        // The mock stands in for MoneyKit, whose paths carry link ids: only linkgate's lines count.
+        let line = text.lines().find(|line| line.contains(secret.as_str()) && !line.contains(" linkgate::mocks"));
+        assert!(line.is_none(), "an issued token or link id appears in the logs: {line:?}");
+    }
+    let link_id = issued.iter().find(|t| t.starts_with("mk_") && !t.starts_with("mk_ls_") && !t.starts_with("mk_at_"));
+    assert!(!stored.contains(link_id.expect("a link id was issued").as_str()), "the link id is stored sealed");
+}
+
+#[tokio::test]
+async fn the_moneykit_flow_runs_end_to_end_with_no_secret_in_the_logs() {
+    let logs = support::logs::capture_logs();
+    full_flow(logs).await;
+}
+
+#[tokio::test]
+async fn a_token_exchanged_elsewhere_is_refused_as_unknown_and_nothing_is_written() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    // Someone else (another deployment with the same keys) exchanges it first.
+    let first = app.direct("link-session/exchange-token", serde_json::json!({"exchangeable_token": token})).await;
+    assert_eq!(first.status(), reqwest::StatusCode::CREATED);
+
+    let status = app.exchange(&token).await.unwrap_err();
+
+    assert_error("reused exchangeable token", &status, tonic::Code::NotFound, "PUBLIC_TOKEN_NOT_FOUND");
+    assert_eq!(app.call_count(EXCHANGE).await, 2, "a 400 is not retried");
+    assert_eq!(app.connection_count().await, 0);
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_renewed_once_for_concurrent_calls() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    app.institutions().await.expect("first call");
+    assert_eq!(app.call_count("/auth/token").await, 1);
+    app.institutions().await.expect("the cached token is reused");
+    assert_eq!(app.call_count("/auth/token").await, 1);
+
+    app.admin_post("tokens/expire", serde_json::json!({})).await;
+    let calls = (0..5).map(|_| {
+        let mut link = app.link.clone();
+        async move {
+            link.list_institutions(pb::ListInstitutionsRequest { provider: "moneykit".into(), ..Default::default() })
+                .await
+        }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.expect("each call succeeds after the renewal");
+    }
+
+    assert_eq!(app.call_count("/auth/token").await, 2, "exactly one renewal");
+    assert!(app.call_count("/institutions").await >= 8, "each refused call was sent again");
+}
+
+#[tokio::test]
+async fn a_5xx_burst_is_retried_into_exactly_one_connection() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    app.fault(serde_json::json!({"kind": "status", "status": 500, "times": 2, "path": EXCHANGE})).await;
+
+    let connection = app.exchange(&token).await.expect("the third attempt exchanges");
+
+    assert_eq!(app.call_count(EXCHANGE).await, 3);
+    assert_eq!(app.connection_count().await, 1, "one connection, nothing half-written");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_as_retry_after_asks() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    app.fault(serde_json::json!({"kind": "rate_limit", "retry_after": 1, "path": "/link-session"})).await;
+
+    let started = Instant::now();
+    let session = app.create_session("user-1").await.expect("created after the pause");
+
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After honoured ({:?})", started.elapsed());
+    assert_eq!(app.call_count("/link-session").await, 2);
+    assert!(!session.link_token.is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_the_deadline_ends_unavailable_with_retry_info() {
+    let timing = Timing { request_timeout: "300ms", call_timeout: "1s" };
+    let mut app = spawn(instant_mock(), timing).await;
+    app.fault(serde_json::json!({"kind": "delay", "delay_ms": 3000, "times": 10, "path": "/link-session"})).await;
+
+    let started = Instant::now();
+    let status = app.create_session("user-1").await.unwrap_err();
+
+    assert_error("slow MoneyKit", &status, tonic::Code::Unavailable, "PROVIDER_UNAVAILABLE");
+    assert!(status.get_details_retry_info().is_some(), "RetryInfo tells the caller when to come back");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(1500), "the call budget bounds it ({elapsed:?})");
+    let attempts = app.call_count("/link-session").await;
+    assert!((2..=3).contains(&attempts), "timeouts are retried within the budget ({attempts} attempts)");
+
+    // The caller's own, shorter deadline bounds the upstream call too: linkgate stops trying
+    // when the caller stops waiting, not when its own 1 s budget runs out.
+    let before = app.call_count("/link-session").await;
+    let mut request = tonic::Request::new(pb::CreateLinkSessionRequest {
+        provider: "moneykit".into(),
+        external_user_id: "user-1".into(),
+        redirect_uri: REDIRECT.into(),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_millis(400));
+    let status = app.link.create_link_session(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled),
+        "ends at the caller's deadline: {status:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let attempts = app.call_count("/link-session").await - before;
+    assert!((1..=2).contains(&attempts), "no attempt after the caller's deadline ({attempts} attempts)");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_answers_are_protocol_errors_that_write_nothing() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    for (case, fault) in [
+        ("malformed JSON", serde_json::json!({"kind": "malformed", "path": EXCHANGE})),
+        ("oversized body", serde_json::json!({"kind": "oversized", "bytes": 5 * 1024 * 1024, "path": EXCHANGE})),
+    ] {
+        let calls = app.call_count(EXCHANGE).await;
+        app.fault(fault).await;
+        let status = app.exchange(&token).await.unwrap_err();
+        assert_error(case, &status, tonic::Code::Internal, "PROVIDER_PROTOCOL");
+        assert_eq!(app.call_count(EXCHANGE).await, calls + 1, "{case}: not retried");
+        assert_eq!(app.connection_count().await, 0, "{case}: nothing written");
+    }
+
+    // The token was never consumed: once MoneyKit answers properly, it exchanges.
+    app.exchange(&token).await.expect("exchanged once MoneyKit answers");
+    assert_eq!(app.connection_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    app.fault(serde_json::json!({"kind": "drop", "path": EXCHANGE})).await;
+
+    app.exchange(&token).await.expect("the second attempt exchanges");
+
+    assert_eq!(app.call_count(EXCHANGE).await, 2);
+    assert_eq!(app.connection_count().await, 1);
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_over_their_body_with_the_published_key() {
+    use axum::routing::post;
+    let received: Arc<Mutex<Vec<(axum::http::HeaderMap, bytes::Bytes)>>> = Arc::default();
+    let receiver = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/hooks",
+            post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| async move {
+                received.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::NO_CONTENT
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hooks = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let mock = MoneyKitMockOptions { webhook_url: Some(hooks), ..instant_mock() };
+    let mut app = spawn(mock, QUICK).await;
+    let token = app.exchangeable_token().await;
+    let connection = app.exchange(&token).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+
+    let jwks: serde_json::Value = app
+        .admin
+        .get(format!("{}/.well-known/jwks.json", app.mock.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: linkgate::jws::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let events = loop {
+        let events: Vec<(String, serde_json::Value)> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(headers, body)| {
+                let signature = headers["moneykit-signature"].to_str().unwrap();
+                let claims = linkgate::jws::verify(signature, &key).expect("signed with the published key");
+                assert_eq!(claims["request_body_sha256"], linkgate::jws::body_sha256(body).as_str());
+                assert!(claims["iat"].is_i64());
+                assert!(headers.contains_key("moneykit-delivery-token"));
+                assert_eq!(headers["moneykit-delivery-attempt"], "1");
+                let payload: serde_json::Value = serde_json::from_slice(body).unwrap();
+                (payload["webhook_event"].as_str().unwrap().to_owned(), payload)
+            })
+            .collect();
+        if events.len() >= 5 || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(names.contains(&"link.state_changed"), "{names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "link.product_refresh").count(), 3, "{names:?}");
+    assert!(names.contains(&"transactions.updates_available"), "{names:?}");
+    for (_, payload) in &events {
+        assert!(payload["webhook_idempotency_key"].as_str().unwrap().starts_with("whk_"));
+        assert_eq!(payload["webhook_major_version"], 1);
+    }
+}
+
+#[tokio::test]
+async fn a_link_whose_consent_expired_asks_for_a_new_login() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    let connection = app.exchange(&token).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let link_id = app.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id");
+    let reset = app.direct(&format!("links/{link_id}/reset"), serde_json::json!({})).await;
+    assert_eq!(reset.status(), reqwest::StatusCode::OK);
+
+    let status = app
+        .connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+
+    assert_error("refresh of an expired link", &status, tonic::Code::FailedPrecondition, "LOGIN_REQUIRED");
+    let refreshes: u64 = app.calls().await.iter().filter(|(p, _)| p.ends_with("/products")).map(|(_, n)| n).sum();
+    assert_eq!(refreshes, 0, "MoneyKit is not asked to refresh a link it would refuse");
+}
+
+/// Webhooks end to end: the mock delivers its signed webhooks to linkgate's `/webhooks/moneykit`,
+/// and with polls an hour apart, only the webhook can bring the connection to READY in time.
+#[tokio::test]
+async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_poll() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = MoneyKitMockOptions {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
+        import_delay: Duration::from_millis(300),
+        ..MoneyKitMockOptions::default()
+    };
+    let http_addr = format!("127.0.0.1:{port}");
+    let overrides = [("--http-addr", http_addr.as_str()), ("--moneykit-poll-interval", "1h")];
+    let mut app = spawn_with(options, QUICK, &overrides).await;
+    let token = app.exchangeable_token().await;
+    let connection = app.exchange(&token).await.expect("exchanged");
+    assert_eq!(connection.state(), pb::ConnectionState::Pending);
+
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    assert_eq!(app.call_count("/.well-known/jwks.json").await, 1, "the key set was fetched once and cached");
+}
