@@ -131,6 +131,20 @@ pub struct UpstreamConfig {
     pub max_body_bytes: usize,
 }
 
+impl UpstreamConfig {
+    /// The usual configuration: an adapter's timeouts and attempts, the default backoff and
+    /// size cap.
+    pub fn new(provider: &'static str, attempt_timeout: Duration, call_timeout: Duration, max_attempts: u32) -> Self {
+        Self {
+            provider,
+            attempt_timeout,
+            call_timeout,
+            retry: RetryPolicy { max_attempts: max_attempts.max(1), ..RetryPolicy::default() },
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
 /// An adapter's handle on the shared client.
 #[derive(Debug, Clone)]
 pub struct Upstream {

@@ -38,7 +38,7 @@
 
 mod wire;
 
-use super::http::{HttpClient, Retry, RetryPolicy, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
+use super::http::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
 use super::{
     CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
     LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, log_safe,
@@ -140,13 +140,7 @@ impl Deck {
         let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
         let upstream = Upstream::new(
             http,
-            UpstreamConfig {
-                provider: ID,
-                attempt_timeout: settings.request_timeout,
-                call_timeout: settings.call_timeout,
-                retry: RetryPolicy { max_attempts: settings.max_attempts.max(1), ..RetryPolicy::default() },
-                max_body_bytes: super::http::DEFAULT_MAX_BODY_BYTES,
-            },
+            UpstreamConfig::new(ID, settings.request_timeout, settings.call_timeout, settings.max_attempts),
         );
         Ok(Self {
             info: ProviderInfo {

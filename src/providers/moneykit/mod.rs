@@ -37,7 +37,7 @@
 pub mod states;
 mod wire;
 
-use super::http::{HttpClient, Retry, RetryPolicy, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
+use super::http::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
 use super::{
     Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart, LinkStep,
     Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, WebhookNotice, WebhookScheme, log_safe,
@@ -211,13 +211,7 @@ impl MoneyKit {
         let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
         let upstream = Upstream::new(
             http,
-            UpstreamConfig {
-                provider: ID,
-                attempt_timeout: settings.request_timeout,
-                call_timeout: settings.call_timeout,
-                retry: RetryPolicy { max_attempts: settings.max_attempts.max(1), ..RetryPolicy::default() },
-                max_body_bytes: super::http::DEFAULT_MAX_BODY_BYTES,
-            },
+            UpstreamConfig::new(ID, settings.request_timeout, settings.call_timeout, settings.max_attempts),
         );
         Ok(Self {
             info: ProviderInfo {

@@ -39,8 +39,7 @@ mod data;
 mod wire;
 
 use super::http::{
-    HttpClient, Retry, RetryPolicy, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, caller_request_id,
-    endpoint,
+    HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, caller_request_id, endpoint,
 };
 use super::session::{SessionToken, SharedSessions};
 use super::{
@@ -116,13 +115,7 @@ impl Vumi {
         let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
         let upstream = Upstream::new(
             http,
-            UpstreamConfig {
-                provider: ID,
-                attempt_timeout: settings.request_timeout,
-                call_timeout: settings.call_timeout,
-                retry: RetryPolicy { max_attempts: settings.max_attempts.max(1), ..RetryPolicy::default() },
-                max_body_bytes: super::http::DEFAULT_MAX_BODY_BYTES,
-            },
+            UpstreamConfig::new(ID, settings.request_timeout, settings.call_timeout, settings.max_attempts),
         );
         Ok(Self {
             info: ProviderInfo {
