@@ -30,7 +30,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -170,7 +169,6 @@ impl Application {
         let grpc_server = server
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .tcp_keepalive(Some(Duration::from_secs(60)))
             .max_concurrent_streams(Some(limits.max_concurrent_streams))
             .timeout(limits.request_timeout)
             .layer(AdmissionLayer::new(limits.max_in_flight))
@@ -203,7 +201,7 @@ impl Application {
                     .max_decoding_message_size(max_message)
                     .max_encoding_message_size(max_message),
             )
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), draining.clone().cancelled_owned());
+            .serve_with_incoming_shutdown(grpc_incoming(grpc), draining.clone().cancelled_owned());
 
         let http_router = crate::http::router(app.clone());
         let http_server = axum::serve(http, http_router).with_graceful_shutdown(draining.clone().cancelled_owned());
@@ -330,4 +328,14 @@ fn replica_name() -> String {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "linkgate".to_owned())
+}
+
+/// The gRPC listener's accepted sockets, with Nagle's algorithm off (a response written in
+/// several pieces would otherwise wait for the client's delayed ACK: 40 ms per call) and TCP
+/// keepalive on, so a peer that vanished is noticed. tonic's builder applies both only to
+/// listeners it binds itself, not to one handed in.
+fn grpc_incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)))
 }

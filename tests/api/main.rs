@@ -36,5 +36,6 @@ mod link;
 mod replicas;
 mod security;
 mod tls;
+mod transport;
 mod watch;
 mod webhooks;
