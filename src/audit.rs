@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const QUEUE: usize = 10_000;
-const BATCH: usize = 256;
+const BATCH: usize = 1000;
+/// Pause after a batch that emptied the queue, so records arriving one by one are written
+/// together; a full batch is followed by the next at once.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Hands audit records to the writer.
@@ -66,13 +68,16 @@ impl AuditWriter {
                     batch.push(entry);
                 }
             }
+            let drained = batch.len() < BATCH;
             if !batch.is_empty() {
                 Self::write(&store, &mut batch).await;
             }
             if stopping {
                 return;
             }
-            tokio::time::sleep(FLUSH_EVERY).await;
+            if drained {
+                tokio::time::sleep(FLUSH_EVERY).await;
+            }
         }
     }
 
