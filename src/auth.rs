@@ -355,6 +355,9 @@ where
                 traceparent = traceparent.as_deref().unwrap_or(""),
                 tenant = tracing::field::Empty,
             );
+            if let Some(traceparent) = &traceparent {
+                crate::telemetry::continue_trace(&span, traceparent);
+            }
             match authenticator.authenticate(authorization, peer).instrument(span.clone()).await {
                 Ok(identity) => {
                     span.record("tenant", tracing::field::display(identity.tenant));

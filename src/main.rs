@@ -97,7 +97,7 @@ enum ConfigCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    linkgate::telemetry::init();
+    let _telemetry = linkgate::telemetry::init();
     let cli = match parse_command_line() {
         Ok(cli) => cli,
         Err(error) => {

@@ -63,7 +63,7 @@ enum ProviderMock {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    linkgate::telemetry::init();
+    let _telemetry = linkgate::telemetry::init();
     let result = match Cli::parse().provider {
         ProviderMock::Deck { addr, options } => {
             let client_id = options.client_id.clone();

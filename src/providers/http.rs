@@ -262,7 +262,8 @@ impl UpstreamRequest {
             HeaderValue::from_str(call_id).map_err(|e| e.to_string())?,
         );
         // Validated where it came in; a value HTTP cannot carry is dropped, not fatal.
-        if let Some(value) = ambient_traceparent().and_then(|value| HeaderValue::from_str(&value).ok()) {
+        let traceparent = crate::telemetry::outgoing_traceparent(ambient_traceparent());
+        if let Some(value) = traceparent.and_then(|value| HeaderValue::from_str(&value).ok()) {
             headers.insert(HeaderName::from_static("traceparent"), value);
         }
         for (name, value) in &self.headers {
@@ -697,6 +698,12 @@ pub fn parse_base_url(text: &str) -> Result<Url, String> {
         "http" => Err(format!("{text:?} is plain http; use https (http is accepted on loopback addresses only)")),
         scheme => Err(format!("{text:?} has scheme {scheme:?}; use https")),
     }
+}
+
+/// Whether `segment`, which a caller or an upstream supplied, can go into a URL path as one
+/// segment: `.` and `..` would be read as steps up the path and reach another endpoint.
+pub fn is_plain_segment(segment: &str) -> bool {
+    !matches!(segment, "" | "." | "..")
 }
 
 /// `base` with `path` appended (`https://host/api/v1` + `/link/connect`).

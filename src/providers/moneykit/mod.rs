@@ -37,7 +37,9 @@
 pub mod states;
 mod wire;
 
-use super::http::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
+use super::http::{
+    HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint, is_plain_segment,
+};
 use super::{
     Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart, LinkStep,
     Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, WebhookNotice, WebhookScheme, log_safe,
@@ -602,6 +604,10 @@ impl Provider for MoneyKit {
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
+        // The caller's id goes into the path: `..` would address another endpoint.
+        if !is_plain_segment(id) {
+            return Ok(None);
+        }
         let url = self.url(&["institutions", id], &[]);
         match self.call::<wire::Institution>(Route::Institution, url, Method::Get).await {
             Ok(found) => Ok(Some(institution(found))),

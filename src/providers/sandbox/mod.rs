@@ -1,9 +1,13 @@
 //! The built-in `sandbox` provider: a deterministic fake bank, broker and utility that behaves
-//! like a real upstream (credential checks, MFA, a hosted flow, single-use public tokens, a first
+//! like a real upstream (credential checks, MFA, a hosted flow, expiring public tokens, a first
 //! import that takes time), so every flow can be exercised without network or credentials.
 //!
 //! It is stateless like a remote API: what it must remember travels in the tokens it issues
 //! (institution, creation time, a random seed), so any replica can answer for any connection.
+//! The price is what a stateless upstream cannot know: it exchanges a token again (linkgate's
+//! store makes every exchange single-use anyway) and a deleted connection's handle keeps working
+//! (linkgate forgets the handle on delete). The provider contract (`tests/contract.rs`) records
+//! both.
 //!
 //! Scripted users (password `pass_good`): `user_good` connects; `user_mfa` is asked a question
 //! that `1234` answers. Any other credentials fail as invalid.

@@ -40,6 +40,7 @@ mod wire;
 
 use super::http::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, caller_request_id, endpoint,
+    is_plain_segment,
 };
 use super::session::{SessionToken, SharedSessions};
 use super::{
@@ -424,6 +425,10 @@ impl Provider for Vumi {
     }
 
     async fn exchange_public_token(&self, public_token: &SecretString) -> ProviderResult<ExchangedConnection> {
+        // The token goes into the path: `..` would address another endpoint.
+        if !is_plain_segment(public_token.expose_secret()) {
+            return Err(ProviderError::InvalidPublicToken);
+        }
         let exchanged: wire::Exchanged =
             match self.get(Route::Exchange { public_token: public_token.expose_secret() }).await {
                 Ok(exchanged) => exchanged,
@@ -544,6 +549,10 @@ impl WebhookScheme for Vumi {
     }
 
     async fn signing_key(&self, kid: &str) -> ProviderResult<Option<Jwk>> {
+        // The kid comes from an unverified token and goes into the path.
+        if !is_plain_segment(kid) {
+            return Ok(None);
+        }
         match self.get::<Jwk>(Route::WebhookKey { key_id: kid }).await {
             Ok(key) => Ok(Some(Jwk { kid: Some(kid.to_owned()), ..key })),
             Err(failure) if failure.is_not_found() => Ok(None),
