@@ -1,0 +1,21 @@
+-- What PostgreSQL runs for one ExchangePublicToken of a sandbox token (src/store/sql.rs:
+-- claim_public_token, get_link_session, create_connection with append_event), as pgbench runs it.
+-- bench.py fills in 01a20d63-6b27-7133-a653-a72ca17b7573, and a real connection's {"id": "01a20d67-c914-7613-b25b-d77f55f5f26d", "error": null, "state": "pending", "products": [{"state": "not_ready", "product": "accounts", "refreshed_at": null, "last_attempted_at": null}, {"state": "not_ready", "product": "transactions", "refreshed_at": null, "last_attempted_at": null}], "provider": "sandbox", "tenant_id": "01a20d63-6b27-7133-a653-a72ca17b7573", "created_at": "2026-11-24T11:53:55.220835Z", "updated_at": "2026-11-24T11:53:55.220835Z", "institution_id": "ins_sandbox_bank", "last_synced_at": null, "link_session_id": "01a20d67-c4c7-7019-98f7-da08f405703c", "external_user_id": "bench-0", "institution_name": "Sandbox Bank"} and sealed 0127d85c16e1aa9fa1ebdd569855a442780f5908000338b11bec0deb4673c921b8c52ede88c6a83b5686ddf0d9f1765d8178b00c155f599cb8313f5b65ffb917f53aee4efd5549d464a2694f041c27617f2c05befd0a7594b6d89f0b40285d263061994bb3d2c1d9041fad06b7bb8120082463.
+-- The one liberty: each transaction takes the next issued token from bench_queue, where linkgate's
+-- caller names its token; the lookup costs pgbench a little, never linkgate.
+UPDATE public_tokens SET state = 'exchanging', claim_expires_at = now() + interval '60 seconds'
+  WHERE provider = 'sandbox' AND token_hash = (SELECT token_hash FROM bench_queue WHERE n = (SELECT nextval('bench_queue_next')))
+  AND tenant_id = '01a20d63-6b27-7133-a653-a72ca17b7573'
+  AND (state = 'issued' OR (state = 'exchanging' AND claim_expires_at < now()))
+  AND (expires_at IS NULL OR expires_at > now()) RETURNING link_session_id, token_hash \gset
+SELECT * FROM link_sessions WHERE tenant_id = '01a20d63-6b27-7133-a653-a72ca17b7573' AND id = :link_session_id;
+BEGIN;
+INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snapshot, handle_sealed, next_poll_at)
+  VALUES (gen_random_uuid(), '01a20d63-6b27-7133-a653-a72ca17b7573', 'sandbox', 'bench', 'pending', '{"id": "01a20d67-c914-7613-b25b-d77f55f5f26d", "error": null, "state": "pending", "products": [{"state": "not_ready", "product": "accounts", "refreshed_at": null, "last_attempted_at": null}, {"state": "not_ready", "product": "transactions", "refreshed_at": null, "last_attempted_at": null}], "provider": "sandbox", "tenant_id": "01a20d63-6b27-7133-a653-a72ca17b7573", "created_at": "2026-11-24T11:53:55.220835Z", "updated_at": "2026-11-24T11:53:55.220835Z", "institution_id": "ins_sandbox_bank", "last_synced_at": null, "link_session_id": "01a20d67-c4c7-7019-98f7-da08f405703c", "external_user_id": "bench-0", "institution_name": "Sandbox Bank"}', '\x0127d85c16e1aa9fa1ebdd569855a442780f5908000338b11bec0deb4673c921b8c52ede88c6a83b5686ddf0d9f1765d8178b00c155f599cb8313f5b65ffb917f53aee4efd5549d464a2694f041c27617f2c05befd0a7594b6d89f0b40285d263061994bb3d2c1d9041fad06b7bb8120082463', now() + interval '1 hour')
+  RETURNING id AS connection_id \gset
+UPDATE public_tokens SET state = 'exchanged', connection_id = :connection_id, claim_expires_at = NULL
+  WHERE tenant_id = '01a20d63-6b27-7133-a653-a72ca17b7573' AND provider = 'sandbox' AND token_hash = :token_hash;
+SELECT pg_advisory_xact_lock(4242001);
+INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at)
+  VALUES ('01a20d63-6b27-7133-a653-a72ca17b7573', :connection_id, 'sandbox', 'bench', 'pending', '{"id": "01a20d67-c914-7613-b25b-d77f55f5f26d", "error": null, "state": "pending", "products": [{"state": "not_ready", "product": "accounts", "refreshed_at": null, "last_attempted_at": null}, {"state": "not_ready", "product": "transactions", "refreshed_at": null, "last_attempted_at": null}], "provider": "sandbox", "tenant_id": "01a20d63-6b27-7133-a653-a72ca17b7573", "created_at": "2026-11-24T11:53:55.220835Z", "updated_at": "2026-11-24T11:53:55.220835Z", "institution_id": "ins_sandbox_bank", "last_synced_at": null, "link_session_id": "01a20d67-c4c7-7019-98f7-da08f405703c", "external_user_id": "bench-0", "institution_name": "Sandbox Bank"}', now()) RETURNING id;
+COMMIT;
