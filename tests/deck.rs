@@ -9,49 +9,33 @@ use linkgate::crypto::Sealer;
 use linkgate::mocks::MockServer;
 use linkgate::mocks::deck::{self, DeckMockOptions, NATIONAL_GRID};
 use linkgate::pb;
-use linkgate::pb::account_service_client::AccountServiceClient;
-use linkgate::pb::connection_service_client::ConnectionServiceClient;
-use linkgate::pb::link_service_client::LinkServiceClient;
-use linkgate::pb::statement_service_client::StatementServiceClient;
-use linkgate::startup::Application;
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use tokio_stream::StreamExt;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use support::server::{Gateway, QUICK, SECRET, Timing, Upstream};
 use tonic_types::StatusExt;
 
-/// How long any wait may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(20);
-const CLIENT_ID: &str = "test-client";
-const SECRET: &str = "test-secret";
-
-/// How a test's Deck calls are bounded.
-struct Timing {
-    request_timeout: &'static str,
-    call_timeout: &'static str,
-}
-
-const QUICK: Timing = Timing { request_timeout: "2s", call_timeout: "5s" };
-
-/// The Deck mock, a linkgate in front of it, and gRPC clients. Both stop when dropped.
+/// The Deck mock, a linkgate in front of it (which it derefs to), and the mock's admin client.
+/// Both stop when dropped.
 struct DeckApp {
+    gateway: Gateway,
     mock: MockServer,
     admin: reqwest::Client,
-    link: LinkServiceClient<Channel>,
-    connections: ConnectionServiceClient<Channel>,
-    accounts: AccountServiceClient<Channel>,
-    statements: StatementServiceClient<Channel>,
-    stop: CancellationToken,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _database: TestDatabase,
 }
 
-impl Drop for DeckApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
+impl Deref for DeckApp {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.gateway
+    }
+}
+
+impl DerefMut for DeckApp {
+    fn deref_mut(&mut self) -> &mut Gateway {
+        &mut self.gateway
     }
 }
 
@@ -62,42 +46,16 @@ async fn spawn(backend: Backend, mock: DeckMockOptions, timing: Timing, secret: 
     let database = TestDatabase::create(backend).await;
     let key = Sealer::generate_key();
     let base_url = mock.base_url();
-    let flags = [
-        ("--grpc-addr", "127.0.0.1:0"),
-        ("--http-addr", "127.0.0.1:0"),
-        ("--database-url", database.url.as_str()),
-        ("--database-max-connections", "5"),
-        ("--encryption-key", key.as_str()),
-        ("--tenant-calls-per-second", "1000"),
-        ("--tenant-call-burst", "1000"),
-        ("--sandbox-enabled", "false"),
-        ("--sync-tick", "25ms"),
-        ("--deck-base-url", base_url.as_str()),
-        ("--deck-client-id", CLIENT_ID),
-        ("--deck-client-secret", secret),
-        ("--deck-request-timeout", timing.request_timeout),
-        ("--deck-call-timeout", timing.call_timeout),
-        ("--deck-max-attempts", "3"),
-        ("--deck-poll-interval", "100ms"),
-    ];
-    let settings = support::server::serve_settings(&flags);
-    let application = Application::build(settings).await.expect("linkgate builds");
-    let grpc_addr = application.grpc_addr();
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(application.run_until_stopped(stop.clone()));
-    let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
-    support::server::wait_until_serving(&channel).await;
-    DeckApp {
-        mock,
-        admin: reqwest::Client::new(),
-        link: LinkServiceClient::new(channel.clone()),
-        connections: ConnectionServiceClient::new(channel.clone()),
-        accounts: AccountServiceClient::new(channel.clone()),
-        statements: StatementServiceClient::new(channel),
-        stop,
-        server: Some(server),
-        _database: database,
-    }
+    let upstream = Upstream {
+        database_url: &database.url,
+        encryption_key: &key,
+        provider: "deck",
+        base_url: &base_url,
+        client_secret: secret,
+        timing: &timing,
+    };
+    let gateway = Gateway::start(&upstream, &[]).await;
+    DeckApp { gateway, mock, admin: reqwest::Client::new(), _database: database }
 }
 
 /// Mock timings of the fault tests: attempts settle at once, data is ready at once.
@@ -106,12 +64,6 @@ fn instant_mock() -> DeckMockOptions {
 }
 
 impl DeckApp {
-    async fn shut_down(&mut self) {
-        self.stop.cancel();
-        let server = self.server.take().expect("server running");
-        tokio::time::timeout(PATIENCE, server).await.expect("stops in time").expect("server task").expect("clean stop");
-    }
-
     /// Scripts a fault through the mock's admin API.
     async fn fault(&self, rule: serde_json::Value) {
         let response = self.admin.post(format!("{}/faults", self.mock.admin_url())).json(&rule).send().await.unwrap();
@@ -171,73 +123,6 @@ impl DeckApp {
         let session = self.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await;
         session.public_token
     }
-
-    async fn exchange(&mut self, public_token: &str) -> Result<pb::Connection, tonic::Status> {
-        self.link
-            .exchange_public_token(pb::ExchangePublicTokenRequest {
-                provider: "deck".into(),
-                public_token: public_token.into(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().connection.unwrap())
-    }
-
-    async fn connection_count(&mut self) -> usize {
-        self.connections
-            .list_connections(pb::ListConnectionsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .connections
-            .len()
-    }
-
-    async fn wait_for_session(&mut self, id: &str, state: pb::LinkSessionState) -> pb::LinkSession {
-        let mut stream = self
-            .link
-            .watch_link_session(pb::WatchLinkSessionRequest { link_session_id: id.into() })
-            .await
-            .expect("watch starts")
-            .into_inner();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(message) = stream.next().await {
-                let session = message.expect("stream item").link_session.unwrap();
-                if session.state() == state {
-                    return session;
-                }
-                assert!(
-                    !matches!(session.state(), pb::LinkSessionState::Failed | pb::LinkSessionState::Expired),
-                    "session ended {:?} ({}) while waiting for {state:?}",
-                    session.state(),
-                    session.failure_reason
-                );
-            }
-            panic!("stream ended before {state:?}");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("session never reached {state:?}"))
-    }
-
-    async fn wait_for_connection(&mut self, id: &str, state: pb::ConnectionState) -> pb::Connection {
-        let mut stream = self
-            .connections
-            .watch_connection(pb::WatchConnectionRequest { connection_id: id.into(), ..Default::default() })
-            .await
-            .expect("watch starts")
-            .into_inner();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(message) = stream.next().await {
-                let connection = message.expect("stream item").event.unwrap().connection.unwrap();
-                if connection.state() == state {
-                    return connection;
-                }
-            }
-            panic!("stream ended before {state:?}");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("connection never reached {state:?}"))
-    }
 }
 
 /// Asserts a Deck error's code and reason, and that it names the provider.
@@ -296,7 +181,7 @@ async fn full_flow(backend: Backend, logs: Option<Arc<Mutex<Vec<u8>>>>) {
     assert_eq!(linked.institution_id, NATIONAL_GRID);
 
     // Exchange: one connection at the source Deck names, importing.
-    let connection = app.exchange(&linked.public_token).await.expect("exchanged");
+    let connection = app.exchange("deck", &linked.public_token).await.expect("exchanged");
     assert_eq!(connection.state(), pb::ConnectionState::Pending);
     assert_eq!(
         (connection.institution_id.as_str(), connection.institution_name.as_str()),
@@ -447,7 +332,7 @@ async fn a_5xx_burst_is_retried_into_exactly_one_connection() {
     let path = "/connection/public_token/exchange";
     app.fault(serde_json::json!({"kind": "status", "status": 500, "times": 2, "path": path})).await;
 
-    let connection = app.exchange(&token).await.expect("the third attempt exchanges");
+    let connection = app.exchange("deck", &token).await.expect("the third attempt exchanges");
 
     assert_eq!(app.call_count(path).await, 3);
     assert_eq!(app.connection_count().await, 1, "one connection, nothing half-written");
@@ -544,14 +429,14 @@ async fn malformed_and_oversized_answers_are_protocol_errors_that_write_nothing(
     ] {
         let calls = app.call_count(path).await;
         app.fault(fault).await;
-        let status = app.exchange(&token).await.unwrap_err();
+        let status = app.exchange("deck", &token).await.unwrap_err();
         assert_error(case, &status, tonic::Code::Internal, "PROVIDER_PROTOCOL");
         assert_eq!(app.call_count(path).await, calls + 1, "{case}: not retried");
         assert_eq!(app.connection_count().await, 0, "{case}: nothing written");
     }
 
     // The token was never consumed: once Deck answers properly, it exchanges.
-    app.exchange(&token).await.expect("exchanged once Deck answers");
+    app.exchange("deck", &token).await.expect("exchanged once Deck answers");
     assert_eq!(app.connection_count().await, 1);
 }
 
@@ -562,7 +447,7 @@ async fn a_dropped_connection_is_retried() {
     let path = "/connection/public_token/exchange";
     app.fault(serde_json::json!({"kind": "drop", "path": path})).await;
 
-    app.exchange(&token).await.expect("the second attempt exchanges");
+    app.exchange("deck", &token).await.expect("the second attempt exchanges");
 
     assert_eq!(app.call_count(path).await, 2);
     assert_eq!(app.connection_count().await, 1);

@@ -10,51 +10,36 @@ use linkgate::crypto::Sealer;
 use linkgate::mocks::MockServer;
 use linkgate::mocks::moneykit::{self, CHASE, MoneyKitMockOptions};
 use linkgate::pb;
-use linkgate::pb::account_service_client::AccountServiceClient;
-use linkgate::pb::connection_service_client::ConnectionServiceClient;
-use linkgate::pb::link_service_client::LinkServiceClient;
-use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
-use linkgate::startup::Application;
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use tokio_stream::StreamExt;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use support::server::{CLIENT_ID, Gateway, PATIENCE, QUICK, SECRET, Timing, Upstream, amount};
 use tonic_types::StatusExt;
 
-/// How long any wait may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(20);
-const CLIENT_ID: &str = "test-client";
-const SECRET: &str = "test-secret";
 const EXCHANGE: &str = "/link-session/exchange-token";
 const REDIRECT: &str = "https://app.example/moneykit-return";
 
-/// How a test's MoneyKit calls are bounded.
-struct Timing {
-    request_timeout: &'static str,
-    call_timeout: &'static str,
-}
-
-const QUICK: Timing = Timing { request_timeout: "2s", call_timeout: "5s" };
-
-/// The MoneyKit mock, a linkgate in front of it, and gRPC clients. Both stop when dropped.
+/// The MoneyKit mock, a linkgate in front of it (which it derefs to), and the mock's admin
+/// client. Both stop when dropped.
 struct MoneyKitApp {
+    gateway: Gateway,
     mock: MockServer,
     admin: reqwest::Client,
-    link: LinkServiceClient<Channel>,
-    connections: ConnectionServiceClient<Channel>,
-    accounts: AccountServiceClient<Channel>,
-    portfolios: PortfolioServiceClient<Channel>,
-    stop: CancellationToken,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     database: TestDatabase,
 }
 
-impl Drop for MoneyKitApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
+impl Deref for MoneyKitApp {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.gateway
+    }
+}
+
+impl DerefMut for MoneyKitApp {
+    fn deref_mut(&mut self) -> &mut Gateway {
+        &mut self.gateway
     }
 }
 
@@ -70,48 +55,16 @@ async fn spawn_with(mock: MoneyKitMockOptions, timing: Timing, overrides: &[(&'s
     let database = TestDatabase::create(Backend::Sqlite).await;
     let key = Sealer::generate_key();
     let base_url = mock.base_url();
-    let mut flags = vec![
-        ("--grpc-addr", "127.0.0.1:0"),
-        ("--http-addr", "127.0.0.1:0"),
-        ("--database-url", database.url.as_str()),
-        ("--database-max-connections", "5"),
-        ("--encryption-key", key.as_str()),
-        ("--tenant-calls-per-second", "1000"),
-        ("--tenant-call-burst", "1000"),
-        ("--sandbox-enabled", "false"),
-        ("--sync-tick", "25ms"),
-        ("--moneykit-base-url", base_url.as_str()),
-        ("--moneykit-client-id", CLIENT_ID),
-        ("--moneykit-client-secret", SECRET),
-        ("--moneykit-request-timeout", timing.request_timeout),
-        ("--moneykit-call-timeout", timing.call_timeout),
-        ("--moneykit-max-attempts", "3"),
-        ("--moneykit-poll-interval", "100ms"),
-    ];
-    for &(name, value) in overrides {
-        match flags.iter_mut().find(|(flag, _)| *flag == name) {
-            Some(flag) => flag.1 = value,
-            None => flags.push((name, value)),
-        }
-    }
-    let settings = support::server::serve_settings(&flags);
-    let application = Application::build(settings).await.expect("linkgate builds");
-    let grpc_addr = application.grpc_addr();
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(application.run_until_stopped(stop.clone()));
-    let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
-    support::server::wait_until_serving(&channel).await;
-    MoneyKitApp {
-        mock,
-        admin: reqwest::Client::new(),
-        link: LinkServiceClient::new(channel.clone()),
-        connections: ConnectionServiceClient::new(channel.clone()),
-        accounts: AccountServiceClient::new(channel.clone()),
-        portfolios: PortfolioServiceClient::new(channel),
-        stop,
-        server: Some(server),
-        database,
-    }
+    let upstream = Upstream {
+        database_url: &database.url,
+        encryption_key: &key,
+        provider: "moneykit",
+        base_url: &base_url,
+        client_secret: SECRET,
+        timing: &timing,
+    };
+    let gateway = Gateway::start(&upstream, overrides).await;
+    MoneyKitApp { gateway, mock, admin: reqwest::Client::new(), database }
 }
 
 /// Mock timings of the fault tests: the first import is over at once.
@@ -120,12 +73,6 @@ fn instant_mock() -> MoneyKitMockOptions {
 }
 
 impl MoneyKitApp {
-    async fn shut_down(&mut self) {
-        self.stop.cancel();
-        let server = self.server.take().expect("server running");
-        tokio::time::timeout(PATIENCE, server).await.expect("stops in time").expect("server task").expect("clean stop");
-    }
-
     async fn admin_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let response = self.admin.post(format!("{}/{path}", self.mock.admin_url())).json(&body).send().await.unwrap();
         assert!(response.status().is_success(), "admin {path} accepted {body}");
@@ -210,48 +157,6 @@ impl MoneyKitApp {
         self.connect(&session).await
     }
 
-    async fn exchange(&mut self, token: &str) -> Result<pb::Connection, tonic::Status> {
-        self.link
-            .exchange_public_token(pb::ExchangePublicTokenRequest {
-                provider: "moneykit".into(),
-                public_token: token.into(),
-                external_user_id: "user-1".into(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().connection.unwrap())
-    }
-
-    async fn connection_count(&mut self) -> usize {
-        self.connections
-            .list_connections(pb::ListConnectionsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .connections
-            .len()
-    }
-
-    async fn wait_for_connection(&mut self, id: &str, state: pb::ConnectionState) -> pb::Connection {
-        let mut stream = self
-            .connections
-            .watch_connection(pb::WatchConnectionRequest { connection_id: id.into(), ..Default::default() })
-            .await
-            .expect("watch starts")
-            .into_inner();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(message) = stream.next().await {
-                let connection = message.expect("stream item").event.unwrap().connection.unwrap();
-                if connection.state() == state {
-                    return connection;
-                }
-            }
-            panic!("stream ended before {state:?}");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("connection never reached {state:?}"))
-    }
-
     /// Every transaction of `account_id`, through every page.
     async fn transactions(&mut self, connection_id: &str, account_id: &str) -> Vec<pb::Transaction> {
         let (mut all, mut page_token) = (Vec::new(), String::new());
@@ -280,14 +185,7 @@ impl MoneyKitApp {
 /// Asserts a MoneyKit error's code and reason, and that it names the provider.
 #[track_caller]
 fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
-    support::status::assert_error(case, status, code, expected_reason);
-    let info = status.get_details_error_info().unwrap();
-    assert_eq!(info.metadata.get("provider").map(String::as_str), Some("moneykit"), "{case}: provider named");
-}
-
-fn amount(money: &Option<pb::Money>) -> (&str, &str) {
-    let money = money.as_ref().expect("an amount");
-    (money.amount.as_str(), money.currency.as_str())
+    support::status::assert_provider_error("moneykit", case, status, code, expected_reason);
 }
 
 /// The whole flow: link through Connect, exchange, first import, every read, refresh, delete.
@@ -306,7 +204,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
 
     // Exchange: one connection at Chase, importing; a retry gets the same one without a second
     // upstream exchange.
-    let connection = app.exchange(&exchangeable).await.expect("exchanged");
+    let connection = app.exchange_for("moneykit", "user-1", &exchangeable).await.expect("exchanged");
     assert_eq!(connection.state(), pb::ConnectionState::Pending);
     let status = app
         .accounts
@@ -321,7 +219,8 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     );
     assert_eq!((connection.institution_id.as_str(), connection.institution_name.as_str()), (CHASE, "Chase"));
     assert_eq!(connection.external_user_id, "user-1");
-    let again = app.exchange(&exchangeable).await.expect("a retry answers the same connection");
+    let again =
+        app.exchange_for("moneykit", "user-1", &exchangeable).await.expect("a retry answers the same connection");
     assert_eq!(again.id, connection.id);
     assert_eq!(app.call_count(EXCHANGE).await, 1, "exactly one upstream exchange");
 
@@ -470,7 +369,7 @@ async fn a_token_exchanged_elsewhere_is_refused_as_unknown_and_nothing_is_writte
     let first = app.direct("link-session/exchange-token", serde_json::json!({"exchangeable_token": token})).await;
     assert_eq!(first.status(), reqwest::StatusCode::CREATED);
 
-    let status = app.exchange(&token).await.unwrap_err();
+    let status = app.exchange_for("moneykit", "user-1", &token).await.unwrap_err();
 
     assert_error("reused exchangeable token", &status, tonic::Code::NotFound, "PUBLIC_TOKEN_NOT_FOUND");
     assert_eq!(app.call_count(EXCHANGE).await, 2, "a 400 is not retried");
@@ -507,7 +406,7 @@ async fn a_5xx_burst_is_retried_into_exactly_one_connection() {
     let token = app.exchangeable_token().await;
     app.fault(serde_json::json!({"kind": "status", "status": 500, "times": 2, "path": EXCHANGE})).await;
 
-    let connection = app.exchange(&token).await.expect("the third attempt exchanges");
+    let connection = app.exchange_for("moneykit", "user-1", &token).await.expect("the third attempt exchanges");
 
     assert_eq!(app.call_count(EXCHANGE).await, 3);
     assert_eq!(app.connection_count().await, 1, "one connection, nothing half-written");
@@ -573,14 +472,14 @@ async fn malformed_and_oversized_answers_are_protocol_errors_that_write_nothing(
     ] {
         let calls = app.call_count(EXCHANGE).await;
         app.fault(fault).await;
-        let status = app.exchange(&token).await.unwrap_err();
+        let status = app.exchange_for("moneykit", "user-1", &token).await.unwrap_err();
         assert_error(case, &status, tonic::Code::Internal, "PROVIDER_PROTOCOL");
         assert_eq!(app.call_count(EXCHANGE).await, calls + 1, "{case}: not retried");
         assert_eq!(app.connection_count().await, 0, "{case}: nothing written");
     }
 
     // The token was never consumed: once MoneyKit answers properly, it exchanges.
-    app.exchange(&token).await.expect("exchanged once MoneyKit answers");
+    app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged once MoneyKit answers");
     assert_eq!(app.connection_count().await, 1);
 }
 
@@ -590,7 +489,7 @@ async fn a_dropped_connection_is_retried() {
     let token = app.exchangeable_token().await;
     app.fault(serde_json::json!({"kind": "drop", "path": EXCHANGE})).await;
 
-    app.exchange(&token).await.expect("the second attempt exchanges");
+    app.exchange_for("moneykit", "user-1", &token).await.expect("the second attempt exchanges");
 
     assert_eq!(app.call_count(EXCHANGE).await, 2);
     assert_eq!(app.connection_count().await, 1);
@@ -616,7 +515,7 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
     let mock = MoneyKitMockOptions { webhook_url: Some(hooks), ..instant_mock() };
     let mut app = spawn(mock, QUICK).await;
     let token = app.exchangeable_token().await;
-    let connection = app.exchange(&token).await.unwrap();
+    let connection = app.exchange_for("moneykit", "user-1", &token).await.unwrap();
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
 
     let jwks: serde_json::Value = app
@@ -665,7 +564,7 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
 async fn a_link_whose_consent_expired_asks_for_a_new_login() {
     let mut app = spawn(instant_mock(), QUICK).await;
     let token = app.exchangeable_token().await;
-    let connection = app.exchange(&token).await.unwrap();
+    let connection = app.exchange_for("moneykit", "user-1", &token).await.unwrap();
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     let link_id = app.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id");
     let reset = app.direct(&format!("links/{link_id}/reset"), serde_json::json!({})).await;
@@ -696,7 +595,7 @@ async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_p
     let overrides = [("--http-addr", http_addr.as_str()), ("--moneykit-poll-interval", "1h")];
     let mut app = spawn_with(options, QUICK, &overrides).await;
     let token = app.exchangeable_token().await;
-    let connection = app.exchange(&token).await.expect("exchanged");
+    let connection = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged");
     assert_eq!(connection.state(), pb::ConnectionState::Pending);
 
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;

@@ -10,33 +10,14 @@ use linkgate::crypto::Sealer;
 use linkgate::mocks::MockServer;
 use linkgate::mocks::vumi::{self, VumiMockOptions};
 use linkgate::pb;
-use linkgate::pb::account_service_client::AccountServiceClient;
-use linkgate::pb::connection_service_client::ConnectionServiceClient;
-use linkgate::pb::link_service_client::LinkServiceClient;
-use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
-use linkgate::startup::Application;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use tokio_stream::StreamExt;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use support::server::{CLIENT_ID, Gateway, PATIENCE, QUICK, SECRET, Timing, Upstream, amount};
 use tonic_types::StatusExt;
 
-/// How long any wait may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(20);
-const CLIENT_ID: &str = "test-client";
-const SECRET: &str = "test-secret";
 const REDIRECT_ID: &str = "0b6f3c1e-9a2d-4c5b-8e7f-112233445566";
 const LOGIN: &str = "/auth/login";
-
-/// How a test's Vumi calls are bounded.
-struct Timing {
-    request_timeout: &'static str,
-    call_timeout: &'static str,
-}
-
-const QUICK: Timing = Timing { request_timeout: "2s", call_timeout: "5s" };
 
 /// The mock and its admin client.
 struct Mock {
@@ -85,23 +66,7 @@ impl Mock {
     }
 }
 
-/// One linkgate replica and its gRPC clients. Stops when dropped.
-struct Replica {
-    link: LinkServiceClient<Channel>,
-    connections: ConnectionServiceClient<Channel>,
-    accounts: AccountServiceClient<Channel>,
-    portfolios: PortfolioServiceClient<Channel>,
-    stop: CancellationToken,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn replica(mock: &Mock, database: &TestDatabase, key: &str, timing: &Timing) -> Replica {
+async fn replica(mock: &Mock, database: &TestDatabase, key: &str, timing: &Timing) -> Gateway {
     replica_with(mock, database, key, timing, &[]).await
 }
 
@@ -112,54 +77,24 @@ async fn replica_with(
     key: &str,
     timing: &Timing,
     overrides: &[(&'static str, &str)],
-) -> Replica {
+) -> Gateway {
     let base_url = mock.server.base_url();
-    let mut flags = vec![
-        ("--grpc-addr", "127.0.0.1:0"),
-        ("--http-addr", "127.0.0.1:0"),
-        ("--database-url", database.url.as_str()),
-        ("--database-max-connections", "5"),
-        ("--encryption-key", key),
-        ("--tenant-calls-per-second", "1000"),
-        ("--tenant-call-burst", "1000"),
-        ("--sandbox-enabled", "false"),
-        ("--sync-tick", "25ms"),
-        ("--vumi-base-url", base_url.as_str()),
-        ("--vumi-client-id", CLIENT_ID),
-        ("--vumi-client-secret", SECRET),
-        ("--vumi-redirect-id", REDIRECT_ID),
-        ("--vumi-request-timeout", timing.request_timeout),
-        ("--vumi-call-timeout", timing.call_timeout),
-        ("--vumi-max-attempts", "3"),
-        ("--vumi-poll-interval", "100ms"),
-    ];
-    for &(name, value) in overrides {
-        match flags.iter_mut().find(|(flag, _)| *flag == name) {
-            Some(flag) => flag.1 = value,
-            None => flags.push((name, value)),
-        }
-    }
-    let settings = support::server::serve_settings(&flags);
-    let application = Application::build(settings).await.expect("linkgate builds");
-    let grpc_addr = application.grpc_addr();
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(application.run_until_stopped(stop.clone()));
-    let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
-    support::server::wait_until_serving(&channel).await;
-    Replica {
-        link: LinkServiceClient::new(channel.clone()),
-        connections: ConnectionServiceClient::new(channel.clone()),
-        accounts: AccountServiceClient::new(channel.clone()),
-        portfolios: PortfolioServiceClient::new(channel),
-        stop,
-        server: Some(server),
-    }
+    let upstream = Upstream {
+        database_url: &database.url,
+        encryption_key: key,
+        provider: "vumi",
+        base_url: &base_url,
+        client_secret: SECRET,
+        timing,
+    };
+    let flags: Vec<_> = [("--vumi-redirect-id", REDIRECT_ID)].into_iter().chain(overrides.iter().copied()).collect();
+    Gateway::start(&upstream, &flags).await
 }
 
 /// The mock, one replica in front of it, and the database they use.
 struct VumiApp {
     mock: Mock,
-    app: Replica,
+    app: Gateway,
     database: TestDatabase,
     key: String,
 }
@@ -177,13 +112,8 @@ fn instant_mock() -> VumiMockOptions {
     VumiMockOptions { import_delay: Duration::ZERO, ..VumiMockOptions::default() }
 }
 
-impl Replica {
-    async fn shut_down(&mut self) {
-        self.stop.cancel();
-        let server = self.server.take().expect("server running");
-        tokio::time::timeout(PATIENCE, server).await.expect("stops in time").expect("server task").expect("clean stop");
-    }
-
+/// Vumi's part of linkgate's API.
+impl Gateway {
     async fn create_session(&mut self, user: &str) -> Result<pb::LinkSession, tonic::Status> {
         self.link
             .create_link_session(pb::CreateLinkSessionRequest {
@@ -196,63 +126,11 @@ impl Replica {
             .map(|r| r.into_inner().link_session.unwrap())
     }
 
-    async fn exchange(&mut self, public_token: &str) -> Result<pb::Connection, tonic::Status> {
-        self.link
-            .exchange_public_token(pb::ExchangePublicTokenRequest {
-                provider: "vumi".into(),
-                public_token: public_token.into(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().connection.unwrap())
-    }
-
-    async fn connection_count(&mut self) -> usize {
-        let request = pb::ListConnectionsRequest::default();
-        self.connections.list_connections(request).await.unwrap().into_inner().connections.len()
-    }
-
     /// A public token from a completed widget (the session's poll finds it).
     async fn public_token(&mut self, mock: &Mock) -> String {
         let session = self.create_session("user-1").await.expect("session created");
         mock.complete_widget(&session.id).await;
-        self.wait_for_session(&session.id).await.public_token
-    }
-
-    async fn wait_for_session(&mut self, id: &str) -> pb::LinkSession {
-        let request = pb::WatchLinkSessionRequest { link_session_id: id.into() };
-        let mut stream = self.link.watch_link_session(request).await.expect("watch starts").into_inner();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(message) = stream.next().await {
-                let session = message.expect("stream item").link_session.unwrap();
-                match session.state() {
-                    pb::LinkSessionState::Succeeded => return session,
-                    pb::LinkSessionState::Failed | pb::LinkSessionState::Expired => {
-                        panic!("session ended {:?} ({})", session.state(), session.failure_reason)
-                    }
-                    _ => {}
-                }
-            }
-            panic!("stream ended before the session succeeded");
-        })
-        .await
-        .expect("the session succeeds in time")
-    }
-
-    async fn wait_for_connection(&mut self, id: &str, state: pb::ConnectionState) -> pb::Connection {
-        let request = pb::WatchConnectionRequest { connection_id: id.into(), ..Default::default() };
-        let mut stream = self.connections.watch_connection(request).await.expect("watch starts").into_inner();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(message) = stream.next().await {
-                let connection = message.expect("stream item").event.unwrap().connection.unwrap();
-                if connection.state() == state {
-                    return connection;
-                }
-            }
-            panic!("stream ended before {state:?}");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("connection never reached {state:?}"))
+        self.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await.public_token
     }
 }
 
@@ -260,11 +138,6 @@ impl Replica {
 #[track_caller]
 fn assert_error(case: &str, status: &tonic::Status, code: tonic::Code, expected_reason: &str) {
     support::status::assert_provider_error("vumi", case, status, code, expected_reason);
-}
-
-fn amount(money: &Option<pb::Money>) -> (&str, &str) {
-    let money = money.as_ref().expect("an amount");
-    (money.amount.as_str(), money.currency.as_str())
 }
 
 /// The whole flow through linkgate's API: hosted link through the (simulated) widget, the
@@ -291,7 +164,7 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
     assert_eq!(session.state(), pb::LinkSessionState::Created);
     assert_eq!(session.link_token.split('.').count(), 3, "the widget's start JWT");
     let issued = mock.complete_widget(&session.id).await;
-    let linked = app.wait_for_session(&session.id).await;
+    let linked = app.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await;
     assert_eq!((linked.public_token.as_str(), linked.institution_id.as_str()), (issued.as_str(), "santander"));
     let listed = app
         .link
@@ -307,10 +180,10 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
     assert_eq!(listed.iter().map(|t| t.public_token.as_str()).collect::<Vec<_>>(), [issued.as_str()]);
 
     // Exchange: one upstream exchange however often it is asked.
-    let connection = app.exchange(&issued).await.expect("exchanged");
+    let connection = app.exchange("vumi", &issued).await.expect("exchanged");
     assert_eq!(connection.state(), pb::ConnectionState::Pending);
     assert_eq!((connection.institution_id.as_str(), connection.external_user_id.as_str()), ("santander", "user-1"));
-    let again = app.exchange(&issued).await.expect("a retried exchange answers the same connection");
+    let again = app.exchange("vumi", &issued).await.expect("a retried exchange answers the same connection");
     assert_eq!(again.id, connection.id);
     assert_eq!(mock.count("/commands/connections/exchange/", "").await, 1);
     let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
@@ -400,7 +273,7 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
         .unwrap();
     assert_eq!(deleted.state(), pb::ConnectionState::Deleted);
     assert_eq!(mock.calls().await.keys().filter(|p| p.starts_with("/commands/connections/conn-")).count(), 1);
-    let status = app.exchange(&issued).await.unwrap_err();
+    let status = app.exchange("vumi", &issued).await.unwrap_err();
     support::status::assert_error(
         "exchange after delete",
         &status,
@@ -458,7 +331,7 @@ async fn replicas_share_one_login_and_log_in_once_more_after_the_session_ends() 
 
     // The full flow works on either replica with the shared session.
     let token = other.public_token(&mock).await;
-    let connection = app.exchange(&token).await.expect("exchanged on the other replica");
+    let connection = app.exchange("vumi", &token).await.expect("exchanged on the other replica");
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     assert_eq!(mock.count(LOGIN, "").await, 2);
 }
@@ -470,7 +343,7 @@ async fn a_5xx_burst_is_retried_into_exactly_one_connection() {
     let path = format!("/commands/connections/exchange/{token}");
     mock.fault(serde_json::json!({"kind": "status", "status": 500, "times": 2, "path": path})).await;
 
-    let connection = app.exchange(&token).await.expect("the third attempt exchanges");
+    let connection = app.exchange("vumi", &token).await.expect("the third attempt exchanges");
 
     assert_eq!(mock.count(&path, "").await, 3);
     assert_eq!(app.connection_count().await, 1, "one connection, nothing half-written");
@@ -545,7 +418,7 @@ async fn malformed_oversized_and_dropped_answers_write_nothing_and_spend_no_toke
     ] {
         let calls = mock.count(&path, "").await;
         mock.fault(fault).await;
-        let status = app.exchange(&token).await.unwrap_err();
+        let status = app.exchange("vumi", &token).await.unwrap_err();
         assert_error(case, &status, tonic::Code::Internal, "PROVIDER_PROTOCOL");
         assert_eq!(mock.count(&path, "").await, calls + 1, "{case}: not retried");
         assert_eq!(app.connection_count().await, 0, "{case}: nothing written");
@@ -553,7 +426,7 @@ async fn malformed_oversized_and_dropped_answers_write_nothing_and_spend_no_toke
 
     // A dropped connection is retried, and the token, never consumed, exchanges.
     mock.fault(serde_json::json!({"kind": "drop", "path": path})).await;
-    app.exchange(&token).await.expect("the retry after the drop exchanges");
+    app.exchange("vumi", &token).await.expect("the retry after the drop exchanges");
     assert_eq!(mock.count(&path, "").await, 4);
     assert_eq!(app.connection_count().await, 1);
 }
@@ -561,7 +434,7 @@ async fn malformed_oversized_and_dropped_answers_write_nothing_and_spend_no_toke
 #[tokio::test]
 async fn a_token_vumi_does_not_know_is_refused_and_wrong_credentials_are_rejected() {
     let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), QUICK).await;
-    let status = app.exchange("7c9e6679-7425-40de-944b-e07fc1f90ae7").await.unwrap_err();
+    let status = app.exchange("vumi", "7c9e6679-7425-40de-944b-e07fc1f90ae7").await.unwrap_err();
     assert_error("unknown public token", &status, tonic::Code::NotFound, "PUBLIC_TOKEN_NOT_FOUND");
 
     let wrong = VumiMockOptions { secret: "another-secret".into(), ..instant_mock() };
@@ -598,7 +471,7 @@ async fn the_mock_signs_its_webhooks_with_the_key_it_serves() {
     };
     let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, options, QUICK).await;
     let token = app.public_token(&mock).await;
-    app.exchange(&token).await.expect("exchanged");
+    app.exchange("vumi", &token).await.expect("exchanged");
 
     let mut statuses = Vec::new();
     for _ in 0..2 {
