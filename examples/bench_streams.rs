@@ -3,8 +3,11 @@
 //! latency from commit to client (p50/p99), server memory per watcher and idle CPU.
 //!
 //! ```sh
-//! cargo build --release && cargo run --release --example bench_streams -- 10000
+//! cargo build --release && cargo run --release --example bench_streams -- 10000 [SYNC_TICK]
 //! ```
+//!
+//! `SYNC_TICK` (default `20ms`) is how often the server looks for due sync work: short, so each
+//! refresh settles quickly; give `250ms`, the server's default, to see its idle cost as deployed.
 //!
 //! Everything runs on loopback and every wait is bounded; the server is stopped at the end.
 
@@ -26,6 +29,7 @@ const OPENING_AT_ONCE: usize = 200;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let watchers: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(10_000);
+    let sync_tick = std::env::args().nth(2).unwrap_or_else(|| "20ms".to_owned());
     let binary = std::env::current_exe()?.parent().and_then(|p| p.parent()).map(|p| p.join("linkgate"));
     let binary =
         binary.filter(|p| p.exists()).ok_or_else(|| anyhow::anyhow!("build linkgate first: cargo build --release"))?;
@@ -38,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .env("LINKGATE_DATABASE_URL", format!("sqlite://{}", directory.path().join("bench.db").display()))
         .env("LINKGATE_SANDBOX_IMPORT_DELAY", "0s")
         .env("LINKGATE_SANDBOX_POLL_INTERVAL", "50ms")
-        .env("LINKGATE_SYNC_TICK", "20ms")
+        .env("LINKGATE_SYNC_TICK", &sync_tick)
         .env("LINKGATE_TENANT_MAX_STREAMS", (watchers + 100).to_string())
         .env("LINKGATE_TENANT_CALLS_PER_SECOND", "10000")
         .env("LINKGATE_TENANT_CALL_BURST", "10000")
