@@ -1,5 +1,5 @@
 //! Operator commands: tenants and their API keys, re-sealing secrets under a new encryption key,
-//! and reading the audit trail. They work on the database directly, so they run beside serving
+//! rotating a connection's upstream token, and reading the audit trail. They work on the database directly, so they run beside serving
 //! replicas (a Kubernetes Job, or `kubectl exec`).
 
 use crate::config::{DatabaseSettings, SecretSettings};
@@ -62,12 +62,63 @@ pub enum KeyCommand {
     Rotate,
 }
 
+/// `linkgate connections …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ConnectionCommand {
+    /// Replace a connection's upstream access token (providers that offer it: Deck), when the
+    /// old one may have leaked. The provider kills the old token at once; linkgate stores the new
+    /// one before anything else and polls the connection straight after, with the new token.
+    RotateToken {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// The connection's id.
+        #[arg(long)]
+        connection: Uuid,
+    },
+}
+
+/// Where `connections` commands find the database, its keys and the providers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionAdminSettings {
+    #[command(flatten)]
+    pub admin: AdminSettings,
+    #[command(flatten)]
+    pub providers: crate::config::ProviderSettings,
+}
+
 async fn storage(settings: &AdminSettings) -> anyhow::Result<Storage> {
     Storage::open(&settings.database, &settings.secrets).await
 }
 
 async fn tenant_named(storage: &Storage, name: &str) -> anyhow::Result<Tenant> {
     storage.store.find_tenant(name).await?.with_context(|| format!("no tenant named {name:?}"))
+}
+
+/// Runs a `connections` command.
+pub async fn connections(settings: &ConnectionAdminSettings, command: ConnectionCommand) -> anyhow::Result<()> {
+    let storage = storage(&settings.admin).await?;
+    match command {
+        ConnectionCommand::RotateToken { tenant, connection } => {
+            let tenant = tenant_named(&storage, &tenant).await?;
+            let sessions = crate::providers::session::SharedSessions::new(
+                storage.store.clone(),
+                storage.sealer.clone(),
+                format!("admin-{}", Uuid::now_v7()),
+            );
+            let providers = crate::providers::Registry::from_settings(&settings.providers, &sessions);
+            crate::rotation::rotate_connection_token(
+                storage.store.as_ref(),
+                &storage.sealer,
+                &providers,
+                tenant.id,
+                connection,
+            )
+            .await?;
+            println!("rotated the upstream token of connection {connection}; it is polled now with the new one");
+        }
+    }
+    Ok(())
 }
 
 /// Runs a `tenants` command.

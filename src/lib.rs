@@ -29,6 +29,7 @@ pub mod page_token;
 pub mod pb;
 pub mod providers;
 pub mod reads;
+pub mod rotation;
 pub mod startup;
 pub mod store;
 pub mod sync;

@@ -1,7 +1,7 @@
 //! The `linkgate` command: `serve` runs a replica, `migrate` brings a database schema up to date.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use linkgate::admin::{self, AdminSettings, KeyCommand, TenantCommand};
+use linkgate::admin::{self, AdminSettings, ConnectionAdminSettings, ConnectionCommand, KeyCommand, TenantCommand};
 use linkgate::config::{DatabaseSettings, Settings};
 use linkgate::config_file;
 use linkgate::startup::Application;
@@ -60,6 +60,13 @@ enum Command {
         #[command(flatten)]
         settings: AdminSettings,
     },
+    /// Operate on a connection: rotate its upstream access token.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionCommand,
+        #[command(flatten)]
+        settings: ConnectionAdminSettings,
+    },
     /// Walk the sandbox flow against a running linkgate: link a bank (with MFA) and a broker,
     /// follow their first imports, read accounts and positions, then delete the connections.
     Demo {
@@ -112,6 +119,7 @@ async fn main() -> std::process::ExitCode {
         Command::Demo { addr, api_key } => linkgate::demo::run(addr, api_key).await,
         Command::Tenants { command, settings } => admin::tenants(&settings, command).await,
         Command::Keys { command, settings } => admin::keys(&settings, command).await,
+        Command::Connections { command, settings } => admin::connections(&settings, command).await,
         Command::Audit { tenant, resource, limit, settings } => admin::audit(&settings, tenant, resource, limit).await,
     };
     match result {

@@ -23,7 +23,9 @@ struct DeckApp {
     gateway: Gateway,
     mock: MockServer,
     admin: reqwest::Client,
-    _database: TestDatabase,
+    database: TestDatabase,
+    /// The encryption key the server seals with, for tests that open its store beside it.
+    key: String,
 }
 
 impl Deref for DeckApp {
@@ -55,7 +57,7 @@ async fn spawn(backend: Backend, mock: DeckMockOptions, timing: Timing, secret: 
         timing: &timing,
     };
     let gateway = Gateway::start(&upstream, &[]).await;
-    DeckApp { gateway, mock, admin: reqwest::Client::new(), _database: database }
+    DeckApp { gateway, mock, admin: reqwest::Client::new(), database, key }
 }
 
 /// Mock timings of the fault tests: attempts settle at once, data is ready at once.
@@ -474,4 +476,62 @@ async fn submitted_credentials_are_not_sent_twice_after_a_5xx() {
     assert_eq!(session.state(), pb::LinkSessionState::Created, "the caller may submit again");
     let linked = app.submit(&session.id, "user_good", deck::GOOD_PASSWORD).await.expect("second submission");
     assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
+}
+
+#[tokio::test]
+async fn rotating_the_access_token_kills_the_old_one_and_linkgate_carries_on_with_the_new() {
+    use linkgate::config::{DatabaseSettings, DeckSettings, SecretSettings};
+    use linkgate::domain::TenantId;
+    use secrecy::SecretString;
+
+    let mut app = spawn(Backend::Postgres, instant_mock(), QUICK, SECRET).await;
+    let token = app.public_token().await;
+    let connection = app.exchange("deck", &token).await.expect("exchanged");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let issued = app.issued_tokens().await["access_tokens"].clone();
+    let old = issued[0].as_str().expect("one access token issued").to_owned();
+
+    // What `linkgate connections rotate-token` runs, beside the serving replica.
+    let database = DatabaseSettings { database_url: app.database.url.clone(), database_max_connections: 2 };
+    let secrets = SecretSettings { encryption_key: Some(SecretString::from(app.key.clone())), api_key_pepper: None };
+    let storage = linkgate::startup::Storage::open(&database, &secrets).await.expect("store opens");
+    let deck_settings = DeckSettings {
+        base_url: app.mock.base_url().parse().unwrap(),
+        client_id: Some(support::server::CLIENT_ID.to_owned()),
+        client_secret: Some(SecretString::from(SECRET)),
+        ..DeckSettings::default()
+    };
+    let mut providers = linkgate::providers::Registry::default();
+    providers.register(Arc::new(linkgate::providers::deck::Deck::from_settings(&deck_settings).expect("Deck")));
+    let id = connection.id.parse().unwrap();
+    let sealed_before = storage.store.connection_handle(TenantId::DEV, id).await.unwrap();
+    linkgate::rotation::rotate_connection_token(storage.store.as_ref(), &storage.sealer, &providers, TenantId::DEV, id)
+        .await
+        .expect("rotated");
+
+    assert_eq!(app.call_count("/connection/access_token/invalidate").await, 1);
+    assert_ne!(
+        storage.store.connection_handle(TenantId::DEV, id).await.unwrap(),
+        sealed_before,
+        "the new token is stored"
+    );
+    let refused = app
+        .admin
+        .post(format!("{}/connection/refresh", app.mock.base_url()))
+        .header("x-deck-client-id", support::server::CLIENT_ID)
+        .header("x-deck-secret", SECRET)
+        .json(&serde_json::json!({ "access_token": old }))
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error(), "the old token is dead upstream");
+    let new = app.issued_tokens().await["access_tokens"][1].as_str().expect("a new token issued").to_owned();
+    assert!(!app.database.dump().await.contains(&new), "the new token is stored sealed only");
+
+    // linkgate goes on with the new token: a refresh is accepted and the connection settles.
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .expect("Deck accepts the new token");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
 }

@@ -1657,3 +1657,30 @@ async fn audit_records_are_appended_in_order_in_large_batches_and_read_back_by_f
     assert_eq!(about.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["request-2498"]);
 }
 conformance!(audit_records_are_appended_in_order_in_large_batches_and_read_back_by_filter);
+
+async fn one_connection_can_be_leased_only_while_no_other_lease_holds_it(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let connection = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let until = t0 + Duration::seconds(60);
+    assert!(
+        !store.lease_connection(new_tenant(), connection.id, "rotation", t0, until).await.unwrap(),
+        "another tenant's"
+    );
+    assert!(store.lease_connection(tenant, connection.id, "rotation", t0, until).await.unwrap());
+    assert!(!store.lease_connection(tenant, connection.id, "other", t0, until).await.unwrap(), "a live lease holds");
+    // Due, but held: the sync engine cannot take it before the lease lapses.
+    let during = store.lease_connections(&lease("replica-a", t0 + Duration::seconds(59), 10)).await.unwrap().items;
+    assert!(!leased_ids(&during).contains(&connection.id), "the sync engine took a held connection");
+    store.reschedule_connection(tenant, connection.id, t0).await.unwrap();
+    assert!(
+        store.lease_connection(tenant, connection.id, "other", t0, until).await.unwrap(),
+        "a released lease is free"
+    );
+    store.delete_connection(&store.get_connection(tenant, connection.id).await.unwrap().unwrap()).await.unwrap();
+    assert!(
+        !store.lease_connection(tenant, connection.id, "x", t0 + Duration::hours(1), until).await.unwrap(),
+        "deleted"
+    );
+}
+conformance!(one_connection_can_be_leased_only_while_no_other_lease_holds_it);

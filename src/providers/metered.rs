@@ -137,6 +137,10 @@ impl Provider for Metered {
         metered!(self, "delete_connection", self.inner.delete_connection(handle))
     }
 
+    async fn rotate_handle(&self, handle: &SecretString) -> ProviderResult<SecretString> {
+        metered!(self, "rotate_handle", self.inner.rotate_handle(handle))
+    }
+
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {
         self.inner.webhooks()
     }

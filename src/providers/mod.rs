@@ -319,6 +319,13 @@ pub trait Provider: Send + Sync + 'static {
     /// Revokes the connection upstream.
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()>;
 
+    /// Replaces the connection's access token upstream and returns the new handle; the old one
+    /// stops working at once (see `crate::rotation` for how linkgate stores it safely).
+    async fn rotate_handle(&self, handle: &SecretString) -> ProviderResult<SecretString> {
+        let _ = handle;
+        Err(ProviderError::Unsupported("rotating a connection's access token"))
+    }
+
     /// How the provider signs its webhooks; `None` when it sends none linkgate can verify (an
     /// unverifiable webhook is refused rather than trusted).
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {

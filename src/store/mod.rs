@@ -320,6 +320,18 @@ pub trait Store: Send + Sync + 'static {
     /// One connection of the tenant, DELETED ones included.
     async fn get_connection(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Connection>>;
 
+    /// Leases one live connection to `owner` until `until`, as the sync engine leases due ones, so
+    /// no poll runs on it meanwhile. `false` when another holds an unexpired lease (or the
+    /// connection is deleted).
+    async fn lease_connection(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+
     /// Keeps a verified webhook delivery. `false` when the provider's idempotency key was seen
     /// before (a retry or a replay): nothing is stored and nothing will be processed again.
     async fn record_webhook(&self, delivery: &InboxDelivery) -> StoreResult<bool>;

@@ -420,6 +420,29 @@ macro_rules! impl_store {
                 Ok(event)
             }
 
+            async fn lease_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                owner: &str,
+                now: crate::domain::Timestamp,
+                until: crate::domain::Timestamp,
+            ) -> super::StoreResult<bool> {
+                let leased = sqlx::query(
+                    "UPDATE connections SET lease_owner = $3, lease_expires_at = $5, lease_taken_over = FALSE \
+                     WHERE tenant_id = $1 AND id = $2 AND handle_sealed IS NOT NULL \
+                     AND (lease_expires_at IS NULL OR lease_expires_at < $4)",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .bind(until)
+                .execute(&self.pool)
+                .await?;
+                Ok(leased.rows_affected() == 1)
+            }
+
             async fn record_webhook(&self, d: &super::InboxDelivery) -> super::StoreResult<bool> {
                 let inserted = sqlx::query(
                     "INSERT INTO webhook_inbox (provider, delivery_key, event, subject_hash, body, received_at) \

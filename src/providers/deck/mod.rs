@@ -295,6 +295,7 @@ enum Route {
     Context,
     Refresh,
     Destroy,
+    Rotate,
     Sustainability,
 }
 
@@ -320,6 +321,8 @@ impl Route {
             Self::Context => ("deck.connection_context", "/connection/context", Idempotent),
             Self::Refresh => ("deck.connection_refresh", "/connection/refresh", Idempotent),
             Self::Destroy => ("deck.connection_destroy", "/connection/destroy", Idempotent),
+            // After a lost answer the old token is dead either way: a retry could only fail.
+            Self::Rotate => ("deck.access_token_invalidate", "/connection/access_token/invalidate", OnlyUnprocessed),
             Self::Sustainability => ("deck.sustainability_get", "/sustainability/get", Idempotent),
         }
     }
@@ -834,6 +837,12 @@ impl Provider for Deck {
     async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
         let handle = Handle::open(handle)?;
         Ok(self.call_empty(Route::Refresh, &handle.body()).await?)
+    }
+
+    async fn rotate_handle(&self, handle: &SecretString) -> ProviderResult<SecretString> {
+        let handle = Handle::open(handle)?;
+        let rotated: wire::RotatedToken = self.call(Route::Rotate, &handle.body(), None).await?;
+        Ok(Handle { access_token: rotated.new_access_token, connection_id: handle.connection_id }.seal())
     }
 
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {

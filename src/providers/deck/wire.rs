@@ -173,6 +173,13 @@ pub struct Exchanged {
     pub connection_id: String,
 }
 
+/// D15's answer: the token that replaces the one sent, which no longer works. Secret.
+#[derive(Deserialize)]
+pub struct RotatedToken {
+    /// The new access token.
+    pub new_access_token: String,
+}
+
 /// Every `/connection/*` and product request that carries only the access token. Secret.
 #[derive(Serialize)]
 pub struct AccessToken<'a> {
