@@ -163,6 +163,15 @@ impl Harness {
     }
 }
 
+/// The client a mock delivers webhooks with: linkgate's own upstream client (rustls with ring,
+/// no redirects), so a mock runs as its own process without any other TLS set-up.
+pub(crate) fn webhook_client() -> reqwest::Client {
+    crate::providers::http::HttpClient::new(Duration::from_secs(5))
+        .expect("the webhook client builds")
+        .reqwest()
+        .clone()
+}
+
 /// The admin routes every mock has.
 pub(crate) fn admin_routes(harness: Arc<Harness>) -> Router {
     Router::new()

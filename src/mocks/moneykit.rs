@@ -130,7 +130,7 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
         options,
         world: Mutex::default(),
         key: Arc::new(SigningKey::generate("moneykit-mock-1")),
-        webhooks: webhook_client(),
+        webhooks: super::webhook_client(),
     });
     // Ends by itself once the server (and with it the router's hold on the mock) is gone.
     tokio::spawn(deliver_product_webhooks(Arc::downgrade(&mock)));
@@ -922,13 +922,6 @@ fn updates_available(link: &Link) -> Value {
 }
 
 /// The client that delivers webhooks (plain http to loopback receivers, or https).
-fn webhook_client() -> reqwest::Client {
-    crate::providers::http::HttpClient::new(Duration::from_secs(5))
-        .expect("the webhook client builds")
-        .reqwest()
-        .clone()
-}
-
 /// Delivers one webhook, signed, retrying a non-2xx answer twice with backoff (same idempotency
 /// key and timestamp). Returns the last HTTP status (0 when none came) and the delivery token.
 async fn deliver(client: &reqwest::Client, key: &SigningKey, delivery: &Delivery) -> (u16, String) {

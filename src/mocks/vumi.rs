@@ -105,7 +105,7 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
     let mock = Arc::new(Mock {
         options,
         key: SigningKey::generate(WEBHOOK_KEY_ID),
-        webhooks: reqwest::Client::new(),
+        webhooks: super::webhook_client(),
         world: Mutex::default(),
     });
     let api = |path: &str| format!("{API_PREFIX}{path}");
