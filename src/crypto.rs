@@ -170,6 +170,13 @@ pub fn provider_session_context(key: &str) -> String {
     format!("provider_session/{key}/token")
 }
 
+/// The associated data of `webhook_inbox.body_sealed` for a provider's delivery. Not a
+/// [`SealedColumn`] either: deliveries belong to no tenant, nothing reads them back in the normal
+/// course, and they are pruned after the event retention, so key rotation skips them.
+pub fn webhook_delivery_context(provider: &str, delivery_key: &str) -> String {
+    format!("webhook/{provider}/{delivery_key}/body")
+}
+
 /// SHA-256 of a token, the form in which linkgate looks tokens up.
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

@@ -217,14 +217,16 @@ impl App {
             Ok(notice) => notice,
             Err(verdict) => return verdict,
         };
+        let delivery_key = notice.idempotency_key.unwrap_or_else(|| format!("sha256:{}", jws::body_sha256(body)));
+        let body_sealed = self.sealer.seal(body, &crate::crypto::webhook_delivery_context(provider, &delivery_key));
         let delivery = InboxDelivery {
             provider: provider.to_owned(),
-            delivery_key: notice.idempotency_key.unwrap_or_else(|| format!("sha256:{}", jws::body_sha256(body))),
+            delivery_key,
             event: notice.event,
             subject_hash: notice
                 .upstream_ref
                 .map(|reference| crate::crypto::upstream_ref_hash(provider, reference.expose_secret())),
-            body: body.to_vec(),
+            body_sealed,
             received_at: now(),
         };
         match self.store.record_webhook(&delivery).await {

@@ -1537,7 +1537,7 @@ fn delivery(provider: &str, key: &str, subject: Option<Vec<u8>>, received_at: Ti
         delivery_key: key.to_owned(),
         event: "connection.updated".to_owned(),
         subject_hash: subject,
-        body: format!("{{\"key\":\"{key}\"}}").into_bytes(),
+        body_sealed: format!("{{\"key\":\"{key}\"}}").into_bytes(),
         received_at,
     }
 }

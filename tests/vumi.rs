@@ -548,4 +548,10 @@ async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_p
     let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     assert!(!ready.products.is_empty());
     assert_eq!(mock.count("/webhook_verification/", "").await, 1, "the key was fetched once and cached");
+    // Vumi's deliveries name the connection by its token: the inbox keeps them sealed.
+    let tokens = mock.admin_get("tokens").await;
+    let dump = database.dump().await;
+    for token in tokens["connection_tokens"].as_array().expect("tokens listed") {
+        assert!(!dump.contains(token.as_str().unwrap()), "a connection token is stored in clear");
+    }
 }

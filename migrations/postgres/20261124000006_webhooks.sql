@@ -6,7 +6,7 @@ CREATE TABLE webhook_inbox (
     delivery_key  TEXT NOT NULL,
     event         TEXT NOT NULL,
     subject_hash  BYTEA,                -- SHA-256 of the provider and its id of the connection
-    body          BYTEA NOT NULL,       -- the delivery as received
+    body_sealed   BYTEA NOT NULL,       -- the delivery as received, sealed (it may name a token)
     received_at   TIMESTAMPTZ NOT NULL,
     processed_at  TIMESTAMPTZ,
     UNIQUE (provider, delivery_key)

@@ -6,7 +6,7 @@ CREATE TABLE webhook_inbox (
     delivery_key  TEXT NOT NULL,
     event         TEXT NOT NULL,
     subject_hash  BLOB,                -- SHA-256 of the provider and its id of the connection
-    body          BLOB NOT NULL,       -- the delivery as received
+    body_sealed   BLOB NOT NULL,       -- the delivery as received, sealed (it may name a token)
     received_at   TEXT NOT NULL,
     processed_at  TEXT,
     UNIQUE (provider, delivery_key)

@@ -16,7 +16,7 @@ pub mod vumi;
 
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
 use crate::pb::ErrorReason;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -261,6 +261,27 @@ pub fn log_safe(text: &str) -> &str {
         && text.len() <= 64
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
     if plain { text } else { "?" }
+}
+
+/// Builds an adapter that needs a client id and secret: `None` without either (the provider is
+/// not offered), and `None` with the reason logged when only one is set or `build` fails, since
+/// both are deployment mistakes an operator must see.
+pub(crate) fn with_credentials<T>(
+    provider: &'static str,
+    client_id: Option<&str>,
+    client_secret: Option<&SecretString>,
+    build: impl FnOnce(http::HttpClient) -> Result<T, String>,
+) -> Option<T> {
+    match (client_id, client_secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {}
+        (None, None) => return None,
+        _ => {
+            tracing::warn!(provider, "not offered: its client id and client secret must both be set");
+            return None;
+        }
+    }
+    let built = http::HttpClient::shared().and_then(build);
+    built.inspect_err(|error| tracing::error!(provider, error, "not offered")).ok()
 }
 
 /// An optional upstream code fit for logs (see [`log_safe`]); empty when absent.

@@ -231,8 +231,9 @@ pub struct InboxDelivery {
     /// SHA-256 of the provider and its id of the connection concerned, when the delivery names one
     /// (see [`crate::crypto::upstream_ref_hash`]).
     pub subject_hash: Option<Vec<u8>>,
-    /// The delivery as received.
-    pub body: Vec<u8>,
+    /// The delivery as received, sealed: a provider may name a connection by its secret token
+    /// (Vumi does), and secrets are never stored in clear.
+    pub body_sealed: Vec<u8>,
     /// Receipt time.
     pub received_at: Timestamp,
 }

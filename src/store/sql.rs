@@ -445,14 +445,14 @@ macro_rules! impl_store {
 
             async fn record_webhook(&self, d: &super::InboxDelivery) -> super::StoreResult<bool> {
                 let inserted = sqlx::query(
-                    "INSERT INTO webhook_inbox (provider, delivery_key, event, subject_hash, body, received_at) \
+                    "INSERT INTO webhook_inbox (provider, delivery_key, event, subject_hash, body_sealed, received_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (provider, delivery_key) DO NOTHING",
                 )
                 .bind(&d.provider)
                 .bind(&d.delivery_key)
                 .bind(&d.event)
                 .bind(d.subject_hash.as_deref())
-                .bind(&d.body)
+                .bind(&d.body_sealed)
                 .bind(d.received_at)
                 .execute(&self.pool)
                 .await?;

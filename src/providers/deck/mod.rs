@@ -103,31 +103,8 @@ impl Deck {
     /// Deck as the settings configure it, or `None` when it is not to be offered (no credentials)
     /// or cannot be (a setting is unusable; logged).
     pub fn from_settings(settings: &DeckSettings) -> Option<Self> {
-        match (&settings.client_id, &settings.client_secret) {
-            (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {}
-            (None, None) => return None,
-            _ => {
-                tracing::warn!(
-                    provider = ID,
-                    "Deck is not offered: set both LINKGATE_DECK_CLIENT_ID and LINKGATE_DECK_CLIENT_SECRET"
-                );
-                return None;
-            }
-        }
-        let http = match HttpClient::shared() {
-            Ok(http) => http,
-            Err(error) => {
-                tracing::error!(provider = ID, error, "Deck is not offered: the upstream HTTP client failed to build");
-                return None;
-            }
-        };
-        match Self::new(settings, http) {
-            Ok(deck) => Some(deck),
-            Err(error) => {
-                tracing::error!(provider = ID, error, "Deck is not offered");
-                None
-            }
-        }
+        let secret = settings.client_secret.as_ref();
+        super::with_credentials(ID, settings.client_id.as_deref(), secret, |http| Self::new(settings, http))
     }
 
     /// Deck over `http` with `settings`, which must hold credentials.

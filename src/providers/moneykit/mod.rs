@@ -188,19 +188,8 @@ impl MoneyKit {
     /// MoneyKit as the settings configure it, or `None` when it is not to be offered (no
     /// credentials) or cannot be (a setting is unusable; logged).
     pub fn from_settings(settings: &MoneyKitSettings) -> Option<Self> {
-        match (&settings.client_id, &settings.client_secret) {
-            (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {}
-            (None, None) => return None,
-            _ => {
-                tracing::warn!(
-                    provider = ID,
-                    "MoneyKit is not offered: set both LINKGATE_MONEYKIT_CLIENT_ID and LINKGATE_MONEYKIT_CLIENT_SECRET"
-                );
-                return None;
-            }
-        }
-        let result = HttpClient::shared().and_then(|http| Self::new(settings, http));
-        result.map_err(|error| tracing::error!(provider = ID, error, "MoneyKit is not offered")).ok()
+        let secret = settings.client_secret.as_ref();
+        super::with_credentials(ID, settings.client_id.as_deref(), secret, |http| Self::new(settings, http))
     }
 
     /// MoneyKit over `http` with `settings`, which must hold credentials.

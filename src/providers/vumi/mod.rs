@@ -101,9 +101,8 @@ impl Vumi {
     /// Vumi as the settings configure it, or `None` when it is not to be offered (no
     /// credentials) or cannot be (a setting is unusable; logged).
     pub fn from_settings(settings: &VumiSettings, sessions: SharedSessions) -> Option<Self> {
-        settings.client_id.as_ref()?;
-        let built = HttpClient::shared().and_then(|http| Self::new(settings, http, sessions));
-        built.inspect_err(|error| tracing::error!(provider = ID, error, "Vumi is not offered")).ok()
+        let secret = settings.client_secret.as_ref();
+        super::with_credentials(ID, settings.client_id.as_deref(), secret, |http| Self::new(settings, http, sessions))
     }
 
     /// Vumi over `http` with `settings`, which must hold credentials and the redirect id.
