@@ -431,7 +431,7 @@ async fn a_database_dump_after_a_full_flow_holds_no_token_or_credential_in_clear
 
         let dump = app.database_dump().await;
         let handle = handles.lock().unwrap()[0].clone();
-        let secret_of_key = key.rsplit('_').next().unwrap().to_owned();
+        let secret_of_key = secret_of(&key).to_owned();
         for (what, secret) in [
             ("exchanged public token", done.public_token.clone()),
             ("unexchanged public token", pending),
@@ -490,7 +490,7 @@ async fn trace_logs_of_every_flow_hold_no_token_key_or_credential() {
     let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     assert!(text.lines().count() > 100, "trace logging captured the run ({} lines)", text.lines().count());
     let handle = handles.lock().unwrap()[0].clone();
-    let key_secret = key.rsplit('_').next().unwrap().to_owned();
+    let key_secret = secret_of(&key).to_owned();
     for (what, secret) in [
         ("API key secret", key_secret.as_str()),
         ("public token", done.public_token.as_str()),
@@ -595,4 +595,12 @@ async fn the_log_lines_of_a_call_carry_its_request_id_and_the_callers_trace_cont
     assert!(line.contains("req-trace-7"), "the request id: {line}");
     assert!(line.contains(traceparent), "the caller's trace context: {line}");
     assert!(line.contains("GetConnection"), "the method: {line}");
+}
+
+/// The secret part of a `lgk_<key id>_<secret>` key. The secret is URL-safe base64 and may
+/// itself hold `_`, so the key is split at its first two underscores only.
+fn secret_of(key: &str) -> &str {
+    let secret = key.splitn(3, '_').nth(2).expect("a key reads lgk_<id>_<secret>");
+    assert!(secret.len() >= 40, "the whole secret, not a fragment of it: {secret}");
+    secret
 }
