@@ -340,27 +340,28 @@ where
                 .get::<tonic::transport::server::TcpConnectInfo>()
                 .and_then(|info| info.remote_addr())
                 .map(|addr| addr.ip());
-            // One span per call, so every log line of the call names its request id, and the
-            // caller's W3C trace context when it sent one.
             let traceparent = traceparent(request.headers());
             let context = CallContext {
                 deadline: grpc_deadline(request.headers(), started),
                 request_id: Some(request_id.clone()),
                 traceparent: traceparent.clone(),
             };
-            let span = tracing::info_span!(
-                "rpc",
-                method = %method,
-                request_id = %request_id,
-                traceparent = traceparent.as_deref().unwrap_or(""),
-                tenant = tracing::field::Empty,
-            );
-            if let Some(traceparent) = &traceparent {
-                crate::telemetry::continue_trace(&span, traceparent);
-            }
-            match authenticator.authenticate(authorization, peer).instrument(span.clone()).await {
+            match authenticator.authenticate(authorization, peer).await {
                 Ok(identity) => {
-                    span.record("tenant", tracing::field::display(identity.tenant));
+                    // One span per call, so every log line of the call names its request id, its
+                    // tenant and the caller's W3C trace context when it sent one. It is made once
+                    // the tenant is known: recording a field later makes the log layer format
+                    // every field again.
+                    let span = tracing::info_span!(
+                        "rpc",
+                        method = %method,
+                        request_id = %request_id,
+                        traceparent = traceparent.as_deref(),
+                        tenant = %identity.tenant,
+                    );
+                    if let Some(traceparent) = &traceparent {
+                        crate::telemetry::continue_trace(&span, traceparent);
+                    }
                     request.extensions_mut().insert(Caller {
                         tenant: identity.tenant,
                         api_key_id: identity.api_key_id,

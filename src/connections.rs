@@ -8,24 +8,35 @@ use crate::pb::ErrorReason;
 use crate::providers::ProviderError;
 use crate::store::{ConnectionFilter, Page, PageOf};
 use secrecy::SecretString;
+use std::sync::Arc;
 use uuid::Uuid;
 
 impl App {
-    /// One connection of the caller, DELETED included, or CONNECTION_NOT_FOUND.
-    pub async fn get_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
-        self.store.get_connection(caller.tenant, id).await?.ok_or_else(|| {
-            Error::new(ErrorReason::ConnectionNotFound, "no such connection").with("connection_id", id.to_string())
-        })
+    /// One connection of the caller, DELETED included, or CONNECTION_NOT_FOUND. Served from this
+    /// replica's cache when it holds a current copy (see [`crate::connection_cache`]).
+    pub async fn get_connection(&self, caller: &Caller, id: Uuid) -> Result<Arc<Connection>> {
+        let cache = self.bus.connection_cache();
+        let ticket = match cache.get(caller.tenant, id) {
+            Ok(copy) => return Ok(copy),
+            Err(ticket) => ticket,
+        };
+        let connection = Arc::new(self.stored_connection(caller, id).await?);
+        cache.fill(ticket, connection.clone());
+        Ok(connection)
     }
 
     /// A connection that can still be used, or CONNECTION_DELETED.
-    pub async fn live_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+    pub async fn live_connection(&self, caller: &Caller, id: Uuid) -> Result<Arc<Connection>> {
         let connection = self.get_connection(caller, id).await?;
-        if connection.state == ConnectionState::Deleted {
-            return Err(Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
-                .with("connection_id", id.to_string()));
-        }
+        ensure_live(&connection)?;
         Ok(connection)
+    }
+
+    /// One connection as the store holds it now, for calls that change it.
+    async fn stored_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+        self.store.get_connection(caller.tenant, id).await?.ok_or_else(|| {
+            Error::new(ErrorReason::ConnectionNotFound, "no such connection").with("connection_id", id.to_string())
+        })
     }
 
     /// The caller's connections, newest first.
@@ -52,7 +63,8 @@ impl App {
     /// Asks the provider for fresh data; the sync engine picks the connection up at once.
     pub async fn refresh_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
         self.call_budget.take(caller.tenant)?;
-        let mut connection = self.live_connection(caller, id).await?;
+        let mut connection = self.stored_connection(caller, id).await?;
+        ensure_live(&connection)?;
         match connection.state {
             // Already syncing: one refresh at a time, and a retried call changes nothing.
             ConnectionState::Pending | ConnectionState::Refreshing => return Ok(connection),
@@ -90,7 +102,7 @@ impl App {
     /// Revokes the connection upstream, then destroys its secret and data and marks it DELETED.
     /// Deleting a deleted connection returns it unchanged.
     pub async fn delete_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
-        let mut connection = self.get_connection(caller, id).await?;
+        let mut connection = self.stored_connection(caller, id).await?;
         if connection.state == ConnectionState::Deleted {
             return Ok(connection);
         }
@@ -107,9 +119,9 @@ impl App {
         connection.products.clear();
         connection.updated_at = now();
         match self.store.delete_connection(&connection).await? {
-            Some(_) => self.bus.ring(),
+            Some(_) => self.bus.committed(id),
             // A concurrent delete won; report what it stored.
-            None => connection = self.get_connection(caller, id).await?,
+            None => connection = self.stored_connection(caller, id).await?,
         }
         Ok(connection)
     }
@@ -124,8 +136,17 @@ impl App {
     ) -> Result<bool> {
         let saved = self.store.save_connection(connection, next_poll_at, data).await?.is_some();
         if saved {
-            self.bus.ring();
+            self.bus.committed(connection.id);
         }
         Ok(saved)
     }
+}
+
+/// CONNECTION_DELETED for a deleted connection.
+fn ensure_live(connection: &Connection) -> Result<()> {
+    if connection.state == ConnectionState::Deleted {
+        return Err(Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
+            .with("connection_id", connection.id.to_string()));
+    }
+    Ok(())
 }

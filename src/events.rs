@@ -10,8 +10,12 @@
 //! Watchers never query the log per event: they only replay from it when they start or fall
 //! behind the broadcast buffer.
 //!
+//! The tailer also keeps this replica's [`ConnectionCache`] current: delivering an event drops
+//! the copy of its connection.
+//!
 //! Link session changes are broadcast directly by the replica that made them.
 
+use crate::connection_cache::ConnectionCache;
 use crate::domain::{ConnectionEvent, LinkSession};
 use crate::store::{EventBell, Store};
 use std::collections::HashMap;
@@ -74,6 +78,7 @@ pub struct EventBus {
     link_sessions: broadcast::Sender<Arc<LinkSession>>,
     doorbell: Arc<Notify>,
     announcement: Arc<Notify>,
+    cache: ConnectionCache,
 }
 
 impl Default for EventBus {
@@ -84,6 +89,7 @@ impl Default for EventBus {
             link_sessions: broadcast::channel(BROADCAST_CAPACITY).0,
             doorbell: Arc::new(Notify::new()),
             announcement: Arc::new(Notify::new()),
+            cache: ConnectionCache::default(),
         }
     }
 }
@@ -94,6 +100,19 @@ impl EventBus {
     pub fn ring(&self) {
         self.doorbell.notify_one();
         self.announcement.notify_one();
+    }
+
+    /// Tells everyone that connection `id` changed and the change is committed: this replica's
+    /// copy of it is dropped at once, so the writer's caller reads its own write, and the tailers
+    /// are rung.
+    pub fn committed(&self, id: Uuid) {
+        self.cache.drop_copy(id);
+        self.ring();
+    }
+
+    /// This replica's copies of connections, kept current by the tailer.
+    pub fn connection_cache(&self) -> &ConnectionCache {
+        &self.cache
     }
 
     /// Passes rings on to the other replicas until `shutdown`. Rings that arrive while an
@@ -130,6 +149,7 @@ impl EventBus {
     /// Sends an event to the watchers of everything and to its connection's own watchers,
     /// forgetting a connection's channel once nobody watches it.
     fn deliver(&self, event: ConnectionEvent) {
+        self.cache.drop_copy(event.connection.id);
         let event = Arc::new(event);
         let mut channels = self.by_connection.lock().expect("connection channels poisoned");
         if let Some(channel) = channels.get(&event.connection.id)
@@ -156,7 +176,10 @@ impl EventBus {
     pub async fn run_tailer(self, store: Arc<dyn Store>, safety_tick: Duration, shutdown: CancellationToken) {
         let mut last = loop {
             match store.last_event_id().await {
-                Ok(id) => break id,
+                Ok(id) => {
+                    self.cache.tailer_read(safety_tick);
+                    break id;
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, "event tailer cannot read the log yet; retrying");
                     tokio::select! {
@@ -211,6 +234,7 @@ impl EventBus {
                     self.deliver(event);
                 }
                 if !full {
+                    self.cache.tailer_read(safety_tick);
                     break;
                 }
             }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod config_file;
+pub mod connection_cache;
 pub mod connections;
 pub mod crypto;
 pub mod demo;

@@ -412,10 +412,10 @@ impl App {
         let _local_turn = lock.lock().await;
 
         let waiting_since = tokio::time::Instant::now();
-        let link_session_id = loop {
+        let session = loop {
             let at = now();
             match self.store.claim_public_token(caller.tenant, provider_id, &hash, at, at + EXCHANGE_CLAIM_TTL).await? {
-                Claim::Won { link_session_id } => break link_session_id,
+                Claim::Won { link_session } => break link_session,
                 Claim::Exchanged { connection_id } => return self.exchanged_connection(caller, connection_id).await,
                 Claim::Expired => {
                     return Err(Error::new(ErrorReason::PublicTokenExpired, "the public token expired; link again")
@@ -441,10 +441,6 @@ impl App {
                 return Err(Error::from_provider(provider_id, error));
             }
         };
-        let session = match link_session_id {
-            Some(id) => self.store.get_link_session(caller.tenant, id).await?,
-            None => None,
-        };
         let products: Vec<Product> = match &session {
             Some(s) if !s.products.is_empty() => {
                 exchanged.products.iter().copied().filter(|p| s.products.contains(p)).collect()
@@ -469,7 +465,7 @@ impl App {
             created_at,
             updated_at: created_at,
             last_synced_at: None,
-            link_session_id,
+            link_session_id: session.as_ref().map(|s| s.id),
         };
         let handle = self.sealer.seal(
             exchanged.handle.expose_secret().as_bytes(),

@@ -79,8 +79,17 @@ impl Application {
 
     async fn assemble(settings: Settings, storage: Storage, providers: Registry) -> anyhow::Result<Self> {
         let loopback = settings.grpc_addr.ip().is_loopback();
-        if loopback && storage.store.active_tenant_count().await.unwrap_or(0) == 0 {
-            tracing::warn!("dev mode: no tenants exist, so keyless callers act as the dev tenant (loopback only)");
+        if loopback {
+            // Told in the background: on PostgreSQL over TLS the first connection takes about
+            // 100 ms, which the start would otherwise spend before binding its listeners.
+            let store = storage.store.clone();
+            tokio::spawn(async move {
+                if store.active_tenant_count().await.unwrap_or(0) == 0 {
+                    tracing::warn!(
+                        "dev mode: no tenants exist, so keyless callers act as the dev tenant (loopback only)"
+                    );
+                }
+            });
         }
         let authenticator = Arc::new(Authenticator::new(storage.store.clone(), storage.peppers, loopback));
         let page_tokens = PageTokens::new(storage.sealer.derive_key("page tokens"));

@@ -641,11 +641,20 @@ async fn claiming_an_issued_token_wins_and_names_its_link_session(store: Arc<dyn
     let at = now();
 
     let claim = store.claim_public_token(tenant, PROVIDER, &token.token_hash, at, at + Duration::seconds(30)).await;
-    assert_eq!(claim.unwrap(), Claim::Won { link_session_id: Some(session.id) });
+    let stored = store.get_link_session(tenant, session.id).await.unwrap().map(Box::new);
+    assert_eq!(claim.unwrap(), Claim::Won { link_session: stored }, "the session as stored, read with the claim");
     let listed = store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap();
     assert!(listed.items.is_empty(), "a token being exchanged is still listed");
 }
 conformance!(claiming_an_issued_token_wins_and_names_its_link_session);
+
+/// The link session a won claim names; `None` when the claim was not won.
+fn won_by(claim: Claim) -> Option<Option<Uuid>> {
+    match claim {
+        Claim::Won { link_session } => Some(link_session.map(|session| session.id)),
+        _ => None,
+    }
+}
 
 async fn claiming_a_token_twice_leaves_the_second_caller_busy(store: Arc<dyn Store>) {
     let tenant = new_tenant();
@@ -656,7 +665,7 @@ async fn claiming_a_token_twice_leaves_the_second_caller_busy(store: Arc<dyn Sto
         store.claim_public_token(tenant, PROVIDER, &token.token_hash, at, at + Duration::seconds(30)).await.unwrap()
     };
 
-    assert_eq!(claim(t0).await, Claim::Won { link_session_id: Some(session.id) });
+    assert_eq!(won_by(claim(t0).await), Some(Some(session.id)));
     assert_eq!(claim(t0).await, Claim::Busy);
     assert_eq!(claim(t0 + Duration::seconds(29)).await, Claim::Busy, "the first claim still holds");
 }
@@ -672,13 +681,13 @@ async fn a_lapsed_claim_can_be_taken_over(store: Arc<dyn Store>) {
         store.claim_public_token(tenant, PROVIDER, hash, at, at + Duration::seconds(30)).await.unwrap()
     };
 
-    assert_eq!(claim(&token.token_hash, t0).await, Claim::Won { link_session_id: Some(session.id) });
+    assert_eq!(won_by(claim(&token.token_hash, t0).await), Some(Some(session.id)));
     let later = t0 + Duration::seconds(31);
-    assert_eq!(claim(&token.token_hash, later).await, Claim::Won { link_session_id: Some(session.id) });
+    assert_eq!(won_by(claim(&token.token_hash, later).await), Some(Some(session.id)));
     assert_eq!(claim(&token.token_hash, later).await, Claim::Busy, "the new claim holds");
 
-    assert_eq!(claim(&never_seen, t0).await, Claim::Won { link_session_id: None });
-    assert_eq!(claim(&never_seen, later).await, Claim::Won { link_session_id: None }, "a never-seen token too");
+    assert_eq!(won_by(claim(&never_seen, t0).await), Some(None));
+    assert_eq!(won_by(claim(&never_seen, later).await), Some(None), "a never-seen token too");
     assert_eq!(claim(&never_seen, later).await, Claim::Busy);
 }
 conformance!(a_lapsed_claim_can_be_taken_over);
@@ -694,13 +703,13 @@ async fn another_tenant_claiming_a_token_gets_foreign(store: Arc<dyn Store>) {
     };
 
     assert_eq!(claim(other_tenant, &issued.token_hash).await, Claim::Foreign, "an issued token");
-    assert_eq!(claim(tenant, &issued.token_hash).await, Claim::Won { link_session_id: Some(session.id) });
+    assert_eq!(won_by(claim(tenant, &issued.token_hash).await), Some(Some(session.id)));
     assert_eq!(claim(other_tenant, &issued.token_hash).await, Claim::Foreign, "a claimed token");
 
-    assert_eq!(claim(tenant, &never_seen).await, Claim::Won { link_session_id: None });
+    assert_eq!(won_by(claim(tenant, &never_seen).await), Some(None));
     assert_eq!(claim(other_tenant, &never_seen).await, Claim::Foreign, "a token first seen at exchange");
 
-    assert_eq!(claim(tenant, &exchanged).await, Claim::Won { link_session_id: None });
+    assert_eq!(won_by(claim(tenant, &exchanged).await), Some(None));
     store.create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", b"ref", &exchanged, at).await.unwrap();
     assert_eq!(claim(other_tenant, &exchanged).await, Claim::Foreign, "an exchanged token names no connection");
 }
@@ -733,7 +742,7 @@ async fn an_exchanged_token_claims_as_exchanged_for_good(store: Arc<dyn Store>) 
     let claim = async |at: Timestamp| {
         store.claim_public_token(tenant, PROVIDER, &token.token_hash, at, at + Duration::seconds(30)).await.unwrap()
     };
-    assert_eq!(claim(t0).await, Claim::Won { link_session_id: Some(session.id) });
+    assert_eq!(won_by(claim(t0).await), Some(Some(session.id)));
     let mut exchanged = connection(tenant, "user-1", PROVIDER);
     exchanged.link_session_id = Some(session.id);
     store.create_connection(&exchanged, b"handle", b"ref", &token.token_hash, t0).await.unwrap();
@@ -770,7 +779,7 @@ async fn a_lapsed_claim_on_an_expired_token_claims_as_expired(store: Arc<dyn Sto
     };
     // A replica claims the token just before it expires, then crashes without releasing it.
     let claimed_at = expires_at - Duration::seconds(5);
-    assert_eq!(claim(claimed_at).await, Claim::Won { link_session_id: Some(session.id) });
+    assert_eq!(won_by(claim(claimed_at).await), Some(Some(session.id)));
 
     // Nobody holds an unexpired claim any more and the window has passed: the caller must
     // learn the token expired, not wait for an exchange that will never finish.
@@ -786,16 +795,16 @@ async fn a_never_seen_token_is_won_and_forgotten_on_release(store: Arc<dyn Store
         store.claim_public_token(tenant, PROVIDER, &hash, at, at + Duration::seconds(30)).await.unwrap()
     };
 
-    assert_eq!(claim(tenant).await, Claim::Won { link_session_id: None });
+    assert_eq!(won_by(claim(tenant).await), Some(None));
     assert_eq!(claim(tenant).await, Claim::Busy);
     assert!(store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap().items.is_empty());
     store.release_public_token(tenant, PROVIDER, &hash).await.unwrap();
-    assert_eq!(claim(tenant).await, Claim::Won { link_session_id: None }, "claimable again after the release");
+    assert_eq!(won_by(claim(tenant).await), Some(None), "claimable again after the release");
     assert!(store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap().items.is_empty());
 
     // Forgotten, not merely freed: no tenant owns it any more, so the next claimer may be anyone.
     store.release_public_token(tenant, PROVIDER, &hash).await.unwrap();
-    assert_eq!(claim(other_tenant).await, Claim::Won { link_session_id: None });
+    assert_eq!(won_by(claim(other_tenant).await), Some(None));
 }
 conformance!(a_never_seen_token_is_won_and_forgotten_on_release);
 
@@ -812,14 +821,14 @@ async fn releasing_an_issued_token_makes_it_claimable_and_listable_again(store: 
         ids(&page.items, |t| t.id)
     };
 
-    assert_eq!(claim().await, Claim::Won { link_session_id: Some(session.id) });
+    assert_eq!(won_by(claim().await), Some(Some(session.id)));
     store.release_public_token(other_tenant, PROVIDER, &token.token_hash).await.unwrap();
     assert_eq!(claim().await, Claim::Busy, "another tenant's release freed the claim");
     assert_eq!(listed().await, Vec::<Uuid>::new());
 
     store.release_public_token(tenant, PROVIDER, &token.token_hash).await.unwrap();
     assert_eq!(listed().await, vec![token.id], "listed again");
-    assert_eq!(claim().await, Claim::Won { link_session_id: Some(session.id) }, "claimable again");
+    assert_eq!(won_by(claim().await), Some(Some(session.id)), "claimable again");
 }
 conformance!(releasing_an_issued_token_makes_it_claimable_and_listable_again);
 
@@ -895,10 +904,19 @@ async fn on_postgres_a_slow_writer_cannot_be_overtaken_so_log_readers_miss_nothi
     let second = new_connection(&*store, tenant, "user-2", PROVIDER).await;
     let start = store.last_event_id().await.unwrap();
 
-    // The slow writer: the store's own append protocol, paused before its commit.
+    // The slow writer takes the lock first, as the store's own append would, and pauses.
     let mut slow = sqlx::PgConnection::connect(&database.url).await.unwrap();
     let mut transaction = slow.begin().await.unwrap();
     sqlx::query("SELECT pg_advisory_xact_lock(4242001)").execute(&mut *transaction).await.unwrap();
+
+    // A fast writer through the store, concurrently: it must wait for the lock before it draws
+    // its event's id, or the slow writer's later id would commit first.
+    let fast = tokio::spawn({
+        let store = store.clone();
+        let next = moved(&second, ConnectionState::Ready);
+        async move { store.save_connection(&next, None, None).await.unwrap().expect("saved").event_id }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (slow_id,): (i64,) = sqlx::query_as(
         "INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, \
          occurred_at) SELECT tenant_id, id, provider, external_user_id, state, snapshot, now() FROM connections \
@@ -908,14 +926,6 @@ async fn on_postgres_a_slow_writer_cannot_be_overtaken_so_log_readers_miss_nothi
     .fetch_one(&mut *transaction)
     .await
     .unwrap();
-
-    // A fast writer through the store, concurrently.
-    let fast = tokio::spawn({
-        let store = store.clone();
-        let next = moved(&second, ConnectionState::Ready);
-        async move { store.save_connection(&next, None, None).await.unwrap().expect("saved").event_id }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // A reader follows the log while the slow writer has not committed.
     let mut cursor = start;

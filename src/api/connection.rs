@@ -37,7 +37,7 @@ impl ConnectionService for ConnectionApi {
             v.finish()?;
             let connection = self.app.get_connection(&caller, id).await?;
             self.app.audit.record(&caller, AuditAction::Read, "connection", id).await;
-            Ok(pb::GetConnectionResponse { connection: Some((&connection).into()) })
+            Ok(pb::GetConnectionResponse { connection: Some(connection.as_ref().into()) })
         }
         .await;
         respond(&caller, result)

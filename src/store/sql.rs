@@ -4,8 +4,8 @@
 //! `RETURNING`, row-value comparisons). The one difference is how due work is leased: PostgreSQL
 //! locks the rows it takes with `FOR UPDATE SKIP LOCKED` so replicas never take the same item,
 //! while SQLite serializes writers anyway; each backend passes its clause as `lock_rows`.
-//! Likewise PostgreSQL takes a transaction-scoped advisory lock before appending an event
-//! (`serialize_events`), so events commit in id order and a reader that has seen event N has seen
+//! Likewise PostgreSQL takes a transaction-scoped advisory lock as it appends an event
+//! (`serialize_events`, evaluated before the event's id is drawn), so events commit in id order and a reader that has seen event N has seen
 //! every earlier one: concurrent writers can no longer commit id 11 before id 10 and have a
 //! "newer than 10" reader skip it. The lock is held only from the append to the commit, the last
 //! steps of every writing transaction.
@@ -21,14 +21,16 @@ macro_rules! impl_store {
                 connection: &crate::domain::Connection,
             ) -> sqlx::Result<crate::domain::ConnectionEvent> {
                 use crate::domain::StoredName;
-                if !$event_lock.is_empty() {
-                    sqlx::query($event_lock).execute(&mut **tx).await?;
-                }
-                let (event_id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO connection_events \
+                // The lock is taken in the statement that appends, before the event's id is
+                // drawn: the row comes from the materialized `serialized`, so the lock is held from
+                // this one round trip to the commit rather than from a round trip of its own.
+                let (event_id,): (i64,) = sqlx::query_as(concat!(
+                    "WITH serialized AS MATERIALIZED (",
+                    $event_lock,
+                    ") INSERT INTO connection_events \
                      (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
+                     SELECT $1, $2, $3, $4, $5, $6, $7 FROM serialized RETURNING id",
+                ))
                 .bind(connection.tenant_id.0)
                 .bind(connection.id)
                 .bind(&connection.provider)
@@ -44,6 +46,21 @@ macro_rules! impl_store {
                     occurred_at: connection.updated_at,
                     snapshot: false,
                 })
+            }
+
+            /// One link session of the tenant, read on `db`: the pool, or a connection already held.
+            async fn read_link_session<'e>(
+                db: impl sqlx::Executor<'e, Database = $db>,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
+                let row: Option<super::rows::LinkSessionRow> =
+                    sqlx::query_as("SELECT * FROM link_sessions WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(db)
+                        .await?;
+                row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
             }
 
             async fn insert_records(
@@ -148,13 +165,7 @@ macro_rules! impl_store {
                 tenant: crate::domain::TenantId,
                 id: uuid::Uuid,
             ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
-                let row: Option<super::rows::LinkSessionRow> =
-                    sqlx::query_as("SELECT * FROM link_sessions WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.0)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
+                Self::read_link_session(&self.pool, tenant, id).await
             }
 
             async fn update_link_session(&self, update: super::LinkSessionUpdate<'_>) -> super::StoreResult<bool> {
@@ -293,6 +304,9 @@ macro_rules! impl_store {
                 now: crate::domain::Timestamp,
                 claim_until: crate::domain::Timestamp,
             ) -> super::StoreResult<super::Claim> {
+                // One connection for every statement: each trip through the pool costs a round trip
+                // of its own when the connection goes back.
+                let mut db = self.pool.acquire().await?;
                 let reclaimed: Option<(Option<uuid::Uuid>,)> = sqlx::query_as(
                     "UPDATE public_tokens SET state = 'exchanging', claim_expires_at = $5 \
                      WHERE provider = $2 AND token_hash = $3 AND tenant_id = $1 \
@@ -304,10 +318,14 @@ macro_rules! impl_store {
                 .bind(token_hash)
                 .bind(now)
                 .bind(claim_until)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *db)
                 .await?;
                 if let Some((link_session_id,)) = reclaimed {
-                    return Ok(super::Claim::Won { link_session_id });
+                    let link_session = match link_session_id {
+                        Some(id) => Self::read_link_session(&mut *db, tenant, id).await?.map(Box::new),
+                        None => None,
+                    };
+                    return Ok(super::Claim::Won { link_session });
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, state, claim_expires_at, created_at) \
@@ -319,11 +337,11 @@ macro_rules! impl_store {
                 .bind(tenant.0)
                 .bind(claim_until)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *db)
                 .await?
                 .rows_affected();
                 if inserted == 1 {
-                    return Ok(super::Claim::Won { link_session_id: None });
+                    return Ok(super::Claim::Won { link_session: None });
                 }
                 let row: Option<super::rows::ClaimRow> = sqlx::query_as(
                     "SELECT tenant_id, state, connection_id, expires_at, claim_expires_at FROM public_tokens \
@@ -331,7 +349,7 @@ macro_rules! impl_store {
                 )
                 .bind(provider)
                 .bind(token_hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *db)
                 .await?;
                 Ok(match row {
                     None => super::Claim::Busy,
@@ -1028,28 +1046,8 @@ macro_rules! impl_store {
             }
 
             async fn append_audit(&self, entries: &[crate::domain::AuditEntry]) -> super::StoreResult<()> {
-                use crate::domain::StoredName;
-                // One multi-row INSERT per chunk: a round trip per record would cap the audited
-                // calls a replica can serve. 1,000 rows of 7 values stay under both backends'
-                // bind-parameter limits.
-                let mut tx = self.begin().await?;
-                for chunk in entries.chunks(1000) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_log (occurred_at, tenant_id, api_key_id, action, resource_type, \
-                         resource_id, request_id) ",
-                    );
-                    insert.push_values(chunk, |mut row, entry| {
-                        row.push_bind(entry.occurred_at)
-                            .push_bind(entry.tenant_id.0)
-                            .push_bind(entry.api_key_id)
-                            .push_bind(entry.action.name())
-                            .push_bind(&entry.resource_type)
-                            .push_bind(entry.resource_id)
-                            .push_bind(&entry.request_id);
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                // Each backend writes a batch its own fastest way.
+                self.insert_audit(entries).await?;
                 Ok(())
             }
 

@@ -1,6 +1,6 @@
 //! The SQLite backend: the embedded default. One file, no server; it migrates itself at start.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,11 +20,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
+        let pool = super::pool_options::<sqlx::Sqlite>(max_connections).connect_with(options).await?;
         if migrate {
             MIGRATOR.run(&pool).await?;
         }
@@ -40,6 +36,30 @@ impl SqliteStore {
         Ok(None)
     }
 
+    /// One multi-row INSERT per chunk: a statement per record would cap the audited calls a
+    /// replica can serve. 1,000 rows of 7 values stay under SQLite's bind-parameter limit.
+    async fn insert_audit(&self, entries: &[crate::domain::AuditEntry]) -> sqlx::Result<()> {
+        use crate::domain::StoredName;
+        let mut tx = self.begin().await?;
+        for chunk in entries.chunks(1000) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO audit_log (occurred_at, tenant_id, api_key_id, action, resource_type, \
+                 resource_id, request_id) ",
+            );
+            insert.push_values(chunk, |mut row, entry| {
+                row.push_bind(entry.occurred_at)
+                    .push_bind(entry.tenant_id.0)
+                    .push_bind(entry.api_key_id)
+                    .push_bind(entry.action.name())
+                    .push_bind(&entry.resource_type)
+                    .push_bind(entry.resource_id)
+                    .push_bind(&entry.request_id);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
     /// Writers take the lock up front: a deferred transaction that reads and then writes can fail
     /// with SQLITE_BUSY at once instead of waiting out the busy timeout.
     async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -47,4 +67,5 @@ impl SqliteStore {
     }
 }
 
-super::sql::impl_store!(SqliteStore, sqlx::Sqlite, lock_rows = "", serialize_events = "");
+// SQLite serializes writers anyway: its events need no lock, only the row `serialized` yields.
+super::sql::impl_store!(SqliteStore, sqlx::Sqlite, lock_rows = "", serialize_events = "SELECT 1");

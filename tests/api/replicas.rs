@@ -286,3 +286,62 @@ async fn next_state(watch: &mut tonic::Streaming<pb::WatchConnectionsResponse>) 
     let event = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.expect("delivered in time");
     event.unwrap().unwrap().event.unwrap().connection.unwrap().state()
 }
+
+#[tokio::test]
+async fn a_connection_read_on_one_replica_shows_a_change_made_through_another_within_the_announcement() {
+    // A recheck far longer than the test: only the announced event can drop B's cached copy.
+    let mut a = spawn_app_with(Backend::Postgres, |s| s.sync.events_recheck = Duration::from_secs(60), None).await;
+    let mut b = a.spawn_replica().await;
+    let connection = a.ready_connection("ins_sandbox_bank", "u").await;
+    let get = pb::GetConnectionRequest { connection_id: connection.id.clone() };
+    for _ in 0..2 {
+        // Read twice, so the second answer comes from B's copy.
+        let seen = b.connections.get_connection(get.clone()).await.unwrap().into_inner().connection.unwrap();
+        assert_eq!(seen.state(), pb::ConnectionState::Ready);
+    }
+
+    a.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let deleted_at = Instant::now();
+    loop {
+        let seen = b.connections.get_connection(get.clone()).await.unwrap().into_inner().connection.unwrap();
+        if seen.state() == pb::ConnectionState::Deleted {
+            break;
+        }
+        assert!(deleted_at.elapsed() < Duration::from_secs(5), "replica B still answers {:?}", seen.state());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replica_answers_its_own_writes_at_once_though_it_caches_reads() {
+    let mut app = spawn_app_with(Backend::Postgres, |_| {}, None).await;
+    let connection = app.ready_connection("ins_sandbox_bank", "u").await;
+    let get = pb::GetConnectionRequest { connection_id: connection.id.clone() };
+    for _ in 0..20 {
+        app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+        app.connections.get_connection(get.clone()).await.unwrap();
+        let refreshed = app
+            .connections
+            .refresh_connection(pb::RefreshConnectionRequest {
+                connection_id: connection.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .connection
+            .unwrap();
+        let seen = app.connections.get_connection(get.clone()).await.unwrap().into_inner().connection.unwrap();
+        // The sync engine may have moved it on since, but never back to the copy from before.
+        let at = |c: &pb::Connection| c.updated_at.map(|t| (t.seconds, t.nanos));
+        assert!(
+            at(&seen) >= at(&refreshed),
+            "read {:?} from before the refresh that answered {:?}",
+            seen.state(),
+            refreshed.state()
+        );
+    }
+}
