@@ -95,6 +95,8 @@ class Suite:
         self.streams_example = self.target / "release" / "examples" / "bench_streams"
         self.tools = self.target / "bench-tools" / "release"
         self.work = Path(tempfile.mkdtemp(prefix="linkgate-bench-"))
+        # A partial run (--only) writes its side files beside its figures, not into results/.
+        self.results_dir = self.work.parent / "linkgate-bench-partial" if args.only else RESULTS
         self.processes = []
         self.db_created = False
         self.results = {}
@@ -212,15 +214,21 @@ class Suite:
         self.results["mode"] = "quick" if self.args.quick else "full"
         self.results["sizes"] = {k: v for k, v in self.size.items()}
         self.prepare_postgres()
-        self.startup_and_idle()
-        self.unary()
-        self.exchange()
-        self.fan_in_and_overhead()
-        self.streams()
+        measurements = {"start": self.startup_and_idle, "unary": self.unary, "exchange": self.exchange,
+                        "fan-in": self.fan_in_and_overhead, "streams": self.streams}
+        for name, measure in measurements.items():
+            if not self.args.only or name in self.args.only:
+                measure()
         finished = datetime.now(timezone.utc)
         self.results["finished_at"] = finished.isoformat()
         self.results["duration_seconds"] = (finished - started).total_seconds()
-        RESULTS.mkdir(exist_ok=True)
+        if self.args.only:
+            # A partial run is for looking into one figure; it leaves the stored results alone.
+            partial = self.work.parent / f"linkgate-bench-{'-'.join(self.args.only)}.json"
+            partial.write_text(json.dumps(self.results, indent=2) + "\n")
+            log(f"done in {self.results['duration_seconds']:.0f} s: {partial}")
+            return
+        self.results_dir.mkdir(exist_ok=True)
         (RESULTS / "results.json").write_text(json.dumps(self.results, indent=2) + "\n")
         import report
 
@@ -480,10 +488,10 @@ class Suite:
         with open(logs[-1], "rb") as f:
             f.seek(offset)
             text = f.read().decode(errors="replace")
-        RESULTS.mkdir(exist_ok=True)
+        self.results_dir.mkdir(exist_ok=True)
         wanted = ("execute", "statement:", "parameters:")
         captured = [line for line in text.splitlines() if DB_NAME in line and any(w in line for w in wanted)]
-        (RESULTS / "exchange-statements.log").write_text("\n".join(captured) + "\n")
+        (self.results_dir / "exchange-statements.log").write_text("\n".join(captured) + "\n")
         self.stop(pg["process"])
 
     def pgbench_script(self):
@@ -494,7 +502,7 @@ class Suite:
         script = (BENCH / "exchange.pgbench.sql").read_text()
         script = script.replace("{tenant}", tenant).replace("{snapshot}", snapshot.replace("'", "''"))
         script = script.replace("{handle}", handle)
-        (RESULTS / "exchange.pgbench.sql").write_text(script)
+        (self.results_dir / "exchange.pgbench.sql").write_text(script)
         path = self.work / "exchange.pgbench.sql"
         path.write_text(script)
         return path
@@ -622,6 +630,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: small counts, one round (about 2.5 min)")
     parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    parser.add_argument("--only", type=lambda text: text.split(","), default=[],
+                        help="run only these measurements (start, unary, exchange, fan-in, streams); "
+                             "the figures go to a JSON file beside the work directory, not to results/")
     suite = Suite(parser.parse_args())
     # SIGTERM and Ctrl-C end the run through the same cleanup as a normal exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -1,5 +1,6 @@
 -- What PostgreSQL runs for one ExchangePublicToken of a sandbox token (src/store/sql.rs:
--- claim_public_token, get_link_session, create_connection with append_event), as pgbench runs it.
+-- claim_public_token, which reads the link session on the same connection, then create_connection
+-- with append_event), as pgbench runs it.
 -- bench.py fills in {tenant}, and a real connection's {snapshot} and sealed {handle}.
 -- The one liberty: each transaction takes the next issued token from bench_queue, where linkgate's
 -- caller names its token; the lookup costs pgbench a little, never linkgate.
@@ -15,7 +16,7 @@ INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snaps
   RETURNING id AS connection_id \gset
 UPDATE public_tokens SET state = 'exchanged', connection_id = :connection_id, claim_expires_at = NULL
   WHERE tenant_id = '{tenant}' AND provider = 'sandbox' AND token_hash = :token_hash;
-SELECT pg_advisory_xact_lock(4242001);
-INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at)
-  VALUES ('{tenant}', :connection_id, 'sandbox', 'bench', 'pending', '{snapshot}', now()) RETURNING id;
+WITH serialized AS MATERIALIZED (SELECT pg_advisory_xact_lock(4242001))
+  INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at)
+  SELECT '{tenant}', :connection_id, 'sandbox', 'bench', 'pending', '{snapshot}', now() FROM serialized RETURNING id;
 COMMIT;
