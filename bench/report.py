@@ -37,6 +37,17 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
+def host_speed(results):
+    """The anchors' own figures: hosts of one kind differ, and the unary goals are ratios to these."""
+    echo = results["unary"]["summary"]["saturation"]["echo"]
+    one_core = results["latency_c1"]["summary"]["same core"]
+    over_tcp = one_core["echo"]["p50_us"] - one_core["TCP ping-pong"]["p50_us"]
+    return (f"Host speed, to compare runs across hosts: bare tonic answers {fmt(echo['per_second'])}/s at "
+            f"saturation ({echo['cpu_us_per_request']:.1f} CPU-µs per call) and sits {over_tcp:.0f} µs above "
+            "the TCP floor at concurrency 1 on one core. The unary goals are ratios to, or offsets from, "
+            "these figures, so a slower host moves their verdicts.")
+
+
 def write(results, folder: Path):
     lines, checks = [], []
     m = results["machine"]
@@ -51,6 +62,8 @@ def write(results, folder: Path):
         "",
         "Every figure is the median of the run's rounds, measured side by side with its anchor in the same "
         "run. Compare runs by their ratios; absolute times move with the machine's other load.",
+        "",
+        host_speed(results),
         "",
     ]
 
