@@ -16,8 +16,8 @@ use uuid::Uuid;
 const QUEUE: usize = 20_000;
 /// Records per write. Large, because under load the writer's task queues behind every request
 /// task at each await of a write, so a write takes tens of milliseconds whatever its size:
-/// batches of 1,000 capped an audited read at about 24,000 calls a second, batches of 5,000 let
-/// it reach 55,000 (GetConnection at saturation on 2 cores, `bench/run --only unary`).
+/// batches of 1,000 capped an audited read at about 24,000 calls a second; with batches of 5,000
+/// GetConnection reached 53,890 at saturation on 2 cores (README, Benchmarks).
 const BATCH: usize = 5000;
 /// Pause after a batch that emptied the queue, so records arriving one by one are written
 /// together; a full batch is followed by the next at once.

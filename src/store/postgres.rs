@@ -40,9 +40,7 @@ impl PostgresStore {
         listener.listen(EVENTS_CHANNEL).await?;
         Ok(Some(Box::new(PgBell(listener))))
     }
-}
 
-impl PostgresStore {
     /// One INSERT from arrays, whatever the batch size: the statement is prepared once per
     /// connection and a batch costs seven binds, where a multi-row VALUES list would be a new
     /// statement of thousands of parameters for every batch size. Rows keep the batch's order, so

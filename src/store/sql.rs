@@ -5,9 +5,9 @@
 //! locks the rows it takes with `FOR UPDATE SKIP LOCKED` so replicas never take the same item,
 //! while SQLite serializes writers anyway; each backend passes its clause as `lock_rows`.
 //! Likewise PostgreSQL takes a transaction-scoped advisory lock as it appends an event
-//! (`serialize_events`, evaluated before the event's id is drawn), so events commit in id order and a reader that has seen event N has seen
-//! every earlier one: concurrent writers can no longer commit id 11 before id 10 and have a
-//! "newer than 10" reader skip it. The lock is held only from the append to the commit, the last
+//! (`serialize_events`, evaluated before the event's id is drawn), so events commit in id order
+//! and a reader that has seen event N has seen every earlier one: concurrent writers can no
+//! longer commit id 11 before id 10 and have a "newer than 10" reader skip it. The lock is held only from the append to the commit, the last
 //! steps of every writing transaction.
 //! A macro rather than generic code keeps each expansion concrete: sqlx's generic bounds over
 //! two databases would be longer than the SQL they protect.
