@@ -11,14 +11,17 @@
 FROM rust:1.95.0-bookworm AS builder
 WORKDIR /build
 
-# Dependencies first, with stand-in sources, so this layer is rebuilt only when Cargo.toml,
-# Cargo.lock, build.rs or the protos change. build.rs needs no protoc from apt: it uses the one
-# vendored by the protoc-bin-vendored crate.
+# Dependencies first, with stand-in sources for the server, so this layer is rebuilt only when the
+# manifests, Cargo.lock, build.rs, the protos or the client crate change. Cargo loads the whole
+# workspace, so every member's manifest is here; only the server and its client crate are built
+# (the mocks are a dev-dependency, the bench tools another member). build.rs needs no protoc from
+# apt: it uses the one vendored by the protoc-bin-vendored crate.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
-RUN mkdir -p src/bin \
+COPY crates ./crates
+COPY bench/tools ./bench/tools
+RUN mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
-    && echo 'fn main() {}' > src/bin/linkgate-mock.rs \
     && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
@@ -28,7 +31,7 @@ RUN mkdir -p src/bin \
 # migrations are embedded at compile time (sqlx::migrate!).
 COPY src ./src
 COPY migrations ./migrations
-RUN touch src/main.rs src/lib.rs src/bin/linkgate-mock.rs \
+RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked
 
 # --- runtime --------------------------------------------------------------------------------

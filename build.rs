@@ -1,7 +1,9 @@
-//! Generates the gRPC server and client code and the reflection descriptor set from `proto/`.
+//! Generates the gRPC service traits and the reflection descriptor set from `proto/`.
 //!
-//! protoc comes from the `protoc-bin-vendored` crate unless `PROTOC` is set, so a machine with only
-//! the Rust toolchain can build linkgate.
+//! The messages and client stubs come from the `linkgate-client` crate (`extern_path`), so a
+//! server and its Rust callers share one set of types. protoc comes from the
+//! `protoc-bin-vendored` crate unless `PROTOC` is set, so a machine with only the Rust toolchain
+//! can build linkgate.
 
 use std::path::PathBuf;
 
@@ -21,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/linkgate/v1/statement_service.proto",
     ];
     tonic_prost_build::configure()
+        .build_client(false)
+        .extern_path(".linkgate.v1", "::linkgate_client::pb")
         .file_descriptor_set_path(out_dir.join("linkgate_descriptor.bin"))
         .compile_with_config(config, &protos, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");

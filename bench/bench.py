@@ -93,7 +93,7 @@ class Suite:
         self.linkgate = self.target / "release" / "linkgate"
         self.mock = self.target / "release" / "linkgate-mock"
         self.streams_example = self.target / "release" / "examples" / "bench_streams"
-        self.tools = self.target / "bench-tools" / "release"
+        self.tools = self.target / "release"
         self.work = Path(tempfile.mkdtemp(prefix="linkgate-bench-"))
         # A partial run (--only) writes its side files beside its figures, not into results/.
         self.results_dir = self.work.parent / "linkgate-bench-partial" if args.only else RESULTS
@@ -240,10 +240,10 @@ class Suite:
             return
         log("building linkgate (release), its watch-stream benchmark and the bench tools")
         env = {"CARGO_TARGET_DIR": str(self.target)}
-        self.run(["cargo", "build", "--release", "--locked", "--bins", "--example", "bench_streams"],
+        # One workspace: the server, the mock binary and the tools share the lock file and build.
+        self.run(["cargo", "build", "--release", "--locked", "-p", "linkgate", "-p", "linkgate-mocks",
+                  "-p", "linkgate-bench-tools", "--bins", "--example", "bench_streams"],
                  env=env, cwd=REPO, timeout=1800)
-        env = {"CARGO_TARGET_DIR": str(self.target / "bench-tools")}
-        self.run(["cargo", "build", "--release", "--locked"], env=env, cwd=BENCH / "tools", timeout=1800)
 
     def machine(self):
         cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()

@@ -160,14 +160,14 @@ pub struct SandboxSettings {
 }
 
 /// Deck (utility portals: accounts and statements). Offered only when both the client id and the
-/// secret are set. Calls go through the shared upstream client (`providers::http`): each attempt
+/// secret are set. Calls go through the shared upstream client (`providers::upstream_client`): each attempt
 /// is bounded by the request timeout, each call (retries and their pauses included) by the call
 /// timeout.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeckSettings {
     /// Deck's API base URL: `https://sandbox.deck.co/api/v1` or `https://live.deck.co/api/v1`
     /// (or a `linkgate-mock deck` address). Plain http is accepted for loopback addresses only.
-    #[arg(id = "deck_base_url", value_name = "URL", long = "deck-base-url", env = "LINKGATE_DECK_BASE_URL", default_value = DECK_SANDBOX_URL, value_parser = crate::providers::http::parse_base_url)]
+    #[arg(id = "deck_base_url", value_name = "URL", long = "deck-base-url", env = "LINKGATE_DECK_BASE_URL", default_value = DECK_SANDBOX_URL, value_parser = crate::providers::upstream_client::parse_base_url)]
     pub base_url: reqwest::Url,
 
     /// Deck client id (`x-deck-client-id`).
@@ -238,7 +238,7 @@ impl Default for DeckSettings {
 pub struct VumiSettings {
     /// Vumi's API base URL (or a `linkgate-mock vumi` address). Plain http is accepted for
     /// loopback addresses only.
-    #[arg(id = "vumi_base_url", value_name = "URL", long = "vumi-base-url", env = "LINKGATE_VUMI_BASE_URL", default_value = VUMI_API_URL, value_parser = crate::providers::http::parse_base_url)]
+    #[arg(id = "vumi_base_url", value_name = "URL", long = "vumi-base-url", env = "LINKGATE_VUMI_BASE_URL", default_value = VUMI_API_URL, value_parser = crate::providers::upstream_client::parse_base_url)]
     pub base_url: reqwest::Url,
 
     /// Vumi app client id (a UUID).
@@ -332,7 +332,7 @@ pub struct SyncSettings {
 pub struct MoneyKitSettings {
     /// MoneyKit's API base URL (or a `linkgate-mock moneykit` address). Plain http is accepted
     /// for loopback addresses only.
-    #[arg(id = "moneykit_base_url", value_name = "URL", long = "moneykit-base-url", env = "LINKGATE_MONEYKIT_BASE_URL", default_value = MONEYKIT_URL, value_parser = crate::providers::http::parse_base_url)]
+    #[arg(id = "moneykit_base_url", value_name = "URL", long = "moneykit-base-url", env = "LINKGATE_MONEYKIT_BASE_URL", default_value = MONEYKIT_URL, value_parser = crate::providers::upstream_client::parse_base_url)]
     pub base_url: reqwest::Url,
 
     /// MoneyKit OAuth2 client id.

@@ -1,39 +1,29 @@
 //! linkgate: one gRPC API over account-aggregation providers.
 //!
-//! Read it top-down: `api` is the gRPC surface, `app` the service core whose operations live in
-//! `link`, `connections`, `reads`, `watch` and `sync`; `providers` translate to upstream APIs;
-//! `store` keeps everything in PostgreSQL or SQLite; `startup` wires a replica together.
+//! Read it top-down, outside in:
+//!
+//! - `server`: a replica put together and run: startup, authentication, admission, the HTTP
+//!   listener (health, metrics, webhooks in).
+//! - `api`: the gRPC services, each a thin layer between `pb` and the service core.
+//! - `app`: the service core, free of gRPC: link sessions, connections, reads, watches, the sync
+//!   engine, the event bus, the connection cache, audit, webhook inbox, limits.
+//! - `providers`: adapters that translate to each upstream API, over one upstream client.
+//! - `store`: everything kept, in PostgreSQL or SQLite, behind one trait per concern.
+//! - `domain`: the normalized model, free of protobuf and of storage.
+//! - `cli`: operator commands and the sandbox demo.
+//! - beside them: `config` (settings), `crypto` (sealing, webhook signatures), `error` (the one
+//!   error type and its one mapping to gRPC status), `telemetry` (logs, traces, metrics) and `pb`
+//!   (the generated contract).
 
-pub mod admin;
-pub mod admission;
 pub mod api;
 pub mod app;
-pub mod audit;
-pub mod auth;
-pub mod client;
+pub mod cli;
 pub mod config;
-pub mod config_file;
-pub mod connection_cache;
-pub mod connections;
 pub mod crypto;
-pub mod demo;
 pub mod domain;
 pub mod error;
-pub mod events;
-pub mod http;
-pub mod jws;
-pub mod limits;
-pub mod link;
-pub mod metrics;
-pub mod mocks;
-pub mod page_token;
 pub mod pb;
 pub mod providers;
-pub mod reads;
-pub mod rotation;
-pub mod startup;
+pub mod server;
 pub mod store;
-pub mod sync;
 pub mod telemetry;
-pub mod watch;
-pub mod webhooks;

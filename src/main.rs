@@ -1,10 +1,12 @@
 //! The `linkgate` command: `serve` runs a replica, `migrate` brings a database schema up to date.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use linkgate::admin::{self, AdminSettings, ConnectionAdminSettings, ConnectionCommand, KeyCommand, TenantCommand};
+use linkgate::cli::admin::{
+    self, AdminSettings, ConnectionAdminSettings, ConnectionCommand, KeyCommand, TenantCommand,
+};
+use linkgate::cli::config_file;
 use linkgate::config::{DatabaseSettings, Settings};
-use linkgate::config_file;
-use linkgate::startup::Application;
+use linkgate::server::Application;
 use tokio_util::sync::CancellationToken;
 
 /// One gRPC API over account-aggregation providers.
@@ -116,7 +118,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(settings) => serve(settings).await,
         Command::Config { command: ConfigCommand::Check(settings) } => check(&settings),
         Command::Migrate(database) => migrate(database).await,
-        Command::Demo { addr, api_key } => linkgate::demo::run(addr, api_key).await,
+        Command::Demo { addr, api_key } => linkgate::cli::demo::run(addr, api_key).await,
         Command::Tenants { command, settings } => admin::tenants(&settings, command).await,
         Command::Keys { command, settings } => admin::keys(&settings, command).await,
         Command::Connections { command, settings } => admin::connections(&settings, command).await,

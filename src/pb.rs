@@ -1,7 +1,9 @@
-//! The generated protobuf and gRPC code of `linkgate.v1`, and the descriptor set that server
-//! reflection serves.
+//! `linkgate.v1` for the server: the messages and client stubs of `linkgate-client`, the service
+//! traits generated here, and the descriptor set that server reflection serves.
 
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+pub use linkgate_client::pb::*;
 
 tonic::include_proto!("linkgate.v1");
 

@@ -24,10 +24,6 @@ mod support;
 use linkgate::config::ProviderSettings;
 use linkgate::crypto::Sealer;
 use linkgate::domain::{ConnectionData, Decimal, LinkFlow, Money, Product, now};
-use linkgate::mocks::deck::DeckMockOptions;
-use linkgate::mocks::moneykit::MoneyKitMockOptions;
-use linkgate::mocks::vumi::VumiMockOptions;
-use linkgate::mocks::{self, MockServer};
 use linkgate::providers::deck::Deck;
 use linkgate::providers::moneykit::MoneyKit;
 use linkgate::providers::sandbox::Sandbox;
@@ -36,6 +32,10 @@ use linkgate::providers::vumi::Vumi;
 use linkgate::providers::{
     self, Credentials, LinkContext, LinkProgress, LinkStep, Provider, ProviderError, Registry, UpstreamStatus,
 };
+use linkgate_mocks::MockServer;
+use linkgate_mocks::deck::DeckMockOptions;
+use linkgate_mocks::moneykit::MoneyKitMockOptions;
+use linkgate_mocks::vumi::VumiMockOptions;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -146,7 +146,7 @@ struct DeckSubject {
 
 impl ContractSubject for DeckSubject {
     const ID: &'static str = providers::deck::ID;
-    const INSTITUTION: &'static str = mocks::deck::NATIONAL_GRID;
+    const INSTITUTION: &'static str = linkgate_mocks::deck::NATIONAL_GRID;
     // D12 says `Connected` while Deck still extracts the data; only D20 tells when it is there
     // (the adapter's module doc, "Readiness"), answering `ProductNotReady` until then.
     const READY_MEANS_DATA: bool = false;
@@ -158,7 +158,7 @@ impl ContractSubject for DeckSubject {
             extraction_delay: IMPORT_DELAY,
             ..DeckMockOptions::default()
         };
-        Self { mock: mocks::deck::spawn(localhost(), options).await.expect("the Deck mock binds") }
+        Self { mock: linkgate_mocks::deck::spawn(localhost(), options).await.expect("the Deck mock binds") }
     }
 
     fn mock(&self) -> Option<&MockServer> {
@@ -192,7 +192,7 @@ impl ContractSubject for VumiSubject {
 
     async fn start() -> Self {
         let options = VumiMockOptions { import_delay: IMPORT_DELAY, ..VumiMockOptions::default() };
-        Self { mock: mocks::vumi::spawn(localhost(), options).await.expect("the Vumi mock binds") }
+        Self { mock: linkgate_mocks::vumi::spawn(localhost(), options).await.expect("the Vumi mock binds") }
     }
 
     fn mock(&self) -> Option<&MockServer> {
@@ -228,11 +228,11 @@ struct MoneyKitSubject {
 
 impl ContractSubject for MoneyKitSubject {
     const ID: &'static str = providers::moneykit::ID;
-    const INSTITUTION: &'static str = mocks::moneykit::CHASE;
+    const INSTITUTION: &'static str = linkgate_mocks::moneykit::CHASE;
 
     async fn start() -> Self {
         let options = MoneyKitMockOptions { import_delay: IMPORT_DELAY, ..MoneyKitMockOptions::default() };
-        Self { mock: mocks::moneykit::spawn(localhost(), options).await.expect("the MoneyKit mock binds") }
+        Self { mock: linkgate_mocks::moneykit::spawn(localhost(), options).await.expect("the MoneyKit mock binds") }
     }
 
     fn mock(&self) -> Option<&MockServer> {
@@ -481,7 +481,7 @@ async fn deletion_is_idempotent<S: ContractSubject>(provider: &dyn Provider, han
 /// providers that know every token, so only linkgate's own lines count.
 fn no_secret_in_logs(logs: &Mutex<Vec<u8>>, upstream: bool, secrets: &[String]) {
     let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
-    let text: Vec<&str> = text.lines().filter(|line| !line.contains(" linkgate::mocks")).collect();
+    let text: Vec<&str> = text.lines().filter(|line| !line.contains(" linkgate_mocks")).collect();
     let text = text.join("\n");
     if upstream {
         // Proves the capture saw the adapter at work, so a clean log is evidence.
@@ -501,7 +501,7 @@ async fn link_with_credentials(provider: &dyn Provider, institution: &str) -> Se
     link.link_token = provider.start_link(&link).await.expect("the link starts").link_token;
     let credentials = Credentials(BTreeMap::from([
         ("username".to_owned(), SecretString::from("user_good")),
-        ("password".to_owned(), SecretString::from(mocks::deck::GOOD_PASSWORD)),
+        ("password".to_owned(), SecretString::from(linkgate_mocks::deck::GOOD_PASSWORD)),
     ]));
     let step = provider.submit_credentials(&link, credentials).await.expect("the credentials are forwarded");
     settle(provider, link, step).await

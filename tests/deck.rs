@@ -6,9 +6,9 @@
 mod support;
 
 use linkgate::crypto::Sealer;
-use linkgate::mocks::MockServer;
-use linkgate::mocks::deck::{self, DeckMockOptions, NATIONAL_GRID};
 use linkgate::pb;
+use linkgate_mocks::MockServer;
+use linkgate_mocks::deck::{self, DeckMockOptions, NATIONAL_GRID};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -494,7 +494,7 @@ async fn rotating_the_access_token_kills_the_old_one_and_linkgate_carries_on_wit
     // What `linkgate connections rotate-token` runs, beside the serving replica.
     let database = DatabaseSettings { database_url: app.database.url.clone(), database_max_connections: 2 };
     let secrets = SecretSettings { encryption_key: Some(SecretString::from(app.key.clone())), api_key_pepper: None };
-    let storage = linkgate::startup::Storage::open(&database, &secrets).await.expect("store opens");
+    let storage = linkgate::server::Storage::open(&database, &secrets).await.expect("store opens");
     let deck_settings = DeckSettings {
         base_url: app.mock.base_url().parse().unwrap(),
         client_id: Some(support::server::CLIENT_ID.to_owned()),
@@ -505,9 +505,15 @@ async fn rotating_the_access_token_kills_the_old_one_and_linkgate_carries_on_wit
     providers.register(Arc::new(linkgate::providers::deck::Deck::from_settings(&deck_settings).expect("Deck")));
     let id = connection.id.parse().unwrap();
     let sealed_before = storage.store.connection_handle(TenantId::DEV, id).await.unwrap();
-    linkgate::rotation::rotate_connection_token(storage.store.as_ref(), &storage.sealer, &providers, TenantId::DEV, id)
-        .await
-        .expect("rotated");
+    linkgate::cli::rotation::rotate_connection_token(
+        storage.store.as_ref(),
+        &storage.sealer,
+        &providers,
+        TenantId::DEV,
+        id,
+    )
+    .await
+    .expect("rotated");
 
     assert_eq!(app.call_count("/connection/access_token/invalidate").await, 1);
     assert_ne!(

@@ -7,9 +7,9 @@
 mod support;
 
 use linkgate::crypto::Sealer;
-use linkgate::mocks::MockServer;
-use linkgate::mocks::moneykit::{self, CHASE, MoneyKitMockOptions};
 use linkgate::pb;
+use linkgate_mocks::MockServer;
+use linkgate_mocks::moneykit::{self, CHASE, MoneyKitMockOptions};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
@@ -348,7 +348,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     assert!(!text.contains(SECRET), "the client secret appears in the logs");
     for secret in &issued {
         // The mock stands in for MoneyKit, whose paths carry link ids: only linkgate's lines count.
-        let line = text.lines().find(|line| line.contains(secret.as_str()) && !line.contains(" linkgate::mocks"));
+        let line = text.lines().find(|line| line.contains(secret.as_str()) && !line.contains(" linkgate_mocks"));
         assert!(line.is_none(), "an issued token or link id appears in the logs: {line:?}");
     }
     let link_id = issued.iter().find(|t| t.starts_with("mk_") && !t.starts_with("mk_ls_") && !t.starts_with("mk_at_"));
@@ -527,7 +527,7 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
         .json()
         .await
         .unwrap();
-    let key: linkgate::jws::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let key: linkgate::crypto::jws::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
     let deadline = Instant::now() + PATIENCE;
     let events = loop {
         let events: Vec<(String, serde_json::Value)> = received
@@ -536,8 +536,8 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
             .iter()
             .map(|(headers, body)| {
                 let signature = headers["moneykit-signature"].to_str().unwrap();
-                let claims = linkgate::jws::verify(signature, &key).expect("signed with the published key");
-                assert_eq!(claims["request_body_sha256"], linkgate::jws::body_sha256(body).as_str());
+                let claims = linkgate::crypto::jws::verify(signature, &key).expect("signed with the published key");
+                assert_eq!(claims["request_body_sha256"], linkgate::crypto::jws::body_sha256(body).as_str());
                 assert!(claims["iat"].is_i64());
                 assert!(headers.contains_key("moneykit-delivery-token"));
                 assert_eq!(headers["moneykit-delivery-attempt"], "1");

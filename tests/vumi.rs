@@ -7,9 +7,9 @@
 mod support;
 
 use linkgate::crypto::Sealer;
-use linkgate::mocks::MockServer;
-use linkgate::mocks::vumi::{self, VumiMockOptions};
 use linkgate::pb;
+use linkgate_mocks::MockServer;
+use linkgate_mocks::vumi::{self, VumiMockOptions};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
@@ -287,7 +287,7 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
     // The mock plays Vumi, which knows every token; only linkgate's own lines count.
     let text: String = String::from_utf8_lossy(&logs.lock().unwrap())
         .lines()
-        .filter(|line| !line.contains(" linkgate::mocks"))
+        .filter(|line| !line.contains(" linkgate_mocks"))
         .collect::<Vec<_>>()
         .join("\n");
     assert!(text.contains("upstream call") && text.contains("vumi.active_positions"), "upstream calls are logged");
@@ -477,7 +477,7 @@ async fn the_mock_signs_its_webhooks_with_the_key_it_serves() {
     for _ in 0..2 {
         let (headers, body) = tokio::time::timeout(PATIENCE, received.recv()).await.unwrap().unwrap();
         let signature = headers["vumi-verification"].to_str().unwrap().to_owned();
-        let header = linkgate::jws::header(&signature).unwrap();
+        let header = linkgate::crypto::jws::header(&signature).unwrap();
         assert_eq!((header.alg.as_str(), header.typ.as_deref()), ("ES256", Some("JWT")));
         let kid = header.kid.expect("a key id");
         // The key endpoint needs a session: log in as a consumer would (this ends linkgate's).
@@ -492,7 +492,7 @@ async fn the_mock_signs_its_webhooks_with_the_key_it_serves() {
             .json()
             .await
             .unwrap();
-        let jwk: linkgate::jws::Jwk = mock
+        let jwk: linkgate::crypto::jws::Jwk = mock
             .admin
             .get(format!("{base}/webhook_verification/{kid}"))
             .bearer_auth(login["token"].as_str().unwrap())
@@ -502,8 +502,8 @@ async fn the_mock_signs_its_webhooks_with_the_key_it_serves() {
             .json()
             .await
             .unwrap();
-        let claims = linkgate::jws::verify(&signature, &jwk).expect("signed by the served key");
-        assert_eq!(claims["request_body_sha256"], linkgate::jws::body_sha256(&body));
+        let claims = linkgate::crypto::jws::verify(&signature, &jwk).expect("signed by the served key");
+        assert_eq!(claims["request_body_sha256"], linkgate::crypto::jws::body_sha256(&body));
         assert!(claims["iat"].is_i64());
         let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
         statuses.push(event["status"].as_str().unwrap().to_owned());

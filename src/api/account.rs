@@ -3,9 +3,9 @@
 use super::convert;
 use super::{Validator, caller, respond};
 use crate::app::App;
+use crate::app::reads::DataRequest;
 use crate::domain::{Account, Product, Transaction};
 use crate::pb::{self, account_service_server::AccountService};
-use crate::reads::DataRequest;
 use crate::store::{DateRange, RecordKind};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

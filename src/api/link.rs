@@ -3,8 +3,8 @@
 use super::convert::{self, enum_field};
 use super::{ResponseStream, Validator, caller, next_page_token, page, respond, respond_stream};
 use crate::app::App;
+use crate::app::link::NewLinkSession;
 use crate::domain::{AuditAction, LinkFlow, Product};
-use crate::link::NewLinkSession;
 use crate::pb::{self, link_service_server::LinkService};
 use crate::providers::Credentials;
 use secrecy::{ExposeSecret, SecretString};

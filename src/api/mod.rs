@@ -10,9 +10,9 @@ pub mod portfolio;
 pub mod statement;
 
 use crate::app::{App, Caller};
-use crate::auth::{REQUEST_ID_HEADER, is_valid_key};
 use crate::domain::Date;
 use crate::error::{Error, Result};
+use crate::server::auth::{REQUEST_ID_HEADER, is_valid_key};
 use crate::store::{Cursor, DateRange, Page, PageOf};
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
@@ -41,7 +41,7 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 pub fn respond<T>(caller: &Caller, result: Result<T>) -> Result<Response<T>, Status> {
     match result {
         Ok(message) => {
-            crate::metrics::record_rpc(&caller.method, tonic::Code::Ok, caller.started.elapsed());
+            crate::telemetry::metrics::record_rpc(&caller.method, tonic::Code::Ok, caller.started.elapsed());
             let mut response = Response::new(message);
             if let Ok(value) = MetadataValue::try_from(caller.request_id.as_str()) {
                 response.metadata_mut().insert(REQUEST_ID_HEADER, value);
@@ -56,7 +56,7 @@ pub fn respond<T>(caller: &Caller, result: Result<T>) -> Result<Response<T>, Sta
 pub fn fail(caller: &Caller, error: Error) -> Status {
     error.log(&caller.request_id);
     let status = error.into_status(&caller.request_id);
-    crate::metrics::record_rpc(&caller.method, status.code(), caller.started.elapsed());
+    crate::telemetry::metrics::record_rpc(&caller.method, status.code(), caller.started.elapsed());
     status
 }
 
@@ -70,7 +70,7 @@ where
     T: Send + 'static,
     U: Send + 'static,
 {
-    crate::metrics::record_rpc(&caller.method, tonic::Code::Ok, caller.started.elapsed());
+    crate::telemetry::metrics::record_rpc(&caller.method, tonic::Code::Ok, caller.started.elapsed());
     let caller_for_errors = caller.clone();
     // Errors ending a stream (shutdown, a failed replay) are logged; the RPC was counted at open.
     let stream = stream.map(move |item| {

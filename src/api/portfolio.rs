@@ -3,9 +3,9 @@
 use super::convert;
 use super::{Validator, caller, respond};
 use crate::app::App;
+use crate::app::reads::DataRequest;
 use crate::domain::{Portfolio, PortfolioTransaction, Position, Product};
 use crate::pb::{self, portfolio_service_server::PortfolioService};
-use crate::reads::DataRequest;
 use crate::store::{DateRange, RecordKind};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

@@ -2,9 +2,9 @@
 
 use super::{Validator, caller, respond};
 use crate::app::App;
+use crate::app::reads::DataRequest;
 use crate::domain::{Product, Statement};
 use crate::pb::{self, statement_service_server::StatementService};
-use crate::reads::DataRequest;
 use crate::store::{DateRange, RecordKind};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

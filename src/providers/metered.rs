@@ -52,7 +52,7 @@ impl Metered {
         }
         recent.push_back((Instant::now(), failed));
         drop(recent);
-        let metrics = crate::metrics::metrics();
+        let metrics = crate::telemetry::metrics::metrics();
         metrics.upstream_requests.with_label_values(&[provider, operation, outcome]).inc();
         metrics.upstream_duration.with_label_values(&[provider, operation]).observe(started.elapsed().as_secs_f64());
     }

@@ -6,12 +6,12 @@
 //! a new module plus one line in [`Registry::from_settings`].
 
 pub mod deck;
-pub mod http;
 pub mod json;
 mod metered;
 pub mod moneykit;
 pub mod sandbox;
 pub mod session;
+pub mod upstream_client;
 pub mod vumi;
 
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
@@ -270,7 +270,7 @@ pub(crate) fn with_credentials<T>(
     provider: &'static str,
     client_id: Option<&str>,
     client_secret: Option<&SecretString>,
-    build: impl FnOnce(http::HttpClient) -> Result<T, String>,
+    build: impl FnOnce(upstream_client::HttpClient) -> Result<T, String>,
 ) -> Option<T> {
     match (client_id, client_secret) {
         (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {}
@@ -280,7 +280,7 @@ pub(crate) fn with_credentials<T>(
             return None;
         }
     }
-    let built = http::HttpClient::shared().and_then(build);
+    let built = upstream_client::HttpClient::shared().and_then(build);
     built.inspect_err(|error| tracing::error!(provider, error, "not offered")).ok()
 }
 
@@ -341,7 +341,7 @@ pub trait Provider: Send + Sync + 'static {
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()>;
 
     /// Replaces the connection's access token upstream and returns the new handle; the old one
-    /// stops working at once (see `crate::rotation` for how linkgate stores it safely).
+    /// stops working at once (see `crate::cli::rotation` for how linkgate stores it safely).
     async fn rotate_handle(&self, handle: &SecretString) -> ProviderResult<SecretString> {
         let _ = handle;
         Err(ProviderError::Unsupported("rotating a connection's access token"))
@@ -371,7 +371,7 @@ pub enum ProviderHealth {
 }
 
 /// A provider's webhook signature scheme: an ES256 JWT in a header, its key fetched by `kid`.
-/// linkgate verifies (see `crate::webhooks`); the adapter only says where things are.
+/// linkgate verifies (see `crate::app::webhooks`); the adapter only says where things are.
 #[async_trait::async_trait]
 pub trait WebhookScheme: Send + Sync {
     /// The header carrying the JWT (`vumi-verification`, `MoneyKit-Signature`).
@@ -382,7 +382,7 @@ pub trait WebhookScheme: Send + Sync {
     fn body_hash_required(&self) -> bool;
 
     /// Fetches the public key `kid` from the provider: `None` when the provider has no such key.
-    async fn signing_key(&self, kid: &str) -> ProviderResult<Option<crate::jws::Jwk>>;
+    async fn signing_key(&self, kid: &str) -> ProviderResult<Option<crate::crypto::jws::Jwk>>;
 
     /// Reads a delivery whose signature verified.
     fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice>;

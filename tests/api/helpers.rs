@@ -7,8 +7,8 @@ use linkgate::config::{
     TlsSettings,
 };
 use linkgate::crypto::Sealer;
+use linkgate::crypto::jws::Jwk;
 use linkgate::domain::{ConnectionData, Product};
-use linkgate::jws::Jwk;
 use linkgate::pb;
 use linkgate::pb::account_service_client::AccountServiceClient;
 use linkgate::pb::connection_service_client::ConnectionServiceClient;
@@ -20,7 +20,7 @@ use linkgate::providers::{
     Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
     ProviderInfo, ProviderResult, Registry, UpstreamStatus, WebhookNotice, WebhookScheme,
 };
-use linkgate::startup::Application;
+use linkgate::server::Application;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -203,7 +203,7 @@ impl TestApp {
     pub async fn create_tenant(&self, name: &str) -> String {
         use linkgate::domain::{Tenant, TenantId, now};
         use secrecy::ExposeSecret;
-        let storage = linkgate::startup::Storage::open(&self.settings.database, &self.settings.secrets)
+        let storage = linkgate::server::Storage::open(&self.settings.database, &self.settings.secrets)
             .await
             .expect("storage opens");
         let tenant =
@@ -245,8 +245,8 @@ impl TestApp {
     }
 
     /// The store of this server's database, for checks no RPC can make.
-    pub async fn storage(&self) -> linkgate::startup::Storage {
-        linkgate::startup::Storage::open(&self.settings.database, &self.settings.secrets).await.expect("storage opens")
+    pub async fn storage(&self) -> linkgate::server::Storage {
+        linkgate::server::Storage::open(&self.settings.database, &self.settings.secrets).await.expect("storage opens")
     }
 
     /// Waits for readiness (the store answered).

@@ -206,7 +206,7 @@ async fn when_the_polling_replica_is_killed_another_takes_its_lease_and_finishes
     assert_ne!(lease_owner(&database.url, &connection.id).await.as_deref(), Some(a_owner.as_str()));
 }
 
-use linkgate::client::ConnectionEvents as Changes;
+use linkgate_client::ConnectionEvents as Changes;
 
 /// The next `n` events of a resumable watch, as (event id, state).
 async fn take(n: usize, changes: &mut Changes) -> Vec<(i64, pb::ConnectionState)> {
@@ -221,7 +221,7 @@ async fn take(n: usize, changes: &mut Changes) -> Vec<(i64, pb::ConnectionState)
 #[tokio::test]
 async fn the_rust_client_resumes_a_watch_across_a_replica_restart_without_loss_or_repeats() {
     let mut a = spawn_app_with(Backend::Postgres, |_| {}, None).await;
-    let client = linkgate::client::Client::connect(&format!("http://{}", a.grpc_addr), None).await.unwrap();
+    let client = linkgate_client::Client::connect(&format!("http://{}", a.grpc_addr), None).await.unwrap();
     let mut changes = client.watch_connections(pb::WatchConnectionsRequest::default());
 
     // The stream starts on first poll: with the connection ready, it opens with a snapshot.

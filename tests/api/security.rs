@@ -283,7 +283,7 @@ async fn a_revoked_key_and_a_revoked_tenant_stop_working() {
     let mut fresh = app.connections_with_key(&second_key);
     fresh.list_connections(pb::ListConnectionsRequest::default()).await.expect("second key works");
     assert!(storage.store.revoke_tenant(tenant.id, linkgate::domain::now()).await.unwrap());
-    tokio::time::sleep(linkgate::auth::KEY_CACHE_TTL + Duration::from_millis(200)).await;
+    tokio::time::sleep(linkgate::server::auth::KEY_CACHE_TTL + Duration::from_millis(200)).await;
     let status = fresh.list_connections(pb::ListConnectionsRequest::default()).await.unwrap_err();
     assert_error("revoked tenant", &status, Code::Unauthenticated, "UNAUTHENTICATED");
 }
@@ -538,7 +538,7 @@ async fn a_server_on_a_non_loopback_address_never_serves_keyless_callers() {
 
 #[tokio::test]
 async fn rotating_the_encryption_key_reseals_every_secret_while_old_values_stay_readable() {
-    use linkgate::admin::{AdminSettings, KeyCommand};
+    use linkgate::cli::admin::{AdminSettings, KeyCommand};
     use linkgate::crypto::{SealedColumn, Sealer};
     use secrecy::{ExposeSecret, SecretString};
 
@@ -553,7 +553,7 @@ async fn rotating_the_encryption_key_reseals_every_secret_while_old_values_stay_
     settings.secrets.encryption_key = Some(SecretString::from(format!("{new_key},{}", old_key.expose_secret())));
     // Keep API key hashes independent of the encryption key being rotated.
     settings.secrets.api_key_pepper = Some(SecretString::from(Sealer::generate_key()));
-    linkgate::admin::keys(&settings, KeyCommand::Rotate).await.expect("rotation runs");
+    linkgate::cli::admin::keys(&settings, KeyCommand::Rotate).await.expect("rotation runs");
 
     let storage = app.storage().await;
     let only_new = Sealer::from_config(&SecretString::from(new_key)).unwrap();
@@ -569,7 +569,7 @@ async fn rotating_the_encryption_key_reseals_every_secret_while_old_values_stay_
     // A second run finds nothing left to do, and the running server still reads its data:
     // until it restarts with the new key list it can no longer open the handle, which reads
     // never need.
-    linkgate::admin::keys(&settings, KeyCommand::Rotate).await.unwrap();
+    linkgate::cli::admin::keys(&settings, KeyCommand::Rotate).await.unwrap();
     app.accounts
         .list_accounts(pb::ListAccountsRequest { connection_id: connection.id, ..Default::default() })
         .await

@@ -2,7 +2,7 @@
 
 use crate::helpers::{Backend, TestDatabase, test_settings};
 use linkgate::pb;
-use linkgate::startup::Application;
+use linkgate::server::Application;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};

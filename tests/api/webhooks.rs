@@ -4,8 +4,8 @@
 //! oversized ones are refused with their verdicts, counted, and never processed.
 
 use crate::helpers::*;
-use linkgate::jws::{SigningKey, body_sha256};
 use linkgate::pb;
+use linkgate_mocks::jws::{SigningKey, body_sha256};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
@@ -22,7 +22,10 @@ impl Hooks {
     async fn start() -> Self {
         let key = SigningKey::generate("key-1");
         let sandbox = test_settings("unused").providers.sandbox;
-        let (registry, counters) = RecordingSandbox::with_webhooks(sandbox, vec![key.jwk()]);
+        let (registry, counters) = RecordingSandbox::with_webhooks(
+            sandbox,
+            vec![serde_json::from_value(key.jwk()).expect("a mock key is a JWK")],
+        );
         let app = spawn_app_with(Backend::Sqlite, |_| {}, Some(registry)).await;
         let _ = rustls::crypto::ring::default_provider().install_default();
         Self { app, counters, key, http: reqwest::Client::new() }

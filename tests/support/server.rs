@@ -8,7 +8,7 @@ use linkgate::pb::connection_service_client::ConnectionServiceClient;
 use linkgate::pb::link_service_client::LinkServiceClient;
 use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
 use linkgate::pb::statement_service_client::StatementServiceClient;
-use linkgate::startup::Application;
+use linkgate::server::Application;
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;

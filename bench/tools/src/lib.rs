@@ -1,9 +1,6 @@
-//! Generated code shared by the benchmark tools.
+//! Generated code shared by the benchmark tools: the echo service (linkgate's own messages and
+//! stubs come from `linkgate-client`).
 
 pub mod echo {
     tonic::include_proto!("bench.echo");
-}
-
-pub mod linkgate {
-    tonic::include_proto!("linkgate.v1");
 }

@@ -2,7 +2,7 @@
 //! flow with polling (reference: upstreams.md section 3).
 //!
 //! Every call is a JSON `POST` with `x-deck-client-id` and `x-deck-secret`, through the shared
-//! client in [`super::http`]. The flow, and what each step maps to:
+//! client in [`super::upstream_client`]. The flow, and what each step maps to:
 //!
 //! | linkgate | Deck |
 //! |---|---|
@@ -38,7 +38,7 @@
 
 mod wire;
 
-use super::http::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
+use super::upstream_client::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
 use super::{
     CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
     LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, log_safe,
@@ -114,7 +114,7 @@ impl Deck {
         };
         let client_id = HeaderValue::from_str(client_id)
             .map_err(|_| "the Deck client id is not a valid header value".to_owned())?;
-        let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
+        let base_url = super::upstream_client::parse_base_url(settings.base_url.as_str())?;
         let upstream = Upstream::new(
             http,
             UpstreamConfig::new(ID, settings.request_timeout, settings.call_timeout, settings.max_attempts),

@@ -37,7 +37,7 @@
 pub mod states;
 mod wire;
 
-use super::http::{
+use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint, is_plain_segment,
 };
 use super::{
@@ -46,11 +46,11 @@ use super::{
     log_safe_code,
 };
 use crate::config::MoneyKitSettings;
+use crate::crypto::jws::Jwk;
 use crate::domain::{
     Account, AccountType, AssetType, ConnectionData, Decimal, Instrument, LinkFlow, Money, Portfolio,
     PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Product, Transaction, stable_id,
 };
-use crate::jws::Jwk;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -199,7 +199,7 @@ impl MoneyKit {
         };
         let version = HeaderValue::from_str(&settings.api_version)
             .map_err(|_| "the MoneyKit API version is not a valid header value".to_owned())?;
-        let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
+        let base_url = super::upstream_client::parse_base_url(settings.base_url.as_str())?;
         let upstream = Upstream::new(
             http,
             UpstreamConfig::new(ID, settings.request_timeout, settings.call_timeout, settings.max_attempts),
@@ -793,7 +793,7 @@ impl WebhookScheme for MoneyKit {
     }
 
     fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice> {
-        let delivery: wire::Webhook = super::http::parse_json("moneykit.webhook", body)?;
+        let delivery: wire::Webhook = super::upstream_client::parse_json("moneykit.webhook", body)?;
         Ok(WebhookNotice {
             idempotency_key: Some(delivery.webhook_idempotency_key),
             event: log_safe(&delivery.webhook_event).to_owned(),

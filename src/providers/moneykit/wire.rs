@@ -358,7 +358,7 @@ pub struct ErrorBody {
 #[derive(Deserialize)]
 pub struct Jwks {
     /// The keys; the previous one stays listed for a while after a rotation.
-    pub keys: Vec<crate::jws::Jwk>,
+    pub keys: Vec<crate::crypto::jws::Jwk>,
 }
 
 /// A webhook delivery's common fields (linkgate acts on nothing else: the poll it triggers reads

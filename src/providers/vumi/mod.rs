@@ -2,7 +2,7 @@
 //! upstreams.md section 1).
 //!
 //! Every call carries `Authorization: Bearer <session JWT>` and the caller's request id as
-//! `X-Client-Trace-ID`, through the shared client in [`super::http`] (which logs Vumi's
+//! `X-Client-Trace-ID`, through the shared client in [`super::upstream_client`] (which logs Vumi's
 //! `X-Request-ID`). The flow, and what each step maps to:
 //!
 //! | linkgate | Vumi |
@@ -38,18 +38,18 @@
 mod data;
 mod wire;
 
-use super::http::{
+use super::session::{SessionToken, SharedSessions};
+use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, caller_request_id, endpoint,
     is_plain_segment,
 };
-use super::session::{SessionToken, SharedSessions};
 use super::{
     Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart, LinkStep,
     Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, WebhookNotice, WebhookScheme, log_safe,
 };
 use crate::config::VumiSettings;
+use crate::crypto::jws::Jwk;
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp, now};
-use crate::jws::Jwk;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use data::{Fetched, connection_data};
@@ -112,7 +112,7 @@ impl Vumi {
         else {
             return Err("set LINKGATE_VUMI_CLIENT_ID, LINKGATE_VUMI_CLIENT_SECRET and LINKGATE_VUMI_REDIRECT_ID".into());
         };
-        let base_url = super::http::parse_base_url(settings.base_url.as_str())?;
+        let base_url = super::upstream_client::parse_base_url(settings.base_url.as_str())?;
         let upstream = Upstream::new(
             http,
             UpstreamConfig::new(ID, settings.request_timeout, settings.call_timeout, settings.max_attempts),
@@ -560,7 +560,7 @@ impl WebhookScheme for Vumi {
     }
 
     fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice> {
-        let delivery: wire::Webhook = super::http::parse_json("vumi.webhook", body)?;
+        let delivery: wire::Webhook = super::upstream_client::parse_json("vumi.webhook", body)?;
         Ok(WebhookNotice {
             idempotency_key: None,
             event: log_safe(&delivery.event).to_owned(),

@@ -4,8 +4,8 @@
 //!
 //! `echo_server 127.0.0.1:50199`
 
-use linkgate_bench_tools::echo::echo_server::{Echo, EchoServer};
 use linkgate_bench_tools::echo::Message;
+use linkgate_bench_tools::echo::echo_server::{Echo, EchoServer};
 use tonic::{Request, Response, Status};
 
 struct Mirror;
@@ -20,10 +20,6 @@ impl Echo for Mirror {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:50199".into()).parse()?;
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .add_service(EchoServer::new(Mirror))
-        .serve(addr)
-        .await?;
+    tonic::transport::Server::builder().tcp_nodelay(true).add_service(EchoServer::new(Mirror)).serve(addr).await?;
     Ok(())
 }

@@ -5,13 +5,13 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use linkgate_bench_tools::linkgate as pb;
+use futures::StreamExt;
+use linkgate_client::pb;
 use pb::connection_service_client::ConnectionServiceClient;
 use pb::link_service_client::LinkServiceClient;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use futures::StreamExt;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -198,8 +198,11 @@ async fn public_token(api: &Api, provider: &str, institution: &str, user: &str) 
         ..Default::default()
     };
     let session = link.create_link_session(request).await?.into_inner().link_session.context("no session")?;
-    let request =
-        pb::SubmitCredentialsRequest { link_session_id: session.id.clone(), credentials: credentials(), ..Default::default() };
+    let request = pb::SubmitCredentialsRequest {
+        link_session_id: session.id.clone(),
+        credentials: credentials(),
+        ..Default::default()
+    };
     let submitted = link.submit_credentials(request).await?.into_inner().link_session.context("no session")?;
     if !submitted.public_token.is_empty() {
         return Ok(submitted.public_token);
@@ -243,7 +246,6 @@ async fn mint(api: &Api, count: usize, concurrency: usize, out: &std::path::Path
     Ok(serde_json::json!({ "tokens": tokens.len(), "seconds": started.elapsed().as_secs_f64() }))
 }
 
-
 /// Closed-loop load: `concurrency` callers, each exchanging its next token as soon as the
 /// previous answer arrives, over one HTTP/2 connection as a gRPC client would.
 async fn exchange(
@@ -262,8 +264,11 @@ async fn exchange(
         .map(|token| {
             let (mut link, failures) = (api.link(), &failures);
             async move {
-                let request =
-                    pb::ExchangePublicTokenRequest { provider: "sandbox".into(), public_token: token, ..Default::default() };
+                let request = pb::ExchangePublicTokenRequest {
+                    provider: "sandbox".into(),
+                    public_token: token,
+                    ..Default::default()
+                };
                 let at = Instant::now();
                 if link.exchange_public_token(request).await.is_err() {
                     failures.fetch_add(1, Ordering::Relaxed);
@@ -354,7 +359,8 @@ async fn deck_access_token(base: &str) -> anyhow::Result<String> {
     )
     .await?;
     let public_token = connected["public_token"].as_str().context("no public_token")?.to_owned();
-    let exchanged = call("/connection/public_token/exchange", serde_json::json!({ "public_token": public_token })).await?;
+    let exchanged =
+        call("/connection/public_token/exchange", serde_json::json!({ "public_token": public_token })).await?;
     Ok(exchanged["access_token"].as_str().context("no access_token")?.to_owned())
 }
 
@@ -376,7 +382,8 @@ async fn poll(base: &str, count: usize, interval: u64, seconds: u64) -> anyhow::
                 if ticks.tick().await >= end {
                     return;
                 }
-                let request = deck_request(&http, &base, "/connection/context", serde_json::json!({ "access_token": token }));
+                let request =
+                    deck_request(&http, &base, "/connection/context", serde_json::json!({ "access_token": token }));
                 match request.send().await.and_then(|r| r.error_for_status()) {
                     Ok(_) => calls.fetch_add(1, Ordering::Relaxed),
                     Err(_) => failures.fetch_add(1, Ordering::Relaxed),

@@ -1,0 +1,1121 @@
+//! A mock of MoneyKit's API (upstreams.md section 2) at the host root, like `api.moneykit.com`.
+//!
+//! Rules it enforces as MoneyKit does: `POST /auth/token` takes a form-encoded client-credentials
+//! grant with `--client-id` / `--client-secret` and answers 201 with a bearer token that lapses
+//! after `--token-ttl` (401 `api_error.auth.expired_access_token` afterwards; unknown tokens get
+//! `api_error.auth.unauthorized`); every other call needs the bearer and a `MoneyKit-Version`
+//! header naming a version MoneyKit publishes (422 `api_error.request.validation_failed`
+//! otherwise). Link sessions (M4, 201) live `--link-session-ttl`; exchangeable tokens are single
+//! use (400 `link_session_error.invalid_token_exchange` on reuse, or when unknown or older than
+//! `--exchange-ttl`); exchange answers 201, product refresh 202, delete an empty 204.
+//!
+//! The Connect widget is simulated by `POST /__admin/connect` with `{"link_session_token": …,
+//! "institution_id": "chase"}` (institution optional when the session named one): it answers
+//! `{"exchangeable_token": …, "link_id": …}` and the link waits in `awaiting_token_exchange`. Once
+//! exchanged the link is `connected` and each product is `pending` for half of
+//! `--import-delay`, then `in_progress`, then `completed` (REST answers show this through
+//! `last_attempted_at` and `refreshed_at`); data endpoints answer whatever is "cached", so empty
+//! lists before then, and 422 `link_error.bad_state` on a link that is not connected. Deleted
+//! links still answer `GET /links/{id}` (state `deleted`) and 410 `link_error.deleted` elsewhere;
+//! `POST /links/{id}/reset` (MoneyKit's testing hook) puts a link in `error` / `auth_expired`.
+//!
+//! Data is deterministic with MoneyKit's types and signs: four accounts (checking, savings, a
+//! credit card whose balance is positive when owed, a brokerage account) with balances as JSON
+//! numbers; 520 transactions with non-negative decimal-string amounts and a `credit`/`debit`
+//! type, served page-numbered (M18) and through the sync feed (M19, at most 500 a page, so a full
+//! sync takes two pages); two holdings with their securities; three investment transactions
+//! (positive amount = money out).
+//!
+//! Webhooks: the signing key is published at `GET /.well-known/jwks.json`. A link whose session
+//! named a `webhook` (or every link, with `--webhook-url`) receives `link.state_changed` on
+//! exchange and deletion, `link.product_refresh` as each product completes and
+//! `transactions.updates_available` with it, signed as MoneyKit signs them: header
+//! `MoneyKit-Signature` (ES256 JWT with `iat` and `request_body_sha256`),
+//! `MoneyKit-Delivery-Token`, `MoneyKit-Delivery-Attempt`. `POST /__admin/webhooks` with
+//! `{"link_id": …, "webhook_event": …}` sends one on demand and answers the delivery.
+//!
+//! Admin routes beside the shared ones (see [`crate`]): `POST /__admin/connect`,
+//! `POST /__admin/tokens/expire` (every access token issued so far lapses now), `GET
+//! /__admin/tokens` (every token and link id issued, for tests that check nothing leaks), `POST
+//! /__admin/import/finish` (every link's products complete now), `POST /__admin/webhooks`.
+
+use super::{FaultRule, Harness, MockServer, admin_routes, parse_fault, serve};
+use crate::jws::{SigningKey, body_sha256};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use chrono::{Days, NaiveDate};
+use humantime::parse_duration;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// API versions the mock accepts in `MoneyKit-Version`.
+pub const API_VERSIONS: &[&str] = &["2023-02-18"];
+/// The institution every link connects to unless told otherwise.
+pub const CHASE: &str = "chase";
+/// Products a link gets when its session named none.
+const ALL_PRODUCTS: &[&str] = &["accounts", "transactions", "investments"];
+/// Cash transactions per link.
+const TRANSACTIONS_PER_LINK: usize = 520;
+/// The newest transaction's date (data does not move with the calendar).
+const NEWEST: (i32, u32, u32) = (2025, 11, 20);
+/// Largest sync page MoneyKit serves.
+const MAX_SYNC_PAGE: usize = 500;
+
+/// How the MoneyKit mock behaves (`linkgate-mock moneykit --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MoneyKitMockOptions {
+    /// Client id accepted at `/auth/token`.
+    #[arg(long, default_value = "test-client")]
+    pub client_id: String,
+
+    /// Client secret accepted at `/auth/token`.
+    #[arg(long, default_value = "test-secret")]
+    pub client_secret: String,
+
+    /// How long access tokens live (`expires_in`).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// How long a link session stays usable in Connect.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub link_session_ttl: Duration,
+
+    /// How long an exchangeable token stays exchangeable.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub exchange_ttl: Duration,
+
+    /// How long a linked product takes to import (pending for half, then in progress).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub import_delay: Duration,
+
+    /// Where to deliver webhooks of links whose session named none.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+
+    /// A fault to script from the start, as the admin API takes it (repeatable), e.g.
+    /// `--fault '{"kind":"status","status":500,"times":2,"path":"/link-session/exchange-token"}'`.
+    #[arg(long = "fault", value_parser = parse_fault)]
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for MoneyKitMockOptions {
+    fn default() -> Self {
+        Self {
+            client_id: "test-client".to_owned(),
+            client_secret: "test-secret".to_owned(),
+            token_ttl: Duration::from_secs(3600),
+            link_session_ttl: Duration::from_secs(30 * 60),
+            exchange_ttl: Duration::from_secs(30 * 60),
+            import_delay: Duration::from_secs(5),
+            webhook_url: None,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// Starts the mock on `addr` (port 0 picks one; [`MockServer::addr`] tells which).
+pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::Result<MockServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let harness = Harness::new("", error_body_for_status, options.faults.clone());
+    let mock = Arc::new(Mock {
+        options,
+        world: Mutex::default(),
+        key: Arc::new(SigningKey::generate("moneykit-mock-1")),
+        webhooks: super::webhook_client(),
+    });
+    // Ends by itself once the server (and with it the router's hold on the mock) is gone.
+    tokio::spawn(deliver_product_webhooks(Arc::downgrade(&mock)));
+    let router = Router::new()
+        .route("/auth/token", post(token))
+        .route("/.well-known/jwks.json", get(|State(mock): State<Arc<Mock>>| async move {
+            axum::Json(json!({ "keys": [mock.key.jwk()] }))
+        }))
+        .route("/institutions", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap| async move {
+            mock.authorised(&headers, |_, _| Ok(ok(json!({ "institutions": INSTITUTIONS.iter().map(|i| i.json()).collect::<Vec<_>>(), "cursors": {} }))))
+        }))
+        .route("/institutions/{id}", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
+            mock.authorised(&headers, |_, _| {
+                let found = institution(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"))?;
+                Ok(ok(found.json()))
+            })
+        }))
+        .route("/link-session", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes| async move {
+            mock.authorised(&headers, |mock, world| mock.create_link_session(world, &body))
+        }))
+        .route("/link-session/exchange-token", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes| async move {
+            mock.authorised(&headers, |mock, world| mock.exchange(world, &body))
+        }))
+        .route("/links/{id}", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
+            mock.authorised(&headers, |mock, world| {
+                let link = world.links.get(&id).ok_or_else(ApiError::link_not_found)?;
+                Ok(ok(mock.link_json(link, Instant::now())))
+            })
+        }).delete(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
+            mock.authorised(&headers, |mock, world| mock.delete(world, &id))
+        }))
+        .route("/links/{id}/products", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes| async move {
+            mock.authorised(&headers, |mock, world| mock.refresh(world, &id, &body))
+        }))
+        .route("/links/{id}/reset", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
+            mock.authorised(&headers, |mock, world| mock.reset(world, &id))
+        }))
+        .route("/links/{id}/accounts", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
+            mock.data(&headers, &id, |mock, link, now| {
+                let accounts = if mock.delivered(link, "accounts", now) { accounts(link) } else { Vec::new() };
+                Ok(json!({ "accounts": accounts, "link": mock.link_json(link, now) }))
+            })
+        }))
+        .route("/links/{id}/transactions", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>, RawQuery(query): RawQuery| async move {
+            mock.data(&headers, &id, |mock, link, now| mock.transactions_page(link, now, query.as_deref()))
+        }))
+        .route("/links/{id}/transactions/sync", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>, RawQuery(query): RawQuery| async move {
+            mock.data(&headers, &id, |mock, link, now| mock.transactions_sync(link, now, query.as_deref()))
+        }))
+        .route("/links/{id}/investments/holdings", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
+            mock.data(&headers, &id, |mock, link, now| {
+                let (holdings, securities) = if mock.delivered(link, "investments", now) { holdings(link) } else { (Vec::new(), Vec::new()) };
+                Ok(json!({ "holdings": holdings, "securities": securities, "accounts": investment_accounts(link), "link": mock.link_json(link, now) }))
+            })
+        }))
+        .route("/links/{id}/investments/transactions", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>, RawQuery(query): RawQuery| async move {
+            mock.data(&headers, &id, |mock, link, now| mock.investment_transactions(link, now, query.as_deref()))
+        }))
+        .route("/__admin/connect", post(|State(mock): State<Arc<Mock>>, body: Bytes| async move { mock.connect(&body) }))
+        .route("/__admin/tokens", get(|State(mock): State<Arc<Mock>>| async move { mock.tokens() }))
+        .route("/__admin/tokens/expire", post(|State(mock): State<Arc<Mock>>| async move { mock.expire_tokens() }))
+        .route("/__admin/import/finish", post(|State(mock): State<Arc<Mock>>| async move { mock.finish_import() }))
+        .route("/__admin/webhooks", post(|State(mock): State<Arc<Mock>>, body: Bytes| async move { mock.send_webhook(&body).await }))
+        .with_state(mock)
+        .merge(admin_routes(harness.clone()));
+    serve(listener, harness, router)
+}
+
+struct Mock {
+    options: MoneyKitMockOptions,
+    world: Mutex<World>,
+    key: Arc<SigningKey>,
+    webhooks: reqwest::Client,
+}
+
+/// Everything the mock remembers.
+#[derive(Default)]
+struct World {
+    access_tokens: HashMap<String, Instant>,
+    link_sessions: HashMap<String, LinkSession>,
+    exchangeable: HashMap<String, Exchangeable>,
+    links: BTreeMap<String, Link>,
+    /// Every token and link id issued, for the admin API.
+    issued: Vec<String>,
+}
+
+struct LinkSession {
+    created_at: Instant,
+    institution_id: Option<String>,
+    products: Vec<String>,
+    webhook: Option<String>,
+    tags: Vec<String>,
+}
+
+struct Exchangeable {
+    link_id: String,
+    issued_at: Instant,
+    used: bool,
+}
+
+struct Link {
+    id: String,
+    institution: &'static MockInstitution,
+    state: &'static str,
+    /// `PublicLinkError`, while `state` is `error`.
+    error_code: Option<&'static str>,
+    products: Vec<String>,
+    webhook: Option<String>,
+    tags: Vec<String>,
+    /// When the first import started (at the exchange).
+    import_started: Option<Instant>,
+    /// Products whose completion was announced by webhook.
+    announced: Vec<String>,
+}
+
+/// MoneyKit's `LinkProductState` of a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    InProgress,
+    Completed,
+}
+
+impl Link {
+    fn phase(&self, import_delay: Duration, now: Instant) -> Phase {
+        match self.import_started {
+            None => Phase::Pending,
+            Some(started) if now >= started + import_delay => Phase::Completed,
+            Some(started) if now >= started + import_delay / 2 => Phase::InProgress,
+            Some(_) => Phase::Pending,
+        }
+    }
+}
+
+struct MockInstitution {
+    id: &'static str,
+    name: &'static str,
+    country: &'static str,
+    domain: &'static str,
+}
+
+impl MockInstitution {
+    fn json(&self) -> Value {
+        json!({
+            "institution_id": self.id, "institution_id_aliases": [], "name": self.name, "country": self.country,
+            "domain": self.domain, "color": "#117ACA", "color_dark": "#0B4E82", "is_featured": true,
+        })
+    }
+}
+
+const INSTITUTIONS: [MockInstitution; 3] = [
+    MockInstitution { id: CHASE, name: "Chase", country: "US", domain: "chase.com" },
+    MockInstitution { id: "barclays", name: "Barclays", country: "GB", domain: "barclays.co.uk" },
+    MockInstitution { id: "rbc", name: "RBC Royal Bank", country: "CA", domain: "rbcroyalbank.com" },
+];
+
+fn institution(id: &str) -> Option<&'static MockInstitution> {
+    INSTITUTIONS.iter().find(|i| i.id == id)
+}
+
+/// A refusal, as MoneyKit's error body.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: &'static str,
+    link_error_code: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        Self { status, code, message, link_error_code: None }
+    }
+    fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "api_error.auth.unauthorized", "Not authorized.")
+    }
+    fn validation(message: &'static str) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "api_error.request.validation_failed", message)
+    }
+    fn link_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "link_error.not_found", "Link not found.")
+    }
+    fn body(&self) -> Value {
+        let mut body = json!({
+            "error_code": self.code,
+            "error_message": self.message,
+            "documentation_url": "https://docs.moneykit.com/reference/errors",
+        });
+        if let Some(code) = self.link_error_code {
+            body["link_error_code"] = json!(code);
+        }
+        if self.code == "api_error.request.validation_failed" {
+            body["validation_errors"] = json!([{"location": ["body"], "message": self.message, "type": "value_error"}]);
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response<Body> {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+/// MoneyKit's error body for a scripted status.
+fn error_body_for_status(status: StatusCode) -> Value {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => {
+            ApiError::new(status, "api_error.rate_limit_exceeded", "Rate limit exceeded").body()
+        }
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized().body(),
+        StatusCode::NOT_FOUND => ApiError::link_not_found().body(),
+        status if status.is_server_error() => {
+            json!({ "error_code": "api_error.server_error", "error_message": "Internal server error" })
+        }
+        _ => ApiError::validation("Scripted failure").body(),
+    }
+}
+
+fn ok(body: Value) -> Response<Body> {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+fn created(body: Value) -> Response<Body> {
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn random_id(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Builder::from_random_bytes(rand::random()).into_uuid().simple())
+}
+
+/// MoneyKit's timestamps, as its examples show them: UTC, no offset.
+fn timestamp(at: Instant, now: Instant) -> String {
+    let ago = chrono::Duration::from_std(now.saturating_duration_since(at)).unwrap_or_default();
+    (chrono::Utc::now() - ago).format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// FNV-1a: a hash that stays the same across Rust versions, so mock data never changes.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Query parameters, repeated ones kept in order.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+fn query_number(
+    pairs: &[(String, String)],
+    name: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ApiError> {
+    match pairs.iter().find(|(key, _)| key == name) {
+        None => Ok(default),
+        Some((_, value)) => value
+            .parse()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or(ApiError::validation("A query parameter is out of range")),
+    }
+}
+
+async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+    let form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !form.starts_with("application/x-www-form-urlencoded") {
+        return ApiError::validation("The token request must be form-encoded").into_response();
+    }
+    let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| fields.get(name).map(String::as_str);
+    if field("grant_type") != Some("client_credentials") {
+        return ApiError::new(StatusCode::BAD_REQUEST, "api_error.auth.unauthorized", "Unsupported grant type.")
+            .into_response();
+    }
+    if field("client_id") != Some(mock.options.client_id.as_str())
+        || field("client_secret") != Some(mock.options.client_secret.as_str())
+    {
+        return ApiError::new(StatusCode::BAD_REQUEST, "api_error.auth.unauthorized", "Invalid client credentials.")
+            .into_response();
+    }
+    let token = random_id("mk_at_");
+    let mut world = mock.world.lock().expect("mock world lock");
+    let expires = Instant::now() + mock.options.token_ttl;
+    world.access_tokens.insert(token.clone(), expires);
+    world.issued.push(token.clone());
+    created(json!({ "access_token": token, "token_type": "bearer", "expires_in": mock.options.token_ttl.as_secs() }))
+}
+
+#[derive(Deserialize)]
+struct CreateLinkSessionBody {
+    customer_user: CustomerUser,
+    redirect_uri: String,
+    #[serde(default)]
+    institution_id: Option<String>,
+    #[serde(default)]
+    webhook: Option<String>,
+    #[serde(default)]
+    link_tags: Vec<String>,
+    #[serde(default)]
+    settings: Option<SessionSettings>,
+}
+
+#[derive(Deserialize)]
+struct CustomerUser {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct SessionSettings {
+    #[serde(default)]
+    products: BTreeMap<String, Value>,
+}
+
+impl Mock {
+    /// Runs `handler` for a caller with a live bearer token and a known API version.
+    fn authorised(
+        &self,
+        headers: &HeaderMap,
+        handler: impl FnOnce(&Mock, &mut World) -> Result<Response<Body>, ApiError>,
+    ) -> Response<Body> {
+        let mut world = self.world.lock().expect("mock world lock");
+        let bearer =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let now = Instant::now();
+        let checked = match bearer.and_then(|token| world.access_tokens.get(token)) {
+            None => Err(ApiError::unauthorized()),
+            Some(expires) if now >= *expires => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "api_error.auth.expired_access_token",
+                "Access token expired",
+            )),
+            Some(_) => {
+                let version = headers.get("moneykit-version").and_then(|v| v.to_str().ok());
+                if version.is_some_and(|v| API_VERSIONS.contains(&v)) {
+                    Ok(())
+                } else {
+                    Err(ApiError::validation("The MoneyKit-Version header is missing or unknown"))
+                }
+            }
+        };
+        match checked.and_then(|()| handler(self, &mut world)) {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        }
+    }
+
+    /// A data endpoint of link `id`: 404, 410 or 422 unless it is connected.
+    fn data(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+        answer: impl FnOnce(&Mock, &Link, Instant) -> Result<Value, ApiError>,
+    ) -> Response<Body> {
+        self.authorised(headers, |mock, world| {
+            let now = Instant::now();
+            let link = world.links.get(id).ok_or_else(ApiError::link_not_found)?;
+            match link.state {
+                "connected" => answer(mock, link, now).map(ok),
+                "deleted" => Err(ApiError::new(
+                    StatusCode::GONE,
+                    "link_error.deleted",
+                    "This link was deleted at some earlier time.",
+                )),
+                _ => Err(ApiError {
+                    link_error_code: Some(link.error_code.unwrap_or("incomplete")),
+                    ..ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "link_error.bad_state",
+                        "The link is not connected.",
+                    )
+                }),
+            }
+        })
+    }
+
+    fn create_link_session(&self, world: &mut World, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let request: CreateLinkSessionBody =
+            serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body is not valid"))?;
+        if request.redirect_uri.contains('?') || !(4..=150).contains(&request.customer_user.id.chars().count()) {
+            return Err(ApiError::validation(
+                "redirect_uri must have no query; customer_user.id takes 4 to 150 characters",
+            ));
+        }
+        if let Some(id) = &request.institution_id
+            && institution(id).is_none()
+        {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"));
+        }
+        let products: Vec<String> = match request.settings.map(|s| s.products) {
+            Some(products) if !products.is_empty() => {
+                if products
+                    .keys()
+                    .any(|p| !ALL_PRODUCTS.contains(&p.as_str()) && p != "identity" && p != "account_numbers")
+                {
+                    return Err(ApiError::validation("Unknown product"));
+                }
+                products.into_keys().collect()
+            }
+            _ => ALL_PRODUCTS.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let token = random_id("mk_ls_");
+        let created_at = Instant::now();
+        world.issued.push(token.clone());
+        world.link_sessions.insert(
+            token.clone(),
+            LinkSession {
+                created_at,
+                institution_id: request.institution_id,
+                products,
+                webhook: request.webhook.or_else(|| self.options.webhook_url.clone()),
+                tags: request.link_tags,
+            },
+        );
+        Ok(created(json!({ "link_session_token": token })))
+    }
+
+    /// The Connect widget: the user picks an institution and logs in.
+    fn connect(&self, body: &[u8]) -> Response<Body> {
+        #[derive(Deserialize)]
+        struct Request {
+            link_session_token: String,
+            #[serde(default)]
+            institution_id: Option<String>,
+        }
+        let Ok(request) = serde_json::from_slice::<Request>(body) else {
+            return (StatusCode::BAD_REQUEST, "expected {\"link_session_token\": ..., \"institution_id\": ...}\n")
+                .into_response();
+        };
+        let mut world = self.world.lock().expect("mock world lock");
+        let now = Instant::now();
+        let Some(session) = world
+            .link_sessions
+            .get(&request.link_session_token)
+            .filter(|s| now.duration_since(s.created_at) < self.options.link_session_ttl)
+        else {
+            return (StatusCode::NOT_FOUND, "no live link session with that token\n").into_response();
+        };
+        let chosen =
+            request.institution_id.or_else(|| session.institution_id.clone()).unwrap_or_else(|| CHASE.to_owned());
+        let Some(institution) = institution(&chosen) else {
+            return (StatusCode::NOT_FOUND, "unknown institution\n").into_response();
+        };
+        let link = Link {
+            id: random_id("mk_"),
+            institution,
+            state: "awaiting_token_exchange",
+            error_code: None,
+            products: session.products.clone(),
+            webhook: session.webhook.clone(),
+            tags: session.tags.clone(),
+            import_started: None,
+            announced: Vec::new(),
+        };
+        let token = random_id("");
+        let link_id = link.id.clone();
+        world.issued.extend([token.clone(), link_id.clone()]);
+        world
+            .exchangeable
+            .insert(token.clone(), Exchangeable { link_id: link_id.clone(), issued_at: now, used: false });
+        world.links.insert(link_id.clone(), link);
+        axum::Json(json!({ "exchangeable_token": token, "link_id": link_id })).into_response()
+    }
+}
+
+/// One webhook to deliver.
+struct Delivery {
+    url: String,
+    payload: Value,
+}
+
+impl Mock {
+    /// Whether `product` was linked and its import is over: data endpoints serve it then.
+    fn delivered(&self, link: &Link, product: &str, now: Instant) -> bool {
+        link.products.iter().any(|p| p == product) && link.phase(self.options.import_delay, now) == Phase::Completed
+    }
+
+    /// `LinkCommon`, 2025 shape (with the deprecated aliases MoneyKit still sends).
+    fn link_json(&self, link: &Link, now: Instant) -> Value {
+        let phase = link.phase(self.options.import_delay, now);
+        let started = link.import_started.unwrap_or(now);
+        let products: serde_json::Map<String, Value> = link
+            .products
+            .iter()
+            .map(|product| {
+                let mut state = json!({ "settings": { "required": false, "prefetch": true } });
+                if phase != Phase::Pending {
+                    state["last_attempted_at"] = json!(timestamp(started, now));
+                }
+                if phase == Phase::Completed {
+                    state["refreshed_at"] = json!(timestamp(started + self.options.import_delay, now));
+                }
+                if product == "transactions" {
+                    state["has_history"] = json!(phase == Phase::Completed);
+                }
+                (product.clone(), state)
+            })
+            .collect();
+        json!({
+            "link_id": link.id,
+            "institution_id": link.institution.id,
+            "institution_name": link.institution.name,
+            "institution_avatar": format!("https://cdn.moneykit.com/institutions/{}.png", link.institution.id),
+            "state": link.state,
+            "error_code": link.error_code,
+            "last_synced_at": (phase == Phase::Completed).then(|| timestamp(started + self.options.import_delay, now)),
+            "provider": "moneykit",
+            "link_tags": link.tags,
+            "tags": link.tags,
+            "webhook": link.webhook,
+            "products": products,
+            "available_products": ALL_PRODUCTS,
+        })
+    }
+
+    fn exchange(&self, world: &mut World, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        #[derive(Deserialize)]
+        struct Request {
+            exchangeable_token: String,
+        }
+        let request: Request =
+            serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body is not valid"))?;
+        let now = Instant::now();
+        let invalid = || {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "link_session_error.invalid_token_exchange",
+                "The exchangeable token is invalid, expired or already used.",
+            )
+        };
+        let token = world.exchangeable.get_mut(&request.exchangeable_token).ok_or_else(invalid)?;
+        if token.used || now.duration_since(token.issued_at) >= self.options.exchange_ttl {
+            return Err(invalid());
+        }
+        token.used = true;
+        let link_id = token.link_id.clone();
+        let link = world.links.get_mut(&link_id).expect("exchangeable tokens point at links");
+        link.state = "connected";
+        link.import_started = Some(now);
+        let link = &world.links[&link_id];
+        self.announce(link, state_changed(link));
+        Ok(created(json!({ "link_id": link_id, "link": self.link_json(link, now) })))
+    }
+
+    fn delete(&self, world: &mut World, id: &str) -> Result<Response<Body>, ApiError> {
+        let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
+        if link.state == "deleted" {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "link_error.deleted",
+                "This link was deleted at some earlier time.",
+            ));
+        }
+        link.state = "deleted";
+        self.announce(link, state_changed(link));
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    /// M10: a testing hook that disconnects a connected link as if its consent had expired.
+    fn reset(&self, world: &mut World, id: &str) -> Result<Response<Body>, ApiError> {
+        let now = Instant::now();
+        let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
+        if link.state == "deleted" {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "link_error.deleted",
+                "This link was deleted at some earlier time.",
+            ));
+        }
+        link.state = "error";
+        link.error_code = Some("auth_expired");
+        let mut payload = state_changed(link);
+        payload["error"] = json!("auth_expired");
+        self.announce(link, payload);
+        Ok(ok(self.link_json(link, now)))
+    }
+
+    fn refresh(&self, world: &mut World, id: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        #[derive(Deserialize)]
+        struct Request {
+            products: Vec<String>,
+        }
+        let request: Request =
+            serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body is not valid"))?;
+        let now = Instant::now();
+        let link = world.links.get(id).ok_or_else(ApiError::link_not_found)?;
+        if request.products.is_empty() {
+            return Err(ApiError::validation("At least one product is required"));
+        }
+        if request.products.iter().any(|p| !link.products.contains(p)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "link_error.forbidden_action",
+                "Product not enabled for this link.",
+            ));
+        }
+        if link.state != "connected" {
+            return Err(ApiError {
+                link_error_code: Some("incomplete"),
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "link_error.bad_state", "The link is not connected.")
+            });
+        }
+        Ok((StatusCode::ACCEPTED, axum::Json(self.link_json(link, now))).into_response())
+    }
+
+    /// M18: page-numbered, newest first, filtered by date and account.
+    fn transactions_page(&self, link: &Link, now: Instant, query: Option<&str>) -> Result<Value, ApiError> {
+        let pairs = query_pairs(query);
+        let page = query_number(&pairs, "page", 1, 1..=usize::MAX)?;
+        let size = query_number(&pairs, "size", 50, 1..=1000)?;
+        let date = |name: &str, default: NaiveDate| match pairs.iter().find(|(key, _)| key == name) {
+            None => Ok(default),
+            Some((_, value)) => value.parse::<NaiveDate>().map_err(|_| ApiError::validation("A date is not valid")),
+        };
+        let end = date("end_date", chrono::Utc::now().date_naive())?;
+        let start = date("start_date", end - Days::new(90))?;
+        let accounts_wanted: Vec<&str> =
+            pairs.iter().filter(|(k, _)| k == "account_ids").map(|(_, v)| v.as_str()).collect();
+        let all = if self.delivered(link, "transactions", now) { transactions(link) } else { Vec::new() };
+        let matching: Vec<Value> = all
+            .into_iter()
+            .filter(|t| {
+                let date: NaiveDate = t["date"].as_str().and_then(|d| d.parse().ok()).expect("mock dates parse");
+                date >= start
+                    && date <= end
+                    && (accounts_wanted.is_empty() || accounts_wanted.contains(&t["account_id"].as_str().unwrap_or("")))
+            })
+            .collect();
+        let total = matching.len();
+        let batch: Vec<Value> = matching.into_iter().skip((page - 1).saturating_mul(size)).take(size).collect();
+        Ok(
+            json!({ "total": total, "page": page, "size": batch.len(), "transactions": batch, "accounts": accounts(link), "link": self.link_json(link, now) }),
+        )
+    }
+
+    /// M19: the whole history from no cursor, in pages of `size`; the cursor is the offset.
+    fn transactions_sync(&self, link: &Link, now: Instant, query: Option<&str>) -> Result<Value, ApiError> {
+        let pairs = query_pairs(query);
+        let size = query_number(&pairs, "size", 50, 1..=MAX_SYNC_PAGE)?;
+        let offset = match pairs.iter().find(|(key, _)| key == "cursor") {
+            None => 0,
+            Some((_, cursor)) => cursor
+                .strip_prefix("cur_")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or(ApiError::validation("The cursor is not valid"))?,
+        };
+        let all = if self.delivered(link, "transactions", now) { transactions(link) } else { Vec::new() };
+        let total = all.len();
+        let created: Vec<Value> = all.into_iter().skip(offset).take(size).collect();
+        let next = (offset + created.len()).min(total);
+        Ok(json!({
+            "transactions": { "created": created, "updated": [], "removed": [] },
+            "accounts": accounts(link),
+            "cursor": { "next": format!("cur_{next}") },
+            "has_more": next < total,
+            "link": self.link_json(link, now),
+        }))
+    }
+
+    /// M22: page-numbered investment transactions.
+    fn investment_transactions(&self, link: &Link, now: Instant, query: Option<&str>) -> Result<Value, ApiError> {
+        let pairs = query_pairs(query);
+        let page = query_number(&pairs, "page", 1, 1..=usize::MAX)?;
+        let size = query_number(&pairs, "size", 50, 1..=1000)?;
+        let start = pairs.iter().find(|(key, _)| key == "start_date").map(|(_, v)| v.parse::<NaiveDate>()).transpose();
+        let start = start
+            .map_err(|_| ApiError::validation("A date is not valid"))?
+            .unwrap_or_else(|| chrono::Utc::now().date_naive() - Days::new(90));
+        let (all, securities) = if self.delivered(link, "investments", now) {
+            investment_transactions(link)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let matching: Vec<Value> = all
+            .into_iter()
+            .filter(|t| t["date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok()).is_some_and(|d| d >= start))
+            .collect();
+        let total = matching.len();
+        let batch: Vec<Value> = matching.into_iter().skip((page - 1).saturating_mul(size)).take(size).collect();
+        Ok(json!({
+            "total": total, "page": page, "size": batch.len(), "investment_transactions": batch,
+            "securities": securities, "accounts": investment_accounts(link), "link": self.link_json(link, now),
+        }))
+    }
+
+    fn tokens(&self) -> axum::Json<Value> {
+        axum::Json(json!(self.world.lock().expect("mock world lock").issued))
+    }
+
+    fn expire_tokens(&self) -> axum::Json<Value> {
+        let mut world = self.world.lock().expect("mock world lock");
+        let now = Instant::now();
+        for expires in world.access_tokens.values_mut() {
+            *expires = now;
+        }
+        axum::Json(json!({ "expired": world.access_tokens.len() }))
+    }
+
+    fn finish_import(&self) -> StatusCode {
+        let mut world = self.world.lock().expect("mock world lock");
+        let now = Instant::now();
+        let delay = self.options.import_delay;
+        for link in world.links.values_mut() {
+            if link.import_started.is_some() {
+                link.import_started = now.checked_sub(delay).or(Some(now));
+            }
+        }
+        StatusCode::NO_CONTENT
+    }
+
+    /// Sends `payload` to the link's webhook, if it has one, in the background.
+    fn announce(&self, link: &Link, payload: Value) {
+        if let Some(url) = &link.webhook {
+            let (client, key, url) = (self.webhooks.clone(), self.key.clone(), url.clone());
+            tokio::spawn(async move {
+                deliver(&client, &key, &Delivery { url, payload }).await;
+            });
+        }
+    }
+
+    /// `POST /__admin/webhooks`: one event for one link, delivered now.
+    async fn send_webhook(&self, body: &[u8]) -> Response<Body> {
+        #[derive(Deserialize)]
+        struct Request {
+            link_id: String,
+            webhook_event: String,
+        }
+        let Ok(request) = serde_json::from_slice::<Request>(body) else {
+            return (StatusCode::BAD_REQUEST, "expected {\"link_id\": ..., \"webhook_event\": ...}\n").into_response();
+        };
+        let delivery = {
+            let world = self.world.lock().expect("mock world lock");
+            let now = Instant::now();
+            let Some(link) = world.links.get(&request.link_id) else {
+                return ApiError::link_not_found().into_response();
+            };
+            let Some(url) = link.webhook.clone() else {
+                return ApiError::new(StatusCode::BAD_REQUEST, "link_error.bad_config", "The link has no webhook URL.")
+                    .into_response();
+            };
+            let payload = match request.webhook_event.as_str() {
+                "link.state_changed" => state_changed(link),
+                "link.product_refresh" => {
+                    product_refresh(link, "transactions", link.phase(self.options.import_delay, now), now)
+                }
+                "transactions.updates_available" => updates_available(link),
+                _ => return ApiError::validation("Unknown webhook_event").into_response(),
+            };
+            Delivery { url, payload }
+        };
+        let (status, delivery_token) = deliver(&self.webhooks, &self.key, &delivery).await;
+        axum::Json(json!({ "delivery_token": delivery_token, "status": status })).into_response()
+    }
+}
+
+fn webhook_common(event: &str, link: &Link) -> Value {
+    json!({
+        "webhook_event": event,
+        "webhook_major_version": 1,
+        "webhook_minor_version": 0,
+        "webhook_timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "webhook_idempotency_key": random_id("whk_"),
+        "link_id": link.id,
+        "link_tags": link.tags,
+    })
+}
+
+fn state_changed(link: &Link) -> Value {
+    let mut payload = webhook_common("link.state_changed", link);
+    payload["state"] = json!(link.state);
+    payload
+}
+
+fn product_refresh(link: &Link, product: &str, phase: Phase, now: Instant) -> Value {
+    let mut payload = webhook_common("link.product_refresh", link);
+    payload["product"] = json!(product);
+    payload["state"] = json!(match phase {
+        Phase::Pending => "pending",
+        Phase::InProgress => "in_progress",
+        Phase::Completed => "completed",
+    });
+    payload["state_changed_at"] = json!(timestamp(now, now));
+    payload
+}
+
+fn updates_available(link: &Link) -> Value {
+    let mut payload = webhook_common("transactions.updates_available", link);
+    payload["has_history"] = json!(true);
+    payload
+}
+
+/// The client that delivers webhooks (plain http to loopback receivers, or https).
+/// Delivers one webhook, signed, retrying a non-2xx answer twice with backoff (same idempotency
+/// key and timestamp). Returns the last HTTP status (0 when none came) and the delivery token.
+async fn deliver(client: &reqwest::Client, key: &SigningKey, delivery: &Delivery) -> (u16, String) {
+    let body = serde_json::to_vec(&delivery.payload).expect("webhooks serialize");
+    let delivery_token = random_id("dlv_");
+    let mut status = 0;
+    for attempt in 1..=3u32 {
+        let claims = json!({ "iat": chrono::Utc::now().timestamp(), "request_body_sha256": body_sha256(&body) });
+        let sent = client
+            .post(&delivery.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("MoneyKit-Signature", key.sign(&claims))
+            .header("MoneyKit-Delivery-Token", &delivery_token)
+            .header("MoneyKit-Delivery-Attempt", attempt.to_string())
+            .body(body.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        status = sent.as_ref().map_or(0, |r| r.status().as_u16());
+        if (200..300).contains(&status) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+    }
+    (status, delivery_token)
+}
+
+/// Announces each product of each link as it completes (`link.product_refresh`, and
+/// `transactions.updates_available` for transactions), until the mock is gone.
+async fn deliver_product_webhooks(mock: std::sync::Weak<Mock>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Some(mock) = mock.upgrade() else { return };
+        let deliveries: Vec<Delivery> = {
+            let mut world = mock.world.lock().expect("mock world lock");
+            let now = Instant::now();
+            let delay = mock.options.import_delay;
+            let mut deliveries = Vec::new();
+            for link in world.links.values_mut() {
+                let Some(url) = link.webhook.clone() else { continue };
+                if link.state != "connected" || link.phase(delay, now) != Phase::Completed {
+                    continue;
+                }
+                for product in link.products.clone() {
+                    if link.announced.contains(&product) {
+                        continue;
+                    }
+                    deliveries.push(Delivery {
+                        url: url.clone(),
+                        payload: product_refresh(link, &product, Phase::Completed, now),
+                    });
+                    if product == "transactions" {
+                        deliveries.push(Delivery { url: url.clone(), payload: updates_available(link) });
+                    }
+                    link.announced.push(product);
+                }
+            }
+            deliveries
+        };
+        for delivery in deliveries {
+            let (client, key) = (mock.webhooks.clone(), mock.key.clone());
+            tokio::spawn(async move {
+                deliver(&client, &key, &delivery).await;
+            });
+        }
+    }
+}
+
+/// An id derived from the link, so every link has its own.
+fn derived_id(prefix: &str, link: &Link, what: &str) -> String {
+    format!("{prefix}{:016x}", fnv(&format!("{}/{what}", link.id)))
+}
+
+/// The link's accounts: balances are JSON numbers, the card's positive when owed.
+fn accounts(link: &Link) -> Vec<Value> {
+    let account = |what: &str, account_type: &str, name: &str, mask: &str, balances: Value| {
+        json!({
+            "account_id": derived_id("acc_", link, what), "account_type": account_type, "name": name,
+            "nickname": null, "account_mask": mask, "balances": balances, "original_id": null, "closed": false,
+        })
+    };
+    vec![
+        account(
+            "checking",
+            "depository.checking",
+            "Everyday Checking",
+            "1111",
+            json!({"currency": "USD", "available": 1204.5, "current": 1250.75, "limit": null, "balance_date": "2025-11-20T08:00:00"}),
+        ),
+        account(
+            "savings",
+            "depository.savings",
+            "High-Yield Savings",
+            "2222",
+            json!({"currency": "USD", "available": 10000, "current": 10000.0}),
+        ),
+        account(
+            "card",
+            "liability.credit_card",
+            "Rewards Card",
+            "3333",
+            json!({"currency": "USD", "available": 4749.25, "current": 250.75, "limit": 5000}),
+        ),
+        investment_account(link),
+    ]
+}
+
+fn investment_account(link: &Link) -> Value {
+    json!({
+        "account_id": derived_id("acc_", link, "brokerage"), "account_type": "investment.brokerage",
+        "name": "Brokerage", "account_mask": "4444", "balances": {"currency": "USD", "current": 2963.63},
+    })
+}
+
+fn investment_accounts(link: &Link) -> Vec<Value> {
+    vec![investment_account(link)]
+}
+
+/// The link's cash transactions, newest first: amounts are non-negative decimal strings with a
+/// `credit`/`debit` type.
+fn transactions(link: &Link) -> Vec<Value> {
+    let newest = NaiveDate::from_ymd_opt(NEWEST.0, NEWEST.1, NEWEST.2).expect("a valid date");
+    let checking = derived_id("acc_", link, "checking");
+    let card = derived_id("acc_", link, "card");
+    (0..TRANSACTIONS_PER_LINK)
+        .map(|i| {
+            let key = fnv(&format!("{}/{i}", link.id));
+            let (account, amount, kind, description, pending) = match i {
+                0 => (&checking, "2500.00".to_owned(), "credit", "Payroll ACME Corp".to_owned(), false),
+                1 => (&checking, "4.50".to_owned(), "debit", "Blue Bottle Coffee".to_owned(), true),
+                _ => {
+                    let cents = 100 + key % 20_000;
+                    let kind = if i % 7 == 0 { "credit" } else { "debit" };
+                    let account = if i % 4 == 3 { &card } else { &checking };
+                    (
+                        account,
+                        format!("{}.{:02}", cents / 100, cents % 100),
+                        kind,
+                        format!("Merchant {}", key % 97),
+                        false,
+                    )
+                }
+            };
+            json!({
+                "transaction_id": format!("txn_{key:016x}"),
+                "account_id": account,
+                "amount": amount,
+                "type": kind,
+                "currency": "USD",
+                "date": (newest - Days::new(i as u64 / 3)).to_string(),
+                "datetime": null,
+                "description": description,
+                "raw_description": description.to_uppercase(),
+                "pending": pending,
+                "category": "shopping",
+                "enrichment": {"category": {"value": "shopping", "confidence": 90}},
+                "original_id": null,
+            })
+        })
+        .collect()
+}
+
+fn securities() -> Vec<Value> {
+    vec![
+        json!({"security_id": "sec_aapl", "name": "Apple Inc.", "type": "equity", "currency": "USD", "ticker": "AAPL",
+               "isin": "US0378331005", "sedol": null, "close_price": "189.25", "close_date": "2025-11-20"}),
+        json!({"security_id": "sec_vti", "name": "Vanguard Total Stock Market ETF", "type": "etf", "currency": "USD",
+               "ticker": "VTI", "isin": "US9229087690", "close_price": "245.50", "close_date": "2025-11-20"}),
+    ]
+}
+
+/// Holdings of the brokerage account: decimal strings.
+fn holdings(link: &Link) -> (Vec<Value>, Vec<Value>) {
+    let account = derived_id("acc_", link, "brokerage");
+    let holdings = vec![
+        json!({"account_id": account, "security_id": "sec_aapl", "quantity": "10.5", "price": "189.25",
+               "price_datetime": "2025-11-20T21:00:00", "value": "1987.125", "cost_basis": "1500.00"}),
+        json!({"account_id": account, "security_id": "sec_vti", "quantity": "3", "price": "245.50",
+               "value": "736.50", "cost_basis": "700.00"}),
+    ];
+    (holdings, securities())
+}
+
+/// Investment transactions, newest first: a positive amount is money out.
+fn investment_transactions(link: &Link) -> (Vec<Value>, Vec<Value>) {
+    let account = derived_id("acc_", link, "brokerage");
+    let transactions = vec![
+        json!({"investment_transaction_id": derived_id("itx_", link, "buy"), "account_id": account, "amount": "945.50",
+               "date": "2025-11-18", "description": "Buy AAPL", "type": "buy", "fees": "0.00", "price": "189.10",
+               "quantity": "5", "security_id": "sec_aapl"}),
+        json!({"investment_transaction_id": derived_id("itx_", link, "dividend"), "account_id": account, "amount": "-12.34",
+               "date": "2025-11-10", "description": "VTI dividend", "type": "cash.dividend", "security_id": "sec_vti"}),
+        json!({"investment_transaction_id": derived_id("itx_", link, "fee"), "account_id": account, "amount": "1.00",
+               "date": "2025-11-01", "description": "Account fee", "type": "fee"}),
+    ];
+    (transactions, securities())
+}

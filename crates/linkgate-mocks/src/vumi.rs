@@ -1,0 +1,594 @@
+//! A mock of Vumi Finlink's API (upstreams.md section 1) under `/api/v1`: JSON answers, refusals
+//! as `{"message": ...}`, `X-Request-ID` on every answer and `X-Client-Trace-ID` echoed.
+//!
+//! Token rules, as Vumi states them:
+//!
+//! - **Sessions.** `POST /auth/login` with the configured `clientId`/`clientSecret` returns an
+//!   ES256 JWT that expires after `--session-ttl` (1 hour). Only one session lives at a time: a
+//!   new login ends the previous one, whose calls then answer 401, as does any expired or unknown
+//!   token.
+//! - **Public tokens** come from the widget, which the mock does not serve: `POST
+//!   /__admin/connect` with `{"externalId": ..., "entity": ...}` plays the user completing it
+//!   and returns `{"publicToken": ...}`. Unexchanged tokens are listed by
+//!   `GET /queries/connections/pending`; exchange is single use (404 the second time).
+//! - **Connections** are `PENDING` for `--import-delay` after the exchange, then `READY`, with
+//!   `credentialsToken` equal to the exchanged `connectionToken`; `DELETE` removes them (404
+//!   afterwards).
+//!
+//! Data is deterministic per connection: a broker cash account (`OTHER`) tied to one stock
+//! portfolio, a bank account (`CASH_ACCOUNT`), two positions (a Spanish stock and a US ETF), the
+//! two instruments, three account transactions and three portfolio transactions. Fields of
+//! account and portfolio transactions, which Vumi does not document, follow the adapter's
+//! inferred shapes.
+//!
+//! Webhooks: `GET /webhook_verification/{keyId}` serves the mock's public key. With
+//! `--webhook-url`, the mock POSTs `{"event": "CONNECTION_STATUS", "credentialsToken", "status",
+//! "externalId"}` when a connection is exchanged and when its import finishes, signed in the
+//! `vumi-verification` header (ES256 JWT with `iat` and `request_body_sha256`);
+//! `POST /__admin/webhook` with `{"connectionToken": ...}` sends one now.
+//!
+//! Admin routes beside the shared ones (see [`crate`]): `/__admin/connect` (above),
+//! `POST /__admin/session/expire` (ends the live session, as its hour running out would),
+//! `GET /__admin/tokens` (every session, public and connection token issued, for tests that
+//! check nothing leaks), `GET /__admin/trace_ids` (every `X-Client-Trace-ID` received).
+
+use super::{FaultRule, Harness, MockServer, admin_routes, parse_fault, serve};
+use crate::jws::{SigningKey, body_sha256};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use bytes::Bytes;
+use humantime::parse_duration;
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The API's base path: the base URL of a mock is `http://ADDR/api/v1`, like Vumi's.
+pub const API_PREFIX: &str = "/api/v1";
+/// The id of the mock's webhook signing key.
+pub const WEBHOOK_KEY_ID: &str = "6f1c2b9e-3d4a-4e5f-8a7b-1c2d3e4f5a6b";
+
+/// How the Vumi mock behaves (`linkgate-mock vumi --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct VumiMockOptions {
+    /// Client id accepted by `/auth/login`.
+    #[arg(long, default_value = "test-client")]
+    pub client_id: String,
+
+    /// Client secret accepted by `/auth/login`.
+    #[arg(long, default_value = "test-secret")]
+    pub secret: String,
+
+    /// How long a session JWT lives.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
+    /// How long a connection stays `PENDING` after its exchange.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub import_delay: Duration,
+
+    /// Where to POST signed webhooks (none when absent).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+
+    /// A fault to script from the start, as the admin API takes it (repeatable), e.g.
+    /// `--fault '{"kind":"status","status":500,"times":2,"path":"/auth/login"}'`.
+    #[arg(long = "fault", value_parser = parse_fault)]
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for VumiMockOptions {
+    fn default() -> Self {
+        Self {
+            client_id: "test-client".to_owned(),
+            secret: "test-secret".to_owned(),
+            session_ttl: Duration::from_secs(3600),
+            import_delay: Duration::from_secs(2),
+            webhook_url: None,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// Starts the mock on `addr` (port 0 picks one; [`MockServer::addr`] tells which).
+pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Result<MockServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let harness =
+        Harness::new(API_PREFIX, |status| json!({ "message": status.canonical_reason() }), options.faults.clone());
+    let mock = Arc::new(Mock {
+        options,
+        key: SigningKey::generate(WEBHOOK_KEY_ID),
+        webhooks: super::webhook_client(),
+        world: Mutex::default(),
+    });
+    let api = |path: &str| format!("{API_PREFIX}{path}");
+    let router = Router::new()
+        .route(&api("/auth/login"), post(login))
+        .route(&api("/commands/connections/start-flow"), post(start_flow))
+        .route(&api("/commands/connections/exchange/{public_token}"), post(exchange))
+        .route(&api("/commands/connections/{token}"), delete(delete_connection))
+        .route(&api("/queries/connections"), get(list_connections))
+        .route(&api("/queries/connections/pending"), get(pending_tokens))
+        .route(&api("/queries/connections/{token}"), get(connection_status))
+        .route(&api("/queries/connections/{token}/{*listing}"), get(listing))
+        .route(&api("/webhook_verification/{key_id}"), get(verification_key))
+        .route("/__admin/connect", post(admin_connect))
+        .route("/__admin/session/expire", post(admin_expire))
+        .route("/__admin/tokens", get(admin_tokens))
+        .route("/__admin/trace_ids", get(admin_trace_ids))
+        .route("/__admin/webhook", post(admin_webhook))
+        .with_state(mock)
+        .merge(admin_routes(harness.clone()));
+    serve(listener, harness, router)
+}
+
+struct Mock {
+    options: VumiMockOptions,
+    key: SigningKey,
+    webhooks: reqwest::Client,
+    world: Mutex<World>,
+}
+
+/// Everything the mock remembers.
+#[derive(Default)]
+struct World {
+    /// The one live session and when it ends.
+    session: Option<(String, Instant)>,
+    sessions_issued: Vec<String>,
+    public_tokens: HashMap<String, PublicToken>,
+    connections: HashMap<String, Connection>,
+    request_count: u64,
+    /// Every `X-Client-Trace-ID` received, in order.
+    client_trace_ids: Vec<String>,
+}
+
+struct PublicToken {
+    external_id: Option<String>,
+    entity: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    used: bool,
+}
+
+struct Connection {
+    /// The public token it was exchanged from.
+    public_token: String,
+    entity: String,
+    external_id: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    exchanged_at: Instant,
+}
+
+impl Connection {
+    fn status(&self, import_delay: Duration) -> &'static str {
+        if self.exchanged_at.elapsed() < import_delay { "PENDING" } else { "READY" }
+    }
+}
+
+/// A refusal with Vumi's (inferred) error body.
+fn refuse(status: StatusCode, message: &str) -> Response<Body> {
+    (status, axum::Json(json!({ "message": message }))).into_response()
+}
+
+/// A JSON answer.
+fn answer(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    (status, axum::Json(body)).into_response()
+}
+
+fn random_uuid() -> String {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
+}
+
+/// A JSON number from its exact text, as Vumi writes amounts.
+fn number(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).expect("literal numbers are valid JSON")
+}
+
+/// Adds `X-Request-ID` and echoes `X-Client-Trace-ID`, as Vumi does on every answer.
+fn traced(world: &mut World, headers: &HeaderMap, mut response: Response<Body>) -> Response<Body> {
+    world.request_count += 1;
+    let id = format!("vumi-req-{:08}", world.request_count);
+    response.headers_mut().insert("x-request-id", HeaderValue::from_str(&id).expect("an ascii id"));
+    if let Some(trace) = headers.get("x-client-trace-id") {
+        world.client_trace_ids.push(trace.to_str().unwrap_or("?").to_owned());
+        response.headers_mut().insert("x-client-trace-id", trace.clone());
+    }
+    response
+}
+
+type Handler = fn(&Mock, &mut World, &str, &Uri) -> Response<Body>;
+
+/// Runs `handler` when the bearer token is the live session; 401 otherwise.
+async fn authorised(
+    State(mock): State<Arc<Mock>>,
+    headers: HeaderMap,
+    uri: Uri,
+    argument: String,
+    handler: Handler,
+) -> Response<Body> {
+    let mut world = mock.world.lock().expect("mock world lock");
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let live = matches!((&world.session, bearer), (Some((token, until)), Some(bearer)) if token == bearer && Instant::now() < *until);
+    let response = if live {
+        handler(&mock, &mut world, &argument, &uri)
+    } else {
+        refuse(StatusCode::UNAUTHORIZED, "invalid or expired session token")
+    };
+    traced(&mut world, &headers, response)
+}
+
+async fn login(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Login {
+        client_id: String,
+        client_secret: String,
+    }
+    let mut world = mock.world.lock().expect("mock world lock");
+    let response = match serde_json::from_slice::<Login>(&body) {
+        Err(_) => refuse(StatusCode::BAD_REQUEST, "clientId and clientSecret are required"),
+        Ok(login) if login.client_id != mock.options.client_id || login.client_secret != mock.options.secret => {
+            refuse(StatusCode::UNAUTHORIZED, "invalid credentials")
+        }
+        Ok(_) => {
+            let issued = chrono::Utc::now();
+            let ttl = mock.options.session_ttl;
+            let claims = json!({
+                "sub": mock.options.client_id, "jti": random_uuid(),
+                "iat": issued.timestamp(), "exp": issued.timestamp() + ttl.as_secs() as i64,
+            });
+            let token = mock.key.sign(&claims);
+            // One live session per credential pair: this one ends the previous.
+            world.session = Some((token.clone(), Instant::now() + ttl));
+            world.sessions_issued.push(token.clone());
+            answer(StatusCode::OK, json!({ "token": token }))
+        }
+    };
+    traced(&mut world, &headers, response)
+}
+
+async fn start_flow(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response<Body> {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    authorised(state, headers, uri, body, |mock, _, body, _| {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct StartFlow {
+            id: uuid::Uuid,
+            product: String,
+            #[serde(default)]
+            external_id: Option<String>,
+        }
+        match serde_json::from_str::<StartFlow>(body) {
+            Ok(flow) => {
+                let claims = json!({
+                    "redirect": flow.id, "product": flow.product, "externalId": flow.external_id,
+                    "iat": chrono::Utc::now().timestamp(),
+                });
+                answer(StatusCode::OK, json!({ "token": mock.key.sign(&claims) }))
+            }
+            Err(_) => refuse(StatusCode::BAD_REQUEST, "id (uuid) and product are required"),
+        }
+    })
+    .await
+}
+
+async fn exchange(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, Path(token): Path<String>) -> Response<Body> {
+    let (mock, public_token) = (state.0.clone(), token.clone());
+    let response = authorised(state, headers, uri, token, |_, world, public_token, _| {
+        let Some(public) = world.public_tokens.get_mut(public_token).filter(|p| !p.used) else {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "connection not found with the given public token for the current app",
+            );
+        };
+        public.used = true;
+        let connection = Connection {
+            public_token: public_token.to_owned(),
+            entity: public.entity.clone(),
+            external_id: public.external_id.clone(),
+            created_at: public.created_at,
+            exchanged_at: Instant::now(),
+        };
+        let token = format!("conn-{}", random_uuid());
+        world.connections.insert(token.clone(), connection);
+        answer(StatusCode::OK, json!({ "connectionToken": token }))
+    })
+    .await;
+    if response.status().is_success() {
+        mock.announce_exchange(&public_token);
+    }
+    response
+}
+
+async fn delete_connection(
+    state: State<Arc<Mock>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(token): Path<String>,
+) -> Response<Body> {
+    authorised(state, headers, uri, token, |_, world, token, _| match world.connections.remove(token) {
+        Some(_) => answer(StatusCode::OK, json!({ "message": "success" })),
+        None => refuse(StatusCode::NOT_FOUND, "connection not found with the given token for the current app"),
+    })
+    .await
+}
+
+async fn listing(
+    state: State<Arc<Mock>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((token, listing)): Path<(String, String)>,
+) -> Response<Body> {
+    authorised(state, headers, uri, format!("{token}\n{listing}"), |_, world, argument, _| {
+        let (token, listing) = argument.split_once('\n').expect("joined above");
+        if !world.connections.contains_key(token) {
+            return refuse(StatusCode::NOT_FOUND, "connection not found with the given token for the current app");
+        }
+        match mock_data(token, listing) {
+            Some(data) => answer(StatusCode::OK, data),
+            None => refuse(StatusCode::NOT_FOUND, "not found"),
+        }
+    })
+    .await
+}
+
+async fn list_connections(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri) -> Response<Body> {
+    authorised(state, headers, uri, String::new(), Mock::list).await
+}
+
+async fn pending_tokens(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri) -> Response<Body> {
+    authorised(state, headers, uri, String::new(), Mock::pending).await
+}
+
+async fn connection_status(
+    state: State<Arc<Mock>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(token): Path<String>,
+) -> Response<Body> {
+    authorised(state, headers, uri, token, Mock::status).await
+}
+
+async fn verification_key(
+    state: State<Arc<Mock>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(key_id): Path<String>,
+) -> Response<Body> {
+    authorised(state, headers, uri, key_id, Mock::jwk).await
+}
+
+/// The `externalId` query parameter.
+fn external_id(uri: &Uri) -> Option<String> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "externalId")
+        .map(|(_, value)| value.into_owned())
+}
+
+impl Mock {
+    fn connection_json(&self, token: &str, connection: &Connection) -> serde_json::Value {
+        let created = connection.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let status = connection.status(self.options.import_delay);
+        json!({
+            "credentialsToken": token, "status": status, "errorDetails": null, "entity": connection.entity,
+            "createdAt": created, "updatedAt": created, "lastSync": (status == "READY").then_some(&created),
+            "updateToken": null, "restoreToken": null, "twoFactorEnabled": false, "hasCredentials": true,
+            "externalId": connection.external_id,
+        })
+    }
+
+    fn list(&self, world: &mut World, _: &str, uri: &Uri) -> Response<Body> {
+        let filter = external_id(uri);
+        let listed: Vec<_> = world
+            .connections
+            .iter()
+            .filter(|(_, c)| filter.is_none() || c.external_id == filter)
+            .map(|(token, c)| self.connection_json(token, c))
+            .collect();
+        answer(StatusCode::OK, json!(listed))
+    }
+
+    fn pending(&self, world: &mut World, _: &str, uri: &Uri) -> Response<Body> {
+        let filter = external_id(uri);
+        let listed: Vec<_> = world
+            .public_tokens
+            .iter()
+            .filter(|(_, p)| !p.used && (filter.is_none() || p.external_id == filter))
+            .map(|(token, p)| {
+                json!({
+                    "publicToken": token, "externalId": p.external_id,
+                    "createdAt": p.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                })
+            })
+            .collect();
+        answer(StatusCode::OK, json!(listed))
+    }
+
+    fn status(&self, world: &mut World, token: &str, _: &Uri) -> Response<Body> {
+        match world.connections.get(token) {
+            Some(connection) => answer(StatusCode::OK, self.connection_json(token, connection)),
+            None => refuse(StatusCode::NOT_FOUND, "connection not found with the given token for the current app"),
+        }
+    }
+
+    fn jwk(&self, _: &mut World, key_id: &str, _: &Uri) -> Response<Body> {
+        if key_id == self.key.kid() {
+            answer(StatusCode::OK, self.key.jwk())
+        } else {
+            refuse(StatusCode::NOT_FOUND, "key not found for the given ID")
+        }
+    }
+
+    /// Sends the status webhook of the connection exchanged from `public_token` now, and again
+    /// once its import finished.
+    fn announce_exchange(self: &Arc<Self>, public_token: &str) {
+        if self.options.webhook_url.is_none() {
+            return;
+        }
+        let exchanged = {
+            let world = self.world.lock().expect("mock world lock");
+            world.connections.iter().find(|(_, c)| c.public_token == public_token).map(|(token, _)| token.clone())
+        };
+        if let Some(token) = exchanged {
+            let mock = self.clone();
+            tokio::spawn(async move {
+                mock.send_webhook(&token).await;
+                tokio::time::sleep(mock.options.import_delay).await;
+                mock.send_webhook(&token).await;
+            });
+        }
+    }
+
+    /// POSTs the connection's status to the webhook URL, signed; returns the receiver's status.
+    async fn send_webhook(&self, token: &str) -> Option<StatusCode> {
+        let url = self.options.webhook_url.as_ref()?;
+        let body = {
+            let world = self.world.lock().expect("mock world lock");
+            let connection = world.connections.get(token)?;
+            json!({
+                "event": "CONNECTION_STATUS", "credentialsToken": token,
+                "status": connection.status(self.options.import_delay), "externalId": connection.external_id,
+            })
+            .to_string()
+        };
+        let signature = self.key.sign(&json!({
+            "iat": chrono::Utc::now().timestamp(), "request_body_sha256": body_sha256(body.as_bytes()),
+        }));
+        let sent = self
+            .webhooks
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("vumi-verification", signature)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) => Some(response.status()),
+            Err(error) => {
+                tracing::warn!(error = %error, "mock: webhook delivery failed");
+                None
+            }
+        }
+    }
+}
+
+async fn admin_connect(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Connect {
+        #[serde(default)]
+        external_id: Option<String>,
+        #[serde(default)]
+        entity: Option<String>,
+    }
+    let Ok(connect) = serde_json::from_slice::<Connect>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "expected {\"externalId\": ..., \"entity\": ...}");
+    };
+    let token = random_uuid();
+    let public = PublicToken {
+        external_id: connect.external_id,
+        entity: connect.entity.unwrap_or_else(|| "santander".to_owned()),
+        created_at: chrono::Utc::now(),
+        used: false,
+    };
+    mock.world.lock().expect("mock world lock").public_tokens.insert(token.clone(), public);
+    answer(StatusCode::OK, json!({ "publicToken": token }))
+}
+
+async fn admin_expire(State(mock): State<Arc<Mock>>) -> StatusCode {
+    mock.world.lock().expect("mock world lock").session = None;
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_tokens(State(mock): State<Arc<Mock>>) -> axum::Json<serde_json::Value> {
+    let world = mock.world.lock().expect("mock world lock");
+    axum::Json(json!({
+        "sessions": world.sessions_issued,
+        "public_tokens": world.public_tokens.keys().collect::<Vec<_>>(),
+        "connection_tokens": world.connections.keys().collect::<Vec<_>>(),
+    }))
+}
+
+async fn admin_trace_ids(State(mock): State<Arc<Mock>>) -> axum::Json<Vec<String>> {
+    axum::Json(mock.world.lock().expect("mock world lock").client_trace_ids.clone())
+}
+
+async fn admin_webhook(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Send {
+        connection_token: String,
+    }
+    let Ok(send) = serde_json::from_slice::<Send>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "expected {\"connectionToken\": ...}");
+    };
+    match mock.send_webhook(&send.connection_token).await {
+        Some(status) => answer(StatusCode::OK, json!({ "delivered": status.as_u16() })),
+        None => refuse(StatusCode::CONFLICT, "no webhook URL, unknown connection, or delivery failed"),
+    }
+}
+
+/// A connection's deterministic data for one listing path (`accounts`, `portfolios/transactions`).
+fn mock_data(token: &str, listing: &str) -> Option<serde_json::Value> {
+    let id =
+        |what: &str| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{token}/{what}").as_bytes()).to_string();
+    let (cash, bank, portfolio, san, etf) = (id("cash"), id("bank"), id("portfolio"), id("san"), id("etf"));
+    let stamp = "2025-11-20T08:00:00.000Z";
+    Some(match listing {
+        "accounts" => json!([
+            {"id": cash, "portfolio": portfolio, "iban": "ES7921000813610123456789", "type": "OTHER",
+             "alias": "Cuenta de valores", "balance": number("1520.35"), "currency": "EUR",
+             "updatedAt": stamp, "createdAt": stamp, "owners": ["Ana García"]},
+            {"id": bank, "portfolio": null, "iban": "ES9121000418450200051332", "type": "CASH_ACCOUNT",
+             "alias": "Cuenta nómina", "balance": number("2480.10"), "currency": "EUR",
+             "updatedAt": stamp, "createdAt": stamp, "owners": ["Ana García"]},
+        ]),
+        "accounts/transactions" => json!([
+            {"id": id("t1"), "account": bank, "type": "DEPOSIT", "amount": number("1800.00"), "currency": "EUR",
+             "date": "2025-11-01", "description": "Nómina noviembre"},
+            {"id": id("t2"), "account": bank, "type": "WITHDRAWAL", "amount": number("-64.99"), "currency": "EUR",
+             "date": "2025-11-05", "description": "Recibo luz"},
+            {"id": id("t3"), "account": cash, "type": "DIVIDENDS", "amount": number("12.30"), "currency": "EUR",
+             "date": "2025-11-03", "description": "Dividendo SAN"},
+        ]),
+        "portfolios" => json!([
+            {"id": portfolio, "type": "STOCK_PORTFOLIO", "owners": ["Ana García"], "balance": number("3250.75"),
+             "currency": "EUR", "createdAt": stamp, "updatedAt": stamp},
+        ]),
+        "portfolios/transactions" => json!([
+            {"id": id("p1"), "portfolio": portfolio, "investment": san, "type": "BUY", "titles": number("250"),
+             "price": number("4.1020"), "amount": number("-1025.50"), "currency": "EUR", "date": "2025-03-14"},
+            {"id": id("p2"), "portfolio": portfolio, "investment": etf, "type": "BUY", "titles": number("3.5"),
+             "price": number("512.3400"), "amount": number("-1793.19"), "currency": "EUR", "date": "2025-04-02"},
+            {"id": id("p3"), "portfolio": portfolio, "investment": san, "type": "DIVIDENDS", "amount": number("12.30"),
+             "currency": "EUR", "date": "2025-11-03"},
+        ]),
+        "portfolios/active-positions" => json!([
+            {"portfolio": portfolio, "investment": san, "name": "Banco Santander", "isin": "ES0113900J37",
+             "currency": "EUR", "localCurrency": "EUR", "exchange": "BMEX", "assetType": "STOCK",
+             "titles": number("250"), "amount": number("1163.75"), "localAmount": number("1163.75"),
+             "price": number("4.655"), "localPrice": number("4.655"), "exchangeRate": number("1"), "weight": number("0.3580")},
+            {"portfolio": portfolio, "investment": etf, "name": "Vanguard S&P 500 ETF", "isin": "US9229083632",
+             "currency": "EUR", "localCurrency": "USD", "exchange": "ARCX", "assetType": "ETF",
+             "titles": number("3.5"), "amount": number("2087.00"), "localAmount": number("2464.53"),
+             "price": number("596.2857"), "localPrice": number("704.1514"), "exchangeRate": number("1.1809"),
+             "weight": number("0.6420")},
+        ]),
+        "investments" => json!([
+            {"id": san, "name": "Banco Santander", "isin": "ES0113900J37", "currency": "EUR", "exchange": "BMEX",
+             "assetType": "STOCK", "unknown": false, "relatedSecurity": null, "spanishTaxExempt": false,
+             "managementCompany": null},
+            {"id": etf, "name": "Vanguard S&P 500 ETF", "isin": "US9229083632", "currency": "USD", "exchange": "ARCX",
+             "assetType": "ETF", "unknown": false, "relatedSecurity": null, "spanishTaxExempt": false,
+             "managementCompany": {"name": "Vanguard", "cif": "A00000000"}},
+        ]),
+        _ => return None,
+    })
+}

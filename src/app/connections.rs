@@ -1,0 +1,152 @@
+//! Connections: reading, listing, refreshing and deleting them.
+
+use crate::app::{App, Caller};
+use crate::crypto::SealedColumn;
+use crate::domain::{Connection, ConnectionState, ProductState, now};
+use crate::error::{Error, Result};
+use crate::pb::ErrorReason;
+use crate::providers::ProviderError;
+use crate::store::{ConnectionFilter, Page, PageOf};
+use secrecy::SecretString;
+use std::sync::Arc;
+use uuid::Uuid;
+
+impl App {
+    /// One connection of the caller, DELETED included, or CONNECTION_NOT_FOUND. Served from this
+    /// replica's cache when it holds a current copy (see [`crate::app::connection_cache`]).
+    pub async fn get_connection(&self, caller: &Caller, id: Uuid) -> Result<Arc<Connection>> {
+        let cache = self.bus.connection_cache();
+        let ticket = match cache.get(caller.tenant, id) {
+            Ok(copy) => return Ok(copy),
+            Err(ticket) => ticket,
+        };
+        let connection = Arc::new(self.stored_connection(caller, id).await?);
+        cache.fill(ticket, connection.clone());
+        Ok(connection)
+    }
+
+    /// A connection that can still be used, or CONNECTION_DELETED.
+    pub async fn live_connection(&self, caller: &Caller, id: Uuid) -> Result<Arc<Connection>> {
+        let connection = self.get_connection(caller, id).await?;
+        ensure_live(&connection)?;
+        Ok(connection)
+    }
+
+    /// One connection as the store holds it now, for calls that change it.
+    async fn stored_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+        self.store.get_connection(caller.tenant, id).await?.ok_or_else(|| {
+            Error::new(ErrorReason::ConnectionNotFound, "no such connection").with("connection_id", id.to_string())
+        })
+    }
+
+    /// The caller's connections, newest first.
+    pub async fn list_connections(
+        &self,
+        caller: &Caller,
+        filter: &ConnectionFilter,
+        page: &Page,
+    ) -> Result<PageOf<Connection>> {
+        Ok(self.store.list_connections(caller.tenant, filter, page).await?)
+    }
+
+    /// The provider handle of a live connection, opened.
+    pub async fn open_handle(&self, connection: &Connection) -> Result<SecretString> {
+        let sealed = self.store.connection_handle(connection.tenant_id, connection.id).await?.ok_or_else(|| {
+            Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
+                .with("connection_id", connection.id.to_string())
+        })?;
+        self.sealer
+            .open(&sealed, &SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id))
+            .map_err(Error::internal)
+    }
+
+    /// Asks the provider for fresh data; the sync engine picks the connection up at once.
+    pub async fn refresh_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+        self.call_budget.take(caller.tenant)?;
+        let mut connection = self.stored_connection(caller, id).await?;
+        ensure_live(&connection)?;
+        match connection.state {
+            // Already syncing: one refresh at a time, and a retried call changes nothing.
+            ConnectionState::Pending | ConnectionState::Refreshing => return Ok(connection),
+            ConnectionState::LoginRequired => {
+                return Err(Error::new(
+                    ErrorReason::LoginRequired,
+                    "the user must sign in again through a new link session",
+                )
+                .with("connection_id", id.to_string()));
+            }
+            ConnectionState::Disconnected => {
+                return Err(Error::new(ErrorReason::ProviderRejected, "the provider revoked this connection")
+                    .with("connection_id", id.to_string()));
+            }
+            ConnectionState::Ready | ConnectionState::Stale | ConnectionState::Error | ConnectionState::Deleted => {}
+        }
+        let provider = self.provider(&connection.provider)?.clone();
+        let handle = self.open_handle(&connection).await?;
+        provider.refresh(&handle).await.map_err(|e| Error::from_provider(&connection.provider, e))?;
+
+        let at = now();
+        connection.state =
+            if connection.last_synced_at.is_some() { ConnectionState::Refreshing } else { ConnectionState::Pending };
+        connection.updated_at = at;
+        for product in &mut connection.products {
+            if product.is_readable() {
+                product.state = ProductState::Refreshing;
+            }
+            product.last_attempted_at = Some(at);
+        }
+        self.save_connection(&connection, Some(at), None).await?;
+        Ok(connection)
+    }
+
+    /// Revokes the connection upstream, then destroys its secret and data and marks it DELETED.
+    /// Deleting a deleted connection returns it unchanged.
+    pub async fn delete_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+        let mut connection = self.stored_connection(caller, id).await?;
+        if connection.state == ConnectionState::Deleted {
+            return Ok(connection);
+        }
+        let provider = self.provider(&connection.provider)?.clone();
+        let handle = self.open_handle(&connection).await?;
+        match provider.delete_connection(&handle).await {
+            // Already gone upstream is what we wanted.
+            Ok(()) | Err(ProviderError::InvalidPublicToken | ProviderError::LoginRequired) => {}
+            Err(error) => return Err(Error::from_provider(&connection.provider, error)),
+        }
+        connection.state = ConnectionState::Deleted;
+        connection.error = None;
+        // Its data is destroyed with it: no product has anything left to read.
+        connection.products.clear();
+        connection.updated_at = now();
+        match self.store.delete_connection(&connection).await? {
+            Some(_) => self.bus.committed(id),
+            // A concurrent delete won; report what it stored.
+            None => connection = self.stored_connection(caller, id).await?,
+        }
+        Ok(connection)
+    }
+
+    /// Stores a connection change made by a call or the sync engine and wakes the tailer.
+    /// Returns false when the connection was deleted meanwhile.
+    pub async fn save_connection(
+        &self,
+        connection: &Connection,
+        next_poll_at: Option<crate::domain::Timestamp>,
+        data: Option<&crate::domain::ConnectionData>,
+    ) -> Result<bool> {
+        let saved = self.store.save_connection(connection, next_poll_at, data).await?.is_some();
+        if saved {
+            self.bus.committed(connection.id);
+        }
+        Ok(saved)
+    }
+}
+
+/// CONNECTION_DELETED for a deleted connection.
+fn ensure_live(connection: &Connection) -> Result<()> {
+    if connection.state == ConnectionState::Deleted {
+        return Err(Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
+            .with("connection_id", connection.id.to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! The HTTP listener beside gRPC, for what is not gRPC: providers' webhooks
+//! (`POST /webhooks/{provider}`), Prometheus `/metrics`, and plain liveness and readiness checks
+//! for tools that cannot speak gRPC health.
+
+use crate::app::App;
+use crate::app::webhooks::MAX_BODY_BYTES;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// The HTTP routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/webhooks/{provider}", post(webhook))
+        .with_state(app)
+}
+
+/// One webhook delivery: verified, kept, answered with its verdict's status and label.
+async fn webhook(
+    State(app): State<Arc<App>>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> (StatusCode, String) {
+    // Read at most the cap: a larger body is refused without being read to the end.
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok();
+    let verdict = app.receive_webhook(&provider, &headers, body.as_deref()).await;
+    (verdict.status(), format!("{}\n", verdict.label()))
+}
+
+/// Every metric, in the Prometheus text format.
+async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::metrics::render())
+}
+
+/// 200 when the database answers, 503 otherwise.
+async fn ready(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
+    }
+}
