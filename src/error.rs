@@ -5,7 +5,7 @@
 //! `google.rpc.ErrorInfo`, field violations in `BadRequest` and a delay in `RetryInfo`; the cause
 //! chain of internal failures goes to the log only, never into a message.
 
-use crate::pb::ErrorReason;
+use crate::domain::ErrorReason;
 use crate::providers::ProviderError;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -131,7 +131,7 @@ impl Error {
         let mut metadata: std::collections::HashMap<String, String> =
             self.metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         metadata.insert("request_id".to_owned(), request_id.to_owned());
-        let mut details = ErrorDetails::with_error_info(reason_text(self.reason), ERROR_DOMAIN, metadata);
+        let mut details = ErrorDetails::with_error_info(self.reason.name(), ERROR_DOMAIN, metadata);
         if !self.violations.is_empty() {
             details.set_bad_request(
                 self.violations
@@ -150,19 +150,19 @@ impl Error {
     pub fn log(&self, request_id: &str) {
         match (&self.source, code_for(self.reason)) {
             (Some(source), _) => tracing::error!(
-                request_id, reason = reason_text(self.reason), error.cause_chain = ?source, "{}", self.message
+                request_id, reason = self.reason.name(), error.cause_chain = ?source, "{}", self.message
             ),
             (None, Code::Internal | Code::Unavailable) => {
-                tracing::warn!(request_id, reason = reason_text(self.reason), "{}", self.message)
+                tracing::warn!(request_id, reason = self.reason.name(), "{}", self.message)
             }
-            (None, _) => tracing::debug!(request_id, reason = reason_text(self.reason), "{}", self.message),
+            (None, _) => tracing::debug!(request_id, reason = self.reason.name(), "{}", self.message),
         }
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", reason_text(self.reason), self.message)?;
+        write!(f, "{}: {}", self.reason.name(), self.message)?;
         if let Some(source) = &self.source {
             write!(f, ": {source:#}")?;
         }
@@ -184,12 +184,6 @@ impl From<crate::store::StoreError> for Error {
             crate::store::StoreError::Other(source) => Self::internal(source),
         }
     }
-}
-
-/// The reason as it appears in `ErrorInfo.reason`: the enum value name without its prefix.
-pub fn reason_text(reason: ErrorReason) -> &'static str {
-    let name = reason.as_str_name();
-    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
 }
 
 /// The gRPC code of each reason. Provider throttling is UNAVAILABLE, not RESOURCE_EXHAUSTED: the
@@ -243,9 +237,8 @@ mod tests {
 
     #[test]
     fn every_reason_has_a_code_and_a_prefixless_name() {
-        for value in 1..=32 {
-            let reason = ErrorReason::try_from(value).expect("contiguous catalogue");
-            assert!(!reason_text(reason).starts_with("ERROR_REASON_"));
+        for &reason in &ErrorReason::ALL[1..] {
+            assert!(!reason.name().starts_with("ERROR_REASON_"));
             assert_ne!(code_for(reason), Code::Ok);
         }
     }

@@ -83,11 +83,6 @@ where
         .ok_or_else(|| Error::invalid_field(field, format!("{value} is not a valid value")))
 }
 
-/// The contract's name of a product, for error metadata.
-pub fn product_name(product: domain::Product) -> &'static str {
-    pb::Product::from(product).as_str_name()
-}
-
 impl From<&domain::ProductStatus> for pb::ProductStatus {
     fn from(p: &domain::ProductStatus) -> Self {
         pb::ProductStatus {
@@ -308,5 +303,18 @@ mod tests {
             assert_eq!(domain::ConnectionState::try_from(pb::ConnectionState::from(*state)), Ok(*state));
         }
         assert!(domain::Product::try_from(pb::Product::Unspecified).is_err());
+    }
+
+    #[test]
+    fn the_cores_names_and_numbers_are_the_contracts() {
+        for product in domain::Product::ALL {
+            assert_eq!(product.contract_name(), pb::Product::from(*product).as_str_name());
+        }
+        for &reason in domain::ErrorReason::ALL {
+            let wire = pb::ErrorReason::try_from(reason as i32).expect("every reason is in the contract");
+            assert_eq!(reason.stored_name(), wire.as_str_name());
+        }
+        let contract_reasons = (0..).take_while(|&value| pb::ErrorReason::try_from(value).is_ok()).count();
+        assert_eq!(contract_reasons, domain::ErrorReason::ALL.len(), "the contract has reasons the core lacks");
     }
 }

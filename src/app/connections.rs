@@ -2,9 +2,9 @@
 
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
+use crate::domain::ErrorReason;
 use crate::domain::{Connection, ConnectionState, ProductState, now};
 use crate::error::{Error, Result};
-use crate::pb::ErrorReason;
 use crate::providers::ProviderError;
 use crate::store::{ConnectionFilter, Page, PageOf};
 use secrecy::SecretString;

@@ -1,9 +1,9 @@
 //! Per-tenant limits: a token bucket for expensive calls and a cap on open watch streams, so one
 //! tenant cannot starve the others or the providers.
 
+use crate::domain::ErrorReason;
 use crate::domain::TenantId;
 use crate::error::Error;
-use crate::pb::ErrorReason;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -3,12 +3,12 @@
 
 use crate::app::{App, Caller};
 use crate::crypto::{SealedColumn, token_hash};
+use crate::domain::ErrorReason;
 use crate::domain::{
     Connection, ConnectionState, LinkFlow, LinkSession, LinkSessionState, Product, ProductStatus, PublicTokenRecord,
     Sealed, Timestamp, now,
 };
 use crate::error::{Error, Result};
-use crate::pb::ErrorReason;
 use crate::providers::{Credentials, Institution, LinkContext, LinkProgress, LinkStep, Provider};
 use crate::store::{Claim, IssuedToken, LinkSessionUpdate, Page, PageOf};
 use secrecy::{ExposeSecret, SecretString};

@@ -1,8 +1,8 @@
 //! Opaque page tokens: a keyset cursor bound to the query it came from and signed with a key
 //! every replica shares, so a token cannot be forged, altered or replayed against other filters.
 
+use crate::domain::ErrorReason;
 use crate::error::Error;
-use crate::pb::ErrorReason;
 use crate::store::Cursor;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

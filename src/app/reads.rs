@@ -1,11 +1,10 @@
 //! Reads of imported data: accounts, transactions, portfolios, positions, portfolio transactions
 //! and statements, each gated on its product's state and paginated from the store.
 
-use crate::api::convert::product_name;
 use crate::app::{App, Caller};
+use crate::domain::ErrorReason;
 use crate::domain::{AuditAction, Connection, ConnectionState, Product};
 use crate::error::{Error, Result};
-use crate::pb::ErrorReason;
 use crate::store::{DateRange, Page, RecordKind, RecordQuery};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -92,9 +91,9 @@ fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
     let Some(status) = connection.product(product) else {
         return Err(Error::new(
             ErrorReason::CapabilityUnsupported,
-            format!("this connection does not link {}", product_name(product)),
+            format!("this connection does not link {}", product.contract_name()),
         )
-        .with("capability", product_name(product))
+        .with("capability", product.contract_name())
         .with("connection_id", id));
     };
     if status.is_readable() {
@@ -106,8 +105,8 @@ fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
     }
     Err(Error::new(
         ErrorReason::ProductNotReady,
-        format!("{} is not ready yet; watch the connection to learn when it is", product_name(product)),
+        format!("{} is not ready yet; watch the connection to learn when it is", product.contract_name()),
     )
-    .with("product", product_name(product))
+    .with("product", product.contract_name())
     .with("connection_id", id))
 }

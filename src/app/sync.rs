@@ -4,11 +4,11 @@
 //! over when its leases lapse.
 
 use crate::app::App;
+use crate::domain::ErrorReason;
 use crate::domain::{
     Connection, ConnectionError, ConnectionState, LinkFlow, LinkSession, LinkSessionState, ProductState, now,
 };
 use crate::error::Result;
-use crate::pb::ErrorReason;
 use crate::providers::{ProviderError, UpstreamStatus};
 use crate::store::Lease;
 use futures::StreamExt;

@@ -6,9 +6,9 @@
 //! that goes away is noticed at once (the channel closes) and its task ends.
 
 use crate::app::{App, Caller};
+use crate::domain::ErrorReason;
 use crate::domain::{ConnectionEvent, ConnectionState, LinkSession};
 use crate::error::{Error, Result};
-use crate::pb::ErrorReason;
 use crate::store::EventFilter;
 use std::sync::Arc;
 use std::time::Duration;

@@ -19,7 +19,7 @@ use crate::crypto::jws::{self, Jwk, JwsError};
 use crate::domain::now;
 use crate::providers::{ProviderError, WebhookScheme};
 use crate::store::InboxDelivery;
-use axum::http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -89,23 +89,6 @@ impl Verdict {
             Self::Malformed => "malformed",
             Self::KeyUnavailable => "key_unavailable",
             Self::StoreUnavailable => "store_unavailable",
-        }
-    }
-
-    /// The HTTP answer: 2xx stops the provider's retries, 5xx asks for them, 4xx refuses.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::Accepted | Self::Duplicate => StatusCode::OK,
-            Self::UnknownProvider => StatusCode::NOT_FOUND,
-            Self::Oversized => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Malformed => StatusCode::BAD_REQUEST,
-            Self::MissingSignature
-            | Self::WrongAlgorithm
-            | Self::UnknownKey
-            | Self::BadSignature
-            | Self::Stale
-            | Self::BodyMismatch => StatusCode::UNAUTHORIZED,
-            Self::KeyUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

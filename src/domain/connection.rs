@@ -1,8 +1,8 @@
 //! Connections: a linked set of accounts at one institution, and the events that record every
 //! change of one.
 
+use super::ErrorReason;
 use super::{ProductStatus, TenantId, Timestamp, stored_enum};
-use crate::pb::ErrorReason;
 use uuid::Uuid;
 
 stored_enum! {
@@ -103,16 +103,16 @@ pub struct ConnectionEvent {
 
 /// Stores an [`ErrorReason`] by its value name, which the contract promises never to change.
 mod reason_name {
-    use crate::pb::ErrorReason;
+    use super::ErrorReason;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(reason: &ErrorReason, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(reason.as_str_name())
+        s.serialize_str(reason.stored_name())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorReason, D::Error> {
         let name = String::deserialize(d)?;
-        ErrorReason::from_str_name(&name)
+        ErrorReason::from_stored_name(&name)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown error reason {name:?}")))
     }
 }

@@ -1,7 +1,7 @@
 //! Link sessions: one attempt to link an end user's account, and the public tokens they produce.
 
+use super::ErrorReason;
 use super::{Product, TenantId, Timestamp, stored_enum};
-use crate::pb::ErrorReason;
 use uuid::Uuid;
 
 stored_enum! {

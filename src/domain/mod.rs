@@ -6,6 +6,7 @@ mod data;
 mod link_session;
 pub mod money;
 mod product;
+mod reason;
 mod tenant;
 
 pub use connection::{Connection, ConnectionError, ConnectionEvent, ConnectionState};
@@ -16,6 +17,7 @@ pub use data::{
 pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};
 pub use product::{Product, ProductState, ProductStatus};
+pub use reason::ErrorReason;
 pub use tenant::{ApiKey, AuditAction, AuditEntry, Tenant, TenantId};
 
 /// Instants are UTC everywhere inside linkgate.

@@ -34,6 +34,20 @@ stored_enum! {
     }
 }
 
+impl Product {
+    /// The contract's value name (`PRODUCT_ACCOUNTS`), which errors name in their metadata. The API
+    /// layer's tests check it against the contract.
+    pub fn contract_name(self) -> &'static str {
+        match self {
+            Product::Accounts => "PRODUCT_ACCOUNTS",
+            Product::Transactions => "PRODUCT_TRANSACTIONS",
+            Product::Investments => "PRODUCT_INVESTMENTS",
+            Product::Identity => "PRODUCT_IDENTITY",
+            Product::Statements => "PRODUCT_STATEMENTS",
+        }
+    }
+}
+
 /// One product's state on a connection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProductStatus {

@@ -14,8 +14,8 @@ pub mod session;
 pub mod upstream_client;
 pub mod vumi;
 
+use crate::domain::ErrorReason;
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
-use crate::pb::ErrorReason;
 use secrecy::{ExposeSecret, SecretString};
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -2,8 +2,8 @@
 //! are refused at once with UNAVAILABLE and a retry delay, rather than queued until every caller
 //! times out. Streams are long-lived by design and are bounded per tenant instead.
 
+use crate::domain::ErrorReason;
 use crate::error::Error;
-use crate::pb::ErrorReason;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::task::{Context, Poll};

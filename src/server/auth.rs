@@ -7,9 +7,9 @@
 //! takes effect on every replica within [`KEY_CACHE_TTL`].
 
 use crate::app::Caller;
+use crate::domain::ErrorReason;
 use crate::domain::{ApiKey, TenantId, now};
 use crate::error::Error;
-use crate::pb::ErrorReason;
 use crate::providers::upstream_client::{CallContext, within};
 use crate::store::Store;
 use base64::Engine;

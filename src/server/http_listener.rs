@@ -3,7 +3,7 @@
 //! for tools that cannot speak gRPC health.
 
 use crate::app::App;
-use crate::app::webhooks::MAX_BODY_BYTES;
+use crate::app::webhooks::{MAX_BODY_BYTES, Verdict};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -31,7 +31,24 @@ async fn webhook(
     // Read at most the cap: a larger body is refused without being read to the end.
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok();
     let verdict = app.receive_webhook(&provider, &headers, body.as_deref()).await;
-    (verdict.status(), format!("{}\n", verdict.label()))
+    (status_of(verdict), format!("{}\n", verdict.label()))
+}
+
+/// The HTTP answer to a verdict: 2xx stops the provider's retries, 5xx asks for them, 4xx refuses.
+fn status_of(verdict: Verdict) -> StatusCode {
+    match verdict {
+        Verdict::Accepted | Verdict::Duplicate => StatusCode::OK,
+        Verdict::UnknownProvider => StatusCode::NOT_FOUND,
+        Verdict::Oversized => StatusCode::PAYLOAD_TOO_LARGE,
+        Verdict::Malformed => StatusCode::BAD_REQUEST,
+        Verdict::MissingSignature
+        | Verdict::WrongAlgorithm
+        | Verdict::UnknownKey
+        | Verdict::BadSignature
+        | Verdict::Stale
+        | Verdict::BodyMismatch => StatusCode::UNAUTHORIZED,
+        Verdict::KeyUnavailable | Verdict::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 /// Every metric, in the Prometheus text format.

@@ -2,11 +2,11 @@
 //! their stable names; a name the code does not know is corrupt data, reported as such.
 
 use super::StoredPublicToken;
+use crate::domain::ErrorReason;
 use crate::domain::{
     Connection, ConnectionEvent, LinkFlow, LinkSession, LinkSessionState, Product, Sealed, StoredName, TenantId,
     Timestamp,
 };
-use crate::pb::ErrorReason;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ impl TryFrom<LinkSessionRow> for LinkSession {
         let failure_reason = row
             .failure_reason
             .map(|name| {
-                ErrorReason::from_str_name(&name).ok_or_else(|| anyhow::anyhow!("unknown stored reason {name:?}"))
+                ErrorReason::from_stored_name(&name).ok_or_else(|| anyhow::anyhow!("unknown stored reason {name:?}"))
             })
             .transpose()?;
         Ok(LinkSession {

@@ -187,7 +187,7 @@ macro_rules! impl_store {
                 .bind(&s.link_token)
                 .bind(&s.hosted_link_url)
                 .bind(&s.mfa_question)
-                .bind(s.failure_reason.map(|r| r.as_str_name()))
+                .bind(s.failure_reason.map(|r| r.stored_name()))
                 .bind(&s.failure_message)
                 .bind(&s.last_request_id)
                 .bind(s.updated_at)

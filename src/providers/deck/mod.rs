@@ -45,10 +45,10 @@ use super::{
     log_safe_code,
 };
 use crate::config::DeckSettings;
+use crate::domain::ErrorReason;
 use crate::domain::{
     Account, AccountType, ConnectionData, LinkFlow, Money, Product, Statement, Timestamp, now, stable_id,
 };
-use crate::pb::ErrorReason;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};

@@ -19,8 +19,8 @@ use super::{
     LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
 };
 use crate::config::SandboxSettings;
+use crate::domain::ErrorReason;
 use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
-use crate::pb::ErrorReason;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
