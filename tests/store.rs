@@ -5,13 +5,13 @@
 //! names its backend.
 
 use chrono::{Duration, NaiveDate};
+use linkgate::domain::ErrorReason;
 use linkgate::domain::{
     Account, AccountType, AssetType, Connection, ConnectionData, ConnectionError, ConnectionEvent, ConnectionState,
     Date, Decimal, Instrument, LinkFlow, LinkSession, LinkSessionState, Money, Portfolio, PortfolioTransaction,
     PortfolioTransactionType, PortfolioType, Position, Product, ProductState, ProductStatus, Sealed, Statement,
     TenantId, Timestamp, Transaction, Usage, now, stable_id,
 };
-use linkgate::pb::ErrorReason;
 use linkgate::store::{
     Claim, ConnectionFilter, DateRange, EventFilter, InboxDelivery, IssuedToken, Lease, LinkSessionUpdate, Page,
     PageOf, RecordKind, RecordQuery, Store, StoredRecord, WebhooksProcessed,
