@@ -1,6 +1,6 @@
 //! The store: one interface over linkgate's database, with a PostgreSQL backend (production,
 //! several replicas) and a SQLite backend (the embedded default). Both run the same SQL, written
-//! once in [`sql`], and pass one conformance suite (`tests/store.rs`).
+//! once in [`sql`], and pass one conformance suite (`tests/store/`).
 //!
 //! Methods are named after what the service needs and take and return domain types. Every method
 //! that touches a caller's data takes the tenant and filters on it. A method that changes a

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 use support::database::{Backend, TestDatabase};
 
