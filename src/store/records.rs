@@ -2,11 +2,34 @@
 //! transaction and statement becomes one row of `connection_records` with its kind, its parent,
 //! its sort key and its body as JSON. One table and one query shape serve every data RPC, and a
 //! new product needs no migration.
+//!
+//! [`RecordStore`] reads them; a connection's import replaces them as it is saved
+//! ([`ConnectionStore::save_connection`](super::ConnectionStore::save_connection)), and its
+//! deletion destroys them.
 
-use super::{Cursor, DateRange, Page};
+use super::{Cursor, Page, PageOf, StoreResult};
 use crate::domain::{ConnectionData, Date, TenantId, stored_enum};
 use serde::Serialize;
 use uuid::Uuid;
+
+/// Reads of a connection's imported data. See the module documentation.
+#[async_trait::async_trait]
+pub trait RecordStore: Send + Sync {
+    /// One page of a connection's imported data of one kind.
+    async fn list_records(&self, query: &RecordQuery) -> StoreResult<PageOf<StoredRecord>>;
+
+    /// Whether the connection has a record of `kind` with `id`.
+    async fn has_record(&self, tenant: TenantId, connection_id: Uuid, kind: RecordKind, id: Uuid) -> StoreResult<bool>;
+}
+
+/// Date bounds as stored: inclusive on both ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    /// Earliest day.
+    pub start: Option<Date>,
+    /// Latest day.
+    pub end: Option<Date>,
+}
 
 stored_enum! {
     /// The kind of a stored record.

@@ -1,0 +1,79 @@
+//! Connections: created by an exchange, read and listed within their tenant, saved after each sync
+//! with their data, deleted, and leased: due ones by the sync engine, one at a time by a caller
+//! that must keep polls off it. Every change appends the connection's event in its transaction.
+
+use super::{Lease, Leased, Page, PageOf, StoreResult};
+use crate::domain::{Connection, ConnectionData, ConnectionEvent, ConnectionState, TenantId, Timestamp};
+use uuid::Uuid;
+
+/// Connections and their leases. See the module documentation.
+#[async_trait::async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Records a successful exchange in one transaction: the connection, its sealed handle, the
+    /// token marked exchanged, and the connection's first event.
+    async fn create_connection(
+        &self,
+        connection: &Connection,
+        handle_sealed: &[u8],
+        upstream_ref_hash: &[u8],
+        token_hash: &[u8],
+        next_poll_at: Timestamp,
+    ) -> StoreResult<ConnectionEvent>;
+
+    /// One connection of the tenant, DELETED ones included.
+    async fn get_connection(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Connection>>;
+
+    /// Leases one live connection to `owner` until `until`, as the sync engine leases due ones, so
+    /// no poll runs on it meanwhile. `false` when another holds an unexpired lease (or the
+    /// connection is deleted).
+    async fn lease_connection(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// The tenant's connections, newest first.
+    async fn list_connections(
+        &self,
+        tenant: TenantId,
+        filter: &ConnectionFilter,
+        page: &Page,
+    ) -> StoreResult<PageOf<Connection>>;
+
+    /// The sealed provider handle of a live connection.
+    async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Stores a connection's new state, replacing its data when `data` is given, appending the
+    /// event and releasing any lease, in one transaction. Returns `None`, changing nothing, when
+    /// the connection was deleted meanwhile.
+    async fn save_connection(
+        &self,
+        connection: &Connection,
+        next_poll_at: Option<Timestamp>,
+        data: Option<&ConnectionData>,
+    ) -> StoreResult<Option<ConnectionEvent>>;
+
+    /// Releases a leased connection without changing it, to look again at `next_poll_at`.
+    async fn reschedule_connection(&self, tenant: TenantId, id: Uuid, next_poll_at: Timestamp) -> StoreResult<()>;
+
+    /// Marks a connection DELETED in one transaction: destroys its sealed handle and its data,
+    /// stops its sync and appends the event. Returns `None` when it was already deleted.
+    async fn delete_connection(&self, connection: &Connection) -> StoreResult<Option<ConnectionEvent>>;
+
+    /// Leases connections due for a sync.
+    async fn lease_connections(&self, lease: &Lease) -> StoreResult<Leased<Connection>>;
+}
+
+/// Filters of ListConnections.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    /// Only this end user.
+    pub external_user_id: Option<String>,
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Only this state; `None` means every state but DELETED.
+    pub state: Option<ConnectionState>,
+}

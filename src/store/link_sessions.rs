@@ -1,0 +1,68 @@
+//! Link sessions: created once per request id, read back within their tenant, moved on from the
+//! state they are expected to be in (storing the public token a success issues in the same
+//! transaction), and leased by the sync engine while their provider is polled.
+
+use super::{Lease, Leased, StoreResult};
+use crate::domain::{LinkSession, LinkSessionState, TenantId, Timestamp};
+use uuid::Uuid;
+
+/// Link sessions and their leases. See the module documentation.
+#[async_trait::async_trait]
+pub trait LinkSessionStore: Send + Sync {
+    /// Inserts a link session. With a `request_id` already used by the tenant, inserts nothing
+    /// and returns the session that request created.
+    async fn create_link_session(
+        &self,
+        session: &LinkSession,
+        request_id: Option<&str>,
+        next_poll_at: Option<Timestamp>,
+    ) -> StoreResult<LinkSession>;
+
+    /// The tenant's link session created by the call with `request_id`.
+    async fn find_link_session_by_request(
+        &self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> StoreResult<Option<LinkSession>>;
+
+    /// One link session of the tenant.
+    async fn get_link_session(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<LinkSession>>;
+
+    /// Applies a state change if the session is still in `update.from`, storing the issued token
+    /// in the same transaction and releasing any lease. Returns whether it applied.
+    async fn update_link_session(&self, update: LinkSessionUpdate<'_>) -> StoreResult<bool>;
+
+    /// Leases link sessions due for a look.
+    async fn lease_link_sessions(&self, lease: &Lease) -> StoreResult<Leased<LinkSession>>;
+
+    /// Releases a leased session without changing it, to look again at `next_poll_at`.
+    async fn reschedule_link_session(&self, tenant: TenantId, id: Uuid, next_poll_at: Timestamp) -> StoreResult<()>;
+}
+
+/// A public token as issued, to be stored with the link session's success.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// Row id (UUIDv7: orders listings).
+    pub id: Uuid,
+    /// Provider id.
+    pub provider: String,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// The institution it connects.
+    pub institution_id: String,
+    /// Exchangeable until.
+    pub expires_at: Timestamp,
+}
+
+/// A link session that just succeeded, with the token it issued.
+#[derive(Debug, Clone)]
+pub struct LinkSessionUpdate<'a> {
+    /// The session after the change.
+    pub session: &'a LinkSession,
+    /// The state it must still be in for the change to apply.
+    pub from: LinkSessionState,
+    /// When the sync engine should look at it next; `None` when settled.
+    pub next_poll_at: Option<Timestamp>,
+    /// The public token issued, when the session succeeded.
+    pub issued: Option<&'a IssuedToken>,
+}

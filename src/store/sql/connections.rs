@@ -1,0 +1,226 @@
+//! The SQL of [`ConnectionStore`](crate::store::ConnectionStore), expanded into each backend by
+//! `impl_store!`.
+
+macro_rules! impl_connection_store {
+    ($store:ty, lock_rows = $lock:literal) => {
+        #[async_trait::async_trait]
+        impl super::ConnectionStore for $store {
+            async fn create_connection(
+                &self,
+                c: &crate::domain::Connection,
+                handle_sealed: &[u8],
+                upstream_ref_hash: &[u8],
+                token_hash: &[u8],
+                next_poll_at: crate::domain::Timestamp,
+            ) -> super::StoreResult<crate::domain::ConnectionEvent> {
+                use crate::domain::StoredName;
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snapshot, \
+                     handle_sealed, next_poll_at, upstream_ref_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(c.id)
+                .bind(c.tenant_id.0)
+                .bind(&c.provider)
+                .bind(&c.external_user_id)
+                .bind(c.state.name())
+                .bind(sqlx::types::Json(c))
+                .bind(handle_sealed)
+                .bind(next_poll_at)
+                .bind(upstream_ref_hash)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL \
+                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3",
+                )
+                .bind(c.tenant_id.0)
+                .bind(&c.provider)
+                .bind(token_hash)
+                .bind(c.id)
+                .execute(&mut *tx)
+                .await?;
+                let event = Self::append_event(&mut tx, c).await?;
+                tx.commit().await?;
+                Ok(event)
+            }
+
+            async fn get_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<crate::domain::Connection>> {
+                let row: Option<super::rows::ConnectionRow> =
+                    sqlx::query_as("SELECT snapshot FROM connections WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|r| r.snapshot.0))
+            }
+
+            async fn lease_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                owner: &str,
+                now: crate::domain::Timestamp,
+                until: crate::domain::Timestamp,
+            ) -> super::StoreResult<bool> {
+                let leased = sqlx::query(
+                    "UPDATE connections SET lease_owner = $3, lease_expires_at = $5, lease_taken_over = FALSE \
+                     WHERE tenant_id = $1 AND id = $2 AND handle_sealed IS NOT NULL \
+                     AND (lease_expires_at IS NULL OR lease_expires_at < $4)",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(owner)
+                .bind(now)
+                .bind(until)
+                .execute(&self.pool)
+                .await?;
+                Ok(leased.rows_affected() == 1)
+            }
+
+            async fn list_connections(
+                &self,
+                tenant: crate::domain::TenantId,
+                filter: &super::ConnectionFilter,
+                page: &super::Page,
+            ) -> super::StoreResult<super::PageOf<crate::domain::Connection>> {
+                use crate::domain::StoredName;
+                let rows: Vec<super::rows::ConnectionRow> = sqlx::query_as(
+                    "SELECT snapshot FROM connections WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR external_user_id = $2) AND ($3 IS NULL OR provider = $3) \
+                     AND (($4 IS NULL AND state <> 'deleted') OR state = $4) \
+                     AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+                )
+                .bind(tenant.0)
+                .bind(&filter.external_user_id)
+                .bind(&filter.provider)
+                .bind(filter.state.map(|s| s.name()))
+                .bind(page.after.as_ref().map(|c| c.id))
+                .bind(page.size as i64 + 1)
+                .fetch_all(&self.pool)
+                .await?;
+                let connections = rows.into_iter().map(|r| r.snapshot.0).collect();
+                Ok(super::PageOf::from_rows(connections, page.size, |c: &crate::domain::Connection| {
+                    super::Cursor { key: String::new(), id: c.id }
+                }))
+            }
+
+            async fn connection_handle(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<Vec<u8>>> {
+                let row: Option<(Option<Vec<u8>>,)> =
+                    sqlx::query_as("SELECT handle_sealed FROM connections WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.and_then(|(handle,)| handle))
+            }
+
+            async fn save_connection(
+                &self,
+                c: &crate::domain::Connection,
+                next_poll_at: Option<crate::domain::Timestamp>,
+                data: Option<&crate::domain::ConnectionData>,
+            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+                use crate::domain::StoredName;
+                let mut tx = self.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE connections SET state = $3, snapshot = $4, next_poll_at = $5, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(c.tenant_id.0)
+                .bind(c.id)
+                .bind(c.state.name())
+                .bind(sqlx::types::Json(c))
+                .bind(next_poll_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Ok(None);
+                }
+                if let Some(data) = data {
+                    Self::insert_records(&mut tx, c, data).await?;
+                }
+                let event = Self::append_event(&mut tx, c).await?;
+                tx.commit().await?;
+                Ok(Some(event))
+            }
+
+            async fn reschedule_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                next_poll_at: crate::domain::Timestamp,
+            ) -> super::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE connections SET next_poll_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(next_poll_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_connection(
+                &self,
+                c: &crate::domain::Connection,
+            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+                let mut tx = self.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE connections SET state = 'deleted', snapshot = $3, handle_sealed = NULL, next_poll_at = NULL, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(c.tenant_id.0)
+                .bind(c.id)
+                .bind(sqlx::types::Json(c))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Ok(None);
+                }
+                sqlx::query("DELETE FROM connection_records WHERE connection_id = $1")
+                    .bind(c.id)
+                    .execute(&mut *tx)
+                    .await?;
+                let event = Self::append_event(&mut tx, c).await?;
+                tx.commit().await?;
+                Ok(Some(event))
+            }
+
+            async fn lease_connections(
+                &self,
+                lease: &super::Lease,
+            ) -> super::StoreResult<super::Leased<crate::domain::Connection>> {
+                let rows: Vec<super::rows::Leased<super::rows::ConnectionRow>> = sqlx::query_as(concat!(
+                    "UPDATE connections SET lease_taken_over = (lease_expires_at IS NOT NULL), ",
+                    "lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
+                    "SELECT id FROM connections WHERE next_poll_at <= $2 ",
+                    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
+                    $lock,
+                    ") RETURNING snapshot, lease_taken_over"
+                ))
+                .bind(&lease.owner)
+                .bind(lease.now)
+                .bind(lease.until)
+                .bind(lease.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                super::rows::Leased::collect(rows, |row| Ok(row.snapshot.0)).map_err(super::StoreError::Other)
+            }
+        }
+    };
+}
+
+pub(in crate::store) use impl_connection_store;

@@ -1,0 +1,195 @@
+//! The SQL of [`LinkSessionStore`](crate::store::LinkSessionStore), expanded into each backend by
+//! `impl_store!`.
+//!
+//! It also holds `read_link_session`, which a public token claim uses too, on the database
+//! connection it already holds.
+
+macro_rules! impl_link_session_store {
+    ($store:ty, $db:ty, lock_rows = $lock:literal) => {
+        impl $store {
+            /// One link session of the tenant, read on `db`: the pool, or a connection already held.
+            async fn read_link_session<'e>(
+                db: impl sqlx::Executor<'e, Database = $db>,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
+                let row: Option<super::rows::LinkSessionRow> =
+                    sqlx::query_as("SELECT * FROM link_sessions WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(db)
+                        .await?;
+                row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl super::LinkSessionStore for $store {
+            async fn create_link_session(
+                &self,
+                s: &crate::domain::LinkSession,
+                request_id: Option<&str>,
+                next_poll_at: Option<crate::domain::Timestamp>,
+            ) -> super::StoreResult<crate::domain::LinkSession> {
+                use crate::domain::StoredName;
+                let inserted = sqlx::query(
+                    "INSERT INTO link_sessions (id, tenant_id, provider, institution_id, external_user_id, state, \
+                     flow, products, link_token, hosted_link_url, redirect_uri, request_id, last_request_id, \
+                     created_at, updated_at, expires_at, next_poll_at, upstream_state_sealed) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15, $16) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(s.id)
+                .bind(s.tenant_id.0)
+                .bind(&s.provider)
+                .bind(&s.institution_id)
+                .bind(&s.external_user_id)
+                .bind(s.state.name())
+                .bind(s.flow.name())
+                .bind(super::rows::products_text(&s.products))
+                .bind(&s.link_token)
+                .bind(&s.hosted_link_url)
+                .bind(&s.redirect_uri)
+                .bind(request_id)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(next_poll_at)
+                .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(s.clone());
+                }
+                // Only a request_id conflict skips the insert: ids are fresh UUIDv7s.
+                let request_id = request_id.ok_or_else(|| {
+                    super::StoreError::Other(anyhow::anyhow!("link session {} was not inserted", s.id))
+                })?;
+                self.find_link_session_by_request(s.tenant_id, request_id).await?.ok_or_else(|| {
+                    super::StoreError::Other(anyhow::anyhow!("link session of request {request_id:?} vanished"))
+                })
+            }
+
+            async fn find_link_session_by_request(
+                &self,
+                tenant: crate::domain::TenantId,
+                request_id: &str,
+            ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
+                let row: Option<super::rows::LinkSessionRow> =
+                    sqlx::query_as("SELECT * FROM link_sessions WHERE tenant_id = $1 AND request_id = $2")
+                        .bind(tenant.0)
+                        .bind(request_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
+            }
+
+            async fn get_link_session(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
+                Self::read_link_session(&self.pool, tenant, id).await
+            }
+
+            async fn update_link_session(&self, update: super::LinkSessionUpdate<'_>) -> super::StoreResult<bool> {
+                use crate::domain::StoredName;
+                let s = update.session;
+                let mut tx = self.begin().await?;
+                let applied = sqlx::query(
+                    "UPDATE link_sessions SET institution_id = $3, state = $4, link_token = $5, hosted_link_url = $6, \
+                     mfa_question = $7, failure_reason = $8, failure_message = $9, last_request_id = $10, \
+                     updated_at = $11, next_poll_at = $12, public_token_sealed = $14, public_token_expires_at = $15, \
+                     upstream_state_sealed = $16, \
+                     lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state = $13",
+                )
+                .bind(s.tenant_id.0)
+                .bind(s.id)
+                .bind(&s.institution_id)
+                .bind(s.state.name())
+                .bind(&s.link_token)
+                .bind(&s.hosted_link_url)
+                .bind(&s.mfa_question)
+                .bind(s.failure_reason.map(|r| r.stored_name()))
+                .bind(&s.failure_message)
+                .bind(&s.last_request_id)
+                .bind(s.updated_at)
+                .bind(update.next_poll_at)
+                .bind(update.from.name())
+                .bind(s.public_token.as_ref().map(|t| t.0.as_slice()))
+                .bind(s.public_token_expires_at)
+                .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !applied {
+                    return Ok(false);
+                }
+                if let Some(token) = update.issued {
+                    sqlx::query(
+                        "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, link_session_id, \
+                         institution_id, external_user_id, state, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'issued', $8, $9)",
+                    )
+                    .bind(token.id)
+                    .bind(&token.provider)
+                    .bind(&token.token_hash)
+                    .bind(s.tenant_id.0)
+                    .bind(s.id)
+                    .bind(&token.institution_id)
+                    .bind(&s.external_user_id)
+                    .bind(s.updated_at)
+                    .bind(token.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn lease_link_sessions(
+                &self,
+                lease: &super::Lease,
+            ) -> super::StoreResult<super::Leased<crate::domain::LinkSession>> {
+                // SET reads the row as it was: a lease that is still set has lapsed.
+                let rows: Vec<super::rows::Leased<super::rows::LinkSessionRow>> = sqlx::query_as(concat!(
+                    "UPDATE link_sessions SET lease_taken_over = (lease_expires_at IS NOT NULL), ",
+                    "lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
+                    "SELECT id FROM link_sessions WHERE next_poll_at <= $2 ",
+                    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
+                    $lock,
+                    ") RETURNING *"
+                ))
+                .bind(&lease.owner)
+                .bind(lease.now)
+                .bind(lease.until)
+                .bind(lease.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                super::rows::Leased::collect(rows, TryInto::try_into).map_err(super::StoreError::Other)
+            }
+
+            async fn reschedule_link_session(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                next_poll_at: crate::domain::Timestamp,
+            ) -> super::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE link_sessions SET next_poll_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(next_poll_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(in crate::store) use impl_link_session_store;

@@ -1,0 +1,45 @@
+//! The store's SQL, written once, one file per concern, and expanded for each backend by
+//! [`impl_store!`].
+//!
+//! Both PostgreSQL and SQLite accept the same statements here (`$N` parameters, `ON CONFLICT`,
+//! `RETURNING`, row-value comparisons). The one difference is how due work is leased: PostgreSQL
+//! locks the rows it takes with `FOR UPDATE SKIP LOCKED` so replicas never take the same item,
+//! while SQLite serializes writers anyway; each backend passes its clause as `lock_rows`.
+//! Likewise PostgreSQL takes a transaction-scoped advisory lock as it appends an event
+//! (`serialize_events`, evaluated before the event's id is drawn), so events commit in id order
+//! and a reader that has seen event N has seen every earlier one: concurrent writers can no
+//! longer commit id 11 before id 10 and have a "newer than 10" reader skip it. The lock is held only from the append to the commit, the last
+//! steps of every writing transaction.
+//! A macro rather than generic code keeps each expansion concrete: sqlx's generic bounds over
+//! two databases would be longer than the SQL they protect.
+
+pub(super) mod audit;
+pub(super) mod connections;
+pub(super) mod events;
+pub(super) mod health;
+pub(super) mod link_sessions;
+pub(super) mod provider_sessions;
+pub(super) mod public_tokens;
+pub(super) mod records;
+pub(super) mod sealed_columns;
+pub(super) mod tenants;
+pub(super) mod webhook_inbox;
+
+/// Implements every concern's trait for `$store` on database `$db`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, lock_rows = $lock:literal, serialize_events = $event_lock:literal) => {
+        super::sql::link_sessions::impl_link_session_store!($store, $db, lock_rows = $lock);
+        super::sql::public_tokens::impl_public_token_store!($store);
+        super::sql::connections::impl_connection_store!($store, lock_rows = $lock);
+        super::sql::records::impl_record_store!($store, $db);
+        super::sql::events::impl_event_store!($store, $db, serialize_events = $event_lock);
+        super::sql::webhook_inbox::impl_webhook_inbox_store!($store, lock_rows = $lock);
+        super::sql::provider_sessions::impl_provider_session_store!($store);
+        super::sql::tenants::impl_tenant_store!($store);
+        super::sql::audit::impl_audit_store!($store);
+        super::sql::sealed_columns::impl_sealed_column_store!($store);
+        super::sql::health::impl_health_store!($store);
+    };
+}
+
+pub(super) use impl_store;

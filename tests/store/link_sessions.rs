@@ -1,0 +1,166 @@
+//! Link sessions: created once per request id, read within their tenant, updated only from the
+//! expected state, and leased while due.
+
+use super::*;
+
+async fn a_created_link_session_reads_back_equal_and_only_for_its_tenant(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let session = create_session(&*store, tenant, "user-1").await;
+    let mut bare = link_session(tenant, "user-2");
+    bare.products = Vec::new();
+    bare.link_token = None;
+    bare.hosted_link_url = None;
+    bare.redirect_uri = None;
+    bare.flow = LinkFlow::Credentials;
+    store.create_link_session(&bare, None, None).await.unwrap();
+
+    assert_eq!(store.get_link_session(tenant, session.id).await.unwrap(), Some(session.clone()));
+    assert_eq!(
+        store.get_link_session(tenant, bare.id).await.unwrap(),
+        Some(bare),
+        "empty and absent fields round-trip"
+    );
+    assert_eq!(store.get_link_session(new_tenant(), session.id).await.unwrap(), None, "another tenant's get");
+    assert_eq!(store.get_link_session(tenant, Uuid::now_v7()).await.unwrap(), None, "an unknown id");
+}
+conformance!(a_created_link_session_reads_back_equal_and_only_for_its_tenant);
+
+async fn creating_with_a_used_request_id_returns_the_first_session(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let mut first = link_session(tenant, "user-1");
+    first.last_request_id = Some("req-1".to_owned());
+    assert_eq!(store.create_link_session(&first, Some("req-1"), None).await.unwrap(), first);
+
+    let mut retry = link_session(tenant, "user-2");
+    retry.products = vec![Product::Investments];
+    retry.last_request_id = Some("req-1".to_owned());
+    let returned = store.create_link_session(&retry, Some("req-1"), Some(now())).await.unwrap();
+
+    assert_eq!(returned, first, "the retry gets the first call's session");
+    assert_eq!(store.get_link_session(tenant, retry.id).await.unwrap(), None, "the retry inserted nothing");
+    assert_eq!(store.find_link_session_by_request(tenant, "req-1").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.find_link_session_by_request(tenant, "req-2").await.unwrap(), None);
+
+    // Request ids are the tenant's own: another tenant's "req-1" is a different request.
+    let other_tenant = new_tenant();
+    assert_eq!(store.find_link_session_by_request(other_tenant, "req-1").await.unwrap(), None);
+    let mut other = link_session(other_tenant, "user-1");
+    other.last_request_id = Some("req-1".to_owned());
+    assert_eq!(store.create_link_session(&other, Some("req-1"), None).await.unwrap(), other);
+    assert_eq!(store.find_link_session_by_request(other_tenant, "req-1").await.unwrap(), Some(other));
+    assert_eq!(store.find_link_session_by_request(tenant, "req-1").await.unwrap(), Some(first));
+}
+conformance!(creating_with_a_used_request_id_returns_the_first_session);
+
+async fn link_session_updates_apply_only_from_the_expected_state(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let created = create_session(&*store, tenant, "user-1").await;
+
+    let mut connecting = created.clone();
+    connecting.state = LinkSessionState::Connecting;
+    connecting.institution_id = Some(INSTITUTION.to_owned());
+    connecting.last_request_id = Some("req-submit".to_owned());
+    connecting.updated_at = now();
+    let from_wrong_state = LinkSessionUpdate {
+        session: &connecting,
+        from: LinkSessionState::MfaRequired,
+        next_poll_at: None,
+        issued: None,
+    };
+    assert!(!store.update_link_session(from_wrong_state).await.unwrap(), "an update from the wrong state applies");
+    assert_eq!(store.get_link_session(tenant, created.id).await.unwrap(), Some(created.clone()), "nothing changed");
+
+    let update =
+        LinkSessionUpdate { session: &connecting, from: LinkSessionState::Created, next_poll_at: None, issued: None };
+    assert!(store.update_link_session(update.clone()).await.unwrap());
+    assert_eq!(store.get_link_session(tenant, created.id).await.unwrap(), Some(connecting.clone()));
+    assert!(!store.update_link_session(update).await.unwrap(), "the same update applies twice");
+
+    let mut failed = connecting.clone();
+    failed.state = LinkSessionState::Failed;
+    failed.failure_reason = Some(ErrorReason::InvalidCredentials);
+    failed.failure_message = Some("The bank did not accept these credentials.".to_owned());
+    failed.updated_at = now();
+    let update =
+        LinkSessionUpdate { session: &failed, from: LinkSessionState::Connecting, next_poll_at: None, issued: None };
+    assert!(store.update_link_session(update).await.unwrap());
+    assert_eq!(store.get_link_session(tenant, created.id).await.unwrap(), Some(failed));
+
+    let mut foreign = connecting.clone();
+    foreign.tenant_id = new_tenant();
+    let update =
+        LinkSessionUpdate { session: &foreign, from: LinkSessionState::Failed, next_poll_at: None, issued: None };
+    assert!(!store.update_link_session(update).await.unwrap(), "another tenant updated the session");
+}
+conformance!(link_session_updates_apply_only_from_the_expected_state);
+
+async fn due_link_sessions_are_leased_once_until_the_lease_lapses(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let create = async |next_poll_at: Option<Timestamp>| {
+        let session = link_session(tenant, "user-1");
+        store.create_link_session(&session, None, next_poll_at).await.unwrap()
+    };
+    let overdue = create(Some(t0 - Duration::seconds(1))).await;
+    let due_now = create(Some(t0)).await;
+    let later = create(Some(t0 + Duration::hours(1))).await;
+    let settled = create(None).await;
+    let take = async |owner: &str, at: Timestamp, limit: i64| {
+        store.lease_link_sessions(&lease(owner, at, limit)).await.unwrap().items
+    };
+
+    assert_eq!(take("replica-a", t0, 1).await, vec![overdue.clone()], "the longest due first, up to the limit");
+    assert_eq!(take("replica-a", t0, 10).await, vec![due_now.clone()]);
+    assert!(take("replica-b", t0, 10).await.is_empty(), "leased work was leased again");
+    assert!(take("replica-b", t0 + Duration::seconds(29), 10).await.is_empty(), "a live lease was taken over");
+    let taken_over = store.lease_link_sessions(&lease("replica-b", t0 + Duration::seconds(31), 10)).await.unwrap();
+    assert_eq!(session_ids(&taken_over.items), BTreeSet::from([overdue.id, due_now.id]), "lapsed leases");
+    assert_eq!(taken_over.taken_over, 2, "both were taken over from a lapsed lease");
+    let much_later = session_ids(&take("replica-c", t0 + Duration::days(1), 10).await);
+    assert!(much_later.contains(&later.id));
+    assert!(!much_later.contains(&settled.id), "a session with no next poll was leased");
+}
+conformance!(due_link_sessions_are_leased_once_until_the_lease_lapses);
+
+async fn rescheduling_or_updating_a_link_session_frees_its_lease(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let polled = link_session(tenant, "user-1");
+    let progressed = link_session(tenant, "user-2");
+    let finished = link_session(tenant, "user-3");
+    for session in [&polled, &progressed, &finished] {
+        store.create_link_session(session, None, Some(t0)).await.unwrap();
+    }
+    let take = async |owner: &str, at: Timestamp| {
+        session_ids(&store.lease_link_sessions(&lease(owner, at, 10)).await.unwrap().items)
+    };
+    assert_eq!(take("replica-a", t0).await.len(), 3);
+
+    // Before replica-a's lease lapses (t0 + 30 s): each change frees the lease at once.
+    store.reschedule_link_session(tenant, polled.id, t0 + Duration::seconds(10)).await.unwrap();
+    let mut connecting = progressed.clone();
+    connecting.state = LinkSessionState::Connecting;
+    connecting.updated_at = now();
+    let update = LinkSessionUpdate {
+        session: &connecting,
+        from: LinkSessionState::Created,
+        next_poll_at: Some(t0 + Duration::seconds(10)),
+        issued: None,
+    };
+    assert!(store.update_link_session(update).await.unwrap());
+    let mut failed = finished.clone();
+    failed.state = LinkSessionState::Failed;
+    failed.failure_reason = Some(ErrorReason::InvalidCredentials);
+    failed.updated_at = now();
+    let update =
+        LinkSessionUpdate { session: &failed, from: LinkSessionState::Created, next_poll_at: None, issued: None };
+    assert!(store.update_link_session(update).await.unwrap());
+    assert_eq!(take("replica-b", t0 + Duration::seconds(9)).await, BTreeSet::new(), "not yet due again");
+    let leased = store.lease_link_sessions(&lease("replica-b", t0 + Duration::seconds(10), 10)).await.unwrap().items;
+    assert_eq!(session_ids(&leased), BTreeSet::from([polled.id, progressed.id]));
+    assert!(leased.contains(&connecting), "a leased session reads as updated");
+
+    // A session updated with no next poll is never due.
+    assert!(!take("replica-c", t0 + Duration::days(365)).await.contains(&finished.id));
+}
+conformance!(rescheduling_or_updating_a_link_session_frees_its_lease);
