@@ -218,9 +218,16 @@ pub fn upstream_ref_hash(provider: &str, upstream_ref: &str) -> Vec<u8> {
     digest.finish().as_ref().to_vec()
 }
 
-/// Lowercase hex.
+/// Lowercase hex, two digits a byte: the one hex encoder of linkgate (key ids, digests in
+/// claims and page tokens, random suffixes).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -264,6 +271,15 @@ mod tests {
         let error =
             Sealer::from_config(&SecretString::from(format!("{},{short}", Sealer::generate_key()))).unwrap_err();
         assert!(error.to_string().contains("entry 1 is not 32 bytes"));
+    }
+
+    #[test]
+    fn hex_is_lowercase_with_two_digits_a_byte() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff, 0x7e]), "000fa0ff7e");
+        let bytes: Vec<u8> = (0..=255).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), expected);
     }
 
     fn unhex(text: &str) -> Vec<u8> {
