@@ -22,7 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "statement_service.proto",
     ]
     .map(|file| root.join("linkgate/v1").join(file));
-    tonic_prost_build::configure().build_server(false).compile_with_config(config, &protos, std::slice::from_ref(&root))?;
+    tonic_prost_build::configure().build_server(false).compile_with_config(
+        config,
+        &protos,
+        std::slice::from_ref(&root),
+    )?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }
