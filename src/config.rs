@@ -501,20 +501,33 @@ impl Settings {
     }
 }
 
-/// Parses "250ms", "2s", "5m", "1h" or "7d".
+/// Parses "250ms", "2s", "5m", "1h" or "7d": a whole number and one of the units `ms`, `s`,
+/// `m`, `h` or `d`, or a bare number of seconds. `humantime` converts the units, so a value too
+/// large for a duration is refused instead of wrapping around; the shape is checked here first,
+/// so the settings accepted are exactly the ones documented (no "5 weeks", no "1M" for months).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 250ms, 2s, 5m or 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "s" | "" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        "h" => Ok(Duration::from_secs(number * 3600)),
-        "d" => Ok(Duration::from_secs(number * 86_400)),
-        _ => Err(format!("{text:?} has an unknown unit; use ms, s, m, h or d")),
+    if number.is_empty() {
+        return Err(format!("{text:?} is not a duration like 250ms, 2s, 5m or 1h"));
     }
+    if !matches!(unit, "" | "ms" | "s" | "m" | "h" | "d") {
+        return Err(format!("{text:?} has an unknown unit; use ms, s, m, h or d"));
+    }
+    let too_large = || format!("{text:?} is too large a duration; the longest is about 584 billion years");
+    match unit {
+        // A bare number is seconds, which humantime would refuse for want of a unit.
+        "" => return number.parse().map(Duration::from_secs).map_err(|_| too_large()),
+        // humantime counts milliseconds in nanoseconds and so refuses more than about 584 years of
+        // them; any u64 of milliseconds was accepted before and fits a Duration, so it still is.
+        "ms" => return number.parse().map(Duration::from_millis).map_err(|_| too_large()),
+        _ => {}
+    }
+    humantime::parse_duration(text).map_err(|error| match error {
+        humantime::DurationError::NumberOverflow => too_large(),
+        other => format!("{text:?} is not a duration like 250ms, 2s, 5m or 1h: {other}"),
+    })
 }
 
 #[cfg(test)]
@@ -584,6 +597,32 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 weeks").is_err());
+    }
+
+    #[test]
+    fn every_documented_form_keeps_its_meaning() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration(" 30 "), Ok(Duration::from_secs(30)), "a bare number is seconds");
+        assert_eq!(parse_duration("007s"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(6 * 3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("18446744073709551615ms"), Ok(Duration::from_millis(u64::MAX)));
+        assert_eq!(parse_duration("18446744073709551615"), Ok(Duration::from_secs(u64::MAX)));
+        for unknown in ["5M", "1y", "1h30m", "5 s", "2sec", "-5s", "+5s", "1.5s", ""] {
+            assert!(parse_duration(unknown).is_err(), "{unknown:?} must be refused");
+        }
+        assert!(parse_duration("5x").unwrap_err().contains("use ms, s, m, h or d"));
+    }
+
+    #[test]
+    fn durations_too_large_are_refused_rather_than_wrapped() {
+        // u64::MAX / 60 + 1 minutes, / 3600 + 1 hours, / 86400 + 1 days: each overflows seconds.
+        for text in ["307445734561825861m", "5124095576030432h", "213503982334602d", "18446744073709551616"] {
+            let error = parse_duration(text).unwrap_err();
+            assert!(error.contains("too large"), "{text}: {error}");
+        }
+        assert_eq!(parse_duration("307445734561825860m"), Ok(Duration::from_secs(307_445_734_561_825_860 * 60)));
     }
 
     #[test]

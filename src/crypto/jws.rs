@@ -105,8 +105,7 @@ pub fn verify(token: &str, key: &Jwk) -> Result<serde_json::Map<String, Value>, 
 
 /// Lowercase hex SHA-256 of `body`: the `request_body_sha256` claim binding a token to its body.
 pub fn body_sha256(body: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(body).iter().map(|byte| format!("{byte:02x}")).collect()
+    super::hex(ring::digest::digest(&ring::digest::SHA256, body).as_ref())
 }
 
 #[cfg(test)]

@@ -4,15 +4,26 @@
 //! associated data naming the row it belongs to (tenant, table, id), so a ciphertext copied into
 //! another row or tenant does not open. Several keys may be configured: the first seals, every
 //! one opens, which is how keys rotate.
+//!
+//! Everything here is ring's (AES-256-GCM, HMAC-SHA256, SHA-256), the same library rustls, tonic
+//! and sqlx already carry. Every value this module produces is stored or handed out, so each is
+//! pinned by a test against outputs recorded before the move to ring.
+//!
+//! Purpose keys ([`Sealer::derive_key`]) are HMAC-SHA256(sealing key, `"linkgate derived key\0"`
+//! ‖ purpose), not HKDF. The construction is HKDF-Expand-like but its bytes differ, and both keys
+//! derived today guard state that outlives a deploy: the API key pepper (when none is configured)
+//! keys the HMACs stored in `api_keys`, so a new derivation would lock out every API key, and the
+//! page-token key signs tokens callers hold, which replicas of different versions must agree on
+//! during a rollout. A new purpose that protects nothing stored could use `ring::hkdf`; none
+//! exists yet.
 
 pub mod jws;
 
 use crate::domain::TenantId;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::{digest, hmac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
 const VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 8;
@@ -22,7 +33,7 @@ const NONCE_LEN: usize = 12;
 #[derive(Clone)]
 struct Key {
     id: [u8; KEY_ID_LEN],
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
 }
 
 /// Seals and opens upstream secrets. Its `Debug` shows key ids only.
@@ -76,10 +87,13 @@ impl Sealer {
         let keys = keys
             .iter()
             .map(|bytes| {
-                let digest = Sha256::new().chain_update(b"linkgate key id\0").chain_update(bytes).finalize();
+                let mut digest = digest::Context::new(&digest::SHA256);
+                digest.update(b"linkgate key id\0");
+                digest.update(bytes);
                 let mut id = [0u8; KEY_ID_LEN];
-                id.copy_from_slice(&digest[..KEY_ID_LEN]);
-                Key { id, cipher: Aes256Gcm::new(bytes.into()) }
+                id.copy_from_slice(&digest.finish().as_ref()[..KEY_ID_LEN]);
+                let key = UnboundKey::new(&AES_256_GCM, bytes).expect("an AES-256 key is 32 bytes");
+                Key { id, cipher: LessSafeKey::new(key) }
             })
             .collect();
         Self { keys, primary }
@@ -91,28 +105,34 @@ impl Sealer {
     }
 
     /// A key for another purpose (signing page tokens, say), derived from the sealing key so that
-    /// every replica holding the same keys derives the same one.
+    /// every replica holding the same keys derives the same one. HMAC-SHA256 rather than HKDF,
+    /// byte for byte as before: see the module documentation.
     pub fn derive_key(&self, purpose: &str) -> Vec<u8> {
-        use hmac::Mac;
-        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.primary).expect("HMAC takes any key length");
+        let mut mac = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, &self.primary));
         mac.update(b"linkgate derived key\0");
         mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        mac.sign().as_ref().to_vec()
     }
 
     /// Seals `plaintext` for the row named by `context`.
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
         let key = &self.keys[0];
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let ciphertext = key
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
-            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let mut sealed = Vec::with_capacity(1 + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
+        let header = 1 + KEY_ID_LEN + NONCE_LEN;
+        let mut sealed = Vec::with_capacity(header + plaintext.len() + AES_256_GCM.tag_len());
         sealed.push(VERSION);
         sealed.extend_from_slice(&key.id);
         sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
+        sealed.extend_from_slice(plaintext);
+        let tag = key
+            .cipher
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut sealed[header..],
+            )
+            .expect("AES-GCM sealing of an in-memory buffer cannot fail");
+        sealed.extend_from_slice(tag.as_ref());
         sealed
     }
 
@@ -129,12 +149,16 @@ impl Sealer {
         }
         let key_id = &sealed[1..1 + KEY_ID_LEN];
         let key = self.keys.iter().find(|k| k.id == key_id).ok_or_else(|| OpenError::UnknownKey(hex(key_id)))?;
-        let nonce = Nonce::from_slice(&sealed[1 + KEY_ID_LEN..header]);
+        let nonce =
+            Nonce::try_assume_unique_for_key(&sealed[1 + KEY_ID_LEN..header]).map_err(|_| OpenError::Malformed)?;
+        let mut buffer = sealed[header..].to_vec();
         let plaintext = key
             .cipher
-            .decrypt(nonce, Payload { msg: &sealed[header..], aad: context.as_bytes() })
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buffer)
             .map_err(|_| OpenError::Forged)?;
-        String::from_utf8(plaintext).map(SecretString::from).map_err(|_| OpenError::Malformed)
+        let length = plaintext.len();
+        buffer.truncate(length);
+        String::from_utf8(buffer).map(SecretString::from).map_err(|_| OpenError::Malformed)
     }
 }
 
@@ -181,22 +205,29 @@ pub fn webhook_delivery_context(provider: &str, delivery_key: &str) -> String {
 
 /// SHA-256 of a token, the form in which linkgate looks tokens up.
 pub fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    digest::digest(&digest::SHA256, token.as_bytes()).as_ref().to_vec()
 }
 
 /// SHA-256 of a provider's own id of a connection, the form in which webhooks find their
 /// connection (the id may be the secret handle itself, so it is never kept in clear).
 pub fn upstream_ref_hash(provider: &str, upstream_ref: &str) -> Vec<u8> {
-    let mut digest = Sha256::new();
+    let mut digest = digest::Context::new(&digest::SHA256);
     digest.update(provider.as_bytes());
-    digest.update([0]);
+    digest.update(&[0]);
     digest.update(upstream_ref.as_bytes());
-    digest.finalize().to_vec()
+    digest.finish().as_ref().to_vec()
 }
 
-/// Lowercase hex.
+/// Lowercase hex, two digits a byte: the one hex encoder of linkgate (key ids, digests in
+/// claims and page tokens, random suffixes).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -240,6 +271,51 @@ mod tests {
         let error =
             Sealer::from_config(&SecretString::from(format!("{},{short}", Sealer::generate_key()))).unwrap_err();
         assert!(error.to_string().contains("entry 1 is not 32 bytes"));
+    }
+
+    #[test]
+    fn hex_is_lowercase_with_two_digits_a_byte() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff, 0x7e]), "000fa0ff7e");
+        let bytes: Vec<u8> = (0..=255).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), expected);
+    }
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|at| u8::from_str_radix(&text[at..at + 2], 16).unwrap()).collect()
+    }
+
+    /// Outputs recorded with the RustCrypto implementation (aes-gcm, hmac, sha2) this module used
+    /// before ring. Each is stored or handed out somewhere, so none may change.
+    #[test]
+    fn values_from_before_the_move_to_ring_are_byte_identical() {
+        let sealer = Sealer::from_keys(&[[7; 32]]);
+        assert_eq!(hex(&sealer.keys[0].id), "d90a371f9ed4b714");
+        assert_eq!(
+            hex(&sealer.derive_key("api key pepper")),
+            "db68538b012521d35c4a486d9a9df534ef147a9cc9aa74b7a6687daa244958bd"
+        );
+        assert_eq!(
+            hex(&sealer.derive_key("page tokens")),
+            "cdae003afe8c2f5b4abf4699513ba2839e3edda99d1642bf4e3fdc2f673b8e6a"
+        );
+        assert_eq!(
+            hex(&token_hash("public-sandbox-ins_first_bank-0123")),
+            "5d5537eabd81a767c4067bec9dfeb9155ab29f5620d1b42bf26e06e2615fd163"
+        );
+        assert_eq!(
+            hex(&upstream_ref_hash("vumi", "conn-42")),
+            "a530efe4e56a07ad3130895c93bd6dc40d18e6184077a681ea51ad06b1f880bd"
+        );
+        let sealed_before =
+            unhex("01d90a371f9ed4b714833062aa6a8deb13d88760495d758f61de12f6a7c1caaceae1ce4b89361d48d74cf0557d550aaf9e");
+        assert_eq!(sealer.open(&sealed_before, "connection/t1/c1").unwrap().expose_secret(), "access-token");
+        assert!(matches!(sealer.open(&sealed_before, "connection/t1/c2"), Err(OpenError::Forged)));
+        // Same layout now: version, key id, a fresh nonce, then ciphertext and tag.
+        let sealed_now = sealer.seal(b"access-token", "connection/t1/c1");
+        assert_eq!(sealed_now.len(), sealed_before.len());
+        assert_eq!(sealed_now[..1 + KEY_ID_LEN], sealed_before[..1 + KEY_ID_LEN]);
     }
 }
 

@@ -10,8 +10,9 @@
 //!   own trace header ([`caller_request_id`]).
 //! - **Retries that cannot make things worse.** Up to `max_attempts` attempts on 5xx, 429,
 //!   timeouts and dropped connections, with exponential backoff and full jitter, never on other
-//!   4xx. `Retry-After` (seconds) is honoured when it fits the deadline and the cap; otherwise the
-//!   call gives up at once and hands the delay to its caller. Requests that are not idempotent
+//!   4xx. `Retry-After` (delay-seconds or an HTTP date; a date already past means now) is honoured
+//!   when it fits the deadline and the cap; otherwise the call gives up at once and hands the
+//!   delay to its caller. Requests that are not idempotent
 //!   upstream ([`Retry::OnlyUnprocessed`]: submitting credentials, answering MFA) are retried only
 //!   when the upstream cannot have processed them: the connection was never made, 429, 503.
 //! - **Bounded answers.** Bodies above `max_body_bytes` are refused unread past the cap; an
@@ -38,7 +39,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 /// The tracing target of upstream call events.
@@ -485,10 +486,17 @@ fn next_wait(
     (now + wait + Duration::from_millis(10) < deadline).then_some(wait)
 }
 
-/// `Retry-After` as delay-seconds; HTTP dates and garbage are ignored (backoff applies).
-fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
-    let seconds: u64 = value?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds).min(RETRY_AFTER_CEILING))
+/// `Retry-After` (RFC 9110 §10.2.3) as a delay from `now`: delay-seconds, or an HTTP date (the
+/// IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must also read), a date
+/// already past meaning no delay. Both are clamped to [`RETRY_AFTER_CEILING`]; garbage is ignored
+/// (backoff applies).
+fn parse_retry_after(value: Option<&HeaderValue>, now: SystemTime) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    let delay = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(text).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(delay.min(RETRY_AFTER_CEILING))
 }
 
 fn upstream_request_id(headers: &HeaderMap) -> Option<String> {
@@ -596,7 +604,7 @@ impl Upstream {
                 Err(_) => return (Outcome::Interrupted, None),
             };
             let status = response.status();
-            let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER));
+            let retry_after = parse_retry_after(response.headers().get(RETRY_AFTER), SystemTime::now());
             let request_id = upstream_request_id(response.headers());
             let cap = self.config.max_body_bytes;
             if response.content_length().is_some_and(|length| length > cap as u64) {
@@ -811,14 +819,31 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_only_and_is_clamped() {
+    fn retry_after_reads_seconds_and_is_clamped() {
         let header = |text: &str| HeaderValue::from_str(text).unwrap();
-        assert_eq!(parse_retry_after(Some(&header("3"))), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(Some(&header(" 0 "))), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after(Some(&header("99999999"))), Some(RETRY_AFTER_CEILING));
-        assert_eq!(parse_retry_after(Some(&header("Wed, 21 Oct 2015 07:28:00 GMT"))), None);
-        assert_eq!(parse_retry_after(Some(&header("-1"))), None);
-        assert_eq!(parse_retry_after(None), None);
+        let now = SystemTime::now();
+        assert_eq!(parse_retry_after(Some(&header("3")), now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(Some(&header(" 0 ")), now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(Some(&header("99999999")), now), Some(RETRY_AFTER_CEILING));
+        assert_eq!(parse_retry_after(Some(&header("-1")), now), None);
+        assert_eq!(parse_retry_after(Some(&header("1.5")), now), None);
+        assert_eq!(parse_retry_after(None, now), None);
+    }
+
+    #[test]
+    fn retry_after_reads_http_dates_as_a_delay_from_now() {
+        let header = |text: &str| HeaderValue::from_str(text).unwrap();
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let after = |text: &str| parse_retry_after(Some(&header(text)), now);
+        assert_eq!(after("Wed, 21 Oct 2015 07:28:30 GMT"), Some(Duration::from_secs(30)));
+        assert_eq!(after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(after("Tue, 20 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a past date means now");
+        assert_eq!(after("Wednesday, 21-Oct-15 07:29:00 GMT"), Some(Duration::from_secs(60)), "RFC 850");
+        assert_eq!(after("Wed Oct 21 07:30:00 2015"), Some(Duration::from_secs(120)), "asctime");
+        assert_eq!(after("Fri, 01 Jan 2100 00:00:00 GMT"), Some(RETRY_AFTER_CEILING), "clamped like seconds");
+        for garbage in ["Wed, 21 Oct 2015 07:28:30", "21 Oct 2015", "soon", ""] {
+            assert_eq!(after(garbage), None, "{garbage:?}");
+        }
     }
 
     #[test]
@@ -901,6 +926,13 @@ mod tests {
         response
     }
 
+    fn status_until(code: u16, date: SystemTime) -> axum::response::Response {
+        let mut response = status(code, None);
+        let date = HeaderValue::from_str(&httpdate::fmt_http_date(date)).unwrap();
+        response.headers_mut().insert(RETRY_AFTER, date);
+        response
+    }
+
     fn call(url: &Url) -> UpstreamRequest {
         UpstreamRequest::post_json("test call", url.clone(), &serde_json::json!({"k": "v"})).unwrap()
     }
@@ -949,6 +981,32 @@ mod tests {
         let error = upstream(1024).send(call(&url)).await.unwrap_err();
         assert_eq!(error, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(60)) });
         assert_eq!(hits.load(Ordering::SeqCst), 1, "a pause over the cap ends the call at once");
+    }
+
+    #[tokio::test]
+    async fn retry_after_as_an_http_date_is_waited_for_past_dates_mean_now_and_far_ones_are_handed_back() {
+        // The date has whole seconds, so two seconds ahead is a wait of one to two.
+        let (url, hits) = server(|n| {
+            if n == 1 { status_until(503, SystemTime::now() + Duration::from_secs(2)) } else { status(200, None) }
+        })
+        .await;
+        let started = Instant::now();
+        upstream(1024).send(call(&url)).await.expect("answers after the pause");
+        assert!(started.elapsed() >= Duration::from_millis(900), "waited {:?}", started.elapsed());
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+        let (url, hits) =
+            server(|n| if n == 1 { status(429, Some("Wed, 21 Oct 2015 07:28:00 GMT")) } else { status(200, None) })
+                .await;
+        let started = Instant::now();
+        upstream(1024).send(call(&url)).await.expect("a past date is retried at once");
+        assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+        let (url, hits) = server(|_| status(429, Some("Fri, 01 Jan 2100 00:00:00 GMT"))).await;
+        let error = upstream(1024).send(call(&url)).await.unwrap_err();
+        assert_eq!(error, ProviderError::RateLimited { retry_after: Some(RETRY_AFTER_CEILING) });
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "a date past the cap ends the call at once");
     }
 
     #[tokio::test]

@@ -15,9 +15,8 @@ use crate::store::Store;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures::future::BoxFuture;
-use hmac::{Hmac, Mac};
+use ring::hmac;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -68,24 +67,22 @@ impl Peppers {
         Ok(Self(peppers))
     }
 
-    fn hmac(pepper: &[u8], secret: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pepper).expect("HMAC takes any key length");
-        mac.update(secret.as_bytes());
-        mac
+    fn key(pepper: &[u8]) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, pepper)
     }
 
     /// A new key for `tenant`: the record to store and the key to show once.
     pub fn issue(&self, tenant: TenantId) -> (ApiKey, SecretString) {
         let id = Uuid::now_v7();
         let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let secret_hmac = Self::hmac(&self.0[0], &secret).finalize().into_bytes().to_vec();
+        let secret_hmac = hmac::sign(&Self::key(&self.0[0]), secret.as_bytes()).as_ref().to_vec();
         let record = ApiKey { id, tenant_id: tenant, secret_hmac, created_at: now(), revoked_at: None };
         (record, SecretString::from(format!("{KEY_PREFIX}{}_{secret}", id.simple())))
     }
 
     /// Whether `secret` is the one whose HMAC is stored, compared in constant time.
     fn verify(&self, secret: &str, stored: &[u8]) -> bool {
-        self.0.iter().any(|pepper| Self::hmac(pepper, secret).verify_slice(stored).is_ok())
+        self.0.iter().any(|pepper| hmac::verify(&Self::key(pepper), secret.as_bytes(), stored).is_ok())
     }
 }
 
@@ -413,6 +410,20 @@ mod tests {
         let rotated = Peppers(vec![vec![2; 32], vec![1; 32]]);
         let (_, secret) = parse_key(key.expose_secret()).unwrap();
         assert!(rotated.verify(secret, &record.secret_hmac));
+    }
+
+    /// A hash stored before the move to ring (RustCrypto's hmac and sha2), under the pepper
+    /// derived from the sealing key `[7; 32]` when none is configured: it must keep verifying.
+    #[test]
+    fn a_hash_stored_before_the_move_to_ring_still_verifies() {
+        let stored = "85c642c854aafc4d9459a90028b986b0f988c8441eff828a5d84a9eeb873dfdd";
+        let stored: Vec<u8> =
+            (0..stored.len()).step_by(2).map(|at| u8::from_str_radix(&stored[at..at + 2], 16).unwrap()).collect();
+        let sealer = crate::crypto::Sealer::from_keys(&[[7; 32]]);
+        let peppers = Peppers::from_config(None, &sealer).unwrap();
+        assert!(peppers.verify("secret-abc", &stored));
+        assert!(!peppers.verify("secret-abd", &stored));
+        assert!(!peppers.verify("secret-abc", &stored[..31]), "a truncated hash is not a match");
     }
 
     #[test]

@@ -19,7 +19,6 @@ use linkgate::store::{
     Claim, ConnectionFilter, DateRange, EventFilter, InboxDelivery, IssuedToken, Lease, LinkSessionUpdate, Page,
     PageOf, RecordKind, RecordQuery, Store, StoredRecord, WebhooksProcessed,
 };
-use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -90,7 +89,7 @@ fn new_tenant() -> TenantId {
 
 /// A fresh SHA-256, the form in which the store keys public tokens.
 fn token_hash() -> Vec<u8> {
-    Sha256::digest(Uuid::now_v7().as_bytes()).to_vec()
+    ring::digest::digest(&ring::digest::SHA256, Uuid::now_v7().as_bytes()).as_ref().to_vec()
 }
 
 /// A hosted-flow link session just created for `external_user_id`.

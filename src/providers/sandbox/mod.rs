@@ -98,7 +98,7 @@ fn institution(id: &str) -> Option<Institution> {
 }
 
 fn random_hex() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    crate::crypto::hex(&rand::random::<[u8; 16]>())
 }
 
 /// What a sandbox connection handle carries: `access-sandbox-<institution>-<created ms>-<seed>`.
