@@ -1,7 +1,7 @@
 //! Bad input: every malformed, unknown or out-of-place request gets a precise error with its
 //! reason, and nothing is written.
 
-use crate::helpers::{Backend, TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::sandbox::{Backend, TestApp, assert_error, spawn_app, spawn_app_with};
 use linkgate::pb;
 use std::time::Duration;
 use tonic::Code;

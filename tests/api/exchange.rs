@@ -1,12 +1,12 @@
 //! ExchangePublicToken: exactly once, whatever the concurrency, retries and tenants.
 
-use crate::helpers::{Backend, RecordingSandbox, assert_error, spawn_app, spawn_app_with};
+use crate::sandbox::{Backend, RecordingSandbox, assert_error, spawn_app, spawn_app_with};
 use linkgate::pb;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-async fn counting_app(backend: Backend) -> (crate::helpers::TestApp, Arc<AtomicUsize>) {
+async fn counting_app(backend: Backend) -> (crate::sandbox::TestApp, Arc<AtomicUsize>) {
     let (registry, exchanges, _) = RecordingSandbox::registry();
     (spawn_app_with(backend, |_| {}, Some(registry)).await, exchanges)
 }

@@ -1,6 +1,6 @@
 //! The whole sandbox flow, through the streams, on both backends.
 
-use crate::helpers::{PATIENCE, spawn_app};
+use crate::sandbox::{PATIENCE, spawn_app};
 use linkgate::pb;
 use std::collections::HashSet;
 use tokio_stream::StreamExt;
@@ -166,7 +166,7 @@ on_both_backends! {
             .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
             .await
             .unwrap_err();
-        crate::helpers::assert_error("read after delete", &read, tonic::Code::FailedPrecondition, "CONNECTION_DELETED");
+        crate::sandbox::assert_error("read after delete", &read, tonic::Code::FailedPrecondition, "CONNECTION_DELETED");
     }
 }
 
@@ -255,6 +255,6 @@ on_both_backends! {
             .list_statements(pb::ListStatementsRequest { connection_id: broker.id.clone(), ..Default::default() })
             .await
             .unwrap_err();
-        crate::helpers::assert_error("statements of a broker", &unsupported, tonic::Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED");
+        crate::sandbox::assert_error("statements of a broker", &unsupported, tonic::Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED");
     }
 }

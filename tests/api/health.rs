@@ -1,6 +1,6 @@
 //! Health, reflection and the HTTP checks: what operators and grpcurl rely on.
 
-use crate::helpers::{Backend, spawn_app};
+use crate::sandbox::{Backend, spawn_app};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 

@@ -1,6 +1,6 @@
 //! Link sessions: credential checks, MFA, the hosted flow and idempotent creation.
 
-use crate::helpers::{Backend, PATIENCE, TestApp, assert_error, spawn_app};
+use crate::sandbox::{Backend, PATIENCE, TestApp, assert_error, spawn_app};
 use linkgate::pb;
 use tokio_stream::StreamExt;
 

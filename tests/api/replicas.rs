@@ -1,7 +1,7 @@
 //! The status engine across replicas: fan-out through PostgreSQL, lease takeover after a crash,
 //! and one upstream poll per interval however many watch.
 
-use crate::helpers::{Backend, PATIENCE, RecordingSandbox, TestDatabase, spawn_app_with, test_settings};
+use crate::sandbox::{Backend, PATIENCE, RecordingSandbox, TestDatabase, spawn_app_with, test_settings};
 use linkgate::pb;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

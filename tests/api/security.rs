@@ -1,7 +1,7 @@
 //! Security: API keys on every RPC, tenant isolation everywhere, secrets sealed at rest and
 //! absent from logs, per-tenant limits and the audit trail.
 
-use crate::helpers::{
+use crate::sandbox::{
     Backend, PATIENCE, RecordingSandbox, TestApp, assert_error, capture_logs, spawn_app, spawn_app_with,
 };
 use linkgate::pb;
@@ -335,7 +335,7 @@ async fn expensive_calls_beyond_the_tenant_budget_are_refused_with_a_retry_delay
 #[tokio::test]
 async fn a_tenant_cannot_hold_more_streams_than_its_cap_and_closed_streams_free_their_slot() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.limits.tenant_max_streams = 2, None).await;
-    let watch = |mut c: pb::connection_service_client::ConnectionServiceClient<crate::helpers::Authed>| async move {
+    let watch = |mut c: pb::connection_service_client::ConnectionServiceClient<crate::sandbox::Authed>| async move {
         c.watch_connections(pb::WatchConnectionsRequest::default()).await
     };
     let first = watch(app.connections.clone()).await.unwrap().into_inner();

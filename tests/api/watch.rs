@@ -1,6 +1,6 @@
 //! The watch streams: resuming, filtering, refresh and shutdown.
 
-use crate::helpers::{Backend, PATIENCE, assert_error, spawn_app};
+use crate::sandbox::{Backend, PATIENCE, assert_error, spawn_app};
 use linkgate::pb;
 use std::time::Duration;
 use tokio_stream::StreamExt;
@@ -173,7 +173,7 @@ async fn a_cursor_older_than_the_pruned_log_resumes_with_marked_snapshots() {
 
 #[tokio::test]
 async fn a_ready_connection_is_fetched_again_at_the_providers_refresh_rhythm() {
-    let mut app = crate::helpers::spawn_app_with(
+    let mut app = crate::sandbox::spawn_app_with(
         Backend::Sqlite,
         |s| s.providers.sandbox.refresh_interval = Duration::from_millis(400),
         None,

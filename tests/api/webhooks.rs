@@ -3,7 +3,7 @@
 //! connection poll at once instead of at its six-hourly refresh; forged, stale, replayed and
 //! oversized ones are refused with their verdicts, counted, and never processed.
 
-use crate::helpers::*;
+use crate::sandbox::*;
 use linkgate::pb;
 use linkgate_mocks::jws::{SigningKey, body_sha256};
 use reqwest::StatusCode;
