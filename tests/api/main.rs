@@ -13,16 +13,16 @@ macro_rules! on_both_backends {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn case($backend: crate::sandbox::Backend) $body
+            async fn case($backend: crate::support::database::Backend) $body
 
             #[tokio::test]
             async fn postgres() {
-                case(crate::sandbox::Backend::Postgres).await
+                case(crate::support::database::Backend::Postgres).await
             }
 
             #[tokio::test]
             async fn sqlite() {
-                case(crate::sandbox::Backend::Sqlite).await
+                case(crate::support::database::Backend::Sqlite).await
             }
         }
     };
