@@ -43,7 +43,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::database::{Backend, TestDatabase};
-use support::server::{CLIENT_ID, SECRET};
+use support::server::{QUICK, SECRET, provider_flags};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -625,20 +625,9 @@ fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(flag, value)| ((*flag).to_owned(), (*value).to_owned())).collect()
 }
 
-/// The flags that point an HTTP adapter at `mock` with the mock's credentials and quick timings
-/// (every HTTP provider's flags are prefixed with its id).
+/// The flags that point an HTTP adapter at `mock` with the mock's credentials and quick timings.
 fn upstream_flags(id: &str, mock: &MockServer) -> Vec<(String, String)> {
-    let base_url = mock.base_url();
-    let settings = [
-        ("base-url", base_url.as_str()),
-        ("client-id", CLIENT_ID),
-        ("client-secret", SECRET),
-        ("request-timeout", "2s"),
-        ("call-timeout", "5s"),
-        ("max-attempts", "3"),
-        ("poll-interval", POLL_INTERVAL),
-    ];
-    settings.iter().map(|(name, value)| (format!("--{id}-{name}"), (*value).to_owned())).collect()
+    provider_flags(id, &mock.base_url(), SECRET, &QUICK, POLL_INTERVAL)
 }
 
 /// A free port on the loopback interface.

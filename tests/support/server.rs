@@ -113,24 +113,31 @@ pub struct Upstream<'a> {
     pub timing: &'a Timing,
 }
 
-impl Upstream<'_> {
-    /// The flags that point the provider at its mock with the test's credentials and timings
-    /// (every HTTP provider's flags are prefixed with its id).
-    pub fn provider_flags(&self) -> Vec<(String, String)> {
-        [
-            ("base-url", self.base_url),
-            ("client-id", CLIENT_ID),
-            ("client-secret", self.client_secret),
-            ("request-timeout", self.timing.request_timeout),
-            ("call-timeout", self.timing.call_timeout),
-            ("max-attempts", "3"),
-            ("poll-interval", "100ms"),
-        ]
-        .into_iter()
-        .map(|(name, value)| (format!("--{}-{name}", self.provider), value.to_owned()))
-        .collect()
-    }
+/// The flags that point `provider`'s adapter at its mock (`base_url`) with the test's
+/// credentials and `timing`, polling every `poll_interval` (every HTTP provider's flags are
+/// prefixed with its id).
+pub fn provider_flags(
+    provider: &str,
+    base_url: &str,
+    client_secret: &str,
+    timing: &Timing,
+    poll_interval: &str,
+) -> Vec<(String, String)> {
+    [
+        ("base-url", base_url),
+        ("client-id", CLIENT_ID),
+        ("client-secret", client_secret),
+        ("request-timeout", timing.request_timeout),
+        ("call-timeout", timing.call_timeout),
+        ("max-attempts", "3"),
+        ("poll-interval", poll_interval),
+    ]
+    .into_iter()
+    .map(|(name, value)| (format!("--{provider}-{name}"), value.to_owned()))
+    .collect()
+}
 
+impl Upstream<'_> {
     /// The server's settings: the test defaults for this upstream, the flags `overrides`
     /// replacing or extending them.
     pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
@@ -147,7 +154,7 @@ impl Upstream<'_> {
         ]
         .into_iter()
         .map(|(flag, value)| (flag.to_owned(), value.to_owned()))
-        .chain(self.provider_flags())
+        .chain(provider_flags(self.provider, self.base_url, self.client_secret, self.timing, "100ms"))
         .collect();
         for &(name, value) in overrides {
             match flags.iter_mut().find(|(flag, _)| flag == name) {
