@@ -43,15 +43,13 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::database::{Backend, TestDatabase};
+use support::server::{QUICK, SECRET, provider_flags};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 /// How long any wait may take before the contract fails: far above the mocks' delays, so only
 /// a connection or link that never settles trips it.
 const PATIENCE: Duration = Duration::from_secs(10);
-/// The mocks' default credentials.
-const CLIENT_ID: &str = "test-client";
-const CLIENT_SECRET: &str = "test-secret";
 /// Polling as fast as this keeps the file quick while still going through `Importing`.
 const POLL_INTERVAL: &str = "50ms";
 /// How long the mocks keep a connection importing: long enough that the status loop sees
@@ -305,7 +303,7 @@ async fn contract<S: ContractSubject>() {
     garbage_tokens_are_invalid(provider).await;
     // A refused token is still a caller's secret (an expired or mistyped real one): error paths
     // are where one would be logged. (`.` and `..` are too short to find in a log.)
-    let mut secrets: Vec<String> = std::iter::once(CLIENT_SECRET)
+    let mut secrets: Vec<String> = std::iter::once(SECRET)
         .chain(GARBAGE_TOKENS.iter().copied().filter(|token| token.len() > 2))
         .map(str::to_owned)
         .collect();
@@ -627,20 +625,9 @@ fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(flag, value)| ((*flag).to_owned(), (*value).to_owned())).collect()
 }
 
-/// The flags that point an HTTP adapter at `mock` with the mock's credentials and quick timings
-/// (every HTTP provider's flags are prefixed with its id).
+/// The flags that point an HTTP adapter at `mock` with the mock's credentials and quick timings.
 fn upstream_flags(id: &str, mock: &MockServer) -> Vec<(String, String)> {
-    let base_url = mock.base_url();
-    let settings = [
-        ("base-url", base_url.as_str()),
-        ("client-id", CLIENT_ID),
-        ("client-secret", CLIENT_SECRET),
-        ("request-timeout", "2s"),
-        ("call-timeout", "5s"),
-        ("max-attempts", "3"),
-        ("poll-interval", POLL_INTERVAL),
-    ];
-    settings.iter().map(|(name, value)| (format!("--{id}-{name}"), (*value).to_owned())).collect()
+    provider_flags(id, &mock.base_url(), SECRET, &QUICK, POLL_INTERVAL)
 }
 
 /// A free port on the loopback interface.

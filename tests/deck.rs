@@ -14,13 +14,13 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use support::server::{Gateway, QUICK, SECRET, Timing, Upstream};
+use support::server::{QUICK, SECRET, TestApp, Timing, Upstream};
 use tonic_types::StatusExt;
 
 /// The Deck mock, a linkgate in front of it (which it derefs to), and the mock's admin client.
 /// Both stop when dropped.
 struct DeckApp {
-    gateway: Gateway,
+    gateway: TestApp,
     mock: MockServer,
     admin: reqwest::Client,
     database: TestDatabase,
@@ -29,14 +29,14 @@ struct DeckApp {
 }
 
 impl Deref for DeckApp {
-    type Target = Gateway;
-    fn deref(&self) -> &Gateway {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
         &self.gateway
     }
 }
 
 impl DerefMut for DeckApp {
-    fn deref_mut(&mut self) -> &mut Gateway {
+    fn deref_mut(&mut self) -> &mut TestApp {
         &mut self.gateway
     }
 }
@@ -56,7 +56,7 @@ async fn spawn(backend: Backend, mock: DeckMockOptions, timing: Timing, secret: 
         client_secret: secret,
         timing: &timing,
     };
-    let gateway = Gateway::start(&upstream, &[]).await;
+    let gateway = TestApp::start(upstream.settings(&[]), None, None).await;
     DeckApp { gateway, mock, admin: reqwest::Client::new(), database, key }
 }
 
@@ -254,7 +254,7 @@ async fn full_flow(backend: Backend, logs: Option<Arc<Mutex<Vec<u8>>>>) {
     assert_eq!(app.call_count("/connection/destroy").await, 1, "the mock saw /connection/destroy");
 
     let tokens = app.issued_tokens().await;
-    app.shut_down().await;
+    app.shut_down().await.expect("clean stop");
 
     // No secret in the logs: not Deck's secret, the access token, the password or the public token.
     if let Some(logs) = logs {

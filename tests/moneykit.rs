@@ -15,7 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use support::server::{CLIENT_ID, Gateway, PATIENCE, QUICK, SECRET, Timing, Upstream, amount};
+use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount};
 use tonic_types::StatusExt;
 
 const EXCHANGE: &str = "/link-session/exchange-token";
@@ -24,21 +24,21 @@ const REDIRECT: &str = "https://app.example/moneykit-return";
 /// The MoneyKit mock, a linkgate in front of it (which it derefs to), and the mock's admin
 /// client. Both stop when dropped.
 struct MoneyKitApp {
-    gateway: Gateway,
+    gateway: TestApp,
     mock: MockServer,
     admin: reqwest::Client,
     database: TestDatabase,
 }
 
 impl Deref for MoneyKitApp {
-    type Target = Gateway;
-    fn deref(&self) -> &Gateway {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
         &self.gateway
     }
 }
 
 impl DerefMut for MoneyKitApp {
-    fn deref_mut(&mut self) -> &mut Gateway {
+    fn deref_mut(&mut self) -> &mut TestApp {
         &mut self.gateway
     }
 }
@@ -63,7 +63,7 @@ async fn spawn_with(mock: MoneyKitMockOptions, timing: Timing, overrides: &[(&'s
         client_secret: SECRET,
         timing: &timing,
     };
-    let gateway = Gateway::start(&upstream, overrides).await;
+    let gateway = TestApp::start(upstream.settings(overrides), None, None).await;
     MoneyKitApp { gateway, mock, admin: reqwest::Client::new(), database }
 }
 
@@ -338,7 +338,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
 
     let issued = app.issued().await;
     let stored = app.database.dump().await;
-    app.shut_down().await;
+    app.shut_down().await.expect("clean stop");
 
     // No secret anywhere it could leak: not the client secret, an access token, the link id or
     // the exchangeable token, in the logs; and the link id only sealed in the database.

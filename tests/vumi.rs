@@ -13,7 +13,7 @@ use linkgate_mocks::vumi::{self, VumiMockOptions};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use support::server::{CLIENT_ID, Gateway, PATIENCE, QUICK, SECRET, Timing, Upstream, amount};
+use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount};
 use tonic_types::StatusExt;
 
 const REDIRECT_ID: &str = "0b6f3c1e-9a2d-4c5b-8e7f-112233445566";
@@ -66,7 +66,7 @@ impl Mock {
     }
 }
 
-async fn replica(mock: &Mock, database: &TestDatabase, key: &str, timing: &Timing) -> Gateway {
+async fn replica(mock: &Mock, database: &TestDatabase, key: &str, timing: &Timing) -> TestApp {
     replica_with(mock, database, key, timing, &[]).await
 }
 
@@ -77,7 +77,7 @@ async fn replica_with(
     key: &str,
     timing: &Timing,
     overrides: &[(&'static str, &str)],
-) -> Gateway {
+) -> TestApp {
     let base_url = mock.server.base_url();
     let upstream = Upstream {
         database_url: &database.url,
@@ -88,13 +88,13 @@ async fn replica_with(
         timing,
     };
     let flags: Vec<_> = [("--vumi-redirect-id", REDIRECT_ID)].into_iter().chain(overrides.iter().copied()).collect();
-    Gateway::start(&upstream, &flags).await
+    TestApp::start(upstream.settings(&flags), None, None).await
 }
 
 /// The mock, one replica in front of it, and the database they use.
 struct VumiApp {
     mock: Mock,
-    app: Gateway,
+    app: TestApp,
     database: TestDatabase,
     key: String,
 }
@@ -113,7 +113,7 @@ fn instant_mock() -> VumiMockOptions {
 }
 
 /// Vumi's part of linkgate's API.
-impl Gateway {
+impl TestApp {
     async fn create_session(&mut self, user: &str) -> Result<pb::LinkSession, tonic::Status> {
         self.link
             .create_link_session(pb::CreateLinkSessionRequest {
@@ -283,7 +283,7 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
     assert_eq!(mock.count(LOGIN, "").await, 1, "one login served every call");
 
     let tokens = mock.admin_get("tokens").await;
-    app.shut_down().await;
+    app.shut_down().await.expect("clean stop");
     // The mock plays Vumi, which knows every token; only linkgate's own lines count.
     let text: String = String::from_utf8_lossy(&logs.lock().unwrap())
         .lines()

@@ -1,7 +1,9 @@
 //! Bad input: every malformed, unknown or out-of-place request gets a precise error with its
 //! reason, and nothing is written.
 
-use crate::helpers::{Backend, TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::support::database::Backend;
+use crate::support::server::{TestApp, spawn_app, spawn_app_with};
+use crate::support::status::assert_error;
 use linkgate::pb;
 use std::time::Duration;
 use tonic::Code;
@@ -225,7 +227,7 @@ async fn reading_a_product_before_its_first_import_finishes_is_product_not_ready
     let mut app =
         spawn_app_with(Backend::Sqlite, |s| s.providers.sandbox.import_delay = Duration::from_secs(600), None).await;
     let token = app.public_token("ins_sandbox_bank", "user-p").await;
-    let connection = app.exchange(&token).await.unwrap();
+    let connection = app.exchange("sandbox", &token).await.unwrap();
     let status = app
         .accounts
         .list_accounts(pb::ListAccountsRequest { connection_id: connection.id, ..Default::default() })

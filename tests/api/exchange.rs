@@ -1,12 +1,15 @@
 //! ExchangePublicToken: exactly once, whatever the concurrency, retries and tenants.
 
-use crate::helpers::{Backend, RecordingSandbox, assert_error, spawn_app, spawn_app_with};
+use crate::sandbox::RecordingSandbox;
+use crate::support::database::Backend;
+use crate::support::server::{spawn_app, spawn_app_with};
+use crate::support::status::assert_error;
 use linkgate::pb;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-async fn counting_app(backend: Backend) -> (crate::helpers::TestApp, Arc<AtomicUsize>) {
+async fn counting_app(backend: Backend) -> (crate::support::server::TestApp, Arc<AtomicUsize>) {
     let (registry, exchanges, _) = RecordingSandbox::registry();
     (spawn_app_with(backend, |_| {}, Some(registry)).await, exchanges)
 }
@@ -41,7 +44,7 @@ on_both_backends! {
         assert_eq!(listed.connections.len(), 1, "one connection recorded");
 
         // A later retry is answered from the record too.
-        let retried = app.exchange(&token).await.unwrap();
+        let retried = app.exchange("sandbox", &token).await.unwrap();
         assert_eq!(retried.id, ids[0]);
         assert_eq!(exchanges.load(Ordering::SeqCst), 1);
     }
@@ -51,12 +54,12 @@ on_both_backends! {
     async fn a_token_whose_connection_was_deleted_is_used_up(backend: Backend) {
         let mut app = spawn_app(backend).await;
         let token = app.public_token("ins_sandbox_bank", "user-d").await;
-        let connection = app.exchange(&token).await.unwrap();
+        let connection = app.exchange("sandbox", &token).await.unwrap();
         app.connections
             .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id, ..Default::default() })
             .await
             .unwrap();
-        let status = app.exchange(&token).await.unwrap_err();
+        let status = app.exchange("sandbox", &token).await.unwrap_err();
         assert_error("exchange after delete", &status, tonic::Code::FailedPrecondition, "PUBLIC_TOKEN_USED");
     }
 }
@@ -68,7 +71,7 @@ async fn an_expired_token_is_refused_and_nothing_is_written() {
             .await;
     let token = app.public_token("ins_sandbox_bank", "user-e").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let status = app.exchange(&token).await.unwrap_err();
+    let status = app.exchange("sandbox", &token).await.unwrap_err();
     assert_error("expired token", &status, tonic::Code::FailedPrecondition, "PUBLIC_TOKEN_EXPIRED");
     let listed = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
     assert!(listed.connections.is_empty());
@@ -78,7 +81,7 @@ async fn an_expired_token_is_refused_and_nothing_is_written() {
 async fn a_token_the_provider_does_not_know_is_not_found_and_can_be_retried_cleanly() {
     let mut app = spawn_app(Backend::Postgres).await;
     for attempt in 0..2 {
-        let status = app.exchange("public-sandbox-ins_sandbox_bank-not-a-real-token").await.unwrap_err();
+        let status = app.exchange("sandbox", "public-sandbox-ins_sandbox_bank-not-a-real-token").await.unwrap_err();
         assert_error(&format!("attempt {attempt}"), &status, tonic::Code::NotFound, "PUBLIC_TOKEN_NOT_FOUND");
     }
     let listed = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();

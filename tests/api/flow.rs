@@ -1,6 +1,7 @@
 //! The whole sandbox flow, through the streams, on both backends.
 
-use crate::helpers::{PATIENCE, spawn_app};
+use crate::support::server::{PATIENCE, spawn_app};
+use crate::support::status::assert_error;
 use linkgate::pb;
 use std::collections::HashSet;
 use tokio_stream::StreamExt;
@@ -55,7 +56,7 @@ on_both_backends! {
         assert_eq!(listed.public_tokens[0].public_token, public_token);
         assert_eq!(listed.public_tokens[0].external_user_id, "user-7");
 
-        let connection = app.exchange(&public_token).await.unwrap();
+        let connection = app.exchange("sandbox", &public_token).await.unwrap();
         assert_eq!(connection.state(), pb::ConnectionState::Pending);
         assert_eq!(connection.external_user_id, "user-7");
         assert!(connection.products.iter().all(|p| p.state() == pb::ProductState::NotReady));
@@ -166,7 +167,7 @@ on_both_backends! {
             .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
             .await
             .unwrap_err();
-        crate::helpers::assert_error("read after delete", &read, tonic::Code::FailedPrecondition, "CONNECTION_DELETED");
+        assert_error("read after delete", &read, tonic::Code::FailedPrecondition, "CONNECTION_DELETED");
     }
 }
 
@@ -255,6 +256,6 @@ on_both_backends! {
             .list_statements(pb::ListStatementsRequest { connection_id: broker.id.clone(), ..Default::default() })
             .await
             .unwrap_err();
-        crate::helpers::assert_error("statements of a broker", &unsupported, tonic::Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED");
+        assert_error("statements of a broker", &unsupported, tonic::Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED");
     }
 }

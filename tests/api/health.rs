@@ -1,6 +1,7 @@
 //! Health, reflection and the HTTP checks: what operators and grpcurl rely on.
 
-use crate::helpers::{Backend, spawn_app};
+use crate::support::database::Backend;
+use crate::support::server::spawn_app;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 

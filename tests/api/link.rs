@@ -1,6 +1,8 @@
 //! Link sessions: credential checks, MFA, the hosted flow and idempotent creation.
 
-use crate::helpers::{Backend, PATIENCE, TestApp, assert_error, spawn_app};
+use crate::support::database::Backend;
+use crate::support::server::{PATIENCE, TestApp, spawn_app};
+use crate::support::status::assert_error;
 use linkgate::pb;
 use tokio_stream::StreamExt;
 
@@ -76,7 +78,7 @@ on_both_backends! {
         .await
         .unwrap();
         assert!(succeeded.public_token.starts_with("public-sandbox-ins_sandbox_broker-"));
-        let connection = app.exchange(&succeeded.public_token).await.unwrap();
+        let connection = app.exchange("sandbox", &succeeded.public_token).await.unwrap();
         assert_eq!(connection.institution_name, "Sandbox Broker");
     }
 }

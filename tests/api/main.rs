@@ -4,7 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod helpers;
+mod sandbox;
 
 /// Expands one test body into a test per store backend, so a failure names its backend.
 macro_rules! on_both_backends {
@@ -13,16 +13,16 @@ macro_rules! on_both_backends {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn case($backend: crate::helpers::Backend) $body
+            async fn case($backend: crate::support::database::Backend) $body
 
             #[tokio::test]
             async fn postgres() {
-                case(crate::helpers::Backend::Postgres).await
+                case(crate::support::database::Backend::Postgres).await
             }
 
             #[tokio::test]
             async fn sqlite() {
-                case(crate::helpers::Backend::Sqlite).await
+                case(crate::support::database::Backend::Sqlite).await
             }
         }
     };

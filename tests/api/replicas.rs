@@ -1,7 +1,9 @@
 //! The status engine across replicas: fan-out through PostgreSQL, lease takeover after a crash,
 //! and one upstream poll per interval however many watch.
 
-use crate::helpers::{Backend, PATIENCE, RecordingSandbox, TestDatabase, spawn_app_with, test_settings};
+use crate::sandbox::RecordingSandbox;
+use crate::support::database::{Backend, TestDatabase};
+use crate::support::server::{PATIENCE, spawn_app_with, test_settings};
 use linkgate::pb;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ async fn a_watcher_on_one_replica_sees_every_change_made_through_another_once_an
         .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
         .await
         .unwrap();
-    a.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+    a.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     a.connections
         .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
         .await
@@ -48,7 +50,7 @@ async fn a_thousand_watchers_of_one_connection_cost_one_upstream_poll_per_interv
     let (registry, counters) = RecordingSandbox::with_settings(sandbox);
     let mut app = spawn_app_with(Backend::Sqlite, |s| s.limits.tenant_max_streams = 2000, Some(registry)).await;
     let token = app.public_token("ins_sandbox_bank", "u").await;
-    let connection = app.exchange(&token).await.unwrap();
+    let connection = app.exchange("sandbox", &token).await.unwrap();
     let started = Instant::now();
 
     let mut streams = Vec::new();
@@ -236,7 +238,7 @@ async fn the_rust_client_resumes_a_watch_across_a_replica_restart_without_loss_o
         .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
         .await
         .unwrap();
-    b.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+    b.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
 
     // A replica comes back where the client keeps knocking; it resumes after its last event.
     let _c = a.spawn_replica_on(address).await;
@@ -321,7 +323,7 @@ async fn a_replica_answers_its_own_writes_at_once_though_it_caches_reads() {
     let connection = app.ready_connection("ins_sandbox_bank", "u").await;
     let get = pb::GetConnectionRequest { connection_id: connection.id.clone() };
     for _ in 0..20 {
-        app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+        app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
         app.connections.get_connection(get.clone()).await.unwrap();
         let refreshed = app
             .connections

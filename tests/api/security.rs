@@ -1,9 +1,11 @@
 //! Security: API keys on every RPC, tenant isolation everywhere, secrets sealed at rest and
 //! absent from logs, per-tenant limits and the audit trail.
 
-use crate::helpers::{
-    Backend, PATIENCE, RecordingSandbox, TestApp, assert_error, capture_logs, spawn_app, spawn_app_with,
-};
+use crate::sandbox::RecordingSandbox;
+use crate::support::database::Backend;
+use crate::support::logs::capture_logs;
+use crate::support::server::{PATIENCE, TestApp, spawn_app, spawn_app_with};
+use crate::support::status::assert_error;
 use linkgate::pb;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -335,7 +337,7 @@ async fn expensive_calls_beyond_the_tenant_budget_are_refused_with_a_retry_delay
 #[tokio::test]
 async fn a_tenant_cannot_hold_more_streams_than_its_cap_and_closed_streams_free_their_slot() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.limits.tenant_max_streams = 2, None).await;
-    let watch = |mut c: pb::connection_service_client::ConnectionServiceClient<crate::helpers::Authed>| async move {
+    let watch = |mut c: pb::connection_service_client::ConnectionServiceClient<crate::support::server::Authed>| async move {
         c.watch_connections(pb::WatchConnectionsRequest::default()).await
     };
     let first = watch(app.connections.clone()).await.unwrap().into_inner();
@@ -426,8 +428,8 @@ async fn a_database_dump_after_a_full_flow_holds_no_token_or_credential_in_clear
             .link_session
             .unwrap();
         let pending = app.public_token("ins_sandbox_broker", "u").await;
-        let connection = app.exchange(&done.public_token).await.unwrap();
-        app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+        let connection = app.exchange("sandbox", &done.public_token).await.unwrap();
+        app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
 
         let dump = app.database_dump().await;
         let handle = handles.lock().unwrap()[0].clone();
@@ -468,9 +470,9 @@ async fn trace_logs_of_every_flow_hold_no_token_key_or_credential() {
     let rejected = app.create_session("ins_sandbox_bank", "u").await;
     app.submit(&rejected.id, "user_good", "wrong-password-9f3a").await.unwrap();
     app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap();
-    let connection = app.exchange(&done.public_token).await.unwrap();
-    app.exchange(&done.public_token).await.unwrap();
-    app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+    let connection = app.exchange("sandbox", &done.public_token).await.unwrap();
+    app.exchange("sandbox", &done.public_token).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     app.accounts
         .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
         .await

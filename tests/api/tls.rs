@@ -1,6 +1,7 @@
 //! TLS and mutual TLS on the gRPC listener.
 
-use crate::helpers::{Backend, TestDatabase, test_settings};
+use crate::support::database::{Backend, TestDatabase};
+use crate::support::server::test_settings;
 use linkgate::pb;
 use linkgate::server::Application;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};

@@ -1,6 +1,7 @@
 //! The gRPC transport itself: answers go out as soon as they are written.
 
-use crate::helpers::{Backend, spawn_app};
+use crate::support::database::Backend;
+use crate::support::server::spawn_app;
 use linkgate::pb;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! The watch streams: resuming, filtering, refresh and shutdown.
 
-use crate::helpers::{Backend, PATIENCE, assert_error, spawn_app};
+use crate::support::database::Backend;
+use crate::support::server::{PATIENCE, spawn_app};
+use crate::support::status::assert_error;
 use linkgate::pb;
 use std::time::Duration;
 use tokio_stream::StreamExt;
@@ -144,7 +146,7 @@ async fn a_cursor_older_than_the_pruned_log_resumes_with_marked_snapshots() {
         .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
         .await
         .unwrap();
-    app.wait_for_state(&connection.id, pb::ConnectionState::Ready).await;
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     let storage = app.storage().await;
     let pruned = storage.store.prune_events(linkgate::domain::now() + chrono::Duration::seconds(1), 100).await.unwrap();
     assert_eq!(pruned, 3, "all but the latest event were pruned");
@@ -173,7 +175,7 @@ async fn a_cursor_older_than_the_pruned_log_resumes_with_marked_snapshots() {
 
 #[tokio::test]
 async fn a_ready_connection_is_fetched_again_at_the_providers_refresh_rhythm() {
-    let mut app = crate::helpers::spawn_app_with(
+    let mut app = crate::support::server::spawn_app_with(
         Backend::Sqlite,
         |s| s.providers.sandbox.refresh_interval = Duration::from_millis(400),
         None,

@@ -3,7 +3,9 @@
 //! connection poll at once instead of at its six-hourly refresh; forged, stale, replayed and
 //! oversized ones are refused with their verdicts, counted, and never processed.
 
-use crate::helpers::*;
+use crate::sandbox::{RecordingCounters, RecordingSandbox, SANDBOX_SIGNATURE_HEADER};
+use crate::support::database::Backend;
+use crate::support::server::{PATIENCE, TestApp, spawn_app_with, test_settings};
 use linkgate::pb;
 use linkgate_mocks::jws::{SigningKey, body_sha256};
 use reqwest::StatusCode;

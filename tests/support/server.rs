@@ -1,18 +1,41 @@
-//! Starting linkgate in-process for the end-to-end tests.
+//! The test server: a real linkgate on random ports, in-process, with typed gRPC clients. Its
+//! settings come from `linkgate serve`'s flags ([`serve_settings`], [`Upstream::settings`]) or a
+//! [`Settings`] value ([`test_settings`]); it runs on a fresh database of either backend
+//! ([`spawn_app`]) or on one the test holds, with the configured providers or a given
+//! [`Registry`]; replicas share its database ([`TestApp::spawn_replica`]). It stops when dropped
+//! or on [`TestApp::shut_down`].
 
+use crate::support::database::{Backend, TestDatabase};
 use clap::Parser;
-use linkgate::config::Settings;
+use linkgate::config::{
+    DatabaseSettings, LimitSettings, ProviderSettings, SandboxSettings, SecretSettings, Settings, SyncSettings,
+    TlsSettings,
+};
+use linkgate::crypto::Sealer;
 use linkgate::pb;
 use linkgate::pb::account_service_client::AccountServiceClient;
 use linkgate::pb::connection_service_client::ConnectionServiceClient;
 use linkgate::pb::link_service_client::LinkServiceClient;
 use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
 use linkgate::pb::statement_service_client::StatementServiceClient;
+use linkgate::providers::Registry;
 use linkgate::server::Application;
-use std::time::{Duration, Instant};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::time::Duration;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// How long any wait in a test may take before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+/// The client id linkgate presents to a provider's mock.
+pub const CLIENT_ID: &str = "test-client";
+/// The client secret linkgate presents to a provider's mock.
+pub const SECRET: &str = "test-secret";
 
 /// `linkgate serve`'s settings, parsed from flags so every setting a test does not name keeps
 /// its default.
@@ -28,28 +51,47 @@ pub fn serve_settings(flags: &[(&str, &str)]) -> Settings {
     Serve::try_parse_from(args).expect("test flags parse").settings
 }
 
-/// Waits until the server behind `channel` reports SERVING.
-pub async fn wait_until_serving(channel: &Channel) {
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
-        if status.is_ok_and(|s| {
-            s.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-        }) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "linkgate never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Settings of a sandbox test server: fast sandbox timings, random ports, a fixed key.
+pub fn test_settings(database_url: &str) -> Settings {
+    Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsSettings::default(),
+        database: DatabaseSettings { database_url: database_url.to_owned(), database_max_connections: 5 },
+        secrets: SecretSettings {
+            encryption_key: Some(SecretString::from(Sealer::generate_key())),
+            api_key_pepper: None,
+        },
+        limits: LimitSettings {
+            tenant_calls_per_second: 1000,
+            tenant_call_burst: 1000,
+            tenant_max_streams: 100,
+            max_concurrent_streams: 1024,
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 4096,
+            max_message_bytes: 4 * 1024 * 1024,
+        },
+        providers: ProviderSettings {
+            sandbox: SandboxSettings {
+                enabled: true,
+                import_delay: Duration::from_millis(300),
+                latency: Duration::ZERO,
+                refresh_interval: Duration::from_secs(6 * 3600),
+                public_token_ttl: Duration::from_secs(1800),
+                poll_interval: Duration::from_millis(50),
+            },
+            deck: Default::default(),
+            vumi: Default::default(),
+            moneykit: Default::default(),
+        },
+        sync: SyncSettings {
+            tick: Duration::from_millis(25),
+            events_recheck: Duration::from_secs(1),
+            event_retention: Duration::from_secs(7 * 86_400),
+            lease: Duration::from_secs(30),
+        },
     }
 }
-
-/// How long any wait may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-/// The client id linkgate presents to a provider's mock.
-pub const CLIENT_ID: &str = "test-client";
-/// The client secret linkgate presents to a provider's mock.
-pub const SECRET: &str = "test-secret";
 
 /// How a test's provider calls are bounded.
 pub struct Timing {
@@ -60,24 +102,7 @@ pub struct Timing {
 /// The bounds of most tests.
 pub const QUICK: Timing = Timing { request_timeout: "2s", call_timeout: "5s" };
 
-/// A linkgate pointed at one provider, and its gRPC clients. Stops when dropped.
-pub struct Gateway {
-    pub link: LinkServiceClient<Channel>,
-    pub connections: ConnectionServiceClient<Channel>,
-    pub accounts: AccountServiceClient<Channel>,
-    pub portfolios: PortfolioServiceClient<Channel>,
-    pub statements: StatementServiceClient<Channel>,
-    stop: CancellationToken,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-/// Where a [`Gateway`] keeps its data and which provider it calls, and how.
+/// Where a server keeps its data and which HTTP provider it calls, and how; the sandbox is off.
 pub struct Upstream<'a> {
     pub database_url: &'a str,
     pub encryption_key: &'a str,
@@ -88,17 +113,40 @@ pub struct Upstream<'a> {
     pub timing: &'a Timing,
 }
 
-impl Gateway {
-    /// Starts linkgate with the test defaults for `upstream`, the flags `overrides` replacing or
-    /// extending them, and waits until it serves.
-    pub async fn start(upstream: &Upstream<'_>, overrides: &[(&str, &str)]) -> Self {
-        let provider_flag = |name: &str| format!("--{}-{name}", upstream.provider);
+/// The flags that point `provider`'s adapter at its mock (`base_url`) with the test's
+/// credentials and `timing`, polling every `poll_interval` (every HTTP provider's flags are
+/// prefixed with its id).
+pub fn provider_flags(
+    provider: &str,
+    base_url: &str,
+    client_secret: &str,
+    timing: &Timing,
+    poll_interval: &str,
+) -> Vec<(String, String)> {
+    [
+        ("base-url", base_url),
+        ("client-id", CLIENT_ID),
+        ("client-secret", client_secret),
+        ("request-timeout", timing.request_timeout),
+        ("call-timeout", timing.call_timeout),
+        ("max-attempts", "3"),
+        ("poll-interval", poll_interval),
+    ]
+    .into_iter()
+    .map(|(name, value)| (format!("--{provider}-{name}"), value.to_owned()))
+    .collect()
+}
+
+impl Upstream<'_> {
+    /// The server's settings: the test defaults for this upstream, the flags `overrides`
+    /// replacing or extending them.
+    pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
         let mut flags: Vec<(String, String)> = [
             ("--grpc-addr", "127.0.0.1:0"),
             ("--http-addr", "127.0.0.1:0"),
-            ("--database-url", upstream.database_url),
+            ("--database-url", self.database_url),
             ("--database-max-connections", "5"),
-            ("--encryption-key", upstream.encryption_key),
+            ("--encryption-key", self.encryption_key),
             ("--tenant-calls-per-second", "1000"),
             ("--tenant-call-burst", "1000"),
             ("--sandbox-enabled", "false"),
@@ -106,19 +154,7 @@ impl Gateway {
         ]
         .into_iter()
         .map(|(flag, value)| (flag.to_owned(), value.to_owned()))
-        .chain(
-            [
-                ("base-url", upstream.base_url),
-                ("client-id", CLIENT_ID),
-                ("client-secret", upstream.client_secret),
-                ("request-timeout", upstream.timing.request_timeout),
-                ("call-timeout", upstream.timing.call_timeout),
-                ("max-attempts", "3"),
-                ("poll-interval", "100ms"),
-            ]
-            .into_iter()
-            .map(|(name, value)| (provider_flag(name), value.to_owned())),
-        )
+        .chain(provider_flags(self.provider, self.base_url, self.client_secret, self.timing, "100ms"))
         .collect();
         for &(name, value) in overrides {
             match flags.iter_mut().find(|(flag, _)| flag == name) {
@@ -127,36 +163,208 @@ impl Gateway {
             }
         }
         let flags: Vec<(&str, &str)> = flags.iter().map(|(flag, value)| (flag.as_str(), value.as_str())).collect();
-        let application = Application::build(serve_settings(&flags)).await.expect("linkgate builds");
+        serve_settings(&flags)
+    }
+}
+
+/// A running server and clients for it. Stops the server when dropped.
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub link: LinkServiceClient<Authed>,
+    pub connections: ConnectionServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
+    pub portfolios: PortfolioServiceClient<Authed>,
+    pub statements: StatementServiceClient<Authed>,
+    pub channel: Channel,
+    settings: Settings,
+    stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Dropped after the server: the database outlives every connection to it. A server on a
+    /// database the test holds (or a replica beside another app) holds none.
+    database: Option<TestDatabase>,
+}
+
+/// Starts a server on a fresh database on `backend` with the test settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}, None).await
+}
+
+/// Starts a server on a fresh database on `backend` after `adjust` changed the test settings,
+/// with `providers` instead of the configured ones when given.
+pub async fn spawn_app_with(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Settings),
+    providers: Option<Registry>,
+) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    let mut settings = test_settings(&database.url);
+    adjust(&mut settings);
+    TestApp::start(settings, providers, Some(database)).await
+}
+
+impl TestApp {
+    /// Starts a server with `settings` (and `providers` instead of the configured ones when
+    /// given), keeping `database` alive until it stops, and waits until it serves.
+    pub async fn start(settings: Settings, providers: Option<Registry>, database: Option<TestDatabase>) -> TestApp {
+        let application = match providers {
+            Some(providers) => Application::build_with_providers(settings.clone(), providers).await,
+            None => Application::build(settings.clone()).await,
+        }
+        .expect("server builds");
         let grpc_addr = application.grpc_addr();
+        let http_addr = application.http_addr();
         let stop = CancellationToken::new();
         let server = tokio::spawn(application.run_until_stopped(stop.clone()));
         let channel = Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.expect("connects");
-        wait_until_serving(&channel).await;
-        Self {
-            link: LinkServiceClient::new(channel.clone()),
-            connections: ConnectionServiceClient::new(channel.clone()),
-            accounts: AccountServiceClient::new(channel.clone()),
-            portfolios: PortfolioServiceClient::new(channel.clone()),
-            statements: StatementServiceClient::new(channel),
+        let bearer = Bearer(None);
+        let app = TestApp {
+            grpc_addr,
+            http_addr,
+            link: LinkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            connections: ConnectionServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            accounts: AccountServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            portfolios: PortfolioServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            statements: StatementServiceClient::with_interceptor(channel.clone(), bearer),
+            channel,
+            settings,
             stop,
             server: Some(server),
+            database,
+        };
+        app.wait_until_serving().await;
+        app
+    }
+
+    /// Another replica on this app's database, with its settings and keys (its configured
+    /// providers: a registry given to this app is not shared).
+    pub async fn spawn_replica(&self) -> TestApp {
+        self.spawn_replica_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Another replica on this app's database, listening on `grpc_addr`.
+    pub async fn spawn_replica_on(&self, grpc_addr: SocketAddr) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.grpc_addr = grpc_addr;
+        settings.http_addr = "127.0.0.1:0".parse().unwrap();
+        TestApp::start(settings, None, None).await
+    }
+
+    /// Waits for readiness (the store answered).
+    pub async fn wait_until_serving(&self) {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let status = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+            if status.is_ok_and(|s| {
+                s.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            }) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "server never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// Stops linkgate and waits for a clean stop.
-    pub async fn shut_down(&mut self) {
+    /// Stops the server and waits for it to finish draining.
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
         self.stop.cancel();
-        let server = self.server.take().expect("server running");
-        tokio::time::timeout(PATIENCE, server).await.expect("stops in time").expect("server task").expect("clean stop");
+        let server = self.server.take().expect("server still running");
+        tokio::time::timeout(PATIENCE, server).await.expect("server stops in time").expect("server task")
     }
 
+    /// The settings the server runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Sends `authorization: Bearer <key>` when it holds a key (none: dev mode).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the test's current API key.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Tenants, keys and the store behind the API.
+impl TestApp {
+    /// Makes every client send `key` (or no key) from now on.
+    pub fn use_key(&mut self, key: Option<&str>) {
+        let bearer = Bearer(key.map(|k| format!("Bearer {k}").parse().expect("ASCII key")));
+        self.link = LinkServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.connections = ConnectionServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.accounts = AccountServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.portfolios = PortfolioServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.statements = StatementServiceClient::with_interceptor(self.channel.clone(), bearer);
+    }
+
+    /// Creates a tenant through the operator path and returns its first API key.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        use linkgate::domain::{Tenant, TenantId, now};
+        use secrecy::ExposeSecret;
+        let storage = self.storage().await;
+        let tenant =
+            Tenant { id: TenantId(uuid::Uuid::now_v7()), name: name.to_owned(), created_at: now(), revoked_at: None };
+        assert!(storage.store.create_tenant(&tenant).await.unwrap(), "tenant {name} is new");
+        let (record, key) = storage.peppers.issue(tenant.id);
+        storage.store.create_api_key(&record).await.unwrap();
+        key.expose_secret().to_owned()
+    }
+
+    /// A ConnectionService client that sends `key`, beside the app's own clients.
+    pub fn connections_with_key(&self, key: &str) -> ConnectionServiceClient<Authed> {
+        let bearer = Bearer(Some(format!("Bearer {key}").parse().expect("ASCII key")));
+        ConnectionServiceClient::with_interceptor(self.channel.clone(), bearer)
+    }
+
+    /// The name of this app's PostgreSQL database.
+    pub fn database_name(&self) -> String {
+        self.settings
+            .database
+            .database_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Everything the database holds, as searchable text.
+    pub async fn database_dump(&self) -> String {
+        self.database.as_ref().expect("the app owns its database").dump().await
+    }
+
+    /// The store of this server's database, for checks no RPC can make.
+    pub async fn storage(&self) -> linkgate::server::Storage {
+        linkgate::server::Storage::open(&self.settings.database, &self.settings.secrets).await.expect("storage opens")
+    }
+}
+
+/// Calls every provider makes the same way.
+impl TestApp {
     /// Exchanges `public_token` of `provider` for a connection.
     pub async fn exchange(&mut self, provider: &str, public_token: &str) -> Result<pb::Connection, tonic::Status> {
         self.exchange_for(provider, "", public_token).await
     }
 
-    /// As [`Gateway::exchange`], naming the end user `external_user_id`.
+    /// As [`TestApp::exchange`], naming the end user `external_user_id`.
     pub async fn exchange_for(
         &mut self,
         provider: &str,
@@ -174,6 +382,7 @@ impl Gateway {
             .map(|r| r.into_inner().connection.unwrap())
     }
 
+    /// How many connections the caller can list.
     pub async fn connection_count(&mut self) -> usize {
         let request = pb::ListConnectionsRequest::default();
         self.connections.list_connections(request).await.unwrap().into_inner().connections.len()
@@ -202,9 +411,9 @@ impl Gateway {
         .unwrap_or_else(|_| panic!("session never reached {state:?}"))
     }
 
-    /// Watches connection `id` until it reaches `state`.
+    /// Watches connection `id` from its current state until it reaches `state`; returns it then.
     pub async fn wait_for_connection(&mut self, id: &str, state: pb::ConnectionState) -> pb::Connection {
-        let request = pb::WatchConnectionRequest { connection_id: id.into(), ..Default::default() };
+        let request = pb::WatchConnectionRequest { connection_id: id.into(), after_event_id: 0 };
         let mut stream = self.connections.watch_connection(request).await.expect("watch starts").into_inner();
         tokio::time::timeout(PATIENCE, async {
             while let Some(message) = stream.next().await {
