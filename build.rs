@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/linkgate/v1/account_service.proto",
         "proto/linkgate/v1/portfolio_service.proto",
         "proto/linkgate/v1/statement_service.proto",
+        "proto/linkgate/v1/sandbox_service.proto",
     ];
     tonic_prost_build::configure()
         .build_client(false)

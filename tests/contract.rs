@@ -540,6 +540,7 @@ fn link_context(flow: LinkFlow, institution: &str) -> LinkContext {
         created_at: now(),
         link_token: None,
         upstream_state: None,
+        repair: None,
     }
 }
 

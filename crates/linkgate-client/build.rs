@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "account_service.proto",
         "portfolio_service.proto",
         "statement_service.proto",
+        "sandbox_service.proto",
     ]
     .map(|file| root.join("linkgate/v1").join(file));
     tonic_prost_build::configure().build_server(false).compile_with_config(

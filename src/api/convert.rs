@@ -48,6 +48,9 @@ enum_map!(domain::ConnectionState, pb::ConnectionState, {
     Pending => Pending, Ready => Ready, Refreshing => Refreshing, Stale => Stale,
     LoginRequired => LoginRequired, Error => Error, Disconnected => Disconnected, Deleted => Deleted,
 });
+enum_map!(domain::ConnectionEventType, pb::ConnectionEventType, {
+    StateChanged => StateChanged, LoginRepaired => LoginRepaired,
+});
 enum_map!(domain::LinkSessionState, pb::LinkSessionState, {
     Created => Created, Connecting => Connecting, MfaRequired => MfaRequired,
     Succeeded => Succeeded, Failed => Failed, Expired => Expired,
@@ -125,6 +128,8 @@ impl From<&domain::ConnectionEvent> for pb::ConnectionEvent {
             connection: Some((&e.connection).into()),
             occurred_at: Some(timestamp(e.occurred_at)),
             snapshot: e.snapshot,
+            // A snapshot describes a state, not a change.
+            r#type: if e.snapshot { 0 } else { pb::ConnectionEventType::from(e.kind) as i32 },
         }
     }
 }
@@ -150,6 +155,7 @@ pub fn link_session(s: &domain::LinkSession, public_token: Option<String>) -> pb
         created_at: Some(timestamp(s.created_at)),
         updated_at: Some(timestamp(s.updated_at)),
         expires_at: Some(timestamp(s.expires_at)),
+        connection_id: s.repair_connection_id.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 
@@ -298,6 +304,9 @@ mod tests {
     fn every_domain_enum_round_trips_through_its_wire_twin() {
         for product in domain::Product::ALL {
             assert_eq!(domain::Product::try_from(pb::Product::from(*product)), Ok(*product));
+        }
+        for kind in domain::ConnectionEventType::ALL {
+            assert_eq!(domain::ConnectionEventType::try_from(pb::ConnectionEventType::from(*kind)), Ok(*kind));
         }
         for state in domain::ConnectionState::ALL {
             assert_eq!(domain::ConnectionState::try_from(pb::ConnectionState::from(*state)), Ok(*state));

@@ -116,9 +116,15 @@ impl LinkService for LinkApi {
         let req = request.into_inner();
         let result = async {
             let mut v = Validator::default();
+            // A repair session takes its provider and user from the connection it repairs.
+            let repair_connection_id = v.optional_id("connection_id", &req.connection_id);
+            let required = |v: &mut Validator, field: &str, value: &str| match repair_connection_id {
+                Some(_) => v.optional_text(field, value, MAX_USER_ID).unwrap_or_default(),
+                None => v.text(field, value, MAX_USER_ID),
+            };
             let new = NewLinkSession {
-                provider: v.text("provider", &req.provider, MAX_USER_ID),
-                external_user_id: v.text("external_user_id", &req.external_user_id, MAX_USER_ID),
+                provider: required(&mut v, "provider", &req.provider),
+                external_user_id: required(&mut v, "external_user_id", &req.external_user_id),
                 institution_id: v.optional_text("institution_id", &req.institution_id, MAX_INSTITUTION_ID),
                 products: products(&mut v, &req.products),
                 redirect_uri: v.optional_text("redirect_uri", &req.redirect_uri, MAX_URI),
@@ -129,6 +135,7 @@ impl LinkService for LinkApi {
                         .ok(),
                 },
                 request_id: v.request_id(&req.request_id),
+                repair_connection_id,
             };
             v.finish()?;
             let session = self.app.create_link_session(&caller, new).await?;

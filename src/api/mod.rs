@@ -7,6 +7,7 @@ pub mod connection;
 pub mod convert;
 pub mod link;
 pub mod portfolio;
+pub mod sandbox;
 pub mod statement;
 
 use crate::app::{App, Caller};

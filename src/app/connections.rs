@@ -9,7 +9,14 @@ use crate::providers::ProviderError;
 use crate::store::{ConnectionFilter, Page, PageOf};
 use secrecy::SecretString;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
+
+/// How long a change holds its connection's sync lease at most.
+const CHANGE_LEASE: chrono::Duration = chrono::Duration::seconds(60);
+/// How long a change waits for a running poll of its connection to finish: longer than any
+/// provider call, so only a stuck replica's lease outlasts it.
+const LEASE_WAIT: Duration = Duration::from_secs(30);
 
 impl App {
     /// One connection of the caller, DELETED included, or CONNECTION_NOT_FOUND. Served from this
@@ -33,7 +40,7 @@ impl App {
     }
 
     /// One connection as the store holds it now, for calls that change it.
-    async fn stored_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+    pub(super) async fn stored_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
         self.store.get_connection(caller.tenant, id).await?.ok_or_else(|| {
             Error::new(ErrorReason::ConnectionNotFound, "no such connection").with("connection_id", id.to_string())
         })
@@ -58,6 +65,24 @@ impl App {
         self.sealer
             .open(&sealed, &SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id))
             .map_err(Error::internal)
+    }
+
+    /// Takes the connection's sync lease for a change that must not race a poll (a repair, a
+    /// sandbox control), waiting for a poll already running on it. The change releases it.
+    pub(super) async fn lease_for_change(&self, tenant: crate::domain::TenantId, id: Uuid, owner: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+        loop {
+            let at = now();
+            if self.store.lease_connection(tenant, id, owner, at, at + CHANGE_LEASE).await? {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "connection {id}: its sync lease was not released within {LEASE_WAIT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Asks the provider for fresh data; the sync engine picks the connection up at once.

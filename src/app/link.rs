@@ -40,6 +40,8 @@ pub struct NewLinkSession {
     pub flow: Option<LinkFlow>,
     /// Idempotency key.
     pub request_id: Option<String>,
+    /// The connection to repair in place instead of linking a new one (see `crate::app::repair`).
+    pub repair_connection_id: Option<Uuid>,
 }
 
 impl App {
@@ -56,6 +58,10 @@ impl App {
     /// Starts a link session, or returns the one an earlier call with the same request id made.
     pub async fn create_link_session(&self, caller: &Caller, new: NewLinkSession) -> Result<LinkSession> {
         self.call_budget.take(caller.tenant)?;
+        let new = match new.repair_connection_id {
+            Some(id) => self.repair_request(caller, new, id).await?,
+            None => new,
+        };
         if let Some(request_id) = &new.request_id
             && let Some(existing) = self.store.find_link_session_by_request(caller.tenant, request_id).await?
         {
@@ -106,9 +112,12 @@ impl App {
             created_at,
             updated_at: created_at,
             expires_at: created_at + LINK_SESSION_TTL,
+            repair_connection_id: new.repair_connection_id,
         };
-        let start =
-            provider.start_link(&self.link_context(&session)?).await.map_err(|e| Error::from_provider(info.id, e))?;
+        let start = provider
+            .start_link(&self.link_context(&session).await?)
+            .await
+            .map_err(|e| Error::from_provider(info.id, e))?;
         session.link_token = start.link_token;
         session.hosted_link_url = start.hosted_link_url;
         self.remember(&mut session, start.upstream_state);
@@ -226,7 +235,7 @@ impl App {
         let poll_at = connecting.updated_at + provider.info().poll_interval;
         self.save_link_session(&connecting, before.state, Some(poll_at), None).await?;
 
-        match call(provider.as_ref(), self.link_context(&connecting)?).await {
+        match call(provider.as_ref(), self.link_context(&connecting).await?).await {
             Ok(step) => self.apply_link_progress(connecting, step).await,
             Err(error) => {
                 let mut restored = before.clone();
@@ -238,8 +247,9 @@ impl App {
         }
     }
 
-    /// The provider-facing view of a session, its remembered upstream state opened.
-    pub fn link_context(&self, session: &LinkSession) -> Result<LinkContext> {
+    /// The provider-facing view of a session, its remembered upstream state and, for a repair
+    /// session, its connection's handle opened.
+    pub async fn link_context(&self, session: &LinkSession) -> Result<LinkContext> {
         let upstream_state = session
             .upstream_state
             .as_ref()
@@ -258,6 +268,7 @@ impl App {
             created_at: session.created_at,
             link_token: session.link_token.clone(),
             upstream_state,
+            repair: self.repair_handle(session).await?,
         })
     }
 
@@ -280,6 +291,19 @@ impl App {
         let provider = self.provider(&next.provider)?;
         let mut issued = None;
         let next_poll_at = match progress {
+            LinkProgress::Repaired { handle } => {
+                next.state = LinkSessionState::Succeeded;
+                next.mfa_question = None;
+                self.complete_repair(&next, from, handle).await?;
+                return Ok(next);
+            }
+            LinkProgress::Succeeded { .. } if next.repair_connection_id.is_some() => {
+                // A repair keeps its connection; a provider that links a new one instead is wrong.
+                return Err(Error::internal(anyhow::anyhow!(
+                    "provider {} issued a public token for a repair session",
+                    next.provider
+                )));
+            }
             LinkProgress::Connecting => {
                 next.state = LinkSessionState::Connecting;
                 Some(next.updated_at + provider.info().poll_interval)
@@ -543,6 +567,7 @@ fn same_request(existing: LinkSession, new: &NewLinkSession) -> Result<LinkSessi
         && existing.institution_id == new.institution_id
         && existing.products == new.products
         && existing.redirect_uri == new.redirect_uri
+        && existing.repair_connection_id == new.repair_connection_id
         && new.flow.is_none_or(|flow| flow == existing.flow);
     if same {
         Ok(existing)

@@ -10,6 +10,8 @@ pub mod limits;
 pub mod link;
 pub mod page_token;
 pub mod reads;
+pub mod repair;
+pub mod sandbox;
 pub mod sync;
 pub mod watch;
 pub mod webhooks;

@@ -151,7 +151,7 @@ impl App {
             return Ok(self.store.reschedule_link_session(session.tenant_id, session.id, session.expires_at).await?);
         }
         let provider = self.provider(&session.provider)?.clone();
-        match provider.poll_link(&self.link_context(&session)?).await {
+        match provider.poll_link(&self.link_context(&session).await?).await {
             Ok(step) => self.apply_link_progress(session, step).await.map(drop),
             Err(error) => {
                 let retry = now() + retry_delay(&error, provider.info().poll_interval);

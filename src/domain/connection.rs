@@ -27,6 +27,16 @@ stored_enum! {
     }
 }
 
+stored_enum! {
+    /// What a connection event records; see `ConnectionEventType` in the contract.
+    pub enum ConnectionEventType {
+        /// The connection's state, a product's state or its error changed.
+        StateChanged = "state_changed",
+        /// The user signed in again through a repair session; the connection is refreshing.
+        LoginRepaired = "login_repaired",
+    }
+}
+
 impl ConnectionState {
     /// Whether the sync engine still has work to do for a connection in this state.
     pub fn is_syncing(self) -> bool {
@@ -92,6 +102,8 @@ impl Connection {
 pub struct ConnectionEvent {
     /// Position in the log; strictly increasing.
     pub event_id: i64,
+    /// What the event records.
+    pub kind: ConnectionEventType,
     /// Snapshot after the change.
     pub connection: Connection,
     /// When the change happened.

@@ -84,6 +84,8 @@ pub struct LinkSession {
     pub updated_at: Timestamp,
     /// Expiry unless it succeeds first.
     pub expires_at: Timestamp,
+    /// The connection this session repairs in place; `None` for a session that links a new one.
+    pub repair_connection_id: Option<Uuid>,
 }
 
 /// A secret sealed by `crypto::Sealer`. Opaque bytes; its `Debug` shows only their length.

@@ -9,7 +9,7 @@ mod product;
 mod reason;
 mod tenant;
 
-pub use connection::{Connection, ConnectionError, ConnectionEvent, ConnectionState};
+pub use connection::{Connection, ConnectionError, ConnectionEvent, ConnectionEventType, ConnectionState};
 pub use data::{
     Account, AccountType, AssetType, ConnectionData, Instrument, Portfolio, PortfolioTransaction,
     PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, Usage, stable_id,

@@ -69,6 +69,8 @@ super::stored_enum! {
         Refresh = "refresh",
         /// Deleted a connection.
         Delete = "delete",
+        /// Drove a sandbox connection through a situation (SandboxService).
+        SandboxControl = "sandbox_control",
     }
 }
 

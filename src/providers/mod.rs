@@ -39,6 +39,9 @@ pub struct ProviderInfo {
     /// How often a settled (READY) connection's data is fetched again: the provider's own
     /// refresh rhythm, so linkgate's copy follows it without asking more often than it changes.
     pub refresh_interval: Duration,
+    /// Whether the adapter runs the provider's repair flow: a link session for an existing
+    /// connection ([`LinkContext::repair`]) that ends in [`LinkProgress::Repaired`].
+    pub repairs_connections: bool,
 }
 
 /// An institution reachable through a provider.
@@ -102,6 +105,9 @@ pub struct LinkContext {
     pub link_token: Option<String>,
     /// What the provider asked linkgate to remember between calls (see [`LinkStep`]), opened.
     pub upstream_state: Option<SecretString>,
+    /// For a repair session, the handle of the connection it repairs, opened: the provider's
+    /// repair flow names the connection by it (Deck's `update.access_token`).
+    pub repair: Option<SecretString>,
 }
 
 /// What a provider answers when a link session starts.
@@ -142,6 +148,12 @@ pub enum LinkProgress {
         institution_id: String,
         /// Exchangeable until.
         expires_at: Timestamp,
+    },
+    /// A repair session's user signed in again: the connection works once more, with the same
+    /// upstream records. No public token is issued.
+    Repaired {
+        /// The connection's new handle, when the provider issued one; `None` keeps the old one.
+        handle: Option<SecretString>,
     },
     /// The attempt failed for a reason the user or caller must address.
     Failed {

@@ -9,6 +9,7 @@ use crate::api::account::AccountApi;
 use crate::api::connection::ConnectionApi;
 use crate::api::link::LinkApi;
 use crate::api::portfolio::PortfolioApi;
+use crate::api::sandbox::SandboxApi;
 use crate::api::statement::StatementApi;
 use crate::app::audit::AuditWriter;
 use crate::app::page_token::PageTokens;
@@ -21,6 +22,7 @@ use crate::pb::account_service_server::AccountServiceServer;
 use crate::pb::connection_service_server::ConnectionServiceServer;
 use crate::pb::link_service_server::LinkServiceServer;
 use crate::pb::portfolio_service_server::PortfolioServiceServer;
+use crate::pb::sandbox_service_server::SandboxServiceServer;
 use crate::pb::statement_service_server::StatementServiceServer;
 use crate::providers::Registry;
 use crate::providers::session::SharedSessions;
@@ -175,6 +177,7 @@ impl Application {
         }
 
         let max_message = limits.max_message_bytes;
+        let sandbox_enabled = app.providers.get(crate::providers::sandbox::ID).is_some();
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = tls {
             server = server.tls_config(tls).context("configuring TLS")?;
@@ -214,6 +217,12 @@ impl Application {
                     .max_decoding_message_size(max_message)
                     .max_encoding_message_size(max_message),
             )
+            // Without the sandbox its controls are UNIMPLEMENTED, as for any service not served.
+            .add_optional_service(sandbox_enabled.then(|| {
+                SandboxServiceServer::new(SandboxApi::new(app.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message)
+            }))
             .serve_with_incoming_shutdown(grpc_incoming(grpc), draining.clone().cancelled_owned());
 
         let http_router = crate::server::http_listener::router(app.clone());

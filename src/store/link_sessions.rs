@@ -1,9 +1,10 @@
 //! Link sessions: created once per request id, read back within their tenant, moved on from the
 //! state they are expected to be in (storing the public token a success issues in the same
-//! transaction), and leased by the sync engine while their provider is polled.
+//! transaction, or, for a repair session, the repaired connection), and leased by the sync engine
+//! while their provider is polled.
 
 use super::{Lease, Leased, StoreResult};
-use crate::domain::{LinkSession, LinkSessionState, TenantId, Timestamp};
+use crate::domain::{Connection, ConnectionEvent, LinkSession, LinkSessionState, TenantId, Timestamp};
 use uuid::Uuid;
 
 /// Link sessions and their leases. See the module documentation.
@@ -32,6 +33,18 @@ pub trait LinkSessionStore: Send + Sync {
     /// in the same transaction and releasing any lease. Returns whether it applied.
     async fn update_link_session(&self, update: LinkSessionUpdate<'_>) -> StoreResult<bool>;
 
+    /// Completes a repair session in one transaction: the session's change (as
+    /// [`update_link_session`](Self::update_link_session)), the connection's new handle swapped in
+    /// by compare-and-swap on the old one when the provider issued one, the repaired connection
+    /// stored due for an immediate poll with any lease released, and its LOGIN_REPAIRED event.
+    /// Returns `None`, changing nothing, when the session moved meanwhile, the connection was
+    /// deleted, or its handle is no longer the one the repair started from.
+    async fn complete_repair(
+        &self,
+        update: LinkSessionUpdate<'_>,
+        repair: &Repair<'_>,
+    ) -> StoreResult<Option<ConnectionEvent>>;
+
     /// Leases link sessions due for a look.
     async fn lease_link_sessions(&self, lease: &Lease) -> StoreResult<Leased<LinkSession>>;
 
@@ -52,6 +65,17 @@ pub struct IssuedToken {
     pub institution_id: String,
     /// Exchangeable until.
     pub expires_at: Timestamp,
+}
+
+/// What a repair session changes on its connection.
+#[derive(Debug, Clone)]
+pub struct Repair<'a> {
+    /// The connection after the repair (REFRESHING, error cleared).
+    pub connection: &'a Connection,
+    /// `(old, new)` sealed handles when the provider issued a new one.
+    pub handle: Option<(&'a [u8], &'a [u8])>,
+    /// When the sync engine polls the connection next.
+    pub next_poll_at: Timestamp,
 }
 
 /// A link session that just succeeded, with the token it issued.

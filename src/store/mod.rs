@@ -31,7 +31,7 @@ pub use audit::AuditStore;
 pub use connections::{ConnectionFilter, ConnectionStore};
 pub use events::{EventBell, EventFilter, EventStore};
 pub use health::HealthStore;
-pub use link_sessions::{IssuedToken, LinkSessionStore, LinkSessionUpdate};
+pub use link_sessions::{IssuedToken, LinkSessionStore, LinkSessionUpdate, Repair};
 pub use provider_sessions::ProviderSessionStore;
 pub use public_tokens::{Claim, PublicTokenStore, StoredPublicToken};
 pub use records::{DateRange, RecordKind, RecordQuery, RecordStore, StoredRecord};

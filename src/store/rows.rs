@@ -4,8 +4,8 @@
 use super::StoredPublicToken;
 use crate::domain::ErrorReason;
 use crate::domain::{
-    Connection, ConnectionEvent, LinkFlow, LinkSession, LinkSessionState, Product, Sealed, StoredName, TenantId,
-    Timestamp,
+    Connection, ConnectionEvent, ConnectionEventType, LinkFlow, LinkSession, LinkSessionState, Product, Sealed,
+    StoredName, TenantId, Timestamp,
 };
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -46,6 +46,7 @@ pub struct LinkSessionRow {
     created_at: Timestamp,
     updated_at: Timestamp,
     expires_at: Timestamp,
+    repair_connection_id: Option<Uuid>,
 }
 
 impl TryFrom<LinkSessionRow> for LinkSession {
@@ -80,6 +81,7 @@ impl TryFrom<LinkSessionRow> for LinkSession {
             created_at: row.created_at,
             updated_at: row.updated_at,
             expires_at: row.expires_at,
+            repair_connection_id: row.repair_connection_id,
         })
     }
 }
@@ -109,13 +111,22 @@ pub struct ConnectionRow {
 #[derive(sqlx::FromRow)]
 pub struct EventRow {
     id: i64,
+    event_type: String,
     snapshot: Json<Connection>,
     occurred_at: Timestamp,
 }
 
 impl From<EventRow> for ConnectionEvent {
     fn from(row: EventRow) -> Self {
-        ConnectionEvent { event_id: row.id, connection: row.snapshot.0, occurred_at: row.occurred_at, snapshot: false }
+        ConnectionEvent {
+            event_id: row.id,
+            // A type this version does not know (written by a newer replica) reads as a state
+            // change, as the contract tells old clients to read it.
+            kind: ConnectionEventType::from_name(&row.event_type).unwrap_or(ConnectionEventType::StateChanged),
+            connection: row.snapshot.0,
+            occurred_at: row.occurred_at,
+            snapshot: false,
+        }
     }
 }
 

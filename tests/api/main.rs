@@ -33,6 +33,7 @@ mod exchange;
 mod flow;
 mod health;
 mod link;
+mod repair;
 mod replicas;
 mod security;
 mod tls;

@@ -1,5 +1,6 @@
 //! Link sessions: created once per request id, read within their tenant, updated only from the
-//! expected state, and leased while due.
+//! expected state, leased while due, and, for a repair session, completed together with the
+//! connection it repairs.
 
 use super::*;
 
@@ -164,3 +165,49 @@ async fn rescheduling_or_updating_a_link_session_frees_its_lease(store: Arc<dyn 
     assert!(!take("replica-c", t0 + Duration::days(365)).await.contains(&finished.id));
 }
 conformance!(rescheduling_or_updating_a_link_session_frees_its_lease);
+
+async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let original = connection(tenant, "user-1", PROVIDER);
+    create_connection(&*store, &original, now()).await;
+    let (login_required, _) = save_in_state(&*store, &original, ConnectionState::LoginRequired).await;
+    let mut session = link_session(tenant, "user-1");
+    session.repair_connection_id = Some(original.id);
+    let session = {
+        let stored = store.create_link_session(&session, None, None).await.unwrap();
+        assert_eq!(stored.repair_connection_id, Some(original.id), "the repaired connection reads back");
+        stored
+    };
+    let mut succeeded = session.clone();
+    succeeded.state = LinkSessionState::Succeeded;
+    succeeded.updated_at = now();
+    let repaired = moved(&login_required, ConnectionState::Refreshing);
+    let old = handle_of(&original);
+    let new = b"sealed handle after the repair".to_vec();
+    let update =
+        || LinkSessionUpdate { session: &succeeded, from: LinkSessionState::Created, next_poll_at: None, issued: None };
+
+    // A handle that is no longer the one the repair started from: nothing changes.
+    let stale = Repair { connection: &repaired, handle: Some((b"another handle", &new)), next_poll_at: now() };
+    let before = store.last_event_id().await.unwrap();
+    assert_eq!(store.complete_repair(update(), &stale).await.unwrap(), None);
+    assert_eq!(store.get_link_session(tenant, session.id).await.unwrap().unwrap().state, LinkSessionState::Created);
+    assert_eq!(store.connection_handle(tenant, original.id).await.unwrap(), Some(old.clone()));
+    assert_eq!(store.get_connection(tenant, original.id).await.unwrap(), Some(login_required.clone()));
+    assert_eq!(store.last_event_id().await.unwrap(), before, "no event appended");
+
+    let repair = Repair { connection: &repaired, handle: Some((&old, &new)), next_poll_at: now() };
+    let event = store.complete_repair(update(), &repair).await.unwrap().expect("the repair completes");
+    assert_eq!(event.kind, ConnectionEventType::LoginRepaired);
+    assert_eq!(event.connection, repaired);
+    assert_eq!(store.connection_handle(tenant, original.id).await.unwrap(), Some(new.clone()));
+    assert_eq!(store.get_connection(tenant, original.id).await.unwrap(), Some(repaired.clone()));
+    assert_eq!(store.get_link_session(tenant, session.id).await.unwrap().unwrap().state, LinkSessionState::Succeeded);
+    let tail = store.tail_events(before, 10).await.unwrap();
+    assert_eq!(tail, vec![event], "one event, typed, read back as returned");
+
+    // The same completion again finds the session moved on: no second event.
+    assert_eq!(store.complete_repair(update(), &repair).await.unwrap(), None);
+    assert_eq!(store.tail_events(before, 10).await.unwrap().len(), 1);
+}
+conformance!(completing_a_repair_swaps_the_handle_and_records_login_repaired_once);

@@ -10,14 +10,14 @@
 use chrono::{Duration, NaiveDate};
 use linkgate::domain::ErrorReason;
 use linkgate::domain::{
-    Account, AccountType, AssetType, Connection, ConnectionData, ConnectionError, ConnectionEvent, ConnectionState,
-    Date, Decimal, Instrument, LinkFlow, LinkSession, LinkSessionState, Money, Portfolio, PortfolioTransaction,
-    PortfolioTransactionType, PortfolioType, Position, Product, ProductState, ProductStatus, Sealed, Statement,
-    TenantId, Timestamp, Transaction, Usage, now, stable_id,
+    Account, AccountType, AssetType, Connection, ConnectionData, ConnectionError, ConnectionEvent, ConnectionEventType,
+    ConnectionState, Date, Decimal, Instrument, LinkFlow, LinkSession, LinkSessionState, Money, Portfolio,
+    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Product, ProductState, ProductStatus,
+    Sealed, Statement, TenantId, Timestamp, Transaction, Usage, now, stable_id,
 };
 use linkgate::store::{
     Claim, ConnectionFilter, DateRange, EventFilter, InboxDelivery, IssuedToken, Lease, LinkSessionUpdate, Page,
-    PageOf, RecordKind, RecordQuery, Store, StoredRecord, WebhooksProcessed,
+    PageOf, RecordKind, RecordQuery, Repair, Store, StoredRecord, WebhooksProcessed,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
@@ -117,6 +117,7 @@ fn link_session(tenant: TenantId, external_user_id: &str) -> LinkSession {
         created_at,
         updated_at: created_at,
         expires_at: created_at + Duration::minutes(30),
+        repair_connection_id: None,
     }
 }
 

@@ -17,6 +17,7 @@ use linkgate::pb::account_service_client::AccountServiceClient;
 use linkgate::pb::connection_service_client::ConnectionServiceClient;
 use linkgate::pb::link_service_client::LinkServiceClient;
 use linkgate::pb::portfolio_service_client::PortfolioServiceClient;
+use linkgate::pb::sandbox_service_client::SandboxServiceClient;
 use linkgate::pb::statement_service_client::StatementServiceClient;
 use linkgate::providers::Registry;
 use linkgate::server::Application;
@@ -176,6 +177,8 @@ pub struct TestApp {
     pub accounts: AccountServiceClient<Authed>,
     pub portfolios: PortfolioServiceClient<Authed>,
     pub statements: StatementServiceClient<Authed>,
+    /// SandboxService (UNIMPLEMENTED when the sandbox is off).
+    pub sandbox: SandboxServiceClient<Authed>,
     pub channel: Channel,
     settings: Settings,
     stop: CancellationToken,
@@ -225,7 +228,8 @@ impl TestApp {
             connections: ConnectionServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             accounts: AccountServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             portfolios: PortfolioServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            statements: StatementServiceClient::with_interceptor(channel.clone(), bearer),
+            statements: StatementServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            sandbox: SandboxServiceClient::with_interceptor(channel.clone(), bearer),
             channel,
             settings,
             stop,
@@ -310,7 +314,8 @@ impl TestApp {
         self.connections = ConnectionServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
         self.accounts = AccountServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
         self.portfolios = PortfolioServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
-        self.statements = StatementServiceClient::with_interceptor(self.channel.clone(), bearer);
+        self.statements = StatementServiceClient::with_interceptor(self.channel.clone(), bearer.clone());
+        self.sandbox = SandboxServiceClient::with_interceptor(self.channel.clone(), bearer);
     }
 
     /// Creates a tenant through the operator path and returns its first API key.
@@ -349,6 +354,18 @@ impl TestApp {
     /// Everything the database holds, as searchable text.
     pub async fn database_dump(&self) -> String {
         self.database.as_ref().expect("the app owns its database").dump().await
+    }
+
+    /// How many rows `table` of this app's PostgreSQL database holds.
+    pub async fn row_count(&self, table: &str) -> i64 {
+        use sqlx::Connection;
+        let mut connection =
+            sqlx::PgConnection::connect(&self.settings.database.database_url).await.expect("test database answers");
+        let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(&mut connection)
+            .await
+            .expect("the table counts");
+        count
     }
 
     /// The store of this server's database, for checks no RPC can make.

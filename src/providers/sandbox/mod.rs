@@ -11,6 +11,11 @@
 //!
 //! Scripted users (password `pass_good`): `user_good` connects; `user_mfa` is asked a question
 //! that `1234` answers. Any other credentials fail as invalid.
+//!
+//! Repair: [`require_login`] marks a connection's handle as needing the user again (the sandbox
+//! control behind `SandboxService.ResetLogin`); its status is then LOGIN_REQUIRED until a repair
+//! session signs in with the same scripted users, which hands back the unmarked handle: the same
+//! institution, creation time and seed, so the same records and ids.
 
 mod data;
 
@@ -42,6 +47,8 @@ const MFA_ANSWER: &str = "1234";
 const GOOD_PASSWORD: &str = "pass_good";
 const PUBLIC_TOKEN_PREFIX: &str = "public-sandbox-";
 const HANDLE_PREFIX: &str = "access-sandbox-";
+/// Appended to a handle whose user must sign in again.
+const LOGIN_REQUIRED_MARK: &str = "~login-required";
 
 /// The sandbox provider.
 pub struct Sandbox {
@@ -59,8 +66,21 @@ impl Sandbox {
             products: &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements],
             poll_interval: settings.poll_interval,
             refresh_interval: settings.refresh_interval,
+            repairs_connections: true,
         };
         Self { info, settings }
+    }
+
+    /// A successful sign-in: a public token for a new link, the unmarked handle for a repair.
+    fn signed_in(&self, link: &LinkContext, institution_id: &str) -> ProviderResult<LinkProgress> {
+        match &link.repair {
+            Some(handle) => {
+                let parsed = Handle::parse(handle)?;
+                let handle = parsed.login_required.then(|| parsed.unmarked(handle));
+                Ok(LinkProgress::Repaired { handle })
+            }
+            None => Ok(self.issue_public_token(institution_id)),
+        }
     }
 
     fn issue_public_token(&self, institution_id: &str) -> LinkProgress {
@@ -101,11 +121,13 @@ fn random_hex() -> String {
     crate::crypto::hex(&rand::random::<[u8; 16]>())
 }
 
-/// What a sandbox connection handle carries: `access-sandbox-<institution>-<created ms>-<seed>`.
+/// What a sandbox connection handle carries: `access-sandbox-<institution>-<created ms>-<seed>`,
+/// with [`LOGIN_REQUIRED_MARK`] appended while the user must sign in again.
 struct Handle {
     institution_id: String,
     created_at: Timestamp,
     seed: u64,
+    login_required: bool,
 }
 
 impl Handle {
@@ -116,15 +138,42 @@ impl Handle {
 
     fn parse(handle: &SecretString) -> ProviderResult<Self> {
         let malformed = || ProviderError::Protocol { detail: "malformed sandbox connection handle".to_owned() };
-        let rest = handle.expose_secret().strip_prefix(HANDLE_PREFIX).ok_or_else(malformed)?;
+        let text = handle.expose_secret();
+        let (text, login_required) = match text.strip_suffix(LOGIN_REQUIRED_MARK) {
+            Some(unmarked) => (unmarked, true),
+            None => (text, false),
+        };
+        let rest = text.strip_prefix(HANDLE_PREFIX).ok_or_else(malformed)?;
         let (rest, seed_hex) = rest.rsplit_once('-').ok_or_else(malformed)?;
         let (institution_id, created_ms) = rest.rsplit_once('-').ok_or_else(malformed)?;
         let created_ms: i64 = created_ms.parse().map_err(|_| malformed())?;
         let seed = u64::from_str_radix(seed_hex.get(..16).ok_or_else(malformed)?, 16).map_err(|_| malformed())?;
         let created_at = chrono::DateTime::from_timestamp_millis(created_ms).ok_or_else(malformed)?;
         institution(institution_id).ok_or_else(malformed)?;
-        Ok(Self { institution_id: institution_id.to_owned(), created_at, seed })
+        Ok(Self { institution_id: institution_id.to_owned(), created_at, seed, login_required })
     }
+
+    /// The handle, unless its user must sign in again: a bank serves no data then.
+    fn signed_in(self) -> ProviderResult<Self> {
+        if self.login_required { Err(ProviderError::LoginRequired) } else { Ok(self) }
+    }
+
+    /// `handle` without the login-required mark.
+    fn unmarked(&self, handle: &SecretString) -> SecretString {
+        let text = handle.expose_secret();
+        SecretString::from(text.strip_suffix(LOGIN_REQUIRED_MARK).unwrap_or(text).to_owned())
+    }
+}
+
+/// The handle of a connection whose user must sign in again: its status answers LOGIN_REQUIRED
+/// until a repair session hands back the unmarked handle. Marking a marked handle changes nothing.
+pub fn require_login(handle: &SecretString) -> ProviderResult<SecretString> {
+    let parsed = Handle::parse(handle)?;
+    Ok(if parsed.login_required {
+        handle.clone()
+    } else {
+        SecretString::from(format!("{}{LOGIN_REQUIRED_MARK}", handle.expose_secret()))
+    })
 }
 
 #[async_trait::async_trait]
@@ -158,7 +207,7 @@ impl Provider for Sandbox {
         let field = |name: &str| credentials.0.get(name).map(|v| v.expose_secret().to_owned());
         let good_password = field("password").as_deref() == Some(GOOD_PASSWORD);
         let progress = match field("username").as_deref() {
-            Some("user_good") if good_password => self.issue_public_token(institution_id),
+            Some("user_good") if good_password => self.signed_in(link, institution_id)?,
             Some("user_mfa") if good_password => LinkProgress::MfaRequired {
                 question: format!("Enter the code we sent to your phone (sandbox: {MFA_ANSWER})"),
             },
@@ -179,13 +228,13 @@ impl Provider for Sandbox {
             .into());
         }
         let institution_id = link.institution_id.as_deref().unwrap_or(BANK);
-        Ok(self.issue_public_token(institution_id).into())
+        Ok(self.signed_in(link, institution_id)?.into())
     }
 
     async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep> {
         let progress = match link.flow {
             // The sandbox's hosted "user" completes the widget as soon as linkgate first asks.
-            LinkFlow::Hosted => self.issue_public_token(link.institution_id.as_deref().unwrap_or(BANK)),
+            LinkFlow::Hosted => self.signed_in(link, link.institution_id.as_deref().unwrap_or(BANK))?,
             // Credential checks answer synchronously; nothing is ever left in progress.
             LinkFlow::Credentials => LinkProgress::Connecting,
         };
@@ -211,6 +260,9 @@ impl Provider for Sandbox {
     async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus> {
         tokio::time::sleep(self.settings.latency).await;
         let handle = Handle::parse(handle)?;
+        if handle.login_required {
+            return Ok(UpstreamStatus::LoginRequired);
+        }
         let import_done = handle.created_at + self.settings.import_delay;
         Ok(if chrono::Utc::now() < import_done { UpstreamStatus::Importing } else { UpstreamStatus::Ready })
     }
@@ -222,12 +274,12 @@ impl Provider for Sandbox {
         products: &[Product],
     ) -> ProviderResult<ConnectionData> {
         tokio::time::sleep(self.settings.latency).await;
-        let handle = Handle::parse(handle)?;
+        let handle = Handle::parse(handle)?.signed_in()?;
         Ok(data::generate(&handle.institution_id, handle.seed, handle.created_at.date_naive(), connection_id, products))
     }
 
     async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
-        Handle::parse(handle).map(drop)
+        Handle::parse(handle)?.signed_in().map(drop)
     }
 
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {

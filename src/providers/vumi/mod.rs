@@ -126,6 +126,7 @@ impl Vumi {
                 poll_interval: settings.poll_interval,
                 // Vumi refreshes connections daily.
                 refresh_interval: Duration::from_secs(24 * 3600),
+                repairs_connections: false,
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),

@@ -40,7 +40,7 @@ macro_rules! impl_connection_store {
                 .bind(c.id)
                 .execute(&mut *tx)
                 .await?;
-                let event = Self::append_event(&mut tx, c).await?;
+                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
                 Ok(event)
             }
@@ -149,7 +149,7 @@ macro_rules! impl_connection_store {
                 if let Some(data) = data {
                     Self::insert_records(&mut tx, c, data).await?;
                 }
-                let event = Self::append_event(&mut tx, c).await?;
+                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
                 Ok(Some(event))
             }
@@ -194,7 +194,7 @@ macro_rules! impl_connection_store {
                     .bind(c.id)
                     .execute(&mut *tx)
                     .await?;
-                let event = Self::append_event(&mut tx, c).await?;
+                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
                 Ok(Some(event))
             }

@@ -2,7 +2,8 @@
 //! `impl_store!`.
 //!
 //! It also holds `read_link_session`, which a public token claim uses too, on the database
-//! connection it already holds.
+//! connection it already holds, and `apply_link_session_update`, the one statement that moves a
+//! session on, shared by a plain update and a repair's completion.
 
 macro_rules! impl_link_session_store {
     ($store:ty, $db:ty, lock_rows = $lock:literal) => {
@@ -21,6 +22,66 @@ macro_rules! impl_link_session_store {
                         .await?;
                 row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
             }
+
+            /// Applies `update` inside `tx` if the session is still in `update.from`, storing the
+            /// token it issued; returns whether it applied.
+            async fn apply_link_session_update(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                update: &super::LinkSessionUpdate<'_>,
+            ) -> sqlx::Result<bool> {
+                use crate::domain::StoredName;
+                let s = update.session;
+                let applied = sqlx::query(
+                    "UPDATE link_sessions SET institution_id = $3, state = $4, link_token = $5, hosted_link_url = $6, \
+                     mfa_question = $7, failure_reason = $8, failure_message = $9, last_request_id = $10, \
+                     updated_at = $11, next_poll_at = $12, public_token_sealed = $14, public_token_expires_at = $15, \
+                     upstream_state_sealed = $16, \
+                     lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state = $13",
+                )
+                .bind(s.tenant_id.0)
+                .bind(s.id)
+                .bind(&s.institution_id)
+                .bind(s.state.name())
+                .bind(&s.link_token)
+                .bind(&s.hosted_link_url)
+                .bind(&s.mfa_question)
+                .bind(s.failure_reason.map(|r| r.stored_name()))
+                .bind(&s.failure_message)
+                .bind(&s.last_request_id)
+                .bind(s.updated_at)
+                .bind(update.next_poll_at)
+                .bind(update.from.name())
+                .bind(s.public_token.as_ref().map(|t| t.0.as_slice()))
+                .bind(s.public_token_expires_at)
+                .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !applied {
+                    return Ok(false);
+                }
+                if let Some(token) = update.issued {
+                    sqlx::query(
+                        "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, link_session_id, \
+                         institution_id, external_user_id, state, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'issued', $8, $9)",
+                    )
+                    .bind(token.id)
+                    .bind(&token.provider)
+                    .bind(&token.token_hash)
+                    .bind(s.tenant_id.0)
+                    .bind(s.id)
+                    .bind(&token.institution_id)
+                    .bind(&s.external_user_id)
+                    .bind(s.updated_at)
+                    .bind(token.expires_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(true)
+            }
         }
 
         #[async_trait::async_trait]
@@ -35,8 +96,8 @@ macro_rules! impl_link_session_store {
                 let inserted = sqlx::query(
                     "INSERT INTO link_sessions (id, tenant_id, provider, institution_id, external_user_id, state, \
                      flow, products, link_token, hosted_link_url, redirect_uri, request_id, last_request_id, \
-                     created_at, updated_at, expires_at, next_poll_at, upstream_state_sealed) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15, $16) \
+                     created_at, updated_at, expires_at, next_poll_at, upstream_state_sealed, repair_connection_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $13, $14, $15, $16, $17) \
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(s.id)
@@ -55,6 +116,7 @@ macro_rules! impl_link_session_store {
                 .bind(s.expires_at)
                 .bind(next_poll_at)
                 .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
+                .bind(s.repair_connection_id)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -93,60 +155,59 @@ macro_rules! impl_link_session_store {
             }
 
             async fn update_link_session(&self, update: super::LinkSessionUpdate<'_>) -> super::StoreResult<bool> {
-                use crate::domain::StoredName;
-                let s = update.session;
                 let mut tx = self.begin().await?;
-                let applied = sqlx::query(
-                    "UPDATE link_sessions SET institution_id = $3, state = $4, link_token = $5, hosted_link_url = $6, \
-                     mfa_question = $7, failure_reason = $8, failure_message = $9, last_request_id = $10, \
-                     updated_at = $11, next_poll_at = $12, public_token_sealed = $14, public_token_expires_at = $15, \
-                     upstream_state_sealed = $16, \
-                     lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE tenant_id = $1 AND id = $2 AND state = $13",
-                )
-                .bind(s.tenant_id.0)
-                .bind(s.id)
-                .bind(&s.institution_id)
-                .bind(s.state.name())
-                .bind(&s.link_token)
-                .bind(&s.hosted_link_url)
-                .bind(&s.mfa_question)
-                .bind(s.failure_reason.map(|r| r.stored_name()))
-                .bind(&s.failure_message)
-                .bind(&s.last_request_id)
-                .bind(s.updated_at)
-                .bind(update.next_poll_at)
-                .bind(update.from.name())
-                .bind(s.public_token.as_ref().map(|t| t.0.as_slice()))
-                .bind(s.public_token_expires_at)
-                .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !applied {
+                if !Self::apply_link_session_update(&mut tx, &update).await? {
                     return Ok(false);
-                }
-                if let Some(token) = update.issued {
-                    sqlx::query(
-                        "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, link_session_id, \
-                         institution_id, external_user_id, state, created_at, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, 'issued', $8, $9)",
-                    )
-                    .bind(token.id)
-                    .bind(&token.provider)
-                    .bind(&token.token_hash)
-                    .bind(s.tenant_id.0)
-                    .bind(s.id)
-                    .bind(&token.institution_id)
-                    .bind(&s.external_user_id)
-                    .bind(s.updated_at)
-                    .bind(token.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
                 }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn complete_repair(
+                &self,
+                update: super::LinkSessionUpdate<'_>,
+                repair: &super::Repair<'_>,
+            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+                use crate::domain::StoredName;
+                let c = repair.connection;
+                let mut tx = self.begin().await?;
+                if !Self::apply_link_session_update(&mut tx, &update).await? {
+                    return Ok(None);
+                }
+                if let Some((old, new)) = repair.handle {
+                    let swapped = sqlx::query(
+                        "UPDATE connections SET handle_sealed = $3 WHERE tenant_id = $1 AND id = $2 \
+                         AND handle_sealed = $4",
+                    )
+                    .bind(c.tenant_id.0)
+                    .bind(c.id)
+                    .bind(new)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if swapped == 0 {
+                        return Ok(None);
+                    }
+                }
+                let updated = sqlx::query(
+                    "UPDATE connections SET state = $3, snapshot = $4, next_poll_at = $5, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(c.tenant_id.0)
+                .bind(c.id)
+                .bind(c.state.name())
+                .bind(sqlx::types::Json(c))
+                .bind(repair.next_poll_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Ok(None);
+                }
+                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::LoginRepaired).await?;
+                tx.commit().await?;
+                Ok(Some(event))
             }
 
             async fn lease_link_sessions(

@@ -23,6 +23,12 @@ class ConnectionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONNECTION_STATE_ERROR: _ClassVar[ConnectionState]
     CONNECTION_STATE_DISCONNECTED: _ClassVar[ConnectionState]
     CONNECTION_STATE_DELETED: _ClassVar[ConnectionState]
+
+class ConnectionEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONNECTION_EVENT_TYPE_UNSPECIFIED: _ClassVar[ConnectionEventType]
+    CONNECTION_EVENT_TYPE_STATE_CHANGED: _ClassVar[ConnectionEventType]
+    CONNECTION_EVENT_TYPE_LOGIN_REPAIRED: _ClassVar[ConnectionEventType]
 CONNECTION_STATE_UNSPECIFIED: ConnectionState
 CONNECTION_STATE_PENDING: ConnectionState
 CONNECTION_STATE_READY: ConnectionState
@@ -32,6 +38,9 @@ CONNECTION_STATE_LOGIN_REQUIRED: ConnectionState
 CONNECTION_STATE_ERROR: ConnectionState
 CONNECTION_STATE_DISCONNECTED: ConnectionState
 CONNECTION_STATE_DELETED: ConnectionState
+CONNECTION_EVENT_TYPE_UNSPECIFIED: ConnectionEventType
+CONNECTION_EVENT_TYPE_STATE_CHANGED: ConnectionEventType
+CONNECTION_EVENT_TYPE_LOGIN_REPAIRED: ConnectionEventType
 
 class ConnectionError(_message.Message):
     __slots__ = ("reason", "message", "retryable", "user_action_required")
@@ -86,16 +95,18 @@ class Connection(_message.Message):
     def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., institution_name: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., error: _Optional[_Union[ConnectionError, _Mapping]] = ..., products: _Optional[_Iterable[_Union[ProductStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_synced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_session_id: _Optional[str] = ...) -> None: ...
 
 class ConnectionEvent(_message.Message):
-    __slots__ = ("event_id", "connection", "occurred_at", "snapshot")
+    __slots__ = ("event_id", "connection", "occurred_at", "snapshot", "type")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     connection: Connection
     occurred_at: _timestamp_pb2.Timestamp
     snapshot: bool
-    def __init__(self, event_id: _Optional[int] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+    type: ConnectionEventType
+    def __init__(self, event_id: _Optional[int] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[bool] = ..., type: _Optional[_Union[ConnectionEventType, str]] = ...) -> None: ...
 
 class GetConnectionRequest(_message.Message):
     __slots__ = ("connection_id",)

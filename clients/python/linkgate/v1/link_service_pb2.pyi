@@ -51,7 +51,7 @@ INSTITUTION_KIND_BROKER: InstitutionKind
 INSTITUTION_KIND_UTILITY: InstitutionKind
 
 class LinkSession(_message.Message):
-    __slots__ = ("id", "provider", "institution_id", "external_user_id", "state", "flow", "products", "link_token", "hosted_link_url", "mfa_question", "public_token", "public_token_expires_at", "failure_reason", "failure_message", "redirect_uri", "created_at", "updated_at", "expires_at")
+    __slots__ = ("id", "provider", "institution_id", "external_user_id", "state", "flow", "products", "link_token", "hosted_link_url", "mfa_question", "public_token", "public_token_expires_at", "failure_reason", "failure_message", "redirect_uri", "created_at", "updated_at", "expires_at", "connection_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     INSTITUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class LinkSession(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     institution_id: str
@@ -88,7 +89,8 @@ class LinkSession(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[LinkSessionState, str]] = ..., flow: _Optional[_Union[_common_pb2.LinkFlow, str]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., link_token: _Optional[str] = ..., hosted_link_url: _Optional[str] = ..., mfa_question: _Optional[str] = ..., public_token: _Optional[str] = ..., public_token_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[_Union[_error_reason_pb2.ErrorReason, str]] = ..., failure_message: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    connection_id: str
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[LinkSessionState, str]] = ..., flow: _Optional[_Union[_common_pb2.LinkFlow, str]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., link_token: _Optional[str] = ..., hosted_link_url: _Optional[str] = ..., mfa_question: _Optional[str] = ..., public_token: _Optional[str] = ..., public_token_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[_Union[_error_reason_pb2.ErrorReason, str]] = ..., failure_message: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connection_id: _Optional[str] = ...) -> None: ...
 
 class Provider(_message.Message):
     __slots__ = ("id", "display_name", "enabled", "flows", "products", "health")
@@ -165,7 +167,7 @@ class ListInstitutionsResponse(_message.Message):
     def __init__(self, institutions: _Optional[_Iterable[_Union[Institution, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreateLinkSessionRequest(_message.Message):
-    __slots__ = ("provider", "external_user_id", "institution_id", "products", "redirect_uri", "flow", "request_id")
+    __slots__ = ("provider", "external_user_id", "institution_id", "products", "redirect_uri", "flow", "request_id", "connection_id")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_USER_ID_FIELD_NUMBER: _ClassVar[int]
     INSTITUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +175,7 @@ class CreateLinkSessionRequest(_message.Message):
     REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     provider: str
     external_user_id: str
     institution_id: str
@@ -180,7 +183,8 @@ class CreateLinkSessionRequest(_message.Message):
     redirect_uri: str
     flow: _common_pb2.LinkFlow
     request_id: str
-    def __init__(self, provider: _Optional[str] = ..., external_user_id: _Optional[str] = ..., institution_id: _Optional[str] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., redirect_uri: _Optional[str] = ..., flow: _Optional[_Union[_common_pb2.LinkFlow, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    connection_id: str
+    def __init__(self, provider: _Optional[str] = ..., external_user_id: _Optional[str] = ..., institution_id: _Optional[str] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., redirect_uri: _Optional[str] = ..., flow: _Optional[_Union[_common_pb2.LinkFlow, str]] = ..., request_id: _Optional[str] = ..., connection_id: _Optional[str] = ...) -> None: ...
 
 class CreateLinkSessionResponse(_message.Message):
     __slots__ = ("link_session",)

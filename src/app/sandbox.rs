@@ -1,0 +1,69 @@
+//! Sandbox controls: what a caller does to its own sandbox connections to rehearse situations
+//! real connections meet (`SandboxService`). Each control changes what the sandbox answers for
+//! the connection and makes it due at once, so the next poll shows the effect.
+
+use crate::app::{App, Caller};
+use crate::crypto::SealedColumn;
+use crate::domain::{Connection, ConnectionState, ErrorReason, now};
+use crate::error::{Error, Result};
+use crate::providers::sandbox;
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+impl App {
+    /// Makes the sandbox require its user to sign in again for connection `id`: the handle is
+    /// marked (compare-and-swap under the connection's sync lease) and the connection polled at
+    /// once, which turns it LOGIN_REQUIRED. Returns the connection as it stands.
+    pub async fn reset_sandbox_login(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+        let connection = self.sandbox_connection(caller, id).await?;
+        let owner = format!("sandbox-control-{}", Uuid::now_v7());
+        self.lease_for_change(caller.tenant, id, &owner).await?;
+        let marked = self.mark_login_required(&connection).await;
+        // Due at once, lease released: the poll that follows reads the sandbox's new answer.
+        self.store.reschedule_connection(caller.tenant, id, now()).await?;
+        marked?;
+        Ok(connection)
+    }
+
+    async fn mark_login_required(&self, connection: &Connection) -> Result<()> {
+        let context = SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id);
+        let old = self.store.connection_handle(connection.tenant_id, connection.id).await?.ok_or_else(|| {
+            Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
+                .with("connection_id", connection.id.to_string())
+        })?;
+        let handle = self.sealer.open(&old, &context).map_err(Error::internal)?;
+        let marked = sandbox::require_login(&handle).map_err(|e| Error::from_provider(sandbox::ID, e))?;
+        if marked.expose_secret() == handle.expose_secret() {
+            return Ok(());
+        }
+        let new = self.sealer.seal(marked.expose_secret().as_bytes(), &context);
+        // Every other change of a handle holds the lease this call holds, so only a re-sealing
+        // under a new key can get in between.
+        if !self.store.replace_sealed(SealedColumn::ConnectionHandle, connection.id, &old, &new).await? {
+            return Err(Error::internal(anyhow::anyhow!(
+                "connection {}: its handle changed under the lease",
+                connection.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// A live sandbox connection of the caller, while the sandbox is enabled.
+    async fn sandbox_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+        self.provider(sandbox::ID)?;
+        let connection = self.stored_connection(caller, id).await?;
+        if connection.state == ConnectionState::Deleted {
+            return Err(Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
+                .with("connection_id", id.to_string()));
+        }
+        if connection.provider != sandbox::ID {
+            return Err(Error::new(
+                ErrorReason::CapabilityUnsupported,
+                "sandbox controls act on sandbox connections only",
+            )
+            .with("capability", "sandbox_controls")
+            .with("provider", connection.provider.clone()));
+        }
+        Ok(connection)
+    }
+}
