@@ -157,6 +157,11 @@ pub struct SandboxSettings {
     /// How often linkgate polls the sandbox about unsettled sessions and connections.
     #[arg(long = "sandbox-poll-interval", env = "LINKGATE_SANDBOX_POLL_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub poll_interval: Duration,
+
+    /// How long a sandbox user's consent lasts from each sign-in (exchange or repair), so the
+    /// consent calendar can be rehearsed; unset: sandbox consents never lapse.
+    #[arg(long = "sandbox-consent-lifetime", env = "LINKGATE_SANDBOX_CONSENT_LIFETIME", value_parser = parse_duration)]
+    pub consent_lifetime: Option<Duration>,
 }
 
 /// Deck (utility portals: accounts and statements). Offered only when both the client id and the
@@ -323,6 +328,10 @@ pub struct SyncSettings {
     /// How long a replica owns an item it leased before another may take it over.
     #[arg(long = "sync-lease", env = "LINKGATE_SYNC_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub lease: Duration,
+
+    /// How long before a connection's consent lapses its CONSENT_EXPIRING event goes out.
+    #[arg(long = "consent-warning", env = "LINKGATE_CONSENT_WARNING", default_value = "7d", value_parser = parse_duration)]
+    pub consent_warning: Duration,
 }
 
 /// MoneyKit (US, UK and CA banks: accounts, transactions, holdings). Offered only when both the

@@ -208,6 +208,7 @@ pub fn code_for(reason: ErrorReason) -> Code {
         | R::ConnectionDeleted
         | R::ProductNotReady
         | R::LoginRequired
+        | R::ConsentExpired
         | R::CapabilityUnsupported
         | R::ProviderRejected => Code::FailedPrecondition,
         R::ExchangeInProgress => Code::Aborted,

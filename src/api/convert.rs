@@ -50,6 +50,7 @@ enum_map!(domain::ConnectionState, pb::ConnectionState, {
 });
 enum_map!(domain::ConnectionEventType, pb::ConnectionEventType, {
     StateChanged => StateChanged, LoginRepaired => LoginRepaired,
+    ConsentExpiring => ConsentExpiring, ConsentExpired => ConsentExpired,
 });
 enum_map!(domain::LinkSessionState, pb::LinkSessionState, {
     Created => Created, Connecting => Connecting, MfaRequired => MfaRequired,
@@ -117,6 +118,7 @@ impl From<&domain::Connection> for pb::Connection {
             updated_at: Some(timestamp(c.updated_at)),
             last_synced_at: c.last_synced_at.map(timestamp),
             link_session_id: c.link_session_id.map(|id| id.to_string()).unwrap_or_default(),
+            consent_expires_at: c.consent_expires_at.map(timestamp),
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod sandbox;
 pub mod statement;
 
 use crate::app::{App, Caller};
-use crate::domain::Date;
+use crate::domain::{Date, Timestamp};
 use crate::error::{Error, Result};
 use crate::server::auth::{REQUEST_ID_HEADER, is_valid_key};
 use crate::store::{Cursor, DateRange, Page, PageOf};
@@ -183,6 +183,25 @@ impl Validator {
             }
             None => {
                 self.violation(field, "must be a date as YYYY-MM-DD");
+                None
+            }
+        }
+    }
+
+    /// A required instant, between 1970 and 2999, kept to the microsecond as the stores keep it.
+    pub fn timestamp(&mut self, field: &str, value: Option<&prost_types::Timestamp>) -> Option<Timestamp> {
+        let Some(value) = value else {
+            self.violation(field, "required");
+            return None;
+        };
+        let nanos = u32::try_from(value.nanos).ok().filter(|nanos| *nanos < 1_000_000_000);
+        let instant = nanos.and_then(|nanos| chrono::DateTime::from_timestamp(value.seconds, nanos));
+        match instant {
+            Some(instant) if (1970..3000).contains(&chrono::Datelike::year(&instant)) => {
+                Some(chrono::SubsecRound::trunc_subsecs(instant, 6))
+            }
+            _ => {
+                self.violation(field, "must be a valid instant between 1970 and 2999");
                 None
             }
         }

@@ -38,4 +38,24 @@ impl SandboxService for SandboxApi {
         .await;
         respond(&caller, result)
     }
+
+    async fn set_consent_expiry(
+        &self,
+        request: Request<pb::SetConsentExpiryRequest>,
+    ) -> Result<Response<pb::SetConsentExpiryResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let id = v.id("connection_id", &req.connection_id);
+            let expires_at = v.timestamp("consent_expires_at", req.consent_expires_at.as_ref());
+            v.finish()?;
+            let expires_at = expires_at.expect("validated");
+            let connection = self.app.set_sandbox_consent_expiry(&caller, id, expires_at).await?;
+            self.app.audit.record(&caller, AuditAction::SandboxControl, "connection", id).await;
+            Ok(pb::SetConsentExpiryResponse { connection: Some((&connection).into()) })
+        }
+        .await;
+        respond(&caller, result)
+    }
 }

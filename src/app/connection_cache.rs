@@ -127,6 +127,8 @@ mod tests {
             updated_at: at,
             last_synced_at: Some(at),
             link_session_id: None,
+            consent_expires_at: None,
+            consent_warned_for: None,
         })
     }
 

@@ -3,7 +3,7 @@
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
 use crate::domain::ErrorReason;
-use crate::domain::{Connection, ConnectionState, ProductState, now};
+use crate::domain::{Connection, ConnectionEventType, ConnectionState, ProductState, now};
 use crate::error::{Error, Result};
 use crate::providers::ProviderError;
 use crate::store::{ConnectionFilter, Page, PageOf};
@@ -120,7 +120,7 @@ impl App {
             }
             product.last_attempted_at = Some(at);
         }
-        self.save_connection(&connection, Some(at), None).await?;
+        self.save_connection(&connection, Some(at), None, ConnectionEventType::StateChanged).await?;
         Ok(connection)
     }
 
@@ -158,8 +158,11 @@ impl App {
         connection: &Connection,
         next_poll_at: Option<crate::domain::Timestamp>,
         data: Option<&crate::domain::ConnectionData>,
+        kind: ConnectionEventType,
     ) -> Result<bool> {
-        let saved = self.store.save_connection(connection, next_poll_at, data).await?.is_some();
+        // The consent calendar's next date comes first when it is earlier.
+        let next_poll_at = next_poll_at.map(|next| connection.next_look(next, self.consent_warning));
+        let saved = self.store.save_connection(connection, next_poll_at, data, kind).await?.is_some();
         if saved {
             self.bus.committed(connection.id);
         }

@@ -15,6 +15,12 @@ use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// When consent given at `signed_in_at` lapses, where the provider fixes a term.
+pub(super) fn consent_until(info: &crate::providers::ProviderInfo, signed_in_at: Timestamp) -> Option<Timestamp> {
+    let lifetime = chrono::Duration::from_std(info.consent_lifetime?).ok()?;
+    signed_in_at.checked_add_signed(lifetime)
+}
+
 /// How long a link session may take before it expires.
 const LINK_SESSION_TTL: chrono::Duration = chrono::Duration::minutes(30);
 /// How long one exchange claim lasts: longer than any provider call, so only a crashed claimer's
@@ -490,6 +496,8 @@ impl App {
             updated_at: created_at,
             last_synced_at: None,
             link_session_id: session.as_ref().map(|s| s.id),
+            consent_expires_at: consent_until(provider.info(), created_at),
+            consent_warned_for: None,
         };
         let handle = self.sealer.seal(
             exchanged.handle.expose_secret().as_bytes(),

@@ -71,6 +71,8 @@ pub struct App {
     pub webhook_keys: KeyCache,
     /// Rung when a webhook delivery is kept.
     pub webhook_bell: InboxBell,
+    /// How long before a consent lapses its CONSENT_EXPIRING event goes out.
+    pub consent_warning: std::time::Duration,
     /// Per-token locks that make concurrent exchanges in this process queue behind the first.
     exchanges: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -87,6 +89,8 @@ pub struct AppParts {
     pub page_tokens: PageTokens,
     /// Per-tenant limits.
     pub limits: LimitSettings,
+    /// How long before a consent lapses its CONSENT_EXPIRING event goes out.
+    pub consent_warning: std::time::Duration,
 }
 
 impl App {
@@ -105,6 +109,7 @@ impl App {
             stream_slots: StreamSlots::new(parts.limits.tenant_max_streams),
             webhook_keys: KeyCache::default(),
             webhook_bell: InboxBell::default(),
+            consent_warning: parts.consent_warning,
             exchanges: Mutex::default(),
         };
         (app, audit_writer)

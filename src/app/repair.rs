@@ -10,7 +10,7 @@
 //! handle swapped in by compare-and-swap when the provider issued one, the connection REFRESHING
 //! and due at once, and its LOGIN_REPAIRED event. The poll that follows brings it to READY.
 
-use crate::app::link::NewLinkSession;
+use crate::app::link::{NewLinkSession, consent_until};
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
 use crate::domain::{Connection, ConnectionState, ErrorReason, LinkSession, ProductState, now};
@@ -102,6 +102,7 @@ impl App {
         })?;
         let at = now();
         repaired(&mut connection, at);
+        connection.consent_expires_at = consent_until(self.provider(&connection.provider)?.info(), at);
         let context = SealedColumn::ConnectionHandle.context(tenant, id);
         let old = self.store.connection_handle(tenant, id).await?.unwrap_or_default();
         let new = new_handle.map(|handle| self.sealer.seal(handle.expose_secret().as_bytes(), &context));

@@ -1,10 +1,11 @@
 //! Sandbox controls: what a caller does to its own sandbox connections to rehearse situations
-//! real connections meet (`SandboxService`). Each control changes what the sandbox answers for
-//! the connection and makes it due at once, so the next poll shows the effect.
+//! real connections meet (`SandboxService`): a login the institution revokes, a consent that
+//! lapses. Each control changes what the sandbox answers for the connection, or the consent term
+//! linkgate keeps for it, and makes it due at once, so the next poll shows the effect.
 
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
-use crate::domain::{Connection, ConnectionState, ErrorReason, now};
+use crate::domain::{Connection, ConnectionEventType, ConnectionState, ErrorReason, Timestamp, now};
 use crate::error::{Error, Result};
 use crate::providers::sandbox;
 use secrecy::ExposeSecret;
@@ -22,6 +23,27 @@ impl App {
         // Due at once, lease released: the poll that follows reads the sandbox's new answer.
         self.store.reschedule_connection(caller.tenant, id, now()).await?;
         marked?;
+        Ok(connection)
+    }
+
+    /// Sets when connection `id`'s consent lapses and makes it due at once, so the consent
+    /// calendar acts at its next poll: a warning when within the lead time, LOGIN_REQUIRED with
+    /// reason CONSENT_EXPIRED once the time has passed.
+    pub async fn set_sandbox_consent_expiry(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        expires_at: Timestamp,
+    ) -> Result<Connection> {
+        self.sandbox_connection(caller, id).await?;
+        let owner = format!("sandbox-control-{}", Uuid::now_v7());
+        self.lease_for_change(caller.tenant, id, &owner).await?;
+        // Read under the lease: no poll changes it meanwhile.
+        let mut connection = self.stored_connection(caller, id).await?;
+        connection.consent_expires_at = Some(expires_at);
+        connection.consent_warned_for = None;
+        connection.updated_at = now();
+        self.save_connection(&connection, Some(now()), None, ConnectionEventType::StateChanged).await?;
         Ok(connection)
     }
 

@@ -6,7 +6,8 @@
 use crate::app::App;
 use crate::domain::ErrorReason;
 use crate::domain::{
-    Connection, ConnectionError, ConnectionState, LinkFlow, LinkSession, LinkSessionState, ProductState, now,
+    Connection, ConnectionError, ConnectionEventType, ConnectionState, LinkFlow, LinkSession, LinkSessionState,
+    ProductState, now,
 };
 use crate::error::Result;
 use crate::providers::{ProviderError, UpstreamStatus};
@@ -162,6 +163,9 @@ impl App {
     }
 
     async fn sync_connection(&self, mut connection: Connection) -> Result<()> {
+        if self.keep_consent_calendar(&mut connection).await? {
+            return Ok(());
+        }
         let provider = self.provider(&connection.provider)?.clone();
         let poll_interval = provider.info().poll_interval;
         let handle = self.open_handle(&connection).await?;
@@ -190,7 +194,8 @@ impl App {
                     product.last_attempted_at = Some(at);
                 }
                 let next_refresh = at + provider.info().refresh_interval;
-                self.save_connection(&connection, Some(next_refresh), Some(&data)).await?;
+                self.save_connection(&connection, Some(next_refresh), Some(&data), ConnectionEventType::StateChanged)
+                    .await?;
             }
             UpstreamStatus::LoginRequired => {
                 connection.state = ConnectionState::LoginRequired;
@@ -201,7 +206,7 @@ impl App {
                     user_action_required: true,
                 });
                 connection.updated_at = at;
-                self.save_connection(&connection, None, None).await?;
+                self.save_connection(&connection, None, None, ConnectionEventType::StateChanged).await?;
             }
             UpstreamStatus::Disconnected => {
                 connection.state = ConnectionState::Disconnected;
@@ -212,15 +217,48 @@ impl App {
                     user_action_required: true,
                 });
                 connection.updated_at = at;
-                self.save_connection(&connection, None, None).await?;
+                self.save_connection(&connection, None, None, ConnectionEventType::StateChanged).await?;
             }
             UpstreamStatus::Failed { message, retryable } => {
                 let next = retryable.then(|| at + RETRY_AFTER_FAILURE);
                 self.mark_failed(&mut connection, ErrorReason::ProviderRejected, message, retryable);
-                self.save_connection(&connection, next, None).await?;
+                self.save_connection(&connection, next, None, ConnectionEventType::StateChanged).await?;
             }
         }
         Ok(())
+    }
+
+    /// The consent calendar, kept before any upstream call. At expiry the connection needs its
+    /// user again (LOGIN_REQUIRED, reason CONSENT_EXPIRED, no more polls): returns `true`. When
+    /// the warning is due it goes out once (CONSENT_EXPIRING; the connection holds the expiry it
+    /// warned for, so a renewed consent warns again) and the poll goes on. Exactly once across
+    /// replicas: only the replica holding the connection's lease gets here, and the event is
+    /// stored in the same transaction as the mark.
+    async fn keep_consent_calendar(&self, connection: &mut Connection) -> Result<bool> {
+        let Some(expires) = connection.consent_expires_at else {
+            return Ok(false);
+        };
+        let at = now();
+        if at >= expires {
+            connection.state = ConnectionState::LoginRequired;
+            connection.error = Some(ConnectionError {
+                reason: ErrorReason::ConsentExpired,
+                message: "the user's consent to share this connection's data lapsed; they must sign in again"
+                    .to_owned(),
+                retryable: false,
+                user_action_required: true,
+            });
+            connection.updated_at = at;
+            self.save_connection(connection, None, None, ConnectionEventType::ConsentExpired).await?;
+            return Ok(true);
+        }
+        if connection.consent_warning_due(self.consent_warning).is_some_and(|due| at >= due) {
+            connection.consent_warned_for = Some(expires);
+            connection.updated_at = at;
+            // Not due again before expiry; the poll that follows stores the real next look.
+            self.save_connection(connection, Some(expires), None, ConnectionEventType::ConsentExpiring).await?;
+        }
+        Ok(false)
     }
 
     /// A provider call for a connection failed: transient failures retry later without changing
@@ -244,7 +282,7 @@ impl App {
         }
         let reason = crate::error::Error::from_provider(&connection.provider, error).reason();
         self.mark_failed(&mut connection, reason, "the provider could not deliver the data".to_owned(), true);
-        self.save_connection(&connection, Some(retry_at), None).await?;
+        self.save_connection(&connection, Some(retry_at), None, ConnectionEventType::StateChanged).await?;
         Ok(())
     }
 

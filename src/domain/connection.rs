@@ -34,6 +34,10 @@ stored_enum! {
         StateChanged = "state_changed",
         /// The user signed in again through a repair session; the connection is refreshing.
         LoginRepaired = "login_repaired",
+        /// The user's consent lapses soon.
+        ConsentExpiring = "consent_expiring",
+        /// The user's consent lapsed; the connection needs its user again.
+        ConsentExpired = "consent_expired",
     }
 }
 
@@ -88,9 +92,33 @@ pub struct Connection {
     pub last_synced_at: Option<Timestamp>,
     /// The link session that produced it, if any.
     pub link_session_id: Option<Uuid>,
+    /// When the user's consent lapses, where the provider or the institution's regime sets a term.
+    #[serde(default)]
+    pub consent_expires_at: Option<Timestamp>,
+    /// The consent expiry a CONSENT_EXPIRING warning went out for; a renewed consent warns again.
+    /// linkgate's own bookkeeping, not part of the contract.
+    #[serde(default)]
+    pub consent_warned_for: Option<Timestamp>,
 }
 
 impl Connection {
+    /// When the CONSENT_EXPIRING warning is due, `lead` before expiry, unless it went out already.
+    pub fn consent_warning_due(&self, lead: std::time::Duration) -> Option<Timestamp> {
+        let expires = self.consent_expires_at?;
+        let lead = chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::MAX);
+        (self.consent_warned_for != Some(expires)).then(|| expires.checked_sub_signed(lead).unwrap_or(expires))
+    }
+
+    /// The earliest of `next` and the consent calendar's next date (warning, then expiry), so the
+    /// sync engine looks at the connection in time for each.
+    pub fn next_look(&self, next: Timestamp, lead: std::time::Duration) -> Timestamp {
+        let calendar = match self.consent_warning_due(lead) {
+            Some(warning) => Some(warning),
+            None => self.consent_expires_at.filter(|_| self.state != ConnectionState::LoginRequired),
+        };
+        calendar.map_or(next, |date| date.min(next))
+    }
+
     /// The status of `product`, if the connection links it.
     pub fn product(&self, product: super::Product) -> Option<&ProductStatus> {
         self.products.iter().find(|p| p.product == product)

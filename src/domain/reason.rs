@@ -108,6 +108,8 @@ reasons! {
     StreamLimitReached = 31 => "STREAM_LIMIT_REACHED",
     /// This replica shed the call under load.
     Overloaded = 32 => "OVERLOADED",
+    /// The user's consent to share the connection's data lapsed.
+    ConsentExpired = 33 => "CONSENT_EXPIRED",
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub struct ProviderInfo {
     /// Whether the adapter runs the provider's repair flow: a link session for an existing
     /// connection ([`LinkContext::repair`]) that ends in [`LinkProgress::Repaired`].
     pub repairs_connections: bool,
+    /// How long a user's consent lasts from each sign-in (exchange or repair), where the provider
+    /// or the institution's regime fixes a term; `None` when neither publishes one.
+    pub consent_lifetime: Option<Duration>,
 }
 
 /// An institution reachable through a provider.

@@ -105,6 +105,7 @@ impl Application {
             sealer: storage.sealer,
             page_tokens,
             limits: settings.limits.clone(),
+            consent_warning: settings.sync.consent_warning,
         });
         let grpc =
             TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;

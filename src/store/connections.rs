@@ -3,7 +3,9 @@
 //! that must keep polls off it. Every change appends the connection's event in its transaction.
 
 use super::{Lease, Leased, Page, PageOf, StoreResult};
-use crate::domain::{Connection, ConnectionData, ConnectionEvent, ConnectionState, TenantId, Timestamp};
+use crate::domain::{
+    Connection, ConnectionData, ConnectionEvent, ConnectionEventType, ConnectionState, TenantId, Timestamp,
+};
 use uuid::Uuid;
 
 /// Connections and their leases. See the module documentation.
@@ -46,14 +48,15 @@ pub trait ConnectionStore: Send + Sync {
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Stores a connection's new state, replacing its data when `data` is given, appending the
-    /// event and releasing any lease, in one transaction. Returns `None`, changing nothing, when
-    /// the connection was deleted meanwhile.
+    /// Stores a connection's new state, replacing its data when `data` is given, appending an
+    /// event of `kind` and releasing any lease, in one transaction. Returns `None`, changing
+    /// nothing, when the connection was deleted meanwhile.
     async fn save_connection(
         &self,
         connection: &Connection,
         next_poll_at: Option<Timestamp>,
         data: Option<&ConnectionData>,
+        kind: ConnectionEventType,
     ) -> StoreResult<Option<ConnectionEvent>>;
 
     /// Releases a leased connection without changing it, to look again at `next_poll_at`.

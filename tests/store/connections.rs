@@ -23,7 +23,7 @@ async fn a_created_connection_reads_back_only_for_its_tenant(store: Arc<dyn Stor
     // Writes through another tenant change nothing either.
     let mut foreign = moved(&created, ConnectionState::Ready);
     foreign.tenant_id = other_tenant;
-    assert_eq!(store.save_connection(&foreign, None, None).await.unwrap(), None);
+    assert_eq!(store.save_connection(&foreign, None, None, ConnectionEventType::StateChanged).await.unwrap(), None);
     foreign.state = ConnectionState::Deleted;
     assert_eq!(store.delete_connection(&foreign).await.unwrap(), None);
     assert_eq!(store.get_connection(tenant, created.id).await.unwrap(), Some(created.clone()));
@@ -48,7 +48,9 @@ async fn every_connection_change_appends_an_event_with_a_higher_id(store: Arc<dy
         retryable: false,
         user_action_required: true,
     });
-    events.push(store.save_connection(&failed, None, None).await.unwrap().expect("saved"));
+    events.push(
+        store.save_connection(&failed, None, None, ConnectionEventType::StateChanged).await.unwrap().expect("saved"),
+    );
     events.push(store.delete_connection(&moved(&ready, ConnectionState::Deleted)).await.unwrap().expect("deleted"));
 
     let event_ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
@@ -139,7 +141,11 @@ async fn saving_a_connection_with_data_replaces_its_records(store: Arc<dyn Store
     renamed.current = Some(eur(9900));
     let replacement = ConnectionData { accounts: vec![renamed.clone()], ..ConnectionData::default() };
     let ready_again = moved(&refreshing, ConnectionState::Ready);
-    store.save_connection(&ready_again, None, Some(&replacement)).await.unwrap().expect("saved");
+    store
+        .save_connection(&ready_again, None, Some(&replacement), ConnectionEventType::StateChanged)
+        .await
+        .unwrap()
+        .expect("saved");
 
     assert_eq!(decode::<Account>(list_records(&*store, &accounts).await), vec![renamed]);
     let transactions = records_of(&ready, RecordKind::Transaction);
@@ -160,7 +166,10 @@ async fn a_deleted_connection_cannot_be_saved(store: Arc<dyn Store>) {
     // A sync that finished after the delete must not bring the connection or its data back.
     let ready = moved(&created, ConnectionState::Ready);
     let data = sample(created.id).data;
-    assert_eq!(store.save_connection(&ready, Some(now()), Some(&data)).await.unwrap(), None);
+    assert_eq!(
+        store.save_connection(&ready, Some(now()), Some(&data), ConnectionEventType::StateChanged).await.unwrap(),
+        None
+    );
 
     assert_eq!(store.get_connection(tenant, created.id).await.unwrap(), Some(deleted));
     assert_eq!(store.connection_handle(tenant, created.id).await.unwrap(), None);
@@ -175,7 +184,15 @@ async fn deleting_a_connection_destroys_its_handle_and_records_once(store: Arc<d
     let tenant = new_tenant();
     let (ready, sample) = connection_with_sample(&*store, tenant).await;
     let survivor = new_connection(&*store, tenant, "user-2", PROVIDER).await;
-    store.save_connection(&moved(&survivor, ConnectionState::Ready), None, Some(&sample.data)).await.unwrap();
+    store
+        .save_connection(
+            &moved(&survivor, ConnectionState::Ready),
+            None,
+            Some(&sample.data),
+            ConnectionEventType::StateChanged,
+        )
+        .await
+        .unwrap();
 
     let deleted = moved(&ready, ConnectionState::Deleted);
     let event = store.delete_connection(&deleted).await.unwrap().expect("the first delete applies");
@@ -242,8 +259,16 @@ async fn rescheduling_or_saving_a_connection_frees_its_lease(store: Arc<dyn Stor
     // Before replica-a's lease lapses (t0 + 30 s): each change frees the lease at once.
     store.reschedule_connection(tenant, polled.id, t0 + Duration::seconds(10)).await.unwrap();
     let synced_again = moved(&synced, ConnectionState::Refreshing);
-    store.save_connection(&synced_again, Some(t0 + Duration::seconds(10)), None).await.unwrap().expect("saved");
-    store.save_connection(&moved(&settled, ConnectionState::Ready), None, None).await.unwrap().expect("saved");
+    store
+        .save_connection(&synced_again, Some(t0 + Duration::seconds(10)), None, ConnectionEventType::StateChanged)
+        .await
+        .unwrap()
+        .expect("saved");
+    store
+        .save_connection(&moved(&settled, ConnectionState::Ready), None, None, ConnectionEventType::StateChanged)
+        .await
+        .unwrap()
+        .expect("saved");
     assert_eq!(take("replica-b", t0 + Duration::seconds(9)).await, BTreeSet::new(), "not yet due again");
     let released = store.lease_connections(&lease("replica-b", t0 + Duration::seconds(10), 10)).await.unwrap();
     assert_eq!(leased_ids(&released.items), BTreeSet::from([polled.id, synced.id]));

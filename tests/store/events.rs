@@ -27,7 +27,14 @@ async fn on_postgres_a_slow_writer_cannot_be_overtaken_so_log_readers_miss_nothi
     let fast = tokio::spawn({
         let store = store.clone();
         let next = moved(&second, ConnectionState::Ready);
-        async move { store.save_connection(&next, None, None).await.unwrap().expect("saved").event_id }
+        async move {
+            store
+                .save_connection(&next, None, None, ConnectionEventType::StateChanged)
+                .await
+                .unwrap()
+                .expect("saved")
+                .event_id
+        }
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (slow_id,): (i64,) = sqlx::query_as(

@@ -171,6 +171,8 @@ fn connection(tenant: TenantId, external_user_id: &str, provider: &str) -> Conne
         updated_at: created_at,
         last_synced_at: None,
         link_session_id: None,
+        consent_expires_at: None,
+        consent_warned_for: None,
     }
 }
 
@@ -228,7 +230,11 @@ async fn save_in_state(
     state: ConnectionState,
 ) -> (Connection, ConnectionEvent) {
     let next = moved(connection, state);
-    let event = store.save_connection(&next, None, None).await.unwrap().expect("a live connection saves");
+    let event = store
+        .save_connection(&next, None, None, ConnectionEventType::StateChanged)
+        .await
+        .unwrap()
+        .expect("a live connection saves");
     (next, event)
 }
 
@@ -385,7 +391,11 @@ async fn connection_with_sample(store: &dyn Store, tenant: TenantId) -> (Connect
     let created = new_connection(store, tenant, "user-1", PROVIDER).await;
     let sample = sample(created.id);
     let ready = moved(&created, ConnectionState::Ready);
-    store.save_connection(&ready, None, Some(&sample.data)).await.unwrap().expect("a live connection saves");
+    store
+        .save_connection(&ready, None, Some(&sample.data), ConnectionEventType::StateChanged)
+        .await
+        .unwrap()
+        .expect("a live connection saves");
     (ready, sample)
 }
 

@@ -80,6 +80,7 @@ pub fn test_settings(database_url: &str) -> Settings {
                 refresh_interval: Duration::from_secs(6 * 3600),
                 public_token_ttl: Duration::from_secs(1800),
                 poll_interval: Duration::from_millis(50),
+                consent_lifetime: None,
             },
             deck: Default::default(),
             vumi: Default::default(),
@@ -90,6 +91,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             events_recheck: Duration::from_secs(1),
             event_retention: Duration::from_secs(7 * 86_400),
             lease: Duration::from_secs(30),
+            consent_warning: Duration::from_secs(7 * 86_400),
         },
     }
 }

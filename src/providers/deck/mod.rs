@@ -129,6 +129,7 @@ impl Deck {
                 // Deck refreshes utility portals about daily; asking more often finds nothing new.
                 refresh_interval: Duration::from_secs(24 * 3600),
                 repairs_connections: false,
+                consent_lifetime: None,
             },
             upstream,
             base_url,

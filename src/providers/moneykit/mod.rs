@@ -214,6 +214,7 @@ impl MoneyKit {
                 // MoneyKit refreshes linked accounts about daily; data endpoints never fetch.
                 refresh_interval: Duration::from_secs(12 * 3600),
                 repairs_connections: false,
+                consent_lifetime: None,
             },
             upstream,
             base_url,

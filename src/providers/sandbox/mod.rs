@@ -67,6 +67,7 @@ impl Sandbox {
             poll_interval: settings.poll_interval,
             refresh_interval: settings.refresh_interval,
             repairs_connections: true,
+            consent_lifetime: settings.consent_lifetime,
         };
         Self { info, settings }
     }

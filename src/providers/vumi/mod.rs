@@ -127,6 +127,7 @@ impl Vumi {
                 // Vumi refreshes connections daily.
                 refresh_interval: Duration::from_secs(24 * 3600),
                 repairs_connections: false,
+                consent_lifetime: None,
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),

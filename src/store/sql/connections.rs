@@ -128,6 +128,7 @@ macro_rules! impl_connection_store {
                 c: &crate::domain::Connection,
                 next_poll_at: Option<crate::domain::Timestamp>,
                 data: Option<&crate::domain::ConnectionData>,
+                kind: crate::domain::ConnectionEventType,
             ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
                 use crate::domain::StoredName;
                 let mut tx = self.begin().await?;
@@ -149,7 +150,7 @@ macro_rules! impl_connection_store {
                 if let Some(data) = data {
                     Self::insert_records(&mut tx, c, data).await?;
                 }
-                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
+                let event = Self::append_event(&mut tx, c, kind).await?;
                 tx.commit().await?;
                 Ok(Some(event))
             }

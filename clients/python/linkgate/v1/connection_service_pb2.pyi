@@ -29,6 +29,8 @@ class ConnectionEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONNECTION_EVENT_TYPE_UNSPECIFIED: _ClassVar[ConnectionEventType]
     CONNECTION_EVENT_TYPE_STATE_CHANGED: _ClassVar[ConnectionEventType]
     CONNECTION_EVENT_TYPE_LOGIN_REPAIRED: _ClassVar[ConnectionEventType]
+    CONNECTION_EVENT_TYPE_CONSENT_EXPIRING: _ClassVar[ConnectionEventType]
+    CONNECTION_EVENT_TYPE_CONSENT_EXPIRED: _ClassVar[ConnectionEventType]
 CONNECTION_STATE_UNSPECIFIED: ConnectionState
 CONNECTION_STATE_PENDING: ConnectionState
 CONNECTION_STATE_READY: ConnectionState
@@ -41,6 +43,8 @@ CONNECTION_STATE_DELETED: ConnectionState
 CONNECTION_EVENT_TYPE_UNSPECIFIED: ConnectionEventType
 CONNECTION_EVENT_TYPE_STATE_CHANGED: ConnectionEventType
 CONNECTION_EVENT_TYPE_LOGIN_REPAIRED: ConnectionEventType
+CONNECTION_EVENT_TYPE_CONSENT_EXPIRING: ConnectionEventType
+CONNECTION_EVENT_TYPE_CONSENT_EXPIRED: ConnectionEventType
 
 class ConnectionError(_message.Message):
     __slots__ = ("reason", "message", "retryable", "user_action_required")
@@ -67,7 +71,7 @@ class ProductStatus(_message.Message):
     def __init__(self, product: _Optional[_Union[_common_pb2.Product, str]] = ..., state: _Optional[_Union[_common_pb2.ProductState, str]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Connection(_message.Message):
-    __slots__ = ("id", "provider", "institution_id", "institution_name", "external_user_id", "state", "error", "products", "created_at", "updated_at", "last_synced_at", "link_session_id")
+    __slots__ = ("id", "provider", "institution_id", "institution_name", "external_user_id", "state", "error", "products", "created_at", "updated_at", "last_synced_at", "link_session_id", "consent_expires_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     INSTITUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +84,7 @@ class Connection(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_SYNCED_AT_FIELD_NUMBER: _ClassVar[int]
     LINK_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     institution_id: str
@@ -92,7 +97,8 @@ class Connection(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     last_synced_at: _timestamp_pb2.Timestamp
     link_session_id: str
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., institution_name: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., error: _Optional[_Union[ConnectionError, _Mapping]] = ..., products: _Optional[_Iterable[_Union[ProductStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_synced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_session_id: _Optional[str] = ...) -> None: ...
+    consent_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., institution_name: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., error: _Optional[_Union[ConnectionError, _Mapping]] = ..., products: _Optional[_Iterable[_Union[ProductStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_synced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_session_id: _Optional[str] = ..., consent_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ConnectionEvent(_message.Message):
     __slots__ = ("event_id", "connection", "occurred_at", "snapshot", "type")

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from linkgate.v1 import connection_service_pb2 as linkgate_dot_v1_dot_connection__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/sandbox_service.proto\x12\x0blinkgate.v1\x1a$linkgate/v1/connection_service.proto\"*\n\x11ResetLoginRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"A\n\x12ResetLoginResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection2_\n\x0eSandboxService\x12M\n\nResetLogin\x12\x1e.linkgate.v1.ResetLoginRequest\x1a\x1f.linkgate.v1.ResetLoginResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/sandbox_service.proto\x12\x0blinkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$linkgate/v1/connection_service.proto\"h\n\x17SetConsentExpiryRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x36\n\x12\x63onsent_expires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x18SetConsentExpiryResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"*\n\x11ResetLoginRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"A\n\x12ResetLoginResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection2\xc0\x01\n\x0eSandboxService\x12M\n\nResetLogin\x12\x1e.linkgate.v1.ResetLoginRequest\x1a\x1f.linkgate.v1.ResetLoginResponse\x12_\n\x10SetConsentExpiry\x12$.linkgate.v1.SetConsentExpiryRequest\x1a%.linkgate.v1.SetConsentExpiryResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +34,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linkgate.v1.sandbox_service
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1'
-  _globals['_RESETLOGINREQUEST']._serialized_start=88
-  _globals['_RESETLOGINREQUEST']._serialized_end=130
-  _globals['_RESETLOGINRESPONSE']._serialized_start=132
-  _globals['_RESETLOGINRESPONSE']._serialized_end=197
-  _globals['_SANDBOXSERVICE']._serialized_start=199
-  _globals['_SANDBOXSERVICE']._serialized_end=294
+  _globals['_SETCONSENTEXPIRYREQUEST']._serialized_start=121
+  _globals['_SETCONSENTEXPIRYREQUEST']._serialized_end=225
+  _globals['_SETCONSENTEXPIRYRESPONSE']._serialized_start=227
+  _globals['_SETCONSENTEXPIRYRESPONSE']._serialized_end=298
+  _globals['_RESETLOGINREQUEST']._serialized_start=300
+  _globals['_RESETLOGINREQUEST']._serialized_end=342
+  _globals['_RESETLOGINRESPONSE']._serialized_start=344
+  _globals['_RESETLOGINRESPONSE']._serialized_end=409
+  _globals['_SANDBOXSERVICE']._serialized_start=412
+  _globals['_SANDBOXSERVICE']._serialized_end=604
 # @@protoc_insertion_point(module_scope)

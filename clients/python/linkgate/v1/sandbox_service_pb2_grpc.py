@@ -42,6 +42,11 @@ class SandboxServiceStub:
                 request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.ResetLoginRequest.SerializeToString,
                 response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.ResetLoginResponse.FromString,
                 _registered_method=True)
+        self.SetConsentExpiry = channel.unary_unary(
+                '/linkgate.v1.SandboxService/SetConsentExpiry',
+                request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryResponse.FromString,
+                _registered_method=True)
 
 
 class SandboxServiceServicer:
@@ -60,6 +65,15 @@ class SandboxServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetConsentExpiry(self, request, context):
+        """Sets when a connection's consent lapses, so the consent calendar can be seen in seconds:
+        CONSENT_EXPIRING goes out once the warning lead time before it, and at the time itself the
+        connection becomes LOGIN_REQUIRED with reason CONSENT_EXPIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SandboxServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -67,6 +81,11 @@ def add_SandboxServiceServicer_to_server(servicer, server):
                     servicer.ResetLogin,
                     request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.ResetLoginRequest.FromString,
                     response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.ResetLoginResponse.SerializeToString,
+            ),
+            'SetConsentExpiry': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConsentExpiry,
+                    request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -99,6 +118,33 @@ class SandboxService:
             '/linkgate.v1.SandboxService/ResetLogin',
             linkgate_dot_v1_dot_sandbox__service__pb2.ResetLoginRequest.SerializeToString,
             linkgate_dot_v1_dot_sandbox__service__pb2.ResetLoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConsentExpiry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.SandboxService/SetConsentExpiry',
+            linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryRequest.SerializeToString,
+            linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryResponse.FromString,
             options,
             channel_credentials,
             insecure,

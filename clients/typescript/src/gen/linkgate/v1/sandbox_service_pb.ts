@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "./connection_service_pb.js";
 import { file_linkgate_v1_connection_service } from "./connection_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,57 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/sandbox_service.proto.
  */
 export const file_linkgate_v1_sandbox_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFsaW5rZ2F0ZS92MS9zYW5kYm94X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIioKEVJlc2V0TG9naW5SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkiQQoSUmVzZXRMb2dpblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uMl8KDlNhbmRib3hTZXJ2aWNlEk0KClJlc2V0TG9naW4SHi5saW5rZ2F0ZS52MS5SZXNldExvZ2luUmVxdWVzdBofLmxpbmtnYXRlLnYxLlJlc2V0TG9naW5SZXNwb25zZUIsWipsaW5rZ2F0ZS5kZXYvZ2VuL2dvL2xpbmtnYXRlL3YxO2xpbmtnYXRldjFiBnByb3RvMw", [file_linkgate_v1_connection_service]);
+  fileDesc("CiFsaW5rZ2F0ZS92MS9zYW5kYm94X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxImgKF1NldENvbnNlbnRFeHBpcnlSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSNgoSY29uc2VudF9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHChhTZXRDb25zZW50RXhwaXJ5UmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24iKgoRUmVzZXRMb2dpblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJBChJSZXNldExvZ2luUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24ywAEKDlNhbmRib3hTZXJ2aWNlEk0KClJlc2V0TG9naW4SHi5saW5rZ2F0ZS52MS5SZXNldExvZ2luUmVxdWVzdBofLmxpbmtnYXRlLnYxLlJlc2V0TG9naW5SZXNwb25zZRJfChBTZXRDb25zZW50RXhwaXJ5EiQubGlua2dhdGUudjEuU2V0Q29uc2VudEV4cGlyeVJlcXVlc3QaJS5saW5rZ2F0ZS52MS5TZXRDb25zZW50RXhwaXJ5UmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_connection_service]);
+
+/**
+ * Request for SandboxService.SetConsentExpiry.
+ *
+ * @generated from message linkgate.v1.SetConsentExpiryRequest
+ */
+export type SetConsentExpiryRequest = Message<"linkgate.v1.SetConsentExpiryRequest"> & {
+  /**
+   * The connection (UUID). Required; a live sandbox connection of the caller's tenant.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * When its consent lapses. Required; may be in the past (the connection lapses at its next
+   * poll, which this call makes due at once).
+   *
+   * @generated from field: google.protobuf.Timestamp consent_expires_at = 2;
+   */
+  consentExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message linkgate.v1.SetConsentExpiryRequest.
+ * Use `create(SetConsentExpiryRequestSchema)` to create a new message.
+ */
+export const SetConsentExpiryRequestSchema: GenMessage<SetConsentExpiryRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 0);
+
+/**
+ * Response of SandboxService.SetConsentExpiry.
+ *
+ * @generated from message linkgate.v1.SetConsentExpiryResponse
+ */
+export type SetConsentExpiryResponse = Message<"linkgate.v1.SetConsentExpiryResponse"> & {
+  /**
+   * The connection with its new consent expiry.
+   *
+   * @generated from field: linkgate.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+};
+
+/**
+ * Describes the message linkgate.v1.SetConsentExpiryResponse.
+ * Use `create(SetConsentExpiryResponseSchema)` to create a new message.
+ */
+export const SetConsentExpiryResponseSchema: GenMessage<SetConsentExpiryResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 1);
 
 /**
  * Request for SandboxService.ResetLogin.
@@ -34,7 +86,7 @@ export type ResetLoginRequest = Message<"linkgate.v1.ResetLoginRequest"> & {
  * Use `create(ResetLoginRequestSchema)` to create a new message.
  */
 export const ResetLoginRequestSchema: GenMessage<ResetLoginRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_sandbox_service, 0);
+  messageDesc(file_linkgate_v1_sandbox_service, 2);
 
 /**
  * Response of SandboxService.ResetLogin.
@@ -56,7 +108,7 @@ export type ResetLoginResponse = Message<"linkgate.v1.ResetLoginResponse"> & {
  * Use `create(ResetLoginResponseSchema)` to create a new message.
  */
 export const ResetLoginResponseSchema: GenMessage<ResetLoginResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_sandbox_service, 1);
+  messageDesc(file_linkgate_v1_sandbox_service, 3);
 
 /**
  * SandboxService drives sandbox connections through the situations real ones meet, so callers
@@ -78,6 +130,18 @@ export const SandboxService: GenService<{
     methodKind: "unary";
     input: typeof ResetLoginRequestSchema;
     output: typeof ResetLoginResponseSchema;
+  },
+  /**
+   * Sets when a connection's consent lapses, so the consent calendar can be seen in seconds:
+   * CONSENT_EXPIRING goes out once the warning lead time before it, and at the time itself the
+   * connection becomes LOGIN_REQUIRED with reason CONSENT_EXPIRED.
+   *
+   * @generated from rpc linkgate.v1.SandboxService.SetConsentExpiry
+   */
+  setConsentExpiry: {
+    methodKind: "unary";
+    input: typeof SetConsentExpiryRequestSchema;
+    output: typeof SetConsentExpiryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkgate_v1_sandbox_service, 0);
