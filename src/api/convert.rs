@@ -119,6 +119,7 @@ impl From<&domain::Connection> for pb::Connection {
             last_synced_at: c.last_synced_at.map(timestamp),
             link_session_id: c.link_session_id.map(|id| id.to_string()).unwrap_or_default(),
             consent_expires_at: c.consent_expires_at.map(timestamp),
+            duplicate_of_connection_id: c.duplicate_of.map(|id| id.to_string()).unwrap_or_default(),
         }
     }
 }

@@ -129,6 +129,7 @@ mod tests {
             link_session_id: None,
             consent_expires_at: None,
             consent_warned_for: None,
+            duplicate_of: None,
         })
     }
 

@@ -10,10 +10,13 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::providers::{Credentials, Institution, LinkContext, LinkProgress, LinkStep, Provider};
-use crate::store::{Claim, IssuedToken, LinkSessionUpdate, Page, PageOf};
+use crate::store::{Claim, ConnectionFilter, IssuedToken, LinkSessionUpdate, Page, PageOf};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use uuid::Uuid;
+
+/// How many of an end user's connections of one provider a duplicate check reads at most.
+const DUPLICATE_SCAN: usize = 500;
 
 /// When consent given at `signed_in_at` lapses, where the provider fixes a term.
 pub(super) fn consent_until(info: &crate::providers::ProviderInfo, signed_in_at: Timestamp) -> Option<Timestamp> {
@@ -349,6 +352,33 @@ impl App {
         Ok(next)
     }
 
+    /// The oldest live connection of `new`'s end user at the same provider and institution, if
+    /// any: `new` would link the same accounts again. Users without an id are never matched.
+    async fn live_duplicate(&self, new: &Connection) -> Result<Option<Uuid>> {
+        if new.external_user_id.is_empty() {
+            return Ok(None);
+        }
+        let filter = ConnectionFilter {
+            external_user_id: Some(new.external_user_id.clone()),
+            provider: Some(new.provider.clone()),
+            state: None,
+        };
+        let mut oldest = None;
+        let mut page = Page { size: 100, after: None };
+        for _ in 0..DUPLICATE_SCAN / page.size {
+            let listed = self.store.list_connections(new.tenant_id, &filter, &page).await?;
+            // Newest first: the last match seen is the oldest.
+            if let Some(found) = listed.items.iter().rev().find(|c| c.institution_id == new.institution_id) {
+                oldest = Some(found.id);
+            }
+            match listed.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+        Ok(oldest)
+    }
+
     /// Marks a session that outlived its `expires_at` EXPIRED.
     pub async fn expire_link_session(&self, session: LinkSession) -> Result<()> {
         let from = session.state;
@@ -498,7 +528,10 @@ impl App {
             link_session_id: session.as_ref().map(|s| s.id),
             consent_expires_at: consent_until(provider.info(), created_at),
             consent_warned_for: None,
+            duplicate_of: None,
         };
+        let duplicate_of = self.live_duplicate(&connection).await?;
+        let connection = Connection { duplicate_of, ..connection };
         let handle = self.sealer.seal(
             exchanged.handle.expose_secret().as_bytes(),
             &SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id),

@@ -99,6 +99,10 @@ pub struct Connection {
     /// linkgate's own bookkeeping, not part of the contract.
     #[serde(default)]
     pub consent_warned_for: Option<Timestamp>,
+    /// The end user's older live connection of the same provider and institution, found at the
+    /// exchange: the two link the same accounts.
+    #[serde(default)]
+    pub duplicate_of: Option<Uuid>,
 }
 
 impl Connection {

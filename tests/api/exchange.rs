@@ -87,3 +87,41 @@ async fn a_token_the_provider_does_not_know_is_not_found_and_can_be_retried_clea
     let listed = app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
     assert!(listed.connections.is_empty());
 }
+
+on_both_backends! {
+    async fn a_second_link_of_the_same_accounts_names_the_connection_it_duplicates(backend: Backend) {
+        let mut app = spawn_app(backend).await;
+        let first = app.ready_connection("ins_sandbox_bank", "user-dup").await;
+        assert!(first.duplicate_of_connection_id.is_empty(), "the first link duplicates nothing");
+
+        let token = app.public_token("ins_sandbox_bank", "user-dup").await;
+        let second = app.exchange("sandbox", &token).await.expect("a second link is allowed");
+        assert_eq!(second.duplicate_of_connection_id, first.id, "the exchange says which connection it repeats");
+        let third_token = app.public_token("ins_sandbox_bank", "user-dup").await;
+        let third = app.exchange("sandbox", &third_token).await.unwrap();
+        assert_eq!(third.duplicate_of_connection_id, first.id, "the oldest live one is named");
+        let watched = app
+            .connections
+            .get_connection(pb::GetConnectionRequest { connection_id: second.id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .connection
+            .unwrap();
+        assert_eq!(watched.duplicate_of_connection_id, first.id, "reads and events carry it too");
+
+        // Another institution, another user, or a deleted original: no duplicate.
+        let other_bank = app.ready_connection("ins_sandbox_utility", "user-dup").await;
+        assert!(other_bank.duplicate_of_connection_id.is_empty());
+        let other_user = app.ready_connection("ins_sandbox_bank", "user-other").await;
+        assert!(other_user.duplicate_of_connection_id.is_empty());
+        for id in [&first.id, &second.id, &third.id] {
+            app.connections
+                .delete_connection(pb::DeleteConnectionRequest { connection_id: id.clone(), ..Default::default() })
+                .await
+                .unwrap();
+        }
+        let again = app.ready_connection("ins_sandbox_bank", "user-dup").await;
+        assert!(again.duplicate_of_connection_id.is_empty(), "deleted connections are not duplicated");
+    }
+}

@@ -173,6 +173,7 @@ fn connection(tenant: TenantId, external_user_id: &str, provider: &str) -> Conne
         link_session_id: None,
         consent_expires_at: None,
         consent_warned_for: None,
+        duplicate_of: None,
     }
 }
 

@@ -27,7 +27,7 @@ from linkgate.v1 import common_pb2 as linkgate_dot_v1_dot_common__pb2
 from linkgate.v1 import error_reason_pb2 as linkgate_dot_v1_dot_error__reason__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$linkgate/v1/connection_service.proto\x12\x0blinkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18linkgate/v1/common.proto\x1a\x1elinkgate/v1/error_reason.proto\"}\n\x0f\x43onnectionError\x12(\n\x06reason\x18\x01 \x01(\x0e\x32\x18.linkgate.v1.ErrorReason\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x1c\n\x14user_action_required\x18\x04 \x01(\x08\"\xc9\x01\n\rProductStatus\x12%\n\x07product\x18\x01 \x01(\x0e\x32\x14.linkgate.v1.Product\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.linkgate.v1.ProductState\x12\x30\n\x0crefreshed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_attempted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe3\x03\n\nConnection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0einstitution_id\x18\x03 \x01(\t\x12\x18\n\x10institution_name\x18\x04 \x01(\t\x12\x18\n\x10\x65xternal_user_id\x18\x05 \x01(\t\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionError\x12,\n\x08products\x18\x08 \x03(\x0b\x32\x1a.linkgate.v1.ProductStatus\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_synced_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flink_session_id\x18\x0c \x01(\t\x12\x36\n\x12\x63onsent_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x0f\x43onnectionEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12+\n\nconnection\x18\x02 \x01(\x0b\x32\x17.linkgate.v1.Connection\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\x12.\n\x04type\x18\x05 \x01(\x0e\x32 .linkgate.v1.ConnectionEventType\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"D\n\x15GetConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"\x98\x01\n\x16ListConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"`\n\x17ListConnectionsResponse\x12,\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.linkgate.v1.Connection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x18RefreshConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x19RefreshConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"D\n\x17\x44\x65leteConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"G\n\x18\x44\x65leteConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"G\n\x16WatchConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x03\"F\n\x17WatchConnectionResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent\"]\n\x17WatchConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x03 \x01(\x03\"G\n\x18WatchConnectionsResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent*\xac\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_PENDING\x10\x01\x12\x1a\n\x16\x43ONNECTION_STATE_READY\x10\x02\x12\x1f\n\x1b\x43ONNECTION_STATE_REFRESHING\x10\x03\x12\x1a\n\x16\x43ONNECTION_STATE_STALE\x10\x04\x12#\n\x1f\x43ONNECTION_STATE_LOGIN_REQUIRED\x10\x05\x12\x1a\n\x16\x43ONNECTION_STATE_ERROR\x10\x06\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x07\x12\x1c\n\x18\x43ONNECTION_STATE_DELETED\x10\x08*\xe6\x01\n\x13\x43onnectionEventType\x12%\n!CONNECTION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\'\n#CONNECTION_EVENT_TYPE_STATE_CHANGED\x10\x01\x12(\n$CONNECTION_EVENT_TYPE_LOGIN_REPAIRED\x10\x02\x12*\n&CONNECTION_EVENT_TYPE_CONSENT_EXPIRING\x10\x03\x12)\n%CONNECTION_EVENT_TYPE_CONSENT_EXPIRED\x10\x04\x32\xd1\x04\n\x11\x43onnectionService\x12V\n\rGetConnection\x12!.linkgate.v1.GetConnectionRequest\x1a\".linkgate.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.linkgate.v1.ListConnectionsRequest\x1a$.linkgate.v1.ListConnectionsResponse\x12\x62\n\x11RefreshConnection\x12%.linkgate.v1.RefreshConnectionRequest\x1a&.linkgate.v1.RefreshConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.linkgate.v1.DeleteConnectionRequest\x1a%.linkgate.v1.DeleteConnectionResponse\x12^\n\x0fWatchConnection\x12#.linkgate.v1.WatchConnectionRequest\x1a$.linkgate.v1.WatchConnectionResponse0\x01\x12\x61\n\x10WatchConnections\x12$.linkgate.v1.WatchConnectionsRequest\x1a%.linkgate.v1.WatchConnectionsResponse0\x01\x42,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$linkgate/v1/connection_service.proto\x12\x0blinkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18linkgate/v1/common.proto\x1a\x1elinkgate/v1/error_reason.proto\"}\n\x0f\x43onnectionError\x12(\n\x06reason\x18\x01 \x01(\x0e\x32\x18.linkgate.v1.ErrorReason\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x1c\n\x14user_action_required\x18\x04 \x01(\x08\"\xc9\x01\n\rProductStatus\x12%\n\x07product\x18\x01 \x01(\x0e\x32\x14.linkgate.v1.Product\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.linkgate.v1.ProductState\x12\x30\n\x0crefreshed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_attempted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x04\n\nConnection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0einstitution_id\x18\x03 \x01(\t\x12\x18\n\x10institution_name\x18\x04 \x01(\t\x12\x18\n\x10\x65xternal_user_id\x18\x05 \x01(\t\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionError\x12,\n\x08products\x18\x08 \x03(\x0b\x32\x1a.linkgate.v1.ProductStatus\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_synced_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flink_session_id\x18\x0c \x01(\t\x12\x36\n\x12\x63onsent_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x1a\x64uplicate_of_connection_id\x18\x0e \x01(\t\"\xc3\x01\n\x0f\x43onnectionEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12+\n\nconnection\x18\x02 \x01(\x0b\x32\x17.linkgate.v1.Connection\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\x12.\n\x04type\x18\x05 \x01(\x0e\x32 .linkgate.v1.ConnectionEventType\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"D\n\x15GetConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"\x98\x01\n\x16ListConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"`\n\x17ListConnectionsResponse\x12,\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.linkgate.v1.Connection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x18RefreshConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x19RefreshConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"D\n\x17\x44\x65leteConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"G\n\x18\x44\x65leteConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"G\n\x16WatchConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x03\"F\n\x17WatchConnectionResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent\"]\n\x17WatchConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x03 \x01(\x03\"G\n\x18WatchConnectionsResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent*\xac\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_PENDING\x10\x01\x12\x1a\n\x16\x43ONNECTION_STATE_READY\x10\x02\x12\x1f\n\x1b\x43ONNECTION_STATE_REFRESHING\x10\x03\x12\x1a\n\x16\x43ONNECTION_STATE_STALE\x10\x04\x12#\n\x1f\x43ONNECTION_STATE_LOGIN_REQUIRED\x10\x05\x12\x1a\n\x16\x43ONNECTION_STATE_ERROR\x10\x06\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x07\x12\x1c\n\x18\x43ONNECTION_STATE_DELETED\x10\x08*\xe6\x01\n\x13\x43onnectionEventType\x12%\n!CONNECTION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\'\n#CONNECTION_EVENT_TYPE_STATE_CHANGED\x10\x01\x12(\n$CONNECTION_EVENT_TYPE_LOGIN_REPAIRED\x10\x02\x12*\n&CONNECTION_EVENT_TYPE_CONSENT_EXPIRING\x10\x03\x12)\n%CONNECTION_EVENT_TYPE_CONSENT_EXPIRED\x10\x04\x32\xd1\x04\n\x11\x43onnectionService\x12V\n\rGetConnection\x12!.linkgate.v1.GetConnectionRequest\x1a\".linkgate.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.linkgate.v1.ListConnectionsRequest\x1a$.linkgate.v1.ListConnectionsResponse\x12\x62\n\x11RefreshConnection\x12%.linkgate.v1.RefreshConnectionRequest\x1a&.linkgate.v1.RefreshConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.linkgate.v1.DeleteConnectionRequest\x1a%.linkgate.v1.DeleteConnectionResponse\x12^\n\x0fWatchConnection\x12#.linkgate.v1.WatchConnectionRequest\x1a$.linkgate.v1.WatchConnectionResponse0\x01\x12\x61\n\x10WatchConnections\x12$.linkgate.v1.WatchConnectionsRequest\x1a%.linkgate.v1.WatchConnectionsResponse0\x01\x42,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,42 +35,42 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linkgate.v1.connection_serv
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1'
-  _globals['_CONNECTIONSTATE']._serialized_start=2131
-  _globals['_CONNECTIONSTATE']._serialized_end=2431
-  _globals['_CONNECTIONEVENTTYPE']._serialized_start=2434
-  _globals['_CONNECTIONEVENTTYPE']._serialized_end=2664
+  _globals['_CONNECTIONSTATE']._serialized_start=2167
+  _globals['_CONNECTIONSTATE']._serialized_end=2467
+  _globals['_CONNECTIONEVENTTYPE']._serialized_start=2470
+  _globals['_CONNECTIONEVENTTYPE']._serialized_end=2700
   _globals['_CONNECTIONERROR']._serialized_start=144
   _globals['_CONNECTIONERROR']._serialized_end=269
   _globals['_PRODUCTSTATUS']._serialized_start=272
   _globals['_PRODUCTSTATUS']._serialized_end=473
   _globals['_CONNECTION']._serialized_start=476
-  _globals['_CONNECTION']._serialized_end=959
-  _globals['_CONNECTIONEVENT']._serialized_start=962
-  _globals['_CONNECTIONEVENT']._serialized_end=1157
-  _globals['_GETCONNECTIONREQUEST']._serialized_start=1159
-  _globals['_GETCONNECTIONREQUEST']._serialized_end=1204
-  _globals['_GETCONNECTIONRESPONSE']._serialized_start=1206
-  _globals['_GETCONNECTIONRESPONSE']._serialized_end=1274
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=1277
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=1429
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=1431
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=1527
-  _globals['_REFRESHCONNECTIONREQUEST']._serialized_start=1529
-  _globals['_REFRESHCONNECTIONREQUEST']._serialized_end=1598
-  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_start=1600
-  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_end=1672
-  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1674
-  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1742
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1744
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1815
-  _globals['_WATCHCONNECTIONREQUEST']._serialized_start=1817
-  _globals['_WATCHCONNECTIONREQUEST']._serialized_end=1888
-  _globals['_WATCHCONNECTIONRESPONSE']._serialized_start=1890
-  _globals['_WATCHCONNECTIONRESPONSE']._serialized_end=1960
-  _globals['_WATCHCONNECTIONSREQUEST']._serialized_start=1962
-  _globals['_WATCHCONNECTIONSREQUEST']._serialized_end=2055
-  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_start=2057
-  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_end=2128
-  _globals['_CONNECTIONSERVICE']._serialized_start=2667
-  _globals['_CONNECTIONSERVICE']._serialized_end=3260
+  _globals['_CONNECTION']._serialized_end=995
+  _globals['_CONNECTIONEVENT']._serialized_start=998
+  _globals['_CONNECTIONEVENT']._serialized_end=1193
+  _globals['_GETCONNECTIONREQUEST']._serialized_start=1195
+  _globals['_GETCONNECTIONREQUEST']._serialized_end=1240
+  _globals['_GETCONNECTIONRESPONSE']._serialized_start=1242
+  _globals['_GETCONNECTIONRESPONSE']._serialized_end=1310
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=1313
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=1465
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=1467
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=1563
+  _globals['_REFRESHCONNECTIONREQUEST']._serialized_start=1565
+  _globals['_REFRESHCONNECTIONREQUEST']._serialized_end=1634
+  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_start=1636
+  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_end=1708
+  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1710
+  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1778
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1780
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1851
+  _globals['_WATCHCONNECTIONREQUEST']._serialized_start=1853
+  _globals['_WATCHCONNECTIONREQUEST']._serialized_end=1924
+  _globals['_WATCHCONNECTIONRESPONSE']._serialized_start=1926
+  _globals['_WATCHCONNECTIONRESPONSE']._serialized_end=1996
+  _globals['_WATCHCONNECTIONSREQUEST']._serialized_start=1998
+  _globals['_WATCHCONNECTIONSREQUEST']._serialized_end=2091
+  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_start=2093
+  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_end=2164
+  _globals['_CONNECTIONSERVICE']._serialized_start=2703
+  _globals['_CONNECTIONSERVICE']._serialized_end=3296
 # @@protoc_insertion_point(module_scope)

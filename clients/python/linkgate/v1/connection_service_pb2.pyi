@@ -71,7 +71,7 @@ class ProductStatus(_message.Message):
     def __init__(self, product: _Optional[_Union[_common_pb2.Product, str]] = ..., state: _Optional[_Union[_common_pb2.ProductState, str]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Connection(_message.Message):
-    __slots__ = ("id", "provider", "institution_id", "institution_name", "external_user_id", "state", "error", "products", "created_at", "updated_at", "last_synced_at", "link_session_id", "consent_expires_at")
+    __slots__ = ("id", "provider", "institution_id", "institution_name", "external_user_id", "state", "error", "products", "created_at", "updated_at", "last_synced_at", "link_session_id", "consent_expires_at", "duplicate_of_connection_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     INSTITUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class Connection(_message.Message):
     LAST_SYNCED_AT_FIELD_NUMBER: _ClassVar[int]
     LINK_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONSENT_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_OF_CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     institution_id: str
@@ -98,7 +99,8 @@ class Connection(_message.Message):
     last_synced_at: _timestamp_pb2.Timestamp
     link_session_id: str
     consent_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., institution_name: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., error: _Optional[_Union[ConnectionError, _Mapping]] = ..., products: _Optional[_Iterable[_Union[ProductStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_synced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_session_id: _Optional[str] = ..., consent_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    duplicate_of_connection_id: str
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., institution_name: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., error: _Optional[_Union[ConnectionError, _Mapping]] = ..., products: _Optional[_Iterable[_Union[ProductStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_synced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_session_id: _Optional[str] = ..., consent_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicate_of_connection_id: _Optional[str] = ...) -> None: ...
 
 class ConnectionEvent(_message.Message):
     __slots__ = ("event_id", "connection", "occurred_at", "snapshot", "type")
