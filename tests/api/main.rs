@@ -29,6 +29,7 @@ macro_rules! on_both_backends {
 }
 
 mod bad_input;
+mod erasure;
 mod exchange;
 mod flow;
 mod health;

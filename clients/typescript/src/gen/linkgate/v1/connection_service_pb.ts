@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/connection_service.proto.
  */
 export const file_linkgate_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaW5rZ2F0ZS92MS9jb25uZWN0aW9uX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIn0KD0Nvbm5lY3Rpb25FcnJvchIoCgZyZWFzb24YASABKA4yGC5saW5rZ2F0ZS52MS5FcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIcChR1c2VyX2FjdGlvbl9yZXF1aXJlZBgEIAEoCCLJAQoNUHJvZHVjdFN0YXR1cxIlCgdwcm9kdWN0GAEgASgOMhQubGlua2dhdGUudjEuUHJvZHVjdBIoCgVzdGF0ZRgCIAEoDjIZLmxpbmtnYXRlLnYxLlByb2R1Y3RTdGF0ZRIwCgxyZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfYXR0ZW1wdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKrAwoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBpbnN0aXR1dGlvbl9uYW1lGAQgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYBSABKAkSKwoFc3RhdGUYBiABKA4yHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uU3RhdGUSKwoFZXJyb3IYByABKAsyHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uRXJyb3ISLAoIcHJvZHVjdHMYCCADKAsyGi5saW5rZ2F0ZS52MS5Qcm9kdWN0U3RhdHVzEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc3luY2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9saW5rX3Nlc3Npb25faWQYDCABKAkiwwEKD0Nvbm5lY3Rpb25FdmVudBIQCghldmVudF9pZBgBIAEoAxIrCgpjb25uZWN0aW9uGAIgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbhIvCgtvY2N1cnJlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc25hcHNob3QYBCABKAgSLgoEdHlwZRgFIAEoDjIgLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudFR5cGUiLQoUR2V0Q29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJEChVHZXRDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24imAEKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSGAoQZXh0ZXJuYWxfdXNlcl9pZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIrCgVzdGF0ZRgDIAEoDjIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25TdGF0ZRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJgChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIsCgtjb25uZWN0aW9ucxgBIAMoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKGFJlZnJlc2hDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiSAoZUmVmcmVzaENvbm5lY3Rpb25SZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbiJEChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiRwoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uIkcKFldhdGNoQ29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIWCg5hZnRlcl9ldmVudF9pZBgCIAEoAyJGChdXYXRjaENvbm5lY3Rpb25SZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudCJdChdXYXRjaENvbm5lY3Rpb25zUmVxdWVzdBIYChBleHRlcm5hbF91c2VyX2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhYKDmFmdGVyX2V2ZW50X2lkGAMgASgDIkcKGFdhdGNoQ29ubmVjdGlvbnNSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudCqsAgoPQ29ubmVjdGlvblN0YXRlEiAKHENPTk5FQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRFX1BFTkRJTkcQARIaChZDT05ORUNUSU9OX1NUQVRFX1JFQURZEAISHwobQ09OTkVDVElPTl9TVEFURV9SRUZSRVNISU5HEAMSGgoWQ09OTkVDVElPTl9TVEFURV9TVEFMRRAEEiMKH0NPTk5FQ1RJT05fU1RBVEVfTE9HSU5fUkVRVUlSRUQQBRIaChZDT05ORUNUSU9OX1NUQVRFX0VSUk9SEAYSIQodQ09OTkVDVElPTl9TVEFURV9ESVNDT05ORUNURUQQBxIcChhDT05ORUNUSU9OX1NUQVRFX0RFTEVURUQQCCqPAQoTQ29ubmVjdGlvbkV2ZW50VHlwZRIlCiFDT05ORUNUSU9OX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNDT05ORUNUSU9OX0VWRU5UX1RZUEVfU1RBVEVfQ0hBTkdFRBABEigKJENPTk5FQ1RJT05fRVZFTlRfVFlQRV9MT0dJTl9SRVBBSVJFRBACMtEEChFDb25uZWN0aW9uU2VydmljZRJWCg1HZXRDb25uZWN0aW9uEiEubGlua2dhdGUudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaIi5saW5rZ2F0ZS52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USXAoPTGlzdENvbm5lY3Rpb25zEiMubGlua2dhdGUudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBokLmxpbmtnYXRlLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEmIKEVJlZnJlc2hDb25uZWN0aW9uEiUubGlua2dhdGUudjEuUmVmcmVzaENvbm5lY3Rpb25SZXF1ZXN0GiYubGlua2dhdGUudjEuUmVmcmVzaENvbm5lY3Rpb25SZXNwb25zZRJfChBEZWxldGVDb25uZWN0aW9uEiQubGlua2dhdGUudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaJS5saW5rZ2F0ZS52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USXgoPV2F0Y2hDb25uZWN0aW9uEiMubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uUmVxdWVzdBokLmxpbmtnYXRlLnYxLldhdGNoQ29ubmVjdGlvblJlc3BvbnNlMAESYQoQV2F0Y2hDb25uZWN0aW9ucxIkLmxpbmtnYXRlLnYxLldhdGNoQ29ubmVjdGlvbnNSZXF1ZXN0GiUubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uc1Jlc3BvbnNlMAFCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_error_reason]);
+  fileDesc("CiRsaW5rZ2F0ZS92MS9jb25uZWN0aW9uX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIn0KD0Nvbm5lY3Rpb25FcnJvchIoCgZyZWFzb24YASABKA4yGC5saW5rZ2F0ZS52MS5FcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIcChR1c2VyX2FjdGlvbl9yZXF1aXJlZBgEIAEoCCLJAQoNUHJvZHVjdFN0YXR1cxIlCgdwcm9kdWN0GAEgASgOMhQubGlua2dhdGUudjEuUHJvZHVjdBIoCgVzdGF0ZRgCIAEoDjIZLmxpbmtnYXRlLnYxLlByb2R1Y3RTdGF0ZRIwCgxyZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfYXR0ZW1wdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKrAwoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBpbnN0aXR1dGlvbl9uYW1lGAQgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYBSABKAkSKwoFc3RhdGUYBiABKA4yHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uU3RhdGUSKwoFZXJyb3IYByABKAsyHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uRXJyb3ISLAoIcHJvZHVjdHMYCCADKAsyGi5saW5rZ2F0ZS52MS5Qcm9kdWN0U3RhdHVzEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc3luY2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9saW5rX3Nlc3Npb25faWQYDCABKAkiwwEKD0Nvbm5lY3Rpb25FdmVudBIQCghldmVudF9pZBgBIAEoAxIrCgpjb25uZWN0aW9uGAIgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbhIvCgtvY2N1cnJlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc25hcHNob3QYBCABKAgSLgoEdHlwZRgFIAEoDjIgLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudFR5cGUiLQoUR2V0Q29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJEChVHZXRDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24imAEKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSGAoQZXh0ZXJuYWxfdXNlcl9pZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIrCgVzdGF0ZRgDIAEoDjIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25TdGF0ZRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJgChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIsCgtjb25uZWN0aW9ucxgBIAMoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKGFJlZnJlc2hDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiSAoZUmVmcmVzaENvbm5lY3Rpb25SZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbiJEChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiRwoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uIkcKFldhdGNoQ29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIWCg5hZnRlcl9ldmVudF9pZBgCIAEoAyJGChdXYXRjaENvbm5lY3Rpb25SZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudCJdChdXYXRjaENvbm5lY3Rpb25zUmVxdWVzdBIYChBleHRlcm5hbF91c2VyX2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhYKDmFmdGVyX2V2ZW50X2lkGAMgASgDIkcKGFdhdGNoQ29ubmVjdGlvbnNSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudCIvChNFcmFzZUVuZFVzZXJSZXF1ZXN0EhgKEGV4dGVybmFsX3VzZXJfaWQYASABKAkisAEKFEVyYXNlRW5kVXNlclJlc3BvbnNlEhoKEmNvbm5lY3Rpb25zX2VyYXNlZBgBIAEoBRIcChRsaW5rX3Nlc3Npb25zX2VyYXNlZBgCIAEoBRIcChRwdWJsaWNfdG9rZW5zX2VyYXNlZBgDIAEoBRIaChJyZXZvY2F0aW9uc19mYWlsZWQYBCABKAUSEAoIY29tcGxldGUYBSABKAgSEgoKZXJhc3VyZV9pZBgGIAEoCSqsAgoPQ29ubmVjdGlvblN0YXRlEiAKHENPTk5FQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRFX1BFTkRJTkcQARIaChZDT05ORUNUSU9OX1NUQVRFX1JFQURZEAISHwobQ09OTkVDVElPTl9TVEFURV9SRUZSRVNISU5HEAMSGgoWQ09OTkVDVElPTl9TVEFURV9TVEFMRRAEEiMKH0NPTk5FQ1RJT05fU1RBVEVfTE9HSU5fUkVRVUlSRUQQBRIaChZDT05ORUNUSU9OX1NUQVRFX0VSUk9SEAYSIQodQ09OTkVDVElPTl9TVEFURV9ESVNDT05ORUNURUQQBxIcChhDT05ORUNUSU9OX1NUQVRFX0RFTEVURUQQCCqPAQoTQ29ubmVjdGlvbkV2ZW50VHlwZRIlCiFDT05ORUNUSU9OX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNDT05ORUNUSU9OX0VWRU5UX1RZUEVfU1RBVEVfQ0hBTkdFRBABEigKJENPTk5FQ1RJT05fRVZFTlRfVFlQRV9MT0dJTl9SRVBBSVJFRBACMqYFChFDb25uZWN0aW9uU2VydmljZRJWCg1HZXRDb25uZWN0aW9uEiEubGlua2dhdGUudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaIi5saW5rZ2F0ZS52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USXAoPTGlzdENvbm5lY3Rpb25zEiMubGlua2dhdGUudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBokLmxpbmtnYXRlLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEmIKEVJlZnJlc2hDb25uZWN0aW9uEiUubGlua2dhdGUudjEuUmVmcmVzaENvbm5lY3Rpb25SZXF1ZXN0GiYubGlua2dhdGUudjEuUmVmcmVzaENvbm5lY3Rpb25SZXNwb25zZRJfChBEZWxldGVDb25uZWN0aW9uEiQubGlua2dhdGUudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaJS5saW5rZ2F0ZS52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USXgoPV2F0Y2hDb25uZWN0aW9uEiMubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uUmVxdWVzdBokLmxpbmtnYXRlLnYxLldhdGNoQ29ubmVjdGlvblJlc3BvbnNlMAESYQoQV2F0Y2hDb25uZWN0aW9ucxIkLmxpbmtnYXRlLnYxLldhdGNoQ29ubmVjdGlvbnNSZXF1ZXN0GiUubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uc1Jlc3BvbnNlMAESUwoMRXJhc2VFbmRVc2VyEiAubGlua2dhdGUudjEuRXJhc2VFbmRVc2VyUmVxdWVzdBohLmxpbmtnYXRlLnYxLkVyYXNlRW5kVXNlclJlc3BvbnNlQixaKmxpbmtnYXRlLmRldi9nZW4vZ28vbGlua2dhdGUvdjE7bGlua2dhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_error_reason]);
 
 /**
  * Why a connection is in ERROR, STALE, LOGIN_REQUIRED or DISCONNECTED.
@@ -579,6 +579,92 @@ export const WatchConnectionsResponseSchema: GenMessage<WatchConnectionsResponse
   messageDesc(file_linkgate_v1_connection_service, 15);
 
 /**
+ * Request for ConnectionService.EraseEndUser.
+ *
+ * @generated from message linkgate.v1.EraseEndUserRequest
+ */
+export type EraseEndUserRequest = Message<"linkgate.v1.EraseEndUserRequest"> & {
+  /**
+   * The caller's own id for the end user to erase, as given to CreateLinkSession. Required, 1 to
+   * 128 characters.
+   *
+   * @generated from field: string external_user_id = 1;
+   */
+  externalUserId: string;
+};
+
+/**
+ * Describes the message linkgate.v1.EraseEndUserRequest.
+ * Use `create(EraseEndUserRequestSchema)` to create a new message.
+ */
+export const EraseEndUserRequestSchema: GenMessage<EraseEndUserRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_connection_service, 16);
+
+/**
+ * Response of ConnectionService.EraseEndUser. The counts cover this call only: a retry after a
+ * complete erasure answers zeros.
+ *
+ * @generated from message linkgate.v1.EraseEndUserResponse
+ */
+export type EraseEndUserResponse = Message<"linkgate.v1.EraseEndUserResponse"> & {
+  /**
+   * Connections erased by this call (DELETED ones included): revoked upstream where still live,
+   * then destroyed with their secret, data and events.
+   *
+   * @generated from field: int32 connections_erased = 1;
+   */
+  connectionsErased: number;
+
+  /**
+   * Link sessions of the user deleted by this call, in any state.
+   *
+   * @generated from field: int32 link_sessions_erased = 2;
+   */
+  linkSessionsErased: number;
+
+  /**
+   * Public tokens erased by this call: issued but never exchanged, or exchanged for one of the
+   * erased connections. linkgate keeps only a hash of each, naming nobody, so that it can never
+   * be exchanged again: an exchange of an erased token answers PUBLIC_TOKEN_EXPIRED.
+   *
+   * @generated from field: int32 public_tokens_erased = 3;
+   */
+  publicTokensErased: number;
+
+  /**
+   * Erased connections whose upstream revocation failed (the provider was unreachable, refused,
+   * or is no longer enabled). They were erased here all the same; the provider may still hold
+   * the user's consent until it lapses or the user revokes it there.
+   *
+   * @generated from field: int32 revocations_failed = 4;
+   */
+  revocationsFailed: number;
+
+  /**
+   * True when nothing linkgate holds names the user any more. False only when a link attempt or
+   * an exchange of the user finished while the erasure ran; calling again finishes the job.
+   *
+   * @generated from field: bool complete = 5;
+   */
+  complete: boolean;
+
+  /**
+   * A fresh id for this erasure, the resource id of its audit record. linkgate keeps no link
+   * between it and the user: keep it on your side as the receipt of the erasure.
+   *
+   * @generated from field: string erasure_id = 6;
+   */
+  erasureId: string;
+};
+
+/**
+ * Describes the message linkgate.v1.EraseEndUserResponse.
+ * Use `create(EraseEndUserResponseSchema)` to create a new message.
+ */
+export const EraseEndUserResponseSchema: GenMessage<EraseEndUserResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_connection_service, 17);
+
+/**
  * The state of a connection.
  *
  * @generated from enum linkgate.v1.ConnectionState
@@ -762,6 +848,27 @@ export const ConnectionService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchConnectionsRequestSchema;
     output: typeof WatchConnectionsResponseSchema;
+  },
+  /**
+   * Erases everything linkgate holds for one end user of the caller's tenant: each of the user's
+   * connections is revoked upstream, then the connection, its stored secret, its data, its events
+   * and the webhook deliveries naming it are destroyed; the user's link sessions (with their
+   * sealed upstream state and public tokens) and un-exchanged public tokens are deleted.
+   * Afterwards the connections are unknown (CONNECTION_NOT_FOUND), and a WatchConnection stream of
+   * one of them has ended after its DELETED event (one resumed later answers CONNECTION_NOT_FOUND).
+   * A connection whose upstream revocation fails is erased all the same (linkgate keeps no
+   * secret to retry with) and counted in `revocations_failed`. Idempotent: a second call, for
+   * example after an interrupted one, finishes what is left, and a call for an unknown user
+   * succeeds with zero counts. The audit trail records one `erase_end_user` entry per call,
+   * naming `erasure_id`, never the user. An empty or invalid `external_user_id` is
+   * INVALID_ARGUMENT / INVALID_FIELD.
+   *
+   * @generated from rpc linkgate.v1.ConnectionService.EraseEndUser
+   */
+  eraseEndUser: {
+    methodKind: "unary";
+    input: typeof EraseEndUserRequestSchema;
+    output: typeof EraseEndUserResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkgate_v1_connection_service, 0);
