@@ -4,7 +4,6 @@
 //! names the erasure, not the user.
 
 use crate::sandbox::RecordingSandbox;
-use crate::support::database::Backend;
 use crate::support::server::{TestApp, spawn_app_with, test_settings};
 use crate::support::status::assert_error;
 use linkgate::pb;
