@@ -10,6 +10,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 const MAX_FILTER: usize = 128;
+/// Longest `external_user_id`, as CreateLinkSession accepts it.
+const MAX_USER_ID: usize = 128;
 
 /// The ConnectionService implementation.
 pub struct ConnectionApi {
@@ -162,5 +164,34 @@ impl ConnectionService for ConnectionApi {
         let stream =
             self.app.watch_connections(&caller, filter, req.after_event_id).map_err(|error| fail(&caller, error))?;
         Ok(respond_stream(&caller, stream, |event| pb::WatchConnectionsResponse { event: Some((&event).into()) }))
+    }
+
+    async fn erase_end_user(
+        &self,
+        request: Request<pb::EraseEndUserRequest>,
+    ) -> Result<Response<pb::EraseEndUserResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let user = v.text("external_user_id", &req.external_user_id, MAX_USER_ID);
+            v.finish()?;
+            // Audited as the erasure starts, so an interrupted one is on record too. The record
+            // names the erasure's own id: the trail must not keep the user's.
+            let erasure_id = uuid::Uuid::now_v7();
+            self.app.audit.record(&caller, AuditAction::EraseEndUser, "end_user_erasure", erasure_id).await;
+            let erasure = self.app.erase_end_user(&caller, erasure_id, &user).await?;
+            let count = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+            Ok(pb::EraseEndUserResponse {
+                connections_erased: count(erasure.connections),
+                link_sessions_erased: count(erasure.link_sessions),
+                public_tokens_erased: count(erasure.public_tokens),
+                revocations_failed: count(erasure.revocations_failed),
+                complete: erasure.complete,
+                erasure_id: erasure.id.to_string(),
+            })
+        }
+        .await;
+        respond(&caller, result)
     }
 }

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod connection_cache;
 pub mod connections;
+pub mod erasure;
 pub mod events;
 pub mod limits;
 pub mod link;

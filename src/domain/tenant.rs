@@ -71,6 +71,8 @@ super::stored_enum! {
         Delete = "delete",
         /// Drove a sandbox connection through a situation (SandboxService).
         SandboxControl = "sandbox_control",
+        /// Erased an end user (EraseEndUser); the record names the erasure, never the user.
+        EraseEndUser = "erase_end_user",
     }
 }
 

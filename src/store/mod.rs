@@ -3,7 +3,7 @@
 //! once in [`sql`], and pass one conformance suite (`tests/store/`).
 //!
 //! The interface is split by concern, one trait and module each: link sessions, public tokens,
-//! connections, imported records, the event log, the webhook inbox, provider sessions, tenants and
+//! connections, imported records, the event log, erasure of an end user, the webhook inbox, provider sessions, tenants and
 //! their API keys, the audit log, sealed columns (for key rotation) and health. [`Store`] is all of
 //! them at once.
 //!
@@ -13,6 +13,7 @@
 
 mod audit;
 mod connections;
+mod erasure;
 mod events;
 mod health;
 mod link_sessions;
@@ -29,6 +30,7 @@ mod webhook_inbox;
 
 pub use audit::AuditStore;
 pub use connections::{ConnectionFilter, ConnectionStore};
+pub use erasure::{Erased, ErasureStore};
 pub use events::{EventBell, EventFilter, EventStore};
 pub use health::HealthStore;
 pub use link_sessions::{IssuedToken, LinkSessionStore, LinkSessionUpdate, Repair};
@@ -136,6 +138,7 @@ pub trait Store:
     + ConnectionStore
     + RecordStore
     + EventStore
+    + ErasureStore
     + WebhookInboxStore
     + ProviderSessionStore
     + TenantStore
@@ -152,6 +155,7 @@ impl<T> Store for T where
         + ConnectionStore
         + RecordStore
         + EventStore
+        + ErasureStore
         + WebhookInboxStore
         + ProviderSessionStore
         + TenantStore

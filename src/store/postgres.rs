@@ -30,6 +30,12 @@ impl PostgresStore {
 const EVENTS_CHANNEL: &str = "linkgate_events";
 
 impl PostgresStore {
+    /// After an erasure: nothing to do. Deleted rows stay in PostgreSQL's files as dead tuples
+    /// until (auto)vacuum reclaims them; no query can read them.
+    async fn settle_erasure(&self) -> super::StoreResult<()> {
+        Ok(())
+    }
+
     async fn announce(&self) -> super::StoreResult<()> {
         sqlx::query("SELECT pg_notify($1, '')").bind(EVENTS_CHANNEL).execute(&self.pool).await?;
         Ok(())

@@ -13,13 +13,15 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file in WAL mode and applies pending migrations
-    /// when `migrate` is set.
+    /// when `migrate` is set. Deleted content is overwritten (`secure_delete`), so an erased end
+    /// user's rows do not linger in free pages of the file.
     pub async fn connect(url: &str, max_connections: u32, migrate: bool) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .pragma("secure_delete", "ON");
         let pool = super::pool_options::<sqlx::Sqlite>(max_connections).connect_with(options).await?;
         if migrate {
             MIGRATOR.run(&pool).await?;
@@ -34,6 +36,14 @@ impl SqliteStore {
 
     async fn subscribe(&self) -> super::StoreResult<Option<Box<dyn super::EventBell>>> {
         Ok(None)
+    }
+
+    /// After an erasure: copies the write-ahead log into the file and truncates it, so the
+    /// erased rows' old page images do not stay in the `-wal` file. Best effort: a checkpoint
+    /// that readers hold back is completed by SQLite's next automatic one.
+    async fn settle_erasure(&self) -> super::StoreResult<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// One multi-row INSERT per chunk: a statement per record would cap the audited calls a

@@ -30,6 +30,7 @@ macro_rules! on_both_backends {
 
 mod bad_input;
 mod consent;
+mod erasure;
 mod exchange;
 mod flow;
 mod health;

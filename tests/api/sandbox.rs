@@ -80,6 +80,8 @@ pub struct RecordingSandbox {
     pub status_checks: Arc<AtomicUsize>,
     /// Every connection handle issued (secrets that must never leave linkgate).
     pub handles: Arc<Mutex<Vec<String>>>,
+    /// Every connection handle revoked (delete_connection), in order.
+    pub revoked: Arc<Mutex<Vec<String>>>,
     /// Webhook signing keys it publishes; webhooks are off when empty.
     webhook_keys: Vec<Jwk>,
     /// Webhook key fetches made.
@@ -110,6 +112,7 @@ impl RecordingSandbox {
             exchanges: Arc::default(),
             status_checks: Arc::default(),
             handles: Arc::default(),
+            revoked: Arc::default(),
             webhook_keys: keys,
             key_fetches: Arc::default(),
         };
@@ -117,6 +120,7 @@ impl RecordingSandbox {
             exchanges: sandbox.exchanges.clone(),
             status_checks: sandbox.status_checks.clone(),
             handles: sandbox.handles.clone(),
+            revoked: sandbox.revoked.clone(),
             key_fetches: sandbox.key_fetches.clone(),
         };
         let mut registry = Registry::default();
@@ -133,6 +137,8 @@ pub struct RecordingCounters {
     pub status_checks: Arc<AtomicUsize>,
     /// Handles issued.
     pub handles: Arc<Mutex<Vec<String>>>,
+    /// Handles revoked.
+    pub revoked: Arc<Mutex<Vec<String>>>,
     /// Webhook key fetches.
     pub key_fetches: Arc<AtomicUsize>,
 }
@@ -181,6 +187,8 @@ impl Provider for RecordingSandbox {
         self.inner.refresh(handle).await
     }
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
+        use secrecy::ExposeSecret;
+        self.revoked.lock().unwrap().push(handle.expose_secret().to_owned());
         self.inner.delete_connection(handle).await
     }
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {

@@ -16,8 +16,8 @@ use linkgate::domain::{
     Sealed, Statement, TenantId, Timestamp, Transaction, Usage, now, stable_id,
 };
 use linkgate::store::{
-    Claim, ConnectionFilter, DateRange, EventFilter, InboxDelivery, IssuedToken, Lease, LinkSessionUpdate, Page,
-    PageOf, RecordKind, RecordQuery, Repair, Store, StoredRecord, WebhooksProcessed,
+    Claim, ConnectionFilter, DateRange, Erased, EventFilter, InboxDelivery, IssuedToken, Lease, LinkSessionUpdate,
+    Page, PageOf, RecordKind, RecordQuery, Repair, Store, StoredRecord, WebhooksProcessed,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
@@ -58,6 +58,7 @@ macro_rules! conformance {
 // The cases, a module per concern of the store, declared after `conformance!` so they can use it.
 mod audit;
 mod connections;
+mod erasure;
 mod events;
 mod link_sessions;
 mod provider_sessions;

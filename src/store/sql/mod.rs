@@ -15,6 +15,7 @@
 
 pub(super) mod audit;
 pub(super) mod connections;
+pub(super) mod erasure;
 pub(super) mod events;
 pub(super) mod health;
 pub(super) mod link_sessions;
@@ -32,6 +33,7 @@ macro_rules! impl_store {
         super::sql::public_tokens::impl_public_token_store!($store);
         super::sql::connections::impl_connection_store!($store, lock_rows = $lock);
         super::sql::records::impl_record_store!($store, $db);
+        super::sql::erasure::impl_erasure_store!($store);
         super::sql::events::impl_event_store!($store, $db, serialize_events = $event_lock);
         super::sql::webhook_inbox::impl_webhook_inbox_store!($store, lock_rows = $lock);
         super::sql::provider_sessions::impl_provider_session_store!($store);

@@ -94,6 +94,8 @@ macro_rules! impl_public_token_store {
                 Ok(match row {
                     None => super::Claim::Busy,
                     Some(row) if row.tenant_id != tenant.0 => super::Claim::Foreign,
+                    // Erased with its end user (EraseEndUser): never exchangeable again.
+                    Some(row) if row.state == "erased" => super::Claim::Expired,
                     Some(super::rows::ClaimRow { connection_id: Some(connection_id), .. }) => {
                         super::Claim::Exchanged { connection_id }
                     }

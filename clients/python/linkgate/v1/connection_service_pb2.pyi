@@ -207,3 +207,25 @@ class WatchConnectionsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: ConnectionEvent
     def __init__(self, event: _Optional[_Union[ConnectionEvent, _Mapping]] = ...) -> None: ...
+
+class EraseEndUserRequest(_message.Message):
+    __slots__ = ("external_user_id",)
+    EXTERNAL_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    external_user_id: str
+    def __init__(self, external_user_id: _Optional[str] = ...) -> None: ...
+
+class EraseEndUserResponse(_message.Message):
+    __slots__ = ("connections_erased", "link_sessions_erased", "public_tokens_erased", "revocations_failed", "complete", "erasure_id")
+    CONNECTIONS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    LINK_SESSIONS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_TOKENS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    REVOCATIONS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    ERASURE_ID_FIELD_NUMBER: _ClassVar[int]
+    connections_erased: int
+    link_sessions_erased: int
+    public_tokens_erased: int
+    revocations_failed: int
+    complete: bool
+    erasure_id: str
+    def __init__(self, connections_erased: _Optional[int] = ..., link_sessions_erased: _Optional[int] = ..., public_tokens_erased: _Optional[int] = ..., revocations_failed: _Optional[int] = ..., complete: _Optional[bool] = ..., erasure_id: _Optional[str] = ...) -> None: ...

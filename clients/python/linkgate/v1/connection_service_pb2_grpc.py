@@ -66,6 +66,11 @@ class ConnectionServiceStub:
                 request_serializer=linkgate_dot_v1_dot_connection__service__pb2.WatchConnectionsRequest.SerializeToString,
                 response_deserializer=linkgate_dot_v1_dot_connection__service__pb2.WatchConnectionsResponse.FromString,
                 _registered_method=True)
+        self.EraseEndUser = channel.unary_unary(
+                '/linkgate.v1.ConnectionService/EraseEndUser',
+                request_serializer=linkgate_dot_v1_dot_connection__service__pb2.EraseEndUserRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_connection__service__pb2.EraseEndUserResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -119,6 +124,24 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseEndUser(self, request, context):
+        """Erases everything linkgate holds for one end user of the caller's tenant: each of the user's
+        connections is revoked upstream, then the connection, its stored secret, its data, its events
+        and the webhook deliveries naming it are destroyed; the user's link sessions (with their
+        sealed upstream state and public tokens) and un-exchanged public tokens are deleted.
+        Afterwards the connections are unknown (CONNECTION_NOT_FOUND), and a WatchConnection stream of
+        one of them has ended after its DELETED event (one resumed later answers CONNECTION_NOT_FOUND).
+        A connection whose upstream revocation fails is erased all the same (linkgate keeps no
+        secret to retry with) and counted in `revocations_failed`. Idempotent: a second call, for
+        example after an interrupted one, finishes what is left, and a call for an unknown user
+        succeeds with zero counts. The audit trail records one `erase_end_user` entry per call,
+        naming `erasure_id`, never the user. An empty or invalid `external_user_id` is
+        INVALID_ARGUMENT / INVALID_FIELD.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -151,6 +174,11 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.WatchConnections,
                     request_deserializer=linkgate_dot_v1_dot_connection__service__pb2.WatchConnectionsRequest.FromString,
                     response_serializer=linkgate_dot_v1_dot_connection__service__pb2.WatchConnectionsResponse.SerializeToString,
+            ),
+            'EraseEndUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseEndUser,
+                    request_deserializer=linkgate_dot_v1_dot_connection__service__pb2.EraseEndUserRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_connection__service__pb2.EraseEndUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +345,33 @@ class ConnectionService:
             '/linkgate.v1.ConnectionService/WatchConnections',
             linkgate_dot_v1_dot_connection__service__pb2.WatchConnectionsRequest.SerializeToString,
             linkgate_dot_v1_dot_connection__service__pb2.WatchConnectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseEndUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.ConnectionService/EraseEndUser',
+            linkgate_dot_v1_dot_connection__service__pb2.EraseEndUserRequest.SerializeToString,
+            linkgate_dot_v1_dot_connection__service__pb2.EraseEndUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/connection_service.proto.
  */
 export const file_linkgate_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaW5rZ2F0ZS92MS9jb25uZWN0aW9uX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIn0KD0Nvbm5lY3Rpb25FcnJvchIoCgZyZWFzb24YASABKA4yGC5saW5rZ2F0ZS52MS5FcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIcChR1c2VyX2FjdGlvbl9yZXF1aXJlZBgEIAEoCCLJAQoNUHJvZHVjdFN0YXR1cxIlCgdwcm9kdWN0GAEgASgOMhQubGlua2dhdGUudjEuUHJvZHVjdBIoCgVzdGF0ZRgCIAEoDjIZLmxpbmtnYXRlLnYxLlByb2R1Y3RTdGF0ZRIwCgxyZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfYXR0ZW1wdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHBAoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBpbnN0aXR1dGlvbl9uYW1lGAQgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYBSABKAkSKwoFc3RhdGUYBiABKA4yHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uU3RhdGUSKwoFZXJyb3IYByABKAsyHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uRXJyb3ISLAoIcHJvZHVjdHMYCCADKAsyGi5saW5rZ2F0ZS52MS5Qcm9kdWN0U3RhdHVzEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc3luY2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9saW5rX3Nlc3Npb25faWQYDCABKAkSNgoSY29uc2VudF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiChpkdXBsaWNhdGVfb2ZfY29ubmVjdGlvbl9pZBgOIAEoCSLDAQoPQ29ubmVjdGlvbkV2ZW50EhAKCGV2ZW50X2lkGAEgASgDEisKCmNvbm5lY3Rpb24YAiABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzbmFwc2hvdBgEIAEoCBIuCgR0eXBlGAUgASgOMiAubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50VHlwZSItChRHZXRDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIkQKFUdldENvbm5lY3Rpb25SZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbiKYAQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIYChBleHRlcm5hbF91c2VyX2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEisKBXN0YXRlGAMgASgOMhwubGlua2dhdGUudjEuQ29ubmVjdGlvblN0YXRlEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImAKF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEiwKC2Nvbm5lY3Rpb25zGAEgAygLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRQoYUmVmcmVzaENvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJIChlSZWZyZXNoQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uIkQKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJHChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24iRwoWV2F0Y2hDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFmdGVyX2V2ZW50X2lkGAIgASgDIkYKF1dhdGNoQ29ubmVjdGlvblJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50Il0KF1dhdGNoQ29ubmVjdGlvbnNSZXF1ZXN0EhgKEGV4dGVybmFsX3VzZXJfaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSFgoOYWZ0ZXJfZXZlbnRfaWQYAyABKAMiRwoYV2F0Y2hDb25uZWN0aW9uc1Jlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50KqwCCg9Db25uZWN0aW9uU3RhdGUSIAocQ09OTkVDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVEVfUEVORElORxABEhoKFkNPTk5FQ1RJT05fU1RBVEVfUkVBRFkQAhIfChtDT05ORUNUSU9OX1NUQVRFX1JFRlJFU0hJTkcQAxIaChZDT05ORUNUSU9OX1NUQVRFX1NUQUxFEAQSIwofQ09OTkVDVElPTl9TVEFURV9MT0dJTl9SRVFVSVJFRBAFEhoKFkNPTk5FQ1RJT05fU1RBVEVfRVJST1IQBhIhCh1DT05ORUNUSU9OX1NUQVRFX0RJU0NPTk5FQ1RFRBAHEhwKGENPTk5FQ1RJT05fU1RBVEVfREVMRVRFRBAIKuYBChNDb25uZWN0aW9uRXZlbnRUeXBlEiUKIUNPTk5FQ1RJT05fRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI0NPTk5FQ1RJT05fRVZFTlRfVFlQRV9TVEFURV9DSEFOR0VEEAESKAokQ09OTkVDVElPTl9FVkVOVF9UWVBFX0xPR0lOX1JFUEFJUkVEEAISKgomQ09OTkVDVElPTl9FVkVOVF9UWVBFX0NPTlNFTlRfRVhQSVJJTkcQAxIpCiVDT05ORUNUSU9OX0VWRU5UX1RZUEVfQ09OU0VOVF9FWFBJUkVEEAQy0QQKEUNvbm5lY3Rpb25TZXJ2aWNlElYKDUdldENvbm5lY3Rpb24SIS5saW5rZ2F0ZS52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBoiLmxpbmtnYXRlLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJcCg9MaXN0Q29ubmVjdGlvbnMSIy5saW5rZ2F0ZS52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0GiQubGlua2dhdGUudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYgoRUmVmcmVzaENvbm5lY3Rpb24SJS5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlcXVlc3QaJi5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlc3BvbnNlEl8KEERlbGV0ZUNvbm5lY3Rpb24SJC5saW5rZ2F0ZS52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBolLmxpbmtnYXRlLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJeCg9XYXRjaENvbm5lY3Rpb24SIy5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25SZXF1ZXN0GiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uUmVzcG9uc2UwARJhChBXYXRjaENvbm5lY3Rpb25zEiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uc1JlcXVlc3QaJS5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25zUmVzcG9uc2UwAUIsWipsaW5rZ2F0ZS5kZXYvZ2VuL2dvL2xpbmtnYXRlL3YxO2xpbmtnYXRldjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_error_reason]);
+  fileDesc("CiRsaW5rZ2F0ZS92MS9jb25uZWN0aW9uX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIn0KD0Nvbm5lY3Rpb25FcnJvchIoCgZyZWFzb24YASABKA4yGC5saW5rZ2F0ZS52MS5FcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIcChR1c2VyX2FjdGlvbl9yZXF1aXJlZBgEIAEoCCLJAQoNUHJvZHVjdFN0YXR1cxIlCgdwcm9kdWN0GAEgASgOMhQubGlua2dhdGUudjEuUHJvZHVjdBIoCgVzdGF0ZRgCIAEoDjIZLmxpbmtnYXRlLnYxLlByb2R1Y3RTdGF0ZRIwCgxyZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfYXR0ZW1wdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHBAoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBpbnN0aXR1dGlvbl9uYW1lGAQgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYBSABKAkSKwoFc3RhdGUYBiABKA4yHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uU3RhdGUSKwoFZXJyb3IYByABKAsyHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uRXJyb3ISLAoIcHJvZHVjdHMYCCADKAsyGi5saW5rZ2F0ZS52MS5Qcm9kdWN0U3RhdHVzEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc3luY2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9saW5rX3Nlc3Npb25faWQYDCABKAkSNgoSY29uc2VudF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiChpkdXBsaWNhdGVfb2ZfY29ubmVjdGlvbl9pZBgOIAEoCSLDAQoPQ29ubmVjdGlvbkV2ZW50EhAKCGV2ZW50X2lkGAEgASgDEisKCmNvbm5lY3Rpb24YAiABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzbmFwc2hvdBgEIAEoCBIuCgR0eXBlGAUgASgOMiAubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50VHlwZSItChRHZXRDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIkQKFUdldENvbm5lY3Rpb25SZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbiKYAQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIYChBleHRlcm5hbF91c2VyX2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEisKBXN0YXRlGAMgASgOMhwubGlua2dhdGUudjEuQ29ubmVjdGlvblN0YXRlEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImAKF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEiwKC2Nvbm5lY3Rpb25zGAEgAygLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRQoYUmVmcmVzaENvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJIChlSZWZyZXNoQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uIkQKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJHChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24iRwoWV2F0Y2hDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFmdGVyX2V2ZW50X2lkGAIgASgDIkYKF1dhdGNoQ29ubmVjdGlvblJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50Il0KF1dhdGNoQ29ubmVjdGlvbnNSZXF1ZXN0EhgKEGV4dGVybmFsX3VzZXJfaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSFgoOYWZ0ZXJfZXZlbnRfaWQYAyABKAMiRwoYV2F0Y2hDb25uZWN0aW9uc1Jlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50Ii8KE0VyYXNlRW5kVXNlclJlcXVlc3QSGAoQZXh0ZXJuYWxfdXNlcl9pZBgBIAEoCSKwAQoURXJhc2VFbmRVc2VyUmVzcG9uc2USGgoSY29ubmVjdGlvbnNfZXJhc2VkGAEgASgFEhwKFGxpbmtfc2Vzc2lvbnNfZXJhc2VkGAIgASgFEhwKFHB1YmxpY190b2tlbnNfZXJhc2VkGAMgASgFEhoKEnJldm9jYXRpb25zX2ZhaWxlZBgEIAEoBRIQCghjb21wbGV0ZRgFIAEoCBISCgplcmFzdXJlX2lkGAYgASgJKqwCCg9Db25uZWN0aW9uU3RhdGUSIAocQ09OTkVDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVEVfUEVORElORxABEhoKFkNPTk5FQ1RJT05fU1RBVEVfUkVBRFkQAhIfChtDT05ORUNUSU9OX1NUQVRFX1JFRlJFU0hJTkcQAxIaChZDT05ORUNUSU9OX1NUQVRFX1NUQUxFEAQSIwofQ09OTkVDVElPTl9TVEFURV9MT0dJTl9SRVFVSVJFRBAFEhoKFkNPTk5FQ1RJT05fU1RBVEVfRVJST1IQBhIhCh1DT05ORUNUSU9OX1NUQVRFX0RJU0NPTk5FQ1RFRBAHEhwKGENPTk5FQ1RJT05fU1RBVEVfREVMRVRFRBAIKuYBChNDb25uZWN0aW9uRXZlbnRUeXBlEiUKIUNPTk5FQ1RJT05fRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI0NPTk5FQ1RJT05fRVZFTlRfVFlQRV9TVEFURV9DSEFOR0VEEAESKAokQ09OTkVDVElPTl9FVkVOVF9UWVBFX0xPR0lOX1JFUEFJUkVEEAISKgomQ09OTkVDVElPTl9FVkVOVF9UWVBFX0NPTlNFTlRfRVhQSVJJTkcQAxIpCiVDT05ORUNUSU9OX0VWRU5UX1RZUEVfQ09OU0VOVF9FWFBJUkVEEAQypgUKEUNvbm5lY3Rpb25TZXJ2aWNlElYKDUdldENvbm5lY3Rpb24SIS5saW5rZ2F0ZS52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBoiLmxpbmtnYXRlLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJcCg9MaXN0Q29ubmVjdGlvbnMSIy5saW5rZ2F0ZS52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0GiQubGlua2dhdGUudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYgoRUmVmcmVzaENvbm5lY3Rpb24SJS5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlcXVlc3QaJi5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlc3BvbnNlEl8KEERlbGV0ZUNvbm5lY3Rpb24SJC5saW5rZ2F0ZS52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBolLmxpbmtnYXRlLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJeCg9XYXRjaENvbm5lY3Rpb24SIy5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25SZXF1ZXN0GiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uUmVzcG9uc2UwARJhChBXYXRjaENvbm5lY3Rpb25zEiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uc1JlcXVlc3QaJS5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25zUmVzcG9uc2UwARJTCgxFcmFzZUVuZFVzZXISIC5saW5rZ2F0ZS52MS5FcmFzZUVuZFVzZXJSZXF1ZXN0GiEubGlua2dhdGUudjEuRXJhc2VFbmRVc2VyUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_error_reason]);
 
 /**
  * Why a connection is in ERROR, STALE, LOGIN_REQUIRED or DISCONNECTED.
@@ -601,6 +601,92 @@ export const WatchConnectionsResponseSchema: GenMessage<WatchConnectionsResponse
   messageDesc(file_linkgate_v1_connection_service, 15);
 
 /**
+ * Request for ConnectionService.EraseEndUser.
+ *
+ * @generated from message linkgate.v1.EraseEndUserRequest
+ */
+export type EraseEndUserRequest = Message<"linkgate.v1.EraseEndUserRequest"> & {
+  /**
+   * The caller's own id for the end user to erase, as given to CreateLinkSession. Required, 1 to
+   * 128 characters.
+   *
+   * @generated from field: string external_user_id = 1;
+   */
+  externalUserId: string;
+};
+
+/**
+ * Describes the message linkgate.v1.EraseEndUserRequest.
+ * Use `create(EraseEndUserRequestSchema)` to create a new message.
+ */
+export const EraseEndUserRequestSchema: GenMessage<EraseEndUserRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_connection_service, 16);
+
+/**
+ * Response of ConnectionService.EraseEndUser. The counts cover this call only: a retry after a
+ * complete erasure answers zeros.
+ *
+ * @generated from message linkgate.v1.EraseEndUserResponse
+ */
+export type EraseEndUserResponse = Message<"linkgate.v1.EraseEndUserResponse"> & {
+  /**
+   * Connections erased by this call (DELETED ones included): revoked upstream where still live,
+   * then destroyed with their secret, data and events.
+   *
+   * @generated from field: int32 connections_erased = 1;
+   */
+  connectionsErased: number;
+
+  /**
+   * Link sessions of the user deleted by this call, in any state.
+   *
+   * @generated from field: int32 link_sessions_erased = 2;
+   */
+  linkSessionsErased: number;
+
+  /**
+   * Public tokens erased by this call: issued but never exchanged, or exchanged for one of the
+   * erased connections. linkgate keeps only a hash of each, naming nobody, so that it can never
+   * be exchanged again: an exchange of an erased token answers PUBLIC_TOKEN_EXPIRED.
+   *
+   * @generated from field: int32 public_tokens_erased = 3;
+   */
+  publicTokensErased: number;
+
+  /**
+   * Erased connections whose upstream revocation failed (the provider was unreachable, refused,
+   * or is no longer enabled). They were erased here all the same; the provider may still hold
+   * the user's consent until it lapses or the user revokes it there.
+   *
+   * @generated from field: int32 revocations_failed = 4;
+   */
+  revocationsFailed: number;
+
+  /**
+   * True when nothing linkgate holds names the user any more. False only when a link attempt or
+   * an exchange of the user finished while the erasure ran; calling again finishes the job.
+   *
+   * @generated from field: bool complete = 5;
+   */
+  complete: boolean;
+
+  /**
+   * A fresh id for this erasure, the resource id of its audit record. linkgate keeps no link
+   * between it and the user: keep it on your side as the receipt of the erasure.
+   *
+   * @generated from field: string erasure_id = 6;
+   */
+  erasureId: string;
+};
+
+/**
+ * Describes the message linkgate.v1.EraseEndUserResponse.
+ * Use `create(EraseEndUserResponseSchema)` to create a new message.
+ */
+export const EraseEndUserResponseSchema: GenMessage<EraseEndUserResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_connection_service, 17);
+
+/**
  * The state of a connection.
  *
  * @generated from enum linkgate.v1.ConnectionState
@@ -800,6 +886,27 @@ export const ConnectionService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchConnectionsRequestSchema;
     output: typeof WatchConnectionsResponseSchema;
+  },
+  /**
+   * Erases everything linkgate holds for one end user of the caller's tenant: each of the user's
+   * connections is revoked upstream, then the connection, its stored secret, its data, its events
+   * and the webhook deliveries naming it are destroyed; the user's link sessions (with their
+   * sealed upstream state and public tokens) and un-exchanged public tokens are deleted.
+   * Afterwards the connections are unknown (CONNECTION_NOT_FOUND), and a WatchConnection stream of
+   * one of them has ended after its DELETED event (one resumed later answers CONNECTION_NOT_FOUND).
+   * A connection whose upstream revocation fails is erased all the same (linkgate keeps no
+   * secret to retry with) and counted in `revocations_failed`. Idempotent: a second call, for
+   * example after an interrupted one, finishes what is left, and a call for an unknown user
+   * succeeds with zero counts. The audit trail records one `erase_end_user` entry per call,
+   * naming `erasure_id`, never the user. An empty or invalid `external_user_id` is
+   * INVALID_ARGUMENT / INVALID_FIELD.
+   *
+   * @generated from rpc linkgate.v1.ConnectionService.EraseEndUser
+   */
+  eraseEndUser: {
+    methodKind: "unary";
+    input: typeof EraseEndUserRequestSchema;
+    output: typeof EraseEndUserResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkgate_v1_connection_service, 0);
