@@ -541,3 +541,169 @@ async fn rotating_the_access_token_kills_the_old_one_and_linkgate_carries_on_wit
         .expect("Deck accepts the new token");
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
 }
+
+/// The ids of a connection's accounts and statements, each list sorted.
+async fn data_ids(app: &mut DeckApp, connection_id: &str) -> (Vec<String>, Vec<String>) {
+    let accounts = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection_id.into(), ..Default::default() })
+        .await
+        .expect("accounts read")
+        .into_inner()
+        .accounts;
+    let statements = app
+        .statements
+        .list_statements(pb::ListStatementsRequest { connection_id: connection_id.into(), ..Default::default() })
+        .await
+        .expect("statements read")
+        .into_inner()
+        .statements;
+    let mut account_ids: Vec<String> = accounts.into_iter().map(|a| a.id).collect();
+    let mut statement_ids: Vec<String> = statements.into_iter().map(|s| s.id).collect();
+    account_ids.sort();
+    statement_ids.sort();
+    (account_ids, statement_ids)
+}
+
+/// Repair in place through Deck's update mode: a READY connection whose portal login stopped
+/// working goes LOGIN_REQUIRED; a repair session signs in again (with MFA) under the same access
+/// token, and the same connection comes back with every id kept and no public token issued.
+async fn repair_flow(backend: Backend) {
+    use pb::ConnectionEventType as T;
+    use pb::ConnectionState as S;
+    use tokio_stream::StreamExt;
+    let mock = DeckMockOptions {
+        connect_delay: Duration::from_millis(200),
+        extraction_delay: Duration::from_millis(300),
+        refresh_delay: Duration::from_millis(100),
+        ..DeckMockOptions::default()
+    };
+    let mut app = spawn(backend, mock, QUICK, SECRET).await;
+    let session = app.create_session("user-repair").await.expect("session created");
+    app.submit(&session.id, "user_good", deck::GOOD_PASSWORD).await.expect("credentials forwarded");
+    let linked = app.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await;
+    let connection = app.exchange("deck", &linked.public_token).await.expect("exchanged");
+    app.wait_for_connection(&connection.id, S::Ready).await;
+    let before = data_ids(&mut app, &connection.id).await;
+    assert_eq!((before.0.len(), before.1.len()), (2, 6), "two accounts, six statements");
+
+    // The portal login stops working; linkgate learns it on its next look (a refresh here).
+    let response = app
+        .admin
+        .post(format!("{}/connections/require-login", app.mock.admin_url()))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .expect("refresh accepted");
+    let stale = app.wait_for_connection(&connection.id, S::LoginRequired).await;
+    assert_eq!(stale.error.unwrap().reason(), pb::ErrorReason::LoginRequired);
+
+    let mut watch = app
+        .connections
+        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next_event = async || {
+        let message = tokio::time::timeout(support::server::PATIENCE, watch.next()).await.expect("an event in time");
+        let event = message.expect("stream open").expect("stream item").event.unwrap();
+        (event.r#type(), event.connection.unwrap().state(), event.snapshot)
+    };
+    assert_eq!(next_event().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
+
+    // The repair session: Deck's update mode, with the MFA question the portal asks.
+    let repair = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            connection_id: connection.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("repair session created")
+        .into_inner()
+        .link_session
+        .unwrap();
+    assert_eq!(repair.connection_id, connection.id);
+    assert_eq!((repair.provider.as_str(), repair.institution_id.as_str()), ("deck", NATIONAL_GRID));
+    assert!(repair.link_token.starts_with("link-sandbox-"));
+    let submitted = app.submit(&repair.id, "user_mfa", deck::GOOD_PASSWORD).await.expect("credentials forwarded");
+    assert!(submitted.public_token.is_empty());
+    app.wait_for_session(&repair.id, pb::LinkSessionState::MfaRequired).await;
+    app.link
+        .answer_mfa(pb::AnswerMfaRequest {
+            link_session_id: repair.id.clone(),
+            answer: deck::MFA_ANSWER.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("answer forwarded");
+    let done = app.wait_for_session(&repair.id, pb::LinkSessionState::Succeeded).await;
+    assert!(done.public_token.is_empty(), "a repair issues no public token");
+
+    assert_eq!(next_event().await, (T::LoginRepaired, S::Refreshing, false));
+    assert_eq!(next_event().await, (T::StateChanged, S::Ready, false));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+    assert!(quiet.is_err(), "each change once: {quiet:?}");
+
+    assert_eq!(data_ids(&mut app, &connection.id).await, before, "every account and statement id kept");
+    let all =
+        app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner().connections;
+    assert_eq!(all.len(), 1, "no second connection");
+    assert_eq!(all[0].id, connection.id);
+    assert!(all[0].error.is_none(), "the error is gone");
+    let listed = app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
+    assert!(listed.public_tokens.is_empty(), "nothing to exchange");
+    let tokens = app.issued_tokens().await;
+    assert_eq!(tokens["public_tokens"].as_array().unwrap().len(), 1, "Deck issued no second public token");
+    assert_eq!(tokens["access_tokens"].as_array().unwrap().len(), 1, "the access token is unchanged");
+    assert_eq!(app.call_count("/connection/public_token/exchange").await, 1);
+}
+
+#[tokio::test]
+async fn a_deck_connection_is_repaired_in_place_through_update_mode_on_sqlite() {
+    repair_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_deck_connection_is_repaired_in_place_through_update_mode_on_postgres() {
+    repair_flow(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_a_deck_repair_and_leave_the_connection_waiting() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let public_token = app.public_token().await;
+    let connection = app.exchange("deck", &public_token).await.expect("exchanged");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let response = app.admin.post(format!("{}/connections/require-login", app.mock.admin_url())).send().await.unwrap();
+    assert!(response.status().is_success());
+    app.connections
+        .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .expect("refresh accepted");
+    app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
+
+    let repair = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            connection_id: connection.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("repair session created")
+        .into_inner()
+        .link_session
+        .unwrap();
+    let failed = app.submit(&repair.id, "user_good", "wrong-password").await.expect("forwarded");
+    assert_eq!(failed.state(), pb::LinkSessionState::Failed);
+    assert_eq!(failed.failure_reason(), pb::ErrorReason::InvalidCredentials);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
+    assert_eq!(still.id, connection.id);
+    assert_eq!(app.connection_count().await, 1);
+}

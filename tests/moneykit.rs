@@ -601,3 +601,149 @@ async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_p
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     assert_eq!(app.call_count("/.well-known/jwks.json").await, 1, "the key set was fetched once and cached");
 }
+
+/// The ids of a connection's accounts and transactions, each list sorted.
+async fn data_ids(app: &mut MoneyKitApp, connection_id: &str) -> (Vec<String>, Vec<String>) {
+    let accounts = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection_id.into(), ..Default::default() })
+        .await
+        .expect("accounts read")
+        .into_inner()
+        .accounts;
+    let mut account_ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let mut transaction_ids = Vec::new();
+    for account in &accounts {
+        transaction_ids.extend(app.transactions(connection_id, &account.id).await.into_iter().map(|t| t.id));
+    }
+    account_ids.sort();
+    transaction_ids.sort();
+    (account_ids, transaction_ids)
+}
+
+/// A READY MoneyKit connection whose link MoneyKit disconnected (its webhook tells linkgate),
+/// repaired through a link session with `existing_link_id`: Connect relinks the link and the
+/// caller's ExchangePublicToken answers the same connection. With `new_link_id`, MoneyKit answers
+/// a different link id and the connection takes it.
+async fn repair_flow(new_link_id: bool) {
+    use pb::ConnectionEventType as T;
+    use pb::ConnectionState as S;
+    use tokio_stream::StreamExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = MoneyKitMockOptions {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
+        import_delay: Duration::from_millis(300),
+        ..MoneyKitMockOptions::default()
+    };
+    let http_addr = format!("127.0.0.1:{port}");
+    let mut app = spawn_with(options, QUICK, &[("--http-addr", http_addr.as_str())]).await;
+    let session = app.create_session("user-repair").await.expect("session created");
+    let token = app.connect(&session).await;
+    let connection = app.exchange_for("moneykit", "user-repair", &token).await.expect("exchanged");
+    app.wait_for_connection(&connection.id, S::Ready).await;
+    let before = data_ids(&mut app, &connection.id).await;
+    assert!(!before.0.is_empty() && !before.1.is_empty());
+    let link_id = app.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id");
+
+    // MoneyKit disconnects the link; its webhook makes linkgate look at once.
+    let reset = app.direct(&format!("links/{link_id}/reset"), serde_json::json!({})).await;
+    assert_eq!(reset.status(), reqwest::StatusCode::OK);
+    let stale = app.wait_for_connection(&connection.id, S::LoginRequired).await;
+    assert_eq!(stale.error.unwrap().reason(), pb::ErrorReason::LoginRequired);
+    let mut watch = app
+        .connections
+        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next_event = async || {
+        let message = tokio::time::timeout(support::server::PATIENCE, watch.next()).await.expect("an event in time");
+        let event = message.expect("stream open").expect("stream item").event.unwrap();
+        (event.r#type(), event.connection.unwrap().state(), event.snapshot)
+    };
+    assert_eq!(next_event().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
+
+    // The repair session: MoneyKit Connect relinks the link; the front end gets a token.
+    let repair = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            connection_id: connection.id.clone(),
+            redirect_uri: REDIRECT.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("repair session created")
+        .into_inner()
+        .link_session
+        .unwrap();
+    assert_eq!(repair.connection_id, connection.id);
+    assert_eq!((repair.provider.as_str(), repair.institution_id.as_str()), ("moneykit", CHASE));
+    let connected = app
+        .admin_post("connect", serde_json::json!({"link_session_token": repair.link_token, "new_link_id": new_link_id}))
+        .await;
+    assert_eq!(connected["link_id"] == link_id.as_str(), !new_link_id, "MoneyKit relinked the same link");
+    let relink_token = connected["exchangeable_token"].as_str().unwrap().to_owned();
+
+    let repaired = app.exchange_for("moneykit", "user-repair", &relink_token).await.expect("exchanged");
+    assert_eq!(repaired.id, connection.id, "the exchange answers the repaired connection");
+    assert_eq!(repaired.state(), S::Refreshing);
+    let again = app.exchange_for("moneykit", "user-repair", &relink_token).await.expect("exchanged again");
+    assert_eq!(again.id, connection.id, "exchanging the token again answers the same connection");
+    let done = app.link.get_link_session(pb::GetLinkSessionRequest { link_session_id: repair.id.clone() }).await;
+    let done = done.unwrap().into_inner().link_session.unwrap();
+    assert_eq!(done.state(), pb::LinkSessionState::Succeeded);
+    assert!(done.public_token.is_empty());
+
+    assert_eq!(next_event().await, (T::LoginRepaired, S::Refreshing, false));
+    assert_eq!(next_event().await, (T::StateChanged, S::Ready, false));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+    assert!(quiet.is_err(), "each change once: {quiet:?}");
+
+    assert_eq!(data_ids(&mut app, &connection.id).await, before, "every account and transaction id kept");
+    assert_eq!(app.connection_count().await, 1, "no second connection");
+    assert_eq!(app.call_count(EXCHANGE).await, 2, "one exchange per token upstream");
+    if new_link_id {
+        let new_id = connected["link_id"].as_str().unwrap();
+        assert!(
+            app.call_count(&format!("/links/{new_id}/accounts")).await >= 1,
+            "the connection reads through its new link id: {:?}",
+            app.calls().await
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_moneykit_connection_is_repaired_in_place_by_relinking_its_link() {
+    repair_flow(false).await;
+}
+
+#[tokio::test]
+async fn a_moneykit_relink_under_a_new_link_id_swaps_the_connections_handle() {
+    repair_flow(true).await;
+}
+
+#[tokio::test]
+async fn a_relink_token_without_an_open_repair_session_makes_no_second_connection() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    let connection = app.exchange_for("moneykit", "user-1", &token).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let link_id = app.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id");
+    // Another client of the app relinks the link behind linkgate's back.
+    let session = app
+        .direct(
+            "link-session",
+            serde_json::json!({"customer_user": {"id": "user-1"}, "redirect_uri": REDIRECT, "existing_link_id": link_id}),
+        )
+        .await;
+    assert_eq!(session.status(), reqwest::StatusCode::CREATED);
+    let session: serde_json::Value = session.json().await.unwrap();
+    let relinked =
+        app.admin_post("connect", serde_json::json!({"link_session_token": session["link_session_token"]})).await;
+    let status = app
+        .exchange_for("moneykit", "user-1", relinked["exchangeable_token"].as_str().unwrap())
+        .await
+        .expect_err("no repair session names the connection");
+    assert_error("relink without a repair session", &status, tonic::Code::FailedPrecondition, "LINK_SESSION_EXPIRED");
+    assert_eq!(app.connection_count().await, 1, "no second connection");
+}

@@ -555,3 +555,150 @@ async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_p
         assert!(!dump.contains(token.as_str().unwrap()), "a connection token is stored in clear");
     }
 }
+
+/// The ids of a connection's accounts, transactions, portfolios and positions, sorted.
+async fn data_ids(app: &mut TestApp, connection_id: &str) -> Vec<String> {
+    let id = connection_id.to_owned();
+    let accounts = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let transactions = app
+        .accounts
+        .list_account_transactions(pb::ListAccountTransactionsRequest {
+            connection_id: id.clone(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transactions;
+    let portfolios = app
+        .portfolios
+        .list_portfolios(pb::ListPortfoliosRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .portfolios;
+    let mut ids: Vec<String> = accounts
+        .into_iter()
+        .map(|a| a.id)
+        .chain(transactions.into_iter().map(|t| t.id))
+        .chain(portfolios.iter().map(|p| p.id.clone()))
+        .collect();
+    for portfolio in portfolios {
+        let positions = app
+            .portfolios
+            .list_portfolio_positions(pb::ListPortfolioPositionsRequest {
+                connection_id: id.clone(),
+                portfolio_id: portfolio.id,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .positions;
+        ids.extend(positions.into_iter().map(|p| p.id));
+    }
+    ids.sort();
+    ids
+}
+
+/// Repair in place through Vumi's widget: the connection's restore token (announced by webhook)
+/// turns it LOGIN_REQUIRED; a repair session hands the front end the widget's link parameters
+/// (`id`, `restore_token`); once the user completed the widget the same connection updates under
+/// the same connection token, with every id kept and nothing to exchange.
+#[tokio::test]
+async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_token() {
+    use pb::ConnectionEventType as T;
+    use pb::ConnectionState as S;
+    use tokio_stream::StreamExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = VumiMockOptions {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/vumi")),
+        import_delay: Duration::from_millis(300),
+        ..VumiMockOptions::default()
+    };
+    let mock = Mock::spawn(options).await;
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let key = Sealer::generate_key();
+    let http_addr = format!("127.0.0.1:{port}");
+    let mut app = replica_with(&mock, &database, &key, &QUICK, &[("--http-addr", http_addr.as_str())]).await;
+    let public_token = app.public_token(&mock).await;
+    let connection = app.exchange_for("vumi", "user-1", &public_token).await.expect("exchanged");
+    app.wait_for_connection(&connection.id, S::Ready).await;
+    let before = data_ids(&mut app, &connection.id).await;
+    assert!(before.len() > 5, "accounts, transactions, portfolios and positions: {before:?}");
+    let tokens = mock.admin_get("tokens").await;
+    let connection_token = tokens["connection_tokens"][0].as_str().unwrap().to_owned();
+
+    // The entity wants the user again: Vumi issues a restore token and says so by webhook.
+    let blocked: serde_json::Value = mock
+        .admin_post("connections/require-restore", serde_json::json!({"connectionToken": connection_token}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let restore_token = blocked["restoreToken"].as_str().unwrap().to_owned();
+    let stale = app.wait_for_connection(&connection.id, S::LoginRequired).await;
+    assert_eq!(stale.error.unwrap().reason(), pb::ErrorReason::LoginRequired);
+    let mut watch = app
+        .connections
+        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next_event = async || {
+        let message = tokio::time::timeout(PATIENCE, watch.next()).await.expect("an event in time");
+        let event = message.expect("stream open").expect("stream item").event.unwrap();
+        (event.r#type(), event.connection.unwrap().state(), event.snapshot)
+    };
+    assert_eq!(next_event().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
+
+    // The repair session: its link token is the widget's query string.
+    let repair = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            connection_id: connection.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("repair session created")
+        .into_inner()
+        .link_session
+        .unwrap();
+    assert_eq!(repair.connection_id, connection.id);
+    assert_eq!(repair.link_token, format!("id={REDIRECT_ID}&restore_token={restore_token}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = app.link.get_link_session(pb::GetLinkSessionRequest { link_session_id: repair.id.clone() }).await;
+    let waiting = waiting.unwrap().into_inner().link_session.unwrap();
+    assert!(!waiting.state().eq(&pb::LinkSessionState::Succeeded), "nothing happens before the user acts");
+
+    // The user completes the widget started with those parameters.
+    let parameters: BTreeMap<String, String> = repair
+        .link_token
+        .split('&')
+        .map(|pair| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap())
+        .collect();
+    mock.admin_post("widget", serde_json::json!(parameters)).await;
+    let done = app.wait_for_session(&repair.id, pb::LinkSessionState::Succeeded).await;
+    assert!(done.public_token.is_empty(), "a repair issues no public token");
+
+    assert_eq!(next_event().await, (T::LoginRepaired, S::Refreshing, false));
+    assert_eq!(next_event().await, (T::StateChanged, S::Ready, false));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+    assert!(quiet.is_err(), "each change once: {quiet:?}");
+
+    assert_eq!(data_ids(&mut app, &connection.id).await, before, "every id kept");
+    let all =
+        app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner().connections;
+    assert_eq!(all.len(), 1, "no second connection");
+    assert!(all[0].error.is_none());
+    let listed = app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
+    assert!(listed.public_tokens.is_empty(), "nothing to exchange");
+    assert_eq!(mock.count("/commands/connections/exchange/", "").await, 1, "one exchange, the first link's");
+}

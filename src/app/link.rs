@@ -303,7 +303,7 @@ impl App {
             LinkProgress::Repaired { handle } => {
                 next.state = LinkSessionState::Succeeded;
                 next.mfa_question = None;
-                self.complete_repair(&next, from, handle).await?;
+                self.complete_repair(&next, from, handle, None).await?;
                 return Ok(next);
             }
             LinkProgress::Succeeded { .. } if next.repair_connection_id.is_some() => {
@@ -501,6 +501,19 @@ impl App {
                 return Err(Error::from_provider(provider_id, error));
             }
         };
+        let repairs = match &session {
+            // A token linkgate saw issued belongs to an ordinary session: repairs issue none.
+            Some(_) => Ok(None),
+            None => self.repair_of_exchange(caller.tenant, provider_id, &exchanged, external_user_id.as_deref()).await,
+        };
+        match repairs {
+            Ok(Some(repair)) => return self.complete_repair_by_exchange(repair, exchanged, &hash).await,
+            Ok(None) => {}
+            Err(error) => {
+                self.store.release_public_token(caller.tenant, provider_id, &hash).await?;
+                return Err(error);
+            }
+        }
         let products: Vec<Product> = match &session {
             Some(s) if !s.products.is_empty() => {
                 exchanged.products.iter().copied().filter(|p| s.products.contains(p)).collect()

@@ -9,12 +9,25 @@
 //! it, as token rotation does), then stores in one transaction: the session SUCCEEDED, a new
 //! handle swapped in by compare-and-swap when the provider issued one, the connection REFRESHING
 //! and due at once, and its LOGIN_REPAIRED event. The poll that follows brings it to READY.
+//!
+//! Hosted repairs whose outcome the provider hands to the caller's front end (MoneyKit Connect
+//! relinking with `existing_link_id`) end at ExchangePublicToken instead: linkgate never saw that
+//! token issued, so the exchange is recognised as a repair by what the provider answers. When
+//! the exchanged handle's upstream reference is a live connection's (MoneyKit answers the same
+//! link id), that connection's open repair session completes with it, and without one the
+//! exchange is refused rather than make a second connection for the same upstream link. When it
+//! is no connection's, the one open repair session of the same user at the same institution
+//! completes with it and the connection takes the new handle (and upstream reference); with none
+//! or several, the exchange makes a new connection as usual. Either way the exchange answers
+//! the repaired connection, and the token is recorded as exchanged for it in the repair's
+//! transaction, so exchanging it again answers the same connection.
 
 use crate::app::link::{NewLinkSession, consent_until};
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
-use crate::domain::{Connection, ConnectionState, ErrorReason, LinkSession, ProductState, now};
+use crate::domain::{Connection, ConnectionState, ErrorReason, LinkSession, LinkSessionState, ProductState, now};
 use crate::error::{Error, Result};
+use crate::providers::ExchangedConnection;
 use crate::store::{LinkSessionUpdate, Repair};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -82,14 +95,85 @@ impl App {
         self.sealer.open(&sealed, &context).map(Some).map_err(Error::internal)
     }
 
+    /// The open repair session an exchange completes, if the exchanged handle relinks a
+    /// connection (see the module documentation): the session of the connection whose upstream
+    /// reference the provider answered with, or else the one open repair session of the same
+    /// user at the same institution (the provider relinked under a new id).
+    pub(super) async fn repair_of_exchange(
+        &self,
+        tenant: crate::domain::TenantId,
+        provider: &str,
+        exchanged: &ExchangedConnection,
+        external_user_id: Option<&str>,
+    ) -> Result<Option<LinkSession>> {
+        let upstream_ref = exchanged.upstream_ref.as_ref().unwrap_or(&exchanged.handle);
+        let reference = crate::crypto::upstream_ref_hash(provider, upstream_ref.expose_secret());
+        let relinked = self.store.find_connection_by_upstream_ref(tenant, provider, &reference).await?;
+        let open = self.store.open_repair_sessions(tenant, provider, now()).await?;
+        if let Some(connection) = relinked {
+            let session = open.into_iter().find(|s| s.repair_connection_id == Some(connection.id));
+            return match session {
+                Some(session) => Ok(Some(session)),
+                None => Err(Error::new(
+                    ErrorReason::LinkSessionExpired,
+                    "the token relinks an existing connection that no open repair session names; create a repair \
+                     session for it and link again",
+                )
+                .with("connection_id", connection.id.to_string())
+                .with("provider", provider)),
+            };
+        }
+        let Some(user) = external_user_id.filter(|user| !user.is_empty()) else {
+            return Ok(None);
+        };
+        let mut candidates = Vec::new();
+        for session in open.into_iter().filter(|s| s.external_user_id == user) {
+            let Some(id) = session.repair_connection_id else { continue };
+            let same_institution =
+                self.store.get_connection(tenant, id).await?.is_some_and(|c| {
+                    c.state != ConnectionState::Deleted && c.institution_id == exchanged.institution_id
+                });
+            if same_institution && !candidates.iter().any(|c: &LinkSession| c.repair_connection_id == Some(id)) {
+                candidates.push(session);
+            }
+        }
+        // Two connections of the user at the institution waiting for repair: which one was
+        // relinked cannot be told, so neither is guessed.
+        Ok(if candidates.len() == 1 { candidates.pop() } else { None })
+    }
+
+    /// Completes the repair `session` with an exchange's answer: its connection takes the
+    /// exchanged handle when it differs from the stored one, the token is recorded as exchanged
+    /// for it, and the repaired connection is returned.
+    pub(super) async fn complete_repair_by_exchange(
+        &self,
+        session: LinkSession,
+        exchanged: ExchangedConnection,
+        token_hash: &[u8],
+    ) -> Result<Connection> {
+        let current = self.repair_handle(&session).await?.unwrap_or_else(|| SecretString::from(String::new()));
+        let changed = current.expose_secret() != exchanged.handle.expose_secret();
+        let upstream_ref = exchanged.upstream_ref.clone().unwrap_or_else(|| exchanged.handle.clone());
+        let from = session.state;
+        let mut succeeded = session;
+        succeeded.state = LinkSessionState::Succeeded;
+        succeeded.mfa_question = None;
+        succeeded.updated_at = now();
+        let proof = ExchangeProof { upstream_ref: changed.then_some(&upstream_ref), token_hash };
+        let handle = changed.then_some(exchanged.handle);
+        self.complete_repair(&succeeded, from, handle, Some(proof)).await
+    }
+
     /// Completes a repair session whose provider reported the connection repaired: `session` is
-    /// the session SUCCEEDED, moved from `from`. See the module documentation.
+    /// the session SUCCEEDED, moved from `from`; `exchange` when an exchange reported it. Returns
+    /// the repaired connection. See the module documentation.
     pub(super) async fn complete_repair(
         &self,
         session: &LinkSession,
         from: crate::domain::LinkSessionState,
         new_handle: Option<SecretString>,
-    ) -> Result<()> {
+        exchange: Option<ExchangeProof<'_>>,
+    ) -> Result<Connection> {
         let id = session.repair_connection_id.ok_or_else(|| {
             Error::internal(anyhow::anyhow!("a provider reported a repair for a session that repairs nothing"))
         })?;
@@ -106,26 +190,58 @@ impl App {
         let context = SealedColumn::ConnectionHandle.context(tenant, id);
         let old = self.store.connection_handle(tenant, id).await?.unwrap_or_default();
         let new = new_handle.map(|handle| self.sealer.seal(handle.expose_secret().as_bytes(), &context));
+        let reference = exchange
+            .as_ref()
+            .and_then(|e| e.upstream_ref)
+            .map(|r| crate::crypto::upstream_ref_hash(&connection.provider, r.expose_secret()));
         let repair = Repair {
             connection: &connection,
             handle: new.as_deref().map(|new| (old.as_slice(), new)),
+            upstream_ref_hash: reference.as_deref(),
+            token_hash: exchange.as_ref().map(|e| e.token_hash),
             next_poll_at: at,
         };
-        let update = LinkSessionUpdate { session, from, next_poll_at: None, issued: None };
-        match self.store.complete_repair(update, &repair).await? {
-            Some(_) => {
+        let mut session = session.clone();
+        let mut from = from;
+        // An exchange may meet the session's first poll moving it on (CREATED to CONNECTING):
+        // once more from where it is now, under the lease already held.
+        for attempt in 0..2 {
+            let update = LinkSessionUpdate { session: &session, from, next_poll_at: None, issued: None };
+            if self.store.complete_repair(update, &repair).await?.is_some() {
                 tracing::info!(connection_id = %id, link_session_id = %session.id, provider = %connection.provider, "connection repaired in place");
                 self.bus.committed(id);
                 self.bus.publish_link_session(session.clone());
-                Ok(())
+                return Ok(connection);
             }
-            None => Err(Error::new(
-                ErrorReason::LinkSessionWrongState,
-                "the link session or its connection changed meanwhile; get the session again",
-            )
-            .with("link_session_id", session.id.to_string())),
+            let moved = self.store.get_link_session(tenant, session.id).await?;
+            match moved {
+                Some(now_stored)
+                    if attempt == 0
+                        && exchange.is_some()
+                        && now_stored.state != from
+                        && !now_stored.state.is_terminal() =>
+                {
+                    from = now_stored.state;
+                    session.upstream_state = now_stored.upstream_state;
+                    session.last_request_id = now_stored.last_request_id;
+                }
+                _ => break,
+            }
         }
+        Err(Error::new(
+            ErrorReason::LinkSessionWrongState,
+            "the link session or its connection changed meanwhile; get the session again",
+        )
+        .with("link_session_id", session.id.to_string()))
     }
+}
+
+/// What an exchange that completes a repair adds to it.
+pub(super) struct ExchangeProof<'a> {
+    /// The connection's new upstream reference, when the exchange changed its handle.
+    pub upstream_ref: Option<&'a SecretString>,
+    /// The exchanged token's hash, recorded as exchanged for the connection.
+    pub token_hash: &'a [u8],
 }
 
 /// The connection after its user signed in again: refreshing, its error gone, each product

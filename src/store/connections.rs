@@ -45,6 +45,15 @@ pub trait ConnectionStore: Send + Sync {
         page: &Page,
     ) -> StoreResult<PageOf<Connection>>;
 
+    /// The tenant's live connection at `provider` whose upstream reference hashes to
+    /// `upstream_ref_hash` (newest first if several).
+    async fn find_connection_by_upstream_ref(
+        &self,
+        tenant: TenantId,
+        provider: &str,
+        upstream_ref_hash: &[u8],
+    ) -> StoreResult<Option<Connection>>;
+
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 

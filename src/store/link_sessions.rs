@@ -37,13 +37,23 @@ pub trait LinkSessionStore: Send + Sync {
     /// [`update_link_session`](Self::update_link_session)), the connection's new handle swapped in
     /// by compare-and-swap on the old one when the provider issued one, the repaired connection
     /// stored due for an immediate poll with any lease released, and its LOGIN_REPAIRED event.
-    /// Returns `None`, changing nothing, when the session moved meanwhile, the connection was
-    /// deleted, or its handle is no longer the one the repair started from.
+    /// A repair completed by an exchange also marks the exchanged token as exchanged for the
+    /// connection. Returns `None`, changing nothing, when the session moved meanwhile, the
+    /// connection was deleted, or its handle is no longer the one the repair started from.
     async fn complete_repair(
         &self,
         update: LinkSessionUpdate<'_>,
         repair: &Repair<'_>,
     ) -> StoreResult<Option<ConnectionEvent>>;
+
+    /// The tenant's repair sessions at `provider` that are still open (not settled, not expired at
+    /// `now`), newest first, at most 100: what an exchange checks to recognise a repair.
+    async fn open_repair_sessions(
+        &self,
+        tenant: TenantId,
+        provider: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<LinkSession>>;
 
     /// Leases link sessions due for a look.
     async fn lease_link_sessions(&self, lease: &Lease) -> StoreResult<Leased<LinkSession>>;
@@ -74,6 +84,12 @@ pub struct Repair<'a> {
     pub connection: &'a Connection,
     /// `(old, new)` sealed handles when the provider issued a new one.
     pub handle: Option<(&'a [u8], &'a [u8])>,
+    /// The hash of the connection's new upstream reference (see `crate::crypto::upstream_ref_hash`)
+    /// when the new handle changed it; `None` keeps the stored one.
+    pub upstream_ref_hash: Option<&'a [u8]>,
+    /// The hash of the public token whose exchange completed the repair, recorded as exchanged
+    /// for the connection; `None` for repairs that exchange nothing.
+    pub token_hash: Option<&'a [u8]>,
     /// When the sync engine polls the connection next.
     pub next_poll_at: Timestamp,
 }

@@ -188,7 +188,13 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
         || LinkSessionUpdate { session: &succeeded, from: LinkSessionState::Created, next_poll_at: None, issued: None };
 
     // A handle that is no longer the one the repair started from: nothing changes.
-    let stale = Repair { connection: &repaired, handle: Some((b"another handle", &new)), next_poll_at: now() };
+    let stale = Repair {
+        connection: &repaired,
+        handle: Some((b"another handle", &new)),
+        upstream_ref_hash: None,
+        token_hash: None,
+        next_poll_at: now(),
+    };
     let before = store.last_event_id().await.unwrap();
     assert_eq!(store.complete_repair(update(), &stale).await.unwrap(), None);
     assert_eq!(store.get_link_session(tenant, session.id).await.unwrap().unwrap().state, LinkSessionState::Created);
@@ -196,8 +202,29 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
     assert_eq!(store.get_connection(tenant, original.id).await.unwrap(), Some(login_required.clone()));
     assert_eq!(store.last_event_id().await.unwrap(), before, "no event appended");
 
-    let repair = Repair { connection: &repaired, handle: Some((&old, &new)), next_poll_at: now() };
+    // An exchange recognises the repair by the connection's upstream reference and open session.
+    let found = store.find_connection_by_upstream_ref(tenant, PROVIDER, &upstream_ref_of(&original)).await.unwrap();
+    assert_eq!(found.map(|c| c.id), Some(original.id));
+    let open = store.open_repair_sessions(tenant, PROVIDER, now()).await.unwrap();
+    assert_eq!(open.iter().map(|s| s.id).collect::<Vec<_>>(), [session.id]);
+    assert!(store.open_repair_sessions(new_tenant(), PROVIDER, now()).await.unwrap().is_empty(), "per tenant");
+
+    let new_ref = b"upstream reference after the repair".to_vec();
+    let repair = Repair {
+        connection: &repaired,
+        handle: Some((&old, &new)),
+        upstream_ref_hash: Some(&new_ref),
+        token_hash: None,
+        next_poll_at: now(),
+    };
     let event = store.complete_repair(update(), &repair).await.unwrap().expect("the repair completes");
+    let found = store.find_connection_by_upstream_ref(tenant, PROVIDER, &new_ref).await.unwrap();
+    assert_eq!(found.map(|c| c.id), Some(original.id), "the new upstream reference finds it");
+    assert_eq!(
+        store.find_connection_by_upstream_ref(tenant, PROVIDER, &upstream_ref_of(&original)).await.unwrap(),
+        None
+    );
+    assert!(store.open_repair_sessions(tenant, PROVIDER, now()).await.unwrap().is_empty(), "no longer open");
     assert_eq!(event.kind, ConnectionEventType::LoginRepaired);
     assert_eq!(event.connection, repaired);
     assert_eq!(store.connection_handle(tenant, original.id).await.unwrap(), Some(new.clone()));

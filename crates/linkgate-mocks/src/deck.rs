@@ -29,7 +29,17 @@
 //! Admin routes beside the shared ones (see [`crate`]): `GET /__admin/tokens` (every token
 //! issued, for tests that check nothing leaks), `POST /__admin/clock/advance` with `{"seconds":
 //! N}` (moves the mock's clock, to expire tokens), `POST /__admin/extraction/finish` (makes
-//! every connected connection's data ready now).
+//! every connected connection's data ready now), `POST /__admin/connections/require-login` with
+//! `{"access_token": "..."}` or nothing (makes that connection, or every connected one, need its
+//! user again: D12 says `Error` / `InvalidCredentials`, D17 is accepted but changes nothing).
+//!
+//! Update mode (repair): D1 with `update: {access_token, mode}` (a live access token, else
+//! `INVALID_ACCESS_TOKEN`; `mode` one of `UpdateCredentials`, `Refresh`,
+//! `UpdateAccountSelection`, else `VALIDATION_FAILED`) makes a link token for that connection
+//! (D2 then reports the mode). D4 on it must name the connection's source, answers
+//! `{public_token: null, job_guid}`, and runs a new attempt on the same connection, scripted by
+//! username as above; once `Connected` the connection's login is restored under the same access
+//! token and connection id, with the same data.
 
 use super::{FaultRule, Harness, MockServer, admin_routes, parse_fault, serve};
 use axum::Router;
@@ -146,6 +156,10 @@ pub async fn spawn(addr: SocketAddr, options: DeckMockOptions) -> std::io::Resul
             "/__admin/extraction/finish",
             post(|State(mock): State<Arc<Mock>>| async move { mock.finish_extraction() }),
         )
+        .route(
+            "/__admin/connections/require-login",
+            post(|State(mock): State<Arc<Mock>>, body: Bytes| async move { mock.require_login(&body) }),
+        )
         .with_state(mock)
         .merge(admin_routes(harness.clone()));
     serve(listener, harness, router)
@@ -204,7 +218,12 @@ struct LinkToken {
     created_at: Instant,
     source_ids: Vec<String>,
     connection_id: Option<String>,
+    /// Update mode: the connection the session repairs, and D1's `update.mode`.
+    update: Option<(String, String)>,
 }
+
+/// D1's `update` modes.
+const UPDATE_MODES: [&str; 3] = ["UpdateCredentials", "Refresh", "UpdateAccountSelection"];
 
 struct PublicToken {
     connection_id: String,
@@ -361,6 +380,19 @@ impl Connection {
     }
 }
 
+/// What an attempt with these credentials turns into (the table in the module documentation).
+fn script(username: &str, password: &str) -> Next {
+    match username {
+        _ if password != GOOD_PASSWORD => Next::InvalidCredentials,
+        "user_good" => Next::Connected,
+        "user_mfa" => Next::Question(Question::Mfa),
+        "user_security" => Next::Question(Question::Security),
+        "user_select" => Next::Selecting,
+        "user_error" => Next::Error,
+        _ => Next::InvalidCredentials,
+    }
+}
+
 /// A random (version 4) UUID, as Deck's tokens carry.
 fn random_uuid() -> uuid::Uuid {
     uuid::Builder::from_random_bytes(rand::random()).into_uuid()
@@ -510,24 +542,50 @@ impl Mock {
 
     fn link_token_create(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         #[derive(Deserialize)]
+        struct Update {
+            access_token: String,
+            mode: String,
+        }
+        #[derive(Deserialize)]
         struct Request {
             #[serde(default)]
             source_ids: Vec<String>,
+            update: Option<Update>,
         }
         let request: Request = parse(body)?;
+        let update = match request.update {
+            Some(update) => {
+                if !UPDATE_MODES.contains(&update.mode.as_str()) {
+                    return Err(ApiError::validation("update.mode is not a known mode"));
+                }
+                let body = serde_json::to_vec(&serde_json::json!({ "access_token": update.access_token }))
+                    .expect("a JSON body");
+                let connection = self.connection(world, &body)?;
+                Some((connection.id.clone(), update.mode))
+            }
+            None => None,
+        };
         let token = format!("link-sandbox-{}", random_uuid());
         let created_at = world.now();
-        world
-            .link_tokens
-            .insert(token.clone(), LinkToken { created_at, source_ids: request.source_ids, connection_id: None });
+        world.link_tokens.insert(
+            token.clone(),
+            LinkToken { created_at, source_ids: request.source_ids, connection_id: None, update },
+        );
         json(&serde_json::json!({ "link_token": token }))
     }
 
     fn link_info(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         let request: LinkTokenBody = parse(body)?;
-        self.link_token(world, &request.link_token)?;
+        let update = self.link_token(world, &request.link_token)?.update.clone();
+        let (mode, update_mode) = match &update {
+            Some((connection_id, mode)) => {
+                let source = world.connections[connection_id].source.id;
+                (mode.clone(), serde_json::json!({ "source": source }))
+            }
+            None => ("Normal".to_owned(), serde_json::Value::Null),
+        };
         json(&serde_json::json!({
-            "name": "linkgate mock", "image_url": "", "language": "EN", "mode": "Normal",
+            "name": "linkgate mock", "image_url": "", "language": "EN", "mode": mode, "update_mode": update_mode,
             "account_select_mode": "All", "allow_document_upload": false, "show_step_consent": true,
             "show_step_add_source": true, "show_step_select_account": true, "show_step_add_account": true,
         }))
@@ -602,6 +660,16 @@ impl Mock {
         };
         let now = world.now();
         let token = self.link_token(world, &request.link_token)?;
+        if let Some((connection_id, _)) = token.update.clone() {
+            return self.reconnect(
+                world,
+                &request.link_token,
+                &connection_id,
+                &request.source_id,
+                &username,
+                &password,
+            );
+        }
         let source = source(&request.source_id)
             .filter(|s| token.source_ids.is_empty() || token.source_ids.iter().any(|id| id == s.id))
             .ok_or(ApiError::new(
@@ -616,15 +684,7 @@ impl Mock {
                 "A connection attempt already exists for this link token",
             ));
         }
-        let next = match username.as_str() {
-            _ if password != GOOD_PASSWORD => Next::InvalidCredentials,
-            "user_good" => Next::Connected,
-            "user_mfa" => Next::Question(Question::Mfa),
-            "user_security" => Next::Question(Question::Security),
-            "user_select" => Next::Selecting,
-            "user_error" => Next::Error,
-            _ => Next::InvalidCredentials,
-        };
+        let next = script(&username, &password);
         let connection_id = random_uuid().to_string();
         token.connection_id = Some(connection_id.clone());
         let public_token = format!("public-sandbox-{}", random_uuid());
@@ -647,6 +707,71 @@ impl Mock {
             },
         );
         json(&serde_json::json!({ "public_token": public_token, "job_guid": null }))
+    }
+
+    /// D4 in update mode: a new attempt on the existing connection behind the link token, under
+    /// its access token; no public token is issued.
+    fn reconnect(
+        &self,
+        world: &mut World,
+        link_token: &str,
+        connection_id: &str,
+        source_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Answer, ApiError> {
+        let now = world.now();
+        let token = self.link_token(world, link_token)?;
+        if token.connection_id.is_some() {
+            return Err(ApiError::new(
+                "INVALID_REQUEST",
+                "ACTIVE_CONNECTION_EXISTS",
+                "A connection attempt already exists for this link token",
+            ));
+        }
+        token.connection_id = Some(connection_id.to_owned());
+        let connection =
+            world.connections.get_mut(connection_id).filter(|c| !c.destroyed).ok_or_else(ApiError::access_token)?;
+        if connection.source.id != source_id {
+            return Err(ApiError::new("INVALID_INPUT", "INVALID_SOURCE", "The source is not the connection's source"));
+        }
+        // The portal account (and so the data) stays the connection's; only the login is new.
+        connection.phase =
+            Phase::Connecting { until: now + self.options.connect_delay, next: script(username, password) };
+        connection.phase_since = now;
+        connection.data_ready_at = None;
+        connection.refresh_until = None;
+        json(&serde_json::json!({ "public_token": null, "job_guid": random_uuid() }))
+    }
+
+    /// Makes connections need their user again, as when a portal password changed: D12 says
+    /// `Error` / `InvalidCredentials` until an update-mode session signs in again.
+    fn require_login(&self, body: &[u8]) -> StatusCode {
+        #[derive(Deserialize)]
+        struct Request {
+            access_token: Option<String>,
+        }
+        let Ok(request) = serde_json::from_slice::<Request>(if body.is_empty() { b"{}" } else { body }) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        let mut world = self.world.lock().expect("mock world lock");
+        let now = world.now();
+        let only = match &request.access_token {
+            Some(token) => match world.access_tokens.get(token) {
+                Some(id) => Some(id.clone()),
+                None => return StatusCode::NOT_FOUND,
+            },
+            None => None,
+        };
+        for connection in world.connections.values_mut() {
+            connection.advance(now, self.options.extraction_delay);
+            if connection.phase == Phase::Connected && only.as_ref().is_none_or(|id| *id == connection.id) {
+                connection.phase = Phase::InvalidCredentials;
+                connection.phase_since = now;
+                connection.refresh_until = None;
+            }
+        }
+        StatusCode::NO_CONTENT
     }
 
     fn link_connection_status(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
@@ -805,6 +930,10 @@ impl Mock {
         let now = world.now();
         let refresh_delay = self.options.refresh_delay;
         let connection = self.connection(world, body)?;
+        if connection.phase == Phase::InvalidCredentials {
+            // A new scraping session starts and fails on the portal's login again.
+            return Ok(Answer::Empty);
+        }
         if connection.phase != Phase::Connected {
             return Err(ApiError::new("CONNECTION_ERROR", "CONNECTION_FAILED", "The connection is not connected"));
         }

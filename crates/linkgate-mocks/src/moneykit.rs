@@ -19,6 +19,13 @@
 //! links still answer `GET /links/{id}` (state `deleted`) and 410 `link_error.deleted` elsewhere;
 //! `POST /links/{id}/reset` (MoneyKit's testing hook) puts a link in `error` / `auth_expired`.
 //!
+//! Reconnecting: a link session with `existing_link_id` (a live link of the app, else 404
+//! `link_error.not_found` or 410 `link_error.deleted`; `institution_id` is then ignored) makes
+//! `POST /__admin/connect` relink that link: the same link, with the same data, waits in
+//! `awaiting_token_exchange`, and the exchange answers its link id and starts a new import. With
+//! `"new_link_id": true` the relinked link moves to a new link id (the old one answers 404),
+//! for clients that must cope with MoneyKit answering a different id.
+//!
 //! Data is deterministic with MoneyKit's types and signs: four accounts (checking, savings, a
 //! credit card whose balance is positive when owed, a brokerage account) with balances as JSON
 //! numbers; 520 transactions with non-negative decimal-string amounts and a `credit`/`debit`
@@ -220,6 +227,8 @@ struct World {
 struct LinkSession {
     created_at: Instant,
     institution_id: Option<String>,
+    /// The link this session reconnects (`existing_link_id`).
+    existing_link_id: Option<String>,
     products: Vec<String>,
     webhook: Option<String>,
     tags: Vec<String>,
@@ -233,6 +242,8 @@ struct Exchangeable {
 
 struct Link {
     id: String,
+    /// What the link's data ids derive from: its first id, kept when a relink gives it a new one.
+    seed: String,
     institution: &'static MockInstitution,
     state: &'static str,
     /// `PublicLinkError`, while `state` is `error`.
@@ -426,6 +437,8 @@ struct CreateLinkSessionBody {
     #[serde(default)]
     institution_id: Option<String>,
     #[serde(default)]
+    existing_link_id: Option<String>,
+    #[serde(default)]
     webhook: Option<String>,
     #[serde(default)]
     link_tags: Vec<String>,
@@ -514,7 +527,21 @@ impl Mock {
                 "redirect_uri must have no query; customer_user.id takes 4 to 150 characters",
             ));
         }
-        if let Some(id) = &request.institution_id
+        if let Some(id) = &request.existing_link_id {
+            match world.links.get(id) {
+                None => return Err(ApiError::link_not_found()),
+                Some(link) if link.state == "deleted" => {
+                    return Err(ApiError::new(
+                        StatusCode::GONE,
+                        "link_error.deleted",
+                        "This link was deleted at some earlier time.",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        // MoneyKit ignores the institution when reconnecting a link.
+        if let Some(id) = request.institution_id.as_ref().filter(|_| request.existing_link_id.is_none())
             && institution(id).is_none()
         {
             return Err(ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"));
@@ -539,6 +566,7 @@ impl Mock {
             LinkSession {
                 created_at,
                 institution_id: request.institution_id,
+                existing_link_id: request.existing_link_id,
                 products,
                 webhook: request.webhook.or_else(|| self.options.webhook_url.clone()),
                 tags: request.link_tags,
@@ -554,6 +582,9 @@ impl Mock {
             link_session_token: String,
             #[serde(default)]
             institution_id: Option<String>,
+            /// On a reconnect session: MoneyKit relinks under a new link id (the old one is gone).
+            #[serde(default)]
+            new_link_id: bool,
         }
         let Ok(request) = serde_json::from_slice::<Request>(body) else {
             return (StatusCode::BAD_REQUEST, "expected {\"link_session_token\": ..., \"institution_id\": ...}\n")
@@ -568,13 +599,18 @@ impl Mock {
         else {
             return (StatusCode::NOT_FOUND, "no live link session with that token\n").into_response();
         };
+        if let Some(existing) = session.existing_link_id.clone() {
+            return self.reconnect(&mut world, &existing, request.new_link_id, now);
+        }
         let chosen =
             request.institution_id.or_else(|| session.institution_id.clone()).unwrap_or_else(|| CHASE.to_owned());
         let Some(institution) = institution(&chosen) else {
             return (StatusCode::NOT_FOUND, "unknown institution\n").into_response();
         };
+        let id = random_id("mk_");
         let link = Link {
-            id: random_id("mk_"),
+            seed: id.clone(),
+            id,
             institution,
             state: "awaiting_token_exchange",
             error_code: None,
@@ -587,6 +623,32 @@ impl Mock {
         let token = random_id("");
         let link_id = link.id.clone();
         world.issued.extend([token.clone(), link_id.clone()]);
+        world
+            .exchangeable
+            .insert(token.clone(), Exchangeable { link_id: link_id.clone(), issued_at: now, used: false });
+        world.links.insert(link_id.clone(), link);
+        axum::Json(json!({ "exchangeable_token": token, "link_id": link_id })).into_response()
+    }
+}
+
+impl Mock {
+    /// Connect on a session with `existing_link_id`: the user signs in again and the same link
+    /// (same data) waits for its token exchange, under its id or, with `new_link_id`, a new one.
+    fn reconnect(&self, world: &mut World, existing: &str, new_link_id: bool, now: Instant) -> Response<Body> {
+        let Some(mut link) = world.links.remove(existing).filter(|l| l.state != "deleted") else {
+            return (StatusCode::GONE, "the link to reconnect is gone\n").into_response();
+        };
+        if new_link_id {
+            link.id = random_id("mk_");
+        }
+        link.state = "awaiting_token_exchange";
+        link.error_code = None;
+        let token = random_id("");
+        let link_id = link.id.clone();
+        world.issued.push(token.clone());
+        if new_link_id {
+            world.issued.push(link_id.clone());
+        }
         world
             .exchangeable
             .insert(token.clone(), Exchangeable { link_id: link_id.clone(), issued_at: now, used: false });
@@ -668,7 +730,9 @@ impl Mock {
         let link_id = token.link_id.clone();
         let link = world.links.get_mut(&link_id).expect("exchangeable tokens point at links");
         link.state = "connected";
+        link.error_code = None;
         link.import_started = Some(now);
+        link.announced.clear();
         let link = &world.links[&link_id];
         self.announce(link, state_changed(link));
         Ok(created(json!({ "link_id": link_id, "link": self.link_json(link, now) })))
@@ -992,7 +1056,7 @@ async fn deliver_product_webhooks(mock: std::sync::Weak<Mock>) {
 
 /// An id derived from the link, so every link has its own.
 fn derived_id(prefix: &str, link: &Link, what: &str) -> String {
-    format!("{prefix}{:016x}", fnv(&format!("{}/{what}", link.id)))
+    format!("{prefix}{:016x}", fnv(&format!("{}/{what}", link.seed)))
 }
 
 /// The link's accounts: balances are JSON numbers, the card's positive when owed.
@@ -1048,7 +1112,7 @@ fn transactions(link: &Link) -> Vec<Value> {
     let card = derived_id("acc_", link, "card");
     (0..TRANSACTIONS_PER_LINK)
         .map(|i| {
-            let key = fnv(&format!("{}/{i}", link.id));
+            let key = fnv(&format!("{}/{i}", link.seed));
             let (account, amount, kind, description, pending) = match i {
                 0 => (&checking, "2500.00".to_owned(), "credit", "Payroll ACME Corp".to_owned(), false),
                 1 => (&checking, "4.50".to_owned(), "debit", "Blue Bottle Coffee".to_owned(), true),

@@ -27,6 +27,15 @@
 //! `vumi-verification` header (ES256 JWT with `iat` and `request_body_sha256`);
 //! `POST /__admin/webhook` with `{"connectionToken": ...}` sends one now.
 //!
+//! Restore (repair): `POST /__admin/connections/require-restore` with `{"connectionToken": ...}`
+//! makes a connection need its user: V5 says `UPDATE_ERROR` with `errorDetails` and a
+//! `restoreToken` (and a webhook announces it, as Vumi announces restore tokens), while its data
+//! stays served. `POST /__admin/widget` with `{"id": <redirect id>, "restore_token": ...}` plays
+//! the user completing the widget started with those link parameters: the token is consumed, the
+//! connection is `UPDATING` for `--import-delay`, then `READY`, under the same connection token,
+//! and no public token is issued (what Vumi does here is undocumented; this is the mock's
+//! reading). Update tokens are never offered, so `update_token` is always unknown (404).
+//!
 //! Admin routes beside the shared ones (see [`crate`]): `/__admin/connect` (above),
 //! `POST /__admin/session/expire` (ends the live session, as its hour running out would),
 //! `GET /__admin/tokens` (every session, public and connection token issued, for tests that
@@ -121,6 +130,8 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
         .route(&api("/webhook_verification/{key_id}"), get(verification_key))
         .route("/__admin/connect", post(admin_connect))
         .route("/__admin/session/expire", post(admin_expire))
+        .route("/__admin/connections/require-restore", post(admin_require_restore))
+        .route("/__admin/widget", post(admin_widget))
         .route("/__admin/tokens", get(admin_tokens))
         .route("/__admin/trace_ids", get(admin_trace_ids))
         .route("/__admin/webhook", post(admin_webhook))
@@ -163,11 +174,24 @@ struct Connection {
     external_id: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,
     exchanged_at: Instant,
+    /// Set while the user must restore the connection in the widget (`restore_token`).
+    restore_token: Option<String>,
+    /// When the user last restored it: an update runs for the import delay.
+    restored_at: Option<Instant>,
 }
 
 impl Connection {
     fn status(&self, import_delay: Duration) -> &'static str {
-        if self.exchanged_at.elapsed() < import_delay { "PENDING" } else { "READY" }
+        if self.restore_token.is_some() {
+            // The data already extracted stays served.
+            "UPDATE_ERROR"
+        } else if self.restored_at.is_some_and(|at| at.elapsed() < import_delay) {
+            "UPDATING"
+        } else if self.exchanged_at.elapsed() < import_delay {
+            "PENDING"
+        } else {
+            "READY"
+        }
     }
 }
 
@@ -295,6 +319,8 @@ async fn exchange(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, Path(to
             external_id: public.external_id.clone(),
             created_at: public.created_at,
             exchanged_at: Instant::now(),
+            restore_token: None,
+            restored_at: None,
         };
         let token = format!("conn-{}", random_uuid());
         world.connections.insert(token.clone(), connection);
@@ -376,10 +402,15 @@ impl Mock {
     fn connection_json(&self, token: &str, connection: &Connection) -> serde_json::Value {
         let created = connection.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let status = connection.status(self.options.import_delay);
+        let error_details = connection
+            .restore_token
+            .as_ref()
+            .map(|_| json!({ "reason": "USER_ACTION_REQUIRED", "type": "USER_ERROR", "retryable": false }));
+        let synced = status == "READY" || connection.exchanged_at.elapsed() >= self.options.import_delay;
         json!({
-            "credentialsToken": token, "status": status, "errorDetails": null, "entity": connection.entity,
-            "createdAt": created, "updatedAt": created, "lastSync": (status == "READY").then_some(&created),
-            "updateToken": null, "restoreToken": null, "twoFactorEnabled": false, "hasCredentials": true,
+            "credentialsToken": token, "status": status, "errorDetails": error_details, "entity": connection.entity,
+            "createdAt": created, "updatedAt": created, "lastSync": synced.then_some(&created),
+            "updateToken": null, "restoreToken": connection.restore_token, "twoFactorEnabled": false, "hasCredentials": true,
             "externalId": connection.external_id,
         })
     }
@@ -446,6 +477,22 @@ impl Mock {
         }
     }
 
+    /// Sends connection `token`'s status webhook now and, when `again`, once more after the
+    /// import delay (an update that runs).
+    fn announce(self: &Arc<Self>, token: String, again: bool) {
+        if self.options.webhook_url.is_none() {
+            return;
+        }
+        let mock = self.clone();
+        tokio::spawn(async move {
+            mock.send_webhook(&token).await;
+            if again {
+                tokio::time::sleep(mock.options.import_delay).await;
+                mock.send_webhook(&token).await;
+            }
+        });
+    }
+
     /// POSTs the connection's status to the webhook URL, signed; returns the receiver's status.
     async fn send_webhook(&self, token: &str) -> Option<StatusCode> {
         let url = self.options.webhook_url.as_ref()?;
@@ -500,6 +547,72 @@ async fn admin_connect(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
     };
     mock.world.lock().expect("mock world lock").public_tokens.insert(token.clone(), public);
     answer(StatusCode::OK, json!({ "publicToken": token }))
+}
+
+/// Makes a connection need its user (credentials changed at the entity): `UPDATE_ERROR` with a
+/// `restoreToken`, announced by webhook as Vumi announces new restore tokens.
+async fn admin_require_restore(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Block {
+        connection_token: String,
+    }
+    let Ok(block) = serde_json::from_slice::<Block>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "expected {\"connectionToken\": ...}");
+    };
+    let restore_token = random_uuid();
+    {
+        let mut world = mock.world.lock().expect("mock world lock");
+        let Some(connection) = world.connections.get_mut(&block.connection_token) else {
+            return refuse(StatusCode::NOT_FOUND, "connection not found with the given token for the current app");
+        };
+        connection.restore_token = Some(restore_token.clone());
+    }
+    mock.announce(block.connection_token, false);
+    answer(StatusCode::OK, json!({ "restoreToken": restore_token }))
+}
+
+/// The user completing the widget started with link parameters `id` and `restore_token` (or
+/// `update_token`): the same connection updates under the same connection token; no public token
+/// is issued.
+async fn admin_widget(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    #[derive(Deserialize)]
+    struct Widget {
+        id: uuid::Uuid,
+        #[serde(default)]
+        restore_token: Option<String>,
+        #[serde(default)]
+        update_token: Option<String>,
+    }
+    let Ok(widget) = serde_json::from_slice::<Widget>(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "expected {\"id\": <redirect uuid>, \"restore_token\" or \"update_token\": ...}",
+        );
+    };
+    // The redirect id is required for updates too.
+    if widget.id.is_nil() {
+        return refuse(StatusCode::BAD_REQUEST, "id must be the app's redirect id");
+    }
+    let Widget { restore_token, update_token, .. } = widget;
+    let token = match (restore_token, update_token) {
+        (Some(token), None) => token,
+        // The mock never offers manual updates: an update token is always unknown to it.
+        (None, Some(_)) => return refuse(StatusCode::NOT_FOUND, "no connection offers this update token"),
+        _ => return refuse(StatusCode::BAD_REQUEST, "exactly one of restore_token and update_token"),
+    };
+    let restored = {
+        let mut world = mock.world.lock().expect("mock world lock");
+        let found = world.connections.iter_mut().find(|(_, c)| c.restore_token.as_deref() == Some(token.as_str()));
+        let Some((connection_token, connection)) = found else {
+            return refuse(StatusCode::NOT_FOUND, "no connection offers this restore token");
+        };
+        connection.restore_token = None;
+        connection.restored_at = Some(Instant::now());
+        connection_token.clone()
+    };
+    mock.announce(restored, true);
+    answer(StatusCode::OK, json!({}))
 }
 
 async fn admin_expire(State(mock): State<Arc<Mock>>) -> StatusCode {

@@ -15,6 +15,7 @@
 //! | `fetch_data` | D20 `/sustainability/get`: utility accounts and their statements |
 //! | `refresh` / `delete_connection` | D17 `/connection/refresh` / D19 `/connection/destroy` |
 //! | `institutions` | D1 + D3 `/link/sources` |
+//! | repair (`LinkContext::repair`) | D1 with `update: {access_token, mode: "UpdateCredentials"}`, then D4, D5 (and MFA) as above |
 //!
 //! Choices where Deck leaves room:
 //!
@@ -35,6 +36,9 @@
 //! - **Readiness.** D12 saying `Connected` is not enough: the data is ready when D20 stops
 //!   answering `PRODUCT_NOT_READY` ([`ProviderError::ProductNotReady`], which the sync engine
 //!   treats as still importing). D12 reasons that say extraction is running skip the D20 call.
+//! - **Repair** runs Deck's update mode: D4 issues no public token, and D5 saying `Connected`
+//!   ends the session [`LinkProgress::Repaired`] with the access token unchanged. A public token
+//!   Deck might issue anyway is not kept: the repaired connection is the only one.
 
 mod wire;
 
@@ -74,6 +78,8 @@ const LOOKUP_CACHE_LIMIT: usize = 1024;
 /// Budget of the D12 call that names the source after an exchange: the exchange itself already
 /// succeeded, so this one must not hold it up for long.
 const EXCHANGE_CONTEXT_BUDGET: Duration = Duration::from_secs(10);
+/// The update mode of a repair session: the user signs in again with new credentials.
+const UPDATE_MODE: &str = "UpdateCredentials";
 /// Currency of an account whose statements name none (ISO 4217 "no currency").
 const NO_CURRENCY: &str = "XXX";
 
@@ -128,7 +134,7 @@ impl Deck {
                 poll_interval: settings.poll_interval,
                 // Deck refreshes utility portals about daily; asking more often finds nothing new.
                 refresh_interval: Duration::from_secs(24 * 3600),
-                repairs_connections: false,
+                repairs_connections: true,
                 consent_lifetime: None,
             },
             upstream,
@@ -206,6 +212,8 @@ impl Deck {
         let status: wire::LinkStatus = self.call(Route::LinkStatus, &wire::LinkTokenOnly { link_token }, None).await?;
         Ok(match link_status(&status.status) {
             Some(LinkStatusMeaning::Connected) => match state {
+                // Update mode: the user signed in again; Deck keeps the access token.
+                _ if link.repair.is_some() => LinkProgress::Repaired { handle: None },
                 Some(state) => LinkProgress::Succeeded {
                     public_token: SecretString::from(state.public_token.clone()),
                     institution_id: link.institution_id.clone().unwrap_or_default(),
@@ -699,7 +707,17 @@ impl Provider for Deck {
     }
 
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
-        let request = wire::LinkTokenCreate { source_ids: link.institution_id.as_deref().into_iter().collect() };
+        let repaired = link.repair.as_ref().map(Handle::open).transpose()?;
+        let request = match &repaired {
+            // Update mode names the connection; its source comes with it.
+            Some(handle) => wire::LinkTokenCreate {
+                source_ids: Vec::new(),
+                update: Some(wire::Update { access_token: &handle.access_token, mode: UPDATE_MODE }),
+            },
+            None => {
+                wire::LinkTokenCreate { source_ids: link.institution_id.as_deref().into_iter().collect(), update: None }
+            }
+        };
         let created: wire::LinkTokenCreated = self.call(Route::LinkTokenCreate, &request, None).await?;
         Ok(LinkStart { link_token: Some(created.link_token), hosted_link_url: None, upstream_state: None })
     }
@@ -719,8 +737,12 @@ impl Provider for Deck {
             Ok(started) => started,
             Err(failure) => return link_failure(failure).map(LinkStep::from),
         };
-        let state = started.public_token.map(|public_token| LinkState { public_token, issued_at: now() });
-        if state.is_none() {
+        // Update mode issues no public token: the connection keeps its access token.
+        let state = match started.public_token {
+            Some(public_token) if link.repair.is_none() => Some(LinkState { public_token, issued_at: now() }),
+            _ => None,
+        };
+        if state.is_none() && link.repair.is_none() {
             tracing::warn!(provider = ID, link_session_id = %link.link_session_id, "Deck accepted credentials without issuing a public token");
         }
         let progress = self.progress_after_step(link, state.as_ref()).await;

@@ -7,12 +7,25 @@ use crate::domain::{Date, Decimal};
 use crate::providers::json::exact_decimal;
 use serde::{Deserialize, Serialize};
 
-/// D1 `/link/token/create`. Every field is optional upstream; `{}` is valid.
+/// D1 `/link/token/create`. Every field is optional upstream; `{}` is valid. Secret when it
+/// carries `update`.
 #[derive(Serialize, Default)]
 pub struct LinkTokenCreate<'a> {
     /// Limits the session to these sources.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source_ids: Vec<&'a str>,
+    /// Update mode: the session repairs this existing connection instead of making a new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<Update<'a>>,
+}
+
+/// D1's `update`: which connection a session repairs, and how. Secret.
+#[derive(Serialize)]
+pub struct Update<'a> {
+    /// The connection's access token.
+    pub access_token: &'a str,
+    /// `UpdateCredentials`, `Refresh` or `UpdateAccountSelection`.
+    pub mode: &'a str,
 }
 
 /// D1's answer.

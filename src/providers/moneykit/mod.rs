@@ -16,6 +16,7 @@
 //! | `fetch_data` | M14 accounts, M19 transactions sync feed, M21 holdings, M22 investment transactions (page-numbered) |
 //! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) / M9 `DELETE /links/{id}` |
 //! | `institutions` | M26 featured institutions, M27 one by id |
+//! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
 //!
 //! **The link flow.** CreateLinkSession (hosted flow) creates a MoneyKit link session for the
 //! caller's user (`customer_user.id` is the external user id; `redirect_uri` is required by
@@ -26,6 +27,12 @@
 //! issued, so it records it at the exchange; the session itself stays CONNECTING until it
 //! expires). The exchange yields the `link_id`, the connection's handle, which linkgate seals and
 //! never hands out; the connection is PENDING until every linked product's first import is over.
+//!
+//! **Repair.** A repair session's M4 carries `existing_link_id` (the connection's link id, its
+//! handle) instead of an institution, so Connect relinks that link. Its outcome reaches linkgate
+//! as ever through ExchangePublicToken: M5 answers the same link id, which linkgate recognises as
+//! the connection's (see `crate::app::repair`), so the exchange repairs that connection instead of
+//! making a second one.
 //!
 //! **Money.** Balances are JSON numbers, everything else decimal strings; both are read exactly.
 //! Transaction amounts are non-negative with a `credit`/`debit` type (debits become negative);
@@ -213,7 +220,7 @@ impl MoneyKit {
                 poll_interval: settings.poll_interval,
                 // MoneyKit refreshes linked accounts about daily; data endpoints never fetch.
                 refresh_interval: Duration::from_secs(12 * 3600),
-                repairs_connections: false,
+                repairs_connections: true,
                 consent_lifetime: None,
             },
             upstream,
@@ -625,10 +632,13 @@ impl Provider for MoneyKit {
                 .map(|name| (name, wire::ProductSettings { required: false, prefetch: true }))
                 .collect(),
         };
+        // A repair relinks the connection's link: its id is the handle.
+        let existing_link_id = link.repair.as_ref().map(|handle| handle.expose_secret());
         let request = wire::CreateLinkSession {
             customer_user: wire::CustomerUser { id: &link.external_user_id },
             redirect_uri,
-            institution_id: link.institution_id.as_deref(),
+            institution_id: if existing_link_id.is_some() { None } else { link.institution_id.as_deref() },
+            existing_link_id,
             settings,
         };
         let body = serde_json::to_value(&request).map_err(|_| ProviderError::Protocol {

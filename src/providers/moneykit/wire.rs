@@ -25,9 +25,13 @@ pub struct CreateLinkSession<'a> {
     pub customer_user: CustomerUser<'a>,
     /// Where Connect returns the user after an OAuth institution; required by MoneyKit.
     pub redirect_uri: &'a str,
-    /// Skips Connect's institution picker.
+    /// Skips Connect's institution picker (MoneyKit ignores it with `existing_link_id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub institution_id: Option<&'a str>,
+    /// Reconnects this existing link instead of making a new one (a repair). Secret: the link id
+    /// is the connection's handle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_link_id: Option<&'a str>,
     /// Which products to link, and that they are fetched at once.
     pub settings: LinkSessionSettings,
 }

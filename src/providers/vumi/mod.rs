@@ -14,6 +14,7 @@
 //! | `connection_status` | V5 `GET /queries/connections/{token}` |
 //! | `fetch_data` | V11 accounts, V12 account transactions, V13 portfolios, V14 portfolio transactions, V15 active positions, V9 instruments |
 //! | `delete_connection` | V8 `DELETE /commands/connections/{token}` |
+//! | repair: `start_link` / `poll_link` | V5 for the connection's `restoreToken` / `updateToken`; V5 until the widget consumed it |
 //!
 //! Choices where Vumi leaves room:
 //!
@@ -32,6 +33,12 @@
 //!   24 hours (`PUBLIC_TOKEN_TTL`) after the widget issued them.
 //! - **Institutions.** Vumi's entity list has no documented shape, so none is listed; an entity
 //!   id (`santander`) is accepted as a broker and handed to the widget, which validates it.
+//! - **Repair** runs in the widget with Vumi's link parameters: a repair session's `link_token` is
+//!   the widget's query string, `id=<redirect id>&restore_token=<token>` (V5's `restoreToken`),
+//!   or `update_token` when Vumi offers only a manual update. Vumi documents no public token for
+//!   these flows and the connection token stays the connection's, so the session polls V5 until
+//!   the token it started with is no longer offered and the connection is `UPDATING`, `PENDING`
+//!   or `READY`, then ends `LinkProgress::Repaired` with the handle unchanged.
 //! - **Refresh** has no API: Vumi refreshes connections daily, and manual updates run in the
 //!   widget, so `refresh` is unsupported.
 
@@ -126,7 +133,7 @@ impl Vumi {
                 poll_interval: settings.poll_interval,
                 // Vumi refreshes connections daily.
                 refresh_interval: Duration::from_secs(24 * 3600),
-                repairs_connections: false,
+                repairs_connections: true,
                 consent_lifetime: None,
             },
             // One session per credential pair at one API: the pair's key in the shared store.
@@ -346,6 +353,90 @@ impl From<Failure> for ProviderError {
     }
 }
 
+/// What a repair session remembers: the widget parameter it was started with and its token, which
+/// Vumi stops offering once the user went through the widget.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RepairState {
+    parameter: String,
+    token: String,
+}
+
+impl Vumi {
+    /// A repair session's start: the connection's restore token (or, without one, its update
+    /// token) from V5, handed to the front end as the widget's query parameters.
+    async fn start_repair(&self, handle: &SecretString) -> ProviderResult<LinkStart> {
+        let connection: wire::Connection = match self.get(Route::Status { token: handle.expose_secret() }).await {
+            Ok(connection) => connection,
+            Err(failure) if failure.is_not_found() => {
+                return Err(ProviderError::Rejected {
+                    detail: "vumi.connection_status: the connection to repair does not exist for this app".to_owned(),
+                });
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        let (parameter, token) = match (connection.restore_token, connection.update_token) {
+            (Some(token), _) => ("restore_token", token),
+            (None, Some(token)) => ("update_token", token),
+            (None, None) => {
+                return Err(ProviderError::Rejected {
+                    detail: "vumi.connection_status: Vumi offers no restore or update of this connection now"
+                        .to_owned(),
+                });
+            }
+        };
+        // Both go into a URL: anything but a plain token could smuggle in other parameters.
+        if !is_plain_segment(&token) || token.contains(['&', '=', '?', '#']) {
+            return Err(ProviderError::Protocol { detail: "vumi: a malformed restore or update token".to_owned() });
+        }
+        let widget_parameters = format!("id={}&{parameter}={token}", self.redirect_id);
+        let state = RepairState { parameter: parameter.to_owned(), token };
+        let state = serde_json::to_string(&state).expect("repair state serializes");
+        Ok(LinkStart {
+            link_token: Some(widget_parameters),
+            hosted_link_url: None,
+            upstream_state: Some(SecretString::from(state)),
+        })
+    }
+
+    /// Where a repair stands: over once V5 no longer offers the token the widget was started
+    /// with and the connection is importing or ready again.
+    async fn repair_progress(&self, link: &LinkContext, handle: &SecretString) -> ProviderResult<LinkProgress> {
+        let state: RepairState = link
+            .upstream_state
+            .as_ref()
+            .and_then(|state| serde_json::from_str(state.expose_secret()).ok())
+            .ok_or_else(|| ProviderError::Protocol { detail: "malformed Vumi repair state".to_owned() })?;
+        let connection: wire::Connection = match self.get(Route::Status { token: handle.expose_secret() }).await {
+            Ok(connection) => connection,
+            Err(failure) if failure.is_not_found() => {
+                return Ok(LinkProgress::Failed {
+                    reason: crate::domain::ErrorReason::ProviderRejected,
+                    message: "Vumi no longer knows this connection; link it again.".to_owned(),
+                });
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        let offered = match state.parameter.as_str() {
+            "restore_token" => connection.restore_token.as_deref(),
+            _ => connection.update_token.as_deref(),
+        };
+        if offered == Some(state.token.as_str()) {
+            return Ok(LinkProgress::Connecting);
+        }
+        Ok(match connection.status.as_str() {
+            "PENDING" | "UPDATING" | "READY" => LinkProgress::Repaired { handle: None },
+            _ => {
+                tracing::info!(provider = ID, link_session_id = %link.link_session_id, vumi_status = log_safe(&connection.status), "Vumi repair token replaced without the connection recovering");
+                LinkProgress::Failed {
+                    reason: crate::domain::ErrorReason::ProviderRejected,
+                    message: "Vumi still needs the user to restore the connection; start a new repair session."
+                        .to_owned(),
+                }
+            }
+        })
+    }
+}
+
 /// THE table of V5 connection statuses; `false` for a value Vumi did not document (treated as
 /// still importing, so nothing is fetched or failed on a guess).
 fn connection_state(connection: &wire::Connection) -> (UpstreamStatus, bool) {
@@ -388,6 +479,9 @@ impl Provider for Vumi {
     }
 
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
+        if let Some(handle) = &link.repair {
+            return self.start_repair(handle).await;
+        }
         let external_id = link.link_session_id.to_string();
         let body = wire::StartFlow {
             id: &self.redirect_id,
@@ -408,6 +502,9 @@ impl Provider for Vumi {
     }
 
     async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep> {
+        if let Some(handle) = &link.repair {
+            return self.repair_progress(link, handle).await.map(LinkStep::from);
+        }
         let external_id = link.link_session_id.to_string();
         let pending: Vec<wire::PendingToken> = self.get(Route::Pending { external_id: &external_id }).await?;
         // The first token issued for the session: a second widget run is a second connection,

@@ -73,9 +73,12 @@ pub struct Connection {
     /// The entity id (`santander`).
     #[serde(default)]
     pub entity: Option<String>,
-    /// Present when the user must restore the connection through the widget.
+    /// Present when the user must restore the connection through the widget (`restore_token`).
     #[serde(default)]
     pub restore_token: Option<String>,
+    /// Present when the user can run a manual update through the widget (`update_token`).
+    #[serde(default)]
+    pub update_token: Option<String>,
 }
 
 /// A connection's `errorDetails`.

@@ -59,6 +59,24 @@ macro_rules! impl_connection_store {
                 Ok(row.map(|r| r.snapshot.0))
             }
 
+            async fn find_connection_by_upstream_ref(
+                &self,
+                tenant: crate::domain::TenantId,
+                provider: &str,
+                upstream_ref_hash: &[u8],
+            ) -> super::StoreResult<Option<crate::domain::Connection>> {
+                let row: Option<super::rows::ConnectionRow> = sqlx::query_as(
+                    "SELECT snapshot FROM connections WHERE tenant_id = $1 AND provider = $2 \
+                     AND upstream_ref_hash = $3 AND state <> 'deleted' ORDER BY id DESC LIMIT 1",
+                )
+                .bind(tenant.0)
+                .bind(provider)
+                .bind(upstream_ref_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| r.snapshot.0))
+            }
+
             async fn lease_connection(
                 &self,
                 tenant: crate::domain::TenantId,

@@ -176,13 +176,15 @@ macro_rules! impl_link_session_store {
                 }
                 if let Some((old, new)) = repair.handle {
                     let swapped = sqlx::query(
-                        "UPDATE connections SET handle_sealed = $3 WHERE tenant_id = $1 AND id = $2 \
+                        "UPDATE connections SET handle_sealed = $3, \
+                         upstream_ref_hash = COALESCE($5, upstream_ref_hash) WHERE tenant_id = $1 AND id = $2 \
                          AND handle_sealed = $4",
                     )
                     .bind(c.tenant_id.0)
                     .bind(c.id)
                     .bind(new)
                     .bind(old)
+                    .bind(repair.upstream_ref_hash)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -205,9 +207,40 @@ macro_rules! impl_link_session_store {
                 if updated == 0 {
                     return Ok(None);
                 }
+                if let Some(token_hash) = repair.token_hash {
+                    sqlx::query(
+                        "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL \
+                         WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3",
+                    )
+                    .bind(c.tenant_id.0)
+                    .bind(&c.provider)
+                    .bind(token_hash)
+                    .bind(c.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::LoginRepaired).await?;
                 tx.commit().await?;
                 Ok(Some(event))
+            }
+
+            async fn open_repair_sessions(
+                &self,
+                tenant: crate::domain::TenantId,
+                provider: &str,
+                now: crate::domain::Timestamp,
+            ) -> super::StoreResult<Vec<crate::domain::LinkSession>> {
+                let rows: Vec<super::rows::LinkSessionRow> = sqlx::query_as(
+                    "SELECT * FROM link_sessions WHERE tenant_id = $1 AND provider = $2 \
+                     AND repair_connection_id IS NOT NULL AND state IN ('created', 'connecting', 'mfa_required') \
+                     AND expires_at > $3 ORDER BY id DESC LIMIT 100",
+                )
+                .bind(tenant.0)
+                .bind(provider)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect::<Result<_, _>>().map_err(super::StoreError::Other)
             }
 
             async fn lease_link_sessions(

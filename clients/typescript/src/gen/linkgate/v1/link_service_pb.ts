@@ -496,7 +496,9 @@ export type CreateLinkSessionRequest = Message<"linkgate.v1.CreateLinkSessionReq
    * `external_user_id` may be left empty, and must match the connection when given; `products`
    * must be empty. On success the session is SUCCEEDED without a public token, and the same
    * connection returns to REFRESHING then READY, keeping every account, transaction, portfolio
-   * and position id; its stream carries a LOGIN_REPAIRED event. An unknown connection, or another
+   * and position id; its stream carries a LOGIN_REPAIRED event. Where the provider's hosted flow
+   * hands the front end a token to exchange (MoneyKit), ExchangePublicToken with it completes the
+   * repair and answers the existing connection. An unknown connection, or another
    * tenant's, is CONNECTION_NOT_FOUND; a deleted one CONNECTION_DELETED; a provider without a
    * repair flow CAPABILITY_UNSUPPORTED.
    *
