@@ -1,8 +1,55 @@
 //! The SQL of [`ConnectionStore`](crate::store::ConnectionStore), expanded into each backend by
 //! `impl_store!`.
+//!
+//! It also holds the two statements a repair's completion shares with a sync's save and an
+//! exchange: storing a connection's state, and marking its public token exchanged.
 
 macro_rules! impl_connection_store {
-    ($store:ty, lock_rows = $lock:literal) => {
+    ($store:ty, $db:ty, lock_rows = $lock:literal) => {
+        impl $store {
+            /// Stores a live connection's state and snapshot inside `tx`, due at `next_poll_at`,
+            /// releasing any lease; `false` when it is deleted (or another tenant's).
+            async fn store_connection_state(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                c: &crate::domain::Connection,
+                next_poll_at: Option<crate::domain::Timestamp>,
+            ) -> sqlx::Result<bool> {
+                use crate::domain::StoredName;
+                let updated = sqlx::query(
+                    "UPDATE connections SET state = $3, snapshot = $4, next_poll_at = $5, lease_owner = NULL, \
+                     lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                )
+                .bind(c.tenant_id.0)
+                .bind(c.id)
+                .bind(c.state.name())
+                .bind(sqlx::types::Json(c))
+                .bind(next_poll_at)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(updated == 1)
+            }
+
+            /// Records inside `tx` that the public token with `token_hash` was exchanged for `c`.
+            async fn mark_token_exchanged(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                c: &crate::domain::Connection,
+                token_hash: &[u8],
+            ) -> sqlx::Result<()> {
+                sqlx::query(
+                    "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL \
+                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3",
+                )
+                .bind(c.tenant_id.0)
+                .bind(&c.provider)
+                .bind(token_hash)
+                .bind(c.id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl super::ConnectionStore for $store {
             async fn create_connection(
@@ -30,16 +77,7 @@ macro_rules! impl_connection_store {
                 .bind(upstream_ref_hash)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL \
-                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3",
-                )
-                .bind(c.tenant_id.0)
-                .bind(&c.provider)
-                .bind(token_hash)
-                .bind(c.id)
-                .execute(&mut *tx)
-                .await?;
+                Self::mark_token_exchanged(&mut tx, c, token_hash).await?;
                 let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
                 Ok(event)
@@ -148,21 +186,8 @@ macro_rules! impl_connection_store {
                 data: Option<&crate::domain::ConnectionData>,
                 kind: crate::domain::ConnectionEventType,
             ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
-                use crate::domain::StoredName;
                 let mut tx = self.begin().await?;
-                let updated = sqlx::query(
-                    "UPDATE connections SET state = $3, snapshot = $4, next_poll_at = $5, lease_owner = NULL, \
-                     lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
-                )
-                .bind(c.tenant_id.0)
-                .bind(c.id)
-                .bind(c.state.name())
-                .bind(sqlx::types::Json(c))
-                .bind(next_poll_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
+                if !Self::store_connection_state(&mut tx, c, next_poll_at).await? {
                     return Ok(None);
                 }
                 if let Some(data) = data {

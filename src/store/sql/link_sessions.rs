@@ -168,7 +168,6 @@ macro_rules! impl_link_session_store {
                 update: super::LinkSessionUpdate<'_>,
                 repair: &super::Repair<'_>,
             ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
-                use crate::domain::StoredName;
                 let c = repair.connection;
                 let mut tx = self.begin().await?;
                 if !Self::apply_link_session_update(&mut tx, &update).await? {
@@ -192,32 +191,11 @@ macro_rules! impl_link_session_store {
                         return Ok(None);
                     }
                 }
-                let updated = sqlx::query(
-                    "UPDATE connections SET state = $3, snapshot = $4, next_poll_at = $5, lease_owner = NULL, \
-                     lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
-                )
-                .bind(c.tenant_id.0)
-                .bind(c.id)
-                .bind(c.state.name())
-                .bind(sqlx::types::Json(c))
-                .bind(repair.next_poll_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
+                if !Self::store_connection_state(&mut tx, c, Some(repair.next_poll_at)).await? {
                     return Ok(None);
                 }
                 if let Some(token_hash) = repair.token_hash {
-                    sqlx::query(
-                        "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL \
-                         WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3",
-                    )
-                    .bind(c.tenant_id.0)
-                    .bind(&c.provider)
-                    .bind(token_hash)
-                    .bind(c.id)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::mark_token_exchanged(&mut tx, c, token_hash).await?;
                 }
                 let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::LoginRepaired).await?;
                 tx.commit().await?;

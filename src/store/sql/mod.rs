@@ -31,7 +31,7 @@ macro_rules! impl_store {
     ($store:ty, $db:ty, lock_rows = $lock:literal, serialize_events = $event_lock:literal) => {
         super::sql::link_sessions::impl_link_session_store!($store, $db, lock_rows = $lock);
         super::sql::public_tokens::impl_public_token_store!($store);
-        super::sql::connections::impl_connection_store!($store, lock_rows = $lock);
+        super::sql::connections::impl_connection_store!($store, $db, lock_rows = $lock);
         super::sql::records::impl_record_store!($store, $db);
         super::sql::erasure::impl_erasure_store!($store);
         super::sql::events::impl_event_store!($store, $db, serialize_events = $event_lock);
