@@ -571,7 +571,6 @@ async fn data_ids(app: &mut DeckApp, connection_id: &str) -> (Vec<String>, Vec<S
 async fn repair_flow(backend: Backend) {
     use pb::ConnectionEventType as T;
     use pb::ConnectionState as S;
-    use tokio_stream::StreamExt;
     let mock = DeckMockOptions {
         connect_delay: Duration::from_millis(200),
         extraction_delay: Duration::from_millis(300),
@@ -603,31 +602,11 @@ async fn repair_flow(backend: Backend) {
     let stale = app.wait_for_connection(&connection.id, S::LoginRequired).await;
     assert_eq!(stale.error.unwrap().reason(), pb::ErrorReason::LoginRequired);
 
-    let mut watch = app
-        .connections
-        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut next_event = async || {
-        let message = tokio::time::timeout(support::server::PATIENCE, watch.next()).await.expect("an event in time");
-        let event = message.expect("stream open").expect("stream item").event.unwrap();
-        (event.r#type(), event.connection.unwrap().state(), event.snapshot)
-    };
-    assert_eq!(next_event().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
+    let mut watch = app.watch(&connection.id).await;
+    assert_eq!(watch.next().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
 
     // The repair session: Deck's update mode, with the MFA question the portal asks.
-    let repair = app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            connection_id: connection.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("repair session created")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let repair = app.repair_session(&connection.id).await;
     assert_eq!(repair.connection_id, connection.id);
     assert_eq!((repair.provider.as_str(), repair.institution_id.as_str()), ("deck", NATIONAL_GRID));
     assert!(repair.link_token.starts_with("link-sandbox-"));
@@ -645,17 +624,10 @@ async fn repair_flow(backend: Backend) {
     let done = app.wait_for_session(&repair.id, pb::LinkSessionState::Succeeded).await;
     assert!(done.public_token.is_empty(), "a repair issues no public token");
 
-    assert_eq!(next_event().await, (T::LoginRepaired, S::Refreshing, false));
-    assert_eq!(next_event().await, (T::StateChanged, S::Ready, false));
-    let quiet = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
-    assert!(quiet.is_err(), "each change once: {quiet:?}");
+    watch.assert_repair_told_once().await;
 
     assert_eq!(data_ids(&mut app, &connection.id).await, before, "every account and statement id kept");
-    let all =
-        app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner().connections;
-    assert_eq!(all.len(), 1, "no second connection");
-    assert_eq!(all[0].id, connection.id);
-    assert!(all[0].error.is_none(), "the error is gone");
+    app.assert_repaired_in_place(&connection.id).await;
     let listed = app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
     assert!(listed.public_tokens.is_empty(), "nothing to exchange");
     let tokens = app.issued_tokens().await;
@@ -688,17 +660,7 @@ async fn wrong_credentials_fail_a_deck_repair_and_leave_the_connection_waiting()
         .expect("refresh accepted");
     app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
 
-    let repair = app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            connection_id: connection.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("repair session created")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let repair = app.repair_session(&connection.id).await;
     let failed = app.submit(&repair.id, "user_good", "wrong-password").await.expect("forwarded");
     assert_eq!(failed.state(), pb::LinkSessionState::Failed);
     assert_eq!(failed.failure_reason(), pb::ErrorReason::InvalidCredentials);

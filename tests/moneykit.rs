@@ -15,7 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount};
+use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount, repair_request};
 use tonic_types::StatusExt;
 
 const EXCHANGE: &str = "/link-session/exchange-token";
@@ -628,7 +628,6 @@ async fn data_ids(app: &mut MoneyKitApp, connection_id: &str) -> (Vec<String>, V
 async fn repair_flow(new_link_id: bool) {
     use pb::ConnectionEventType as T;
     use pb::ConnectionState as S;
-    use tokio_stream::StreamExt;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let options = MoneyKitMockOptions {
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
@@ -650,32 +649,12 @@ async fn repair_flow(new_link_id: bool) {
     assert_eq!(reset.status(), reqwest::StatusCode::OK);
     let stale = app.wait_for_connection(&connection.id, S::LoginRequired).await;
     assert_eq!(stale.error.unwrap().reason(), pb::ErrorReason::LoginRequired);
-    let mut watch = app
-        .connections
-        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut next_event = async || {
-        let message = tokio::time::timeout(support::server::PATIENCE, watch.next()).await.expect("an event in time");
-        let event = message.expect("stream open").expect("stream item").event.unwrap();
-        (event.r#type(), event.connection.unwrap().state(), event.snapshot)
-    };
-    assert_eq!(next_event().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
+    let mut watch = app.watch(&connection.id).await;
+    assert_eq!(watch.next().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
 
     // The repair session: MoneyKit Connect relinks the link; the front end gets a token.
-    let repair = app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            connection_id: connection.id.clone(),
-            redirect_uri: REDIRECT.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("repair session created")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let request = pb::CreateLinkSessionRequest { redirect_uri: REDIRECT.into(), ..repair_request(&connection.id) };
+    let repair = app.repair_session_with(request).await;
     assert_eq!(repair.connection_id, connection.id);
     assert_eq!((repair.provider.as_str(), repair.institution_id.as_str()), ("moneykit", CHASE));
     let connected = app
@@ -694,13 +673,10 @@ async fn repair_flow(new_link_id: bool) {
     assert_eq!(done.state(), pb::LinkSessionState::Succeeded);
     assert!(done.public_token.is_empty());
 
-    assert_eq!(next_event().await, (T::LoginRepaired, S::Refreshing, false));
-    assert_eq!(next_event().await, (T::StateChanged, S::Ready, false));
-    let quiet = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
-    assert!(quiet.is_err(), "each change once: {quiet:?}");
+    watch.assert_repair_told_once().await;
 
     assert_eq!(data_ids(&mut app, &connection.id).await, before, "every account and transaction id kept");
-    assert_eq!(app.connection_count().await, 1, "no second connection");
+    app.assert_repaired_in_place(&connection.id).await;
     assert_eq!(app.call_count(EXCHANGE).await, 2, "one exchange per token upstream");
     if new_link_id {
         let new_id = connected["link_id"].as_str().unwrap();

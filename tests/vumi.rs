@@ -616,7 +616,6 @@ async fn data_ids(app: &mut TestApp, connection_id: &str) -> Vec<String> {
 async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_token() {
     use pb::ConnectionEventType as T;
     use pb::ConnectionState as S;
-    use tokio_stream::StreamExt;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let options = VumiMockOptions {
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/vumi")),
@@ -646,31 +645,11 @@ async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_toke
     let restore_token = blocked["restoreToken"].as_str().unwrap().to_owned();
     let stale = app.wait_for_connection(&connection.id, S::LoginRequired).await;
     assert_eq!(stale.error.unwrap().reason(), pb::ErrorReason::LoginRequired);
-    let mut watch = app
-        .connections
-        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut next_event = async || {
-        let message = tokio::time::timeout(PATIENCE, watch.next()).await.expect("an event in time");
-        let event = message.expect("stream open").expect("stream item").event.unwrap();
-        (event.r#type(), event.connection.unwrap().state(), event.snapshot)
-    };
-    assert_eq!(next_event().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
+    let mut watch = app.watch(&connection.id).await;
+    assert_eq!(watch.next().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
 
     // The repair session: its link token is the widget's query string.
-    let repair = app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            connection_id: connection.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("repair session created")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let repair = app.repair_session(&connection.id).await;
     assert_eq!(repair.connection_id, connection.id);
     assert_eq!(repair.link_token, format!("id={REDIRECT_ID}&restore_token={restore_token}"));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -688,16 +667,10 @@ async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_toke
     let done = app.wait_for_session(&repair.id, pb::LinkSessionState::Succeeded).await;
     assert!(done.public_token.is_empty(), "a repair issues no public token");
 
-    assert_eq!(next_event().await, (T::LoginRepaired, S::Refreshing, false));
-    assert_eq!(next_event().await, (T::StateChanged, S::Ready, false));
-    let quiet = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
-    assert!(quiet.is_err(), "each change once: {quiet:?}");
+    watch.assert_repair_told_once().await;
 
     assert_eq!(data_ids(&mut app, &connection.id).await, before, "every id kept");
-    let all =
-        app.connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner().connections;
-    assert_eq!(all.len(), 1, "no second connection");
-    assert!(all[0].error.is_none());
+    app.assert_repaired_in_place(&connection.id).await;
     let listed = app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
     assert!(listed.public_tokens.is_empty(), "nothing to exchange");
     assert_eq!(mock.count("/commands/connections/exchange/", "").await, 1, "one exchange, the first link's");

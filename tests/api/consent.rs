@@ -85,14 +85,7 @@ on_both_backends! {
             .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
             .await
             .expect("data stays readable");
-        let session = app
-            .link
-            .create_link_session(pb::CreateLinkSessionRequest { connection_id: connection.id.clone(), ..Default::default() })
-            .await
-            .unwrap()
-            .into_inner()
-            .link_session
-            .unwrap();
+        let session = app.repair_session(&connection.id).await;
         app.submit(&session.id, "user_good", "pass_good").await.expect("signed in again");
         let renewed = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
         assert!(renewed.error.is_none());

@@ -3,10 +3,9 @@
 //! telling what happened; repairs that must not happen are refused and change nothing.
 
 use crate::support::database::Backend;
-use crate::support::server::{PATIENCE, spawn_app, spawn_app_with};
+use crate::support::server::{repair_request, spawn_app, spawn_app_with};
 use crate::support::status::assert_error;
 use linkgate::pb;
-use tokio_stream::StreamExt;
 use tonic::Code;
 
 /// The ids of a connection's accounts and transactions, each list sorted.
@@ -36,11 +35,6 @@ async fn data_ids(app: &mut crate::support::server::TestApp, connection_id: &str
     (account_ids, transaction_ids)
 }
 
-/// A repair session for `connection_id` with nothing else named.
-fn repair_request(connection_id: &str) -> pb::CreateLinkSessionRequest {
-    pb::CreateLinkSessionRequest { connection_id: connection_id.into(), ..Default::default() }
-}
-
 on_both_backends! {
     async fn a_connection_that_needs_its_user_again_is_repaired_in_place_with_every_id_kept(backend: Backend) {
         let mut app = spawn_app(backend).await;
@@ -48,26 +42,16 @@ on_both_backends! {
         let before = data_ids(&mut app, &connection.id).await;
         assert!(!before.0.is_empty() && !before.1.is_empty(), "the bank has accounts and transactions");
 
-        let mut watch = app
-            .connections
-            .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
-            .await
-            .unwrap()
-            .into_inner();
-        let mut next_event = async || {
-            let message = tokio::time::timeout(PATIENCE, watch.next()).await.expect("an event in time");
-            let event = message.expect("stream open").expect("stream item").event.unwrap();
-            (event.r#type(), event.connection.unwrap().state(), event.snapshot)
-        };
+        let mut watch = app.watch(&connection.id).await;
         use pb::ConnectionEventType as T;
         use pb::ConnectionState as S;
-        assert_eq!(next_event().await, (T::Unspecified, S::Ready, true), "a snapshot first, untyped");
+        assert_eq!(watch.next().await, (T::Unspecified, S::Ready, true), "a snapshot first, untyped");
 
         app.sandbox
             .reset_login(pb::ResetLoginRequest { connection_id: connection.id.clone() })
             .await
             .expect("the sandbox control applies");
-        assert_eq!(next_event().await, (T::StateChanged, S::LoginRequired, false));
+        assert_eq!(watch.next().await, (T::StateChanged, S::LoginRequired, false));
         let stale = app.connections
             .get_connection(pb::GetConnectionRequest { connection_id: connection.id.clone() })
             .await
@@ -81,8 +65,7 @@ on_both_backends! {
             .await;
         assert!(refused.is_ok(), "data already imported stays readable while the user is away: {refused:?}");
 
-        let session = app.link.create_link_session(repair_request(&connection.id)).await.unwrap().into_inner();
-        let session = session.link_session.unwrap();
+        let session = app.repair_session(&connection.id).await;
         assert_eq!(session.connection_id, connection.id, "the session names the connection it repairs");
         assert_eq!((session.provider.as_str(), session.institution_id.as_str()), ("sandbox", "ins_sandbox_bank"));
         assert_eq!(session.external_user_id, "user-repair");
@@ -99,21 +82,10 @@ on_both_backends! {
         assert_eq!(done.state(), pb::LinkSessionState::Succeeded);
         assert!(done.public_token.is_empty(), "a repair issues no public token");
 
-        assert_eq!(next_event().await, (T::LoginRepaired, S::Refreshing, false));
-        assert_eq!(next_event().await, (T::StateChanged, S::Ready, false));
-        let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), watch.next()).await;
-        assert!(quiet.is_err(), "each change once: {quiet:?}");
+        watch.assert_repair_told_once().await;
 
         assert_eq!(data_ids(&mut app, &connection.id).await, before, "every account and transaction id kept");
-        let all = app.connections
-            .list_connections(pb::ListConnectionsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .connections;
-        assert_eq!(all.len(), 1, "no second connection");
-        assert_eq!(all[0].id, connection.id);
-        assert!(all[0].error.is_none(), "the error is gone");
+        app.assert_repaired_in_place(&connection.id).await;
         let tokens = app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
         assert!(tokens.public_tokens.is_empty(), "nothing left to exchange");
     }
@@ -126,8 +98,7 @@ on_both_backends! {
         app.sandbox.reset_login(pb::ResetLoginRequest { connection_id: connection.id.clone() }).await.unwrap();
         app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
 
-        let session = app.link.create_link_session(repair_request(&connection.id)).await.unwrap().into_inner();
-        let session = session.link_session.unwrap();
+        let session = app.repair_session(&connection.id).await;
         let failed = app.submit(&session.id, "user_good", "wrong").await.expect("the attempt is recorded");
         assert_eq!(failed.state(), pb::LinkSessionState::Failed);
         assert_eq!(failed.failure_reason(), pb::ErrorReason::InvalidCredentials);
@@ -162,8 +133,7 @@ on_both_backends! {
             }
         };
         let before = portfolios(&mut app).await;
-        let session = app.link.create_link_session(repair_request(&connection.id)).await.unwrap().into_inner();
-        let session = session.link_session.unwrap();
+        let session = app.repair_session(&connection.id).await;
         let done = app.submit(&session.id, "user_good", "pass_good").await.unwrap();
         assert_eq!(done.state(), pb::LinkSessionState::Succeeded);
         app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;

@@ -448,6 +448,75 @@ impl TestApp {
     }
 }
 
+/// Repair in place, the same for every provider: a connection's event stream, its repair link
+/// session, and what must hold once the repair is done.
+impl TestApp {
+    /// Watches connection `connection_id` from its first event (`after_event_id` 0), so the
+    /// stream opens with a snapshot of its current state.
+    pub async fn watch(&mut self, connection_id: &str) -> EventWatch {
+        let request = pb::WatchConnectionRequest { connection_id: connection_id.into(), after_event_id: 0 };
+        let stream = self.connections.watch_connection(request).await.expect("watch starts").into_inner();
+        EventWatch { stream }
+    }
+
+    /// Opens a link session that repairs connection `connection_id`, naming nothing else.
+    pub async fn repair_session(&mut self, connection_id: &str) -> pb::LinkSession {
+        self.repair_session_with(repair_request(connection_id)).await
+    }
+
+    /// Opens the repair link session `request` asks for (a [`repair_request`] with more named).
+    pub async fn repair_session_with(&mut self, request: pb::CreateLinkSessionRequest) -> pb::LinkSession {
+        let session = self.link.create_link_session(request).await.expect("repair session created");
+        session.into_inner().link_session.unwrap()
+    }
+
+    /// Checks that the repair of `connection_id` made no second connection: the caller lists
+    /// exactly one, that one, and its error is gone.
+    pub async fn assert_repaired_in_place(&mut self, connection_id: &str) {
+        let request = pb::ListConnectionsRequest::default();
+        let all = self.connections.list_connections(request).await.unwrap().into_inner().connections;
+        assert_eq!(all.len(), 1, "no second connection");
+        assert_eq!(all[0].id, connection_id, "the repaired connection is the one listed");
+        assert!(all[0].error.is_none(), "the error is gone");
+    }
+}
+
+/// A repair link session for `connection_id` with nothing else named.
+pub fn repair_request(connection_id: &str) -> pb::CreateLinkSessionRequest {
+    pb::CreateLinkSessionRequest { connection_id: connection_id.into(), ..Default::default() }
+}
+
+/// One connection's event stream, from [`TestApp::watch`].
+pub struct EventWatch {
+    stream: tonic::Streaming<pb::WatchConnectionResponse>,
+}
+
+impl EventWatch {
+    /// The next event, within [`PATIENCE`], as its type, the connection's state with it, and
+    /// whether it is the snapshot the stream opens with.
+    pub async fn next(&mut self) -> (pb::ConnectionEventType, pb::ConnectionState, bool) {
+        let message = tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("an event in time");
+        let event = message.expect("stream open").expect("stream item").event.unwrap();
+        (event.r#type(), event.connection.unwrap().state(), event.snapshot)
+    }
+
+    /// Checks what a finished repair tells: LOGIN_REPAIRED (the connection refreshing), then
+    /// READY, and nothing more ([`EventWatch::assert_quiet`]).
+    pub async fn assert_repair_told_once(&mut self) {
+        use pb::ConnectionEventType as T;
+        use pb::ConnectionState as S;
+        assert_eq!(self.next().await, (T::LoginRepaired, S::Refreshing, false));
+        assert_eq!(self.next().await, (T::StateChanged, S::Ready, false));
+        self.assert_quiet().await;
+    }
+
+    /// Checks that no further event comes within 500 ms: each change is told once.
+    pub async fn assert_quiet(&mut self) {
+        let quiet = tokio::time::timeout(Duration::from_millis(500), self.stream.next()).await;
+        assert!(quiet.is_err(), "each change once: {quiet:?}");
+    }
+}
+
 /// An amount and its currency, for comparing money exactly.
 pub fn amount(money: &Option<pb::Money>) -> (&str, &str) {
     let money = money.as_ref().expect("an amount");
