@@ -58,13 +58,17 @@ impl App {
 
     /// The provider handle of a live connection, opened.
     pub async fn open_handle(&self, connection: &Connection) -> Result<SecretString> {
-        let sealed = self.store.connection_handle(connection.tenant_id, connection.id).await?.ok_or_else(|| {
+        self.open_handle_of(connection.tenant_id, connection.id).await
+    }
+
+    /// The provider handle of live connection `id` of `tenant`, opened; CONNECTION_DELETED once
+    /// it is gone.
+    pub(super) async fn open_handle_of(&self, tenant: crate::domain::TenantId, id: Uuid) -> Result<SecretString> {
+        let sealed = self.store.connection_handle(tenant, id).await?.ok_or_else(|| {
             Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
-                .with("connection_id", connection.id.to_string())
+                .with("connection_id", id.to_string())
         })?;
-        self.sealer
-            .open(&sealed, &SealedColumn::ConnectionHandle.context(connection.tenant_id, connection.id))
-            .map_err(Error::internal)
+        self.sealer.open(&sealed, &SealedColumn::ConnectionHandle.context(tenant, id)).map_err(Error::internal)
     }
 
     /// Takes the connection's sync lease for a change that must not race a poll (a repair, a
@@ -171,7 +175,7 @@ impl App {
 }
 
 /// CONNECTION_DELETED for a deleted connection.
-fn ensure_live(connection: &Connection) -> Result<()> {
+pub(super) fn ensure_live(connection: &Connection) -> Result<()> {
     if connection.state == ConnectionState::Deleted {
         return Err(Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
             .with("connection_id", connection.id.to_string()));

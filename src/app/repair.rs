@@ -22,6 +22,7 @@
 //! the repaired connection, and the token is recorded as exchanged for it in the repair's
 //! transaction, so exchanging it again answers the same connection.
 
+use crate::app::connections::ensure_live;
 use crate::app::link::{NewLinkSession, consent_until};
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
@@ -43,17 +44,11 @@ impl App {
         id: Uuid,
     ) -> Result<NewLinkSession> {
         let connection = self.stored_connection(caller, id).await?;
-        if connection.state == ConnectionState::Deleted {
-            return Err(Error::new(
-                ErrorReason::ConnectionDeleted,
-                "a deleted connection cannot be repaired; link again",
-            )
-            .with("connection_id", id.to_string()));
-        }
+        ensure_live(&connection)?;
         let mut violations = Vec::new();
         let mut must_match = |field: &str, given: &str, ours: &str| {
             if !given.is_empty() && given != ours {
-                violations.push((field.to_owned(), format!("differs from the connection's ({ours:?})")));
+                violations.push((field.to_owned(), "differs from the connection's".to_owned()));
             }
         };
         must_match("provider", &new.provider, &connection.provider);
@@ -66,15 +61,7 @@ impl App {
         if !violations.is_empty() {
             return Err(Error::invalid_fields(violations));
         }
-        let provider = self.provider(&connection.provider)?;
-        if !provider.info().repairs_connections {
-            return Err(Error::new(
-                ErrorReason::CapabilityUnsupported,
-                format!("{} connections cannot be repaired in place yet", provider.info().display_name),
-            )
-            .with("capability", "repair")
-            .with("provider", provider.info().id));
-        }
+        self.provider(&connection.provider)?;
         new.provider = connection.provider;
         new.external_user_id = connection.external_user_id;
         new.institution_id = Some(connection.institution_id);
@@ -84,15 +71,10 @@ impl App {
 
     /// The handle a repair session's provider calls name the connection by, opened.
     pub(super) async fn repair_handle(&self, session: &LinkSession) -> Result<Option<SecretString>> {
-        let Some(id) = session.repair_connection_id else {
-            return Ok(None);
-        };
-        let sealed = self.store.connection_handle(session.tenant_id, id).await?.ok_or_else(|| {
-            Error::new(ErrorReason::ConnectionDeleted, "the connection this session repairs was deleted")
-                .with("connection_id", id.to_string())
-        })?;
-        let context = SealedColumn::ConnectionHandle.context(session.tenant_id, id);
-        self.sealer.open(&sealed, &context).map(Some).map_err(Error::internal)
+        match session.repair_connection_id {
+            Some(id) => self.open_handle_of(session.tenant_id, id).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The open repair session an exchange completes, if the exchanged handle relinks a

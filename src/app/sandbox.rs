@@ -3,9 +3,10 @@
 //! lapses. Each control changes what the sandbox answers for the connection, or the consent term
 //! linkgate keeps for it, and makes it due at once, so the next poll shows the effect.
 
+use crate::app::connections::ensure_live;
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
-use crate::domain::{Connection, ConnectionEventType, ConnectionState, ErrorReason, Timestamp, now};
+use crate::domain::{Connection, ConnectionEventType, ErrorReason, Timestamp, now};
 use crate::error::{Error, Result};
 use crate::providers::sandbox;
 use secrecy::ExposeSecret;
@@ -21,7 +22,7 @@ impl App {
         self.lease_for_change(caller.tenant, id, &owner).await?;
         let marked = self.mark_login_required(&connection).await;
         // Due at once, lease released: the poll that follows reads the sandbox's new answer.
-        self.store.reschedule_connection(caller.tenant, id, now()).await?;
+        self.store.reschedule_connection(caller.tenant, id, Some(now())).await?;
         marked?;
         Ok(connection)
     }
@@ -74,10 +75,7 @@ impl App {
     async fn sandbox_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
         self.provider(sandbox::ID)?;
         let connection = self.stored_connection(caller, id).await?;
-        if connection.state == ConnectionState::Deleted {
-            return Err(Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
-                .with("connection_id", id.to_string()));
-        }
+        ensure_live(&connection)?;
         if connection.provider != sandbox::ID {
             return Err(Error::new(
                 ErrorReason::CapabilityUnsupported,

@@ -176,7 +176,7 @@ impl App {
         let at = now();
         match status {
             UpstreamStatus::Importing => {
-                self.store.reschedule_connection(connection.tenant_id, connection.id, at + poll_interval).await?;
+                self.store.reschedule_connection(connection.tenant_id, connection.id, Some(at + poll_interval)).await?;
             }
             UpstreamStatus::Ready => {
                 let products: Vec<_> = connection.products.iter().map(|p| p.product).collect();
@@ -228,17 +228,25 @@ impl App {
         Ok(())
     }
 
-    /// The consent calendar, kept before any upstream call. At expiry the connection needs its
-    /// user again (LOGIN_REQUIRED, reason CONSENT_EXPIRED, no more polls): returns `true`. When
-    /// the warning is due it goes out once (CONSENT_EXPIRING; the connection holds the expiry it
-    /// warned for, so a renewed consent warns again) and the poll goes on. Exactly once across
-    /// replicas: only the replica holding the connection's lease gets here, and the event is
-    /// stored in the same transaction as the mark.
+    /// The consent calendar, kept before any upstream call; `true` when it handled the connection
+    /// and no poll follows now. At expiry the connection needs its user again (LOGIN_REQUIRED,
+    /// reason CONSENT_EXPIRED, no more polls); one that lapsed already and was made due again (a
+    /// webhook, a sandbox control) is only released, so the lapse is told once. When the warning
+    /// is due it goes out once (CONSENT_EXPIRING; the connection holds the expiry it warned for, so
+    /// a renewed consent warns again), due again at once: its save releases the lease, so the
+    /// poll runs in the next round under a lease of its own. Exactly once across replicas: only
+    /// the replica holding the connection's lease gets here, and each event is stored in the same
+    /// transaction as its mark.
     async fn keep_consent_calendar(&self, connection: &mut Connection) -> Result<bool> {
         let Some(expires) = connection.consent_expires_at else {
             return Ok(false);
         };
         let at = now();
+        let lapsed = connection.error.as_ref().is_some_and(|e| e.reason == ErrorReason::ConsentExpired);
+        if at >= expires && connection.state == ConnectionState::LoginRequired && lapsed {
+            self.store.reschedule_connection(connection.tenant_id, connection.id, None).await?;
+            return Ok(true);
+        }
         if at >= expires {
             connection.state = ConnectionState::LoginRequired;
             connection.error = Some(ConnectionError {
@@ -255,8 +263,8 @@ impl App {
         if connection.consent_warning_due(self.consent_warning).is_some_and(|due| at >= due) {
             connection.consent_warned_for = Some(expires);
             connection.updated_at = at;
-            // Not due again before expiry; the poll that follows stores the real next look.
-            self.save_connection(connection, Some(expires), None, ConnectionEventType::ConsentExpiring).await?;
+            self.save_connection(connection, Some(at), None, ConnectionEventType::ConsentExpiring).await?;
+            return Ok(true);
         }
         Ok(false)
     }
@@ -273,12 +281,12 @@ impl App {
             // The normal course of a first import at some providers, not a failure.
             tracing::debug!(connection_id = %connection.id, provider = %connection.provider, "product data not ready upstream");
             let next = now() + chrono::Duration::from_std(poll).unwrap_or(chrono::Duration::seconds(5));
-            return Ok(self.store.reschedule_connection(connection.tenant_id, connection.id, next).await?);
+            return Ok(self.store.reschedule_connection(connection.tenant_id, connection.id, Some(next)).await?);
         }
         tracing::warn!(connection_id = %connection.id, provider = %connection.provider, error = %error, "connection sync call failed");
         let retry_at = now() + retry_delay(&error, poll);
         if error.is_transient() {
-            return Ok(self.store.reschedule_connection(connection.tenant_id, connection.id, retry_at).await?);
+            return Ok(self.store.reschedule_connection(connection.tenant_id, connection.id, Some(retry_at)).await?);
         }
         let reason = crate::error::Error::from_provider(&connection.provider, error).reason();
         self.mark_failed(&mut connection, reason, "the provider could not deliver the data".to_owned(), true);

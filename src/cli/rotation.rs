@@ -45,7 +45,7 @@ pub async fn rotate_connection_token(
     );
     let result = rotate_leased(store, sealer, provider.as_ref(), tenant, id).await;
     // Due at once: the next poll uses (and so checks) the token now stored.
-    store.reschedule_connection(tenant, id, now()).await?;
+    store.reschedule_connection(tenant, id, Some(now())).await?;
     result
 }
 

@@ -39,9 +39,6 @@ pub struct ProviderInfo {
     /// How often a settled (READY) connection's data is fetched again: the provider's own
     /// refresh rhythm, so linkgate's copy follows it without asking more often than it changes.
     pub refresh_interval: Duration,
-    /// Whether the adapter runs the provider's repair flow: a link session for an existing
-    /// connection ([`LinkContext::repair`]) that ends in [`LinkProgress::Repaired`].
-    pub repairs_connections: bool,
     /// How long a user's consent lasts from each sign-in (exchange or repair), where the provider
     /// or the institution's regime fixes a term; `None` when neither publishes one.
     pub consent_lifetime: Option<Duration>,

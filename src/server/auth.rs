@@ -40,8 +40,9 @@ const KEY_PREFIX: &str = "lgk_";
 pub use linkgate_client::REQUEST_ID_HEADER;
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// The peppers keyed into API key HMACs: the first hashes new keys, every one verifies.
-pub struct Peppers(Vec<Vec<u8>>);
+/// The peppers keyed into API key HMACs: the first hashes new keys, every one verifies. Held as
+/// ready HMAC keys, so a call's check does not prepare them again.
+pub struct Peppers(Vec<hmac::Key>);
 
 impl std::fmt::Debug for Peppers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,7 +55,7 @@ impl Peppers {
     /// or one derived from the sealing key when unset.
     pub fn from_config(configured: Option<&SecretString>, sealer: &crate::crypto::Sealer) -> anyhow::Result<Self> {
         let Some(configured) = configured else {
-            return Ok(Self(vec![sealer.derive_key("api key pepper")]));
+            return Ok(Self(vec![Self::key(&sealer.derive_key("api key pepper"))]));
         };
         let mut peppers = Vec::new();
         for (n, text) in configured.expose_secret().split(',').map(str::trim).enumerate() {
@@ -62,7 +63,7 @@ impl Peppers {
                 .decode(text)
                 .map_err(|_| anyhow::anyhow!("LINKGATE_API_KEY_PEPPER entry {n} is not base64"))?;
             anyhow::ensure!(bytes.len() >= 32, "LINKGATE_API_KEY_PEPPER entry {n} is shorter than 32 bytes");
-            peppers.push(bytes);
+            peppers.push(Self::key(&bytes));
         }
         Ok(Self(peppers))
     }
@@ -75,14 +76,14 @@ impl Peppers {
     pub fn issue(&self, tenant: TenantId) -> (ApiKey, SecretString) {
         let id = Uuid::now_v7();
         let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let secret_hmac = hmac::sign(&Self::key(&self.0[0]), secret.as_bytes()).as_ref().to_vec();
+        let secret_hmac = hmac::sign(&self.0[0], secret.as_bytes()).as_ref().to_vec();
         let record = ApiKey { id, tenant_id: tenant, secret_hmac, created_at: now(), revoked_at: None };
         (record, SecretString::from(format!("{KEY_PREFIX}{}_{secret}", id.simple())))
     }
 
     /// Whether `secret` is the one whose HMAC is stored, compared in constant time.
     fn verify(&self, secret: &str, stored: &[u8]) -> bool {
-        self.0.iter().any(|pepper| hmac::verify(&Self::key(pepper), secret.as_bytes(), stored).is_ok())
+        self.0.iter().any(|pepper| hmac::verify(pepper, secret.as_bytes(), stored).is_ok())
     }
 }
 
@@ -387,7 +388,7 @@ mod tests {
     use super::*;
 
     fn peppers() -> Peppers {
-        Peppers(vec![vec![1; 32]])
+        Peppers(vec![Peppers::key(&[1; 32])])
     }
 
     #[test]
@@ -405,9 +406,9 @@ mod tests {
 
     #[test]
     fn keys_hashed_under_an_older_pepper_still_verify_after_rotation() {
-        let old = Peppers(vec![vec![1; 32]]);
+        let old = Peppers(vec![Peppers::key(&[1; 32])]);
         let (record, key) = old.issue(TenantId::DEV);
-        let rotated = Peppers(vec![vec![2; 32], vec![1; 32]]);
+        let rotated = Peppers(vec![Peppers::key(&[2; 32]), Peppers::key(&[1; 32])]);
         let (_, secret) = parse_key(key.expose_secret()).unwrap();
         assert!(rotated.verify(secret, &record.secret_hmac));
     }

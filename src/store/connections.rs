@@ -68,8 +68,14 @@ pub trait ConnectionStore: Send + Sync {
         kind: ConnectionEventType,
     ) -> StoreResult<Option<ConnectionEvent>>;
 
-    /// Releases a leased connection without changing it, to look again at `next_poll_at`.
-    async fn reschedule_connection(&self, tenant: TenantId, id: Uuid, next_poll_at: Timestamp) -> StoreResult<()>;
+    /// Releases a leased connection without changing it, to look again at `next_poll_at`; with
+    /// `None`, not until something makes it due again.
+    async fn reschedule_connection(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        next_poll_at: Option<Timestamp>,
+    ) -> StoreResult<()>;
 
     /// Marks a connection DELETED in one transaction: destroys its sealed handle and its data,
     /// stops its sync and appends the event. Returns `None` when it was already deleted.

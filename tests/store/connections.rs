@@ -257,7 +257,7 @@ async fn rescheduling_or_saving_a_connection_frees_its_lease(store: Arc<dyn Stor
     assert_eq!(take("replica-a", t0).await.len(), 3);
 
     // Before replica-a's lease lapses (t0 + 30 s): each change frees the lease at once.
-    store.reschedule_connection(tenant, polled.id, t0 + Duration::seconds(10)).await.unwrap();
+    store.reschedule_connection(tenant, polled.id, Some(t0 + Duration::seconds(10))).await.unwrap();
     let synced_again = moved(&synced, ConnectionState::Refreshing);
     store
         .save_connection(&synced_again, Some(t0 + Duration::seconds(10)), None, ConnectionEventType::StateChanged)
@@ -277,7 +277,7 @@ async fn rescheduling_or_saving_a_connection_frees_its_lease(store: Arc<dyn Stor
     // A connection saved with no next poll is never due.
     assert!(!take("replica-c", t0 + Duration::days(365)).await.contains(&settled.id));
     // Rescheduling through another tenant does nothing.
-    store.reschedule_connection(new_tenant(), settled.id, t0).await.unwrap();
+    store.reschedule_connection(new_tenant(), settled.id, Some(t0)).await.unwrap();
     assert!(!take("replica-c", t0 + Duration::days(366)).await.contains(&settled.id));
 }
 conformance!(rescheduling_or_saving_a_connection_frees_its_lease);
@@ -333,7 +333,7 @@ async fn one_connection_can_be_leased_only_while_no_other_lease_holds_it(store: 
     // Due, but held: the sync engine cannot take it before the lease lapses.
     let during = store.lease_connections(&lease("replica-a", t0 + Duration::seconds(59), 10)).await.unwrap().items;
     assert!(!leased_ids(&during).contains(&connection.id), "the sync engine took a held connection");
-    store.reschedule_connection(tenant, connection.id, t0).await.unwrap();
+    store.reschedule_connection(tenant, connection.id, Some(t0)).await.unwrap();
     assert!(
         store.lease_connection(tenant, connection.id, "other", t0, until).await.unwrap(),
         "a released lease is free"

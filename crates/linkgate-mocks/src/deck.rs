@@ -729,18 +729,21 @@ impl Mock {
                 "A connection attempt already exists for this link token",
             ));
         }
-        token.connection_id = Some(connection_id.to_owned());
         let connection =
             world.connections.get_mut(connection_id).filter(|c| !c.destroyed).ok_or_else(ApiError::access_token)?;
         if connection.source.id != source_id {
             return Err(ApiError::new("INVALID_INPUT", "INVALID_SOURCE", "The source is not the connection's source"));
         }
+
         // The portal account (and so the data) stays the connection's; only the login is new.
         connection.phase =
             Phase::Connecting { until: now + self.options.connect_delay, next: script(username, password) };
         connection.phase_since = now;
         connection.data_ready_at = None;
         connection.refresh_until = None;
+        // Only an attempt that starts ties the link token to the connection: a refused one may be
+        // made again.
+        self.link_token(world, link_token)?.connection_id = Some(connection_id.to_owned());
         json(&serde_json::json!({ "public_token": null, "job_guid": random_uuid() }))
     }
 

@@ -134,7 +134,6 @@ impl Deck {
                 poll_interval: settings.poll_interval,
                 // Deck refreshes utility portals about daily; asking more often finds nothing new.
                 refresh_interval: Duration::from_secs(24 * 3600),
-                repairs_connections: true,
                 consent_lifetime: None,
             },
             upstream,

@@ -220,7 +220,6 @@ impl MoneyKit {
                 poll_interval: settings.poll_interval,
                 // MoneyKit refreshes linked accounts about daily; data endpoints never fetch.
                 refresh_interval: Duration::from_secs(12 * 3600),
-                repairs_connections: true,
                 consent_lifetime: None,
             },
             upstream,

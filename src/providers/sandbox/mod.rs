@@ -66,7 +66,6 @@ impl Sandbox {
             products: &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements],
             poll_interval: settings.poll_interval,
             refresh_interval: settings.refresh_interval,
-            repairs_connections: true,
             consent_lifetime: settings.consent_lifetime,
         };
         Self { info, settings }

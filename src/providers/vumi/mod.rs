@@ -133,7 +133,6 @@ impl Vumi {
                 poll_interval: settings.poll_interval,
                 // Vumi refreshes connections daily.
                 refresh_interval: Duration::from_secs(24 * 3600),
-                repairs_connections: true,
                 consent_lifetime: None,
             },
             // One session per credential pair at one API: the pair's key in the shared store.
@@ -384,11 +383,11 @@ impl Vumi {
                 });
             }
         };
-        // Both go into a URL: anything but a plain token could smuggle in other parameters.
-        if !is_plain_segment(&token) || token.contains(['&', '=', '?', '#']) {
-            return Err(ProviderError::Protocol { detail: "vumi: a malformed restore or update token".to_owned() });
-        }
-        let widget_parameters = format!("id={}&{parameter}={token}", self.redirect_id);
+        // Encoded as a query string, so no token can smuggle in other parameters.
+        let widget_parameters = form_urlencoded::Serializer::new(String::new())
+            .append_pair("id", &self.redirect_id)
+            .append_pair(parameter, &token)
+            .finish();
         let state = RepairState { parameter: parameter.to_owned(), token };
         let state = serde_json::to_string(&state).expect("repair state serializes");
         Ok(LinkStart {

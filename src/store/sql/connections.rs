@@ -202,7 +202,7 @@ macro_rules! impl_connection_store {
                 &self,
                 tenant: crate::domain::TenantId,
                 id: uuid::Uuid,
-                next_poll_at: crate::domain::Timestamp,
+                next_poll_at: Option<crate::domain::Timestamp>,
             ) -> super::StoreResult<()> {
                 sqlx::query(
                     "UPDATE connections SET next_poll_at = $3, lease_owner = NULL, lease_expires_at = NULL \
