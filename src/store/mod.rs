@@ -12,6 +12,7 @@
 //! connection appends its event in the same transaction, so the log never misses a change.
 
 mod audit;
+mod changes;
 mod connections;
 mod erasure;
 mod events;
@@ -22,6 +23,7 @@ mod provider_sessions;
 mod public_tokens;
 mod records;
 mod rows;
+mod sandbox;
 mod sealed_columns;
 mod sql;
 mod sqlite;
@@ -29,6 +31,7 @@ mod tenants;
 mod webhook_inbox;
 
 pub use audit::AuditStore;
+pub use changes::PENDING_MATCH_DAYS;
 pub use connections::{ConnectionFilter, ConnectionStore};
 pub use erasure::{Erased, ErasureStore};
 pub use events::{EventBell, EventFilter, EventStore};
@@ -36,7 +39,11 @@ pub use health::HealthStore;
 pub use link_sessions::{IssuedToken, LinkSessionStore, LinkSessionUpdate, Repair};
 pub use provider_sessions::ProviderSessionStore;
 pub use public_tokens::{Claim, PublicTokenStore, StoredPublicToken};
-pub use records::{DateRange, RecordKind, RecordQuery, RecordStore, StoredRecord};
+pub use records::{
+    Change, ChangeQuery, DateRange, Import, RecordChange, RecordKind, RecordQuery, RecordStore, SnapshotQuery,
+    StoredRecord,
+};
+pub use sandbox::SandboxStore;
 pub use sealed_columns::{SealedColumnStore, SealedValue};
 pub use tenants::TenantStore;
 pub use webhook_inbox::{InboxDelivery, WebhookInboxStore, WebhooksProcessed};
@@ -137,6 +144,7 @@ pub trait Store:
     + PublicTokenStore
     + ConnectionStore
     + RecordStore
+    + SandboxStore
     + EventStore
     + ErasureStore
     + WebhookInboxStore
@@ -154,6 +162,7 @@ impl<T> Store for T where
         + PublicTokenStore
         + ConnectionStore
         + RecordStore
+        + SandboxStore
         + EventStore
         + ErasureStore
         + WebhookInboxStore
