@@ -60,6 +60,7 @@ mod audit;
 mod changes;
 mod connections;
 mod erasure;
+mod errors;
 mod events;
 mod link_sessions;
 mod provider_sessions;
