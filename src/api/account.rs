@@ -3,6 +3,7 @@
 use super::convert;
 use super::{Validator, caller, respond};
 use crate::app::App;
+use crate::app::account_details::DetailRequest;
 use crate::app::reads::DataRequest;
 use crate::domain::{Account, Product, Transaction};
 use crate::pb::{self, account_service_server::AccountService};
@@ -72,6 +73,56 @@ impl AccountService for AccountApi {
                 .await?;
             Ok(pb::ListAccountTransactionsResponse {
                 transactions: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn list_account_numbers(
+        &self,
+        request: Request<pb::ListAccountNumbersRequest>,
+    ) -> Result<Response<pb::ListAccountNumbersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let details = DetailRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                account_id: v.optional_id("account_id", &req.account_id),
+                page_size: v.page_size(req.page_size),
+                page_token: req.page_token,
+            };
+            v.finish()?;
+            let page = self.app.read_account_numbers(&caller, details).await?;
+            Ok(pb::ListAccountNumbersResponse {
+                account_numbers: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn list_account_owners(
+        &self,
+        request: Request<pb::ListAccountOwnersRequest>,
+    ) -> Result<Response<pb::ListAccountOwnersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let details = DetailRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                account_id: v.optional_id("account_id", &req.account_id),
+                page_size: v.page_size(req.page_size),
+                page_token: req.page_token,
+            };
+            v.finish()?;
+            let page = self.app.read_account_owners(&caller, details).await?;
+            Ok(pb::ListAccountOwnersResponse {
+                account_owners: page.items.into_iter().map(Into::into).collect(),
                 next_page_token: page.next_page_token,
             })
         }

@@ -155,18 +155,20 @@ impl App {
         Ok(connection)
     }
 
-    /// Stores a connection change made by a call or the sync engine and wakes the tailer.
-    /// Returns false when the connection was deleted meanwhile.
+    /// Stores a connection change made by a call or the sync engine, with the import `data` (its
+    /// account details sealed here first), and wakes the tailer. Returns false when the
+    /// connection was deleted meanwhile.
     pub async fn save_connection(
         &self,
         connection: &Connection,
         next_poll_at: Option<crate::domain::Timestamp>,
-        data: Option<&crate::domain::ConnectionData>,
+        data: Option<crate::domain::ConnectionData>,
         kind: ConnectionEventType,
     ) -> Result<bool> {
         // The consent calendar's next date comes first when it is earlier.
         let next_poll_at = next_poll_at.map(|next| connection.next_look(next, self.consent_warning));
-        let saved = self.store.save_connection(connection, next_poll_at, data, kind).await?.is_some();
+        let data = data.map(|data| data.sealed(|details| self.seal_account_details(connection, details)));
+        let saved = self.store.save_connection(connection, next_poll_at, data.as_ref(), kind).await?.is_some();
         if saved {
             self.bus.committed(connection.id);
         }

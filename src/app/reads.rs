@@ -86,7 +86,7 @@ fn parent_kind(kind: RecordKind) -> RecordKind {
 }
 
 /// Whether `product` of `connection` has data to serve; the error says what to do if not.
-fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
+pub(super) fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
     let id = connection.id.to_string();
     let Some(status) = connection.product(product) else {
         return Err(Error::new(

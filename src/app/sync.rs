@@ -194,7 +194,7 @@ impl App {
                     product.last_attempted_at = Some(at);
                 }
                 let next_refresh = at + provider.info().refresh_interval;
-                self.save_connection(&connection, Some(next_refresh), Some(&data), ConnectionEventType::StateChanged)
+                self.save_connection(&connection, Some(next_refresh), Some(data), ConnectionEventType::StateChanged)
                     .await?;
             }
             UpstreamStatus::LoginRequired => {

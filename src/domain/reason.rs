@@ -110,6 +110,8 @@ reasons! {
     Overloaded = 32 => "OVERLOADED",
     /// The user's consent to share the connection's data lapsed.
     ConsentExpired = 33 => "CONSENT_EXPIRED",
+    /// The call's API key lacks the scope the RPC needs.
+    ScopeRequired = 35 => "SCOPE_REQUIRED",
 }
 
 #[cfg(test)]

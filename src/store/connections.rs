@@ -4,7 +4,8 @@
 
 use super::{Lease, Leased, Page, PageOf, StoreResult};
 use crate::domain::{
-    Connection, ConnectionData, ConnectionEvent, ConnectionEventType, ConnectionState, TenantId, Timestamp,
+    Connection, ConnectionData, ConnectionEvent, ConnectionEventType, ConnectionState, SealedAccountDetails, TenantId,
+    Timestamp,
 };
 use uuid::Uuid;
 
@@ -57,14 +58,14 @@ pub trait ConnectionStore: Send + Sync {
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Stores a connection's new state, replacing its data when `data` is given, appending an
-    /// event of `kind` and releasing any lease, in one transaction. Returns `None`, changing
-    /// nothing, when the connection was deleted meanwhile.
+    /// Stores a connection's new state, replacing its data (records and sealed account details)
+    /// when `data` is given, appending an event of `kind` and releasing any lease, in one
+    /// transaction. Returns `None`, changing nothing, when the connection was deleted meanwhile.
     async fn save_connection(
         &self,
         connection: &Connection,
         next_poll_at: Option<Timestamp>,
-        data: Option<&ConnectionData>,
+        data: Option<&ConnectionData<SealedAccountDetails>>,
         kind: ConnectionEventType,
     ) -> StoreResult<Option<ConnectionEvent>>;
 
@@ -77,8 +78,9 @@ pub trait ConnectionStore: Send + Sync {
         next_poll_at: Option<Timestamp>,
     ) -> StoreResult<()>;
 
-    /// Marks a connection DELETED in one transaction: destroys its sealed handle and its data,
-    /// stops its sync and appends the event. Returns `None` when it was already deleted.
+    /// Marks a connection DELETED in one transaction: destroys its sealed handle and its data
+    /// (records and account details), stops its sync and appends the event. Returns `None` when
+    /// it was already deleted.
     async fn delete_connection(&self, connection: &Connection) -> StoreResult<Option<ConnectionEvent>>;
 
     /// Leases connections due for a sync.

@@ -136,8 +136,9 @@ enum SortBy<'a> {
     Date(Date),
 }
 
-/// Every record of an import, ready to store.
-pub fn records_of(data: &ConnectionData) -> Vec<NewRecord> {
+/// Every record of an import, ready to store (its account details are not records: see
+/// [`AccountDetailStore`](super::AccountDetailStore)).
+pub fn records_of<D>(data: &ConnectionData<D>) -> Vec<NewRecord> {
     let mut out = Vec::new();
     for a in &data.accounts {
         out.push(record(RecordKind::Account, a.id, None, SortBy::Name(&a.name), a));

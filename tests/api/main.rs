@@ -34,6 +34,7 @@ mod erasure;
 mod exchange;
 mod flow;
 mod health;
+mod identity;
 mod link;
 mod repair;
 mod replicas;

@@ -183,7 +183,7 @@ macro_rules! impl_connection_store {
                 &self,
                 c: &crate::domain::Connection,
                 next_poll_at: Option<crate::domain::Timestamp>,
-                data: Option<&crate::domain::ConnectionData>,
+                data: Option<&crate::domain::ConnectionData<crate::domain::SealedAccountDetails>>,
                 kind: crate::domain::ConnectionEventType,
             ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
                 let mut tx = self.begin().await?;
@@ -192,6 +192,7 @@ macro_rules! impl_connection_store {
                 }
                 if let Some(data) = data {
                     Self::insert_records(&mut tx, c, data).await?;
+                    Self::store_account_details(&mut tx, c, &data.details).await?;
                 }
                 let event = Self::append_event(&mut tx, c, kind).await?;
                 tx.commit().await?;
@@ -235,6 +236,10 @@ macro_rules! impl_connection_store {
                     return Ok(None);
                 }
                 sqlx::query("DELETE FROM connection_records WHERE connection_id = $1")
+                    .bind(c.id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM account_details WHERE connection_id = $1")
                     .bind(c.id)
                     .execute(&mut *tx)
                     .await?;

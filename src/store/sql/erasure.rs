@@ -60,6 +60,15 @@ macro_rules! impl_erasure_store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(concat!(
+                    "DELETE FROM account_details WHERE tenant_id = $1 AND connection_id IN (",
+                    super::sql::erasure::erasable!(),
+                    ")"
+                ))
+                .bind(tenant.0)
+                .bind(external_user_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(concat!(
                     "DELETE FROM connection_events WHERE tenant_id = $1 AND connection_id IN (",
                     super::sql::erasure::erasable!(),
                     ")"

@@ -10,7 +10,7 @@ macro_rules! impl_record_store {
             async fn insert_records(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 connection: &crate::domain::Connection,
-                data: &crate::domain::ConnectionData,
+                data: &crate::domain::ConnectionData<crate::domain::SealedAccountDetails>,
             ) -> sqlx::Result<()> {
                 use crate::domain::StoredName;
                 sqlx::query("DELETE FROM connection_records WHERE connection_id = $1")

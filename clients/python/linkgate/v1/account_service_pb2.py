@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from linkgate.v1 import common_pb2 as linkgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/account_service.proto\x12\x0blinkgate.v1\x1a\x18linkgate/v1/common.proto\"y\n\x08\x42\x61lances\x12#\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x12.linkgate.v1.Money\x12%\n\tavailable\x18\x02 \x01(\x0b\x32\x12.linkgate.v1.Money\x12!\n\x05limit\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\"\xab\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.linkgate.v1.AccountType\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04mask\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\'\n\x08\x62\x61lances\x18\x07 \x01(\x0b\x32\x15.linkgate.v1.Balances\"\x85\x01\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\"\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\x12\x0c\n\x04\x64\x61te\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07pending\x18\x06 \x01(\x08\"S\n\x13ListAccountsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.linkgate.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x98\x01\n\x1eListAccountTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"j\n\x1fListAccountTransactionsResponse\x12.\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x18.linkgate.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xe8\x01\n\x0b\x41\x63\x63ountType\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41\x43\x43OUNT_TYPE_CHECKING\x10\x01\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_SAVINGS\x10\x02\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_CREDIT_CARD\x10\x03\x12\x15\n\x11\x41\x43\x43OUNT_TYPE_LOAN\x10\x04\x12\x1f\n\x1b\x41\x43\x43OUNT_TYPE_BROKERAGE_CASH\x10\x05\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_UTILITY\x10\x06\x12\x16\n\x12\x41\x43\x43OUNT_TYPE_OTHER\x10\x07\x32\xdb\x01\n\x0e\x41\x63\x63ountService\x12S\n\x0cListAccounts\x12 .linkgate.v1.ListAccountsRequest\x1a!.linkgate.v1.ListAccountsResponse\x12t\n\x17ListAccountTransactions\x12+.linkgate.v1.ListAccountTransactionsRequest\x1a,.linkgate.v1.ListAccountTransactionsResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/account_service.proto\x12\x0blinkgate.v1\x1a\x18linkgate/v1/common.proto\"y\n\x08\x42\x61lances\x12#\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x12.linkgate.v1.Money\x12%\n\tavailable\x18\x02 \x01(\x0b\x32\x12.linkgate.v1.Money\x12!\n\x05limit\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\"\xab\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.linkgate.v1.AccountType\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04mask\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\'\n\x08\x62\x61lances\x18\x07 \x01(\x0b\x32\x15.linkgate.v1.Balances\"\x85\x01\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\"\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\x12\x0c\n\x04\x64\x61te\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07pending\x18\x06 \x01(\x08\"S\n\x13ListAccountsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.linkgate.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x98\x01\n\x1eListAccountTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"j\n\x1fListAccountTransactionsResponse\x12.\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x18.linkgate.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"m\n\x19ListAccountNumbersRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"k\n\x1aListAccountNumbersResponse\x12\x34\n\x0f\x61\x63\x63ount_numbers\x18\x01 \x03(\x0b\x32\x1b.linkgate.v1.AccountNumbers\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xce\x01\n\x0e\x41\x63\x63ountNumbers\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12#\n\x03\x61\x63h\x18\x02 \x03(\x0b\x32\x16.linkgate.v1.AchNumber\x12#\n\x03\x65\x66t\x18\x03 \x03(\x0b\x32\x16.linkgate.v1.EftNumber\x12%\n\x04\x62\x61\x63s\x18\x04 \x03(\x0b\x32\x17.linkgate.v1.BacsNumber\x12\x37\n\rinternational\x18\x05 \x03(\x0b\x32 .linkgate.v1.InternationalNumber\"X\n\tAchNumber\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\x12\x16\n\x0erouting_number\x18\x02 \x01(\t\x12\x1b\n\x13wire_routing_number\x18\x03 \x01(\t\"V\n\tEftNumber\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\x12\x1a\n\x12institution_number\x18\x02 \x01(\t\x12\x15\n\rbranch_number\x18\x03 \x01(\t\"7\n\nBacsNumber\x12\x16\n\x0e\x61\x63\x63ount_number\x18\x01 \x01(\t\x12\x11\n\tsort_code\x18\x02 \x01(\t\"0\n\x13InternationalNumber\x12\x0c\n\x04iban\x18\x01 \x01(\t\x12\x0b\n\x03\x62ic\x18\x02 \x01(\t\"l\n\x18ListAccountOwnersRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"h\n\x19ListAccountOwnersResponse\x12\x32\n\x0e\x61\x63\x63ount_owners\x18\x01 \x03(\x0b\x32\x1a.linkgate.v1.AccountOwners\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"]\n\rAccountOwners\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x14\n\x0cportfolio_id\x18\x02 \x01(\t\x12\"\n\x06owners\x18\x03 \x03(\x0b\x32\x12.linkgate.v1.Owner\"\xa3\x01\n\x05Owner\x12\r\n\x05names\x18\x01 \x03(\t\x12\'\n\x06\x65mails\x18\x02 \x03(\x0b\x32\x17.linkgate.v1.OwnerEmail\x12\x34\n\rphone_numbers\x18\x03 \x03(\x0b\x32\x1d.linkgate.v1.OwnerPhoneNumber\x12,\n\taddresses\x18\x04 \x03(\x0b\x32\x19.linkgate.v1.OwnerAddress\".\n\nOwnerEmail\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07primary\x18\x02 \x01(\x08\"_\n\x10OwnerPhoneNumber\x12\x0e\n\x06number\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.linkgate.v1.PhoneNumberType\x12\x0f\n\x07primary\x18\x03 \x01(\x08\"s\n\x0cOwnerAddress\x12\x0e\n\x06street\x18\x01 \x01(\t\x12\x0c\n\x04\x63ity\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\x0f\n\x07primary\x18\x06 \x01(\x08*\xe8\x01\n\x0b\x41\x63\x63ountType\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41\x43\x43OUNT_TYPE_CHECKING\x10\x01\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_SAVINGS\x10\x02\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_CREDIT_CARD\x10\x03\x12\x15\n\x11\x41\x43\x43OUNT_TYPE_LOAN\x10\x04\x12\x1f\n\x1b\x41\x43\x43OUNT_TYPE_BROKERAGE_CASH\x10\x05\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_UTILITY\x10\x06\x12\x16\n\x12\x41\x43\x43OUNT_TYPE_OTHER\x10\x07*\xa7\x01\n\x0fPhoneNumberType\x12!\n\x1dPHONE_NUMBER_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PHONE_NUMBER_TYPE_HOME\x10\x01\x12\x1a\n\x16PHONE_NUMBER_TYPE_WORK\x10\x02\x12\x1c\n\x18PHONE_NUMBER_TYPE_MOBILE\x10\x03\x12\x1b\n\x17PHONE_NUMBER_TYPE_OTHER\x10\x04\x32\xa6\x03\n\x0e\x41\x63\x63ountService\x12S\n\x0cListAccounts\x12 .linkgate.v1.ListAccountsRequest\x1a!.linkgate.v1.ListAccountsResponse\x12t\n\x17ListAccountTransactions\x12+.linkgate.v1.ListAccountTransactionsRequest\x1a,.linkgate.v1.ListAccountTransactionsResponse\x12\x65\n\x12ListAccountNumbers\x12&.linkgate.v1.ListAccountNumbersRequest\x1a\'.linkgate.v1.ListAccountNumbersResponse\x12\x62\n\x11ListAccountOwners\x12%.linkgate.v1.ListAccountOwnersRequest\x1a&.linkgate.v1.ListAccountOwnersResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linkgate.v1.account_service
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1'
-  _globals['_ACCOUNTTYPE']._serialized_start=947
-  _globals['_ACCOUNTTYPE']._serialized_end=1179
+  _globals['_ACCOUNTTYPE']._serialized_start=2400
+  _globals['_ACCOUNTTYPE']._serialized_end=2632
+  _globals['_PHONENUMBERTYPE']._serialized_start=2635
+  _globals['_PHONENUMBERTYPE']._serialized_end=2802
   _globals['_BALANCES']._serialized_start=76
   _globals['_BALANCES']._serialized_end=197
   _globals['_ACCOUNT']._serialized_start=200
@@ -49,6 +51,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTACCOUNTTRANSACTIONSREQUEST']._serialized_end=836
   _globals['_LISTACCOUNTTRANSACTIONSRESPONSE']._serialized_start=838
   _globals['_LISTACCOUNTTRANSACTIONSRESPONSE']._serialized_end=944
-  _globals['_ACCOUNTSERVICE']._serialized_start=1182
-  _globals['_ACCOUNTSERVICE']._serialized_end=1401
+  _globals['_LISTACCOUNTNUMBERSREQUEST']._serialized_start=946
+  _globals['_LISTACCOUNTNUMBERSREQUEST']._serialized_end=1055
+  _globals['_LISTACCOUNTNUMBERSRESPONSE']._serialized_start=1057
+  _globals['_LISTACCOUNTNUMBERSRESPONSE']._serialized_end=1164
+  _globals['_ACCOUNTNUMBERS']._serialized_start=1167
+  _globals['_ACCOUNTNUMBERS']._serialized_end=1373
+  _globals['_ACHNUMBER']._serialized_start=1375
+  _globals['_ACHNUMBER']._serialized_end=1463
+  _globals['_EFTNUMBER']._serialized_start=1465
+  _globals['_EFTNUMBER']._serialized_end=1551
+  _globals['_BACSNUMBER']._serialized_start=1553
+  _globals['_BACSNUMBER']._serialized_end=1608
+  _globals['_INTERNATIONALNUMBER']._serialized_start=1610
+  _globals['_INTERNATIONALNUMBER']._serialized_end=1658
+  _globals['_LISTACCOUNTOWNERSREQUEST']._serialized_start=1660
+  _globals['_LISTACCOUNTOWNERSREQUEST']._serialized_end=1768
+  _globals['_LISTACCOUNTOWNERSRESPONSE']._serialized_start=1770
+  _globals['_LISTACCOUNTOWNERSRESPONSE']._serialized_end=1874
+  _globals['_ACCOUNTOWNERS']._serialized_start=1876
+  _globals['_ACCOUNTOWNERS']._serialized_end=1969
+  _globals['_OWNER']._serialized_start=1972
+  _globals['_OWNER']._serialized_end=2135
+  _globals['_OWNEREMAIL']._serialized_start=2137
+  _globals['_OWNEREMAIL']._serialized_end=2183
+  _globals['_OWNERPHONENUMBER']._serialized_start=2185
+  _globals['_OWNERPHONENUMBER']._serialized_end=2280
+  _globals['_OWNERADDRESS']._serialized_start=2282
+  _globals['_OWNERADDRESS']._serialized_end=2397
+  _globals['_ACCOUNTSERVICE']._serialized_start=2805
+  _globals['_ACCOUNTSERVICE']._serialized_end=3227
 # @@protoc_insertion_point(module_scope)
