@@ -732,10 +732,11 @@ async fn a_relink_token_without_an_open_repair_session_makes_no_second_connectio
 }
 
 /// Account numbers and identity, asked for at link time: MoneyKit's M16 and M17 are read with
-/// each import, served only to a key with their scopes, and stored only sealed.
+/// each import, served only to a key with their scopes, stored only sealed and never logged.
 #[tokio::test]
 async fn a_scoped_key_reads_the_numbers_and_owners_moneykit_serves() {
     use linkgate::domain::Scope;
+    let logs = support::logs::capture_logs();
     let mut app = spawn(instant_mock(), QUICK).await;
     let standard = app.create_tenant("payments").await;
     let scoped = app.create_key("payments", &[Scope::Standard, Scope::AccountNumbersRead, Scope::IdentityRead]).await;
@@ -831,12 +832,18 @@ async fn a_scoped_key_reads_the_numbers_and_owners_moneykit_serves() {
         .unwrap_err();
     support::status::assert_error("a standard key", &status, tonic::Code::PermissionDenied, "SCOPE_REQUIRED");
 
-    // Nothing of them is stored in clear.
+    // Nothing of them is stored in clear, nor logged by linkgate (the mock stands in for
+    // MoneyKit, which knows them: its lines do not count).
     let dump = app.database.dump().await;
-    for value in
-        [&ach(&checking).account_number, &ach(&savings).account_number, &jordan.names[0], &jordan.emails[0].address]
-    {
+    app.shut_down().await.expect("clean stop");
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("moneykit.account_numbers") && text.contains("moneykit.identity"), "the calls are logged");
+    let (checking_number, savings_number) = (ach(&checking).account_number, ach(&savings).account_number);
+    let phone = &jordan.phone_numbers[0].number;
+    for value in [&checking_number, &savings_number, &jordan.names[0], &jordan.emails[0].address, phone] {
         assert!(!dump.contains(value.as_str()), "{value:?} is stored in clear");
+        let line = text.lines().find(|line| line.contains(value.as_str()) && !line.contains(" linkgate_mocks"));
+        assert!(line.is_none(), "{value:?} appears in the logs: {line:?}");
     }
 }
 
