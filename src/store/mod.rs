@@ -3,7 +3,7 @@
 //! once in [`sql`], and pass one conformance suite (`tests/store/`).
 //!
 //! The interface is split by concern, one trait and module each: link sessions, public tokens,
-//! connections, imported records, the event log, erasure of an end user, the webhook inbox, provider sessions, tenants and
+//! connections, imported records, the sealed details of accounts, the event log, erasure of an end user, the webhook inbox, provider sessions, tenants and
 //! their API keys, the audit log, sealed columns (for key rotation) and health. [`Store`] is all of
 //! them at once.
 //!
@@ -11,6 +11,7 @@
 //! that touches a caller's data takes the tenant and filters on it. A method that changes a
 //! connection appends its event in the same transaction, so the log never misses a change.
 
+mod account_details;
 mod audit;
 mod changes;
 mod connections;
@@ -30,6 +31,7 @@ mod sqlite;
 mod tenants;
 mod webhook_inbox;
 
+pub use account_details::AccountDetailStore;
 pub use audit::AuditStore;
 pub use changes::PENDING_MATCH_DAYS;
 pub use connections::{ConnectionFilter, ConnectionStore};
@@ -205,6 +207,7 @@ pub trait Store:
     + ConnectionStore
     + RecordStore
     + SandboxStore
+    + AccountDetailStore
     + EventStore
     + ErasureStore
     + WebhookInboxStore
@@ -223,6 +226,7 @@ impl<T> Store for T where
         + ConnectionStore
         + RecordStore
         + SandboxStore
+        + AccountDetailStore
         + EventStore
         + ErasureStore
         + WebhookInboxStore

@@ -37,7 +37,11 @@ async fn snapshot(store: &dyn Store, connection: &Connection, version: i64) -> B
 }
 
 /// Saves `data` as the next import of `connection` and returns the events it appended.
-async fn import(store: &dyn Store, connection: &Connection, data: &ConnectionData) -> Vec<ConnectionEvent> {
+async fn import(
+    store: &dyn Store,
+    connection: &Connection,
+    data: &ConnectionData<SealedAccountDetails>,
+) -> Vec<ConnectionEvent> {
     let last = last_event_id(store, connection).await;
     store
         .save_connection(connection, None, Some(import_of(data)), ConnectionEventType::StateChanged)
@@ -53,7 +57,7 @@ async fn last_event_id(store: &dyn Store, connection: &Connection) -> i64 {
     store.events_after(connection.tenant_id, &filter, 0, 1000).await.unwrap().last().map_or(0, |e| e.event_id)
 }
 
-fn transaction_ids(data: &ConnectionData) -> BTreeSet<Uuid> {
+fn transaction_ids<D>(data: &ConnectionData<D>) -> BTreeSet<Uuid> {
     data.transactions.iter().map(|t| t.id).collect()
 }
 

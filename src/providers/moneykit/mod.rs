@@ -13,7 +13,7 @@
 //! | `poll_link` | nothing to ask: MoneyKit has no API for a Connect session's outcome |
 //! | `exchange_public_token` | M5 `POST /link-session/exchange-token` (201) |
 //! | `connection_status` | M7 `GET /links/{id}`: link `state` and per-product freshness |
-//! | `fetch_data` | M14 accounts, M19 transactions sync feed, M21 holdings, M22 investment transactions (page-numbered) |
+//! | `fetch_data` | M14 accounts, M19 transactions sync feed, M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
 //! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) / M9 `DELETE /links/{id}` |
 //! | `institutions` | M26 featured institutions, M27 one by id |
 //! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
@@ -34,6 +34,12 @@
 //! the connection's (see `crate::app::repair`), so the exchange repairs that connection instead of
 //! making a second one.
 //!
+//! **Account numbers and identity.** MoneyKit's `account_numbers` and `identity` products are
+//! linked only when the caller's link session asks for them (PRODUCT_ACCOUNT_NUMBERS,
+//! PRODUCT_IDENTITY): MoneyKit asks the user's permission for each. They are read (M16, M17) with
+//! every import, as MoneyKit last fetched them; RefreshConnection does not ask MoneyKit to fetch
+//! them again, as MoneyKit allows that once a day per link (see [`details`]).
+//!
 //! **Money.** Balances are JSON numbers, everything else decimal strings; both are read exactly.
 //! Transaction amounts are non-negative with a `credit`/`debit` type (debits become negative);
 //! liability balances are positive when owed (they become negative); investment transaction
@@ -41,6 +47,7 @@
 //!
 //! States and errors map through the one table in [`states`].
 
+mod details;
 pub mod states;
 mod wire;
 
@@ -73,7 +80,13 @@ pub const ID: &str = "moneykit";
 /// The provider's display name.
 pub const DISPLAY_NAME: &str = "MoneyKit";
 /// Products a MoneyKit connection delivers.
-const PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
+const PRODUCTS: &[Product] =
+    &[Product::Accounts, Product::Transactions, Product::Investments, Product::Identity, Product::AccountNumbers];
+/// Products a link session that names none links: identity and account numbers only when asked for.
+const DEFAULT_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
+/// Products RefreshConnection asks MoneyKit to fetch again (M13): MoneyKit refreshes identity and
+/// account numbers at most once a day per link, so those are read as it last fetched them.
+const REFRESHED_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
 /// How long before `expires_in` runs out a token is renewed, at most (a tenth of its life when
 /// that is shorter), so a call never starts with a token about to lapse.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
@@ -128,6 +141,8 @@ enum Route {
     Exchange,
     Link,
     Accounts,
+    AccountNumbers,
+    Identity,
     TransactionSync,
     Holdings,
     InvestmentTransactions,
@@ -152,6 +167,8 @@ impl Route {
             Self::Exchange => ("moneykit.exchange_token", Idempotent),
             Self::Link => ("moneykit.link", Idempotent),
             Self::Accounts => ("moneykit.accounts", Idempotent),
+            Self::AccountNumbers => ("moneykit.account_numbers", Idempotent),
+            Self::Identity => ("moneykit.identity", Idempotent),
             Self::TransactionSync => ("moneykit.transactions_sync", Idempotent),
             Self::Holdings => ("moneykit.holdings", Idempotent),
             Self::InvestmentTransactions => ("moneykit.investment_transactions", Idempotent),
@@ -392,7 +409,9 @@ fn product_name(product: Product) -> Option<&'static str> {
         Product::Accounts => Some("accounts"),
         Product::Transactions => Some("transactions"),
         Product::Investments => Some("investments"),
-        Product::Identity | Product::Statements => None,
+        Product::Identity => Some("identity"),
+        Product::AccountNumbers => Some("account_numbers"),
+        Product::Statements => None,
     }
 }
 
@@ -624,7 +643,7 @@ impl Provider for MoneyKit {
                 detail: "MoneyKit needs external user ids of 4 to 150 characters".to_owned(),
             });
         }
-        let products = if link.products.is_empty() { PRODUCTS } else { link.products.as_slice() };
+        let products = if link.products.is_empty() { DEFAULT_PRODUCTS } else { link.products.as_slice() };
         let settings = wire::LinkSessionSettings {
             products: products
                 .iter()
@@ -730,6 +749,16 @@ impl Provider for MoneyKit {
             let (transactions, securities) = self.investment_transactions(link_id).await?;
             investments(connection_id, holdings, transactions, securities, &mut data);
         }
+        if delivered(Product::AccountNumbers) {
+            let url = self.url(&["links", link_id, "accounts", "numbers"], &[]);
+            let answer: wire::AccountNumbers = self.call(Route::AccountNumbers, url, Method::Get).await?;
+            data.details.numbers = details::account_numbers(connection_id, answer);
+        }
+        if delivered(Product::Identity) {
+            let url = self.url(&["links", link_id, "identity"], &[]);
+            let answer: wire::Identity = self.call(Route::Identity, url, Method::Get).await?;
+            data.details.owners = details::account_owners(connection_id, answer);
+        }
         Ok(data)
     }
 
@@ -744,7 +773,7 @@ impl Provider for MoneyKit {
             UpstreamStatus::LoginRequired | UpstreamStatus::Disconnected => return Err(ProviderError::LoginRequired),
             UpstreamStatus::Failed { .. } => return Err(ProviderError::Unavailable { retry_after: None }),
         }
-        let products: Vec<&'static str> = phases(&link, PRODUCTS)
+        let products: Vec<&'static str> = phases(&link, REFRESHED_PRODUCTS)
             .into_iter()
             .filter(|(_, phase)| *phase != ProductPhase::Unsupported)
             .filter_map(|(product, _)| product_name(product))

@@ -192,7 +192,10 @@ macro_rules! impl_connection_store {
                     return Ok(None);
                 }
                 let plan = match import {
-                    Some(import) => Self::apply_import(&mut tx, c, import).await?,
+                    Some(import) => {
+                        Self::store_account_details(&mut tx, c, &import.data.details).await?;
+                        Self::apply_import(&mut tx, c, import).await?
+                    }
                     None => Default::default(),
                 };
                 let event = Self::append_event(&mut tx, c, kind).await?;
@@ -245,8 +248,10 @@ macro_rules! impl_connection_store {
                 if updated == 0 {
                     return Ok(None);
                 }
-                // Its data, and what the sandbox kept for it.
-                for table in ["connection_records", "record_changes", "sandbox_transactions", "sandbox_failures"] {
+                // Its data, its account details, and what the sandbox kept for it.
+                for table in
+                    ["connection_records", "record_changes", "account_details", "sandbox_transactions", "sandbox_failures"]
+                {
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE connection_id = $1")))
                         .bind(c.id)
                         .execute(&mut *tx)
