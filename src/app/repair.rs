@@ -8,7 +8,9 @@
 //! token. Completing it takes the connection's sync lease (so no poll with the old handle races
 //! it, as token rotation does), then stores in one transaction: the session SUCCEEDED, a new
 //! handle swapped in by compare-and-swap when the provider issued one, the connection REFRESHING
-//! and due at once, and its LOGIN_REPAIRED event. The poll that follows brings it to READY.
+//! and due at once, and its LOGIN_REPAIRED event. The poll that follows brings it to READY. A
+//! completion that fails (the session moved on meanwhile, the store failed) releases the lease
+//! all the same, so the connection is polled as before.
 //!
 //! Hosted repairs whose outcome the provider hands to the caller's front end (MoneyKit Connect
 //! relinking with `existing_link_id`) end at ExchangePublicToken instead: linkgate never saw that
@@ -159,10 +161,20 @@ impl App {
         let id = session.repair_connection_id.ok_or_else(|| {
             Error::internal(anyhow::anyhow!("a provider reported a repair for a session that repairs nothing"))
         })?;
-        let tenant = session.tenant_id;
-        let owner = format!("repair-{}", session.id);
-        self.lease_for_change(tenant, id, &owner).await?;
+        let change = self.complete_repair_under_lease(id, session, from, new_handle, exchange);
+        self.with_change_lease(session.tenant_id, id, None, change).await
+    }
 
+    /// [`complete_repair`](Self::complete_repair)'s work on connection `id`, under its sync lease.
+    async fn complete_repair_under_lease(
+        &self,
+        id: Uuid,
+        session: &LinkSession,
+        from: crate::domain::LinkSessionState,
+        new_handle: Option<SecretString>,
+        exchange: Option<ExchangeProof<'_>>,
+    ) -> Result<Connection> {
+        let tenant = session.tenant_id;
         let mut connection = self.store.get_connection(tenant, id).await?.ok_or_else(|| {
             Error::new(ErrorReason::ConnectionNotFound, "no such connection").with("connection_id", id.to_string())
         })?;

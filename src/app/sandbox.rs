@@ -18,12 +18,8 @@ impl App {
     /// once, which turns it LOGIN_REQUIRED. Returns the connection as it stands.
     pub async fn reset_sandbox_login(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
         let connection = self.sandbox_connection(caller, id).await?;
-        let owner = format!("sandbox-control-{}", Uuid::now_v7());
-        self.lease_for_change(caller.tenant, id, &owner).await?;
-        let marked = self.mark_login_required(&connection).await;
-        // Due at once, lease released: the poll that follows reads the sandbox's new answer.
-        self.store.reschedule_connection(caller.tenant, id, Some(now())).await?;
-        marked?;
+        // Due at once as the lease is released: the poll that follows reads the sandbox's new answer.
+        self.with_change_lease(caller.tenant, id, Some(now()), self.mark_login_required(&connection)).await?;
         Ok(connection)
     }
 
@@ -37,15 +33,16 @@ impl App {
         expires_at: Timestamp,
     ) -> Result<Connection> {
         self.sandbox_connection(caller, id).await?;
-        let owner = format!("sandbox-control-{}", Uuid::now_v7());
-        self.lease_for_change(caller.tenant, id, &owner).await?;
-        // Read under the lease: no poll changes it meanwhile.
-        let mut connection = self.stored_connection(caller, id).await?;
-        connection.consent_expires_at = Some(expires_at);
-        connection.consent_warned_for = None;
-        connection.updated_at = now();
-        self.save_connection(&connection, Some(now()), None, ConnectionEventType::StateChanged).await?;
-        Ok(connection)
+        let change = async {
+            // Read under the lease: no poll changes it meanwhile.
+            let mut connection = self.stored_connection(caller, id).await?;
+            connection.consent_expires_at = Some(expires_at);
+            connection.consent_warned_for = None;
+            connection.updated_at = now();
+            self.save_connection(&connection, Some(now()), None, ConnectionEventType::StateChanged).await?;
+            Ok(connection)
+        };
+        self.with_change_lease(caller.tenant, id, None, change).await
     }
 
     async fn mark_login_required(&self, connection: &Connection) -> Result<()> {

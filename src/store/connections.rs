@@ -68,6 +68,18 @@ pub trait ConnectionStore: Send + Sync {
         kind: ConnectionEventType,
     ) -> StoreResult<Option<ConnectionEvent>>;
 
+    /// Releases the lease `owner` took with [`lease_connection`](Self::lease_connection), changing
+    /// nothing else but, when `next_poll_at` is given, when the connection is looked at next.
+    /// Only `owner`'s own lease is released: one that lapsed and was taken over stays with its new
+    /// holder, and one a save already released is left alone. Returns whether it released.
+    async fn release_connection(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        owner: &str,
+        next_poll_at: Option<Timestamp>,
+    ) -> StoreResult<bool>;
+
     /// Releases a leased connection without changing it, to look again at `next_poll_at`; with
     /// `None`, not until something makes it due again.
     async fn reschedule_connection(

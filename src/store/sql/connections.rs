@@ -198,6 +198,28 @@ macro_rules! impl_connection_store {
                 Ok(Some(event))
             }
 
+            async fn release_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                owner: &str,
+                next_poll_at: Option<crate::domain::Timestamp>,
+            ) -> super::StoreResult<bool> {
+                let released = sqlx::query(
+                    "UPDATE connections SET lease_owner = NULL, lease_expires_at = NULL, \
+                     next_poll_at = COALESCE($4, next_poll_at) \
+                     WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND state <> 'deleted'",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(owner)
+                .bind(next_poll_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(released == 1)
+            }
+
             async fn reschedule_connection(
                 &self,
                 tenant: crate::domain::TenantId,
