@@ -92,11 +92,9 @@ impl App {
     ) -> Result<Option<LinkSession>> {
         let upstream_ref = exchanged.upstream_ref.as_ref().unwrap_or(&exchanged.handle);
         let reference = crate::crypto::upstream_ref_hash(provider, upstream_ref.expose_secret());
-        let relinked = self.store.find_connection_by_upstream_ref(tenant, provider, &reference).await?;
-        let open = self.store.open_repair_sessions(tenant, provider, now()).await?;
-        if let Some(connection) = relinked {
-            let session = open.into_iter().find(|s| s.repair_connection_id == Some(connection.id));
-            return match session {
+        let at = now();
+        if let Some(connection) = self.store.find_connection_by_upstream_ref(tenant, provider, &reference).await? {
+            return match self.store.open_repair_session(tenant, connection.id, at).await? {
                 Some(session) => Ok(Some(session)),
                 None => Err(Error::new(
                     ErrorReason::LinkSessionExpired,
@@ -110,20 +108,14 @@ impl App {
         let Some(user) = external_user_id.filter(|user| !user.is_empty()) else {
             return Ok(None);
         };
-        let mut candidates = Vec::new();
-        for session in open.into_iter().filter(|s| s.external_user_id == user) {
-            let Some(id) = session.repair_connection_id else { continue };
-            let same_institution =
-                self.store.get_connection(tenant, id).await?.is_some_and(|c| {
-                    c.state != ConnectionState::Deleted && c.institution_id == exchanged.institution_id
-                });
-            if same_institution && !candidates.iter().any(|c: &LinkSession| c.repair_connection_id == Some(id)) {
-                candidates.push(session);
-            }
-        }
         // Two connections of the user at the institution waiting for repair: which one was
         // relinked cannot be told, so neither is guessed.
-        Ok(if candidates.len() == 1 { candidates.pop() } else { None })
+        let awaiting =
+            self.store.connections_awaiting_repair(tenant, provider, user, &exchanged.institution_id, at, 2).await?;
+        match awaiting.as_slice() {
+            [only] => Ok(self.store.open_repair_session(tenant, *only, at).await?),
+            _ => Ok(None),
+        }
     }
 
     /// Completes the repair `session` with an exchange's answer: its connection takes the

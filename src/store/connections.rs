@@ -54,6 +54,16 @@ pub trait ConnectionStore: Send + Sync {
         upstream_ref_hash: &[u8],
     ) -> StoreResult<Option<Connection>>;
 
+    /// The oldest live connection of the tenant's end user `external_user_id` at `provider` and
+    /// `institution_id` (the duplicate-link check), read through the end user's index.
+    async fn find_live_duplicate(
+        &self,
+        tenant: TenantId,
+        external_user_id: &str,
+        provider: &str,
+        institution_id: &str,
+    ) -> StoreResult<Option<Uuid>>;
+
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 

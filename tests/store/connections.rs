@@ -377,3 +377,30 @@ async fn a_lease_is_released_only_by_its_owner(store: Arc<dyn Store>) {
     assert!(!leased_ids(&again).contains(&connection.id), "replica-b's lease still holds");
 }
 conformance!(a_lease_is_released_only_by_its_owner);
+
+async fn the_duplicate_check_finds_the_users_oldest_live_connection_at_the_institution(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let find = |tenant: TenantId, user: &'static str, provider: &'static str, institution: &'static str| {
+        let store = store.clone();
+        async move { store.find_live_duplicate(tenant, user, provider, institution).await.unwrap() }
+    };
+    assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, None, "nothing yet");
+    let oldest = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let newer = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let mut elsewhere = connection(tenant, "user-1", PROVIDER);
+    elsewhere.institution_id = "ins_elsewhere".to_owned();
+    create_connection(&*store, &elsewhere, now()).await;
+    new_connection(&*store, tenant, "user-2", PROVIDER).await;
+    new_connection(&*store, tenant, "user-1", "deck").await;
+
+    assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, Some(oldest.id));
+    assert_eq!(find(tenant, "user-1", PROVIDER, "ins_elsewhere").await, Some(elsewhere.id));
+    assert_eq!(find(new_tenant(), "user-1", PROVIDER, INSTITUTION).await, None, "another tenant");
+    assert_eq!(find(tenant, "user-3", PROVIDER, INSTITUTION).await, None, "another user");
+    assert_eq!(find(tenant, "user-1", "vumi", INSTITUTION).await, None, "another provider");
+
+    // Once the oldest is deleted, the next one is the duplicate.
+    store.delete_connection(&moved(&oldest, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, Some(newer.id));
+}
+conformance!(the_duplicate_check_finds_the_users_oldest_live_connection_at_the_institution);
