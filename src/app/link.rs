@@ -406,6 +406,21 @@ impl App {
             .transpose()
     }
 
+    /// The link token a session serves: the one stored with it, or else the one its provider
+    /// makes from the session's sealed upstream state (see
+    /// [`Provider::sealed_link_token`](crate::providers::Provider::sealed_link_token)).
+    pub fn open_link_token(&self, session: &LinkSession) -> Result<Option<String>> {
+        if session.link_token.is_some() {
+            return Ok(session.link_token.clone());
+        }
+        let (Some(sealed), Some(provider)) = (&session.upstream_state, self.providers.get(&session.provider)) else {
+            return Ok(None);
+        };
+        let context = SealedColumn::SessionUpstreamState.context(session.tenant_id, session.id);
+        let state = self.sealer.open(&sealed.0, &context).map_err(Error::internal)?;
+        Ok(provider.sealed_link_token(&state).map(|token| token.expose_secret().to_owned()))
+    }
+
     /// Issued, unexchanged, unexpired public tokens of the caller, newest first.
     pub async fn list_public_tokens(
         &self,
