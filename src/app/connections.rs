@@ -76,9 +76,9 @@ impl App {
     /// races it (a repair's completion, a sandbox control): waits for a poll already running on
     /// it, takes the lease for this change alone, and releases it once `change` is done, whatever
     /// it answered, or if the call is dropped midway. A change that saved the connection released
-    /// the lease already, and one that lapsed meanwhile may belong to another holder now: the
-    /// release only ever frees this change's own lease. With `due_at`, it also makes the
-    /// connection due then.
+    /// the lease already, and a lease that lapsed meanwhile may be another holder's now: the
+    /// release only ever frees this change's own. With `due_at`, it also makes the connection due
+    /// then.
     pub(super) async fn with_change_lease<T>(
         &self,
         tenant: TenantId,
@@ -86,21 +86,29 @@ impl App {
         due_at: Option<Timestamp>,
         change: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let owner = format!("change-{}", Uuid::now_v7());
+        // Held from before the first try: a call dropped while the lease is being taken releases
+        // it too (a release of a lease never taken changes nothing).
+        let mut lease = ChangeLease {
+            store: self.store.clone(),
+            tenant,
+            id,
+            owner: format!("change-{}", Uuid::now_v7()),
+            held: true,
+        };
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         loop {
             let at = now();
-            if self.store.lease_connection(tenant, id, &owner, at, at + CHANGE_LEASE).await? {
+            if self.store.lease_connection(tenant, id, &lease.owner, at, at + CHANGE_LEASE).await? {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
+                lease.held = false;
                 return Err(Error::internal(anyhow::anyhow!(
                     "connection {id}: its sync lease was not released within {LEASE_WAIT:?}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let lease = ChangeLease { store: self.store.clone(), tenant, id, owner: Some(owner) };
         let result = change.await;
         lease.release(due_at).await;
         result
@@ -198,22 +206,24 @@ struct ChangeLease {
     store: Arc<dyn Store>,
     tenant: TenantId,
     id: Uuid,
-    /// The lease's owner; taken by the release.
-    owner: Option<String>,
+    owner: String,
+    /// Whether the lease may still be this change's to release.
+    held: bool,
 }
 
 impl ChangeLease {
     async fn release(mut self, due_at: Option<Timestamp>) {
-        if let Some(owner) = self.owner.take() {
-            release_change_lease(&*self.store, self.tenant, self.id, &owner, due_at).await;
-        }
+        self.held = false;
+        release_change_lease(&*self.store, self.tenant, self.id, &self.owner, due_at).await;
     }
 }
 
 impl Drop for ChangeLease {
     fn drop(&mut self) {
-        let Some(owner) = self.owner.take() else { return };
-        let (store, tenant, id) = (self.store.clone(), self.tenant, self.id);
+        if !self.held {
+            return;
+        }
+        let (store, tenant, id, owner) = (self.store.clone(), self.tenant, self.id, std::mem::take(&mut self.owner));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { release_change_lease(&*store, tenant, id, &owner, None).await });
         }
