@@ -332,6 +332,12 @@ pub struct SyncSettings {
     /// How long before a connection's consent lapses its CONSENT_EXPIRING event goes out.
     #[arg(long = "consent-warning", env = "LINKGATE_CONSENT_WARNING", default_value = "7d", value_parser = parse_duration)]
     pub consent_warning: Duration,
+
+    /// How long the change feed (SyncAccountTransactions, SyncPortfolioTransactions) keeps the
+    /// records providers removed, and so how long a sync cursor stays good; an older cursor is
+    /// refused with SYNC_CURSOR_EXPIRED.
+    #[arg(long = "sync-window", env = "LINKGATE_SYNC_WINDOW", default_value = "30d", value_parser = parse_duration)]
+    pub sync_window: Duration,
 }
 
 /// MoneyKit (US, UK and CA banks: accounts, transactions, holdings). Offered only when both the

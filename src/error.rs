@@ -198,7 +198,8 @@ pub fn code_for(reason: ErrorReason) -> Code {
         | R::LinkSessionNotFound
         | R::ConnectionNotFound
         | R::AccountNotFound
-        | R::PortfolioNotFound => Code::NotFound,
+        | R::PortfolioNotFound
+        | R::TransactionNotFound => Code::NotFound,
         R::LinkSessionWrongState
         | R::LinkSessionExpired
         | R::InvalidCredentials
@@ -209,6 +210,7 @@ pub fn code_for(reason: ErrorReason) -> Code {
         | R::ProductNotReady
         | R::LoginRequired
         | R::ConsentExpired
+        | R::SyncCursorExpired
         | R::CapabilityUnsupported
         | R::ProviderRejected => Code::FailedPrecondition,
         R::ExchangeInProgress => Code::Aborted,

@@ -26,12 +26,13 @@ use linkgate::crypto::Sealer;
 use linkgate::domain::{ConnectionData, Decimal, LinkFlow, Money, Product, now};
 use linkgate::providers::deck::Deck;
 use linkgate::providers::moneykit::MoneyKit;
-use linkgate::providers::sandbox::Sandbox;
+use linkgate::providers::sandbox::{Ledger, Sandbox};
 use linkgate::providers::session::SharedSessions;
 use linkgate::providers::vumi::Vumi;
 use linkgate::providers::{
     self, Credentials, LinkContext, LinkProgress, LinkStep, Provider, ProviderError, Registry, UpstreamStatus,
 };
+use linkgate::store::Store;
 use linkgate_mocks::MockServer;
 use linkgate_mocks::deck::DeckMockOptions;
 use linkgate_mocks::moneykit::MoneyKitMockOptions;
@@ -97,7 +98,11 @@ trait ContractSubject {
     fn flags(&self) -> Vec<(String, String)>;
 
     /// The adapter, built the way the registry builds it from `settings`.
-    fn build(settings: &ProviderSettings, sessions: &SharedSessions) -> Option<Arc<dyn Provider>>;
+    fn build(
+        settings: &ProviderSettings,
+        store: &Arc<dyn Store>,
+        sessions: &SharedSessions,
+    ) -> Option<Arc<dyn Provider>>;
 
     /// A fresh public token from the provider's own link flow for [`Self::INSTITUTION`].
     async fn public_token(&self, provider: &dyn Provider) -> SecretString;
@@ -128,8 +133,13 @@ impl ContractSubject for SandboxSubject {
         flags(&[("--sandbox-import-delay", &import_delay), ("--sandbox-poll-interval", POLL_INTERVAL)])
     }
 
-    fn build(settings: &ProviderSettings, _sessions: &SharedSessions) -> Option<Arc<dyn Provider>> {
-        settings.sandbox.enabled.then(|| Arc::new(Sandbox::new(settings.sandbox.clone())) as Arc<dyn Provider>)
+    fn build(
+        settings: &ProviderSettings,
+        store: &Arc<dyn Store>,
+        _sessions: &SharedSessions,
+    ) -> Option<Arc<dyn Provider>> {
+        let ledger = Ledger::new(store.clone());
+        settings.sandbox.enabled.then(|| Arc::new(Sandbox::new(settings.sandbox.clone(), ledger)) as Arc<dyn Provider>)
     }
 
     async fn public_token(&self, provider: &dyn Provider) -> SecretString {
@@ -167,7 +177,11 @@ impl ContractSubject for DeckSubject {
         upstream_flags(Self::ID, &self.mock)
     }
 
-    fn build(settings: &ProviderSettings, _sessions: &SharedSessions) -> Option<Arc<dyn Provider>> {
+    fn build(
+        settings: &ProviderSettings,
+        _store: &Arc<dyn Store>,
+        _sessions: &SharedSessions,
+    ) -> Option<Arc<dyn Provider>> {
         Deck::from_settings(&settings.deck).map(|deck| Arc::new(deck) as Arc<dyn Provider>)
     }
 
@@ -203,7 +217,11 @@ impl ContractSubject for VumiSubject {
         flags
     }
 
-    fn build(settings: &ProviderSettings, sessions: &SharedSessions) -> Option<Arc<dyn Provider>> {
+    fn build(
+        settings: &ProviderSettings,
+        _store: &Arc<dyn Store>,
+        sessions: &SharedSessions,
+    ) -> Option<Arc<dyn Provider>> {
         Vumi::from_settings(&settings.vumi, sessions.clone()).map(|vumi| Arc::new(vumi) as Arc<dyn Provider>)
     }
 
@@ -241,7 +259,11 @@ impl ContractSubject for MoneyKitSubject {
         upstream_flags(Self::ID, &self.mock)
     }
 
-    fn build(settings: &ProviderSettings, _sessions: &SharedSessions) -> Option<Arc<dyn Provider>> {
+    fn build(
+        settings: &ProviderSettings,
+        _store: &Arc<dyn Store>,
+        _sessions: &SharedSessions,
+    ) -> Option<Arc<dyn Provider>> {
         MoneyKit::from_settings(&settings.moneykit).map(|moneykit| Arc::new(moneykit) as Arc<dyn Provider>)
     }
 
@@ -294,11 +316,11 @@ async fn contract<S: ContractSubject>() {
     // Vumi keeps its upstream session in the store, as every replica shares it.
     let database = TestDatabase::create(Backend::Sqlite).await;
     let store = linkgate::store::open(&database.url, 2, false).await.expect("the store opens");
-    let sessions = SharedSessions::new(store, Sealer::from_keys(&[[7; 32]]), "contract");
-    let provider = S::build(&settings, &sessions).expect("the adapter is offered with the mock's credentials");
+    let sessions = SharedSessions::new(store.clone(), Sealer::from_keys(&[[7; 32]]), "contract");
+    let provider = S::build(&settings, &store, &sessions).expect("the adapter is offered with the mock's credentials");
     let provider = provider.as_ref();
 
-    info_is_sane::<S>(provider, &Registry::from_settings(&settings, &sessions));
+    info_is_sane::<S>(provider, &Registry::from_settings(&settings, store.clone(), &sessions));
     institutions_answer::<S>(provider).await;
     garbage_tokens_are_invalid(provider).await;
     // A refused token is still a caller's secret (an expired or mistyped real one): error paths

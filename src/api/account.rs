@@ -3,6 +3,7 @@
 use super::convert;
 use super::{Validator, caller, respond};
 use crate::app::App;
+use crate::app::feed::SyncRequest;
 use crate::app::reads::DataRequest;
 use crate::domain::{Account, Product, Transaction};
 use crate::pb::{self, account_service_server::AccountService};
@@ -73,6 +74,37 @@ impl AccountService for AccountApi {
             Ok(pb::ListAccountTransactionsResponse {
                 transactions: page.items.into_iter().map(Into::into).collect(),
                 next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn sync_account_transactions(
+        &self,
+        request: Request<pb::SyncAccountTransactionsRequest>,
+    ) -> Result<Response<pb::SyncAccountTransactionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let sync = SyncRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                parent_id: v.optional_id("account_id", &req.account_id),
+                cursor: req.cursor,
+                page_size: v.page_size(req.page_size),
+            };
+            v.finish()?;
+            let page = self
+                .app
+                .sync_records::<Transaction>(&caller, Product::Transactions, RecordKind::Transaction, sync)
+                .await?;
+            Ok(pb::SyncAccountTransactionsResponse {
+                added: page.added.into_iter().map(Into::into).collect(),
+                modified: page.modified.into_iter().map(Into::into).collect(),
+                removed: convert::ids(&page.removed),
+                next_cursor: page.next_cursor,
+                has_more: page.has_more,
             })
         }
         .await;

@@ -51,6 +51,7 @@ enum_map!(domain::ConnectionState, pb::ConnectionState, {
 enum_map!(domain::ConnectionEventType, pb::ConnectionEventType, {
     StateChanged => StateChanged, LoginRepaired => LoginRepaired,
     ConsentExpiring => ConsentExpiring, ConsentExpired => ConsentExpired,
+    NewAccounts => NewAccounts, DataUpdated => DataUpdated,
 });
 enum_map!(domain::LinkSessionState, pb::LinkSessionState, {
     Created => Created, Connecting => Connecting, MfaRequired => MfaRequired,
@@ -133,8 +134,34 @@ impl From<&domain::ConnectionEvent> for pb::ConnectionEvent {
             snapshot: e.snapshot,
             // A snapshot describes a state, not a change.
             r#type: if e.snapshot { 0 } else { pb::ConnectionEventType::from(e.kind) as i32 },
+            data_changes: e.details.data_changes.filter(|_| !e.snapshot).map(data_changes),
+            new_account_ids: if e.snapshot { Vec::new() } else { ids(&e.details.new_account_ids) },
         }
     }
+}
+
+fn data_changes(c: domain::DataChanges) -> pb::DataChanges {
+    // Kinds the refresh left alone are unset, as the contract says.
+    let counts = |c: domain::ChangeCounts| {
+        (!c.is_empty()).then_some(pb::RecordChangeCounts {
+            added: c.added as i32,
+            modified: c.modified as i32,
+            removed: c.removed as i32,
+        })
+    };
+    pb::DataChanges {
+        accounts: counts(c.accounts),
+        transactions: counts(c.transactions),
+        portfolios: counts(c.portfolios),
+        positions: counts(c.positions),
+        portfolio_transactions: counts(c.portfolio_transactions),
+        statements: counts(c.statements),
+    }
+}
+
+/// Ids as the contract writes them.
+pub fn ids(ids: &[uuid::Uuid]) -> Vec<String> {
+    ids.iter().map(uuid::Uuid::to_string).collect()
 }
 
 /// A link session for the caller, with the link token it serves and its public token opened when
@@ -228,6 +255,7 @@ impl From<domain::Transaction> for pb::Transaction {
             date: t.date.to_string(),
             description: t.description,
             pending: t.pending,
+            pending_transaction_id: t.pending_transaction_id.map(|id| id.to_string()).unwrap_or_default(),
         }
     }
 }

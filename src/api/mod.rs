@@ -94,7 +94,8 @@ pub struct Validator {
 }
 
 impl Validator {
-    fn violation(&mut self, field: &str, description: impl Into<String>) {
+    /// Records a problem with `field`; checks outside the validator's own use it too.
+    pub fn violation(&mut self, field: &str, description: impl Into<String>) {
         self.violations.push((field.to_owned(), description.into()));
     }
 
@@ -183,6 +184,28 @@ impl Validator {
             }
             None => {
                 self.violation(field, "must be a date as YYYY-MM-DD");
+                None
+            }
+        }
+    }
+
+    /// An optional decimal amount as the contract writes money: digits with an optional leading
+    /// "-" and at most 10 fractional digits, at most 18 integer digits.
+    pub fn amount(&mut self, field: &str, value: &str) -> Option<crate::domain::Decimal> {
+        if value.is_empty() {
+            return None;
+        }
+        let digits = value.strip_prefix('-').unwrap_or(value);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let well_formed = !whole.is_empty()
+            && whole.len() <= 18
+            && fraction.len() <= 10
+            && !(digits.contains('.') && fraction.is_empty())
+            && whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit());
+        match value.parse::<crate::domain::Decimal>() {
+            Ok(amount) if well_formed => Some(amount),
+            _ => {
+                self.violation(field, "must be a decimal such as -12.50, with at most 10 fractional digits");
                 None
             }
         }

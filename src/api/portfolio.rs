@@ -3,6 +3,7 @@
 use super::convert;
 use super::{Validator, caller, respond};
 use crate::app::App;
+use crate::app::feed::SyncRequest;
 use crate::app::reads::DataRequest;
 use crate::domain::{Portfolio, PortfolioTransaction, Position, Product};
 use crate::pb::{self, portfolio_service_server::PortfolioService};
@@ -106,6 +107,42 @@ impl PortfolioService for PortfolioApi {
             Ok(pb::ListPortfolioTransactionsResponse {
                 transactions: page.items.into_iter().map(Into::into).collect(),
                 next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn sync_portfolio_transactions(
+        &self,
+        request: Request<pb::SyncPortfolioTransactionsRequest>,
+    ) -> Result<Response<pb::SyncPortfolioTransactionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let mut v = Validator::default();
+            let sync = SyncRequest {
+                connection_id: v.id("connection_id", &req.connection_id),
+                parent_id: v.optional_id("portfolio_id", &req.portfolio_id),
+                cursor: req.cursor,
+                page_size: v.page_size(req.page_size),
+            };
+            v.finish()?;
+            let page = self
+                .app
+                .sync_records::<PortfolioTransaction>(
+                    &caller,
+                    Product::Investments,
+                    RecordKind::PortfolioTransaction,
+                    sync,
+                )
+                .await?;
+            Ok(pb::SyncPortfolioTransactionsResponse {
+                added: page.added.into_iter().map(Into::into).collect(),
+                modified: page.modified.into_iter().map(Into::into).collect(),
+                removed: convert::ids(&page.removed),
+                next_cursor: page.next_cursor,
+                has_more: page.has_more,
             })
         }
         .await;

@@ -186,12 +186,12 @@ impl App {
         &self,
         connection: &Connection,
         next_poll_at: Option<crate::domain::Timestamp>,
-        data: Option<&crate::domain::ConnectionData>,
+        import: Option<crate::store::Import<'_>>,
         kind: ConnectionEventType,
     ) -> Result<bool> {
         // The consent calendar's next date comes first when it is earlier.
         let next_poll_at = next_poll_at.map(|next| connection.next_look(next, self.consent_warning));
-        let saved = self.store.save_connection(connection, next_poll_at, data, kind).await?.is_some();
+        let saved = self.store.save_connection(connection, next_poll_at, import, kind).await?.is_some();
         if saved {
             self.bus.committed(connection.id);
         }

@@ -32,31 +32,48 @@ const PRUNE_BATCH: i64 = 5_000;
 /// How often a replica prunes the log.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// Keeps the event log to `retention` until `shutdown`. Every replica may prune: deleting
-/// already-deleted rows is harmless, so no coordination is needed.
-pub async fn run_pruner(store: Arc<dyn Store>, retention: Duration, shutdown: CancellationToken) {
+/// Keeps the event log to `event_retention` and the change feed's tombstones to `sync_window`
+/// until `shutdown`. Every replica may prune: deleting already-deleted rows is harmless, so no
+/// coordination is needed.
+pub async fn run_pruner(
+    store: Arc<dyn Store>,
+    event_retention: Duration,
+    sync_window: Duration,
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let Ok(retention) = chrono::Duration::from_std(retention) else { return };
-        let cutoff = crate::domain::now() - retention;
-        loop {
-            match store.prune_events(cutoff, PRUNE_BATCH).await {
-                Ok(pruned) if pruned as i64 == PRUNE_BATCH => continue,
-                Ok(pruned) => {
-                    if pruned > 0 {
-                        tracing::info!(pruned, "pruned connection events past their retention");
-                    }
-                    break;
+        prune("connection events past their retention", event_retention, |cutoff| {
+            store.prune_events(cutoff, PRUNE_BATCH)
+        })
+        .await;
+        prune("record changes past the change window", sync_window, |cutoff| store.prune_changes(cutoff, PRUNE_BATCH))
+            .await;
+    }
+}
+
+/// Deletes what is older than `keep`, a batch at a time.
+async fn prune<F, Fut>(what: &str, keep: Duration, mut batch: F)
+where
+    F: FnMut(crate::domain::Timestamp) -> Fut,
+    Fut: std::future::Future<Output = crate::store::StoreResult<u64>>,
+{
+    let Ok(keep) = chrono::Duration::from_std(keep) else { return };
+    let cutoff = crate::domain::now() - keep;
+    loop {
+        match batch(cutoff).await {
+            Ok(pruned) if pruned as i64 == PRUNE_BATCH => continue,
+            Ok(pruned) => {
+                if pruned > 0 {
+                    tracing::info!(pruned, "pruned {what}");
                 }
-                Err(error) => {
-                    tracing::warn!(error = %error, "pruning connection events failed");
-                    break;
-                }
+                return;
             }
+            Err(error) => return tracing::warn!(error = %error, "pruning {what} failed"),
         }
     }
 }

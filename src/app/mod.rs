@@ -7,6 +7,7 @@ pub mod connection_cache;
 pub mod connections;
 pub mod erasure;
 pub mod events;
+pub mod feed;
 pub mod limits;
 pub mod link;
 pub mod page_token;
@@ -74,6 +75,8 @@ pub struct App {
     pub webhook_bell: InboxBell,
     /// How long before a consent lapses its CONSENT_EXPIRING event goes out.
     pub consent_warning: std::time::Duration,
+    /// How long the change feed keeps removals, and so how long a sync cursor stays good.
+    pub sync_window: std::time::Duration,
     /// Per-token locks that make concurrent exchanges in this process queue behind the first.
     exchanges: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -92,6 +95,8 @@ pub struct AppParts {
     pub limits: LimitSettings,
     /// How long before a consent lapses its CONSENT_EXPIRING event goes out.
     pub consent_warning: std::time::Duration,
+    /// How long the change feed keeps removals.
+    pub sync_window: std::time::Duration,
 }
 
 impl App {
@@ -111,6 +116,7 @@ impl App {
             webhook_keys: KeyCache::default(),
             webhook_bell: InboxBell::default(),
             consent_warning: parts.consent_warning,
+            sync_window: parts.sync_window,
             exchanges: Mutex::default(),
         };
         (app, audit_writer)

@@ -1,5 +1,6 @@
 //! Opaque page tokens: a keyset cursor bound to the query it came from and signed with a key
 //! every replica shares, so a token cannot be forged, altered or replayed against other filters.
+//! The change feed's cursors are signed the same way, around a position of their own.
 
 use crate::domain::ErrorReason;
 use crate::error::Error;
@@ -26,12 +27,12 @@ impl std::fmt::Debug for PageTokens {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Body {
+struct Body<C> {
     /// Digest of the query this token continues (method, parent and filters), so the token stays
     /// short and does not echo filter values.
     q: String,
     /// The cursor.
-    c: Cursor,
+    c: C,
 }
 
 impl PageTokens {
@@ -42,21 +43,37 @@ impl PageTokens {
 
     /// The token that continues `query` after `cursor`.
     pub fn issue(&self, query: &str, cursor: &Cursor) -> String {
-        let body = serde_json::to_vec(&Body { q: query_digest(query), c: cursor.clone() }).expect("cursor serializes");
+        self.issue_as(query, cursor)
+    }
+
+    /// The cursor of a token issued for `query`; `None` for an empty token (the first page).
+    pub fn check(&self, query: &str, token: &str) -> Result<Option<Cursor>, Error> {
+        self.check_as(query, token, "page_token")
+    }
+
+    /// The token of any cursor `C` for `query`.
+    pub fn issue_as<C: serde::Serialize>(&self, query: &str, cursor: &C) -> String {
+        let body = serde_json::to_vec(&Body { q: query_digest(query), c: cursor }).expect("cursor serializes");
         let tag = hmac::sign(&self.key, &body);
         let mut bytes = body;
         bytes.extend_from_slice(&tag.as_ref()[..TAG_LEN]);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// The cursor of a token issued for `query`; `None` for an empty token (the first page).
-    pub fn check(&self, query: &str, token: &str) -> Result<Option<Cursor>, Error> {
+    /// The cursor `C` of a token issued for `query` and sent in request field `field`; `None`
+    /// for an empty token.
+    pub fn check_as<C: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        token: &str,
+        field: &str,
+    ) -> Result<Option<C>, Error> {
         if token.is_empty() {
             return Ok(None);
         }
         let invalid = || {
-            Error::new(ErrorReason::InvalidPageToken, "the page token is invalid; list again without one")
-                .with("field", "page_token")
+            Error::new(ErrorReason::InvalidPageToken, format!("the {field} is invalid; start again without one"))
+                .with("field", field)
         };
         if token.len() > MAX_TOKEN_LEN {
             return Err(invalid());
@@ -69,13 +86,13 @@ impl PageTokens {
         if !bool::from(hmac::sign(&self.key, body).as_ref()[..TAG_LEN].ct_eq(tag)) {
             return Err(invalid());
         }
-        let body: Body = serde_json::from_slice(body).map_err(|_| invalid())?;
+        let body: Body<C> = serde_json::from_slice(body).map_err(|_| invalid())?;
         if body.q != query_digest(query) {
             return Err(Error::new(
                 ErrorReason::InvalidPageToken,
-                "the page token belongs to a different query; keep the filters of the first page",
+                format!("the {field} belongs to a different query; keep the filters it was issued for"),
             )
-            .with("field", "page_token"));
+            .with("field", field));
         }
         Ok(Some(body.c))
     }

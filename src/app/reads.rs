@@ -46,16 +46,7 @@ impl App {
         ensure_readable(&connection, product)?;
         self.audit.record(caller, AuditAction::Read, "connection", connection.id).await;
         if let Some(parent) = request.parent_id {
-            let parent_kind = parent_kind(kind);
-            if !self.store.has_record(caller.tenant, connection.id, parent_kind, parent).await? {
-                let (reason, field) = match parent_kind {
-                    RecordKind::Portfolio => (ErrorReason::PortfolioNotFound, "portfolio_id"),
-                    _ => (ErrorReason::AccountNotFound, "account_id"),
-                };
-                return Err(
-                    Error::new(reason, format!("no such {field} on this connection")).with(field, parent.to_string())
-                );
-            }
+            self.ensure_parent(caller, connection.id, kind, parent).await?;
         }
         // The token is bound to everything that shapes the listing.
         let scope = format!(
@@ -78,6 +69,28 @@ impl App {
     }
 }
 
+impl App {
+    /// ACCOUNT_NOT_FOUND or PORTFOLIO_NOT_FOUND unless the connection has `parent`, the account
+    /// or portfolio records of `kind` belong to.
+    pub(super) async fn ensure_parent(
+        &self,
+        caller: &Caller,
+        connection_id: Uuid,
+        kind: RecordKind,
+        parent: Uuid,
+    ) -> Result<()> {
+        let parent_kind = parent_kind(kind);
+        if self.store.has_record(caller.tenant, connection_id, parent_kind, parent).await? {
+            return Ok(());
+        }
+        let (reason, field) = match parent_kind {
+            RecordKind::Portfolio => (ErrorReason::PortfolioNotFound, "portfolio_id"),
+            _ => (ErrorReason::AccountNotFound, "account_id"),
+        };
+        Err(Error::new(reason, format!("no such {field} on this connection")).with(field, parent.to_string()))
+    }
+}
+
 fn parent_kind(kind: RecordKind) -> RecordKind {
     match kind {
         RecordKind::Position | RecordKind::PortfolioTransaction => RecordKind::Portfolio,
@@ -86,7 +99,7 @@ fn parent_kind(kind: RecordKind) -> RecordKind {
 }
 
 /// Whether `product` of `connection` has data to serve; the error says what to do if not.
-fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
+pub(super) fn ensure_readable(connection: &Connection, product: Product) -> Result<()> {
     let id = connection.id.to_string();
     let Some(status) = connection.product(product) else {
         return Err(Error::new(

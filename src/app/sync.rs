@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::providers::{ProviderError, UpstreamStatus};
-use crate::store::Lease;
+use crate::store::{Import, Lease};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,7 +186,8 @@ impl App {
                     product.last_attempted_at = Some(at);
                 }
                 let next_refresh = at + provider.info().refresh_interval;
-                self.save_connection(&connection, Some(next_refresh), Some(&data), ConnectionEventType::StateChanged)
+                let import = Import { data: &data, products: &products };
+                self.save_connection(&connection, Some(next_refresh), Some(import), ConnectionEventType::StateChanged)
                     .await?;
             }
             UpstreamStatus::LoginRequired => {

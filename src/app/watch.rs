@@ -265,7 +265,14 @@ mod tests {
 
     fn event(event_id: i64, connection: Connection) -> ConnectionEvent {
         let occurred_at = connection.updated_at;
-        ConnectionEvent { event_id, kind: ConnectionEventType::StateChanged, connection, occurred_at, snapshot: false }
+        ConnectionEvent {
+            event_id,
+            kind: ConnectionEventType::StateChanged,
+            connection,
+            occurred_at,
+            snapshot: false,
+            details: Default::default(),
+        }
     }
 
     fn connection(user: &str) -> Connection {

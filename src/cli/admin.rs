@@ -106,7 +106,8 @@ pub async fn connections(settings: &ConnectionAdminSettings, command: Connection
                 storage.sealer.clone(),
                 format!("admin-{}", Uuid::now_v7()),
             );
-            let providers = crate::providers::Registry::from_settings(&settings.providers, &sessions);
+            let providers =
+                crate::providers::Registry::from_settings(&settings.providers, storage.store.clone(), &sessions);
             crate::cli::rotation::rotate_connection_token(
                 storage.store.as_ref(),
                 &storage.sealer,

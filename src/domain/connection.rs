@@ -38,6 +38,10 @@ stored_enum! {
         ConsentExpiring = "consent_expiring",
         /// The user's consent lapsed; the connection needs its user again.
         ConsentExpired = "consent_expired",
+        /// A refresh found accounts the connection did not have ([`EventDetails::new_account_ids`]).
+        NewAccounts = "new_accounts",
+        /// A refresh changed the connection's data ([`EventDetails::data_changes`]).
+        DataUpdated = "data_updated",
     }
 }
 
@@ -168,6 +172,26 @@ pub struct ConnectionEvent {
     /// Sent as the connection's current state in place of history (a fresh watch, or a cursor
     /// older than the pruned log), not as a replayed change.
     pub snapshot: bool,
+    /// What the event says beyond the connection's state.
+    pub details: EventDetails,
+}
+
+/// What an event says beyond the connection's state, stored with it as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventDetails {
+    /// On DATA_UPDATED: what the refresh changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_changes: Option<super::DataChanges>,
+    /// On NEW_ACCOUNTS: the accounts the refresh found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_account_ids: Vec<Uuid>,
+}
+
+impl EventDetails {
+    /// Whether there is nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.data_changes.is_none() && self.new_account_ids.is_empty()
+    }
 }
 
 /// Stores an [`ErrorReason`] by its value name, which the contract promises never to change.

@@ -13,6 +13,57 @@ pub fn stable_id(connection_id: Uuid, kind: &str, upstream_id: &str) -> Uuid {
     Uuid::new_v5(&connection_id, name.as_bytes())
 }
 
+/// How many records of one kind an import added, modified and removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeCounts {
+    /// New records (or ones the provider serves again after removing them).
+    pub added: u32,
+    /// Records whose fields changed.
+    pub modified: u32,
+    /// Records the provider no longer serves.
+    pub removed: u32,
+}
+
+impl ChangeCounts {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.modified == 0 && self.removed == 0
+    }
+}
+
+/// What one import changed in a connection's data, per kind of record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataChanges {
+    /// Accounts.
+    pub accounts: ChangeCounts,
+    /// Cash transactions.
+    pub transactions: ChangeCounts,
+    /// Portfolios.
+    pub portfolios: ChangeCounts,
+    /// Positions.
+    pub positions: ChangeCounts,
+    /// Portfolio transactions.
+    pub portfolio_transactions: ChangeCounts,
+    /// Statements.
+    pub statements: ChangeCounts,
+}
+
+impl DataChanges {
+    /// Whether the import changed nothing.
+    pub fn is_empty(&self) -> bool {
+        [
+            self.accounts,
+            self.transactions,
+            self.portfolios,
+            self.positions,
+            self.portfolio_transactions,
+            self.statements,
+        ]
+        .iter()
+        .all(ChangeCounts::is_empty)
+    }
+}
+
 stored_enum! {
     /// The kind of account.
     pub enum AccountType {
@@ -70,6 +121,11 @@ pub struct Transaction {
     pub description: String,
     /// Not yet booked.
     pub pending: bool,
+    /// On a booked transaction, the pending one it replaced (see `store::changes` for how
+    /// linkgate matches them). Left out of the stored body when unset, so bodies stored before
+    /// the field existed read and digest the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_transaction_id: Option<Uuid>,
 }
 
 stored_enum! {

@@ -9,10 +9,12 @@ mod product;
 mod reason;
 mod tenant;
 
-pub use connection::{Connection, ConnectionError, ConnectionEvent, ConnectionEventType, ConnectionState};
+pub use connection::{
+    Connection, ConnectionError, ConnectionEvent, ConnectionEventType, ConnectionState, EventDetails,
+};
 pub use data::{
-    Account, AccountType, AssetType, ConnectionData, Instrument, Portfolio, PortfolioTransaction,
-    PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, Usage, stable_id,
+    Account, AccountType, AssetType, ChangeCounts, ConnectionData, DataChanges, Instrument, Portfolio,
+    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, Usage, stable_id,
 };
 pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};

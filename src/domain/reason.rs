@@ -110,6 +110,10 @@ reasons! {
     Overloaded = 32 => "OVERLOADED",
     /// The user's consent to share the connection's data lapsed.
     ConsentExpired = 33 => "CONSENT_EXPIRED",
+    /// A change-feed cursor is older than the change window.
+    SyncCursorExpired = 34 => "SYNC_CURSOR_EXPIRED",
+    /// No such transaction (sandbox controls).
+    TransactionNotFound = 35 => "TRANSACTION_NOT_FOUND",
 }
 
 #[cfg(test)]

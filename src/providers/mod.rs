@@ -433,11 +433,17 @@ pub struct Registry {
 
 impl Registry {
     /// The registry with every provider the settings enable; providers that share one upstream
-    /// session across replicas keep it in `sessions`.
-    pub fn from_settings(settings: &crate::config::ProviderSettings, sessions: &session::SharedSessions) -> Self {
+    /// session across replicas keep it in `sessions`, and the sandbox keeps callers' changes in
+    /// `store`.
+    pub fn from_settings(
+        settings: &crate::config::ProviderSettings,
+        store: Arc<dyn crate::store::Store>,
+        sessions: &session::SharedSessions,
+    ) -> Self {
         let mut registry = Self::default();
         if settings.sandbox.enabled {
-            registry.register(Arc::new(sandbox::Sandbox::new(settings.sandbox.clone())));
+            let ledger = sandbox::Ledger::new(store);
+            registry.register(Arc::new(sandbox::Sandbox::new(settings.sandbox.clone(), ledger)));
         } else {
             registry.disabled.insert(sandbox::ID, sandbox::DISPLAY_NAME);
         }

@@ -73,13 +73,18 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let storage = Storage::open(&settings.database, &settings.secrets).await?;
         let sessions = SharedSessions::new(storage.store.clone(), storage.sealer.clone(), replica_name());
-        let providers = Registry::from_settings(&settings.providers, &sessions);
+        let providers = Registry::from_settings(&settings.providers, storage.store.clone(), &sessions);
         Self::assemble(settings, storage, providers).await
     }
 
-    /// As [`Application::build`], with the providers given rather than read from the settings.
-    pub async fn build_with_providers(settings: Settings, providers: Registry) -> anyhow::Result<Self> {
+    /// As [`Application::build`], with the providers `providers` builds over the store rather
+    /// than those the settings enable.
+    pub async fn build_with_providers(
+        settings: Settings,
+        providers: impl FnOnce(Arc<dyn crate::store::Store>) -> Registry,
+    ) -> anyhow::Result<Self> {
         let storage = Storage::open(&settings.database, &settings.secrets).await?;
+        let providers = providers(storage.store.clone());
         Self::assemble(settings, storage, providers).await
     }
 
@@ -106,6 +111,7 @@ impl Application {
             page_tokens,
             limits: settings.limits.clone(),
             consent_warning: settings.sync.consent_warning,
+            sync_window: settings.sync.sync_window,
         });
         let grpc =
             TcpListener::bind(settings.grpc_addr).await.with_context(|| format!("binding {}", settings.grpc_addr))?;
@@ -155,7 +161,13 @@ impl Application {
         let background = CancellationToken::new();
         tokio::spawn(app.bus.clone().run_tailer(app.store.clone(), events_recheck, background.clone()));
         tokio::spawn(app.bus.clone().run_announcer(app.store.clone(), background.clone()));
-        tokio::spawn(crate::app::events::run_pruner(app.store.clone(), event_retention, background.clone()));
+        let sync_window = app.sync_window;
+        tokio::spawn(crate::app::events::run_pruner(
+            app.store.clone(),
+            event_retention,
+            sync_window,
+            background.clone(),
+        ));
         tokio::spawn(app.clone().run_sync(sync));
         tokio::spawn(watch_readiness(app.store.clone(), reporter.clone(), background.clone()));
         let audit_done = tokio::spawn(audit_writer.run(app.store.clone(), background.clone()));

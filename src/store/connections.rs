@@ -2,10 +2,8 @@
 //! with their data, deleted, and leased: due ones by the sync engine, one at a time by a caller
 //! that must keep polls off it. Every change appends the connection's event in its transaction.
 
-use super::{Lease, Leased, Page, PageOf, StoreResult};
-use crate::domain::{
-    Connection, ConnectionData, ConnectionEvent, ConnectionEventType, ConnectionState, TenantId, Timestamp,
-};
+use super::{Import, Lease, Leased, Page, PageOf, StoreResult};
+use crate::domain::{Connection, ConnectionEvent, ConnectionEventType, ConnectionState, TenantId, Timestamp};
 use uuid::Uuid;
 
 /// Connections and their leases. See the module documentation.
@@ -67,14 +65,16 @@ pub trait ConnectionStore: Send + Sync {
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Stores a connection's new state, replacing its data when `data` is given, appending an
-    /// event of `kind` and releasing any lease, in one transaction. Returns `None`, changing
+    /// Stores a connection's new state, appending an event of `kind` and releasing any lease,
+    /// and stores an `import` when given: what changed in the connection's data is written and
+    /// told by a DATA_UPDATED event (NEW_ACCOUNTS first, when accounts appeared), after the
+    /// state's event. All in one transaction. Returns the state's event, or `None`, changing
     /// nothing, when the connection was deleted meanwhile.
     async fn save_connection(
         &self,
         connection: &Connection,
         next_poll_at: Option<Timestamp>,
-        data: Option<&ConnectionData>,
+        import: Option<Import<'_>>,
         kind: ConnectionEventType,
     ) -> StoreResult<Option<ConnectionEvent>>;
 

@@ -12,6 +12,7 @@
 //! connection appends its event in the same transaction, so the log never misses a change.
 
 mod audit;
+mod changes;
 mod connections;
 mod erasure;
 mod events;
@@ -22,6 +23,7 @@ mod provider_sessions;
 mod public_tokens;
 mod records;
 mod rows;
+mod sandbox;
 mod sealed_columns;
 mod sql;
 mod sqlite;
@@ -29,6 +31,7 @@ mod tenants;
 mod webhook_inbox;
 
 pub use audit::AuditStore;
+pub use changes::PENDING_MATCH_DAYS;
 pub use connections::{ConnectionFilter, ConnectionStore};
 pub use erasure::{Erased, ErasureStore};
 pub use events::{EventBell, EventFilter, EventStore};
@@ -36,7 +39,11 @@ pub use health::HealthStore;
 pub use link_sessions::{IssuedToken, LinkSessionStore, LinkSessionUpdate, Repair};
 pub use provider_sessions::ProviderSessionStore;
 pub use public_tokens::{Claim, PublicTokenStore, StoredPublicToken};
-pub use records::{DateRange, RecordKind, RecordQuery, RecordStore, StoredRecord};
+pub use records::{
+    Change, ChangeQuery, DateRange, Import, RecordChange, RecordKind, RecordQuery, RecordStore, SnapshotQuery,
+    StoredRecord,
+};
+pub use sandbox::SandboxStore;
 pub use sealed_columns::{SealedColumnStore, SealedValue};
 pub use tenants::TenantStore;
 pub use webhook_inbox::{InboxDelivery, WebhookInboxStore, WebhooksProcessed};
@@ -48,7 +55,8 @@ use uuid::Uuid;
 /// A failed store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or did not answer in time; retrying may help.
+    /// The database could not be reached, did not answer in time, or refused the work for a
+    /// reason a retry can outlive (see [`transient_code`]); callers see UNAVAILABLE.
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
     /// Anything else: a bug, a constraint we did not expect, corrupt data.
@@ -58,9 +66,68 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable(error.into()),
-            error => Self::Other(error.into()),
+        let transient = match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                true
+            }
+            sqlx::Error::Database(database) => database.code().is_some_and(|code| transient_code(&code)),
+            _ => false,
+        };
+        if transient { Self::Unavailable(error.into()) } else { Self::Other(error.into()) }
+    }
+}
+
+/// Whether a database error code names a failure the same call can outlive by retrying: the
+/// database going away, shutting down or failing over, refusing connections, out of resources,
+/// a read-only standby, a statement or lock timeout, a serialization failure or deadlock (the
+/// transaction was rolled back whole). PostgreSQL's SQLSTATEs have five characters; SQLite's
+/// result codes are numbers whose low byte is the primary code (BUSY, LOCKED). Constraint
+/// violations, syntax errors and the like are bugs or caller errors, not outages.
+pub fn transient_code(code: &str) -> bool {
+    // SQLite's extended codes stay below 10,000, so five characters is a SQLSTATE.
+    if code.len() == 5 {
+        return code.starts_with("08") // connection exception
+            || code.starts_with("53") // insufficient resources: too many connections, memory, disk
+            || code.starts_with("57P") // operator intervention: admin or crash shutdown, cannot connect now
+            || matches!(
+                code,
+                "57014" // query canceled: statement timeout
+                | "40001" // serialization failure
+                | "40P01" // deadlock detected
+                | "25006" // read-only SQL transaction: a standby after failover
+                | "55P03" // lock not available: lock timeout
+            );
+    }
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    code.parse::<i64>().is_ok_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_code;
+
+    #[test]
+    fn outages_are_transient_and_bugs_are_not() {
+        let transient = [
+            "08000", "08003", "08006", "08001", "08004", // connection lost, refused, rejected
+            "57P01", "57P02", "57P03", // admin shutdown, crash shutdown, cannot connect now
+            "53300", "53200", "53100", // too many connections, out of memory, disk full
+            "40001", "40P01", "25006", "55P03",
+            "57014", // serialization, deadlock, read-only, lock and statement timeouts
+            "5", "6", "517", "261", "262", // SQLite BUSY, LOCKED and their extended codes
+        ];
+        for code in transient {
+            assert!(transient_code(code), "{code} is an outage");
+        }
+        let permanent = [
+            "23505", "23503", "23502", "22P02", "42P01", "42601", "XX000",
+            "P0001", // constraints, input, schema, bugs
+            "19", "2067", "1", "11", // SQLite CONSTRAINT, CONSTRAINT_UNIQUE, ERROR, CORRUPT
+            "", "garbage",
+        ];
+        for code in permanent {
+            assert!(!transient_code(code), "{code} is not an outage");
         }
     }
 }
@@ -137,6 +204,7 @@ pub trait Store:
     + PublicTokenStore
     + ConnectionStore
     + RecordStore
+    + SandboxStore
     + EventStore
     + ErasureStore
     + WebhookInboxStore
@@ -154,6 +222,7 @@ impl<T> Store for T where
         + PublicTokenStore
         + ConnectionStore
         + RecordStore
+        + SandboxStore
         + EventStore
         + ErasureStore
         + WebhookInboxStore

@@ -3,12 +3,15 @@
 //! its sort key and its body as JSON. One table and one query shape serve every data RPC, and a
 //! new product needs no migration.
 //!
-//! [`RecordStore`] reads them; a connection's import replaces them as it is saved
-//! ([`ConnectionStore::save_connection`](super::ConnectionStore::save_connection)), and its
-//! deletion destroys them.
+//! [`RecordStore`] reads them, as listings and as the change feed; a connection's import is
+//! compared with them as it is saved ([`ConnectionStore::save_connection`](super::ConnectionStore::save_connection),
+//! see [`changes`](super::changes)), so only what changed is written and a record the provider
+//! no longer serves stays as a tombstone for the change window; the connection's deletion
+//! destroys them all.
 
 use super::{Cursor, Page, PageOf, StoreResult};
-use crate::domain::{ConnectionData, Date, TenantId, stored_enum};
+use crate::domain::{ConnectionData, Date, Product, TenantId, Timestamp, Transaction, stored_enum};
+use ring::digest;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -18,8 +21,92 @@ pub trait RecordStore: Send + Sync {
     /// One page of a connection's imported data of one kind.
     async fn list_records(&self, query: &RecordQuery) -> StoreResult<PageOf<StoredRecord>>;
 
-    /// Whether the connection has a record of `kind` with `id`.
+    /// Whether the connection has a live record of `kind` with `id`.
     async fn has_record(&self, tenant: TenantId, connection_id: Uuid, kind: RecordKind, id: Uuid) -> StoreResult<bool>;
+
+    /// The import a connection's data is current with (0 before its first).
+    async fn data_version(&self, tenant: TenantId, connection_id: Uuid) -> StoreResult<i64>;
+
+    /// One page of the change feed's snapshot: the records of one kind of a connection as the
+    /// reader would have had them at import `version` (created by then and not removed by
+    /// then), each at its latest state, by id.
+    async fn record_snapshot(&self, query: &SnapshotQuery) -> StoreResult<Vec<StoredRecord>>;
+
+    /// One page of the change log: what imports after `query.origin` did to the records of one
+    /// kind of a connection, in import order, from `query.after` on.
+    async fn record_changes(&self, query: &ChangeQuery) -> StoreResult<Vec<RecordChange>>;
+
+    /// Deletes change-log rows and tombstones older than `before` (past the change window), at
+    /// most `limit` of each. Returns the larger of the two counts, so a caller goes on while
+    /// either filled its batch.
+    async fn prune_changes(&self, before: Timestamp, limit: i64) -> StoreResult<u64>;
+}
+
+/// A page of the change feed's snapshot to read.
+#[derive(Debug, Clone)]
+pub struct SnapshotQuery {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Connection.
+    pub connection_id: Uuid,
+    /// Kind.
+    pub kind: RecordKind,
+    /// Only children of this account or portfolio.
+    pub parent_id: Option<Uuid>,
+    /// The import the snapshot is of.
+    pub version: i64,
+    /// The id after which this page starts.
+    pub after: Option<Uuid>,
+    /// Rows to read at most.
+    pub limit: usize,
+}
+
+/// A page of the change log to read. Positions are (import version, record id).
+#[derive(Debug, Clone)]
+pub struct ChangeQuery {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Connection.
+    pub connection_id: Uuid,
+    /// Kind.
+    pub kind: RecordKind,
+    /// Only children of this account or portfolio.
+    pub parent_id: Option<Uuid>,
+    /// The import the reader's copy is current with.
+    pub origin: i64,
+    /// The position after which this page starts; `None` from the origin.
+    pub after: Option<(i64, Uuid)>,
+    /// Rows to read at most.
+    pub limit: usize,
+}
+
+stored_enum! {
+    /// What an import did to a record, as the change log records it.
+    pub enum Change {
+        /// It appeared (or was served again after a removal).
+        Added = "added",
+        /// Its fields changed.
+        Modified = "modified",
+        /// The provider no longer serves it.
+        Removed = "removed",
+    }
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone)]
+pub struct RecordChange {
+    /// The record's id.
+    pub id: Uuid,
+    /// The import.
+    pub version: i64,
+    /// What it did.
+    pub change: Change,
+    /// The record at its latest state (for additions and modifications); `None` once its
+    /// tombstone is pruned.
+    pub record: Option<StoredRecord>,
+    /// On the addition of a booked transaction: the pending one it replaced, removed by the same
+    /// import and told with it. On that removal: the booked one, whose addition tells it.
+    pub paired_with: Option<Uuid>,
 }
 
 /// Date bounds as stored: inclusive on both ends.
@@ -54,6 +141,28 @@ impl RecordKind {
     pub fn newest_first(self) -> bool {
         matches!(self, Self::Transaction | Self::PortfolioTransaction | Self::Statement)
     }
+
+    /// The kinds of record a product delivers.
+    pub fn of_product(product: Product) -> &'static [RecordKind] {
+        match product {
+            Product::Accounts => &[Self::Account],
+            Product::Transactions => &[Self::Transaction],
+            Product::Investments => &[Self::Portfolio, Self::Position, Self::PortfolioTransaction],
+            Product::Statements => &[Self::Statement],
+            Product::Identity => &[],
+        }
+    }
+}
+
+/// An import to store with a connection's save: what the provider served for `products`.
+/// Records of kinds these products deliver and the import lacks are removed; other kinds are
+/// left as they are.
+#[derive(Debug, Clone, Copy)]
+pub struct Import<'a> {
+    /// The data.
+    pub data: &'a ConnectionData,
+    /// The products it was fetched for.
+    pub products: &'a [Product],
 }
 
 /// A record ready to store.
@@ -71,6 +180,16 @@ pub struct NewRecord {
     pub date: Option<Date>,
     /// The domain value as JSON.
     pub body: serde_json::Value,
+    /// Digest of what the provider served (kind, parent, order, date and body), so an import
+    /// compares with the stored copy without reading its body.
+    pub digest: i64,
+    /// A transaction's account, currency and amount, which a booked transaction must share with
+    /// the pending one it replaces.
+    pub match_key: Option<String>,
+    /// Whether it is a pending transaction.
+    pub pending: bool,
+    /// On a booked transaction: the pending one it replaces.
+    pub pending_link: Option<Uuid>,
 }
 
 /// A stored record as read back.
@@ -121,14 +240,38 @@ fn record<T: Serialize>(kind: RecordKind, id: Uuid, parent_id: Option<Uuid>, sor
         SortBy::Name(name) => (name.to_lowercase(), None),
         SortBy::Date(date) => (date.to_string(), Some(date)),
     };
-    NewRecord {
-        kind,
-        id,
-        parent_id,
-        sort_key,
-        date,
-        body: serde_json::to_value(value).expect("domain records serialize"),
+    let body = serde_json::to_value(value).expect("domain records serialize");
+    let digest = record_digest(kind, parent_id, &sort_key, date, &body);
+    NewRecord { kind, id, parent_id, sort_key, date, body, digest, match_key: None, pending: false, pending_link: None }
+}
+
+/// The first 8 bytes of a SHA-256 over everything an import stores of a record. Field order in
+/// the JSON body is fixed (serde_json's maps are sorted), so the same record digests the same.
+fn record_digest(
+    kind: RecordKind,
+    parent_id: Option<Uuid>,
+    sort_key: &str,
+    date: Option<Date>,
+    body: &serde_json::Value,
+) -> i64 {
+    use crate::domain::StoredName;
+    let mut context = digest::Context::new(&digest::SHA256);
+    let parent = parent_id.map(|p| p.to_string()).unwrap_or_default();
+    let date = date.map(|d| d.to_string()).unwrap_or_default();
+    for part in [kind.name(), &parent, sort_key, &date, &body.to_string()] {
+        context.update(part.as_bytes());
+        context.update(&[0]);
     }
+    let bytes: [u8; 8] = context.finish().as_ref()[..8].try_into().expect("a SHA-256 is longer than 8 bytes");
+    i64::from_be_bytes(bytes)
+}
+
+fn transaction_record(t: &Transaction) -> NewRecord {
+    let mut record = record(RecordKind::Transaction, t.id, Some(t.account_id), SortBy::Date(t.date), t);
+    record.match_key = Some(format!("{}|{}|{}", t.account_id, t.amount.currency, t.amount.amount.normalize()));
+    record.pending = t.pending;
+    record.pending_link = t.pending_transaction_id;
+    record
 }
 
 enum SortBy<'a> {
@@ -143,7 +286,7 @@ pub fn records_of(data: &ConnectionData) -> Vec<NewRecord> {
         out.push(record(RecordKind::Account, a.id, None, SortBy::Name(&a.name), a));
     }
     for t in &data.transactions {
-        out.push(record(RecordKind::Transaction, t.id, Some(t.account_id), SortBy::Date(t.date), t));
+        out.push(transaction_record(t));
     }
     for p in &data.portfolios {
         out.push(record(RecordKind::Portfolio, p.id, None, SortBy::Name(&p.name), p));

@@ -4,8 +4,8 @@
 use super::StoredPublicToken;
 use crate::domain::ErrorReason;
 use crate::domain::{
-    Connection, ConnectionEvent, ConnectionEventType, LinkFlow, LinkSession, LinkSessionState, Product, Sealed,
-    StoredName, TenantId, Timestamp,
+    Connection, ConnectionEvent, ConnectionEventType, EventDetails, LinkFlow, LinkSession, LinkSessionState, Product,
+    Sealed, StoredName, TenantId, Timestamp,
 };
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -114,6 +114,7 @@ pub struct EventRow {
     event_type: String,
     snapshot: Json<Connection>,
     occurred_at: Timestamp,
+    details: Option<Json<EventDetails>>,
 }
 
 impl From<EventRow> for ConnectionEvent {
@@ -126,6 +127,7 @@ impl From<EventRow> for ConnectionEvent {
             connection: row.snapshot.0,
             occurred_at: row.occurred_at,
             snapshot: false,
+            details: row.details.map(|d| d.0).unwrap_or_default(),
         }
     }
 }
@@ -171,6 +173,57 @@ pub struct RecordRow {
     pub id: Uuid,
     pub sort_key: String,
     pub body: Json<serde_json::Value>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DigestRow {
+    kind: String,
+    id: Uuid,
+    digest: Option<i64>,
+    removed: bool,
+    created_version: i64,
+    pending_key: Option<String>,
+    record_date: Option<crate::domain::Date>,
+    pending_link: Option<Uuid>,
+}
+
+impl DigestRow {
+    /// The row as the comparison needs it; `None` for a kind this version does not know.
+    pub fn into_digest(self) -> Option<super::changes::StoredDigest> {
+        Some(super::changes::StoredDigest {
+            kind: super::RecordKind::from_name(&self.kind)?,
+            id: self.id,
+            digest: self.digest,
+            removed: self.removed,
+            created_version: self.created_version,
+            pending_key: self.pending_key,
+            date: self.record_date,
+            pending_link: self.pending_link,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ChangeRow {
+    id: Uuid,
+    version: i64,
+    change: String,
+    paired_with: Option<Uuid>,
+    sort_key: Option<String>,
+    body: Option<Json<serde_json::Value>>,
+}
+
+impl ChangeRow {
+    pub fn into_change(self) -> super::StoreResult<super::RecordChange> {
+        let change = super::Change::from_name(&self.change).ok_or_else(|| {
+            super::StoreError::Other(anyhow::anyhow!("unknown change {:?} of record {}", self.change, self.id))
+        })?;
+        let record = match (self.sort_key, self.body) {
+            (Some(sort_key), Some(body)) => Some(super::StoredRecord { id: self.id, sort_key, body: body.0 }),
+            _ => None,
+        };
+        Ok(super::RecordChange { id: self.id, version: self.version, change, record, paired_with: self.paired_with })
+    }
 }
 
 #[derive(sqlx::FromRow)]

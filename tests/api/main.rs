@@ -32,6 +32,7 @@ mod bad_input;
 mod consent;
 mod erasure;
 mod exchange;
+mod feed;
 mod flow;
 mod health;
 mod link;

@@ -196,12 +196,26 @@ async fn a_deleted_connection_is_not_repaired_and_no_session_is_made() {
 #[tokio::test]
 async fn sandbox_controls_are_not_served_without_the_sandbox() {
     let mut app = spawn_app_with(Backend::Sqlite, |settings| settings.providers.sandbox.enabled = false, None).await;
-    let status = app
-        .sandbox
-        .reset_login(pb::ResetLoginRequest { connection_id: uuid::Uuid::now_v7().to_string() })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    let connection_id = uuid::Uuid::now_v7().to_string();
+    let calls = [
+        app.sandbox.reset_login(pb::ResetLoginRequest { connection_id: connection_id.clone() }).await.map(drop),
+        app.sandbox
+            .fail_next_refresh(pb::FailNextRefreshRequest { connection_id: connection_id.clone(), failure: 1 })
+            .await
+            .map(drop),
+        app.sandbox
+            .add_transaction(pb::AddTransactionRequest { connection_id: connection_id.clone(), ..Default::default() })
+            .await
+            .map(drop),
+        app.sandbox
+            .post_transaction(pb::PostTransactionRequest { connection_id: connection_id.clone(), ..Default::default() })
+            .await
+            .map(drop),
+    ];
+    for call in calls {
+        let status = call.unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    }
 }
 
 /// Makes every write of a connection event fail, as a database fault in the middle of a change

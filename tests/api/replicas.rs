@@ -29,16 +29,29 @@ async fn a_watcher_on_one_replica_sees_every_change_made_through_another_once_an
 
     let mut seen = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), async {
-        while seen.last().map(|(_, state)| *state) != Some(pb::ConnectionState::Deleted) {
+        while seen.last().map(|(_, state, _)| *state) != Some(pb::ConnectionState::Deleted) {
             let event = watch.next().await.unwrap().unwrap().event.unwrap();
-            seen.push((event.event_id, event.connection.unwrap().state()));
+            seen.push((event.event_id, event.connection.as_ref().unwrap().state(), event.r#type()));
         }
     })
     .await
     .unwrap_or_else(|_| panic!("replica B saw only {seen:?}"));
-    let states: Vec<_> = seen.iter().map(|(_, state)| *state).collect();
+    let changes: Vec<_> = seen.iter().map(|(_, state, kind)| (*state, *kind)).collect();
+    use pb::ConnectionEventType::{DataUpdated, StateChanged};
     use pb::ConnectionState::*;
-    assert_eq!(states, [Pending, Ready, Refreshing, Ready, Deleted], "every change, once, in order");
+    // The first import's data is news; the refresh's identical data is not.
+    assert_eq!(
+        changes,
+        [
+            (Pending, StateChanged),
+            (Ready, StateChanged),
+            (Ready, DataUpdated),
+            (Refreshing, StateChanged),
+            (Ready, StateChanged),
+            (Deleted, StateChanged)
+        ],
+        "every change, once, in order"
+    );
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "increasing event ids: {seen:?}");
 }
 
@@ -259,6 +272,7 @@ async fn a_replica_whose_listening_connection_drops_reconnects_and_still_deliver
     let connection = a.ready_connection("ins_sandbox_bank", "u").await;
     assert_eq!(next_state(&mut watch).await, pb::ConnectionState::Pending);
     assert_eq!(next_state(&mut watch).await, pb::ConnectionState::Ready);
+    assert_eq!(next_state(&mut watch).await, pb::ConnectionState::Ready, "the first import's DATA_UPDATED");
 
     // Cut every LISTEN connection of this database, as a network blip or a proxy restart would.
     let terminated: Vec<(bool,)> = {

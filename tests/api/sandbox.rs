@@ -1,11 +1,11 @@
 //! The sandbox side of the API tests: shortcuts through the sandbox's credentials flow on a
 //! [`TestApp`], and [`RecordingSandbox`], a sandbox that counts and records what it is asked.
 
-use crate::support::server::{TestApp, test_settings};
+use crate::support::server::{Providers, TestApp, test_settings};
 use linkgate::crypto::jws::Jwk;
 use linkgate::domain::{ConnectionData, Product};
 use linkgate::pb;
-use linkgate::providers::sandbox::Sandbox;
+use linkgate::providers::sandbox::{Ledger, Sandbox};
 use linkgate::providers::{
     Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
     ProviderInfo, ProviderResult, Registry, UpstreamStatus, WebhookNotice, WebhookScheme,
@@ -92,44 +92,46 @@ pub struct RecordingSandbox {
 pub const SANDBOX_SIGNATURE_HEADER: &str = "sandbox-signature";
 
 impl RecordingSandbox {
-    /// A recording sandbox with the test settings, and a registry holding it.
-    pub fn registry() -> (Registry, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
-        let (registry, sandbox) = Self::with_settings(test_settings("unused").providers.sandbox);
-        (registry, sandbox.exchanges, sandbox.handles)
+    /// A recording sandbox with the test settings, and its exchange counter and issued handles.
+    pub fn registry() -> (Providers, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
+        let (providers, sandbox) = Self::with_settings(test_settings("unused").providers.sandbox);
+        (providers, sandbox.exchanges, sandbox.handles)
     }
 
-    /// A registry holding a recording sandbox with `settings`, and the sandbox's counters.
-    pub fn with_settings(settings: linkgate::config::SandboxSettings) -> (Registry, RecordingCounters) {
+    /// Providers holding a recording sandbox with `settings`, and the sandbox's counters.
+    pub fn with_settings(settings: linkgate::config::SandboxSettings) -> (Providers, RecordingCounters) {
         Self::with_webhooks(settings, Vec::new())
     }
 
     /// As [`Self::with_settings`], taking webhooks signed by `keys`: a JSON body
     /// `{"id", "event", "connection"}` naming the connection by its handle, with an ES256 JWT in
     /// [`SANDBOX_SIGNATURE_HEADER`] that must bind the body.
-    pub fn with_webhooks(settings: linkgate::config::SandboxSettings, keys: Vec<Jwk>) -> (Registry, RecordingCounters) {
-        let sandbox = RecordingSandbox {
-            inner: Sandbox::new(settings),
-            exchanges: Arc::default(),
-            status_checks: Arc::default(),
-            handles: Arc::default(),
-            revoked: Arc::default(),
-            webhook_keys: keys,
-            key_fetches: Arc::default(),
-        };
-        let counters = RecordingCounters {
-            exchanges: sandbox.exchanges.clone(),
-            status_checks: sandbox.status_checks.clone(),
-            handles: sandbox.handles.clone(),
-            revoked: sandbox.revoked.clone(),
-            key_fetches: sandbox.key_fetches.clone(),
-        };
-        let mut registry = Registry::default();
-        registry.register(Arc::new(sandbox));
-        (registry, counters)
+    pub fn with_webhooks(
+        settings: linkgate::config::SandboxSettings,
+        keys: Vec<Jwk>,
+    ) -> (Providers, RecordingCounters) {
+        let counters = RecordingCounters::default();
+        let recording = counters.clone();
+        let providers: Providers = Box::new(move |store| {
+            let sandbox = RecordingSandbox {
+                inner: Sandbox::new(settings, Ledger::new(store)),
+                exchanges: recording.exchanges,
+                status_checks: recording.status_checks,
+                handles: recording.handles,
+                revoked: recording.revoked,
+                webhook_keys: keys,
+                key_fetches: recording.key_fetches,
+            };
+            let mut registry = Registry::default();
+            registry.register(Arc::new(sandbox));
+            registry
+        });
+        (providers, counters)
     }
 }
 
 /// What a recording sandbox counted.
+#[derive(Clone, Default)]
 pub struct RecordingCounters {
     /// Exchange calls.
     pub exchanges: Arc<AtomicUsize>,

@@ -58,16 +58,22 @@ on_both_backends! {
             .await
             .unwrap()
             .into_inner();
-        let replayed = collect_until(&mut resumed, |e| e.len() == 3).await;
+        let replayed = collect_until(&mut resumed, |e| e.len() == 5).await;
         let ids: Vec<i64> = replayed.iter().map(|e| e.event_id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
         assert!(ids.iter().all(|id| *id > 1), "only later events: {ids:?}");
-        let states: Vec<_> = replayed.iter().map(|e| e.connection.as_ref().unwrap().state()).collect();
+        let changes: Vec<_> = replayed.iter().map(|e| (e.connection.as_ref().unwrap().state(), e.r#type())).collect();
+        use pb::ConnectionEventType::{DataUpdated, StateChanged};
+        use pb::ConnectionState::{Pending, Ready};
         assert_eq!(
-            states,
-            [pb::ConnectionState::Ready, pb::ConnectionState::Pending, pb::ConnectionState::Ready],
-            "replay of the log"
+            changes,
+            [(Ready, StateChanged), (Ready, DataUpdated), (Pending, StateChanged), (Ready, StateChanged), (Ready, DataUpdated)],
+            "replay of the log: each first import's state, then what it imported"
         );
+        let imported = replayed[1].data_changes.expect("DATA_UPDATED counts what changed");
+        assert_eq!(imported.accounts.map(|c| (c.added, c.modified, c.removed)), Some((2, 0, 0)));
+        assert_eq!(imported.transactions.map(|c| (c.added, c.modified, c.removed)), Some((66, 0, 0)));
+        assert_eq!(imported.statements, None, "kinds the import left alone are unset");
 
         // Live: a refresh shows REFRESHING then READY, on both streams, once each.
         app.connections
@@ -140,7 +146,8 @@ async fn shutdown_ends_streams_with_a_resumable_status_and_drains() {
 #[tokio::test]
 async fn a_cursor_older_than_the_pruned_log_resumes_with_marked_snapshots() {
     let mut app = spawn_app(Backend::Postgres).await;
-    // Events 1 PENDING, 2 READY, 3 REFRESHING, 4 READY; pruning keeps only 4.
+    // Events 1 PENDING, 2 READY, 3 DATA_UPDATED, 4 REFRESHING, 5 READY (the refresh imports the
+    // same data); pruning keeps only 5.
     let connection = app.ready_connection("ins_sandbox_bank", "user-p").await;
     app.connections
         .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
@@ -149,7 +156,7 @@ async fn a_cursor_older_than_the_pruned_log_resumes_with_marked_snapshots() {
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     let storage = app.storage().await;
     let pruned = storage.store.prune_events(linkgate::domain::now() + chrono::Duration::seconds(1), 100).await.unwrap();
-    assert_eq!(pruned, 3, "all but the latest event were pruned");
+    assert_eq!(pruned, 4, "all but the latest event were pruned");
 
     let mut stream = app
         .connections

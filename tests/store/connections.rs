@@ -142,7 +142,7 @@ async fn saving_a_connection_with_data_replaces_its_records(store: Arc<dyn Store
     let replacement = ConnectionData { accounts: vec![renamed.clone()], ..ConnectionData::default() };
     let ready_again = moved(&refreshing, ConnectionState::Ready);
     store
-        .save_connection(&ready_again, None, Some(&replacement), ConnectionEventType::StateChanged)
+        .save_connection(&ready_again, None, Some(import_of(&replacement)), ConnectionEventType::StateChanged)
         .await
         .unwrap()
         .expect("saved");
@@ -167,7 +167,10 @@ async fn a_deleted_connection_cannot_be_saved(store: Arc<dyn Store>) {
     let ready = moved(&created, ConnectionState::Ready);
     let data = sample(created.id).data;
     assert_eq!(
-        store.save_connection(&ready, Some(now()), Some(&data), ConnectionEventType::StateChanged).await.unwrap(),
+        store
+            .save_connection(&ready, Some(now()), Some(import_of(&data)), ConnectionEventType::StateChanged)
+            .await
+            .unwrap(),
         None
     );
 
@@ -188,7 +191,7 @@ async fn deleting_a_connection_destroys_its_handle_and_records_once(store: Arc<d
         .save_connection(
             &moved(&survivor, ConnectionState::Ready),
             None,
-            Some(&sample.data),
+            Some(import_of(&sample.data)),
             ConnectionEventType::StateChanged,
         )
         .await

@@ -26,7 +26,7 @@ async fn erasing_an_end_user_destroys_what_names_them_and_nothing_else(store: Ar
         .save_connection(
             &moved(&gone, ConnectionState::Ready),
             None,
-            Some(&sample(gone.id).data),
+            Some(import_of(&sample(gone.id).data)),
             ConnectionEventType::StateChanged,
         )
         .await

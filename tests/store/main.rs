@@ -16,8 +16,8 @@ use linkgate::domain::{
     Sealed, Statement, TenantId, Timestamp, Transaction, Usage, now, stable_id,
 };
 use linkgate::store::{
-    Claim, ConnectionFilter, DateRange, Erased, EventFilter, InboxDelivery, IssuedToken, Lease, LinkSessionUpdate,
-    Page, PageOf, RecordKind, RecordQuery, Repair, Store, StoredRecord, WebhooksProcessed,
+    Claim, ConnectionFilter, DateRange, Erased, EventFilter, Import, InboxDelivery, IssuedToken, Lease,
+    LinkSessionUpdate, Page, PageOf, RecordKind, RecordQuery, Repair, Store, StoredRecord, WebhooksProcessed,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
@@ -57,8 +57,10 @@ macro_rules! conformance {
 
 // The cases, a module per concern of the store, declared after `conformance!` so they can use it.
 mod audit;
+mod changes;
 mod connections;
 mod erasure;
+mod errors;
 mod events;
 mod link_sessions;
 mod provider_sessions;
@@ -274,6 +276,13 @@ fn instrument(name: &str, asset_type: AssetType, isin: &str) -> Instrument {
 /// Accounts whose names sort differently from their order here (and differently with and
 /// without case; two differ only in case, so listings must break the tie), transactions on two accounts over several days with ties on one day, two
 /// portfolios with positions and trades, and utility statements.
+/// `data` as an import of every product, so kinds it lacks are removed.
+fn import_of(data: &ConnectionData) -> Import<'_> {
+    const EVERY_PRODUCT: &[Product] =
+        &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements];
+    Import { data, products: EVERY_PRODUCT }
+}
+
 fn sample(connection_id: Uuid) -> Sample {
     let id = |kind: &str, upstream: &str| stable_id(connection_id, kind, upstream);
     let account = |upstream: &str, kind: AccountType, name: &str| Account {
@@ -302,6 +311,7 @@ fn sample(connection_id: Uuid) -> Sample {
         date,
         description: format!("transaction {upstream}"),
         pending: false,
+        pending_transaction_id: None,
     };
     let transactions = vec![
         transaction("tx-a4", checking, day(2026, 1, 7), -1250),
@@ -394,7 +404,7 @@ async fn connection_with_sample(store: &dyn Store, tenant: TenantId) -> (Connect
     let sample = sample(created.id);
     let ready = moved(&created, ConnectionState::Ready);
     store
-        .save_connection(&ready, None, Some(&sample.data), ConnectionEventType::StateChanged)
+        .save_connection(&ready, None, Some(import_of(&sample.data)), ConnectionEventType::StateChanged)
         .await
         .unwrap()
         .expect("a live connection saves");

@@ -92,6 +92,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             event_retention: Duration::from_secs(7 * 86_400),
             lease: Duration::from_secs(30),
             consent_warning: Duration::from_secs(7 * 86_400),
+            sync_window: Duration::from_secs(30 * 86_400),
         },
     }
 }
@@ -195,12 +196,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}, None).await
 }
 
+/// Providers a test serves instead of the configured ones, built over the server's store (where
+/// the sandbox keeps callers' changes).
+pub type Providers = Box<dyn FnOnce(std::sync::Arc<dyn linkgate::store::Store>) -> Registry + Send>;
+
 /// Starts a server on a fresh database on `backend` after `adjust` changed the test settings,
 /// with `providers` instead of the configured ones when given.
 pub async fn spawn_app_with(
     backend: Backend,
     adjust: impl FnOnce(&mut Settings),
-    providers: Option<Registry>,
+    providers: Option<Providers>,
 ) -> TestApp {
     let database = TestDatabase::create(backend).await;
     let mut settings = test_settings(&database.url);
@@ -211,7 +216,7 @@ pub async fn spawn_app_with(
 impl TestApp {
     /// Starts a server with `settings` (and `providers` instead of the configured ones when
     /// given), keeping `database` alive until it stops, and waits until it serves.
-    pub async fn start(settings: Settings, providers: Option<Registry>, database: Option<TestDatabase>) -> TestApp {
+    pub async fn start(settings: Settings, providers: Option<Providers>, database: Option<TestDatabase>) -> TestApp {
         let application = match providers {
             Some(providers) => Application::build_with_providers(settings.clone(), providers).await,
             None => Application::build(settings.clone()).await,
@@ -495,9 +500,24 @@ impl EventWatch {
     /// The next event, within [`PATIENCE`], as its type, the connection's state with it, and
     /// whether it is the snapshot the stream opens with.
     pub async fn next(&mut self) -> (pb::ConnectionEventType, pb::ConnectionState, bool) {
-        let message = tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("an event in time");
-        let event = message.expect("stream open").expect("stream item").event.unwrap();
+        let event = self.next_event().await;
         (event.r#type(), event.connection.unwrap().state(), event.snapshot)
+    }
+
+    /// The next event, whole, within [`PATIENCE`].
+    pub async fn next_event(&mut self) -> pb::ConnectionEvent {
+        let message = tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("an event in time");
+        message.expect("stream open").expect("stream item").event.unwrap()
+    }
+
+    /// The counts of the next DATA_UPDATED event, passing over the events before it.
+    pub async fn next_data_update(&mut self) -> pb::DataChanges {
+        loop {
+            let event = self.next_event().await;
+            if event.r#type() == pb::ConnectionEventType::DataUpdated {
+                return event.data_changes.expect("DATA_UPDATED carries its counts");
+            }
+        }
     }
 
     /// Checks what a finished repair tells: LOGIN_REPAIRED (the connection refreshing), then

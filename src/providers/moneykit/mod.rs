@@ -464,6 +464,7 @@ fn transaction(connection_id: Uuid, transaction: wire::Transaction) -> Option<Tr
         date: transaction.date,
         description: transaction.description.or(transaction.raw_description).unwrap_or_default(),
         pending: transaction.pending,
+        pending_transaction_id: None,
     })
 }
 

@@ -9,7 +9,8 @@ use crate::domain::{
 use chrono::{Datelike, Days, Months};
 use uuid::Uuid;
 
-const CURRENCY: &str = "EUR";
+/// The currency of every sandbox account.
+pub(super) const CURRENCY: &str = "EUR";
 
 /// SplitMix64: tiny, fast and fully determined by its seed.
 struct Rng(u64);
@@ -123,6 +124,7 @@ fn bank_transactions(
             date,
             description,
             pending: n < 2,
+            pending_transaction_id: None,
         });
     }
     for n in 0..6u64 {
@@ -133,6 +135,7 @@ fn bank_transactions(
             date: today - Days::new(n * 15 + 1),
             description: if n % 2 == 0 { "Transfer from checking" } else { "Interest" }.to_owned(),
             pending: false,
+            pending_transaction_id: None,
         });
     }
     transactions

@@ -12,12 +12,19 @@
 //! Scripted users (password `pass_good`): `user_good` connects; `user_mfa` is asked a question
 //! that `1234` answers. Any other credentials fail as invalid.
 //!
+//! Callers' changes (`SandboxService`: transactions added, modified, removed or booked, a
+//! failure armed for the next refresh) are the one thing it cannot carry in tokens: the
+//! [`Ledger`] keeps them in linkgate's store.
+//!
 //! Repair: [`require_login`] marks a connection's handle as needing the user again (the sandbox
 //! control behind `SandboxService.ResetLogin`); its status is then LOGIN_REQUIRED until a repair
 //! session signs in with the same scripted users, which hands back the unmarked handle: the same
 //! institution, creation time and seed, so the same records and ids.
 
 mod data;
+mod ledger;
+
+pub use ledger::{Failure, Ledger, LedgerError, NewTransaction, Refusal, TransactionChanges};
 
 use super::{
     CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
@@ -54,11 +61,12 @@ const LOGIN_REQUIRED_MARK: &str = "~login-required";
 pub struct Sandbox {
     info: ProviderInfo,
     settings: SandboxSettings,
+    ledger: Ledger,
 }
 
 impl Sandbox {
-    /// A sandbox with the given timings.
-    pub fn new(settings: SandboxSettings) -> Self {
+    /// A sandbox with the given timings, keeping callers' changes in `ledger`.
+    pub fn new(settings: SandboxSettings, ledger: Ledger) -> Self {
         let info = ProviderInfo {
             id: ID,
             display_name: DISPLAY_NAME,
@@ -68,7 +76,7 @@ impl Sandbox {
             refresh_interval: settings.refresh_interval,
             consent_lifetime: settings.consent_lifetime,
         };
-        Self { info, settings }
+        Self { info, settings, ledger }
     }
 
     /// A successful sign-in: a public token for a new link, the unmarked handle for a repair.
@@ -274,8 +282,18 @@ impl Provider for Sandbox {
         products: &[Product],
     ) -> ProviderResult<ConnectionData> {
         tokio::time::sleep(self.settings.latency).await;
-        let handle = Handle::parse(handle)?.signed_in()?;
-        Ok(data::generate(&handle.institution_id, handle.seed, handle.created_at.date_naive(), connection_id, products))
+        Handle::parse(handle)?.signed_in()?;
+        let unavailable = |error: LedgerError| match error {
+            LedgerError::Provider(error) => error,
+            other => {
+                tracing::warn!(error = %other, "reading the sandbox ledger failed");
+                ProviderError::Unavailable { retry_after: None }
+            }
+        };
+        if let Some(failure) = self.ledger.take_failure(connection_id).await.map_err(unavailable)? {
+            return Err(failure);
+        }
+        self.ledger.data(handle, connection_id, products).await.map_err(unavailable)
     }
 
     async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {

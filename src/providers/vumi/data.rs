@@ -143,6 +143,7 @@ pub(super) fn connection_data(fetched: Fetched, connection_id: Uuid) -> Connecti
             date,
             description: transaction.description.or(transaction.kind).unwrap_or_default(),
             pending: false,
+            pending_transaction_id: None,
         });
     }
     for portfolio in &fetched.portfolios {

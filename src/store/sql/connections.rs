@@ -205,17 +205,28 @@ macro_rules! impl_connection_store {
                 &self,
                 c: &crate::domain::Connection,
                 next_poll_at: Option<crate::domain::Timestamp>,
-                data: Option<&crate::domain::ConnectionData>,
+                import: Option<super::Import<'_>>,
                 kind: crate::domain::ConnectionEventType,
             ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+                use crate::domain::{ConnectionEventType, EventDetails};
                 let mut tx = self.begin().await?;
                 if !Self::store_connection_state(&mut tx, c, next_poll_at).await? {
                     return Ok(None);
                 }
-                if let Some(data) = data {
-                    Self::insert_records(&mut tx, c, data).await?;
-                }
+                let plan = match import {
+                    Some(import) => Self::apply_import(&mut tx, c, import).await?,
+                    None => Default::default(),
+                };
                 let event = Self::append_event(&mut tx, c, kind).await?;
+                // What the import changed follows the state it brought, in the same transaction.
+                if !plan.new_account_ids.is_empty() {
+                    let details = EventDetails { new_account_ids: plan.new_account_ids, ..Default::default() };
+                    Self::append_event_with(&mut tx, c, ConnectionEventType::NewAccounts, details).await?;
+                }
+                if !plan.changes.is_empty() {
+                    let details = EventDetails { data_changes: Some(plan.changes), ..Default::default() };
+                    Self::append_event_with(&mut tx, c, ConnectionEventType::DataUpdated, details).await?;
+                }
                 tx.commit().await?;
                 Ok(Some(event))
             }
@@ -278,10 +289,13 @@ macro_rules! impl_connection_store {
                 if updated == 0 {
                     return Ok(None);
                 }
-                sqlx::query("DELETE FROM connection_records WHERE connection_id = $1")
-                    .bind(c.id)
-                    .execute(&mut *tx)
-                    .await?;
+                // Its data, and what the sandbox kept for it.
+                for table in ["connection_records", "record_changes", "sandbox_transactions", "sandbox_failures"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE connection_id = $1")))
+                        .bind(c.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
                 Ok(Some(event))

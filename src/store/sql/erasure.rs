@@ -55,15 +55,14 @@ macro_rules! impl_erasure_store {
                 .bind(external_user_id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(concat!(
-                    "DELETE FROM connection_records WHERE tenant_id = $1 AND connection_id IN (",
-                    super::sql::erasure::erasable!(),
-                    ")"
-                ))
-                .bind(tenant.0)
-                .bind(external_user_id)
-                .execute(&mut *tx)
-                .await?;
+                // The connections' data, and what the sandbox kept for them.
+                for table in ["connection_records", "record_changes", "sandbox_transactions", "sandbox_failures"] {
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE tenant_id = $1 AND connection_id IN ({})",
+                        super::sql::erasure::erasable!()
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(external_user_id).execute(&mut *tx).await?;
+                }
                 let deletions: Vec<(i64, sqlx::types::Json<crate::domain::Connection>)> = sqlx::query_as(concat!(
                     "SELECT id, snapshot FROM connection_events WHERE tenant_id = $1 AND state = 'deleted' \
                      AND connection_id IN (",

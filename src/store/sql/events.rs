@@ -13,6 +13,16 @@ macro_rules! impl_event_store {
                 connection: &crate::domain::Connection,
                 kind: crate::domain::ConnectionEventType,
             ) -> sqlx::Result<crate::domain::ConnectionEvent> {
+                Self::append_event_with(tx, connection, kind, crate::domain::EventDetails::default()).await
+            }
+
+            /// Appends a connection's event that says more than its state (`details`).
+            async fn append_event_with(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                connection: &crate::domain::Connection,
+                kind: crate::domain::ConnectionEventType,
+                details: crate::domain::EventDetails,
+            ) -> sqlx::Result<crate::domain::ConnectionEvent> {
                 use crate::domain::StoredName;
                 // The lock is taken in the statement that appends, before the event's id is
                 // drawn: the row comes from the materialized `serialized`, so the lock is held from
@@ -21,8 +31,8 @@ macro_rules! impl_event_store {
                     "WITH serialized AS MATERIALIZED (",
                     $event_lock,
                     ") INSERT INTO connection_events \
-                     (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at, event_type) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM serialized RETURNING id",
+                     (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at, event_type, details) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM serialized RETURNING id",
                 ))
                 .bind(connection.tenant_id.0)
                 .bind(connection.id)
@@ -32,6 +42,7 @@ macro_rules! impl_event_store {
                 .bind(sqlx::types::Json(connection))
                 .bind(connection.updated_at)
                 .bind(kind.name())
+                .bind((!details.is_empty()).then(|| sqlx::types::Json(&details)))
                 .fetch_one(&mut **tx)
                 .await?;
                 Ok(crate::domain::ConnectionEvent {
@@ -40,6 +51,7 @@ macro_rules! impl_event_store {
                     connection: connection.clone(),
                     occurred_at: connection.updated_at,
                     snapshot: false,
+                    details,
                 })
             }
         }
@@ -54,7 +66,7 @@ macro_rules! impl_event_store {
                 limit: i64,
             ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
                 let rows: Vec<super::rows::EventRow> = sqlx::query_as(
-                    "SELECT id, event_type, snapshot, occurred_at FROM connection_events WHERE tenant_id = $1 AND id > $2 \
+                    "SELECT id, event_type, snapshot, occurred_at, details FROM connection_events WHERE tenant_id = $1 AND id > $2 \
                      AND ($3 IS NULL OR connection_id = $3) \
                      AND ($4 IS NULL OR external_user_id = $4 OR (external_user_id = '' AND state = 'deleted')) \
                      AND ($5 IS NULL OR provider = $5) ORDER BY id LIMIT $6",
@@ -76,7 +88,7 @@ macro_rules! impl_event_store {
                 limit: i64,
             ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
                 let rows: Vec<super::rows::EventRow> = sqlx::query_as(
-                    "SELECT id, event_type, snapshot, occurred_at FROM connection_events WHERE id > $1 ORDER BY id LIMIT $2",
+                    "SELECT id, event_type, snapshot, occurred_at, details FROM connection_events WHERE id > $1 ORDER BY id LIMIT $2",
                 )
                 .bind(after_event_id)
                 .bind(limit)
@@ -135,7 +147,7 @@ macro_rules! impl_event_store {
                 filter: &super::EventFilter,
             ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
                 let rows: Vec<super::rows::EventRow> = sqlx::query_as(
-                    "SELECT e.id, e.event_type, e.snapshot, e.occurred_at FROM connection_events e JOIN ( \
+                    "SELECT e.id, e.event_type, e.snapshot, e.occurred_at, e.details FROM connection_events e JOIN ( \
                      SELECT connection_id, MAX(id) AS id FROM connection_events WHERE tenant_id = $1 \
                      AND ($2 IS NULL OR connection_id = $2) AND ($3 IS NULL OR external_user_id = $3) \
                      AND ($4 IS NULL OR provider = $4) GROUP BY connection_id) latest ON e.id = latest.id \

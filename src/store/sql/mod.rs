@@ -22,6 +22,7 @@ pub(super) mod link_sessions;
 pub(super) mod provider_sessions;
 pub(super) mod public_tokens;
 pub(super) mod records;
+pub(super) mod sandbox;
 pub(super) mod sealed_columns;
 pub(super) mod tenants;
 pub(super) mod webhook_inbox;
@@ -34,6 +35,7 @@ macro_rules! impl_store {
         super::sql::connections::impl_connection_store!($store, $db, lock_rows = $lock);
         super::sql::records::impl_record_store!($store, $db);
         super::sql::erasure::impl_erasure_store!($store);
+        super::sql::sandbox::impl_sandbox_store!($store);
         super::sql::events::impl_event_store!($store, $db, serialize_events = $event_lock);
         super::sql::webhook_inbox::impl_webhook_inbox_store!($store, lock_rows = $lock);
         super::sql::provider_sessions::impl_provider_session_store!($store);

@@ -1,27 +1,63 @@
 //! The SQL of [`RecordStore`](crate::store::RecordStore), expanded into each backend by
 //! `impl_store!`.
 //!
-//! It also holds `insert_records`, which replaces a connection's records inside the transaction
-//! that saves the connection.
+//! It also holds `apply_import`, which stores a connection's import inside the transaction that
+//! saves the connection: it reads the stored digests, plans the changes
+//! ([`changes::plan`](crate::store::changes::plan)) and writes only those, each with its row in
+//! the change log, under the import's version.
 
 macro_rules! impl_record_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            async fn insert_records(
+            /// Stores `import` for `connection` and returns what it changed. The connection's
+            /// row is locked by the save's update, so imports of one connection apply one at a
+            /// time and their versions commit in order.
+            async fn apply_import(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 connection: &crate::domain::Connection,
-                data: &crate::domain::ConnectionData,
-            ) -> sqlx::Result<()> {
+                import: super::Import<'_>,
+            ) -> sqlx::Result<super::changes::ChangePlan> {
                 use crate::domain::StoredName;
-                sqlx::query("DELETE FROM connection_records WHERE connection_id = $1")
+                let stored: Vec<super::rows::DigestRow> = sqlx::query_as(
+                    "SELECT kind, id, digest, removed_at IS NOT NULL AS removed, created_version, pending_key, \
+                     record_date, pending_link FROM connection_records WHERE connection_id = $1",
+                )
+                .bind(connection.id)
+                .fetch_all(&mut **tx)
+                .await?;
+                let (current,): (i64,) = sqlx::query_as("SELECT data_version FROM connections WHERE id = $1")
                     .bind(connection.id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let covered: Vec<super::RecordKind> =
+                    import.products.iter().flat_map(|p| super::RecordKind::of_product(*p)).copied().collect();
+                let version = current + 1;
+                let plan = super::changes::plan(
+                    stored.into_iter().filter_map(super::rows::DigestRow::into_digest).collect(),
+                    super::records::records_of(import.data),
+                    &covered,
+                    version,
+                );
+                if plan.is_empty() {
+                    return Ok(plan);
+                }
+                sqlx::query("UPDATE connections SET data_version = $2 WHERE id = $1")
+                    .bind(connection.id)
+                    .bind(version)
                     .execute(&mut **tx)
                     .await?;
-                for record in super::records::records_of(data) {
+                let at = crate::domain::now();
+                for write in &plan.writes {
+                    let record = &write.record;
                     sqlx::query(
-                        "INSERT INTO connection_records \
-                         (connection_id, kind, id, tenant_id, parent_id, sort_key, record_date, body) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO connection_records (connection_id, kind, id, tenant_id, parent_id, sort_key, \
+                         record_date, body, digest, created_version, changed_version, removed_at, pending_key, \
+                         pending_link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13) \
+                         ON CONFLICT (connection_id, kind, id) DO UPDATE SET parent_id = excluded.parent_id, \
+                         sort_key = excluded.sort_key, record_date = excluded.record_date, body = excluded.body, \
+                         digest = excluded.digest, created_version = excluded.created_version, \
+                         changed_version = excluded.changed_version, removed_at = NULL, \
+                         pending_key = excluded.pending_key, pending_link = excluded.pending_link",
                     )
                     .bind(connection.id)
                     .bind(record.kind.name())
@@ -31,9 +67,74 @@ macro_rules! impl_record_store {
                     .bind(&record.sort_key)
                     .bind(record.date)
                     .bind(sqlx::types::Json(&record.body))
+                    .bind(record.digest)
+                    .bind(write.created_version)
+                    .bind(version)
+                    .bind(record.match_key.as_deref().filter(|_| record.pending))
+                    .bind(record.pending_link)
                     .execute(&mut **tx)
                     .await?;
+                    let change = if write.added(version) { super::Change::Added } else { super::Change::Modified };
+                    Self::log_change(tx, connection, record.kind, record.id, record.parent_id, version, change, write.paired, at)
+                        .await?;
                 }
+                for removal in &plan.removals {
+                    let (parent_id,): (Option<uuid::Uuid>,) = sqlx::query_as(
+                        "UPDATE connection_records SET removed_at = $4, changed_version = $5, pending_key = NULL \
+                         WHERE connection_id = $1 AND kind = $2 AND id = $3 RETURNING parent_id",
+                    )
+                    .bind(connection.id)
+                    .bind(removal.kind.name())
+                    .bind(removal.id)
+                    .bind(at)
+                    .bind(version)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    Self::log_change(
+                        tx,
+                        connection,
+                        removal.kind,
+                        removal.id,
+                        parent_id,
+                        version,
+                        super::Change::Removed,
+                        removal.replaced_by,
+                        at,
+                    )
+                    .await?;
+                }
+                Ok(plan)
+            }
+
+            /// Appends one row to the change log.
+            #[allow(clippy::too_many_arguments)]
+            async fn log_change(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                connection: &crate::domain::Connection,
+                kind: super::RecordKind,
+                id: uuid::Uuid,
+                parent_id: Option<uuid::Uuid>,
+                version: i64,
+                change: super::Change,
+                paired_with: Option<uuid::Uuid>,
+                at: crate::domain::Timestamp,
+            ) -> sqlx::Result<()> {
+                use crate::domain::StoredName;
+                sqlx::query(
+                    "INSERT INTO record_changes (connection_id, kind, version, id, tenant_id, parent_id, change, \
+                     paired_with, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(connection.id)
+                .bind(kind.name())
+                .bind(version)
+                .bind(id)
+                .bind(connection.tenant_id.0)
+                .bind(parent_id)
+                .bind(change.name())
+                .bind(paired_with)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
         }
@@ -45,12 +146,12 @@ macro_rules! impl_record_store {
                 let sql = if q.kind.newest_first() {
                     "SELECT id, sort_key, body FROM connection_records \
                      WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND ($4 IS NULL OR parent_id = $4) \
-                     AND ($5 IS NULL OR record_date >= $5) AND ($6 IS NULL OR record_date <= $6) \
+                     AND ($5 IS NULL OR record_date >= $5) AND ($6 IS NULL OR record_date <= $6) AND removed_at IS NULL \
                      AND ($7 IS NULL OR (sort_key, id) < ($7, $8)) ORDER BY sort_key DESC, id DESC LIMIT $9"
                 } else {
                     "SELECT id, sort_key, body FROM connection_records \
                      WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND ($4 IS NULL OR parent_id = $4) \
-                     AND ($5 IS NULL OR record_date >= $5) AND ($6 IS NULL OR record_date <= $6) \
+                     AND ($5 IS NULL OR record_date >= $5) AND ($6 IS NULL OR record_date <= $6) AND removed_at IS NULL \
                      AND ($7 IS NULL OR (sort_key, id) > ($7, $8)) ORDER BY sort_key, id LIMIT $9"
                 };
                 let rows: Vec<super::rows::RecordRow> = sqlx::query_as(sql)
@@ -85,7 +186,7 @@ macro_rules! impl_record_store {
                 use crate::domain::StoredName;
                 let row: Option<(uuid::Uuid,)> = sqlx::query_as(
                     "SELECT id FROM connection_records \
-                     WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND id = $4",
+                     WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND id = $4 AND removed_at IS NULL",
                 )
                 .bind(connection_id)
                 .bind(tenant.0)
@@ -94,6 +195,86 @@ macro_rules! impl_record_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.is_some())
+            }
+
+            async fn data_version(
+                &self,
+                tenant: crate::domain::TenantId,
+                connection_id: uuid::Uuid,
+            ) -> super::StoreResult<i64> {
+                let row: Option<(i64,)> =
+                    sqlx::query_as("SELECT data_version FROM connections WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(connection_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map_or(0, |(version,)| version))
+            }
+
+            async fn record_snapshot(&self, q: &super::SnapshotQuery) -> super::StoreResult<Vec<super::StoredRecord>> {
+                use crate::domain::StoredName;
+                // A tombstone removed after the snapshot's import was still there at it: the
+                // reader gets it, and its removal from the log.
+                let rows: Vec<super::rows::RecordRow> = sqlx::query_as(
+                    "SELECT id, sort_key, body FROM connection_records \
+                     WHERE connection_id = $1 AND tenant_id = $2 AND kind = $3 AND ($4 IS NULL OR parent_id = $4) \
+                     AND created_version <= $5 AND (removed_at IS NULL OR changed_version > $5) \
+                     AND ($6 IS NULL OR id > $6) ORDER BY id LIMIT $7",
+                )
+                .bind(q.connection_id)
+                .bind(q.tenant.0)
+                .bind(q.kind.name())
+                .bind(q.parent_id)
+                .bind(q.version)
+                .bind(q.after)
+                .bind(q.limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|r| super::StoredRecord { id: r.id, sort_key: r.sort_key, body: r.body.0 }).collect())
+            }
+
+            async fn record_changes(&self, q: &super::ChangeQuery) -> super::StoreResult<Vec<super::RecordChange>> {
+                use crate::domain::StoredName;
+                let rows: Vec<super::rows::ChangeRow> = sqlx::query_as(
+                    "SELECT c.id, c.version, c.change, c.paired_with, t.sort_key, t.body FROM record_changes c \
+                     LEFT JOIN connection_records t ON t.connection_id = c.connection_id AND t.kind = c.kind AND t.id = c.id \
+                     WHERE c.connection_id = $1 AND c.tenant_id = $2 AND c.kind = $3 AND ($4 IS NULL OR c.parent_id = $4) \
+                     AND c.version > $5 AND ($6 IS NULL OR (c.version, c.id) > ($6, $7)) \
+                     ORDER BY c.version, c.id LIMIT $8",
+                )
+                .bind(q.connection_id)
+                .bind(q.tenant.0)
+                .bind(q.kind.name())
+                .bind(q.parent_id)
+                .bind(q.origin)
+                .bind(q.after.map(|(version, _)| version))
+                .bind(q.after.map(|(_, id)| id))
+                .bind(q.limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(super::rows::ChangeRow::into_change).collect()
+            }
+
+            async fn prune_changes(&self, before: crate::domain::Timestamp, limit: i64) -> super::StoreResult<u64> {
+                let log = sqlx::query(
+                    "DELETE FROM record_changes WHERE (connection_id, kind, version, id) IN ( \
+                     SELECT connection_id, kind, version, id FROM record_changes WHERE recorded_at < $1 LIMIT $2)",
+                )
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let tombstones = sqlx::query(
+                    "DELETE FROM connection_records WHERE (connection_id, kind, id) IN ( \
+                     SELECT connection_id, kind, id FROM connection_records WHERE removed_at < $1 LIMIT $2)",
+                )
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(log.max(tombstones))
             }
         }
     };

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from linkgate.v1 import common_pb2 as linkgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/account_service.proto\x12\x0blinkgate.v1\x1a\x18linkgate/v1/common.proto\"y\n\x08\x42\x61lances\x12#\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x12.linkgate.v1.Money\x12%\n\tavailable\x18\x02 \x01(\x0b\x32\x12.linkgate.v1.Money\x12!\n\x05limit\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\"\xab\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.linkgate.v1.AccountType\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04mask\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\'\n\x08\x62\x61lances\x18\x07 \x01(\x0b\x32\x15.linkgate.v1.Balances\"\x85\x01\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\"\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\x12\x0c\n\x04\x64\x61te\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07pending\x18\x06 \x01(\x08\"S\n\x13ListAccountsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.linkgate.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x98\x01\n\x1eListAccountTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"j\n\x1fListAccountTransactionsResponse\x12.\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x18.linkgate.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xe8\x01\n\x0b\x41\x63\x63ountType\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41\x43\x43OUNT_TYPE_CHECKING\x10\x01\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_SAVINGS\x10\x02\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_CREDIT_CARD\x10\x03\x12\x15\n\x11\x41\x43\x43OUNT_TYPE_LOAN\x10\x04\x12\x1f\n\x1b\x41\x43\x43OUNT_TYPE_BROKERAGE_CASH\x10\x05\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_UTILITY\x10\x06\x12\x16\n\x12\x41\x43\x43OUNT_TYPE_OTHER\x10\x07\x32\xdb\x01\n\x0e\x41\x63\x63ountService\x12S\n\x0cListAccounts\x12 .linkgate.v1.ListAccountsRequest\x1a!.linkgate.v1.ListAccountsResponse\x12t\n\x17ListAccountTransactions\x12+.linkgate.v1.ListAccountTransactionsRequest\x1a,.linkgate.v1.ListAccountTransactionsResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/account_service.proto\x12\x0blinkgate.v1\x1a\x18linkgate/v1/common.proto\"y\n\x08\x42\x61lances\x12#\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x12.linkgate.v1.Money\x12%\n\tavailable\x18\x02 \x01(\x0b\x32\x12.linkgate.v1.Money\x12!\n\x05limit\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\"\xab\x01\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.linkgate.v1.AccountType\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04mask\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\'\n\x08\x62\x61lances\x18\x07 \x01(\x0b\x32\x15.linkgate.v1.Balances\"\xa5\x01\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\"\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x12.linkgate.v1.Money\x12\x0c\n\x04\x64\x61te\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07pending\x18\x06 \x01(\x08\x12\x1e\n\x16pending_transaction_id\x18\x07 \x01(\t\"S\n\x13ListAccountsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.linkgate.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x98\x01\n\x1eListAccountTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"j\n\x1fListAccountTransactionsResponse\x12.\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x18.linkgate.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x1eSyncAccountTransactionsRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"\xae\x01\n\x1fSyncAccountTransactionsResponse\x12\'\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x18.linkgate.v1.Transaction\x12*\n\x08modified\x18\x02 \x03(\x0b\x32\x18.linkgate.v1.Transaction\x12\x0f\n\x07removed\x18\x03 \x03(\t\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\x12\x10\n\x08has_more\x18\x05 \x01(\x08*\xe8\x01\n\x0b\x41\x63\x63ountType\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41\x43\x43OUNT_TYPE_CHECKING\x10\x01\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_SAVINGS\x10\x02\x12\x1c\n\x18\x41\x43\x43OUNT_TYPE_CREDIT_CARD\x10\x03\x12\x15\n\x11\x41\x43\x43OUNT_TYPE_LOAN\x10\x04\x12\x1f\n\x1b\x41\x43\x43OUNT_TYPE_BROKERAGE_CASH\x10\x05\x12\x18\n\x14\x41\x43\x43OUNT_TYPE_UTILITY\x10\x06\x12\x16\n\x12\x41\x43\x43OUNT_TYPE_OTHER\x10\x07\x32\xd1\x02\n\x0e\x41\x63\x63ountService\x12S\n\x0cListAccounts\x12 .linkgate.v1.ListAccountsRequest\x1a!.linkgate.v1.ListAccountsResponse\x12t\n\x17ListAccountTransactions\x12+.linkgate.v1.ListAccountTransactionsRequest\x1a,.linkgate.v1.ListAccountTransactionsResponse\x12t\n\x17SyncAccountTransactions\x12+.linkgate.v1.SyncAccountTransactionsRequest\x1a,.linkgate.v1.SyncAccountTransactionsResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,22 +33,26 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linkgate.v1.account_service
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1'
-  _globals['_ACCOUNTTYPE']._serialized_start=947
-  _globals['_ACCOUNTTYPE']._serialized_end=1179
+  _globals['_ACCOUNTTYPE']._serialized_start=1268
+  _globals['_ACCOUNTTYPE']._serialized_end=1500
   _globals['_BALANCES']._serialized_start=76
   _globals['_BALANCES']._serialized_end=197
   _globals['_ACCOUNT']._serialized_start=200
   _globals['_ACCOUNT']._serialized_end=371
   _globals['_TRANSACTION']._serialized_start=374
-  _globals['_TRANSACTION']._serialized_end=507
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=509
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=592
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=594
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=681
-  _globals['_LISTACCOUNTTRANSACTIONSREQUEST']._serialized_start=684
-  _globals['_LISTACCOUNTTRANSACTIONSREQUEST']._serialized_end=836
-  _globals['_LISTACCOUNTTRANSACTIONSRESPONSE']._serialized_start=838
-  _globals['_LISTACCOUNTTRANSACTIONSRESPONSE']._serialized_end=944
-  _globals['_ACCOUNTSERVICE']._serialized_start=1182
-  _globals['_ACCOUNTSERVICE']._serialized_end=1401
+  _globals['_TRANSACTION']._serialized_end=539
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=541
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=624
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=626
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=713
+  _globals['_LISTACCOUNTTRANSACTIONSREQUEST']._serialized_start=716
+  _globals['_LISTACCOUNTTRANSACTIONSREQUEST']._serialized_end=868
+  _globals['_LISTACCOUNTTRANSACTIONSRESPONSE']._serialized_start=870
+  _globals['_LISTACCOUNTTRANSACTIONSRESPONSE']._serialized_end=976
+  _globals['_SYNCACCOUNTTRANSACTIONSREQUEST']._serialized_start=978
+  _globals['_SYNCACCOUNTTRANSACTIONSREQUEST']._serialized_end=1088
+  _globals['_SYNCACCOUNTTRANSACTIONSRESPONSE']._serialized_start=1091
+  _globals['_SYNCACCOUNTTRANSACTIONSRESPONSE']._serialized_end=1265
+  _globals['_ACCOUNTSERVICE']._serialized_start=1503
+  _globals['_ACCOUNTSERVICE']._serialized_end=1840
 # @@protoc_insertion_point(module_scope)

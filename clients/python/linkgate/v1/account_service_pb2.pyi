@@ -56,20 +56,22 @@ class Account(_message.Message):
     def __init__(self, id: _Optional[str] = ..., connection_id: _Optional[str] = ..., type: _Optional[_Union[AccountType, str]] = ..., name: _Optional[str] = ..., mask: _Optional[str] = ..., currency: _Optional[str] = ..., balances: _Optional[_Union[Balances, _Mapping]] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("id", "account_id", "amount", "date", "description", "pending")
+    __slots__ = ("id", "account_id", "amount", "date", "description", "pending", "pending_transaction_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     DATE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
+    PENDING_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     account_id: str
     amount: _common_pb2.Money
     date: str
     description: str
     pending: bool
-    def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., date: _Optional[str] = ..., description: _Optional[str] = ..., pending: _Optional[bool] = ...) -> None: ...
+    pending_transaction_id: str
+    def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., date: _Optional[str] = ..., description: _Optional[str] = ..., pending: _Optional[bool] = ..., pending_transaction_id: _Optional[str] = ...) -> None: ...
 
 class ListAccountsRequest(_message.Message):
     __slots__ = ("connection_id", "page_size", "page_token")
@@ -112,3 +114,29 @@ class ListAccountTransactionsResponse(_message.Message):
     transactions: _containers.RepeatedCompositeFieldContainer[Transaction]
     next_page_token: str
     def __init__(self, transactions: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SyncAccountTransactionsRequest(_message.Message):
+    __slots__ = ("connection_id", "account_id", "cursor", "page_size")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    account_id: str
+    cursor: str
+    page_size: int
+    def __init__(self, connection_id: _Optional[str] = ..., account_id: _Optional[str] = ..., cursor: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class SyncAccountTransactionsResponse(_message.Message):
+    __slots__ = ("added", "modified", "removed", "next_cursor", "has_more")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    added: _containers.RepeatedCompositeFieldContainer[Transaction]
+    modified: _containers.RepeatedCompositeFieldContainer[Transaction]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    next_cursor: str
+    has_more: bool
+    def __init__(self, added: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., modified: _Optional[_Iterable[_Union[Transaction, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ..., next_cursor: _Optional[str] = ..., has_more: _Optional[bool] = ...) -> None: ...

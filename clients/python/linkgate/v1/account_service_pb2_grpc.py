@@ -46,6 +46,11 @@ class AccountServiceStub:
                 request_serializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountTransactionsRequest.SerializeToString,
                 response_deserializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountTransactionsResponse.FromString,
                 _registered_method=True)
+        self.SyncAccountTransactions = channel.unary_unary(
+                '/linkgate.v1.AccountService/SyncAccountTransactions',
+                request_serializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -67,6 +72,16 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SyncAccountTransactions(self, request, context):
+        """Answers what changed in the connection's cash transactions since a cursor: added, modified
+        and removed, in pages. An empty cursor answers the current transactions as added; keep the
+        last `next_cursor` and call again when the connection's stream carries DATA_UPDATED. Needs
+        PRODUCT_TRANSACTIONS to be ready.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +94,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.ListAccountTransactions,
                     request_deserializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountTransactionsRequest.FromString,
                     response_serializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountTransactionsResponse.SerializeToString,
+            ),
+            'SyncAccountTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncAccountTransactions,
+                    request_deserializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +157,33 @@ class AccountService:
             '/linkgate.v1.AccountService/ListAccountTransactions',
             linkgate_dot_v1_dot_account__service__pb2.ListAccountTransactionsRequest.SerializeToString,
             linkgate_dot_v1_dot_account__service__pb2.ListAccountTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncAccountTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.AccountService/SyncAccountTransactions',
+            linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsRequest.SerializeToString,
+            linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

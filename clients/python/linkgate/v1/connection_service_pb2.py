@@ -27,7 +27,7 @@ from linkgate.v1 import common_pb2 as linkgate_dot_v1_dot_common__pb2
 from linkgate.v1 import error_reason_pb2 as linkgate_dot_v1_dot_error__reason__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$linkgate/v1/connection_service.proto\x12\x0blinkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18linkgate/v1/common.proto\x1a\x1elinkgate/v1/error_reason.proto\"}\n\x0f\x43onnectionError\x12(\n\x06reason\x18\x01 \x01(\x0e\x32\x18.linkgate.v1.ErrorReason\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x1c\n\x14user_action_required\x18\x04 \x01(\x08\"\xc9\x01\n\rProductStatus\x12%\n\x07product\x18\x01 \x01(\x0e\x32\x14.linkgate.v1.Product\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.linkgate.v1.ProductState\x12\x30\n\x0crefreshed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_attempted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x04\n\nConnection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0einstitution_id\x18\x03 \x01(\t\x12\x18\n\x10institution_name\x18\x04 \x01(\t\x12\x18\n\x10\x65xternal_user_id\x18\x05 \x01(\t\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionError\x12,\n\x08products\x18\x08 \x03(\x0b\x32\x1a.linkgate.v1.ProductStatus\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_synced_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flink_session_id\x18\x0c \x01(\t\x12\x36\n\x12\x63onsent_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x1a\x64uplicate_of_connection_id\x18\x0e \x01(\t\"\xc3\x01\n\x0f\x43onnectionEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12+\n\nconnection\x18\x02 \x01(\x0b\x32\x17.linkgate.v1.Connection\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\x12.\n\x04type\x18\x05 \x01(\x0e\x32 .linkgate.v1.ConnectionEventType\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"D\n\x15GetConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"\x98\x01\n\x16ListConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"`\n\x17ListConnectionsResponse\x12,\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.linkgate.v1.Connection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x18RefreshConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x19RefreshConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"D\n\x17\x44\x65leteConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"G\n\x18\x44\x65leteConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"G\n\x16WatchConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x03\"F\n\x17WatchConnectionResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent\"]\n\x17WatchConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x03 \x01(\x03\"G\n\x18WatchConnectionsResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent\"/\n\x13\x45raseEndUserRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\"\xb0\x01\n\x14\x45raseEndUserResponse\x12\x1a\n\x12\x63onnections_erased\x18\x01 \x01(\x05\x12\x1c\n\x14link_sessions_erased\x18\x02 \x01(\x05\x12\x1c\n\x14public_tokens_erased\x18\x03 \x01(\x05\x12\x1a\n\x12revocations_failed\x18\x04 \x01(\x05\x12\x10\n\x08\x63omplete\x18\x05 \x01(\x08\x12\x12\n\nerasure_id\x18\x06 \x01(\t*\xac\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_PENDING\x10\x01\x12\x1a\n\x16\x43ONNECTION_STATE_READY\x10\x02\x12\x1f\n\x1b\x43ONNECTION_STATE_REFRESHING\x10\x03\x12\x1a\n\x16\x43ONNECTION_STATE_STALE\x10\x04\x12#\n\x1f\x43ONNECTION_STATE_LOGIN_REQUIRED\x10\x05\x12\x1a\n\x16\x43ONNECTION_STATE_ERROR\x10\x06\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x07\x12\x1c\n\x18\x43ONNECTION_STATE_DELETED\x10\x08*\xe6\x01\n\x13\x43onnectionEventType\x12%\n!CONNECTION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\'\n#CONNECTION_EVENT_TYPE_STATE_CHANGED\x10\x01\x12(\n$CONNECTION_EVENT_TYPE_LOGIN_REPAIRED\x10\x02\x12*\n&CONNECTION_EVENT_TYPE_CONSENT_EXPIRING\x10\x03\x12)\n%CONNECTION_EVENT_TYPE_CONSENT_EXPIRED\x10\x04\x32\xa6\x05\n\x11\x43onnectionService\x12V\n\rGetConnection\x12!.linkgate.v1.GetConnectionRequest\x1a\".linkgate.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.linkgate.v1.ListConnectionsRequest\x1a$.linkgate.v1.ListConnectionsResponse\x12\x62\n\x11RefreshConnection\x12%.linkgate.v1.RefreshConnectionRequest\x1a&.linkgate.v1.RefreshConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.linkgate.v1.DeleteConnectionRequest\x1a%.linkgate.v1.DeleteConnectionResponse\x12^\n\x0fWatchConnection\x12#.linkgate.v1.WatchConnectionRequest\x1a$.linkgate.v1.WatchConnectionResponse0\x01\x12\x61\n\x10WatchConnections\x12$.linkgate.v1.WatchConnectionsRequest\x1a%.linkgate.v1.WatchConnectionsResponse0\x01\x12S\n\x0c\x45raseEndUser\x12 .linkgate.v1.EraseEndUserRequest\x1a!.linkgate.v1.EraseEndUserResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$linkgate/v1/connection_service.proto\x12\x0blinkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18linkgate/v1/common.proto\x1a\x1elinkgate/v1/error_reason.proto\"}\n\x0f\x43onnectionError\x12(\n\x06reason\x18\x01 \x01(\x0e\x32\x18.linkgate.v1.ErrorReason\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x1c\n\x14user_action_required\x18\x04 \x01(\x08\"\xc9\x01\n\rProductStatus\x12%\n\x07product\x18\x01 \x01(\x0e\x32\x14.linkgate.v1.Product\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.linkgate.v1.ProductState\x12\x30\n\x0crefreshed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_attempted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x04\n\nConnection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0einstitution_id\x18\x03 \x01(\t\x12\x18\n\x10institution_name\x18\x04 \x01(\t\x12\x18\n\x10\x65xternal_user_id\x18\x05 \x01(\t\x12+\n\x05state\x18\x06 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12+\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionError\x12,\n\x08products\x18\x08 \x03(\x0b\x32\x1a.linkgate.v1.ProductStatus\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_synced_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flink_session_id\x18\x0c \x01(\t\x12\x36\n\x12\x63onsent_expires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x1a\x64uplicate_of_connection_id\x18\x0e \x01(\t\"F\n\x12RecordChangeCounts\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x01(\x05\x12\x10\n\x08modified\x18\x02 \x01(\x05\x12\x0f\n\x07removed\x18\x03 \x01(\x05\"\xd6\x02\n\x0b\x44\x61taChanges\x12\x31\n\x08\x61\x63\x63ounts\x18\x01 \x01(\x0b\x32\x1f.linkgate.v1.RecordChangeCounts\x12\x35\n\x0ctransactions\x18\x02 \x01(\x0b\x32\x1f.linkgate.v1.RecordChangeCounts\x12\x33\n\nportfolios\x18\x03 \x01(\x0b\x32\x1f.linkgate.v1.RecordChangeCounts\x12\x32\n\tpositions\x18\x04 \x01(\x0b\x32\x1f.linkgate.v1.RecordChangeCounts\x12?\n\x16portfolio_transactions\x18\x05 \x01(\x0b\x32\x1f.linkgate.v1.RecordChangeCounts\x12\x33\n\nstatements\x18\x06 \x01(\x0b\x32\x1f.linkgate.v1.RecordChangeCounts\"\x8c\x02\n\x0f\x43onnectionEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12+\n\nconnection\x18\x02 \x01(\x0b\x32\x17.linkgate.v1.Connection\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\x12.\n\x04type\x18\x05 \x01(\x0e\x32 .linkgate.v1.ConnectionEventType\x12.\n\x0c\x64\x61ta_changes\x18\x06 \x01(\x0b\x32\x18.linkgate.v1.DataChanges\x12\x17\n\x0fnew_account_ids\x18\x07 \x03(\t\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"D\n\x15GetConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"\x98\x01\n\x16ListConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.linkgate.v1.ConnectionState\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"`\n\x17ListConnectionsResponse\x12,\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.linkgate.v1.Connection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x18RefreshConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"H\n\x19RefreshConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"D\n\x17\x44\x65leteConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"G\n\x18\x44\x65leteConnectionResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"G\n\x16WatchConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\x03\"F\n\x17WatchConnectionResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent\"]\n\x17WatchConnectionsRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x03 \x01(\x03\"G\n\x18WatchConnectionsResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.linkgate.v1.ConnectionEvent\"/\n\x13\x45raseEndUserRequest\x12\x18\n\x10\x65xternal_user_id\x18\x01 \x01(\t\"\xb0\x01\n\x14\x45raseEndUserResponse\x12\x1a\n\x12\x63onnections_erased\x18\x01 \x01(\x05\x12\x1c\n\x14link_sessions_erased\x18\x02 \x01(\x05\x12\x1c\n\x14public_tokens_erased\x18\x03 \x01(\x05\x12\x1a\n\x12revocations_failed\x18\x04 \x01(\x05\x12\x10\n\x08\x63omplete\x18\x05 \x01(\x08\x12\x12\n\nerasure_id\x18\x06 \x01(\t*\xac\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_PENDING\x10\x01\x12\x1a\n\x16\x43ONNECTION_STATE_READY\x10\x02\x12\x1f\n\x1b\x43ONNECTION_STATE_REFRESHING\x10\x03\x12\x1a\n\x16\x43ONNECTION_STATE_STALE\x10\x04\x12#\n\x1f\x43ONNECTION_STATE_LOGIN_REQUIRED\x10\x05\x12\x1a\n\x16\x43ONNECTION_STATE_ERROR\x10\x06\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x07\x12\x1c\n\x18\x43ONNECTION_STATE_DELETED\x10\x08*\xb6\x02\n\x13\x43onnectionEventType\x12%\n!CONNECTION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\'\n#CONNECTION_EVENT_TYPE_STATE_CHANGED\x10\x01\x12(\n$CONNECTION_EVENT_TYPE_LOGIN_REPAIRED\x10\x02\x12*\n&CONNECTION_EVENT_TYPE_CONSENT_EXPIRING\x10\x03\x12)\n%CONNECTION_EVENT_TYPE_CONSENT_EXPIRED\x10\x04\x12&\n\"CONNECTION_EVENT_TYPE_NEW_ACCOUNTS\x10\x05\x12&\n\"CONNECTION_EVENT_TYPE_DATA_UPDATED\x10\x06\x32\xa6\x05\n\x11\x43onnectionService\x12V\n\rGetConnection\x12!.linkgate.v1.GetConnectionRequest\x1a\".linkgate.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.linkgate.v1.ListConnectionsRequest\x1a$.linkgate.v1.ListConnectionsResponse\x12\x62\n\x11RefreshConnection\x12%.linkgate.v1.RefreshConnectionRequest\x1a&.linkgate.v1.RefreshConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.linkgate.v1.DeleteConnectionRequest\x1a%.linkgate.v1.DeleteConnectionResponse\x12^\n\x0fWatchConnection\x12#.linkgate.v1.WatchConnectionRequest\x1a$.linkgate.v1.WatchConnectionResponse0\x01\x12\x61\n\x10WatchConnections\x12$.linkgate.v1.WatchConnectionsRequest\x1a%.linkgate.v1.WatchConnectionsResponse0\x01\x12S\n\x0c\x45raseEndUser\x12 .linkgate.v1.EraseEndUserRequest\x1a!.linkgate.v1.EraseEndUserResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,46 +35,50 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linkgate.v1.connection_serv
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1'
-  _globals['_CONNECTIONSTATE']._serialized_start=2395
-  _globals['_CONNECTIONSTATE']._serialized_end=2695
-  _globals['_CONNECTIONEVENTTYPE']._serialized_start=2698
-  _globals['_CONNECTIONEVENTTYPE']._serialized_end=2928
+  _globals['_CONNECTIONSTATE']._serialized_start=2885
+  _globals['_CONNECTIONSTATE']._serialized_end=3185
+  _globals['_CONNECTIONEVENTTYPE']._serialized_start=3188
+  _globals['_CONNECTIONEVENTTYPE']._serialized_end=3498
   _globals['_CONNECTIONERROR']._serialized_start=144
   _globals['_CONNECTIONERROR']._serialized_end=269
   _globals['_PRODUCTSTATUS']._serialized_start=272
   _globals['_PRODUCTSTATUS']._serialized_end=473
   _globals['_CONNECTION']._serialized_start=476
   _globals['_CONNECTION']._serialized_end=995
-  _globals['_CONNECTIONEVENT']._serialized_start=998
-  _globals['_CONNECTIONEVENT']._serialized_end=1193
-  _globals['_GETCONNECTIONREQUEST']._serialized_start=1195
-  _globals['_GETCONNECTIONREQUEST']._serialized_end=1240
-  _globals['_GETCONNECTIONRESPONSE']._serialized_start=1242
-  _globals['_GETCONNECTIONRESPONSE']._serialized_end=1310
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=1313
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=1465
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=1467
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=1563
-  _globals['_REFRESHCONNECTIONREQUEST']._serialized_start=1565
-  _globals['_REFRESHCONNECTIONREQUEST']._serialized_end=1634
-  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_start=1636
-  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_end=1708
-  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1710
-  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1778
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1780
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1851
-  _globals['_WATCHCONNECTIONREQUEST']._serialized_start=1853
-  _globals['_WATCHCONNECTIONREQUEST']._serialized_end=1924
-  _globals['_WATCHCONNECTIONRESPONSE']._serialized_start=1926
-  _globals['_WATCHCONNECTIONRESPONSE']._serialized_end=1996
-  _globals['_WATCHCONNECTIONSREQUEST']._serialized_start=1998
-  _globals['_WATCHCONNECTIONSREQUEST']._serialized_end=2091
-  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_start=2093
-  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_end=2164
-  _globals['_ERASEENDUSERREQUEST']._serialized_start=2166
-  _globals['_ERASEENDUSERREQUEST']._serialized_end=2213
-  _globals['_ERASEENDUSERRESPONSE']._serialized_start=2216
-  _globals['_ERASEENDUSERRESPONSE']._serialized_end=2392
-  _globals['_CONNECTIONSERVICE']._serialized_start=2931
-  _globals['_CONNECTIONSERVICE']._serialized_end=3609
+  _globals['_RECORDCHANGECOUNTS']._serialized_start=997
+  _globals['_RECORDCHANGECOUNTS']._serialized_end=1067
+  _globals['_DATACHANGES']._serialized_start=1070
+  _globals['_DATACHANGES']._serialized_end=1412
+  _globals['_CONNECTIONEVENT']._serialized_start=1415
+  _globals['_CONNECTIONEVENT']._serialized_end=1683
+  _globals['_GETCONNECTIONREQUEST']._serialized_start=1685
+  _globals['_GETCONNECTIONREQUEST']._serialized_end=1730
+  _globals['_GETCONNECTIONRESPONSE']._serialized_start=1732
+  _globals['_GETCONNECTIONRESPONSE']._serialized_end=1800
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=1803
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=1955
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=1957
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=2053
+  _globals['_REFRESHCONNECTIONREQUEST']._serialized_start=2055
+  _globals['_REFRESHCONNECTIONREQUEST']._serialized_end=2124
+  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_start=2126
+  _globals['_REFRESHCONNECTIONRESPONSE']._serialized_end=2198
+  _globals['_DELETECONNECTIONREQUEST']._serialized_start=2200
+  _globals['_DELETECONNECTIONREQUEST']._serialized_end=2268
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=2270
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=2341
+  _globals['_WATCHCONNECTIONREQUEST']._serialized_start=2343
+  _globals['_WATCHCONNECTIONREQUEST']._serialized_end=2414
+  _globals['_WATCHCONNECTIONRESPONSE']._serialized_start=2416
+  _globals['_WATCHCONNECTIONRESPONSE']._serialized_end=2486
+  _globals['_WATCHCONNECTIONSREQUEST']._serialized_start=2488
+  _globals['_WATCHCONNECTIONSREQUEST']._serialized_end=2581
+  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_start=2583
+  _globals['_WATCHCONNECTIONSRESPONSE']._serialized_end=2654
+  _globals['_ERASEENDUSERREQUEST']._serialized_start=2656
+  _globals['_ERASEENDUSERREQUEST']._serialized_end=2703
+  _globals['_ERASEENDUSERRESPONSE']._serialized_start=2706
+  _globals['_ERASEENDUSERRESPONSE']._serialized_end=2882
+  _globals['_CONNECTIONSERVICE']._serialized_start=3501
+  _globals['_CONNECTIONSERVICE']._serialized_end=4179
 # @@protoc_insertion_point(module_scope)

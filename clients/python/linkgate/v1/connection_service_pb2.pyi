@@ -31,6 +31,8 @@ class ConnectionEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONNECTION_EVENT_TYPE_LOGIN_REPAIRED: _ClassVar[ConnectionEventType]
     CONNECTION_EVENT_TYPE_CONSENT_EXPIRING: _ClassVar[ConnectionEventType]
     CONNECTION_EVENT_TYPE_CONSENT_EXPIRED: _ClassVar[ConnectionEventType]
+    CONNECTION_EVENT_TYPE_NEW_ACCOUNTS: _ClassVar[ConnectionEventType]
+    CONNECTION_EVENT_TYPE_DATA_UPDATED: _ClassVar[ConnectionEventType]
 CONNECTION_STATE_UNSPECIFIED: ConnectionState
 CONNECTION_STATE_PENDING: ConnectionState
 CONNECTION_STATE_READY: ConnectionState
@@ -45,6 +47,8 @@ CONNECTION_EVENT_TYPE_STATE_CHANGED: ConnectionEventType
 CONNECTION_EVENT_TYPE_LOGIN_REPAIRED: ConnectionEventType
 CONNECTION_EVENT_TYPE_CONSENT_EXPIRING: ConnectionEventType
 CONNECTION_EVENT_TYPE_CONSENT_EXPIRED: ConnectionEventType
+CONNECTION_EVENT_TYPE_NEW_ACCOUNTS: ConnectionEventType
+CONNECTION_EVENT_TYPE_DATA_UPDATED: ConnectionEventType
 
 class ConnectionError(_message.Message):
     __slots__ = ("reason", "message", "retryable", "user_action_required")
@@ -102,19 +106,49 @@ class Connection(_message.Message):
     duplicate_of_connection_id: str
     def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., institution_name: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[ConnectionState, str]] = ..., error: _Optional[_Union[ConnectionError, _Mapping]] = ..., products: _Optional[_Iterable[_Union[ProductStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_synced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_session_id: _Optional[str] = ..., consent_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicate_of_connection_id: _Optional[str] = ...) -> None: ...
 
+class RecordChangeCounts(_message.Message):
+    __slots__ = ("added", "modified", "removed")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    added: int
+    modified: int
+    removed: int
+    def __init__(self, added: _Optional[int] = ..., modified: _Optional[int] = ..., removed: _Optional[int] = ...) -> None: ...
+
+class DataChanges(_message.Message):
+    __slots__ = ("accounts", "transactions", "portfolios", "positions", "portfolio_transactions", "statements")
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    PORTFOLIOS_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    PORTFOLIO_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    STATEMENTS_FIELD_NUMBER: _ClassVar[int]
+    accounts: RecordChangeCounts
+    transactions: RecordChangeCounts
+    portfolios: RecordChangeCounts
+    positions: RecordChangeCounts
+    portfolio_transactions: RecordChangeCounts
+    statements: RecordChangeCounts
+    def __init__(self, accounts: _Optional[_Union[RecordChangeCounts, _Mapping]] = ..., transactions: _Optional[_Union[RecordChangeCounts, _Mapping]] = ..., portfolios: _Optional[_Union[RecordChangeCounts, _Mapping]] = ..., positions: _Optional[_Union[RecordChangeCounts, _Mapping]] = ..., portfolio_transactions: _Optional[_Union[RecordChangeCounts, _Mapping]] = ..., statements: _Optional[_Union[RecordChangeCounts, _Mapping]] = ...) -> None: ...
+
 class ConnectionEvent(_message.Message):
-    __slots__ = ("event_id", "connection", "occurred_at", "snapshot", "type")
+    __slots__ = ("event_id", "connection", "occurred_at", "snapshot", "type", "data_changes", "new_account_ids")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    NEW_ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     connection: Connection
     occurred_at: _timestamp_pb2.Timestamp
     snapshot: bool
     type: ConnectionEventType
-    def __init__(self, event_id: _Optional[int] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[bool] = ..., type: _Optional[_Union[ConnectionEventType, str]] = ...) -> None: ...
+    data_changes: DataChanges
+    new_account_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_id: _Optional[int] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[bool] = ..., type: _Optional[_Union[ConnectionEventType, str]] = ..., data_changes: _Optional[_Union[DataChanges, _Mapping]] = ..., new_account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetConnectionRequest(_message.Message):
     __slots__ = ("connection_id",)

@@ -190,3 +190,29 @@ class ListPortfolioTransactionsResponse(_message.Message):
     transactions: _containers.RepeatedCompositeFieldContainer[PortfolioTransaction]
     next_page_token: str
     def __init__(self, transactions: _Optional[_Iterable[_Union[PortfolioTransaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SyncPortfolioTransactionsRequest(_message.Message):
+    __slots__ = ("connection_id", "portfolio_id", "cursor", "page_size")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PORTFOLIO_ID_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    portfolio_id: str
+    cursor: str
+    page_size: int
+    def __init__(self, connection_id: _Optional[str] = ..., portfolio_id: _Optional[str] = ..., cursor: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class SyncPortfolioTransactionsResponse(_message.Message):
+    __slots__ = ("added", "modified", "removed", "next_cursor", "has_more")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    added: _containers.RepeatedCompositeFieldContainer[PortfolioTransaction]
+    modified: _containers.RepeatedCompositeFieldContainer[PortfolioTransaction]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    next_cursor: str
+    has_more: bool
+    def __init__(self, added: _Optional[_Iterable[_Union[PortfolioTransaction, _Mapping]]] = ..., modified: _Optional[_Iterable[_Union[PortfolioTransaction, _Mapping]]] = ..., removed: _Optional[_Iterable[str]] = ..., next_cursor: _Optional[str] = ..., has_more: _Optional[bool] = ...) -> None: ...

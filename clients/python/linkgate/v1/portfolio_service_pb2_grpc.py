@@ -51,6 +51,11 @@ class PortfolioServiceStub:
                 request_serializer=linkgate_dot_v1_dot_portfolio__service__pb2.ListPortfolioTransactionsRequest.SerializeToString,
                 response_deserializer=linkgate_dot_v1_dot_portfolio__service__pb2.ListPortfolioTransactionsResponse.FromString,
                 _registered_method=True)
+        self.SyncPortfolioTransactions = channel.unary_unary(
+                '/linkgate.v1.PortfolioService/SyncPortfolioTransactions',
+                request_serializer=linkgate_dot_v1_dot_portfolio__service__pb2.SyncPortfolioTransactionsRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_portfolio__service__pb2.SyncPortfolioTransactionsResponse.FromString,
+                _registered_method=True)
 
 
 class PortfolioServiceServicer:
@@ -81,6 +86,15 @@ class PortfolioServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SyncPortfolioTransactions(self, request, context):
+        """Answers what changed in the connection's portfolio transactions since a cursor: added,
+        modified and removed, in pages, exactly as AccountService.SyncAccountTransactions does for
+        cash transactions. Needs PRODUCT_INVESTMENTS to be ready.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PortfolioServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +112,11 @@ def add_PortfolioServiceServicer_to_server(servicer, server):
                     servicer.ListPortfolioTransactions,
                     request_deserializer=linkgate_dot_v1_dot_portfolio__service__pb2.ListPortfolioTransactionsRequest.FromString,
                     response_serializer=linkgate_dot_v1_dot_portfolio__service__pb2.ListPortfolioTransactionsResponse.SerializeToString,
+            ),
+            'SyncPortfolioTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncPortfolioTransactions,
+                    request_deserializer=linkgate_dot_v1_dot_portfolio__service__pb2.SyncPortfolioTransactionsRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_portfolio__service__pb2.SyncPortfolioTransactionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +202,33 @@ class PortfolioService:
             '/linkgate.v1.PortfolioService/ListPortfolioTransactions',
             linkgate_dot_v1_dot_portfolio__service__pb2.ListPortfolioTransactionsRequest.SerializeToString,
             linkgate_dot_v1_dot_portfolio__service__pb2.ListPortfolioTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncPortfolioTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.PortfolioService/SyncPortfolioTransactions',
+            linkgate_dot_v1_dot_portfolio__service__pb2.SyncPortfolioTransactionsRequest.SerializeToString,
+            linkgate_dot_v1_dot_portfolio__service__pb2.SyncPortfolioTransactionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

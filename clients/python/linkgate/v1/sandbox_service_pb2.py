@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from linkgate.v1 import connection_service_pb2 as linkgate_dot_v1_dot_connection__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/sandbox_service.proto\x12\x0blinkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$linkgate/v1/connection_service.proto\"h\n\x17SetConsentExpiryRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x36\n\x12\x63onsent_expires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x18SetConsentExpiryResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"*\n\x11ResetLoginRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"A\n\x12ResetLoginResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection2\xc0\x01\n\x0eSandboxService\x12M\n\nResetLogin\x12\x1e.linkgate.v1.ResetLoginRequest\x1a\x1f.linkgate.v1.ResetLoginResponse\x12_\n\x10SetConsentExpiry\x12$.linkgate.v1.SetConsentExpiryRequest\x1a%.linkgate.v1.SetConsentExpiryResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!linkgate/v1/sandbox_service.proto\x12\x0blinkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$linkgate/v1/connection_service.proto\"h\n\x17SetConsentExpiryRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x36\n\x12\x63onsent_expires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x18SetConsentExpiryResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"*\n\x11ResetLoginRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"A\n\x12ResetLoginResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"]\n\x16\x46\x61ilNextRefreshRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12,\n\x07\x66\x61ilure\x18\x02 \x01(\x0e\x32\x1b.linkgate.v1.SandboxFailure\"F\n\x17\x46\x61ilNextRefreshResponse\x12+\n\nconnection\x18\x01 \x01(\x0b\x32\x17.linkgate.v1.Connection\"\x86\x01\n\x15\x41\x64\x64TransactionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07pending\x18\x06 \x01(\x08\"0\n\x16\x41\x64\x64TransactionResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\"\xaf\x01\n\x18ModifyTransactionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x13\n\x06\x61mount\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04\x64\x61te\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x05 \x01(\tH\x02\x88\x01\x01\x42\t\n\x07_amountB\x07\n\x05_dateB\x0e\n\x0c_description\"\x1b\n\x19ModifyTransactionResponse\"I\n\x18RemoveTransactionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\"\x1b\n\x19RemoveTransactionResponse\"e\n\x16PostTransactionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\t\"1\n\x17PostTransactionResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t*\x9d\x01\n\x0eSandboxFailure\x12\x1f\n\x1bSANDBOX_FAILURE_UNSPECIFIED\x10\x00\x12$\n SANDBOX_FAILURE_INSTITUTION_DOWN\x10\x01\x12 \n\x1cSANDBOX_FAILURE_RATE_LIMITED\x10\x02\x12\"\n\x1eSANDBOX_FAILURE_PROVIDER_ERROR\x10\x03\x32\x9f\x05\n\x0eSandboxService\x12M\n\nResetLogin\x12\x1e.linkgate.v1.ResetLoginRequest\x1a\x1f.linkgate.v1.ResetLoginResponse\x12_\n\x10SetConsentExpiry\x12$.linkgate.v1.SetConsentExpiryRequest\x1a%.linkgate.v1.SetConsentExpiryResponse\x12\\\n\x0f\x46\x61ilNextRefresh\x12#.linkgate.v1.FailNextRefreshRequest\x1a$.linkgate.v1.FailNextRefreshResponse\x12Y\n\x0e\x41\x64\x64Transaction\x12\".linkgate.v1.AddTransactionRequest\x1a#.linkgate.v1.AddTransactionResponse\x12\x62\n\x11ModifyTransaction\x12%.linkgate.v1.ModifyTransactionRequest\x1a&.linkgate.v1.ModifyTransactionResponse\x12\x62\n\x11RemoveTransaction\x12%.linkgate.v1.RemoveTransactionRequest\x1a&.linkgate.v1.RemoveTransactionResponse\x12\\\n\x0fPostTransaction\x12#.linkgate.v1.PostTransactionRequest\x1a$.linkgate.v1.PostTransactionResponseB,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'linkgate.v1.sandbox_service
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1'
+  _globals['_SANDBOXFAILURE']._serialized_start=1231
+  _globals['_SANDBOXFAILURE']._serialized_end=1388
   _globals['_SETCONSENTEXPIRYREQUEST']._serialized_start=121
   _globals['_SETCONSENTEXPIRYREQUEST']._serialized_end=225
   _globals['_SETCONSENTEXPIRYRESPONSE']._serialized_start=227
@@ -42,6 +44,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESETLOGINREQUEST']._serialized_end=342
   _globals['_RESETLOGINRESPONSE']._serialized_start=344
   _globals['_RESETLOGINRESPONSE']._serialized_end=409
-  _globals['_SANDBOXSERVICE']._serialized_start=412
-  _globals['_SANDBOXSERVICE']._serialized_end=604
+  _globals['_FAILNEXTREFRESHREQUEST']._serialized_start=411
+  _globals['_FAILNEXTREFRESHREQUEST']._serialized_end=504
+  _globals['_FAILNEXTREFRESHRESPONSE']._serialized_start=506
+  _globals['_FAILNEXTREFRESHRESPONSE']._serialized_end=576
+  _globals['_ADDTRANSACTIONREQUEST']._serialized_start=579
+  _globals['_ADDTRANSACTIONREQUEST']._serialized_end=713
+  _globals['_ADDTRANSACTIONRESPONSE']._serialized_start=715
+  _globals['_ADDTRANSACTIONRESPONSE']._serialized_end=763
+  _globals['_MODIFYTRANSACTIONREQUEST']._serialized_start=766
+  _globals['_MODIFYTRANSACTIONREQUEST']._serialized_end=941
+  _globals['_MODIFYTRANSACTIONRESPONSE']._serialized_start=943
+  _globals['_MODIFYTRANSACTIONRESPONSE']._serialized_end=970
+  _globals['_REMOVETRANSACTIONREQUEST']._serialized_start=972
+  _globals['_REMOVETRANSACTIONREQUEST']._serialized_end=1045
+  _globals['_REMOVETRANSACTIONRESPONSE']._serialized_start=1047
+  _globals['_REMOVETRANSACTIONRESPONSE']._serialized_end=1074
+  _globals['_POSTTRANSACTIONREQUEST']._serialized_start=1076
+  _globals['_POSTTRANSACTIONREQUEST']._serialized_end=1177
+  _globals['_POSTTRANSACTIONRESPONSE']._serialized_start=1179
+  _globals['_POSTTRANSACTIONRESPONSE']._serialized_end=1228
+  _globals['_SANDBOXSERVICE']._serialized_start=1391
+  _globals['_SANDBOXSERVICE']._serialized_end=2062
 # @@protoc_insertion_point(module_scope)

@@ -47,6 +47,31 @@ class SandboxServiceStub:
                 request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryRequest.SerializeToString,
                 response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryResponse.FromString,
                 _registered_method=True)
+        self.FailNextRefresh = channel.unary_unary(
+                '/linkgate.v1.SandboxService/FailNextRefresh',
+                request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.FailNextRefreshRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.FailNextRefreshResponse.FromString,
+                _registered_method=True)
+        self.AddTransaction = channel.unary_unary(
+                '/linkgate.v1.SandboxService/AddTransaction',
+                request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.AddTransactionRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.AddTransactionResponse.FromString,
+                _registered_method=True)
+        self.ModifyTransaction = channel.unary_unary(
+                '/linkgate.v1.SandboxService/ModifyTransaction',
+                request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.ModifyTransactionRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.ModifyTransactionResponse.FromString,
+                _registered_method=True)
+        self.RemoveTransaction = channel.unary_unary(
+                '/linkgate.v1.SandboxService/RemoveTransaction',
+                request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.RemoveTransactionRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.RemoveTransactionResponse.FromString,
+                _registered_method=True)
+        self.PostTransaction = channel.unary_unary(
+                '/linkgate.v1.SandboxService/PostTransaction',
+                request_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.PostTransactionRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.PostTransactionResponse.FromString,
+                _registered_method=True)
 
 
 class SandboxServiceServicer:
@@ -74,6 +99,47 @@ class SandboxServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FailNextRefresh(self, request, context):
+        """Makes the connection's next refresh fail with a chosen reason, once: the connection turns
+        STALE (or stays syncing, for a transient reason) as it would when its institution fails, and
+        the refresh after it succeeds. The refresh runs at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddTransaction(self, request, context):
+        """Adds a transaction to a sandbox account, as if the institution had booked (or authorised) it.
+        Like every transaction control, it makes the connection refresh at once, so the change
+        reaches the Sync calls and a DATA_UPDATED event within the sandbox's poll interval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModifyTransaction(self, request, context):
+        """Changes a sandbox transaction's amount, date or description.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTransaction(self, request, context):
+        """Removes a sandbox transaction, as a bank withdraws a pending authorisation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PostTransaction(self, request, context):
+        """Books a pending sandbox transaction: the institution drops the pending one and serves a booked
+        one with an id of its own, as real banks do, without saying which pending one it replaces;
+        linkgate links the two (Transaction.pending_transaction_id) by its matching rule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SandboxServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +152,31 @@ def add_SandboxServiceServicer_to_server(servicer, server):
                     servicer.SetConsentExpiry,
                     request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryRequest.FromString,
                     response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryResponse.SerializeToString,
+            ),
+            'FailNextRefresh': grpc.unary_unary_rpc_method_handler(
+                    servicer.FailNextRefresh,
+                    request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.FailNextRefreshRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.FailNextRefreshResponse.SerializeToString,
+            ),
+            'AddTransaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTransaction,
+                    request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.AddTransactionRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.AddTransactionResponse.SerializeToString,
+            ),
+            'ModifyTransaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyTransaction,
+                    request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.ModifyTransactionRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.ModifyTransactionResponse.SerializeToString,
+            ),
+            'RemoveTransaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTransaction,
+                    request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.RemoveTransactionRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.RemoveTransactionResponse.SerializeToString,
+            ),
+            'PostTransaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostTransaction,
+                    request_deserializer=linkgate_dot_v1_dot_sandbox__service__pb2.PostTransactionRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_sandbox__service__pb2.PostTransactionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -145,6 +236,141 @@ class SandboxService:
             '/linkgate.v1.SandboxService/SetConsentExpiry',
             linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryRequest.SerializeToString,
             linkgate_dot_v1_dot_sandbox__service__pb2.SetConsentExpiryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FailNextRefresh(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.SandboxService/FailNextRefresh',
+            linkgate_dot_v1_dot_sandbox__service__pb2.FailNextRefreshRequest.SerializeToString,
+            linkgate_dot_v1_dot_sandbox__service__pb2.FailNextRefreshResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTransaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.SandboxService/AddTransaction',
+            linkgate_dot_v1_dot_sandbox__service__pb2.AddTransactionRequest.SerializeToString,
+            linkgate_dot_v1_dot_sandbox__service__pb2.AddTransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModifyTransaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.SandboxService/ModifyTransaction',
+            linkgate_dot_v1_dot_sandbox__service__pb2.ModifyTransactionRequest.SerializeToString,
+            linkgate_dot_v1_dot_sandbox__service__pb2.ModifyTransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTransaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.SandboxService/RemoveTransaction',
+            linkgate_dot_v1_dot_sandbox__service__pb2.RemoveTransactionRequest.SerializeToString,
+            linkgate_dot_v1_dot_sandbox__service__pb2.RemoveTransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostTransaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.SandboxService/PostTransaction',
+            linkgate_dot_v1_dot_sandbox__service__pb2.PostTransactionRequest.SerializeToString,
+            linkgate_dot_v1_dot_sandbox__service__pb2.PostTransactionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/account_service.proto.
  */
 export const file_linkgate_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFsaW5rZ2F0ZS92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxInkKCEJhbGFuY2VzEiMKB2N1cnJlbnQYASABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIlCglhdmFpbGFibGUYAiABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIhCgVsaW1pdBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5IqsBCgdBY2NvdW50EgoKAmlkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSJgoEdHlwZRgDIAEoDjIYLmxpbmtnYXRlLnYxLkFjY291bnRUeXBlEgwKBG5hbWUYBCABKAkSDAoEbWFzaxgFIAEoCRIQCghjdXJyZW5jeRgGIAEoCRInCghiYWxhbmNlcxgHIAEoCzIVLmxpbmtnYXRlLnYxLkJhbGFuY2VzIoUBCgtUcmFuc2FjdGlvbhIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiIKBmFtb3VudBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5EgwKBGRhdGUYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSDwoHcGVuZGluZxgGIAEoCCJTChNMaXN0QWNjb3VudHNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiVwoUTGlzdEFjY291bnRzUmVzcG9uc2USJgoIYWNjb3VudHMYASADKAsyFC5saW5rZ2F0ZS52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAQoeTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRISCgpzdGFydF9kYXRlGAMgASgJEhAKCGVuZF9kYXRlGAQgASgJEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJImoKH0xpc3RBY2NvdW50VHJhbnNhY3Rpb25zUmVzcG9uc2USLgoMdHJhbnNhY3Rpb25zGAEgAygLMhgubGlua2dhdGUudjEuVHJhbnNhY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKugBCgtBY2NvdW50VHlwZRIcChhBQ0NPVU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1RZUEVfQ0hFQ0tJTkcQARIYChRBQ0NPVU5UX1RZUEVfU0FWSU5HUxACEhwKGEFDQ09VTlRfVFlQRV9DUkVESVRfQ0FSRBADEhUKEUFDQ09VTlRfVFlQRV9MT0FOEAQSHwobQUNDT1VOVF9UWVBFX0JST0tFUkFHRV9DQVNIEAUSGAoUQUNDT1VOVF9UWVBFX1VUSUxJVFkQBhIWChJBQ0NPVU5UX1RZUEVfT1RIRVIQBzLbAQoOQWNjb3VudFNlcnZpY2USUwoMTGlzdEFjY291bnRzEiAubGlua2dhdGUudjEuTGlzdEFjY291bnRzUmVxdWVzdBohLmxpbmtnYXRlLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEnQKF0xpc3RBY2NvdW50VHJhbnNhY3Rpb25zEisubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0GiwubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXNwb25zZUIsWipsaW5rZ2F0ZS5kZXYvZ2VuL2dvL2xpbmtnYXRlL3YxO2xpbmtnYXRldjFiBnByb3RvMw", [file_linkgate_v1_common]);
+  fileDesc("CiFsaW5rZ2F0ZS92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxInkKCEJhbGFuY2VzEiMKB2N1cnJlbnQYASABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIlCglhdmFpbGFibGUYAiABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIhCgVsaW1pdBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5IqsBCgdBY2NvdW50EgoKAmlkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSJgoEdHlwZRgDIAEoDjIYLmxpbmtnYXRlLnYxLkFjY291bnRUeXBlEgwKBG5hbWUYBCABKAkSDAoEbWFzaxgFIAEoCRIQCghjdXJyZW5jeRgGIAEoCRInCghiYWxhbmNlcxgHIAEoCzIVLmxpbmtnYXRlLnYxLkJhbGFuY2VzIqUBCgtUcmFuc2FjdGlvbhIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiIKBmFtb3VudBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5EgwKBGRhdGUYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSDwoHcGVuZGluZxgGIAEoCBIeChZwZW5kaW5nX3RyYW5zYWN0aW9uX2lkGAcgASgJIlMKE0xpc3RBY2NvdW50c1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJXChRMaXN0QWNjb3VudHNSZXNwb25zZRImCghhY2NvdW50cxgBIAMoCzIULmxpbmtnYXRlLnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpgBCh5MaXN0QWNjb3VudFRyYW5zYWN0aW9uc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhIKCnN0YXJ0X2RhdGUYAyABKAkSEAoIZW5kX2RhdGUYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiagofTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRIuCgx0cmFuc2FjdGlvbnMYASADKAsyGC5saW5rZ2F0ZS52MS5UcmFuc2FjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoeU3luY0FjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFIq4BCh9TeW5jQWNjb3VudFRyYW5zYWN0aW9uc1Jlc3BvbnNlEicKBWFkZGVkGAEgAygLMhgubGlua2dhdGUudjEuVHJhbnNhY3Rpb24SKgoIbW9kaWZpZWQYAiADKAsyGC5saW5rZ2F0ZS52MS5UcmFuc2FjdGlvbhIPCgdyZW1vdmVkGAMgAygJEhMKC25leHRfY3Vyc29yGAQgASgJEhAKCGhhc19tb3JlGAUgASgIKugBCgtBY2NvdW50VHlwZRIcChhBQ0NPVU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1RZUEVfQ0hFQ0tJTkcQARIYChRBQ0NPVU5UX1RZUEVfU0FWSU5HUxACEhwKGEFDQ09VTlRfVFlQRV9DUkVESVRfQ0FSRBADEhUKEUFDQ09VTlRfVFlQRV9MT0FOEAQSHwobQUNDT1VOVF9UWVBFX0JST0tFUkFHRV9DQVNIEAUSGAoUQUNDT1VOVF9UWVBFX1VUSUxJVFkQBhIWChJBQ0NPVU5UX1RZUEVfT1RIRVIQBzLRAgoOQWNjb3VudFNlcnZpY2USUwoMTGlzdEFjY291bnRzEiAubGlua2dhdGUudjEuTGlzdEFjY291bnRzUmVxdWVzdBohLmxpbmtnYXRlLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEnQKF0xpc3RBY2NvdW50VHJhbnNhY3Rpb25zEisubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0GiwubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRJ0ChdTeW5jQWNjb3VudFRyYW5zYWN0aW9ucxIrLmxpbmtnYXRlLnYxLlN5bmNBY2NvdW50VHJhbnNhY3Rpb25zUmVxdWVzdBosLmxpbmtnYXRlLnYxLlN5bmNBY2NvdW50VHJhbnNhY3Rpb25zUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_linkgate_v1_common]);
 
 /**
  * Balances of an account. Unset fields are unknown, not zero.
@@ -159,6 +159,16 @@ export type Transaction = Message<"linkgate.v1.Transaction"> & {
    * @generated from field: bool pending = 6;
    */
   pending: boolean;
+
+  /**
+   * On a booked transaction: the id of the pending transaction it replaces, which is removed from
+   * the connection's data in the same refresh (and reported removed in the same Sync page that
+   * adds this one). Empty when it replaced none. linkgate matches the pair itself (same account,
+   * currency and amount, booked on the pending date or up to 10 days after); see the README.
+   *
+   * @generated from field: string pending_transaction_id = 7;
+   */
+  pendingTransactionId: string;
 };
 
 /**
@@ -318,6 +328,106 @@ export const ListAccountTransactionsResponseSchema: GenMessage<ListAccountTransa
   messageDesc(file_linkgate_v1_account_service, 6);
 
 /**
+ * Request for AccountService.SyncAccountTransactions.
+ *
+ * @generated from message linkgate.v1.SyncAccountTransactionsRequest
+ */
+export type SyncAccountTransactionsRequest = Message<"linkgate.v1.SyncAccountTransactionsRequest"> & {
+  /**
+   * The connection id (UUID). Required.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * Only this account's transactions (UUID); empty means every account of the connection. A
+   * cursor stays bound to the filter it was issued for.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * `next_cursor` of the previous response; empty to start from the current data, which is then
+   * answered as `added`. A cursor is good for the change window (LINKGATE_SYNC_WINDOW, 30 days by
+   * default) from the call that issued it; an older one is FAILED_PRECONDITION with reason
+   * SYNC_CURSOR_EXPIRED. Cursors work on any replica and across restarts.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+
+  /**
+   * Maximum changes in the page (added, modified and removed together), 1 to 500; 0 means 100.
+   * A pending transaction replaced by a booked one is reported removed in the page that adds the
+   * booked one, which may make a page one longer per such pair.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message linkgate.v1.SyncAccountTransactionsRequest.
+ * Use `create(SyncAccountTransactionsRequestSchema)` to create a new message.
+ */
+export const SyncAccountTransactionsRequestSchema: GenMessage<SyncAccountTransactionsRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 7);
+
+/**
+ * Response of AccountService.SyncAccountTransactions. Apply `removed`, then upsert `added` and
+ * `modified` by id: every transaction appears at most once in a page, at its latest state.
+ *
+ * @generated from message linkgate.v1.SyncAccountTransactionsResponse
+ */
+export type SyncAccountTransactionsResponse = Message<"linkgate.v1.SyncAccountTransactionsResponse"> & {
+  /**
+   * Transactions that are new since the cursor.
+   *
+   * @generated from field: repeated linkgate.v1.Transaction added = 1;
+   */
+  added: Transaction[];
+
+  /**
+   * Transactions the caller has seen before (at the cursor) whose fields changed since.
+   *
+   * @generated from field: repeated linkgate.v1.Transaction modified = 2;
+   */
+  modified: Transaction[];
+
+  /**
+   * Ids of transactions the caller has seen before that are gone: withdrawn by the bank, or
+   * pending ones replaced by a booked transaction (whose `pending_transaction_id` names them).
+   *
+   * @generated from field: repeated string removed = 3;
+   */
+  removed: string[];
+
+  /**
+   * The cursor to pass next: the following page while `has_more`, else the position to resume
+   * from after the next DATA_UPDATED.
+   *
+   * @generated from field: string next_cursor = 4;
+   */
+  nextCursor: string;
+
+  /**
+   * Whether more changes are waiting now: call again at once with `next_cursor`.
+   *
+   * @generated from field: bool has_more = 5;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message linkgate.v1.SyncAccountTransactionsResponse.
+ * Use `create(SyncAccountTransactionsResponseSchema)` to create a new message.
+ */
+export const SyncAccountTransactionsResponseSchema: GenMessage<SyncAccountTransactionsResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 8);
+
+/**
  * The kind of account.
  *
  * @generated from enum linkgate.v1.AccountType
@@ -412,6 +522,19 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof ListAccountTransactionsRequestSchema;
     output: typeof ListAccountTransactionsResponseSchema;
+  },
+  /**
+   * Answers what changed in the connection's cash transactions since a cursor: added, modified
+   * and removed, in pages. An empty cursor answers the current transactions as added; keep the
+   * last `next_cursor` and call again when the connection's stream carries DATA_UPDATED. Needs
+   * PRODUCT_TRANSACTIONS to be ready.
+   *
+   * @generated from rpc linkgate.v1.AccountService.SyncAccountTransactions
+   */
+  syncAccountTransactions: {
+    methodKind: "unary";
+    input: typeof SyncAccountTransactionsRequestSchema;
+    output: typeof SyncAccountTransactionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkgate_v1_account_service, 0);

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/connection_service.proto.
  */
 export const file_linkgate_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRsaW5rZ2F0ZS92MS9jb25uZWN0aW9uX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIn0KD0Nvbm5lY3Rpb25FcnJvchIoCgZyZWFzb24YASABKA4yGC5saW5rZ2F0ZS52MS5FcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIcChR1c2VyX2FjdGlvbl9yZXF1aXJlZBgEIAEoCCLJAQoNUHJvZHVjdFN0YXR1cxIlCgdwcm9kdWN0GAEgASgOMhQubGlua2dhdGUudjEuUHJvZHVjdBIoCgVzdGF0ZRgCIAEoDjIZLmxpbmtnYXRlLnYxLlByb2R1Y3RTdGF0ZRIwCgxyZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfYXR0ZW1wdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHBAoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBpbnN0aXR1dGlvbl9uYW1lGAQgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYBSABKAkSKwoFc3RhdGUYBiABKA4yHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uU3RhdGUSKwoFZXJyb3IYByABKAsyHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uRXJyb3ISLAoIcHJvZHVjdHMYCCADKAsyGi5saW5rZ2F0ZS52MS5Qcm9kdWN0U3RhdHVzEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc3luY2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9saW5rX3Nlc3Npb25faWQYDCABKAkSNgoSY29uc2VudF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiChpkdXBsaWNhdGVfb2ZfY29ubmVjdGlvbl9pZBgOIAEoCSLDAQoPQ29ubmVjdGlvbkV2ZW50EhAKCGV2ZW50X2lkGAEgASgDEisKCmNvbm5lY3Rpb24YAiABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzbmFwc2hvdBgEIAEoCBIuCgR0eXBlGAUgASgOMiAubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50VHlwZSItChRHZXRDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIkQKFUdldENvbm5lY3Rpb25SZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbiKYAQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIYChBleHRlcm5hbF91c2VyX2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEisKBXN0YXRlGAMgASgOMhwubGlua2dhdGUudjEuQ29ubmVjdGlvblN0YXRlEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImAKF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEiwKC2Nvbm5lY3Rpb25zGAEgAygLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRQoYUmVmcmVzaENvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJIChlSZWZyZXNoQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uIkQKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJHChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24iRwoWV2F0Y2hDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDmFmdGVyX2V2ZW50X2lkGAIgASgDIkYKF1dhdGNoQ29ubmVjdGlvblJlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50Il0KF1dhdGNoQ29ubmVjdGlvbnNSZXF1ZXN0EhgKEGV4dGVybmFsX3VzZXJfaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSFgoOYWZ0ZXJfZXZlbnRfaWQYAyABKAMiRwoYV2F0Y2hDb25uZWN0aW9uc1Jlc3BvbnNlEisKBWV2ZW50GAEgASgLMhwubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50Ii8KE0VyYXNlRW5kVXNlclJlcXVlc3QSGAoQZXh0ZXJuYWxfdXNlcl9pZBgBIAEoCSKwAQoURXJhc2VFbmRVc2VyUmVzcG9uc2USGgoSY29ubmVjdGlvbnNfZXJhc2VkGAEgASgFEhwKFGxpbmtfc2Vzc2lvbnNfZXJhc2VkGAIgASgFEhwKFHB1YmxpY190b2tlbnNfZXJhc2VkGAMgASgFEhoKEnJldm9jYXRpb25zX2ZhaWxlZBgEIAEoBRIQCghjb21wbGV0ZRgFIAEoCBISCgplcmFzdXJlX2lkGAYgASgJKqwCCg9Db25uZWN0aW9uU3RhdGUSIAocQ09OTkVDVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVEVfUEVORElORxABEhoKFkNPTk5FQ1RJT05fU1RBVEVfUkVBRFkQAhIfChtDT05ORUNUSU9OX1NUQVRFX1JFRlJFU0hJTkcQAxIaChZDT05ORUNUSU9OX1NUQVRFX1NUQUxFEAQSIwofQ09OTkVDVElPTl9TVEFURV9MT0dJTl9SRVFVSVJFRBAFEhoKFkNPTk5FQ1RJT05fU1RBVEVfRVJST1IQBhIhCh1DT05ORUNUSU9OX1NUQVRFX0RJU0NPTk5FQ1RFRBAHEhwKGENPTk5FQ1RJT05fU1RBVEVfREVMRVRFRBAIKuYBChNDb25uZWN0aW9uRXZlbnRUeXBlEiUKIUNPTk5FQ1RJT05fRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI0NPTk5FQ1RJT05fRVZFTlRfVFlQRV9TVEFURV9DSEFOR0VEEAESKAokQ09OTkVDVElPTl9FVkVOVF9UWVBFX0xPR0lOX1JFUEFJUkVEEAISKgomQ09OTkVDVElPTl9FVkVOVF9UWVBFX0NPTlNFTlRfRVhQSVJJTkcQAxIpCiVDT05ORUNUSU9OX0VWRU5UX1RZUEVfQ09OU0VOVF9FWFBJUkVEEAQypgUKEUNvbm5lY3Rpb25TZXJ2aWNlElYKDUdldENvbm5lY3Rpb24SIS5saW5rZ2F0ZS52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBoiLmxpbmtnYXRlLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJcCg9MaXN0Q29ubmVjdGlvbnMSIy5saW5rZ2F0ZS52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0GiQubGlua2dhdGUudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYgoRUmVmcmVzaENvbm5lY3Rpb24SJS5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlcXVlc3QaJi5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlc3BvbnNlEl8KEERlbGV0ZUNvbm5lY3Rpb24SJC5saW5rZ2F0ZS52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBolLmxpbmtnYXRlLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJeCg9XYXRjaENvbm5lY3Rpb24SIy5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25SZXF1ZXN0GiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uUmVzcG9uc2UwARJhChBXYXRjaENvbm5lY3Rpb25zEiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uc1JlcXVlc3QaJS5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25zUmVzcG9uc2UwARJTCgxFcmFzZUVuZFVzZXISIC5saW5rZ2F0ZS52MS5FcmFzZUVuZFVzZXJSZXF1ZXN0GiEubGlua2dhdGUudjEuRXJhc2VFbmRVc2VyUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_error_reason]);
+  fileDesc("CiRsaW5rZ2F0ZS92MS9jb25uZWN0aW9uX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIn0KD0Nvbm5lY3Rpb25FcnJvchIoCgZyZWFzb24YASABKA4yGC5saW5rZ2F0ZS52MS5FcnJvclJlYXNvbhIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIcChR1c2VyX2FjdGlvbl9yZXF1aXJlZBgEIAEoCCLJAQoNUHJvZHVjdFN0YXR1cxIlCgdwcm9kdWN0GAEgASgOMhQubGlua2dhdGUudjEuUHJvZHVjdBIoCgVzdGF0ZRgCIAEoDjIZLmxpbmtnYXRlLnYxLlByb2R1Y3RTdGF0ZRIwCgxyZWZyZXNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfYXR0ZW1wdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHBAoKQ29ubmVjdGlvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBpbnN0aXR1dGlvbl9uYW1lGAQgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYBSABKAkSKwoFc3RhdGUYBiABKA4yHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uU3RhdGUSKwoFZXJyb3IYByABKAsyHC5saW5rZ2F0ZS52MS5Db25uZWN0aW9uRXJyb3ISLAoIcHJvZHVjdHMYCCADKAsyGi5saW5rZ2F0ZS52MS5Qcm9kdWN0U3RhdHVzEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc3luY2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9saW5rX3Nlc3Npb25faWQYDCABKAkSNgoSY29uc2VudF9leHBpcmVzX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiChpkdXBsaWNhdGVfb2ZfY29ubmVjdGlvbl9pZBgOIAEoCSJGChJSZWNvcmRDaGFuZ2VDb3VudHMSDQoFYWRkZWQYASABKAUSEAoIbW9kaWZpZWQYAiABKAUSDwoHcmVtb3ZlZBgDIAEoBSLWAgoLRGF0YUNoYW5nZXMSMQoIYWNjb3VudHMYASABKAsyHy5saW5rZ2F0ZS52MS5SZWNvcmRDaGFuZ2VDb3VudHMSNQoMdHJhbnNhY3Rpb25zGAIgASgLMh8ubGlua2dhdGUudjEuUmVjb3JkQ2hhbmdlQ291bnRzEjMKCnBvcnRmb2xpb3MYAyABKAsyHy5saW5rZ2F0ZS52MS5SZWNvcmRDaGFuZ2VDb3VudHMSMgoJcG9zaXRpb25zGAQgASgLMh8ubGlua2dhdGUudjEuUmVjb3JkQ2hhbmdlQ291bnRzEj8KFnBvcnRmb2xpb190cmFuc2FjdGlvbnMYBSABKAsyHy5saW5rZ2F0ZS52MS5SZWNvcmRDaGFuZ2VDb3VudHMSMwoKc3RhdGVtZW50cxgGIAEoCzIfLmxpbmtnYXRlLnYxLlJlY29yZENoYW5nZUNvdW50cyKMAgoPQ29ubmVjdGlvbkV2ZW50EhAKCGV2ZW50X2lkGAEgASgDEisKCmNvbm5lY3Rpb24YAiABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzbmFwc2hvdBgEIAEoCBIuCgR0eXBlGAUgASgOMiAubGlua2dhdGUudjEuQ29ubmVjdGlvbkV2ZW50VHlwZRIuCgxkYXRhX2NoYW5nZXMYBiABKAsyGC5saW5rZ2F0ZS52MS5EYXRhQ2hhbmdlcxIXCg9uZXdfYWNjb3VudF9pZHMYByADKAkiLQoUR2V0Q29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJEChVHZXRDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24imAEKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSGAoQZXh0ZXJuYWxfdXNlcl9pZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIrCgVzdGF0ZRgDIAEoDjIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25TdGF0ZRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJgChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIsCgtjb25uZWN0aW9ucxgBIAMoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkUKGFJlZnJlc2hDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiSAoZUmVmcmVzaENvbm5lY3Rpb25SZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbiJEChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiRwoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5saW5rZ2F0ZS52MS5Db25uZWN0aW9uIkcKFldhdGNoQ29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIWCg5hZnRlcl9ldmVudF9pZBgCIAEoAyJGChdXYXRjaENvbm5lY3Rpb25SZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudCJdChdXYXRjaENvbm5lY3Rpb25zUmVxdWVzdBIYChBleHRlcm5hbF91c2VyX2lkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhYKDmFmdGVyX2V2ZW50X2lkGAMgASgDIkcKGFdhdGNoQ29ubmVjdGlvbnNSZXNwb25zZRIrCgVldmVudBgBIAEoCzIcLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb25FdmVudCIvChNFcmFzZUVuZFVzZXJSZXF1ZXN0EhgKEGV4dGVybmFsX3VzZXJfaWQYASABKAkisAEKFEVyYXNlRW5kVXNlclJlc3BvbnNlEhoKEmNvbm5lY3Rpb25zX2VyYXNlZBgBIAEoBRIcChRsaW5rX3Nlc3Npb25zX2VyYXNlZBgCIAEoBRIcChRwdWJsaWNfdG9rZW5zX2VyYXNlZBgDIAEoBRIaChJyZXZvY2F0aW9uc19mYWlsZWQYBCABKAUSEAoIY29tcGxldGUYBSABKAgSEgoKZXJhc3VyZV9pZBgGIAEoCSqsAgoPQ29ubmVjdGlvblN0YXRlEiAKHENPTk5FQ1RJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRFX1BFTkRJTkcQARIaChZDT05ORUNUSU9OX1NUQVRFX1JFQURZEAISHwobQ09OTkVDVElPTl9TVEFURV9SRUZSRVNISU5HEAMSGgoWQ09OTkVDVElPTl9TVEFURV9TVEFMRRAEEiMKH0NPTk5FQ1RJT05fU1RBVEVfTE9HSU5fUkVRVUlSRUQQBRIaChZDT05ORUNUSU9OX1NUQVRFX0VSUk9SEAYSIQodQ09OTkVDVElPTl9TVEFURV9ESVNDT05ORUNURUQQBxIcChhDT05ORUNUSU9OX1NUQVRFX0RFTEVURUQQCCq2AgoTQ29ubmVjdGlvbkV2ZW50VHlwZRIlCiFDT05ORUNUSU9OX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNDT05ORUNUSU9OX0VWRU5UX1RZUEVfU1RBVEVfQ0hBTkdFRBABEigKJENPTk5FQ1RJT05fRVZFTlRfVFlQRV9MT0dJTl9SRVBBSVJFRBACEioKJkNPTk5FQ1RJT05fRVZFTlRfVFlQRV9DT05TRU5UX0VYUElSSU5HEAMSKQolQ09OTkVDVElPTl9FVkVOVF9UWVBFX0NPTlNFTlRfRVhQSVJFRBAEEiYKIkNPTk5FQ1RJT05fRVZFTlRfVFlQRV9ORVdfQUNDT1VOVFMQBRImCiJDT05ORUNUSU9OX0VWRU5UX1RZUEVfREFUQV9VUERBVEVEEAYypgUKEUNvbm5lY3Rpb25TZXJ2aWNlElYKDUdldENvbm5lY3Rpb24SIS5saW5rZ2F0ZS52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBoiLmxpbmtnYXRlLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJcCg9MaXN0Q29ubmVjdGlvbnMSIy5saW5rZ2F0ZS52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0GiQubGlua2dhdGUudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYgoRUmVmcmVzaENvbm5lY3Rpb24SJS5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlcXVlc3QaJi5saW5rZ2F0ZS52MS5SZWZyZXNoQ29ubmVjdGlvblJlc3BvbnNlEl8KEERlbGV0ZUNvbm5lY3Rpb24SJC5saW5rZ2F0ZS52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBolLmxpbmtnYXRlLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJeCg9XYXRjaENvbm5lY3Rpb24SIy5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25SZXF1ZXN0GiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uUmVzcG9uc2UwARJhChBXYXRjaENvbm5lY3Rpb25zEiQubGlua2dhdGUudjEuV2F0Y2hDb25uZWN0aW9uc1JlcXVlc3QaJS5saW5rZ2F0ZS52MS5XYXRjaENvbm5lY3Rpb25zUmVzcG9uc2UwARJTCgxFcmFzZUVuZFVzZXISIC5saW5rZ2F0ZS52MS5FcmFzZUVuZFVzZXJSZXF1ZXN0GiEubGlua2dhdGUudjEuRXJhc2VFbmRVc2VyUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_error_reason]);
 
 /**
  * Why a connection is in ERROR, STALE, LOGIN_REQUIRED or DISCONNECTED.
@@ -223,6 +223,98 @@ export const ConnectionSchema: GenMessage<Connection> = /*@__PURE__*/
   messageDesc(file_linkgate_v1_connection_service, 2);
 
 /**
+ * How many records of one kind a refresh added, modified and removed.
+ *
+ * @generated from message linkgate.v1.RecordChangeCounts
+ */
+export type RecordChangeCounts = Message<"linkgate.v1.RecordChangeCounts"> & {
+  /**
+   * Records that are new.
+   *
+   * @generated from field: int32 added = 1;
+   */
+  added: number;
+
+  /**
+   * Records whose fields changed.
+   *
+   * @generated from field: int32 modified = 2;
+   */
+  modified: number;
+
+  /**
+   * Records the provider no longer serves (withdrawn, or pending ones replaced when booked).
+   *
+   * @generated from field: int32 removed = 3;
+   */
+  removed: number;
+};
+
+/**
+ * Describes the message linkgate.v1.RecordChangeCounts.
+ * Use `create(RecordChangeCountsSchema)` to create a new message.
+ */
+export const RecordChangeCountsSchema: GenMessage<RecordChangeCounts> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_connection_service, 3);
+
+/**
+ * What one refresh changed in a connection's data, per kind of record. Kinds the refresh did not
+ * change are unset.
+ *
+ * @generated from message linkgate.v1.DataChanges
+ */
+export type DataChanges = Message<"linkgate.v1.DataChanges"> & {
+  /**
+   * Accounts (AccountService.ListAccounts).
+   *
+   * @generated from field: linkgate.v1.RecordChangeCounts accounts = 1;
+   */
+  accounts?: RecordChangeCounts | undefined;
+
+  /**
+   * Cash transactions (AccountService.SyncAccountTransactions).
+   *
+   * @generated from field: linkgate.v1.RecordChangeCounts transactions = 2;
+   */
+  transactions?: RecordChangeCounts | undefined;
+
+  /**
+   * Portfolios (PortfolioService.ListPortfolios).
+   *
+   * @generated from field: linkgate.v1.RecordChangeCounts portfolios = 3;
+   */
+  portfolios?: RecordChangeCounts | undefined;
+
+  /**
+   * Positions (PortfolioService.ListPortfolioPositions).
+   *
+   * @generated from field: linkgate.v1.RecordChangeCounts positions = 4;
+   */
+  positions?: RecordChangeCounts | undefined;
+
+  /**
+   * Portfolio transactions (PortfolioService.SyncPortfolioTransactions).
+   *
+   * @generated from field: linkgate.v1.RecordChangeCounts portfolio_transactions = 5;
+   */
+  portfolioTransactions?: RecordChangeCounts | undefined;
+
+  /**
+   * Statements (StatementService.ListStatements).
+   *
+   * @generated from field: linkgate.v1.RecordChangeCounts statements = 6;
+   */
+  statements?: RecordChangeCounts | undefined;
+};
+
+/**
+ * Describes the message linkgate.v1.DataChanges.
+ * Use `create(DataChangesSchema)` to create a new message.
+ */
+export const DataChangesSchema: GenMessage<DataChanges> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_connection_service, 4);
+
+/**
  * One change of a connection, as recorded in the event log.
  *
  * @generated from message linkgate.v1.ConnectionEvent
@@ -267,6 +359,20 @@ export type ConnectionEvent = Message<"linkgate.v1.ConnectionEvent"> & {
    * @generated from field: linkgate.v1.ConnectionEventType type = 5;
    */
   type: ConnectionEventType;
+
+  /**
+   * On DATA_UPDATED: what the refresh changed.
+   *
+   * @generated from field: linkgate.v1.DataChanges data_changes = 6;
+   */
+  dataChanges?: DataChanges | undefined;
+
+  /**
+   * On NEW_ACCOUNTS: the ids of the accounts the refresh found.
+   *
+   * @generated from field: repeated string new_account_ids = 7;
+   */
+  newAccountIds: string[];
 };
 
 /**
@@ -274,7 +380,7 @@ export type ConnectionEvent = Message<"linkgate.v1.ConnectionEvent"> & {
  * Use `create(ConnectionEventSchema)` to create a new message.
  */
 export const ConnectionEventSchema: GenMessage<ConnectionEvent> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 3);
+  messageDesc(file_linkgate_v1_connection_service, 5);
 
 /**
  * Request for ConnectionService.GetConnection.
@@ -295,7 +401,7 @@ export type GetConnectionRequest = Message<"linkgate.v1.GetConnectionRequest"> &
  * Use `create(GetConnectionRequestSchema)` to create a new message.
  */
 export const GetConnectionRequestSchema: GenMessage<GetConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 4);
+  messageDesc(file_linkgate_v1_connection_service, 6);
 
 /**
  * Response of ConnectionService.GetConnection.
@@ -316,7 +422,7 @@ export type GetConnectionResponse = Message<"linkgate.v1.GetConnectionResponse">
  * Use `create(GetConnectionResponseSchema)` to create a new message.
  */
 export const GetConnectionResponseSchema: GenMessage<GetConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 5);
+  messageDesc(file_linkgate_v1_connection_service, 7);
 
 /**
  * Request for ConnectionService.ListConnections.
@@ -366,7 +472,7 @@ export type ListConnectionsRequest = Message<"linkgate.v1.ListConnectionsRequest
  * Use `create(ListConnectionsRequestSchema)` to create a new message.
  */
 export const ListConnectionsRequestSchema: GenMessage<ListConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 6);
+  messageDesc(file_linkgate_v1_connection_service, 8);
 
 /**
  * Response of ConnectionService.ListConnections.
@@ -394,7 +500,7 @@ export type ListConnectionsResponse = Message<"linkgate.v1.ListConnectionsRespon
  * Use `create(ListConnectionsResponseSchema)` to create a new message.
  */
 export const ListConnectionsResponseSchema: GenMessage<ListConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 7);
+  messageDesc(file_linkgate_v1_connection_service, 9);
 
 /**
  * Request for ConnectionService.RefreshConnection.
@@ -422,7 +528,7 @@ export type RefreshConnectionRequest = Message<"linkgate.v1.RefreshConnectionReq
  * Use `create(RefreshConnectionRequestSchema)` to create a new message.
  */
 export const RefreshConnectionRequestSchema: GenMessage<RefreshConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 8);
+  messageDesc(file_linkgate_v1_connection_service, 10);
 
 /**
  * Response of ConnectionService.RefreshConnection.
@@ -443,7 +549,7 @@ export type RefreshConnectionResponse = Message<"linkgate.v1.RefreshConnectionRe
  * Use `create(RefreshConnectionResponseSchema)` to create a new message.
  */
 export const RefreshConnectionResponseSchema: GenMessage<RefreshConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 9);
+  messageDesc(file_linkgate_v1_connection_service, 11);
 
 /**
  * Request for ConnectionService.DeleteConnection.
@@ -471,7 +577,7 @@ export type DeleteConnectionRequest = Message<"linkgate.v1.DeleteConnectionReque
  * Use `create(DeleteConnectionRequestSchema)` to create a new message.
  */
 export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 10);
+  messageDesc(file_linkgate_v1_connection_service, 12);
 
 /**
  * Response of ConnectionService.DeleteConnection.
@@ -492,7 +598,7 @@ export type DeleteConnectionResponse = Message<"linkgate.v1.DeleteConnectionResp
  * Use `create(DeleteConnectionResponseSchema)` to create a new message.
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 11);
+  messageDesc(file_linkgate_v1_connection_service, 13);
 
 /**
  * Request for ConnectionService.WatchConnection.
@@ -520,7 +626,7 @@ export type WatchConnectionRequest = Message<"linkgate.v1.WatchConnectionRequest
  * Use `create(WatchConnectionRequestSchema)` to create a new message.
  */
 export const WatchConnectionRequestSchema: GenMessage<WatchConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 12);
+  messageDesc(file_linkgate_v1_connection_service, 14);
 
 /**
  * One message of the ConnectionService.WatchConnection stream.
@@ -541,7 +647,7 @@ export type WatchConnectionResponse = Message<"linkgate.v1.WatchConnectionRespon
  * Use `create(WatchConnectionResponseSchema)` to create a new message.
  */
 export const WatchConnectionResponseSchema: GenMessage<WatchConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 13);
+  messageDesc(file_linkgate_v1_connection_service, 15);
 
 /**
  * Request for ConnectionService.WatchConnections.
@@ -577,7 +683,7 @@ export type WatchConnectionsRequest = Message<"linkgate.v1.WatchConnectionsReque
  * Use `create(WatchConnectionsRequestSchema)` to create a new message.
  */
 export const WatchConnectionsRequestSchema: GenMessage<WatchConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 14);
+  messageDesc(file_linkgate_v1_connection_service, 16);
 
 /**
  * One message of the ConnectionService.WatchConnections stream.
@@ -598,7 +704,7 @@ export type WatchConnectionsResponse = Message<"linkgate.v1.WatchConnectionsResp
  * Use `create(WatchConnectionsResponseSchema)` to create a new message.
  */
 export const WatchConnectionsResponseSchema: GenMessage<WatchConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 15);
+  messageDesc(file_linkgate_v1_connection_service, 17);
 
 /**
  * Request for ConnectionService.EraseEndUser.
@@ -620,7 +726,7 @@ export type EraseEndUserRequest = Message<"linkgate.v1.EraseEndUserRequest"> & {
  * Use `create(EraseEndUserRequestSchema)` to create a new message.
  */
 export const EraseEndUserRequestSchema: GenMessage<EraseEndUserRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 16);
+  messageDesc(file_linkgate_v1_connection_service, 18);
 
 /**
  * Response of ConnectionService.EraseEndUser. The counts cover this call only: a retry after a
@@ -684,7 +790,7 @@ export type EraseEndUserResponse = Message<"linkgate.v1.EraseEndUserResponse"> &
  * Use `create(EraseEndUserResponseSchema)` to create a new message.
  */
 export const EraseEndUserResponseSchema: GenMessage<EraseEndUserResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_connection_service, 17);
+  messageDesc(file_linkgate_v1_connection_service, 19);
 
 /**
  * The state of a connection.
@@ -808,6 +914,23 @@ export enum ConnectionEventType {
    * @generated from enum value: CONNECTION_EVENT_TYPE_CONSENT_EXPIRED = 4;
    */
   CONSENT_EXPIRED = 4,
+
+  /**
+   * A refresh found accounts the connection did not have before (`new_account_ids`), for
+   * example one the user opened at the institution after linking. Not sent for a connection's
+   * first import, whose accounts are all new.
+   *
+   * @generated from enum value: CONNECTION_EVENT_TYPE_NEW_ACCOUNTS = 5;
+   */
+  NEW_ACCOUNTS = 5,
+
+  /**
+   * A refresh changed the connection's data (`data_changes` counts what, per kind of record): the
+   * Sync calls have something to answer. A refresh that changed nothing sends none.
+   *
+   * @generated from enum value: CONNECTION_EVENT_TYPE_DATA_UPDATED = 6;
+   */
+  DATA_UPDATED = 6,
 }
 
 /**

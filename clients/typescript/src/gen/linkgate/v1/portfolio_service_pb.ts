@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/portfolio_service.proto.
  */
 export const file_linkgate_v1_portfolio_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNsaW5rZ2F0ZS92MS9wb3J0Zm9saW9fc2VydmljZS5wcm90bxILbGlua2dhdGUudjEiiAEKCkluc3RydW1lbnQSDAoEaXNpbhgBIAEoCRIOCgZ0aWNrZXIYAiABKAkSDAoEbmFtZRgDIAEoCRIqCgphc3NldF90eXBlGAQgASgOMhYubGlua2dhdGUudjEuQXNzZXRUeXBlEhAKCGN1cnJlbmN5GAUgASgJEhAKCGV4Y2hhbmdlGAYgASgJIqIBCglQb3J0Zm9saW8SCgoCaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIoCgR0eXBlGAMgASgOMhoubGlua2dhdGUudjEuUG9ydGZvbGlvVHlwZRIMCgRuYW1lGAQgASgJEiEKBXZhbHVlGAUgASgLMhIubGlua2dhdGUudjEuTW9uZXkSFwoPY2FzaF9hY2NvdW50X2lkGAYgASgJIuABCghQb3NpdGlvbhIKCgJpZBgBIAEoCRIUCgxwb3J0Zm9saW9faWQYAiABKAkSKwoKaW5zdHJ1bWVudBgDIAEoCzIXLmxpbmtnYXRlLnYxLkluc3RydW1lbnQSEAoIcXVhbnRpdHkYBCABKAkSIQoFcHJpY2UYBSABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIoCgxtYXJrZXRfdmFsdWUYBiABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRImCgpjb3N0X2Jhc2lzGAcgASgLMhIubGlua2dhdGUudjEuTW9uZXkilgIKFFBvcnRmb2xpb1RyYW5zYWN0aW9uEgoKAmlkGAEgASgJEhQKDHBvcnRmb2xpb19pZBgCIAEoCRIzCgR0eXBlGAMgASgOMiUubGlua2dhdGUudjEuUG9ydGZvbGlvVHJhbnNhY3Rpb25UeXBlEgwKBGRhdGUYBCABKAkSKwoKaW5zdHJ1bWVudBgFIAEoCzIXLmxpbmtnYXRlLnYxLkluc3RydW1lbnQSEAoIcXVhbnRpdHkYBiABKAkSIQoFcHJpY2UYByABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIiCgZhbW91bnQYCCABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRITCgtkZXNjcmlwdGlvbhgJIAEoCSJVChVMaXN0UG9ydGZvbGlvc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJdChZMaXN0UG9ydGZvbGlvc1Jlc3BvbnNlEioKCnBvcnRmb2xpb3MYASADKAsyFi5saW5rZ2F0ZS52MS5Qb3J0Zm9saW8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKHUxpc3RQb3J0Zm9saW9Qb3NpdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFAoMcG9ydGZvbGlvX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImMKHkxpc3RQb3J0Zm9saW9Qb3NpdGlvbnNSZXNwb25zZRIoCglwb3NpdGlvbnMYASADKAsyFS5saW5rZ2F0ZS52MS5Qb3NpdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkinAEKIExpc3RQb3J0Zm9saW9UcmFuc2FjdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFAoMcG9ydGZvbGlvX2lkGAIgASgJEhIKCnN0YXJ0X2RhdGUYAyABKAkSEAoIZW5kX2RhdGUYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkidQohTGlzdFBvcnRmb2xpb1RyYW5zYWN0aW9uc1Jlc3BvbnNlEjcKDHRyYW5zYWN0aW9ucxgBIAMoCzIhLmxpbmtnYXRlLnYxLlBvcnRmb2xpb1RyYW5zYWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqfAQoNUG9ydGZvbGlvVHlwZRIeChpQT1JURk9MSU9fVFlQRV9VTlNQRUNJRklFRBAAEhwKGFBPUlRGT0xJT19UWVBFX0JST0tFUkFHRRABEh0KGVBPUlRGT0xJT19UWVBFX1JFVElSRU1FTlQQAhIXChNQT1JURk9MSU9fVFlQRV9GVU5EEAMSGAoUUE9SVEZPTElPX1RZUEVfT1RIRVIQBCqnAQoJQXNzZXRUeXBlEhoKFkFTU0VUX1RZUEVfVU5TUEVDSUZJRUQQABIVChFBU1NFVF9UWVBFX0VRVUlUWRABEhIKDkFTU0VUX1RZUEVfRVRGEAISEwoPQVNTRVRfVFlQRV9GVU5EEAMSEwoPQVNTRVRfVFlQRV9CT05EEAQSEwoPQVNTRVRfVFlQRV9DQVNIEAUSFAoQQVNTRVRfVFlQRV9PVEhFUhAGKtUCChhQb3J0Zm9saW9UcmFuc2FjdGlvblR5cGUSKgomUE9SVEZPTElPX1RSQU5TQUNUSU9OX1RZUEVfVU5TUEVDSUZJRUQQABIiCh5QT1JURk9MSU9fVFJBTlNBQ1RJT05fVFlQRV9CVVkQARIjCh9QT1JURk9MSU9fVFJBTlNBQ1RJT05fVFlQRV9TRUxMEAISJwojUE9SVEZPTElPX1RSQU5TQUNUSU9OX1RZUEVfRElWSURFTkQQAxIiCh5QT1JURk9MSU9fVFJBTlNBQ1RJT05fVFlQRV9GRUUQBBImCiJQT1JURk9MSU9fVFJBTlNBQ1RJT05fVFlQRV9ERVBPU0lUEAUSKQolUE9SVEZPTElPX1RSQU5TQUNUSU9OX1RZUEVfV0lUSERSQVdBTBAGEiQKIFBPUlRGT0xJT19UUkFOU0FDVElPTl9UWVBFX09USEVSEAcy3AIKEFBvcnRmb2xpb1NlcnZpY2USWQoOTGlzdFBvcnRmb2xpb3MSIi5saW5rZ2F0ZS52MS5MaXN0UG9ydGZvbGlvc1JlcXVlc3QaIy5saW5rZ2F0ZS52MS5MaXN0UG9ydGZvbGlvc1Jlc3BvbnNlEnEKFkxpc3RQb3J0Zm9saW9Qb3NpdGlvbnMSKi5saW5rZ2F0ZS52MS5MaXN0UG9ydGZvbGlvUG9zaXRpb25zUmVxdWVzdBorLmxpbmtnYXRlLnYxLkxpc3RQb3J0Zm9saW9Qb3NpdGlvbnNSZXNwb25zZRJ6ChlMaXN0UG9ydGZvbGlvVHJhbnNhY3Rpb25zEi0ubGlua2dhdGUudjEuTGlzdFBvcnRmb2xpb1RyYW5zYWN0aW9uc1JlcXVlc3QaLi5saW5rZ2F0ZS52MS5MaXN0UG9ydGZvbGlvVHJhbnNhY3Rpb25zUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_linkgate_v1_common]);
+  fileDesc("CiNsaW5rZ2F0ZS92MS9wb3J0Zm9saW9fc2VydmljZS5wcm90bxILbGlua2dhdGUudjEiiAEKCkluc3RydW1lbnQSDAoEaXNpbhgBIAEoCRIOCgZ0aWNrZXIYAiABKAkSDAoEbmFtZRgDIAEoCRIqCgphc3NldF90eXBlGAQgASgOMhYubGlua2dhdGUudjEuQXNzZXRUeXBlEhAKCGN1cnJlbmN5GAUgASgJEhAKCGV4Y2hhbmdlGAYgASgJIqIBCglQb3J0Zm9saW8SCgoCaWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIoCgR0eXBlGAMgASgOMhoubGlua2dhdGUudjEuUG9ydGZvbGlvVHlwZRIMCgRuYW1lGAQgASgJEiEKBXZhbHVlGAUgASgLMhIubGlua2dhdGUudjEuTW9uZXkSFwoPY2FzaF9hY2NvdW50X2lkGAYgASgJIuABCghQb3NpdGlvbhIKCgJpZBgBIAEoCRIUCgxwb3J0Zm9saW9faWQYAiABKAkSKwoKaW5zdHJ1bWVudBgDIAEoCzIXLmxpbmtnYXRlLnYxLkluc3RydW1lbnQSEAoIcXVhbnRpdHkYBCABKAkSIQoFcHJpY2UYBSABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIoCgxtYXJrZXRfdmFsdWUYBiABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRImCgpjb3N0X2Jhc2lzGAcgASgLMhIubGlua2dhdGUudjEuTW9uZXkilgIKFFBvcnRmb2xpb1RyYW5zYWN0aW9uEgoKAmlkGAEgASgJEhQKDHBvcnRmb2xpb19pZBgCIAEoCRIzCgR0eXBlGAMgASgOMiUubGlua2dhdGUudjEuUG9ydGZvbGlvVHJhbnNhY3Rpb25UeXBlEgwKBGRhdGUYBCABKAkSKwoKaW5zdHJ1bWVudBgFIAEoCzIXLmxpbmtnYXRlLnYxLkluc3RydW1lbnQSEAoIcXVhbnRpdHkYBiABKAkSIQoFcHJpY2UYByABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIiCgZhbW91bnQYCCABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRITCgtkZXNjcmlwdGlvbhgJIAEoCSJVChVMaXN0UG9ydGZvbGlvc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJdChZMaXN0UG9ydGZvbGlvc1Jlc3BvbnNlEioKCnBvcnRmb2xpb3MYASADKAsyFi5saW5rZ2F0ZS52MS5Qb3J0Zm9saW8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKHUxpc3RQb3J0Zm9saW9Qb3NpdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFAoMcG9ydGZvbGlvX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImMKHkxpc3RQb3J0Zm9saW9Qb3NpdGlvbnNSZXNwb25zZRIoCglwb3NpdGlvbnMYASADKAsyFS5saW5rZ2F0ZS52MS5Qb3NpdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkinAEKIExpc3RQb3J0Zm9saW9UcmFuc2FjdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFAoMcG9ydGZvbGlvX2lkGAIgASgJEhIKCnN0YXJ0X2RhdGUYAyABKAkSEAoIZW5kX2RhdGUYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkidQohTGlzdFBvcnRmb2xpb1RyYW5zYWN0aW9uc1Jlc3BvbnNlEjcKDHRyYW5zYWN0aW9ucxgBIAMoCzIhLmxpbmtnYXRlLnYxLlBvcnRmb2xpb1RyYW5zYWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJyCiBTeW5jUG9ydGZvbGlvVHJhbnNhY3Rpb25zUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhQKDHBvcnRmb2xpb19pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFIsIBCiFTeW5jUG9ydGZvbGlvVHJhbnNhY3Rpb25zUmVzcG9uc2USMAoFYWRkZWQYASADKAsyIS5saW5rZ2F0ZS52MS5Qb3J0Zm9saW9UcmFuc2FjdGlvbhIzCghtb2RpZmllZBgCIAMoCzIhLmxpbmtnYXRlLnYxLlBvcnRmb2xpb1RyYW5zYWN0aW9uEg8KB3JlbW92ZWQYAyADKAkSEwoLbmV4dF9jdXJzb3IYBCABKAkSEAoIaGFzX21vcmUYBSABKAgqnwEKDVBvcnRmb2xpb1R5cGUSHgoaUE9SVEZPTElPX1RZUEVfVU5TUEVDSUZJRUQQABIcChhQT1JURk9MSU9fVFlQRV9CUk9LRVJBR0UQARIdChlQT1JURk9MSU9fVFlQRV9SRVRJUkVNRU5UEAISFwoTUE9SVEZPTElPX1RZUEVfRlVORBADEhgKFFBPUlRGT0xJT19UWVBFX09USEVSEAQqpwEKCUFzc2V0VHlwZRIaChZBU1NFVF9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRQVNTRVRfVFlQRV9FUVVJVFkQARISCg5BU1NFVF9UWVBFX0VURhACEhMKD0FTU0VUX1RZUEVfRlVORBADEhMKD0FTU0VUX1RZUEVfQk9ORBAEEhMKD0FTU0VUX1RZUEVfQ0FTSBAFEhQKEEFTU0VUX1RZUEVfT1RIRVIQBirVAgoYUG9ydGZvbGlvVHJhbnNhY3Rpb25UeXBlEioKJlBPUlRGT0xJT19UUkFOU0FDVElPTl9UWVBFX1VOU1BFQ0lGSUVEEAASIgoeUE9SVEZPTElPX1RSQU5TQUNUSU9OX1RZUEVfQlVZEAESIwofUE9SVEZPTElPX1RSQU5TQUNUSU9OX1RZUEVfU0VMTBACEicKI1BPUlRGT0xJT19UUkFOU0FDVElPTl9UWVBFX0RJVklERU5EEAMSIgoeUE9SVEZPTElPX1RSQU5TQUNUSU9OX1RZUEVfRkVFEAQSJgoiUE9SVEZPTElPX1RSQU5TQUNUSU9OX1RZUEVfREVQT1NJVBAFEikKJVBPUlRGT0xJT19UUkFOU0FDVElPTl9UWVBFX1dJVEhEUkFXQUwQBhIkCiBQT1JURk9MSU9fVFJBTlNBQ1RJT05fVFlQRV9PVEhFUhAHMtgDChBQb3J0Zm9saW9TZXJ2aWNlElkKDkxpc3RQb3J0Zm9saW9zEiIubGlua2dhdGUudjEuTGlzdFBvcnRmb2xpb3NSZXF1ZXN0GiMubGlua2dhdGUudjEuTGlzdFBvcnRmb2xpb3NSZXNwb25zZRJxChZMaXN0UG9ydGZvbGlvUG9zaXRpb25zEioubGlua2dhdGUudjEuTGlzdFBvcnRmb2xpb1Bvc2l0aW9uc1JlcXVlc3QaKy5saW5rZ2F0ZS52MS5MaXN0UG9ydGZvbGlvUG9zaXRpb25zUmVzcG9uc2USegoZTGlzdFBvcnRmb2xpb1RyYW5zYWN0aW9ucxItLmxpbmtnYXRlLnYxLkxpc3RQb3J0Zm9saW9UcmFuc2FjdGlvbnNSZXF1ZXN0Gi4ubGlua2dhdGUudjEuTGlzdFBvcnRmb2xpb1RyYW5zYWN0aW9uc1Jlc3BvbnNlEnoKGVN5bmNQb3J0Zm9saW9UcmFuc2FjdGlvbnMSLS5saW5rZ2F0ZS52MS5TeW5jUG9ydGZvbGlvVHJhbnNhY3Rpb25zUmVxdWVzdBouLmxpbmtnYXRlLnYxLlN5bmNQb3J0Zm9saW9UcmFuc2FjdGlvbnNSZXNwb25zZUIsWipsaW5rZ2F0ZS5kZXYvZ2VuL2dvL2xpbmtnYXRlL3YxO2xpbmtnYXRldjFiBnByb3RvMw", [file_linkgate_v1_common]);
 
 /**
  * A tradable instrument.
@@ -486,6 +486,101 @@ export const ListPortfolioTransactionsResponseSchema: GenMessage<ListPortfolioTr
   messageDesc(file_linkgate_v1_portfolio_service, 9);
 
 /**
+ * Request for PortfolioService.SyncPortfolioTransactions.
+ *
+ * @generated from message linkgate.v1.SyncPortfolioTransactionsRequest
+ */
+export type SyncPortfolioTransactionsRequest = Message<"linkgate.v1.SyncPortfolioTransactionsRequest"> & {
+  /**
+   * The connection id (UUID). Required.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * Only this portfolio's transactions (UUID); empty means every portfolio of the connection. A
+   * cursor stays bound to the filter it was issued for.
+   *
+   * @generated from field: string portfolio_id = 2;
+   */
+  portfolioId: string;
+
+  /**
+   * `next_cursor` of the previous response; empty to start from the current data, which is then
+   * answered as `added`. Expiry as in SyncAccountTransactionsRequest.cursor.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+
+  /**
+   * Maximum changes in the page (added, modified and removed together), 1 to 500; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message linkgate.v1.SyncPortfolioTransactionsRequest.
+ * Use `create(SyncPortfolioTransactionsRequestSchema)` to create a new message.
+ */
+export const SyncPortfolioTransactionsRequestSchema: GenMessage<SyncPortfolioTransactionsRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_portfolio_service, 10);
+
+/**
+ * Response of PortfolioService.SyncPortfolioTransactions. Apply `removed`, then upsert `added`
+ * and `modified` by id.
+ *
+ * @generated from message linkgate.v1.SyncPortfolioTransactionsResponse
+ */
+export type SyncPortfolioTransactionsResponse = Message<"linkgate.v1.SyncPortfolioTransactionsResponse"> & {
+  /**
+   * Portfolio transactions that are new since the cursor.
+   *
+   * @generated from field: repeated linkgate.v1.PortfolioTransaction added = 1;
+   */
+  added: PortfolioTransaction[];
+
+  /**
+   * Portfolio transactions seen before whose fields changed since the cursor.
+   *
+   * @generated from field: repeated linkgate.v1.PortfolioTransaction modified = 2;
+   */
+  modified: PortfolioTransaction[];
+
+  /**
+   * Ids of portfolio transactions seen before that are gone.
+   *
+   * @generated from field: repeated string removed = 3;
+   */
+  removed: string[];
+
+  /**
+   * The cursor to pass next: the following page while `has_more`, else the position to resume
+   * from after the next DATA_UPDATED.
+   *
+   * @generated from field: string next_cursor = 4;
+   */
+  nextCursor: string;
+
+  /**
+   * Whether more changes are waiting now: call again at once with `next_cursor`.
+   *
+   * @generated from field: bool has_more = 5;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message linkgate.v1.SyncPortfolioTransactionsResponse.
+ * Use `create(SyncPortfolioTransactionsResponseSchema)` to create a new message.
+ */
+export const SyncPortfolioTransactionsResponseSchema: GenMessage<SyncPortfolioTransactionsResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_portfolio_service, 11);
+
+/**
  * The kind of portfolio.
  *
  * @generated from enum linkgate.v1.PortfolioType
@@ -702,6 +797,18 @@ export const PortfolioService: GenService<{
     methodKind: "unary";
     input: typeof ListPortfolioTransactionsRequestSchema;
     output: typeof ListPortfolioTransactionsResponseSchema;
+  },
+  /**
+   * Answers what changed in the connection's portfolio transactions since a cursor: added,
+   * modified and removed, in pages, exactly as AccountService.SyncAccountTransactions does for
+   * cash transactions. Needs PRODUCT_INVESTMENTS to be ready.
+   *
+   * @generated from rpc linkgate.v1.PortfolioService.SyncPortfolioTransactions
+   */
+  syncPortfolioTransactions: {
+    methodKind: "unary";
+    input: typeof SyncPortfolioTransactionsRequestSchema;
+    output: typeof SyncPortfolioTransactionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkgate_v1_portfolio_service, 0);

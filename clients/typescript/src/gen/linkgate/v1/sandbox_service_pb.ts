@@ -2,8 +2,8 @@
 // @generated from file linkgate/v1/sandbox_service.proto (package linkgate.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "./connection_service_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/sandbox_service.proto.
  */
 export const file_linkgate_v1_sandbox_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFsaW5rZ2F0ZS92MS9zYW5kYm94X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxImgKF1NldENvbnNlbnRFeHBpcnlSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSNgoSY29uc2VudF9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHChhTZXRDb25zZW50RXhwaXJ5UmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24iKgoRUmVzZXRMb2dpblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJBChJSZXNldExvZ2luUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24ywAEKDlNhbmRib3hTZXJ2aWNlEk0KClJlc2V0TG9naW4SHi5saW5rZ2F0ZS52MS5SZXNldExvZ2luUmVxdWVzdBofLmxpbmtnYXRlLnYxLlJlc2V0TG9naW5SZXNwb25zZRJfChBTZXRDb25zZW50RXhwaXJ5EiQubGlua2dhdGUudjEuU2V0Q29uc2VudEV4cGlyeVJlcXVlc3QaJS5saW5rZ2F0ZS52MS5TZXRDb25zZW50RXhwaXJ5UmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_connection_service]);
+  fileDesc("CiFsaW5rZ2F0ZS92MS9zYW5kYm94X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxImgKF1NldENvbnNlbnRFeHBpcnlSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSNgoSY29uc2VudF9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHChhTZXRDb25zZW50RXhwaXJ5UmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24iKgoRUmVzZXRMb2dpblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJBChJSZXNldExvZ2luUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24iXQoWRmFpbE5leHRSZWZyZXNoUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEiwKB2ZhaWx1cmUYAiABKA4yGy5saW5rZ2F0ZS52MS5TYW5kYm94RmFpbHVyZSJGChdGYWlsTmV4dFJlZnJlc2hSZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbiKGAQoVQWRkVHJhbnNhY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIOCgZhbW91bnQYAyABKAkSDAoEZGF0ZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRIPCgdwZW5kaW5nGAYgASgIIjAKFkFkZFRyYW5zYWN0aW9uUmVzcG9uc2USFgoOdHJhbnNhY3Rpb25faWQYASABKAkirwEKGE1vZGlmeVRyYW5zYWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhYKDnRyYW5zYWN0aW9uX2lkGAIgASgJEhMKBmFtb3VudBgDIAEoCUgAiAEBEhEKBGRhdGUYBCABKAlIAYgBARIYCgtkZXNjcmlwdGlvbhgFIAEoCUgCiAEBQgkKB19hbW91bnRCBwoFX2RhdGVCDgoMX2Rlc2NyaXB0aW9uIhsKGU1vZGlmeVRyYW5zYWN0aW9uUmVzcG9uc2UiSQoYUmVtb3ZlVHJhbnNhY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFgoOdHJhbnNhY3Rpb25faWQYAiABKAkiGwoZUmVtb3ZlVHJhbnNhY3Rpb25SZXNwb25zZSJlChZQb3N0VHJhbnNhY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSFgoOdHJhbnNhY3Rpb25faWQYAiABKAkSDAoEZGF0ZRgDIAEoCRIOCgZhbW91bnQYBCABKAkiMQoXUG9zdFRyYW5zYWN0aW9uUmVzcG9uc2USFgoOdHJhbnNhY3Rpb25faWQYASABKAkqnQEKDlNhbmRib3hGYWlsdXJlEh8KG1NBTkRCT1hfRkFJTFVSRV9VTlNQRUNJRklFRBAAEiQKIFNBTkRCT1hfRkFJTFVSRV9JTlNUSVRVVElPTl9ET1dOEAESIAocU0FOREJPWF9GQUlMVVJFX1JBVEVfTElNSVRFRBACEiIKHlNBTkRCT1hfRkFJTFVSRV9QUk9WSURFUl9FUlJPUhADMp8FCg5TYW5kYm94U2VydmljZRJNCgpSZXNldExvZ2luEh4ubGlua2dhdGUudjEuUmVzZXRMb2dpblJlcXVlc3QaHy5saW5rZ2F0ZS52MS5SZXNldExvZ2luUmVzcG9uc2USXwoQU2V0Q29uc2VudEV4cGlyeRIkLmxpbmtnYXRlLnYxLlNldENvbnNlbnRFeHBpcnlSZXF1ZXN0GiUubGlua2dhdGUudjEuU2V0Q29uc2VudEV4cGlyeVJlc3BvbnNlElwKD0ZhaWxOZXh0UmVmcmVzaBIjLmxpbmtnYXRlLnYxLkZhaWxOZXh0UmVmcmVzaFJlcXVlc3QaJC5saW5rZ2F0ZS52MS5GYWlsTmV4dFJlZnJlc2hSZXNwb25zZRJZCg5BZGRUcmFuc2FjdGlvbhIiLmxpbmtnYXRlLnYxLkFkZFRyYW5zYWN0aW9uUmVxdWVzdBojLmxpbmtnYXRlLnYxLkFkZFRyYW5zYWN0aW9uUmVzcG9uc2USYgoRTW9kaWZ5VHJhbnNhY3Rpb24SJS5saW5rZ2F0ZS52MS5Nb2RpZnlUcmFuc2FjdGlvblJlcXVlc3QaJi5saW5rZ2F0ZS52MS5Nb2RpZnlUcmFuc2FjdGlvblJlc3BvbnNlEmIKEVJlbW92ZVRyYW5zYWN0aW9uEiUubGlua2dhdGUudjEuUmVtb3ZlVHJhbnNhY3Rpb25SZXF1ZXN0GiYubGlua2dhdGUudjEuUmVtb3ZlVHJhbnNhY3Rpb25SZXNwb25zZRJcCg9Qb3N0VHJhbnNhY3Rpb24SIy5saW5rZ2F0ZS52MS5Qb3N0VHJhbnNhY3Rpb25SZXF1ZXN0GiQubGlua2dhdGUudjEuUG9zdFRyYW5zYWN0aW9uUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_connection_service]);
 
 /**
  * Request for SandboxService.SetConsentExpiry.
@@ -111,6 +111,349 @@ export const ResetLoginResponseSchema: GenMessage<ResetLoginResponse> = /*@__PUR
   messageDesc(file_linkgate_v1_sandbox_service, 3);
 
 /**
+ * Request for SandboxService.FailNextRefresh.
+ *
+ * @generated from message linkgate.v1.FailNextRefreshRequest
+ */
+export type FailNextRefreshRequest = Message<"linkgate.v1.FailNextRefreshRequest"> & {
+  /**
+   * The connection (UUID). Required; a live sandbox connection of the caller's tenant.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * How the refresh fails. Required.
+   *
+   * @generated from field: linkgate.v1.SandboxFailure failure = 2;
+   */
+  failure: SandboxFailure;
+};
+
+/**
+ * Describes the message linkgate.v1.FailNextRefreshRequest.
+ * Use `create(FailNextRefreshRequestSchema)` to create a new message.
+ */
+export const FailNextRefreshRequestSchema: GenMessage<FailNextRefreshRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 4);
+
+/**
+ * Response of SandboxService.FailNextRefresh.
+ *
+ * @generated from message linkgate.v1.FailNextRefreshResponse
+ */
+export type FailNextRefreshResponse = Message<"linkgate.v1.FailNextRefreshResponse"> & {
+  /**
+   * The connection as it stands now, before the failing refresh.
+   *
+   * @generated from field: linkgate.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+};
+
+/**
+ * Describes the message linkgate.v1.FailNextRefreshResponse.
+ * Use `create(FailNextRefreshResponseSchema)` to create a new message.
+ */
+export const FailNextRefreshResponseSchema: GenMessage<FailNextRefreshResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 5);
+
+/**
+ * Request for SandboxService.AddTransaction.
+ *
+ * @generated from message linkgate.v1.AddTransactionRequest
+ */
+export type AddTransactionRequest = Message<"linkgate.v1.AddTransactionRequest"> & {
+  /**
+   * The connection (UUID). Required; a live sandbox connection of the caller's tenant with
+   * PRODUCT_TRANSACTIONS.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * The account (UUID, as ListAccounts returns it). Required.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * Signed decimal amount in the account's currency, for example "-12.50". Required.
+   *
+   * @generated from field: string amount = 3;
+   */
+  amount: string;
+
+  /**
+   * Booking (or, when pending, authorisation) date, YYYY-MM-DD; empty means today (UTC).
+   *
+   * @generated from field: string date = 4;
+   */
+  date: string;
+
+  /**
+   * Description. Required, at most 200 characters.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+
+  /**
+   * Whether the transaction is pending (authorised, not yet booked).
+   *
+   * @generated from field: bool pending = 6;
+   */
+  pending: boolean;
+};
+
+/**
+ * Describes the message linkgate.v1.AddTransactionRequest.
+ * Use `create(AddTransactionRequestSchema)` to create a new message.
+ */
+export const AddTransactionRequestSchema: GenMessage<AddTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 6);
+
+/**
+ * Response of SandboxService.AddTransaction.
+ *
+ * @generated from message linkgate.v1.AddTransactionResponse
+ */
+export type AddTransactionResponse = Message<"linkgate.v1.AddTransactionResponse"> & {
+  /**
+   * The id the transaction has in linkgate once the refresh imports it.
+   *
+   * @generated from field: string transaction_id = 1;
+   */
+  transactionId: string;
+};
+
+/**
+ * Describes the message linkgate.v1.AddTransactionResponse.
+ * Use `create(AddTransactionResponseSchema)` to create a new message.
+ */
+export const AddTransactionResponseSchema: GenMessage<AddTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 7);
+
+/**
+ * Request for SandboxService.ModifyTransaction. Unset fields keep their values; at least one
+ * must be set.
+ *
+ * @generated from message linkgate.v1.ModifyTransactionRequest
+ */
+export type ModifyTransactionRequest = Message<"linkgate.v1.ModifyTransactionRequest"> & {
+  /**
+   * The connection (UUID). Required.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * The transaction (UUID). Required; one the connection serves now.
+   *
+   * @generated from field: string transaction_id = 2;
+   */
+  transactionId: string;
+
+  /**
+   * New signed decimal amount, in the account's currency.
+   *
+   * @generated from field: optional string amount = 3;
+   */
+  amount?: string | undefined;
+
+  /**
+   * New date, YYYY-MM-DD.
+   *
+   * @generated from field: optional string date = 4;
+   */
+  date?: string | undefined;
+
+  /**
+   * New description, at most 200 characters.
+   *
+   * @generated from field: optional string description = 5;
+   */
+  description?: string | undefined;
+};
+
+/**
+ * Describes the message linkgate.v1.ModifyTransactionRequest.
+ * Use `create(ModifyTransactionRequestSchema)` to create a new message.
+ */
+export const ModifyTransactionRequestSchema: GenMessage<ModifyTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 8);
+
+/**
+ * Response of SandboxService.ModifyTransaction.
+ *
+ * @generated from message linkgate.v1.ModifyTransactionResponse
+ */
+export type ModifyTransactionResponse = Message<"linkgate.v1.ModifyTransactionResponse"> & {
+};
+
+/**
+ * Describes the message linkgate.v1.ModifyTransactionResponse.
+ * Use `create(ModifyTransactionResponseSchema)` to create a new message.
+ */
+export const ModifyTransactionResponseSchema: GenMessage<ModifyTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 9);
+
+/**
+ * Request for SandboxService.RemoveTransaction.
+ *
+ * @generated from message linkgate.v1.RemoveTransactionRequest
+ */
+export type RemoveTransactionRequest = Message<"linkgate.v1.RemoveTransactionRequest"> & {
+  /**
+   * The connection (UUID). Required.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * The transaction (UUID). Required; one the connection serves now.
+   *
+   * @generated from field: string transaction_id = 2;
+   */
+  transactionId: string;
+};
+
+/**
+ * Describes the message linkgate.v1.RemoveTransactionRequest.
+ * Use `create(RemoveTransactionRequestSchema)` to create a new message.
+ */
+export const RemoveTransactionRequestSchema: GenMessage<RemoveTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 10);
+
+/**
+ * Response of SandboxService.RemoveTransaction.
+ *
+ * @generated from message linkgate.v1.RemoveTransactionResponse
+ */
+export type RemoveTransactionResponse = Message<"linkgate.v1.RemoveTransactionResponse"> & {
+};
+
+/**
+ * Describes the message linkgate.v1.RemoveTransactionResponse.
+ * Use `create(RemoveTransactionResponseSchema)` to create a new message.
+ */
+export const RemoveTransactionResponseSchema: GenMessage<RemoveTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 11);
+
+/**
+ * Request for SandboxService.PostTransaction.
+ *
+ * @generated from message linkgate.v1.PostTransactionRequest
+ */
+export type PostTransactionRequest = Message<"linkgate.v1.PostTransactionRequest"> & {
+  /**
+   * The connection (UUID). Required.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * The pending transaction to book (UUID). Required; a pending one the connection serves now.
+   *
+   * @generated from field: string transaction_id = 2;
+   */
+  transactionId: string;
+
+  /**
+   * Booking date, YYYY-MM-DD; empty means today (UTC). Not before the pending date.
+   *
+   * @generated from field: string date = 3;
+   */
+  date: string;
+
+  /**
+   * The booked amount, when it differs from the authorised one (a tip, a currency conversion);
+   * empty keeps the pending amount. A different amount is not matched to the pending
+   * transaction: the pending one is reported removed and the booked one added, unlinked.
+   *
+   * @generated from field: string amount = 4;
+   */
+  amount: string;
+};
+
+/**
+ * Describes the message linkgate.v1.PostTransactionRequest.
+ * Use `create(PostTransactionRequestSchema)` to create a new message.
+ */
+export const PostTransactionRequestSchema: GenMessage<PostTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 12);
+
+/**
+ * Response of SandboxService.PostTransaction.
+ *
+ * @generated from message linkgate.v1.PostTransactionResponse
+ */
+export type PostTransactionResponse = Message<"linkgate.v1.PostTransactionResponse"> & {
+  /**
+   * The id the booked transaction has in linkgate once the refresh imports it.
+   *
+   * @generated from field: string transaction_id = 1;
+   */
+  transactionId: string;
+};
+
+/**
+ * Describes the message linkgate.v1.PostTransactionResponse.
+ * Use `create(PostTransactionResponseSchema)` to create a new message.
+ */
+export const PostTransactionResponseSchema: GenMessage<PostTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_sandbox_service, 13);
+
+/**
+ * Why a sandbox refresh fails (FailNextRefresh).
+ *
+ * @generated from enum linkgate.v1.SandboxFailure
+ */
+export enum SandboxFailure {
+  /**
+   * Not a failure; rejected.
+   *
+   * @generated from enum value: SANDBOX_FAILURE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The institution is down: a transient failure. The connection keeps its state and linkgate
+   * retries later.
+   *
+   * @generated from enum value: SANDBOX_FAILURE_INSTITUTION_DOWN = 1;
+   */
+  INSTITUTION_DOWN = 1,
+
+  /**
+   * The provider rate-limits the refresh: transient, retried after the provider's delay.
+   *
+   * @generated from enum value: SANDBOX_FAILURE_RATE_LIMITED = 2;
+   */
+  RATE_LIMITED = 2,
+
+  /**
+   * The provider answers with an error linkgate cannot retry at once: the connection turns STALE
+   * (ERROR before its first import) with reason PROVIDER_REJECTED, and is retried later.
+   *
+   * @generated from enum value: SANDBOX_FAILURE_PROVIDER_ERROR = 3;
+   */
+  PROVIDER_ERROR = 3,
+}
+
+/**
+ * Describes the enum linkgate.v1.SandboxFailure.
+ */
+export const SandboxFailureSchema: GenEnum<SandboxFailure> = /*@__PURE__*/
+  enumDesc(file_linkgate_v1_sandbox_service, 0);
+
+/**
  * SandboxService drives sandbox connections through the situations real ones meet, so callers
  * can rehearse them in tests and CI. Served only while the sandbox provider is enabled (otherwise
  * every call is UNIMPLEMENTED), and only for the caller's own sandbox connections.
@@ -142,6 +485,62 @@ export const SandboxService: GenService<{
     methodKind: "unary";
     input: typeof SetConsentExpiryRequestSchema;
     output: typeof SetConsentExpiryResponseSchema;
+  },
+  /**
+   * Makes the connection's next refresh fail with a chosen reason, once: the connection turns
+   * STALE (or stays syncing, for a transient reason) as it would when its institution fails, and
+   * the refresh after it succeeds. The refresh runs at once.
+   *
+   * @generated from rpc linkgate.v1.SandboxService.FailNextRefresh
+   */
+  failNextRefresh: {
+    methodKind: "unary";
+    input: typeof FailNextRefreshRequestSchema;
+    output: typeof FailNextRefreshResponseSchema;
+  },
+  /**
+   * Adds a transaction to a sandbox account, as if the institution had booked (or authorised) it.
+   * Like every transaction control, it makes the connection refresh at once, so the change
+   * reaches the Sync calls and a DATA_UPDATED event within the sandbox's poll interval.
+   *
+   * @generated from rpc linkgate.v1.SandboxService.AddTransaction
+   */
+  addTransaction: {
+    methodKind: "unary";
+    input: typeof AddTransactionRequestSchema;
+    output: typeof AddTransactionResponseSchema;
+  },
+  /**
+   * Changes a sandbox transaction's amount, date or description.
+   *
+   * @generated from rpc linkgate.v1.SandboxService.ModifyTransaction
+   */
+  modifyTransaction: {
+    methodKind: "unary";
+    input: typeof ModifyTransactionRequestSchema;
+    output: typeof ModifyTransactionResponseSchema;
+  },
+  /**
+   * Removes a sandbox transaction, as a bank withdraws a pending authorisation.
+   *
+   * @generated from rpc linkgate.v1.SandboxService.RemoveTransaction
+   */
+  removeTransaction: {
+    methodKind: "unary";
+    input: typeof RemoveTransactionRequestSchema;
+    output: typeof RemoveTransactionResponseSchema;
+  },
+  /**
+   * Books a pending sandbox transaction: the institution drops the pending one and serves a booked
+   * one with an id of its own, as real banks do, without saying which pending one it replaces;
+   * linkgate links the two (Transaction.pending_transaction_id) by its matching rule.
+   *
+   * @generated from rpc linkgate.v1.SandboxService.PostTransaction
+   */
+  postTransaction: {
+    methodKind: "unary";
+    input: typeof PostTransactionRequestSchema;
+    output: typeof PostTransactionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkgate_v1_sandbox_service, 0);

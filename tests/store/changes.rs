@@ -1,0 +1,227 @@
+//! The change feed's side of the store: an import writes only what changed and logs it under the
+//! import's version, a booked transaction replaces the pending one it matches, the snapshot holds
+//! what was current at its import, and pruning keeps the log to the change window.
+
+use super::*;
+use linkgate::domain::{ChangeCounts, DataChanges, EventDetails};
+use linkgate::store::{Change, ChangeQuery, SnapshotQuery};
+
+/// The transaction log of a connection after import `origin`, as (change, id, paired) rows.
+async fn logged(store: &dyn Store, connection: &Connection, origin: i64) -> Vec<(Change, Uuid, Option<Uuid>)> {
+    let query = ChangeQuery {
+        tenant: connection.tenant_id,
+        connection_id: connection.id,
+        kind: RecordKind::Transaction,
+        parent_id: None,
+        origin,
+        after: None,
+        limit: 1000,
+    };
+    let rows = store.record_changes(&query).await.unwrap();
+    assert!(rows.windows(2).all(|w| (w[0].version, w[0].id) < (w[1].version, w[1].id)), "in import order, then by id");
+    rows.into_iter().map(|r| (r.change, r.id, r.paired_with)).collect()
+}
+
+/// The transaction ids of the snapshot as of import `version`.
+async fn snapshot(store: &dyn Store, connection: &Connection, version: i64) -> BTreeSet<Uuid> {
+    let query = SnapshotQuery {
+        tenant: connection.tenant_id,
+        connection_id: connection.id,
+        kind: RecordKind::Transaction,
+        parent_id: None,
+        version,
+        after: None,
+        limit: 1000,
+    };
+    store.record_snapshot(&query).await.unwrap().into_iter().map(|r| r.id).collect()
+}
+
+/// Saves `data` as the next import of `connection` and returns the events it appended.
+async fn import(store: &dyn Store, connection: &Connection, data: &ConnectionData) -> Vec<ConnectionEvent> {
+    let last = last_event_id(store, connection).await;
+    store
+        .save_connection(connection, None, Some(import_of(data)), ConnectionEventType::StateChanged)
+        .await
+        .unwrap()
+        .expect("a live connection saves");
+    let filter = EventFilter { connection_id: Some(connection.id), ..Default::default() };
+    store.events_after(connection.tenant_id, &filter, last, 100).await.unwrap()
+}
+
+async fn last_event_id(store: &dyn Store, connection: &Connection) -> i64 {
+    let filter = EventFilter { connection_id: Some(connection.id), ..Default::default() };
+    store.events_after(connection.tenant_id, &filter, 0, 1000).await.unwrap().last().map_or(0, |e| e.event_id)
+}
+
+fn transaction_ids(data: &ConnectionData) -> BTreeSet<Uuid> {
+    data.transactions.iter().map(|t| t.id).collect()
+}
+
+async fn an_import_writes_only_what_changed_and_logs_it_under_its_version(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    assert_eq!(store.data_version(ready.tenant_id, ready.id).await.unwrap(), 1);
+    let first = logged(&*store, &ready, 0).await;
+    assert_eq!(first.iter().map(|(_, id, _)| *id).collect::<BTreeSet<_>>(), transaction_ids(&sample.data));
+    assert!(first.iter().all(|(change, _, paired)| *change == Change::Added && paired.is_none()));
+
+    // The provider corrects one, drops one, books a new one and opens an account.
+    let mut next = sample.data.clone();
+    let corrected = next.transactions.iter_mut().find(|t| t.description == "transaction tx-a1").unwrap();
+    corrected.description = "corrected".to_owned();
+    let corrected = corrected.id;
+    let dropped = next.transactions.iter().position(|t| t.description == "transaction tx-z2").unwrap();
+    let dropped = next.transactions.remove(dropped).id;
+    let mut added = next.transactions[0].clone();
+    added.id = stable_id(ready.id, "transaction", "tx-new");
+    added.amount = eur(-1);
+    next.transactions.push(added.clone());
+    let mut account = next.accounts[0].clone();
+    account.id = stable_id(ready.id, "account", "acc-new");
+    account.name = "New Account".to_owned();
+    next.accounts.push(account.clone());
+
+    let events = import(&*store, &ready, &next).await;
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [ConnectionEventType::StateChanged, ConnectionEventType::NewAccounts, ConnectionEventType::DataUpdated]
+    );
+    assert_eq!(events[1].details, EventDetails { new_account_ids: vec![account.id], ..Default::default() });
+    let changes = events[2].details.data_changes.expect("DATA_UPDATED counts");
+    assert_eq!(
+        changes,
+        DataChanges {
+            accounts: ChangeCounts { added: 1, ..Default::default() },
+            transactions: ChangeCounts { added: 1, modified: 1, removed: 1 },
+            ..Default::default()
+        }
+    );
+    assert_eq!(store.data_version(ready.tenant_id, ready.id).await.unwrap(), 2);
+    let mut expected =
+        vec![(Change::Added, added.id, None), (Change::Modified, corrected, None), (Change::Removed, dropped, None)];
+    expected.sort_by_key(|(_, id, _)| *id);
+    assert_eq!(logged(&*store, &ready, 1).await, expected);
+    let listed = decode::<Transaction>(list_records(&*store, &records_of(&ready, RecordKind::Transaction)).await);
+    assert_eq!(
+        listed.iter().map(|t| t.id).collect::<BTreeSet<_>>(),
+        transaction_ids(&next),
+        "the removed one is not listed"
+    );
+    assert!(!store.has_record(ready.tenant_id, ready.id, RecordKind::Transaction, dropped).await.unwrap());
+
+    // The same data again changes nothing: no version, no log, no DATA_UPDATED.
+    let events = import(&*store, &ready, &next).await;
+    assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [ConnectionEventType::StateChanged]);
+    assert_eq!(store.data_version(ready.tenant_id, ready.id).await.unwrap(), 2);
+    assert!(logged(&*store, &ready, 2).await.is_empty());
+}
+conformance!(an_import_writes_only_what_changed_and_logs_it_under_its_version);
+
+async fn a_booked_transaction_replaces_the_pending_one_it_matches(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let mut data = sample.data.clone();
+    let pending = |upstream: &str, cents: i64, date: Date| Transaction {
+        id: stable_id(ready.id, "transaction", upstream),
+        account_id: sample.checking,
+        amount: eur(cents),
+        date,
+        description: upstream.to_owned(),
+        pending: true,
+        pending_transaction_id: None,
+    };
+    let (authorised, withdrawn) = (pending("auth", -1234, day(2026, 1, 10)), pending("hold", -500, day(2026, 1, 10)));
+    data.transactions.extend([authorised.clone(), withdrawn.clone()]);
+    import(&*store, &ready, &data).await;
+
+    // Both pending ones go; a booked one for the same account and amount comes two days later,
+    // and another for that amount beyond the matching window.
+    data.transactions.retain(|t| !t.pending);
+    let booked = Transaction {
+        id: stable_id(ready.id, "transaction", "booked"),
+        pending: false,
+        date: day(2026, 1, 12),
+        ..authorised.clone()
+    };
+    let late = Transaction {
+        id: stable_id(ready.id, "transaction", "late"),
+        pending: false,
+        date: day(2026, 1, 10) + Duration::days(11),
+        ..authorised.clone()
+    };
+    data.transactions.extend([booked.clone(), late.clone()]);
+    import(&*store, &ready, &data).await;
+
+    let mut expected = vec![
+        (Change::Added, booked.id, Some(authorised.id)),
+        (Change::Added, late.id, None),
+        (Change::Removed, authorised.id, Some(booked.id)),
+        (Change::Removed, withdrawn.id, None),
+    ];
+    expected.sort_by_key(|(_, id, _)| *id);
+    assert_eq!(logged(&*store, &ready, 2).await, expected);
+    let listed = decode::<Transaction>(list_records(&*store, &records_of(&ready, RecordKind::Transaction)).await);
+    let link = |id: Uuid| listed.iter().find(|t| t.id == id).unwrap().pending_transaction_id;
+    assert_eq!(link(booked.id), Some(authorised.id));
+    assert_eq!(link(late.id), None, "outside the window");
+
+    // The link is linkgate's: a later change of the booked one keeps it.
+    data.transactions.iter_mut().find(|t| t.id == booked.id).unwrap().description = "settled".to_owned();
+    import(&*store, &ready, &data).await;
+    assert_eq!(logged(&*store, &ready, 3).await, [(Change::Modified, booked.id, None)]);
+    let listed = decode::<Transaction>(list_records(&*store, &records_of(&ready, RecordKind::Transaction)).await);
+    let settled = listed.iter().find(|t| t.id == booked.id).unwrap();
+    assert_eq!((settled.description.as_str(), settled.pending_transaction_id), ("settled", Some(authorised.id)));
+}
+conformance!(a_booked_transaction_replaces_the_pending_one_it_matches);
+
+async fn the_snapshot_holds_what_was_current_at_its_import(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let mut next = sample.data.clone();
+    let dropped = next.transactions.pop().unwrap().id;
+    let mut added = next.transactions[0].clone();
+    added.id = stable_id(ready.id, "transaction", "tx-new");
+    next.transactions.push(added.clone());
+    import(&*store, &ready, &next).await;
+
+    assert_eq!(snapshot(&*store, &ready, 1).await, transaction_ids(&sample.data), "as of the first import");
+    assert_eq!(snapshot(&*store, &ready, 2).await, transaction_ids(&next), "as of the second");
+    assert!(snapshot(&*store, &ready, 0).await.is_empty(), "nothing before the first import");
+    assert!(snapshot(&*store, &ready, 1).await.contains(&dropped));
+}
+conformance!(the_snapshot_holds_what_was_current_at_its_import);
+
+async fn kinds_an_import_does_not_cover_are_left_alone(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let only_transactions =
+        ConnectionData { transactions: sample.data.transactions[1..].to_vec(), ..Default::default() };
+    let import = Import { data: &only_transactions, products: &[Product::Transactions] };
+    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap();
+    let accounts = list_records(&*store, &records_of(&ready, RecordKind::Account)).await;
+    assert_eq!(accounts.len(), sample.data.accounts.len(), "accounts were not part of the import");
+    let transactions = list_records(&*store, &records_of(&ready, RecordKind::Transaction)).await;
+    assert_eq!(transactions.len(), sample.data.transactions.len() - 1);
+}
+conformance!(kinds_an_import_does_not_cover_are_left_alone);
+
+async fn pruning_keeps_the_log_and_tombstones_to_the_window(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let mut next = sample.data.clone();
+    let dropped = next.transactions.pop().unwrap().id;
+    import(&*store, &ready, &next).await;
+
+    assert_eq!(store.prune_changes(now() - Duration::hours(1), 1000).await.unwrap(), 0, "nothing is that old");
+    assert_eq!(logged(&*store, &ready, 1).await, [(Change::Removed, dropped, None)]);
+    let pruned = store.prune_changes(now() + Duration::seconds(1), 1000).await.unwrap();
+    let d = &sample.data;
+    let first_import = d.accounts.len()
+        + d.transactions.len()
+        + d.portfolios.len()
+        + d.positions.len()
+        + d.portfolio_transactions.len()
+        + d.statements.len();
+    assert_eq!(pruned, first_import as u64 + 1, "every log row: the first import's and the removal");
+    assert!(logged(&*store, &ready, 0).await.is_empty());
+    assert!(!snapshot(&*store, &ready, 1).await.contains(&dropped), "the tombstone went too");
+    assert_eq!(snapshot(&*store, &ready, 2).await, transaction_ids(&next), "live records stay");
+}
+conformance!(pruning_keeps_the_log_and_tombstones_to_the_window);
