@@ -185,7 +185,11 @@ impl App {
             Err(error) => return send(tx, Err(error.into())).await,
         };
         send(tx, Ok(sent.clone())).await?;
-        let mut recheck = tokio::time::interval(LINK_SESSION_RECHECK);
+        // The first recheck a whole interval after the read above: one at once would read the
+        // store again before the changes already queued on `live`, and a later state read there
+        // would end the stream without the states in between.
+        let mut recheck =
+            tokio::time::interval_at(tokio::time::Instant::now() + LINK_SESSION_RECHECK, LINK_SESSION_RECHECK);
         while !sent.state.is_terminal() {
             let next = tokio::select! {
                 received = live.recv() => match received {
