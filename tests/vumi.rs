@@ -633,12 +633,29 @@ async fn data_ids(app: &mut TestApp, connection_id: &str) -> Vec<String> {
     ids
 }
 
-/// Repair in place through Vumi's widget: the connection's restore token (announced by webhook)
-/// turns it LOGIN_REQUIRED; a repair session hands the front end the widget's link parameters
-/// (`id`, `restore_token`); once the user completed the widget the same connection updates under
-/// the same connection token, with every id kept and nothing to exchange.
-#[tokio::test]
-async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_token() {
+/// What a Vumi connection waits for its user to do in the widget: the mock's admin route that
+/// makes Vumi offer the token, the status field carrying it, and the widget's link parameter.
+#[derive(Clone, Copy)]
+struct UserAction {
+    route: &'static str,
+    field: &'static str,
+    parameter: &'static str,
+}
+
+/// The entity wants the user again (credentials changed): `restoreToken`, `restore_token`.
+const RESTORE: UserAction =
+    UserAction { route: "connections/require-restore", field: "restoreToken", parameter: "restore_token" };
+/// Only a manual update by the user can refresh the connection (it has MFA): `updateToken`,
+/// `update_token`.
+const UPDATE: UserAction =
+    UserAction { route: "connections/require-update", field: "updateToken", parameter: "update_token" };
+
+/// Repair in place through Vumi's widget: the connection's `UPDATE_ERROR` with a restore or update
+/// token (announced by webhook) turns it LOGIN_REQUIRED; a repair session hands the front end the
+/// widget's link parameters (`id` and the token under its parameter), which linkgate keeps sealed;
+/// once the user completed the widget the same connection updates under the same connection
+/// token, with every id kept and nothing to exchange.
+async fn repair_flow(action: UserAction) {
     use pb::ConnectionEventType as T;
     use pb::ConnectionState as S;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -660,27 +677,30 @@ async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_toke
     let tokens = mock.admin_get("tokens").await;
     let connection_token = tokens["connection_tokens"][0].as_str().unwrap().to_owned();
 
-    // The entity wants the user again: Vumi issues a restore token and says so by webhook.
+    // Vumi offers the token and says so by webhook; the connection needs its user.
     let blocked: serde_json::Value = mock
-        .admin_post("connections/require-restore", serde_json::json!({"connectionToken": connection_token}))
+        .admin_post(action.route, serde_json::json!({"connectionToken": connection_token}))
         .await
         .json()
         .await
         .unwrap();
-    let restore_token = blocked["restoreToken"].as_str().unwrap().to_owned();
+    let token = blocked[action.field].as_str().unwrap().to_owned();
     let stale = app.wait_for_connection(&connection.id, S::LoginRequired).await;
     assert_eq!(stale.error.unwrap().reason(), pb::ErrorReason::LoginRequired);
     let mut watch = app.watch(&connection.id).await;
     assert_eq!(watch.next().await, (T::Unspecified, S::LoginRequired, true), "a snapshot first");
 
-    // The repair session: its link token is the widget's query string.
+    // The repair session: its link token is the widget's query string, served but never stored
+    // in clear.
     let repair = app.repair_session(&connection.id).await;
     assert_eq!(repair.connection_id, connection.id);
-    assert_eq!(repair.link_token, format!("id={REDIRECT_ID}&restore_token={restore_token}"));
+    assert_eq!(repair.link_token, format!("id={REDIRECT_ID}&{}={token}", action.parameter));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let waiting = app.link.get_link_session(pb::GetLinkSessionRequest { link_session_id: repair.id.clone() }).await;
     let waiting = waiting.unwrap().into_inner().link_session.unwrap();
     assert!(!waiting.state().eq(&pb::LinkSessionState::Succeeded), "nothing happens before the user acts");
+    assert_eq!(waiting.link_token, repair.link_token, "served again on every read");
+    assert!(!database.dump().await.contains(&token), "the {} is in the database in clear", action.field);
 
     // The user completes the widget started with those parameters.
     let parameters: BTreeMap<String, String> = repair
@@ -699,4 +719,14 @@ async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_toke
     let listed = app.link.list_public_tokens(pb::ListPublicTokensRequest::default()).await.unwrap().into_inner();
     assert!(listed.public_tokens.is_empty(), "nothing to exchange");
     assert_eq!(mock.count("/commands/connections/exchange/", "").await, 1, "one exchange, the first link's");
+}
+
+#[tokio::test]
+async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_token() {
+    repair_flow(RESTORE).await;
+}
+
+#[tokio::test]
+async fn a_vumi_connection_that_needs_a_manual_update_is_repaired_through_the_widgets_update_token() {
+    repair_flow(UPDATE).await;
 }

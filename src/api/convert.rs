@@ -167,8 +167,13 @@ pub fn ids(ids: &[uuid::Uuid]) -> Vec<String> {
     ids.iter().map(uuid::Uuid::to_string).collect()
 }
 
-/// A link session for the caller, with its public token opened when it has one.
-pub fn link_session(s: &domain::LinkSession, public_token: Option<String>) -> pb::LinkSession {
+/// A link session for the caller, with the link token it serves and its public token opened when
+/// it has one.
+pub fn link_session(
+    s: &domain::LinkSession,
+    link_token: Option<String>,
+    public_token: Option<String>,
+) -> pb::LinkSession {
     pb::LinkSession {
         id: s.id.to_string(),
         provider: s.provider.clone(),
@@ -177,7 +182,7 @@ pub fn link_session(s: &domain::LinkSession, public_token: Option<String>) -> pb
         state: pb::LinkSessionState::from(s.state) as i32,
         flow: pb::LinkFlow::from(s.flow) as i32,
         products: s.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
-        link_token: s.link_token.clone().unwrap_or_default(),
+        link_token: link_token.unwrap_or_default(),
         hosted_link_url: s.hosted_link_url.clone().unwrap_or_default(),
         mfa_question: s.mfa_question.clone().unwrap_or_default(),
         public_token: public_token.unwrap_or_default(),

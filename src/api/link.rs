@@ -31,11 +31,18 @@ impl LinkApi {
         Self { app }
     }
 
-    /// A session for the caller, its public token opened.
+    /// A session for the caller (see [`served`]).
     fn session(&self, session: &crate::domain::LinkSession) -> crate::error::Result<pb::LinkSession> {
-        let token = self.app.open_session_token(session)?;
-        Ok(convert::link_session(session, token.map(|t| t.expose_secret().to_owned())))
+        served(&self.app, session)
     }
+}
+
+/// A session as its caller sees it: its link token and public token opened where they are kept
+/// sealed.
+fn served(app: &App, session: &crate::domain::LinkSession) -> crate::error::Result<pb::LinkSession> {
+    let link_token = app.open_link_token(session)?;
+    let public_token = app.open_session_token(session)?;
+    Ok(convert::link_session(session, link_token, public_token.map(|t| t.expose_secret().to_owned())))
 }
 
 #[tonic::async_trait]
@@ -238,12 +245,7 @@ impl LinkService for LinkApi {
         .await
         .map_err(|error| super::fail(&caller, error))?;
         let app = self.app.clone();
-        let stream = tokio_stream::StreamExt::map(stream, move |item| {
-            item.and_then(|session| {
-                let token = app.open_session_token(&session)?;
-                Ok(convert::link_session(&session, token.map(|t| t.expose_secret().to_owned())))
-            })
-        });
+        let stream = tokio_stream::StreamExt::map(stream, move |item| item.and_then(|session| served(&app, &session)));
         Ok(respond_stream(&caller, stream, |link_session| pb::WatchLinkSessionResponse {
             link_session: Some(link_session),
         }))

@@ -62,7 +62,7 @@ impl PortfolioService for PortfolioApi {
             let mut v = Validator::default();
             let data = DataRequest {
                 connection_id: v.id("connection_id", &req.connection_id),
-                parent_id: Some(v.id("portfolio_id", &req.portfolio_id)),
+                parent_id: v.optional_id("portfolio_id", &req.portfolio_id),
                 dates: DateRange::default(),
                 page_size: v.page_size(req.page_size),
                 page_token: req.page_token,
@@ -89,7 +89,7 @@ impl PortfolioService for PortfolioApi {
             let mut v = Validator::default();
             let data = DataRequest {
                 connection_id: v.id("connection_id", &req.connection_id),
-                parent_id: Some(v.id("portfolio_id", &req.portfolio_id)),
+                parent_id: v.optional_id("portfolio_id", &req.portfolio_id),
                 dates: v.date_range(&req.start_date, &req.end_date),
                 page_size: v.page_size(req.page_size),
                 page_token: req.page_token,

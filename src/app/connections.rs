@@ -3,11 +3,12 @@
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
 use crate::domain::ErrorReason;
-use crate::domain::{Connection, ConnectionEventType, ConnectionState, ProductState, now};
+use crate::domain::{Connection, ConnectionEventType, ConnectionState, ProductState, TenantId, Timestamp, now};
 use crate::error::{Error, Result};
 use crate::providers::ProviderError;
-use crate::store::{ConnectionFilter, Page, PageOf};
+use crate::store::{ConnectionFilter, Page, PageOf, Store};
 use secrecy::SecretString;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -63,7 +64,7 @@ impl App {
 
     /// The provider handle of live connection `id` of `tenant`, opened; CONNECTION_DELETED once
     /// it is gone.
-    pub(super) async fn open_handle_of(&self, tenant: crate::domain::TenantId, id: Uuid) -> Result<SecretString> {
+    pub(super) async fn open_handle_of(&self, tenant: TenantId, id: Uuid) -> Result<SecretString> {
         let sealed = self.store.connection_handle(tenant, id).await?.ok_or_else(|| {
             Error::new(ErrorReason::ConnectionDeleted, "the connection was deleted")
                 .with("connection_id", id.to_string())
@@ -71,22 +72,46 @@ impl App {
         self.sealer.open(&sealed, &SealedColumn::ConnectionHandle.context(tenant, id)).map_err(Error::internal)
     }
 
-    /// Takes the connection's sync lease for a change that must not race a poll (a repair, a
-    /// sandbox control), waiting for a poll already running on it. The change releases it.
-    pub(super) async fn lease_for_change(&self, tenant: crate::domain::TenantId, id: Uuid, owner: &str) -> Result<()> {
+    /// Runs `change` on connection `id` of `tenant` under the connection's sync lease, so no poll
+    /// races it (a repair's completion, a sandbox control): waits for a poll already running on
+    /// it, takes the lease for this change alone, and releases it once `change` is done, whatever
+    /// it answered, or if the call is dropped midway. A change that saved the connection released
+    /// the lease already, and a lease that lapsed meanwhile may be another holder's now: the
+    /// release only ever frees this change's own. With `due_at`, it also makes the connection due
+    /// then.
+    pub(super) async fn with_change_lease<T>(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        due_at: Option<Timestamp>,
+        change: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        // Held from before the first try: a call dropped while the lease is being taken releases
+        // it too (a release of a lease never taken changes nothing).
+        let mut lease = ChangeLease {
+            store: self.store.clone(),
+            tenant,
+            id,
+            owner: format!("change-{}", Uuid::now_v7()),
+            held: true,
+        };
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         loop {
             let at = now();
-            if self.store.lease_connection(tenant, id, owner, at, at + CHANGE_LEASE).await? {
-                return Ok(());
+            if self.store.lease_connection(tenant, id, &lease.owner, at, at + CHANGE_LEASE).await? {
+                break;
             }
             if tokio::time::Instant::now() >= deadline {
+                lease.held = false;
                 return Err(Error::internal(anyhow::anyhow!(
                     "connection {id}: its sync lease was not released within {LEASE_WAIT:?}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let result = change.await;
+        lease.release(due_at).await;
+        result
     }
 
     /// Asks the provider for fresh data; the sync engine picks the connection up at once.
@@ -175,6 +200,45 @@ impl App {
             self.bus.committed(connection.id);
         }
         Ok(saved)
+    }
+}
+
+/// A change's hold on a connection's sync lease (see [`App::with_change_lease`]). A hold
+/// dropped without [`ChangeLease::release`] (the call was cancelled midway) is released in the
+/// background, so a cancelled change does not keep polls off the connection until it lapses.
+struct ChangeLease {
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    id: Uuid,
+    owner: String,
+    /// Whether the lease may still be this change's to release.
+    held: bool,
+}
+
+impl ChangeLease {
+    async fn release(mut self, due_at: Option<Timestamp>) {
+        self.held = false;
+        release_change_lease(&*self.store, self.tenant, self.id, &self.owner, due_at).await;
+    }
+}
+
+impl Drop for ChangeLease {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let (store, tenant, id, owner) = (self.store.clone(), self.tenant, self.id, std::mem::take(&mut self.owner));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release_change_lease(&*store, tenant, id, &owner, None).await });
+        }
+    }
+}
+
+/// Frees `owner`'s lease on a connection, due again at `due_at` when given. A failure is only
+/// logged: the lease lapses on its own, and the change's own answer is what its caller needs.
+async fn release_change_lease(store: &dyn Store, tenant: TenantId, id: Uuid, owner: &str, due_at: Option<Timestamp>) {
+    if let Err(error) = store.release_connection(tenant, id, owner, due_at).await {
+        tracing::warn!(connection_id = %id, error = %error, "releasing a change's sync lease failed; it lapses on its own");
     }
 }
 

@@ -2,12 +2,14 @@
 //! `external_user_id` destroyed, in steps that a second call can always finish.
 //!
 //! 1. Each live connection of the user is revoked upstream with its opened handle, then deleted
-//!    as DeleteConnection deletes it (secret and data destroyed, DELETED event appended). Its
-//!    watchers receive that DELETED event and their streams end; the erasure waits (briefly) for
-//!    this replica's tailer to deliver it, so every replica's cached copy is dropped before the
-//!    event itself is erased.
+//!    as DeleteConnection deletes it (secret and data destroyed, DELETED event appended).
 //! 2. The store then destroys the DELETED connections, their events and webhook deliveries, and
-//!    the user's link sessions and public tokens, in one transaction.
+//!    the user's link sessions and public tokens, in one transaction. Each connection's DELETED
+//!    event stays in the log as a tombstone that names nothing of the user (its id, provider and
+//!    state only), so every replica's tailer delivers it, however far behind it was: watchers of
+//!    the connection, of the tenant and of its provider see it DELETED and streams of the one
+//!    connection end; a stream filtered by the user sees it when it was told of the connection
+//!    before (see `crate::app::watch`). Delivering it drops every replica's cached copy.
 //!
 //! An interrupted call leaves connections DELETED or untouched, never half-deleted: the next call
 //! revokes the untouched ones and erases the rest. A revocation that fails does not stop the
@@ -18,12 +20,7 @@ use crate::app::{App, Caller};
 use crate::domain::{Connection, ConnectionState, now};
 use crate::error::Result;
 use crate::providers::ProviderError;
-use std::time::Duration;
 use uuid::Uuid;
-
-/// How long an erasure waits for this replica's tailer to deliver a connection's DELETED event
-/// before erasing the event: the tailer is rung at once and normally takes milliseconds.
-const DELIVERY_WAIT: Duration = Duration::from_secs(2);
 
 /// What one EraseEndUser call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,19 +54,8 @@ impl App {
             deleted.error = None;
             deleted.products.clear();
             deleted.updated_at = now();
-            let mut delivered = self.bus.subscribe_connection(connection.id);
-            if let Some(event) = self.store.delete_connection(&deleted).await? {
+            if self.store.delete_connection(&deleted).await?.is_some() {
                 self.bus.committed(connection.id);
-                // Wait for the tailer to deliver the DELETED event (to watchers, and to every
-                // replica's connection cache) before the event is erased.
-                let _ = tokio::time::timeout(DELIVERY_WAIT, async {
-                    while let Ok(seen) = delivered.recv().await {
-                        if seen.event_id >= event.event_id {
-                            break;
-                        }
-                    }
-                })
-                .await;
             }
         }
         let erased = self.store.erase_end_user(caller.tenant, external_user_id).await?;

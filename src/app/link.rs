@@ -10,13 +10,10 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::providers::{Credentials, Institution, LinkContext, LinkProgress, LinkStep, Provider};
-use crate::store::{Claim, ConnectionFilter, IssuedToken, LinkSessionUpdate, Page, PageOf};
+use crate::store::{Claim, IssuedToken, LinkSessionUpdate, Page, PageOf};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use uuid::Uuid;
-
-/// How many of an end user's connections of one provider a duplicate check reads at most.
-const DUPLICATE_SCAN: usize = 500;
 
 /// When consent given at `signed_in_at` lapses, where the provider fixes a term.
 pub(super) fn consent_until(info: &crate::providers::ProviderInfo, signed_in_at: Timestamp) -> Option<Timestamp> {
@@ -358,25 +355,8 @@ impl App {
         if new.external_user_id.is_empty() {
             return Ok(None);
         }
-        let filter = ConnectionFilter {
-            external_user_id: Some(new.external_user_id.clone()),
-            provider: Some(new.provider.clone()),
-            state: None,
-        };
-        let mut oldest = None;
-        let mut page = Page { size: 100, after: None };
-        for _ in 0..DUPLICATE_SCAN / page.size {
-            let listed = self.store.list_connections(new.tenant_id, &filter, &page).await?;
-            // Newest first: the last match seen is the oldest.
-            if let Some(found) = listed.items.iter().rev().find(|c| c.institution_id == new.institution_id) {
-                oldest = Some(found.id);
-            }
-            match listed.next {
-                Some(next) => page.after = Some(next),
-                None => break,
-            }
-        }
-        Ok(oldest)
+        let store = &self.store;
+        Ok(store.find_live_duplicate(new.tenant_id, &new.external_user_id, &new.provider, &new.institution_id).await?)
     }
 
     /// Marks a session that outlived its `expires_at` EXPIRED.
@@ -424,6 +404,21 @@ impl App {
                     .map_err(Error::internal)
             })
             .transpose()
+    }
+
+    /// The link token a session serves: the one stored with it, or else the one its provider
+    /// makes from the session's sealed upstream state (see
+    /// [`Provider::sealed_link_token`](crate::providers::Provider::sealed_link_token)).
+    pub fn open_link_token(&self, session: &LinkSession) -> Result<Option<String>> {
+        if session.link_token.is_some() {
+            return Ok(session.link_token.clone());
+        }
+        let (Some(sealed), Some(provider)) = (&session.upstream_state, self.providers.get(&session.provider)) else {
+            return Ok(None);
+        };
+        let context = SealedColumn::SessionUpstreamState.context(session.tenant_id, session.id);
+        let state = self.sealer.open(&sealed.0, &context).map_err(Error::internal)?;
+        Ok(provider.sealed_link_token(&state).map(|token| token.expose_secret().to_owned()))
     }
 
     /// Issued, unexchanged, unexpired public tokens of the caller, newest first.

@@ -8,7 +8,9 @@
 //! token. Completing it takes the connection's sync lease (so no poll with the old handle races
 //! it, as token rotation does), then stores in one transaction: the session SUCCEEDED, a new
 //! handle swapped in by compare-and-swap when the provider issued one, the connection REFRESHING
-//! and due at once, and its LOGIN_REPAIRED event. The poll that follows brings it to READY.
+//! and due at once, and its LOGIN_REPAIRED event. The poll that follows brings it to READY. A
+//! completion that fails (the session moved on meanwhile, the store failed) releases the lease
+//! all the same, so the connection is polled as before.
 //!
 //! Hosted repairs whose outcome the provider hands to the caller's front end (MoneyKit Connect
 //! relinking with `existing_link_id`) end at ExchangePublicToken instead: linkgate never saw that
@@ -90,11 +92,9 @@ impl App {
     ) -> Result<Option<LinkSession>> {
         let upstream_ref = exchanged.upstream_ref.as_ref().unwrap_or(&exchanged.handle);
         let reference = crate::crypto::upstream_ref_hash(provider, upstream_ref.expose_secret());
-        let relinked = self.store.find_connection_by_upstream_ref(tenant, provider, &reference).await?;
-        let open = self.store.open_repair_sessions(tenant, provider, now()).await?;
-        if let Some(connection) = relinked {
-            let session = open.into_iter().find(|s| s.repair_connection_id == Some(connection.id));
-            return match session {
+        let at = now();
+        if let Some(connection) = self.store.find_connection_by_upstream_ref(tenant, provider, &reference).await? {
+            return match self.store.open_repair_session(tenant, connection.id, at).await? {
                 Some(session) => Ok(Some(session)),
                 None => Err(Error::new(
                     ErrorReason::LinkSessionExpired,
@@ -108,20 +108,14 @@ impl App {
         let Some(user) = external_user_id.filter(|user| !user.is_empty()) else {
             return Ok(None);
         };
-        let mut candidates = Vec::new();
-        for session in open.into_iter().filter(|s| s.external_user_id == user) {
-            let Some(id) = session.repair_connection_id else { continue };
-            let same_institution =
-                self.store.get_connection(tenant, id).await?.is_some_and(|c| {
-                    c.state != ConnectionState::Deleted && c.institution_id == exchanged.institution_id
-                });
-            if same_institution && !candidates.iter().any(|c: &LinkSession| c.repair_connection_id == Some(id)) {
-                candidates.push(session);
-            }
-        }
         // Two connections of the user at the institution waiting for repair: which one was
         // relinked cannot be told, so neither is guessed.
-        Ok(if candidates.len() == 1 { candidates.pop() } else { None })
+        let awaiting =
+            self.store.connections_awaiting_repair(tenant, provider, user, &exchanged.institution_id, at, 2).await?;
+        match awaiting.as_slice() {
+            [only] => Ok(self.store.open_repair_session(tenant, *only, at).await?),
+            _ => Ok(None),
+        }
     }
 
     /// Completes the repair `session` with an exchange's answer: its connection takes the
@@ -159,10 +153,20 @@ impl App {
         let id = session.repair_connection_id.ok_or_else(|| {
             Error::internal(anyhow::anyhow!("a provider reported a repair for a session that repairs nothing"))
         })?;
-        let tenant = session.tenant_id;
-        let owner = format!("repair-{}", session.id);
-        self.lease_for_change(tenant, id, &owner).await?;
+        let change = self.complete_repair_under_lease(id, session, from, new_handle, exchange);
+        self.with_change_lease(session.tenant_id, id, None, change).await
+    }
 
+    /// [`complete_repair`](Self::complete_repair)'s work on connection `id`, under its sync lease.
+    async fn complete_repair_under_lease(
+        &self,
+        id: Uuid,
+        session: &LinkSession,
+        from: crate::domain::LinkSessionState,
+        new_handle: Option<SecretString>,
+        exchange: Option<ExchangeProof<'_>>,
+    ) -> Result<Connection> {
+        let tenant = session.tenant_id;
         let mut connection = self.store.get_connection(tenant, id).await?.ok_or_else(|| {
             Error::new(ErrorReason::ConnectionNotFound, "no such connection").with("connection_id", id.to_string())
         })?;

@@ -49,12 +49,8 @@ impl App {
     /// once, which turns it LOGIN_REQUIRED. Returns the connection as it stands.
     pub async fn reset_sandbox_login(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
         let connection = self.sandbox_connection(caller, id).await?;
-        let owner = format!("sandbox-control-{}", Uuid::now_v7());
-        self.lease_for_change(caller.tenant, id, &owner).await?;
-        let marked = self.mark_login_required(&connection).await;
-        // Due at once, lease released: the poll that follows reads the sandbox's new answer.
-        self.store.reschedule_connection(caller.tenant, id, Some(now())).await?;
-        marked?;
+        // Due at once as the lease is released: the poll that follows reads the sandbox's new answer.
+        self.with_change_lease(caller.tenant, id, Some(now()), self.mark_login_required(&connection)).await?;
         Ok(connection)
     }
 
@@ -68,15 +64,16 @@ impl App {
         expires_at: Timestamp,
     ) -> Result<Connection> {
         self.sandbox_connection(caller, id).await?;
-        let owner = format!("sandbox-control-{}", Uuid::now_v7());
-        self.lease_for_change(caller.tenant, id, &owner).await?;
-        // Read under the lease: no poll changes it meanwhile.
-        let mut connection = self.stored_connection(caller, id).await?;
-        connection.consent_expires_at = Some(expires_at);
-        connection.consent_warned_for = None;
-        connection.updated_at = now();
-        self.save_connection(&connection, Some(now()), None, ConnectionEventType::StateChanged).await?;
-        Ok(connection)
+        let change = async {
+            // Read under the lease: no poll changes it meanwhile.
+            let mut connection = self.stored_connection(caller, id).await?;
+            connection.consent_expires_at = Some(expires_at);
+            connection.consent_warned_for = None;
+            connection.updated_at = now();
+            self.save_connection(&connection, Some(now()), None, ConnectionEventType::StateChanged).await?;
+            Ok(connection)
+        };
+        self.with_change_lease(caller.tenant, id, None, change).await
     }
 
     /// Arms `failure` for connection `id`'s next refresh, which runs at once.
@@ -121,18 +118,15 @@ impl App {
         self.under_sandbox_lease(&connection, change).await
     }
 
-    /// Runs `change` under the connection's sync lease, then makes it due at once (which
-    /// releases the lease), whether the change went through or not.
+    /// Runs `change` under the connection's sync lease, then makes it due at once as the lease
+    /// is released, whether the change went through or not.
     async fn under_sandbox_lease<T>(
         &self,
         connection: &Connection,
         change: impl std::future::Future<Output = std::result::Result<T, LedgerError>>,
     ) -> Result<T> {
-        let owner = format!("sandbox-control-{}", Uuid::now_v7());
-        self.lease_for_change(connection.tenant_id, connection.id, &owner).await?;
-        let changed = change.await;
-        self.store.reschedule_connection(connection.tenant_id, connection.id, Some(now())).await?;
-        changed.map_err(ledger_error)
+        let change = async { change.await.map_err(ledger_error) };
+        self.with_change_lease(connection.tenant_id, connection.id, Some(now()), change).await
     }
 
     async fn mark_login_required(&self, connection: &Connection) -> Result<()> {

@@ -102,23 +102,13 @@ impl App {
         }
     }
 
-    /// Works every item due now, once. Returns how many were worked.
+    /// Works every item due now, once: link sessions first, then connections. Returns how many
+    /// were worked. Connections are leased only once the sessions are done: a repair session that
+    /// completes takes its connection's lease, which this round must not be holding meanwhile (it
+    /// would wait for itself until the lease lapsed).
     pub async fn sync_due(self: &Arc<Self>, options: &SyncOptions) -> Result<usize> {
-        let at = now();
-        let lease = Lease { owner: options.owner.clone(), now: at, until: at + options.lease, limit: LEASE_BATCH };
-        let sessions = self.store.lease_link_sessions(&lease).await?;
-        let connections = self.store.lease_connections(&lease).await?;
-        let metrics = crate::telemetry::metrics::metrics();
-        for (kind, taken_over) in [("link_session", sessions.taken_over), ("connection", connections.taken_over)] {
-            if taken_over > 0 {
-                tracing::warn!(kind, taken_over, "took over leases another replica let lapse");
-                metrics.lease_takeovers.with_label_values(&[kind]).inc_by(taken_over);
-            }
-        }
-        let (sessions, connections) = (sessions.items, connections.items);
-        metrics.sync_leased.with_label_values(&["link_session"]).inc_by(sessions.len() as u64);
-        metrics.sync_leased.with_label_values(&["connection"]).inc_by(connections.len() as u64);
-        let worked = sessions.len() + connections.len();
+        let sessions = counted("link_session", self.store.lease_link_sessions(&due_now(options)).await?);
+        let worked = sessions.len();
         futures::stream::iter(sessions)
             .for_each_concurrent(CONCURRENCY, |session| async move {
                 let id = session.id;
@@ -127,6 +117,8 @@ impl App {
                 }
             })
             .await;
+        let connections = counted("connection", self.store.lease_connections(&due_now(options)).await?);
+        let worked = worked + connections.len();
         futures::stream::iter(connections)
             .for_each_concurrent(CONCURRENCY, |connection| async move {
                 let id = connection.id;
@@ -310,6 +302,23 @@ impl App {
             product.last_attempted_at = Some(at);
         }
     }
+}
+
+/// The lease on what is due now, as `options` say.
+fn due_now(options: &SyncOptions) -> Lease {
+    let at = now();
+    Lease { owner: options.owner.clone(), now: at, until: at + options.lease, limit: LEASE_BATCH }
+}
+
+/// The items of one `kind` a lease took, counted, with any taken over from a lapsed lease.
+fn counted<T>(kind: &str, leased: crate::store::Leased<T>) -> Vec<T> {
+    let metrics = crate::telemetry::metrics::metrics();
+    if leased.taken_over > 0 {
+        tracing::warn!(kind, taken_over = leased.taken_over, "took over leases another replica let lapse");
+        metrics.lease_takeovers.with_label_values(&[kind]).inc_by(leased.taken_over);
+    }
+    metrics.sync_leased.with_label_values(&[kind]).inc_by(leased.items.len() as u64);
+    leased.items
 }
 
 /// How long to wait after a failed call: what the provider asked for, else a pause that grows

@@ -7,9 +7,10 @@
 
 use crate::app::{App, Caller};
 use crate::domain::ErrorReason;
-use crate::domain::{ConnectionEvent, ConnectionState, LinkSession};
+use crate::domain::{Connection, ConnectionEvent, ConnectionState, LinkSession};
 use crate::error::{Error, Result};
 use crate::store::EventFilter;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -73,13 +74,7 @@ impl App {
         mut live: broadcast::Receiver<Arc<ConnectionEvent>>,
         tx: &mpsc::Sender<Result<ConnectionEvent>>,
     ) -> Result<(), Stop> {
-        let single = filter.connection_id.is_some();
-        let mut last = after_event_id;
-        let deliver = |event: ConnectionEvent, last: &mut i64| {
-            *last = (*last).max(event.event_id);
-            let ends = single && event.connection.state == ConnectionState::Deleted;
-            (event, ends)
-        };
+        let mut told = Told::new(filter, after_event_id);
         // A fresh watch, or a cursor the pruned log can no longer replay from, starts with the
         // current state of each connection, marked as a snapshot.
         let replayable = match after_event_id {
@@ -94,7 +89,7 @@ impl App {
                 Ok(events) => {
                     for mut event in events {
                         event.snapshot = true;
-                        let (event, ends) = deliver(event, &mut last);
+                        let ends = told.sent(&event);
                         send(tx, Ok(event)).await?;
                         if ends {
                             return Ok(());
@@ -106,13 +101,17 @@ impl App {
         }
         loop {
             // Replay what the log holds after `last`; an empty batch means we are caught up.
-            let batch = match self.store.events_after(caller.tenant, filter, last, REPLAY_BATCH).await {
+            let batch = match self.store.events_after(caller.tenant, filter, told.last, REPLAY_BATCH).await {
                 Ok(batch) => batch,
                 Err(error) => return send(tx, Err(error.into())).await,
             };
             let caught_up = (batch.len() as i64) < REPLAY_BATCH;
             for event in batch {
-                let (event, ends) = deliver(event, &mut last);
+                if !told.wants(filter, &event.connection) {
+                    told.skipped(&event);
+                    continue;
+                }
+                let ends = told.sent(&event);
                 send(tx, Ok(event)).await?;
                 if ends {
                     return Ok(());
@@ -125,13 +124,14 @@ impl App {
             loop {
                 match live.recv().await {
                     Ok(event) => {
-                        if event.event_id <= last
+                        if event.event_id <= told.last
                             || event.connection.tenant_id != caller.tenant
-                            || !filter.matches(&event.connection)
+                            || !told.wants(filter, &event.connection)
                         {
                             continue;
                         }
-                        let (event, ends) = deliver((*event).clone(), &mut last);
+                        let event = (*event).clone();
+                        let ends = told.sent(&event);
                         send(tx, Ok(event)).await?;
                         if ends {
                             return Ok(());
@@ -185,7 +185,11 @@ impl App {
             Err(error) => return send(tx, Err(error.into())).await,
         };
         send(tx, Ok(sent.clone())).await?;
-        let mut recheck = tokio::time::interval(LINK_SESSION_RECHECK);
+        // The first recheck a whole interval after the read above: one at once would read the
+        // store again before the changes already queued on `live`, and a later state read there
+        // would end the stream without the states in between.
+        let mut recheck =
+            tokio::time::interval_at(tokio::time::Instant::now() + LINK_SESSION_RECHECK, LINK_SESSION_RECHECK);
         while !sent.state.is_terminal() {
             let next = tokio::select! {
                 received = live.recv() => match received {
@@ -209,6 +213,116 @@ impl App {
     }
 }
 
+/// What a connection event stream has told its watcher: how far into the log it got and, on a
+/// stream filtered by end user, which connections it named. An erased connection's DELETED event
+/// survives as a tombstone that names no user (see `crate::app::erasure`), so such a stream
+/// recognises it by the connection's id instead.
+struct Told {
+    /// The last event id sent or passed over.
+    last: i64,
+    /// The stream watches one connection and ends with its DELETED event.
+    single: bool,
+    /// The connections named so far, kept on streams filtered by end user only.
+    connections: Option<HashSet<Uuid>>,
+}
+
+impl Told {
+    fn new(filter: &EventFilter, after_event_id: i64) -> Self {
+        Self {
+            last: after_event_id,
+            single: filter.connection_id.is_some(),
+            connections: filter.external_user_id.is_some().then(HashSet::new),
+        }
+    }
+
+    /// Whether the stream carries an event of `connection`: it passes the filter, or it is the
+    /// DELETED state of a connection the stream named before.
+    fn wants(&self, filter: &EventFilter, connection: &Connection) -> bool {
+        filter.matches(connection)
+            || (connection.state == ConnectionState::Deleted
+                && self.connections.as_ref().is_some_and(|told| told.contains(&connection.id)))
+    }
+
+    /// Notes `event` sent; whether the stream ends with it.
+    fn sent(&mut self, event: &ConnectionEvent) -> bool {
+        self.skipped(event);
+        if let Some(told) = &mut self.connections {
+            told.insert(event.connection.id);
+        }
+        self.single && event.connection.state == ConnectionState::Deleted
+    }
+
+    /// Notes `event` passed over.
+    fn skipped(&mut self, event: &ConnectionEvent) {
+        self.last = self.last.max(event.event_id);
+    }
+}
+
 fn shutting_down() -> Error {
     Error::new(ErrorReason::ShuttingDown, "this replica is shutting down; reconnect and resume with after_event_id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ConnectionEventType, TenantId};
+
+    fn event(event_id: i64, connection: Connection) -> ConnectionEvent {
+        let occurred_at = connection.updated_at;
+        ConnectionEvent {
+            event_id,
+            kind: ConnectionEventType::StateChanged,
+            connection,
+            occurred_at,
+            snapshot: false,
+            details: Default::default(),
+        }
+    }
+
+    fn connection(user: &str) -> Connection {
+        let at = crate::domain::now();
+        Connection {
+            id: Uuid::now_v7(),
+            tenant_id: TenantId(Uuid::now_v7()),
+            provider: "sandbox".into(),
+            institution_id: "ins_1".into(),
+            institution_name: "First Sandbox Bank".into(),
+            external_user_id: user.into(),
+            state: ConnectionState::Ready,
+            error: None,
+            products: Vec::new(),
+            created_at: at,
+            updated_at: at,
+            last_synced_at: Some(at),
+            link_session_id: None,
+            consent_expires_at: None,
+            consent_warned_for: None,
+            duplicate_of: None,
+        }
+    }
+
+    #[test]
+    fn a_stream_filtered_by_user_carries_the_tombstones_of_the_connections_it_named() {
+        let filter = EventFilter { external_user_id: Some("user-1".into()), ..EventFilter::default() };
+        let mut told = Told::new(&filter, 0);
+        let (named, other) = (connection("user-1"), connection("user-1"));
+        assert!(!told.wants(&filter, &named.tombstone()), "a tombstone names no user");
+        assert!(told.wants(&filter, &named));
+        assert!(!told.sent(&event(7, named.clone())), "a stream of many connections goes on");
+        assert!(told.wants(&filter, &named.tombstone()), "the named connection's tombstone");
+        assert!(!told.wants(&filter, &other.tombstone()), "never named on this stream");
+        assert!(!told.wants(&filter, &connection("user-2")));
+        told.skipped(&event(9, other.tombstone()));
+        assert_eq!(told.last, 9, "passed over, not replayed again");
+    }
+
+    #[test]
+    fn a_stream_of_one_connection_ends_with_its_tombstone() {
+        let named = connection("user-1");
+        let filter = EventFilter { connection_id: Some(named.id), ..EventFilter::default() };
+        let mut told = Told::new(&filter, 3);
+        assert!(told.connections.is_none(), "nothing to remember without a user filter");
+        assert!(told.wants(&filter, &named.tombstone()));
+        assert!(told.sent(&event(4, named.tombstone())));
+    }
 }

@@ -44,8 +44,9 @@ pub async fn rotate_connection_token(
         "the connection is being synced right now; try again in a few seconds"
     );
     let result = rotate_leased(store, sealer, provider.as_ref(), tenant, id).await;
-    // Due at once: the next poll uses (and so checks) the token now stored.
-    store.reschedule_connection(tenant, id, Some(now())).await?;
+    // Due at once: the next poll uses (and so checks) the token now stored. Only this rotation's
+    // own lease is released: one that lapsed meanwhile may be a poll's now.
+    store.release_connection(tenant, id, &owner, Some(now())).await?;
     result
 }
 

@@ -127,6 +127,31 @@ impl Connection {
         calendar.map_or(next, |date| date.min(next))
     }
 
+    /// What an erased connection's DELETED event keeps, so watchers everywhere still learn it is
+    /// gone: its id, tenant and provider, DELETED, stamped with the time it was deleted, and
+    /// nothing of its end user (no user id, institution, link session, error, consent term or
+    /// duplicate).
+    pub fn tombstone(&self) -> Connection {
+        Connection {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            provider: self.provider.clone(),
+            institution_id: String::new(),
+            institution_name: String::new(),
+            external_user_id: String::new(),
+            state: ConnectionState::Deleted,
+            error: None,
+            products: Vec::new(),
+            created_at: self.updated_at,
+            updated_at: self.updated_at,
+            last_synced_at: None,
+            link_session_id: None,
+            consent_expires_at: None,
+            consent_warned_for: None,
+            duplicate_of: None,
+        }
+    }
+
     /// The status of `product`, if the connection links it.
     pub fn product(&self, product: super::Product) -> Option<&ProductStatus> {
         self.products.iter().find(|p| p.product == product)

@@ -141,6 +141,10 @@ impl Provider for Metered {
         metered!(self, "rotate_handle", self.inner.rotate_handle(handle))
     }
 
+    fn sealed_link_token(&self, upstream_state: &SecretString) -> Option<SecretString> {
+        self.inner.sealed_link_token(upstream_state)
+    }
+
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {
         self.inner.webhooks()
     }

@@ -113,9 +113,11 @@ pub struct LinkContext {
 /// What a provider answers when a link session starts.
 #[derive(Debug, Clone, Default)]
 pub struct LinkStart {
-    /// Widget initialisation token.
+    /// Widget initialisation token, stored with the session as it is. A token that carries a
+    /// secret is left out and made from the sealed `upstream_state` when the session is served
+    /// instead (see [`Provider::sealed_link_token`]).
     pub link_token: Option<String>,
-    /// Hosted page URL.
+    /// Hosted page URL, stored as it is (so it must carry no secret either).
     pub hosted_link_url: Option<String>,
     /// Upstream state to keep for later calls, sealed by linkgate.
     pub upstream_state: Option<SecretString>,
@@ -357,6 +359,14 @@ pub trait Provider: Send + Sync + 'static {
     async fn rotate_handle(&self, handle: &SecretString) -> ProviderResult<SecretString> {
         let _ = handle;
         Err(ProviderError::Unsupported("rotating a connection's access token"))
+    }
+
+    /// The link token a session serves its caller when the provider keeps it out of the stored
+    /// session because it carries a secret (Vumi's repair widget parameters hold the connection's
+    /// restore token): made from the session's upstream state, opened, each time the session is
+    /// served. `None`, the default, serves the stored [`LinkStart::link_token`].
+    fn sealed_link_token(&self, _upstream_state: &SecretString) -> Option<SecretString> {
+        None
     }
 
     /// How the provider signs its webhooks; `None` when it sends none linkgate can verify (an

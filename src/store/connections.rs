@@ -52,6 +52,16 @@ pub trait ConnectionStore: Send + Sync {
         upstream_ref_hash: &[u8],
     ) -> StoreResult<Option<Connection>>;
 
+    /// The oldest live connection of the tenant's end user `external_user_id` at `provider` and
+    /// `institution_id` (the duplicate-link check), read through the end user's index.
+    async fn find_live_duplicate(
+        &self,
+        tenant: TenantId,
+        external_user_id: &str,
+        provider: &str,
+        institution_id: &str,
+    ) -> StoreResult<Option<Uuid>>;
+
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
@@ -67,6 +77,18 @@ pub trait ConnectionStore: Send + Sync {
         import: Option<Import<'_>>,
         kind: ConnectionEventType,
     ) -> StoreResult<Option<ConnectionEvent>>;
+
+    /// Releases the lease `owner` took with [`lease_connection`](Self::lease_connection), changing
+    /// nothing else but, when `next_poll_at` is given, when the connection is looked at next.
+    /// Only `owner`'s own lease is released: one that lapsed and was taken over stays with its new
+    /// holder, and one a save already released is left alone. Returns whether it released.
+    async fn release_connection(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        owner: &str,
+        next_poll_at: Option<Timestamp>,
+    ) -> StoreResult<bool>;
 
     /// Releases a leased connection without changing it, to look again at `next_poll_at`; with
     /// `None`, not until something makes it due again.

@@ -10,7 +10,9 @@ use uuid::Uuid;
 /// The connection event log. See the module documentation.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync {
-    /// Events of the tenant after `after_event_id`, oldest first, at most `limit`.
+    /// Events of the tenant after `after_event_id` that match `filter`, oldest first, at most
+    /// `limit`. Filtered by end user, the tenant's DELETED events that name no user come too:
+    /// an erased connection's tombstone is one of them, which the caller recognises by its id.
     async fn events_after(
         &self,
         tenant: TenantId,

@@ -46,14 +46,27 @@ pub trait LinkSessionStore: Send + Sync {
         repair: &Repair<'_>,
     ) -> StoreResult<Option<ConnectionEvent>>;
 
-    /// The tenant's repair sessions at `provider` that are still open (not settled, not expired at
-    /// `now`), newest first, at most 100: what an exchange checks to recognise a repair.
-    async fn open_repair_sessions(
+    /// The newest repair session of the tenant's connection `connection_id` that is still open
+    /// (not settled, not expired at `now`).
+    async fn open_repair_session(
+        &self,
+        tenant: TenantId,
+        connection_id: Uuid,
+        now: Timestamp,
+    ) -> StoreResult<Option<LinkSession>>;
+
+    /// The tenant's live connections at `provider` and `institution_id` of the end user
+    /// `external_user_id` that an open repair session names, at most `limit`: the repairs an
+    /// exchange without a session of its own may complete. Read through the end user's index.
+    async fn connections_awaiting_repair(
         &self,
         tenant: TenantId,
         provider: &str,
+        external_user_id: &str,
+        institution_id: &str,
         now: Timestamp,
-    ) -> StoreResult<Vec<LinkSession>>;
+        limit: i64,
+    ) -> StoreResult<Vec<Uuid>>;
 
     /// Leases link sessions due for a look.
     async fn lease_link_sessions(&self, lease: &Lease) -> StoreResult<Leased<LinkSession>>;

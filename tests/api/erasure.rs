@@ -1,7 +1,8 @@
 //! EraseEndUser: one call erases everything linkgate holds for a tenant's end user (connections
 //! revoked upstream and destroyed with their data and events, link sessions, public tokens),
 //! spares every other user, answers zeros the second time, and leaves only an audit record that
-//! names the erasure, not the user.
+//! names the erasure, not the user, and each connection's DELETED event as a tombstone that names
+//! nothing of the user.
 
 use crate::sandbox::RecordingSandbox;
 use crate::support::server::{TestApp, spawn_app_with, test_settings};
@@ -110,7 +111,8 @@ on_both_backends! {
         let kept = app.ready_connection("ins_sandbox_bank", KEPT_USER).await;
         let erased_handle = counters.handles.lock().unwrap()[0].clone();
 
-        // A watcher of the erased connection, and the other user's cursor.
+        // A watcher of the erased connection, and the other user's cursor, which is also where a
+        // watcher of the whole tenant stands once it read the erased connection's creation.
         let watch = |id: &str, after_event_id: i64| pb::WatchConnectionRequest { connection_id: id.into(), after_event_id };
         let mut erased_watch = app.connections.watch_connection(watch(&erased.id, 0)).await.unwrap().into_inner();
         assert_eq!(next_event(&mut erased_watch).await.unwrap().connection.unwrap().id, erased.id);
@@ -143,17 +145,51 @@ on_both_backends! {
         let status = app.exchange("sandbox", &unexchanged).await.unwrap_err();
         assert_error("erased public token", &status, tonic::Code::FailedPrecondition, "PUBLIC_TOKEN_EXPIRED");
 
-        // No row of any table names the user; none but the audit trail's names their connection
-        // or session (the trail keeps resource ids, never user ids).
-        let ids: Vec<String> = [&erased.id, &pending.id].into_iter().flat_map(|id| uuid_needles(id)).collect();
+        // A watcher of the tenant that had read no further than before the erasure (on a replica
+        // whose tailer lagged, or resuming) still learns the connection is gone: its DELETED
+        // event stays in the log as a tombstone that names nothing of the user.
+        let request = pb::WatchConnectionsRequest { after_event_id: kept_cursor, ..Default::default() };
+        let mut behind = app.connections.watch_connections(request).await.unwrap().into_inner();
+        let event = tokio::time::timeout(Duration::from_secs(10), behind.next())
+            .await
+            .expect("the tombstone is replayed")
+            .expect("stream open")
+            .expect("stream item")
+            .event
+            .unwrap();
+        let tombstone = event.connection.unwrap();
+        assert_eq!((tombstone.id.as_str(), tombstone.state()), (erased.id.as_str(), pb::ConnectionState::Deleted));
+        assert_eq!(tombstone.provider, "sandbox");
+        assert!(
+            tombstone.external_user_id.is_empty() && tombstone.institution_id.is_empty() && tombstone.institution_name.is_empty(),
+            "{tombstone:?}"
+        );
+        drop(behind);
+
+        // No row of any table names the user; none but the audit trail's names their session
+        // (the trail keeps resource ids, never user ids), and their connection is named only by
+        // its tombstone, which holds its id, provider and DELETED state and nothing of the user.
+        let session_ids: Vec<String> = [&pending.id, &erased.link_session_id].into_iter().flat_map(|id| uuid_needles(id)).collect();
+        let connection_ids = uuid_needles(&erased.id);
+        let mut tombstones = 0;
         for (table, row) in every_row(&app).await {
             assert!(!row.contains(ERASED_USER), "{backend:?}: {table} still names the erased user: {row}");
-            if table != "audit_log" {
-                for id in &ids {
-                    assert!(!row.contains(id), "{backend:?}: {table} still names {id}: {row}");
+            if table == "audit_log" {
+                continue;
+            }
+            for id in &session_ids {
+                assert!(!row.contains(id), "{backend:?}: {table} still names {id}: {row}");
+            }
+            if connection_ids.iter().any(|id| row.contains(id)) {
+                assert_eq!(table, "connection_events", "{backend:?}: {table} still names the connection: {row}");
+                assert!(row.contains("deleted"), "{backend:?}: only its DELETED event stays: {row}");
+                for user_data in ["ins_sandbox_bank", "sandbox bank", "\"products\":[{", "\"products\": [{"] {
+                    assert!(!row.contains(user_data), "{backend:?}: the tombstone keeps {user_data}: {row}");
                 }
+                tombstones += 1;
             }
         }
+        assert_eq!(tombstones, 1, "one tombstone of the erased connection");
         // Nor does the database's content hold the user's secrets (nor, on SQLite's raw file,
         // the user's id in freed pages).
         let dump = app.database_dump().await;

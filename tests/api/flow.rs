@@ -259,3 +259,67 @@ on_both_backends! {
         assert_error("statements of a broker", &unsupported, tonic::Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED");
     }
 }
+
+on_both_backends! {
+    async fn a_broker_connection_is_read_whole_without_naming_a_portfolio(backend: Backend) {
+        let mut app = spawn_app(backend).await;
+        let broker = app.ready_connection("ins_sandbox_broker", "user-w").await;
+        let portfolio_id = app
+            .portfolios
+            .list_portfolios(pb::ListPortfoliosRequest { connection_id: broker.id.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .portfolios[0]
+            .id
+            .clone();
+        let positions = |portfolio_id: &str, page_size: i32, page_token: String| pb::ListPortfolioPositionsRequest {
+            connection_id: broker.id.clone(),
+            portfolio_id: portfolio_id.into(),
+            page_size,
+            page_token,
+        };
+        let trades = |portfolio_id: &str, start_date: &str, page_token: String| pb::ListPortfolioTransactionsRequest {
+            connection_id: broker.id.clone(),
+            portfolio_id: portfolio_id.into(),
+            start_date: start_date.into(),
+            page_size: 3,
+            page_token,
+            ..Default::default()
+        };
+
+        // Every portfolio's positions, by instrument name, in pages.
+        let of_one = app.portfolios.list_portfolio_positions(positions(&portfolio_id, 500, String::new())).await.unwrap().into_inner();
+        let mut whole = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = app.portfolios.list_portfolio_positions(positions("", 2, token)).await.expect("no portfolio named").into_inner();
+            whole.extend(page.positions);
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(whole, of_one.positions, "the broker's one portfolio holds every position");
+        assert!(whole.len() > 2, "more than one page");
+
+        // Every portfolio's transactions, newest first, with the date filter, in pages.
+        let all_of_one = app.portfolios.list_portfolio_transactions(trades(&portfolio_id, "", String::new())).await.unwrap().into_inner();
+        let first = app.portfolios.list_portfolio_transactions(trades("", "", String::new())).await.unwrap().into_inner();
+        assert_eq!(first.transactions, all_of_one.transactions, "the same first page");
+        assert!(!first.next_page_token.is_empty());
+        let status = app.portfolios.list_portfolio_transactions(trades(&portfolio_id, "", first.next_page_token.clone())).await.unwrap_err();
+        assert_error("a token of the whole read for one portfolio", &status, tonic::Code::InvalidArgument, "INVALID_PAGE_TOKEN");
+        let second = app.portfolios.list_portfolio_transactions(trades("", "", first.next_page_token)).await.unwrap().into_inner();
+        assert!(second.transactions.first().unwrap().date <= first.transactions.last().unwrap().date, "newest first across pages");
+        let newest = first.transactions[0].date.clone();
+        let recent = app.portfolios.list_portfolio_transactions(trades("", &newest, String::new())).await.unwrap().into_inner();
+        assert!(!recent.transactions.is_empty() && recent.transactions.iter().all(|t| t.date == newest));
+
+        // A portfolio that is not the connection's, or no id at all, is still refused.
+        let status = app.portfolios.list_portfolio_positions(positions(&uuid::Uuid::now_v7().to_string(), 10, String::new())).await.unwrap_err();
+        assert_error("another portfolio", &status, tonic::Code::NotFound, "PORTFOLIO_NOT_FOUND");
+        let status = app.portfolios.list_portfolio_transactions(trades("not-a-uuid", "", String::new())).await.unwrap_err();
+        assert_error("a malformed portfolio id", &status, tonic::Code::InvalidArgument, "INVALID_FIELD");
+    }
+}

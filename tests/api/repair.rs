@@ -217,3 +217,99 @@ async fn sandbox_controls_are_not_served_without_the_sandbox() {
         assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
     }
 }
+
+/// Makes every write of a connection event fail, as a database fault in the middle of a change
+/// would (`fail`), or lets them through again.
+async fn fail_event_writes(app: &crate::support::server::TestApp, backend: Backend, fail: bool) {
+    use sqlx::Connection;
+    let url = &app.settings().database.database_url;
+    let statements: &[&str] = match (backend, fail) {
+        (Backend::Postgres, true) => &[
+            "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$",
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON connection_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_event()",
+        ],
+        (Backend::Postgres, false) => {
+            &["DROP TRIGGER refuse_events ON connection_events", "DROP FUNCTION refuse_event()"]
+        }
+        (Backend::Sqlite, true) => &["CREATE TRIGGER refuse_events BEFORE INSERT ON connection_events \
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"],
+        (Backend::Sqlite, false) => &["DROP TRIGGER refuse_events"],
+    };
+    for statement in statements {
+        let result = match backend {
+            Backend::Postgres => {
+                let mut db = sqlx::PgConnection::connect(url).await.expect("database answers");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*statement)).execute(&mut db).await.map(drop)
+            }
+            Backend::Sqlite => {
+                let mut db = sqlx::SqliteConnection::connect(url).await.expect("database opens");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*statement)).execute(&mut db).await.map(drop)
+            }
+        };
+        result.expect("the fault is set up");
+    }
+}
+
+/// How long a change may take here: well below the 30 s a change waits for a connection's lease
+/// before giving up, so a lease left behind by a failed change shows as a timeout.
+const PROMPTLY: std::time::Duration = std::time::Duration::from_secs(10);
+
+on_both_backends! {
+    async fn a_repair_that_fails_midway_leaves_the_connection_free_for_the_next_one(backend: Backend) {
+        let mut app = spawn_app(backend).await;
+        let connection = app.ready_connection("ins_sandbox_bank", "user-f").await;
+        app.sandbox.reset_login(pb::ResetLoginRequest { connection_id: connection.id.clone() }).await.unwrap();
+        app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
+
+        // The database fails the repair's completion, after the repair took the connection's lease.
+        let session = app.repair_session(&connection.id).await;
+        fail_event_writes(&app, backend, true).await;
+        let status = app.submit(&session.id, "user_good", "pass_good").await.unwrap_err();
+        assert_error("a repair the database failed", &status, Code::Internal, "INTERNAL");
+        fail_event_writes(&app, backend, false).await;
+
+        // The next repair completes at once rather than waiting for a lease nobody holds.
+        let session = app.repair_session(&connection.id).await;
+        let done = tokio::time::timeout(PROMPTLY, app.submit(&session.id, "user_good", "pass_good"))
+            .await
+            .expect("the repair does not wait for a lease left behind")
+            .expect("the repair completes");
+        assert_eq!(done.state(), pb::LinkSessionState::Succeeded);
+        app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    }
+}
+
+on_both_backends! {
+    async fn a_sandbox_control_that_fails_midway_leaves_the_connection_free(backend: Backend) {
+        let mut app = spawn_app(backend).await;
+        let connection = app.ready_connection("ins_sandbox_bank", "user-c").await;
+        let expiry = |days: u64| pb::SetConsentExpiryRequest {
+            connection_id: connection.id.clone(),
+            consent_expires_at: Some(prost_types::Timestamp::from(
+                std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400),
+            )),
+        };
+
+        fail_event_writes(&app, backend, true).await;
+        let status = app.sandbox.set_consent_expiry(expiry(90)).await.unwrap_err();
+        assert_error("a control the database failed", &status, Code::Internal, "INTERNAL");
+        fail_event_writes(&app, backend, false).await;
+
+        let set = tokio::time::timeout(PROMPTLY, app.sandbox.set_consent_expiry(expiry(60)))
+            .await
+            .expect("the control does not wait for a lease left behind")
+            .expect("the control applies")
+            .into_inner()
+            .connection
+            .unwrap();
+        assert!(set.consent_expires_at.is_some());
+        // And the sync engine still polls it: a refresh comes back READY.
+        app.connections
+            .refresh_connection(pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+            .await
+            .unwrap();
+        app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    }
+}

@@ -348,3 +348,62 @@ async fn one_connection_can_be_leased_only_while_no_other_lease_holds_it(store: 
     );
 }
 conformance!(one_connection_can_be_leased_only_while_no_other_lease_holds_it);
+
+async fn a_lease_is_released_only_by_its_owner(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let connection = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let until = t0 + Duration::seconds(60);
+    assert!(store.lease_connection(tenant, connection.id, "change-a", t0, until).await.unwrap());
+    assert!(!store.release_connection(tenant, connection.id, "change-b", None).await.unwrap(), "not b's lease");
+    assert!(!store.release_connection(new_tenant(), connection.id, "change-a", None).await.unwrap(), "another tenant");
+    assert!(!store.lease_connection(tenant, connection.id, "other", t0, until).await.unwrap(), "still held");
+
+    // Released by its owner, and due when it says: the sync engine takes it then.
+    assert!(store.release_connection(tenant, connection.id, "change-a", Some(t0 + Duration::hours(2))).await.unwrap());
+    assert!(!store.release_connection(tenant, connection.id, "change-a", None).await.unwrap(), "released once");
+    let early = store.lease_connections(&lease("replica-a", t0 + Duration::hours(1), 10)).await.unwrap().items;
+    assert!(!leased_ids(&early).contains(&connection.id), "not due yet");
+    let due = store.lease_connections(&lease("replica-a", t0 + Duration::hours(2), 10)).await.unwrap().items;
+    assert!(leased_ids(&due).contains(&connection.id), "due at the time the release gave");
+
+    // A change whose lease lapsed and was taken over releases nothing of the new holder's.
+    let t1 = t0 + Duration::hours(3);
+    store.reschedule_connection(tenant, connection.id, Some(t1)).await.unwrap();
+    assert!(
+        store.lease_connection(tenant, connection.id, "change-slow", t1, t1 + Duration::seconds(60)).await.unwrap()
+    );
+    let taken = store.lease_connections(&lease("replica-b", t1 + Duration::seconds(61), 10)).await.unwrap();
+    assert!(leased_ids(&taken.items).contains(&connection.id), "the lapsed lease is taken over");
+    assert!(!store.release_connection(tenant, connection.id, "change-slow", None).await.unwrap());
+    let again = store.lease_connections(&lease("replica-c", t1 + Duration::seconds(62), 10)).await.unwrap().items;
+    assert!(!leased_ids(&again).contains(&connection.id), "replica-b's lease still holds");
+}
+conformance!(a_lease_is_released_only_by_its_owner);
+
+async fn the_duplicate_check_finds_the_users_oldest_live_connection_at_the_institution(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let find = |tenant: TenantId, user: &'static str, provider: &'static str, institution: &'static str| {
+        let store = store.clone();
+        async move { store.find_live_duplicate(tenant, user, provider, institution).await.unwrap() }
+    };
+    assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, None, "nothing yet");
+    let oldest = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let newer = new_connection(&*store, tenant, "user-1", PROVIDER).await;
+    let mut elsewhere = connection(tenant, "user-1", PROVIDER);
+    elsewhere.institution_id = "ins_elsewhere".to_owned();
+    create_connection(&*store, &elsewhere, now()).await;
+    new_connection(&*store, tenant, "user-2", PROVIDER).await;
+    new_connection(&*store, tenant, "user-1", "deck").await;
+
+    assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, Some(oldest.id));
+    assert_eq!(find(tenant, "user-1", PROVIDER, "ins_elsewhere").await, Some(elsewhere.id));
+    assert_eq!(find(new_tenant(), "user-1", PROVIDER, INSTITUTION).await, None, "another tenant");
+    assert_eq!(find(tenant, "user-3", PROVIDER, INSTITUTION).await, None, "another user");
+    assert_eq!(find(tenant, "user-1", "vumi", INSTITUTION).await, None, "another provider");
+
+    // Once the oldest is deleted, the next one is the duplicate.
+    store.delete_connection(&moved(&oldest, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, Some(newer.id));
+}
+conformance!(the_duplicate_check_finds_the_users_oldest_live_connection_at_the_institution);

@@ -54,9 +54,26 @@ async fn erasing_an_end_user_destroys_what_names_them_and_nothing_else(store: Ar
         "the DELETED connection goes, the live one stays until it is deleted"
     );
     assert_eq!(store.get_connection(tenant, gone.id).await.unwrap(), None);
+    // Of its events only the DELETED one is left, as a tombstone that names nothing of the user.
     let only_gone = EventFilter { connection_id: Some(gone.id), ..EventFilter::default() };
-    assert!(store.events_after(tenant, &only_gone, 0, 100).await.unwrap().is_empty(), "its events are gone");
-    assert!(store.current_events(tenant, &only_gone).await.unwrap().is_empty());
+    let left = store.events_after(tenant, &only_gone, 0, 100).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let tombstone = &left[0].connection;
+    assert_eq!(
+        (tombstone.id, tombstone.state, tombstone.provider.as_str()),
+        (gone.id, ConnectionState::Deleted, PROVIDER)
+    );
+    assert_eq!(*tombstone, tombstone.tombstone(), "redacted: {tombstone:?}");
+    assert_eq!(store.current_events(tenant, &only_gone).await.unwrap(), left);
+    let users = EventFilter { external_user_id: Some(user.to_owned()), ..EventFilter::default() };
+    let by_user = store.events_after(tenant, &users, 0, 100).await.unwrap();
+    assert!(by_user.contains(&left[0]), "filtered by user, the tombstone comes along");
+    assert!(
+        by_user.iter().all(|e| e.event_id == left[0].event_id || e.connection.id == live.id),
+        "and otherwise only the user's live connection: {by_user:?}"
+    );
+    let last = store.events_after(tenant, &only_gone, left[0].event_id - 1, 100).await.unwrap();
+    assert_eq!(last, left, "a cursor from before the erasure replays it");
     for kind in [RecordKind::Account, RecordKind::Transaction] {
         assert!(list_records(&*store, &records_of(&moved(&gone, ConnectionState::Ready), kind)).await.is_empty());
     }

@@ -205,9 +205,9 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
     // An exchange recognises the repair by the connection's upstream reference and open session.
     let found = store.find_connection_by_upstream_ref(tenant, PROVIDER, &upstream_ref_of(&original)).await.unwrap();
     assert_eq!(found.map(|c| c.id), Some(original.id));
-    let open = store.open_repair_sessions(tenant, PROVIDER, now()).await.unwrap();
-    assert_eq!(open.iter().map(|s| s.id).collect::<Vec<_>>(), [session.id]);
-    assert!(store.open_repair_sessions(new_tenant(), PROVIDER, now()).await.unwrap().is_empty(), "per tenant");
+    let open = store.open_repair_session(tenant, original.id, now()).await.unwrap();
+    assert_eq!(open.map(|s| s.id), Some(session.id));
+    assert_eq!(store.open_repair_session(new_tenant(), original.id, now()).await.unwrap(), None, "per tenant");
 
     let new_ref = b"upstream reference after the repair".to_vec();
     let repair = Repair {
@@ -224,7 +224,7 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
         store.find_connection_by_upstream_ref(tenant, PROVIDER, &upstream_ref_of(&original)).await.unwrap(),
         None
     );
-    assert!(store.open_repair_sessions(tenant, PROVIDER, now()).await.unwrap().is_empty(), "no longer open");
+    assert_eq!(store.open_repair_session(tenant, original.id, now()).await.unwrap(), None, "no longer open");
     assert_eq!(event.kind, ConnectionEventType::LoginRepaired);
     assert_eq!(event.connection, repaired);
     assert_eq!(store.connection_handle(tenant, original.id).await.unwrap(), Some(new.clone()));
@@ -238,3 +238,68 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
     assert_eq!(store.tail_events(before, 10).await.unwrap().len(), 1);
 }
 conformance!(completing_a_repair_swaps_the_handle_and_records_login_repaired_once);
+
+async fn open_repairs_are_found_by_connection_and_by_end_user_and_institution(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let user = "user-r";
+    let at = now();
+    let repair_of = |connection: &Connection| {
+        let mut session = link_session(tenant, user);
+        session.institution_id = Some(connection.institution_id.clone());
+        session.repair_connection_id = Some(connection.id);
+        session
+    };
+    let awaiting = |institution: &'static str, limit: i64| {
+        let store = store.clone();
+        async move { store.connections_awaiting_repair(tenant, PROVIDER, user, institution, at, limit).await.unwrap() }
+    };
+
+    let first = new_connection(&*store, tenant, user, PROVIDER).await;
+    let older = store.create_link_session(&repair_of(&first), None, None).await.unwrap();
+    let newer = store.create_link_session(&repair_of(&first), None, None).await.unwrap();
+    // Not open: a settled repair of the same connection, and one whose time is up.
+    let (settled, _) = succeed(
+        &*store,
+        &store.create_link_session(&repair_of(&first), None, None).await.unwrap(),
+        at + Duration::minutes(30),
+    )
+    .await;
+    let mut lapsed = repair_of(&first);
+    lapsed.expires_at = at - Duration::seconds(1);
+    store.create_link_session(&lapsed, None, None).await.unwrap();
+    // An ordinary session of the user names no connection.
+    create_session(&*store, tenant, user).await;
+
+    let open = store.open_repair_session(tenant, first.id, at).await.unwrap().expect("an open repair");
+    assert_eq!(open.id, newer.id, "the newest open one, not {} nor {}", older.id, settled.id);
+    assert_eq!(awaiting(INSTITUTION, 2).await, vec![first.id], "one connection, however many sessions");
+    assert!(awaiting("ins_elsewhere", 2).await.is_empty(), "another institution");
+    let others = |tenant: TenantId, user: &'static str, provider: &'static str| {
+        let store = store.clone();
+        async move { store.connections_awaiting_repair(tenant, provider, user, INSTITUTION, at, 2).await.unwrap() }
+    };
+    assert!(others(new_tenant(), user, PROVIDER).await.is_empty(), "another tenant");
+    assert!(others(tenant, "user-other", PROVIDER).await.is_empty(), "another user");
+    assert!(others(tenant, user, "deck").await.is_empty(), "another provider");
+    assert!(
+        store
+            .connections_awaiting_repair(tenant, PROVIDER, user, INSTITUTION, at + Duration::hours(1), 2)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every session's time is up an hour later"
+    );
+
+    // A second connection of the user at the institution awaiting repair: both, up to the limit.
+    let second = new_connection(&*store, tenant, user, PROVIDER).await;
+    store.create_link_session(&repair_of(&second), None, None).await.unwrap();
+    let mut both = vec![first.id, second.id];
+    both.sort();
+    assert_eq!(awaiting(INSTITUTION, 2).await, both);
+    assert_eq!(awaiting(INSTITUTION, 1).await.len(), 1);
+
+    // A deleted connection awaits nothing.
+    store.delete_connection(&moved(&second, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert_eq!(awaiting(INSTITUTION, 2).await, vec![first.id]);
+}
+conformance!(open_repairs_are_found_by_connection_and_by_end_user_and_institution);

@@ -27,14 +27,18 @@
 //! `vumi-verification` header (ES256 JWT with `iat` and `request_body_sha256`);
 //! `POST /__admin/webhook` with `{"connectionToken": ...}` sends one now.
 //!
-//! Restore (repair): `POST /__admin/connections/require-restore` with `{"connectionToken": ...}`
-//! makes a connection need its user: V5 says `UPDATE_ERROR` with `errorDetails` and a
-//! `restoreToken` (and a webhook announces it, as Vumi announces restore tokens), while its data
-//! stays served. `POST /__admin/widget` with `{"id": <redirect id>, "restore_token": ...}` plays
-//! the user completing the widget started with those link parameters: the token is consumed, the
-//! connection is `UPDATING` for `--import-delay`, then `READY`, under the same connection token,
-//! and no public token is issued (what Vumi does here is undocumented; this is the mock's
-//! reading). Update tokens are never offered, so `update_token` is always unknown (404).
+//! Restore and manual update (repair): `POST /__admin/connections/require-restore` with
+//! `{"connectionToken": ...}` makes a connection need its user (credentials changed at the
+//! entity): V5 says `UPDATE_ERROR` with `errorDetails` and a `restoreToken`.
+//! `POST /__admin/connections/require-update` makes its daily refresh impossible (an MFA
+//! connection: only the user can update it): V5 says `UPDATE_ERROR` with `errorDetails` and an
+//! `updateToken`. Either way its data stays served and a webhook announces the new token, as Vumi
+//! announces restore and update tokens. `POST /__admin/widget` with `{"id": <redirect id>,
+//! "restore_token": ...}` or `{"id", "update_token": ...}` plays the user completing the widget
+//! started with those link parameters: the token (which must be the one offered under that
+//! parameter) is consumed, the connection is `UPDATING` for `--import-delay`, then `READY`, under
+//! the same connection token, and no public token is issued (what Vumi does here is undocumented;
+//! this is the mock's reading, as are the `errorDetails` reasons).
 //!
 //! Admin routes beside the shared ones (see [`crate`]): `/__admin/connect` (above),
 //! `POST /__admin/session/expire` (ends the live session, as its hour running out would),
@@ -131,6 +135,7 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
         .route("/__admin/connect", post(admin_connect))
         .route("/__admin/session/expire", post(admin_expire))
         .route("/__admin/connections/require-restore", post(admin_require_restore))
+        .route("/__admin/connections/require-update", post(admin_require_update))
         .route("/__admin/widget", post(admin_widget))
         .route("/__admin/tokens", get(admin_tokens))
         .route("/__admin/trace_ids", get(admin_trace_ids))
@@ -176,13 +181,15 @@ struct Connection {
     exchanged_at: Instant,
     /// Set while the user must restore the connection in the widget (`restore_token`).
     restore_token: Option<String>,
+    /// Set while only a manual update by the user in the widget can refresh it (`update_token`).
+    update_token: Option<String>,
     /// When the user last restored it: an update runs for the import delay.
     restored_at: Option<Instant>,
 }
 
 impl Connection {
     fn status(&self, import_delay: Duration) -> &'static str {
-        if self.restore_token.is_some() {
+        if self.restore_token.is_some() || self.update_token.is_some() {
             // The data already extracted stays served.
             "UPDATE_ERROR"
         } else if self.restored_at.is_some_and(|at| at.elapsed() < import_delay) {
@@ -320,6 +327,7 @@ async fn exchange(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, Path(to
             created_at: public.created_at,
             exchanged_at: Instant::now(),
             restore_token: None,
+            update_token: None,
             restored_at: None,
         };
         let token = format!("conn-{}", random_uuid());
@@ -402,15 +410,18 @@ impl Mock {
     fn connection_json(&self, token: &str, connection: &Connection) -> serde_json::Value {
         let created = connection.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let status = connection.status(self.options.import_delay);
-        let error_details = connection
-            .restore_token
-            .as_ref()
-            .map(|_| json!({ "reason": "USER_ACTION_REQUIRED", "type": "USER_ERROR", "retryable": false }));
+        let error_details = match (&connection.restore_token, &connection.update_token) {
+            (Some(_), _) => Some(json!({ "reason": "USER_ACTION_REQUIRED", "type": "USER_ERROR", "retryable": false })),
+            (None, Some(_)) => {
+                Some(json!({ "reason": "MANUAL_UPDATE_REQUIRED", "type": "USER_ERROR", "retryable": false }))
+            }
+            (None, None) => None,
+        };
         let synced = status == "READY" || connection.exchanged_at.elapsed() >= self.options.import_delay;
         json!({
             "credentialsToken": token, "status": status, "errorDetails": error_details, "entity": connection.entity,
             "createdAt": created, "updatedAt": created, "lastSync": synced.then_some(&created),
-            "updateToken": null, "restoreToken": connection.restore_token, "twoFactorEnabled": false, "hasCredentials": true,
+            "updateToken": connection.update_token, "restoreToken": connection.restore_token, "twoFactorEnabled": false, "hasCredentials": true,
             "externalId": connection.external_id,
         })
     }
@@ -549,27 +560,65 @@ async fn admin_connect(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
     answer(StatusCode::OK, json!({ "publicToken": token }))
 }
 
+/// The user action a connection may wait for in the widget, by its link parameter.
+#[derive(Clone, Copy)]
+enum UserAction {
+    /// `restore_token`: the connection is blocked (credentials changed at the entity).
+    Restore,
+    /// `update_token`: only a manual update by the user refreshes it.
+    Update,
+}
+
+impl UserAction {
+    /// The token the connection offers for this action.
+    fn offered(self, connection: &Connection) -> Option<&str> {
+        match self {
+            Self::Restore => connection.restore_token.as_deref(),
+            Self::Update => connection.update_token.as_deref(),
+        }
+    }
+
+    /// Where the connection keeps that token.
+    fn slot(self, connection: &mut Connection) -> &mut Option<String> {
+        match self {
+            Self::Restore => &mut connection.restore_token,
+            Self::Update => &mut connection.update_token,
+        }
+    }
+}
+
 /// Makes a connection need its user (credentials changed at the entity): `UPDATE_ERROR` with a
 /// `restoreToken`, announced by webhook as Vumi announces new restore tokens.
 async fn admin_require_restore(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    require_action(&mock, &body, UserAction::Restore, "restoreToken")
+}
+
+/// Makes a connection need a manual update (an MFA connection Vumi cannot refresh on its own):
+/// `UPDATE_ERROR` with an `updateToken`, announced by webhook as Vumi announces new update tokens.
+async fn admin_require_update(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    require_action(&mock, &body, UserAction::Update, "updateToken")
+}
+
+/// Offers a new token for `action` on the connection `body` names, answered as `{field: token}`.
+fn require_action(mock: &Arc<Mock>, body: &[u8], action: UserAction, field: &str) -> Response<Body> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Block {
         connection_token: String,
     }
-    let Ok(block) = serde_json::from_slice::<Block>(&body) else {
+    let Ok(block) = serde_json::from_slice::<Block>(body) else {
         return refuse(StatusCode::BAD_REQUEST, "expected {\"connectionToken\": ...}");
     };
-    let restore_token = random_uuid();
+    let token = random_uuid();
     {
         let mut world = mock.world.lock().expect("mock world lock");
         let Some(connection) = world.connections.get_mut(&block.connection_token) else {
             return refuse(StatusCode::NOT_FOUND, "connection not found with the given token for the current app");
         };
-        connection.restore_token = Some(restore_token.clone());
+        *action.slot(connection) = Some(token.clone());
     }
     mock.announce(block.connection_token, false);
-    answer(StatusCode::OK, json!({ "restoreToken": restore_token }))
+    answer(StatusCode::OK, json!({ field: token }))
 }
 
 /// The user completing the widget started with link parameters `id` and `restore_token` (or
@@ -594,20 +643,18 @@ async fn admin_widget(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Bo
     if widget.id.is_nil() {
         return refuse(StatusCode::BAD_REQUEST, "id must be the app's redirect id");
     }
-    let Widget { restore_token, update_token, .. } = widget;
-    let token = match (restore_token, update_token) {
-        (Some(token), None) => token,
-        // The mock never offers manual updates: an update token is always unknown to it.
-        (None, Some(_)) => return refuse(StatusCode::NOT_FOUND, "no connection offers this update token"),
+    let (action, token) = match (widget.restore_token, widget.update_token) {
+        (Some(token), None) => (UserAction::Restore, token),
+        (None, Some(token)) => (UserAction::Update, token),
         _ => return refuse(StatusCode::BAD_REQUEST, "exactly one of restore_token and update_token"),
     };
     let restored = {
         let mut world = mock.world.lock().expect("mock world lock");
-        let found = world.connections.iter_mut().find(|(_, c)| c.restore_token.as_deref() == Some(token.as_str()));
+        let found = world.connections.iter_mut().find(|(_, c)| action.offered(c) == Some(token.as_str()));
         let Some((connection_token, connection)) = found else {
-            return refuse(StatusCode::NOT_FOUND, "no connection offers this restore token");
+            return refuse(StatusCode::NOT_FOUND, "no connection offers this token under this parameter");
         };
-        connection.restore_token = None;
+        *action.slot(connection) = None;
         connection.restored_at = Some(Instant::now());
         connection_token.clone()
     };

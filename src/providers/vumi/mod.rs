@@ -35,7 +35,10 @@
 //!   id (`santander`) is accepted as a broker and handed to the widget, which validates it.
 //! - **Repair** runs in the widget with Vumi's link parameters: a repair session's `link_token` is
 //!   the widget's query string, `id=<redirect id>&restore_token=<token>` (V5's `restoreToken`),
-//!   or `update_token` when Vumi offers only a manual update. Vumi documents no public token for
+//!   or `update_token` when Vumi offers only a manual update. The token stays sealed in the
+//!   session's upstream state, and the query string is made from it only when the session is
+//!   served ([`Provider::sealed_link_token`]). A failed connection (`ERRORED`, `UPDATE_ERROR`)
+//!   that offers either token needs its user: LOGIN_REQUIRED. Vumi documents no public token for
 //!   these flows and the connection token stays the connection's, so the session polls V5 until
 //!   the token it started with is no longer offered and the connection is `UPDATING`, `PENDING`
 //!   or `READY`, then ends `LinkProgress::Repaired` with the handle unchanged.
@@ -389,18 +392,11 @@ impl Vumi {
                 });
             }
         };
-        // Encoded as a query string, so no token can smuggle in other parameters.
-        let widget_parameters = form_urlencoded::Serializer::new(String::new())
-            .append_pair("id", &self.redirect_id)
-            .append_pair(parameter, &token)
-            .finish();
         let state = RepairState { parameter: parameter.to_owned(), token };
         let state = serde_json::to_string(&state).expect("repair state serializes");
-        Ok(LinkStart {
-            link_token: Some(widget_parameters),
-            hosted_link_url: None,
-            upstream_state: Some(SecretString::from(state)),
-        })
+        // The token lets its holder act on the user's connection: it stays in the sealed state,
+        // and the widget's parameters are made from it whenever the session is served.
+        Ok(LinkStart { link_token: None, hosted_link_url: None, upstream_state: Some(SecretString::from(state)) })
     }
 
     /// Where a repair stands: over once V5 no longer offers the token the widget was started
@@ -451,8 +447,11 @@ fn connection_state(connection: &wire::Connection) -> (UpstreamStatus, bool) {
         // An update runs on data that stays served: wait for it to settle.
         "PENDING" | "UPDATING" => (UpstreamStatus::Importing, true),
         "READY" => (UpstreamStatus::Ready, true),
-        // A restore token means the user must act in the widget.
-        "ERRORED" | "UPDATE_ERROR" if connection.restore_token.is_some() => (UpstreamStatus::LoginRequired, true),
+        // A restore token, or an update token (only a manual update can refresh it), on a failed
+        // connection means only the user can bring it back, in the widget.
+        "ERRORED" | "UPDATE_ERROR" if connection.restore_token.is_some() || connection.update_token.is_some() => {
+            (UpstreamStatus::LoginRequired, true)
+        }
         "ERRORED" => (failed("Vumi could not extract the connection's data"), true),
         "UPDATE_ERROR" => (failed("Vumi's last update of the connection failed"), true),
         _ => (UpstreamStatus::Importing, false),
@@ -643,6 +642,18 @@ impl Provider for Vumi {
             Err(failure) if failure.is_not_found() => Ok(()),
             Err(failure) => Err(failure.into()),
         }
+    }
+
+    /// A repair session's link token: the widget's query string, `id=<redirect id>&` and the
+    /// repair parameter with its token.
+    fn sealed_link_token(&self, upstream_state: &SecretString) -> Option<SecretString> {
+        let state: RepairState = serde_json::from_str(upstream_state.expose_secret()).ok()?;
+        // Encoded as a query string, so no token can smuggle in other parameters.
+        let parameters = form_urlencoded::Serializer::new(String::new())
+            .append_pair("id", &self.redirect_id)
+            .append_pair(&state.parameter, &state.token)
+            .finish();
+        Some(SecretString::from(parameters))
     }
 
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {

@@ -21,6 +21,10 @@ fn connection_statuses_map_through_one_table() {
     ));
     let restore = r#"{"status": "ERRORED", "restoreToken": "123e4567-e89b-12d3-a456-426614174000"}"#;
     assert_eq!(connection_state(&status(restore)), (LoginRequired, true));
+    let update = r#"{"status": "UPDATE_ERROR", "updateToken": "123e4567-e89b-12d3-a456-426614174000"}"#;
+    assert_eq!(connection_state(&status(update)), (LoginRequired, true), "only the user can update it");
+    let ready = r#"{"status": "READY", "updateToken": "123e4567-e89b-12d3-a456-426614174000"}"#;
+    assert_eq!(connection_state(&status(ready)), (Ready, true), "an update the user may run is no failure");
     assert_eq!(connection_state(&status(r#"{"status": "HIBERNATING"}"#)), (Importing, false), "unknown keeps polling");
 }
 

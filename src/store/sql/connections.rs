@@ -64,7 +64,8 @@ macro_rules! impl_connection_store {
                 let mut tx = self.begin().await?;
                 sqlx::query(
                     "INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snapshot, \
-                     handle_sealed, next_poll_at, upstream_ref_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     handle_sealed, next_poll_at, upstream_ref_hash, institution_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(c.id)
                 .bind(c.tenant_id.0)
@@ -75,6 +76,7 @@ macro_rules! impl_connection_store {
                 .bind(handle_sealed)
                 .bind(next_poll_at)
                 .bind(upstream_ref_hash)
+                .bind(&c.institution_id)
                 .execute(&mut *tx)
                 .await?;
                 Self::mark_token_exchanged(&mut tx, c, token_hash).await?;
@@ -113,6 +115,26 @@ macro_rules! impl_connection_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.map(|r| r.snapshot.0))
+            }
+
+            async fn find_live_duplicate(
+                &self,
+                tenant: crate::domain::TenantId,
+                external_user_id: &str,
+                provider: &str,
+                institution_id: &str,
+            ) -> super::StoreResult<Option<uuid::Uuid>> {
+                let row: Option<(uuid::Uuid,)> = sqlx::query_as(
+                    "SELECT id FROM connections WHERE tenant_id = $1 AND external_user_id = $2 AND provider = $3 \
+                     AND institution_id = $4 AND state <> 'deleted' ORDER BY id LIMIT 1",
+                )
+                .bind(tenant.0)
+                .bind(external_user_id)
+                .bind(provider)
+                .bind(institution_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id,)| id))
             }
 
             async fn lease_connection(
@@ -210,6 +232,28 @@ macro_rules! impl_connection_store {
                 }
                 tx.commit().await?;
                 Ok(Some(event))
+            }
+
+            async fn release_connection(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                owner: &str,
+                next_poll_at: Option<crate::domain::Timestamp>,
+            ) -> super::StoreResult<bool> {
+                let released = sqlx::query(
+                    "UPDATE connections SET lease_owner = NULL, lease_expires_at = NULL, \
+                     next_poll_at = COALESCE($4, next_poll_at) \
+                     WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND state <> 'deleted'",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .bind(owner)
+                .bind(next_poll_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(released == 1)
             }
 
             async fn reschedule_connection(

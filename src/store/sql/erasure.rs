@@ -5,6 +5,11 @@
 //! tenant, provider and times, in state `erased`, so the token can never be exchanged again (an
 //! exchange answers PUBLIC_TOKEN_EXPIRED) while nothing in it names the user.
 //!
+//! A connection's events go but its DELETED event, kept as a tombstone redacted of everything of
+//! its user ([`Connection::tombstone`](crate::domain::Connection::tombstone)): a replica whose
+//! tailer had not read the event before the erasure still finds it in the log, so its watchers
+//! learn the connection is gone. Tombstones are pruned with the rest of the log.
+//!
 //! Every statement finds the user's erasable connections with the same subquery (the tenant's
 //! DELETED connections of the user), so no list of ids crosses the wire and each backend binds
 //! the same two parameters.
@@ -60,8 +65,25 @@ macro_rules! impl_erasure_store {
                     );
                     sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(external_user_id).execute(&mut *tx).await?;
                 }
+                let deletions: Vec<(i64, sqlx::types::Json<crate::domain::Connection>)> = sqlx::query_as(concat!(
+                    "SELECT id, snapshot FROM connection_events WHERE tenant_id = $1 AND state = 'deleted' \
+                     AND connection_id IN (",
+                    super::sql::erasure::erasable!(),
+                    ")"
+                ))
+                .bind(tenant.0)
+                .bind(external_user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (event_id, deleted) in deletions {
+                    sqlx::query("UPDATE connection_events SET external_user_id = '', snapshot = $2 WHERE id = $1")
+                        .bind(event_id)
+                        .bind(sqlx::types::Json(deleted.0.tombstone()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(concat!(
-                    "DELETE FROM connection_events WHERE tenant_id = $1 AND connection_id IN (",
+                    "DELETE FROM connection_events WHERE tenant_id = $1 AND state <> 'deleted' AND connection_id IN (",
                     super::sql::erasure::erasable!(),
                     ")"
                 ))

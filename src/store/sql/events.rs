@@ -67,7 +67,8 @@ macro_rules! impl_event_store {
             ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
                 let rows: Vec<super::rows::EventRow> = sqlx::query_as(
                     "SELECT id, event_type, snapshot, occurred_at, details FROM connection_events WHERE tenant_id = $1 AND id > $2 \
-                     AND ($3 IS NULL OR connection_id = $3) AND ($4 IS NULL OR external_user_id = $4) \
+                     AND ($3 IS NULL OR connection_id = $3) \
+                     AND ($4 IS NULL OR external_user_id = $4 OR (external_user_id = '' AND state = 'deleted')) \
                      AND ($5 IS NULL OR provider = $5) ORDER BY id LIMIT $6",
                 )
                 .bind(tenant.0)

@@ -5,6 +5,22 @@
 //! connection it already holds, and `apply_link_session_update`, the one statement that moves a
 //! session on, shared by a plain update and a repair's completion.
 
+/// The condition of a repair session that is still open, `$3` the current time: not settled
+/// (nor failed or expired) and its time not up. Its columns are named after the prefix given
+/// (the table's alias, with its dot, or nothing).
+macro_rules! open_repair {
+    ($table:literal) => {
+        concat!(
+            $table,
+            "repair_connection_id IS NOT NULL AND ",
+            $table,
+            "state IN ('created', 'connecting', 'mfa_required') AND ",
+            $table,
+            "expires_at > $3"
+        )
+    };
+}
+
 macro_rules! impl_link_session_store {
     ($store:ty, $db:ty, lock_rows = $lock:literal) => {
         impl $store {
@@ -202,23 +218,49 @@ macro_rules! impl_link_session_store {
                 Ok(Some(event))
             }
 
-            async fn open_repair_sessions(
+            async fn open_repair_session(
+                &self,
+                tenant: crate::domain::TenantId,
+                connection_id: uuid::Uuid,
+                now: crate::domain::Timestamp,
+            ) -> super::StoreResult<Option<crate::domain::LinkSession>> {
+                let row: Option<super::rows::LinkSessionRow> = sqlx::query_as(concat!(
+                    "SELECT * FROM link_sessions WHERE repair_connection_id = $2 AND tenant_id = $1 AND ",
+                    super::sql::link_sessions::open_repair!(""),
+                    " ORDER BY id DESC LIMIT 1"
+                ))
+                .bind(tenant.0)
+                .bind(connection_id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose().map_err(super::StoreError::Other)
+            }
+
+            async fn connections_awaiting_repair(
                 &self,
                 tenant: crate::domain::TenantId,
                 provider: &str,
+                external_user_id: &str,
+                institution_id: &str,
                 now: crate::domain::Timestamp,
-            ) -> super::StoreResult<Vec<crate::domain::LinkSession>> {
-                let rows: Vec<super::rows::LinkSessionRow> = sqlx::query_as(
-                    "SELECT * FROM link_sessions WHERE tenant_id = $1 AND provider = $2 \
-                     AND repair_connection_id IS NOT NULL AND state IN ('created', 'connecting', 'mfa_required') \
-                     AND expires_at > $3 ORDER BY id DESC LIMIT 100",
-                )
+                limit: i64,
+            ) -> super::StoreResult<Vec<uuid::Uuid>> {
+                let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(concat!(
+                    "SELECT DISTINCT c.id FROM link_sessions s JOIN connections c ON c.id = s.repair_connection_id \
+                     WHERE s.tenant_id = $1 AND s.external_user_id = $2 AND s.provider = $4 AND ",
+                    super::sql::link_sessions::open_repair!("s."),
+                    " AND c.tenant_id = $1 AND c.institution_id = $5 AND c.state <> 'deleted' ORDER BY c.id LIMIT $6"
+                ))
                 .bind(tenant.0)
-                .bind(provider)
+                .bind(external_user_id)
                 .bind(now)
+                .bind(provider)
+                .bind(institution_id)
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect::<Result<_, _>>().map_err(super::StoreError::Other)
+                Ok(rows.into_iter().map(|(id,)| id).collect())
             }
 
             async fn lease_link_sessions(
@@ -264,4 +306,4 @@ macro_rules! impl_link_session_store {
     };
 }
 
-pub(in crate::store) use impl_link_session_store;
+pub(in crate::store) use {impl_link_session_store, open_repair};

@@ -128,7 +128,10 @@ class ConnectionServiceServicer:
         """Erases everything linkgate holds for one end user of the caller's tenant: each of the user's
         connections is revoked upstream, then the connection, its stored secret, its data, its events
         and the webhook deliveries naming it are destroyed; the user's link sessions (with their
-        sealed upstream state and public tokens) and un-exchanged public tokens are deleted.
+        sealed upstream state and public tokens) and un-exchanged public tokens are deleted. Only each
+        connection's DELETED event stays, until the event retention, as a tombstone whose connection
+        carries its id, provider and state and nothing of the user, so WatchConnections streams that
+        were behind, or resume from an older event, still see it DELETED.
         Afterwards the connections are unknown (CONNECTION_NOT_FOUND), and a WatchConnection stream of
         one of them has ended after its DELETED event (one resumed later answers CONNECTION_NOT_FOUND).
         A connection whose upstream revocation fails is erased all the same (linkgate keeps no

@@ -71,14 +71,16 @@ class PortfolioServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPortfolioPositions(self, request, context):
-        """Lists the positions held in one portfolio, ordered by instrument name.
+        """Lists the positions held in one portfolio, or in every portfolio of the connection, ordered by
+        instrument name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPortfolioTransactions(self, request, context):
-        """Lists one portfolio's transactions (trades, dividends, fees), newest first.
+        """Lists the transactions (trades, dividends, fees) of one portfolio, or of every portfolio of the
+        connection, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

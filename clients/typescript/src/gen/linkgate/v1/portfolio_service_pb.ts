@@ -343,7 +343,7 @@ export type ListPortfolioPositionsRequest = Message<"linkgate.v1.ListPortfolioPo
   connectionId: string;
 
   /**
-   * The portfolio id (UUID). Required.
+   * Only this portfolio's positions (UUID); empty means every portfolio of the connection.
    *
    * @generated from field: string portfolio_id = 2;
    */
@@ -357,7 +357,8 @@ export type ListPortfolioPositionsRequest = Message<"linkgate.v1.ListPortfolioPo
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. The portfolio_id
+   * must be the same as on the first page.
    *
    * @generated from field: string page_token = 4;
    */
@@ -413,7 +414,7 @@ export type ListPortfolioTransactionsRequest = Message<"linkgate.v1.ListPortfoli
   connectionId: string;
 
   /**
-   * The portfolio id (UUID). Required.
+   * Only this portfolio's transactions (UUID); empty means every portfolio of the connection.
    *
    * @generated from field: string portfolio_id = 2;
    */
@@ -776,7 +777,8 @@ export const PortfolioService: GenService<{
     output: typeof ListPortfoliosResponseSchema;
   },
   /**
-   * Lists the positions held in one portfolio, ordered by instrument name.
+   * Lists the positions held in one portfolio, or in every portfolio of the connection, ordered by
+   * instrument name.
    *
    * @generated from rpc linkgate.v1.PortfolioService.ListPortfolioPositions
    */
@@ -786,7 +788,8 @@ export const PortfolioService: GenService<{
     output: typeof ListPortfolioPositionsResponseSchema;
   },
   /**
-   * Lists one portfolio's transactions (trades, dividends, fees), newest first.
+   * Lists the transactions (trades, dividends, fees) of one portfolio, or of every portfolio of the
+   * connection, newest first.
    *
    * @generated from rpc linkgate.v1.PortfolioService.ListPortfolioTransactions
    */
