@@ -577,8 +577,8 @@ async fn fetch(
 ) -> ConnectionData {
     let deadline = Instant::now() + patience;
     loop {
-        match provider.fetch_data(handle, connection_id, products).await {
-            Ok(data) => return data,
+        match provider.fetch_data(handle, connection_id, products, None).await {
+            Ok(fetched) => return fetched.data,
             Err(ProviderError::ProductNotReady) => {}
             Err(error) => panic!("fetching data failed: {error:?}"),
         }

@@ -3,9 +3,9 @@
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
 use crate::domain::ErrorReason;
-use crate::domain::{Connection, ConnectionEventType, ConnectionState, ProductState, now};
+use crate::domain::{Connection, ConnectionEventType, ConnectionState, Product, ProductState, Timestamp, now};
 use crate::error::{Error, Result};
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, ProviderInfo};
 use crate::store::{ConnectionFilter, Page, PageOf};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -89,8 +89,11 @@ impl App {
         }
     }
 
-    /// Asks the provider for fresh data; the sync engine picks the connection up at once.
-    pub async fn refresh_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+    /// Asks the provider for fresh data of `products` (every linked product when empty); the sync
+    /// engine picks the connection up at once and fetches those. A product the provider limits
+    /// (`ProviderInfo::refresh_limits`) that a refresh asked for within its limit makes the call
+    /// RATE_LIMITED, saying when it may be asked again, without calling the provider.
+    pub async fn refresh_connection(&self, caller: &Caller, id: Uuid, products: &[Product]) -> Result<Connection> {
         self.call_budget.take(caller.tenant)?;
         let mut connection = self.stored_connection(caller, id).await?;
         ensure_live(&connection)?;
@@ -110,19 +113,22 @@ impl App {
             }
             ConnectionState::Ready | ConnectionState::Stale | ConnectionState::Error | ConnectionState::Deleted => {}
         }
+        let products = products_to_refresh(&connection, products)?;
         let provider = self.provider(&connection.provider)?.clone();
-        let handle = self.open_handle(&connection).await?;
-        provider.refresh(&handle).await.map_err(|e| Error::from_provider(&connection.provider, e))?;
-
         let at = now();
+        ensure_within_limits(&connection, &products, provider.info(), at)?;
+        let handle = self.open_handle(&connection).await?;
+        provider.refresh(&handle, &products).await.map_err(|e| Error::from_provider(&connection.provider, e))?;
+
         connection.state =
             if connection.last_synced_at.is_some() { ConnectionState::Refreshing } else { ConnectionState::Pending };
         connection.updated_at = at;
-        for product in &mut connection.products {
+        for product in connection.products.iter_mut().filter(|p| products.contains(&p.product)) {
             if product.is_readable() {
                 product.state = ProductState::Refreshing;
             }
             product.last_attempted_at = Some(at);
+            product.refresh_requested_at = Some(at);
         }
         self.save_connection(&connection, Some(at), None, ConnectionEventType::StateChanged).await?;
         Ok(connection)
@@ -172,6 +178,50 @@ impl App {
         }
         Ok(saved)
     }
+}
+
+/// The products a refresh of `connection` asking for `asked` refreshes: those asked, each of
+/// which the connection must link, or every linked product when none is asked.
+fn products_to_refresh(connection: &Connection, asked: &[Product]) -> Result<Vec<Product>> {
+    if asked.is_empty() {
+        return Ok(connection.products.iter().map(|p| p.product).collect());
+    }
+    if let Some(unlinked) = asked.iter().find(|product| connection.product(**product).is_none()) {
+        return Err(Error::new(
+            ErrorReason::CapabilityUnsupported,
+            format!("this connection does not link {}", unlinked.contract_name()),
+        )
+        .with("capability", unlinked.contract_name())
+        .with("connection_id", connection.id.to_string()));
+    }
+    Ok(asked.to_vec())
+}
+
+/// RATE_LIMITED, with when to ask again, when one of `products` was refreshed on demand within
+/// the provider's limit for it: the provider would refuse (and may bill) another refresh so soon.
+fn ensure_within_limits(
+    connection: &Connection,
+    products: &[Product],
+    info: &ProviderInfo,
+    at: Timestamp,
+) -> Result<()> {
+    let wait = products
+        .iter()
+        .filter_map(|&product| {
+            let limit = chrono::Duration::from_std(info.refresh_limit(product)?).ok()?;
+            let last = connection.product(product)?.refresh_requested_at?;
+            let wait = (last + limit - at).to_std().ok().filter(|wait| !wait.is_zero())?;
+            Some((wait, product))
+        })
+        .max();
+    let Some((wait, product)) = wait else { return Ok(()) };
+    Err(Error::new(
+        ErrorReason::RateLimited,
+        format!("{} limits refreshes of {}; ask again later", info.display_name, product.contract_name()),
+    )
+    .with("product", product.contract_name())
+    .with("connection_id", connection.id.to_string())
+    .retry_after(wait))
 }
 
 /// CONNECTION_DELETED for a deleted connection.

@@ -14,7 +14,8 @@ pub use connection::{
 };
 pub use data::{
     Account, AccountType, AssetType, ChangeCounts, ConnectionData, DataChanges, Instrument, Portfolio,
-    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, Usage, stable_id,
+    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, TransactionDelta,
+    Usage, stable_id,
 };
 pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};

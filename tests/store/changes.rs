@@ -194,7 +194,7 @@ async fn kinds_an_import_does_not_cover_are_left_alone(store: Arc<dyn Store>) {
     let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
     let only_transactions =
         ConnectionData { transactions: sample.data.transactions[1..].to_vec(), ..Default::default() };
-    let import = Import { data: &only_transactions, products: &[Product::Transactions] };
+    let import = Import { data: &only_transactions, products: &[Product::Transactions], cursor: None };
     store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap();
     let accounts = list_records(&*store, &records_of(&ready, RecordKind::Account)).await;
     assert_eq!(accounts.len(), sample.data.accounts.len(), "accounts were not part of the import");

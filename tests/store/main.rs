@@ -279,7 +279,7 @@ fn instrument(name: &str, asset_type: AssetType, isin: &str) -> Instrument {
 fn import_of(data: &ConnectionData) -> Import<'_> {
     const EVERY_PRODUCT: &[Product] =
         &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements];
-    Import { data, products: EVERY_PRODUCT }
+    Import { data, products: EVERY_PRODUCT, cursor: None }
 }
 
 fn sample(connection_id: Uuid) -> Sample {
@@ -390,7 +390,15 @@ fn sample(connection_id: Uuid) -> Sample {
         statement("st-nov", day(2025, 11, 1), day(2025, 11, 30), 7999),
     ];
     Sample {
-        data: ConnectionData { accounts, transactions, portfolios, positions, portfolio_transactions, statements },
+        data: ConnectionData {
+            accounts,
+            transactions,
+            portfolios,
+            positions,
+            portfolio_transactions,
+            statements,
+            transaction_delta: None,
+        },
         checking,
         savings,
         retirement,

@@ -56,7 +56,7 @@ use super::{
 };
 use crate::config::VumiSettings;
 use crate::crypto::jws::Jwk;
-use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp, now};
+use crate::domain::{LinkFlow, Product, Timestamp, now};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use data::{Fetched, connection_data};
@@ -134,6 +134,7 @@ impl Vumi {
                 // Vumi refreshes connections daily.
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
+                refresh_limits: &[],
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),
@@ -581,7 +582,9 @@ impl Provider for Vumi {
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
+        _cursor: Option<&str>,
+    ) -> ProviderResult<super::Fetched> {
+        // Vumi's lists are bare arrays with no paging or change feed: every fetch is whole.
         let token = handle.expose_secret();
         let wanted = |product| products.contains(&product);
         let investments = wanted(Product::Investments);
@@ -610,10 +613,10 @@ impl Provider for Vumi {
         if !wanted(Product::Accounts) {
             data.accounts.clear();
         }
-        Ok(data)
+        Ok(data.into())
     }
 
-    async fn refresh(&self, _handle: &SecretString) -> ProviderResult<()> {
+    async fn refresh(&self, _handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
         Err(ProviderError::Unsupported("refresh: Vumi refreshes daily and runs manual updates in its widget"))
     }
 
