@@ -55,8 +55,8 @@ pub trait ConnectionStore: Send + Sync {
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Where the provider's own change feed stands for a live connection: the cursor the last
-    /// stored import came with ([`Import::cursor`]), if any.
+    /// Where the provider's own change feed stands for a connection: the cursor the last stored
+    /// import came with ([`Import::cursor`]), if any (none once the connection is deleted).
     async fn upstream_cursor(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<String>>;
 
     /// Stores a connection's new state, appending an event of `kind` and releasing any lease,

@@ -185,7 +185,7 @@ macro_rules! impl_connection_store {
                 id: uuid::Uuid,
             ) -> super::StoreResult<Option<String>> {
                 let row: Option<(Option<String>,)> = sqlx::query_as(
-                    "SELECT upstream_cursor FROM connections WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                    "SELECT upstream_cursor FROM connections WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant.0)
                 .bind(id)
