@@ -126,6 +126,9 @@ impl App {
         for product in connection.products.iter_mut().filter(|p| products.contains(&p.product)) {
             if product.is_readable() {
                 product.state = ProductState::Refreshing;
+            } else if product.state == ProductState::Failed {
+                // Its first import failed: this refresh imports it again.
+                product.state = ProductState::NotReady;
             }
             product.last_attempted_at = Some(at);
             product.refresh_requested_at = Some(at);
