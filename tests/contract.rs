@@ -438,8 +438,9 @@ async fn connection_becomes_ready(provider: &dyn Provider, handle: &SecretString
     }
 }
 
-/// Check 6: data is delivered for every linked product, identical when fetched again, with ids
-/// of its own connection only, exact amounts and references that resolve.
+/// Check 6: data is delivered for every linked product, identical when fetched again (also when
+/// read from the cursor of a provider's change feed), with ids of its own connection only, exact
+/// amounts and references that resolve.
 async fn data_is_stable_and_exact<S: ContractSubject>(
     provider: &dyn Provider,
     handle: &SecretString,
@@ -451,6 +452,14 @@ async fn data_is_stable_and_exact<S: ContractSubject>(
     // Data once there stays there: no more waiting.
     let again = fetch(provider, handle, connection_id, products, Duration::ZERO).await;
     assert_eq!(data, again, "fetching twice yields the same data");
+    // A provider with a change feed hands out a cursor: read from it with nothing changed
+    // upstream, it serves a delta that leaves the data as it was, and a cursor to go on from.
+    let whole = provider.fetch_data(handle, connection_id, products, None).await.expect("a whole fetch");
+    if let Some(cursor) = whole.cursor.as_deref() {
+        let next = provider.fetch_data(handle, connection_id, products, Some(cursor)).await.expect("a fetch from it");
+        assert!(next.cursor.is_some(), "the feed goes on from a cursor");
+        assert_eq!(sorted(applied(&whole.data, next.data)), sorted(whole.data), "a delta of nothing changes nothing");
+    }
     for &product in products {
         // No adapter maps identity into ConnectionData.
         let delivered = only(&data, product) != ConnectionData::default() || product == Product::Identity;
@@ -602,6 +611,23 @@ fn only(data: &ConnectionData, product: Product) -> ConnectionData {
         Product::Identity => {}
     }
     part
+}
+
+/// `next` stored over `base`: a transaction delta keeps the booked transactions it does not
+/// mention and drops those it removes and every pending one it does not serve again.
+fn applied(base: &ConnectionData, mut next: ConnectionData) -> ConnectionData {
+    if let Some(delta) = next.transaction_delta.take() {
+        let kept = base.transactions.iter().filter(|t| !t.pending && !delta.removed.contains(&t.id));
+        let served: HashSet<Uuid> = next.transactions.iter().map(|t| t.id).collect();
+        next.transactions.extend(kept.filter(|t| !served.contains(&t.id)).cloned());
+    }
+    next
+}
+
+/// `data` with its transactions ordered by id.
+fn sorted(mut data: ConnectionData) -> ConnectionData {
+    data.transactions.sort_by_key(|t| t.id);
+    data
 }
 
 /// Every object id in `data`, in order.
