@@ -218,6 +218,7 @@ pub fn code_for(reason: ErrorReason) -> Code {
             Code::Unavailable
         }
         R::Unauthenticated => Code::Unauthenticated,
+        R::ScopeRequired => Code::PermissionDenied,
         R::RateLimited | R::StreamLimitReached => Code::ResourceExhausted,
         R::ProviderProtocol | R::Internal | R::Unspecified => Code::Internal,
     }

@@ -2,12 +2,13 @@
 //!
 //! Read it top-down, outside in:
 //!
-//! - `server`: a replica put together and run: startup, authentication, admission, the HTTP
-//!   listener (health, metrics, webhooks in).
+//! - `server`: a replica put together and run: startup, authentication and API-key scopes,
+//!   admission, the HTTP listener (health, metrics, webhooks in).
 //! - `api`: the gRPC services, each a thin layer between `pb` and the service core.
-//! - `app`: the service core, free of gRPC: link sessions, connections and their repair, reads and
-//!   the change feed, watches, the sync engine and consent calendar, erasure, sandbox controls, the
-//!   event bus, the connection cache, audit, webhook inbox, limits.
+//! - `app`: the service core, free of gRPC: link sessions, connections and their repair, reads
+//!   (account numbers and owners sealed apart) and the change feed, watches, the sync engine and
+//!   consent calendar, erasure, sandbox controls, the event bus, the connection cache, audit,
+//!   webhook inbox, limits.
 //! - `providers`: adapters that translate to each upstream API, over one upstream client.
 //! - `store`: everything kept, in PostgreSQL or SQLite, behind one trait per concern.
 //! - `domain`: the normalized model, free of protobuf and of storage.

@@ -7,9 +7,10 @@
 //! `InvalidPublicToken` (the API maps it to a caller error, anything else to an upstream
 //! failure); a connection settles to `Ready`; fetching is deterministic, with ids that stay the
 //! same across refreshes and are the connection's own; each product delivers its own part of the
-//! data; amounts are exact decimals; transactions and statements point at accounts that exist
-//! (callers list them by account); deleting is idempotent (a retried DeleteConnection must not
-//! fail); and no secret reaches the logs. The end-to-end tests of each provider prove its own
+//! data; amounts are exact decimals; transactions, statements and account details point at
+//! accounts that exist (callers list them by account); deleting is idempotent (a retried
+//! DeleteConnection must not fail); and no secret (account numbers and owners included) reaches
+//! the logs. The end-to-end tests of each provider prove its own
 //! flow through the gRPC API; this file proves the adapters agree with each other, talking to
 //! them directly (no server, no PostgreSQL), so a new adapter gets the whole contract by
 //! implementing [`ContractSubject`] once.
@@ -23,7 +24,7 @@ mod support;
 
 use linkgate::config::ProviderSettings;
 use linkgate::crypto::Sealer;
-use linkgate::domain::{ConnectionData, Decimal, LinkFlow, Money, Product, now};
+use linkgate::domain::{AccountDetails, ConnectionData, Decimal, LinkFlow, Money, OwnersOf, Product, now};
 use linkgate::providers::deck::Deck;
 use linkgate::providers::moneykit::MoneyKit;
 use linkgate::providers::sandbox::{Ledger, Sandbox};
@@ -268,7 +269,9 @@ impl ContractSubject for MoneyKitSubject {
     }
 
     async fn public_token(&self, provider: &dyn Provider) -> SecretString {
-        let link = link_context(LinkFlow::Hosted, Self::INSTITUTION);
+        let mut link = link_context(LinkFlow::Hosted, Self::INSTITUTION);
+        // Identity and account numbers are linked only when asked for: ask for every product.
+        link.products = provider.info().products.to_vec();
         let started = provider.start_link(&link).await.expect("the link session starts");
         // Connect hands its outcome to the caller's front end, never to linkgate (`poll_link`
         // stays `Connecting`): the exchangeable token comes from the widget itself.
@@ -331,7 +334,8 @@ async fn contract<S: ContractSubject>() {
         .collect();
     let (handle, products) = exchange_is_single_use(&subject, provider, &mut secrets).await;
     connection_becomes_ready(provider, &handle).await;
-    data_is_stable_and_exact::<S>(provider, &handle, &products).await;
+    let data = data_is_stable_and_exact::<S>(provider, &handle, &products).await;
+    secrets.extend(detail_values(&data.details));
     deletion_is_idempotent::<S>(provider, &handle).await;
     if let Some(mock) = subject.mock() {
         secrets.extend(issued_tokens(mock).await);
@@ -440,12 +444,12 @@ async fn connection_becomes_ready(provider: &dyn Provider, handle: &SecretString
 
 /// Check 6: data is delivered for every linked product, identical when fetched again (also when
 /// read from the cursor of a provider's change feed), with ids of its own connection only, exact
-/// amounts and references that resolve.
+/// amounts and references that resolve. Returns the data.
 async fn data_is_stable_and_exact<S: ContractSubject>(
     provider: &dyn Provider,
     handle: &SecretString,
     products: &[Product],
-) {
+) -> ConnectionData {
     let connection_id = Uuid::now_v7();
     let patience = if S::READY_MEANS_DATA { Duration::ZERO } else { PATIENCE };
     let data = fetch(provider, handle, connection_id, products, patience).await;
@@ -461,9 +465,7 @@ async fn data_is_stable_and_exact<S: ContractSubject>(
         assert_eq!(sorted(applied(&whole.data, next.data)), sorted(whole.data), "a delta of nothing changes nothing");
     }
     for &product in products {
-        // No adapter maps identity into ConnectionData.
-        let delivered = only(&data, product) != ConnectionData::default() || product == Product::Identity;
-        assert!(delivered, "{product:?} is linked but delivered nothing");
+        assert_ne!(only(&data, product), ConnectionData::default(), "{product:?} is linked but delivered nothing");
         // Products are fetched on their own too (a session may link fewer than the provider
         // offers): each delivers exactly its part of the whole, nothing of the others.
         let alone = fetch(provider, handle, connection_id, &[product], Duration::ZERO).await;
@@ -489,12 +491,46 @@ async fn data_is_stable_and_exact<S: ContractSubject>(
         data.portfolio_transactions.iter().all(|t| portfolios.contains(&t.portfolio_id)),
         "portfolio transactions name known portfolios"
     );
+    // Details name accounts and portfolios of their connection (listed when those are linked).
+    let with_accounts = products.contains(&Product::Accounts);
+    let with_portfolios = products.contains(&Product::Investments);
+    assert!(
+        !with_accounts || data.details.numbers.iter().all(|n| accounts.contains(&n.account_id)),
+        "account numbers name known accounts"
+    );
+    assert!(
+        data.details.owners.iter().all(|o| match o.of {
+            OwnersOf::Account(id) => !with_accounts || accounts.contains(&id),
+            OwnersOf::Portfolio(id) => !with_portfolios || portfolios.contains(&id),
+        }),
+        "owners name known accounts and portfolios"
+    );
     for account in &data.accounts {
         assert!(is_currency(&account.currency), "account currency {:?}", account.currency);
     }
     for money in amounts(&data) {
         assert_exact(money);
     }
+    data
+}
+
+/// The account details' values distinctive enough to look for in logs: account numbers, IBANs,
+/// names, emails, phone numbers and streets (not 3-digit institution numbers, which any text
+/// may hold).
+fn detail_values(details: &AccountDetails) -> Vec<String> {
+    let numbers = details.numbers.iter().flat_map(|n| {
+        (n.ach.iter().map(|a| a.account_number.clone()))
+            .chain(n.eft.iter().map(|e| e.account_number.clone()))
+            .chain(n.bacs.iter().map(|b| b.account_number.clone()))
+            .chain(n.international.iter().map(|i| i.iban.clone()))
+    });
+    let owners = details.owners.iter().flat_map(|o| &o.owners).flat_map(|owner| {
+        (owner.names.iter().cloned())
+            .chain(owner.emails.iter().map(|e| e.address.clone()))
+            .chain(owner.phone_numbers.iter().map(|p| p.number.clone()))
+            .chain(owner.addresses.iter().filter_map(|a| a.street.clone()))
+    });
+    numbers.chain(owners).filter(|value| value.len() >= 8).collect()
 }
 
 /// Check 7: deleting succeeds, and again (a retried DeleteConnection must not fail); the
@@ -598,7 +634,7 @@ async fn fetch(
 
 /// What `product` contributes to `data`.
 fn only(data: &ConnectionData, product: Product) -> ConnectionData {
-    let mut part = ConnectionData::default();
+    let mut part: ConnectionData = ConnectionData::default();
     match product {
         Product::Accounts => part.accounts.clone_from(&data.accounts),
         Product::Transactions => part.transactions.clone_from(&data.transactions),
@@ -608,7 +644,8 @@ fn only(data: &ConnectionData, product: Product) -> ConnectionData {
             part.portfolio_transactions.clone_from(&data.portfolio_transactions);
         }
         Product::Statements => part.statements.clone_from(&data.statements),
-        Product::Identity => {}
+        Product::Identity => part.details.owners.clone_from(&data.details.owners),
+        Product::AccountNumbers => part.details.numbers.clone_from(&data.details.numbers),
     }
     part
 }

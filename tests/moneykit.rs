@@ -210,11 +210,20 @@ impl MoneyKitApp {
 
     /// A POST straight to MoneyKit (the mock), as another client of the same app would send it.
     async fn direct(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        let base = self.mock.base_url();
+        self.direct_request(self.admin.post(format!("{}/{path}", self.mock.base_url())).json(&body)).await
+    }
+
+    /// A GET straight to MoneyKit (the mock), as [`Self::direct`] sends a POST.
+    async fn direct_get(&self, path: &str) -> reqwest::Response {
+        self.direct_request(self.admin.get(format!("{}/{path}", self.mock.base_url()))).await
+    }
+
+    /// `request` with a fresh access token of the app and MoneyKit's version header, sent.
+    async fn direct_request(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
         let form = format!("grant_type=client_credentials&client_id={CLIENT_ID}&client_secret={SECRET}");
         let issued: serde_json::Value = self
             .admin
-            .post(format!("{base}/auth/token"))
+            .post(format!("{}/auth/token", self.mock.base_url()))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form)
             .send()
@@ -223,11 +232,9 @@ impl MoneyKitApp {
             .json()
             .await
             .unwrap();
-        self.admin
-            .post(format!("{base}/{path}"))
+        request
             .bearer_auth(issued["access_token"].as_str().unwrap())
             .header("MoneyKit-Version", "2023-02-18")
-            .json(&body)
             .send()
             .await
             .unwrap()
@@ -1022,4 +1029,137 @@ async fn an_updates_available_webhook_syncs_the_change_and_a_refused_cursor_read
     assert_ne!(recovered, altered);
     let current = listed(&mut app, &id).await;
     assert_eq!(current.keys().cloned().collect::<BTreeSet<_>>(), app.upstream_ids(&link_id, &id).await);
+}
+
+/// Account numbers and identity, asked for at link time: MoneyKit's M16 and M17 are read with
+/// each import, served only to a key with their scopes, stored only sealed and never logged.
+#[tokio::test]
+async fn a_scoped_key_reads_the_numbers_and_owners_moneykit_serves() {
+    use linkgate::domain::Scope;
+    let logs = support::logs::capture_logs();
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let standard = app.create_tenant("payments").await;
+    let scoped = app.create_key("payments", &[Scope::Standard, Scope::AccountNumbersRead, Scope::IdentityRead]).await;
+    app.use_key(Some(&scoped));
+    let products = [pb::Product::Accounts, pb::Product::Identity, pb::Product::AccountNumbers];
+    let session = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "moneykit".into(),
+            external_user_id: "user-1".into(),
+            institution_id: CHASE.into(),
+            redirect_uri: REDIRECT.into(),
+            products: products.iter().map(|p| *p as i32).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("session created")
+        .into_inner()
+        .link_session
+        .unwrap();
+    let exchangeable = app.connect(&session).await;
+    let connection = app.exchange_for("moneykit", "user-1", &exchangeable).await.expect("exchanged");
+    let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let linked: Vec<pb::Product> = ready.products.iter().map(|p| p.product()).collect();
+    assert_eq!(linked, products, "what the session asked for");
+    let accounts = app
+        .accounts
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let id_of = |name: &str| accounts.iter().find(|a| a.name == name).unwrap().id.clone();
+    let (checking, savings) = (id_of("Everyday Checking"), id_of("High-Yield Savings"));
+
+    // Numbers: only the depository accounts have any; US links have ACH numbers.
+    let numbers = app
+        .accounts
+        .list_account_numbers(pb::ListAccountNumbersRequest {
+            connection_id: connection.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the scoped key reads numbers")
+        .into_inner()
+        .account_numbers;
+    let mut numbered: Vec<&str> = numbers.iter().map(|n| n.account_id.as_str()).collect();
+    numbered.sort();
+    let mut expected = vec![checking.as_str(), savings.as_str()];
+    expected.sort();
+    assert_eq!(numbered, expected, "the card and the brokerage account have no numbers");
+    let ach = |id: &str| numbers.iter().find(|n| n.account_id == id).unwrap().ach[0].clone();
+    assert_eq!(
+        (ach(&checking).routing_number.as_str(), ach(&checking).wire_routing_number.as_str()),
+        ("021000021", "021000089")
+    );
+    assert!(ach(&checking).account_number.ends_with("1111"), "the account's mask ends its number");
+    assert_eq!(ach(&savings).wire_routing_number, "", "no wire routing number given");
+
+    // Owners: every account; the savings account is joint.
+    let owners = app
+        .accounts
+        .list_account_owners(pb::ListAccountOwnersRequest {
+            connection_id: connection.id.clone(),
+            account_id: savings.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the scoped key reads owners")
+        .into_inner()
+        .account_owners;
+    assert_eq!(owners.len(), 1);
+    let names: Vec<&str> = owners[0].owners.iter().flat_map(|o| o.names.iter().map(String::as_str)).collect();
+    assert_eq!(names, ["Jordan Avery", "Casey Avery"]);
+    let jordan = &owners[0].owners[0];
+    assert_eq!(jordan.phone_numbers[0].r#type(), pb::PhoneNumberType::Mobile);
+    assert_eq!((jordan.addresses[0].region.as_str(), jordan.addresses[0].country.as_str()), ("OH", "US"));
+    let calls = app.calls().await;
+    for endpoint in ["/accounts/numbers", "/identity"] {
+        let made: u64 = calls.iter().filter(|(path, _)| path.ends_with(endpoint)).map(|(_, n)| n).sum();
+        assert!(made >= 1, "MoneyKit's {endpoint} was read: {calls:?}");
+    }
+
+    // A key without the scopes reads the accounts, not their numbers or owners.
+    app.use_key(Some(&standard));
+    let status = app
+        .accounts
+        .list_account_numbers(pb::ListAccountNumbersRequest {
+            connection_id: connection.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    support::status::assert_error("a standard key", &status, tonic::Code::PermissionDenied, "SCOPE_REQUIRED");
+
+    // Nothing of them is stored in clear, nor logged by linkgate (the mock stands in for
+    // MoneyKit, which knows them: its lines do not count).
+    let dump = app.database.dump().await;
+    app.shut_down().await.expect("clean stop");
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(text.contains("moneykit.account_numbers") && text.contains("moneykit.identity"), "the calls are logged");
+    let (checking_number, savings_number) = (ach(&checking).account_number, ach(&savings).account_number);
+    let phone = &jordan.phone_numbers[0].number;
+    for value in [&checking_number, &savings_number, &jordan.names[0], &jordan.emails[0].address, phone] {
+        assert!(!dump.contains(value.as_str()), "{value:?} is stored in clear");
+        let line = text.lines().find(|line| line.contains(value.as_str()) && !line.contains(" linkgate_mocks"));
+        assert!(line.is_none(), "{value:?} appears in the logs: {line:?}");
+    }
+}
+
+/// The mock refuses what MoneyKit refuses: numbers and identity of a link that did not link them.
+#[tokio::test]
+async fn numbers_and_identity_of_a_link_without_those_products_are_forbidden() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let session = app.create_session("user-1").await.expect("session created");
+    let exchangeable = app.connect(&session).await;
+    let exchanged =
+        app.direct("link-session/exchange-token", serde_json::json!({"exchangeable_token": exchangeable})).await;
+    let link_id = exchanged.json::<serde_json::Value>().await.unwrap()["link"]["link_id"].as_str().unwrap().to_owned();
+    for path in [format!("links/{link_id}/accounts/numbers"), format!("links/{link_id}/identity")] {
+        let answer = app.direct_get(&path).await;
+        assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN, "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error_code"], "link_error.forbidden_action", "{path}");
+    }
 }

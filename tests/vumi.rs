@@ -229,6 +229,31 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
     assert_eq!(portfolios.len(), 1);
     assert_eq!(amount(&portfolios[0].value), ("3250.75", "EUR"));
     assert_eq!(portfolios[0].cash_account_id, cash.id, "the broker cash account is the portfolio's");
+    assert_eq!(portfolios[0].name, "Stock portfolio", "named after its type, never its owners");
+
+    // Owners and numbers (dev mode holds every scope): Vumi names the owners of accounts and
+    // portfolios, and an account's IBAN is its number.
+    let owners = app
+        .accounts
+        .list_account_owners(pb::ListAccountOwnersRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .account_owners;
+    assert_eq!(owners.len(), 3, "two accounts and the portfolio: {owners:?}");
+    let of_portfolio = owners.iter().find(|o| o.portfolio_id == portfolios[0].id).expect("the portfolio's owners");
+    assert_eq!(of_portfolio.owners[0].names, ["Ana García"]);
+    let numbers = app
+        .accounts
+        .list_account_numbers(pb::ListAccountNumbersRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .account_numbers;
+    let checking = accounts.iter().find(|a| a.r#type() == pb::AccountType::Checking).unwrap();
+    let ibans: Vec<&str> = numbers.iter().flat_map(|n| n.international.iter().map(|i| i.iban.as_str())).collect();
+    assert!(ibans.contains(&"ES9121000418450200051332"), "{ibans:?}");
+    assert!(numbers.iter().any(|n| n.account_id == checking.id));
     let positions = app
         .portfolios
         .list_portfolio_positions(pb::ListPortfolioPositionsRequest {

@@ -1,8 +1,10 @@
-//! `linkgate.v1.AccountService`.
+//! `linkgate.v1.AccountService`. ListAccountNumbers and ListAccountOwners need API-key scopes of
+//! their own, which the authentication layer checks before a call gets here.
 
 use super::convert;
 use super::{Validator, caller, respond};
 use crate::app::App;
+use crate::app::account_details::DetailRequest;
 use crate::app::feed::SyncRequest;
 use crate::app::reads::DataRequest;
 use crate::domain::{Account, Product, Transaction};
@@ -110,4 +112,58 @@ impl AccountService for AccountApi {
         .await;
         respond(&caller, result)
     }
+
+    async fn list_account_numbers(
+        &self,
+        request: Request<pb::ListAccountNumbersRequest>,
+    ) -> Result<Response<pb::ListAccountNumbersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let details = detail_request(&req.connection_id, &req.account_id, req.page_size, req.page_token)?;
+            let page = self.app.read_account_numbers(&caller, details).await?;
+            Ok(pb::ListAccountNumbersResponse {
+                account_numbers: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+
+    async fn list_account_owners(
+        &self,
+        request: Request<pb::ListAccountOwnersRequest>,
+    ) -> Result<Response<pb::ListAccountOwnersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let result = async {
+            let details = detail_request(&req.connection_id, &req.account_id, req.page_size, req.page_token)?;
+            let page = self.app.read_account_owners(&caller, details).await?;
+            Ok(pb::ListAccountOwnersResponse {
+                account_owners: page.items.into_iter().map(Into::into).collect(),
+                next_page_token: page.next_page_token,
+            })
+        }
+        .await;
+        respond(&caller, result)
+    }
+}
+
+/// The read of account details that ListAccountNumbers and ListAccountOwners ask for alike.
+fn detail_request(
+    connection_id: &str,
+    account_id: &str,
+    page_size: i32,
+    page_token: String,
+) -> crate::error::Result<DetailRequest> {
+    let mut v = Validator::default();
+    let request = DetailRequest {
+        connection_id: v.id("connection_id", connection_id),
+        account_id: v.optional_id("account_id", account_id),
+        page_size: v.page_size(page_size),
+        page_token,
+    };
+    v.finish()?;
+    Ok(request)
 }

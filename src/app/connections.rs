@@ -164,17 +164,26 @@ impl App {
         Ok(connection)
     }
 
-    /// Stores a connection change made by a call or the sync engine and wakes the tailer.
-    /// Returns false when the connection was deleted meanwhile.
+    /// Stores a connection change made by a call or the sync engine, with what a fetch of
+    /// `products` brought (its account details sealed here first, its cursor stored with it),
+    /// and wakes the tailer. Returns false when the connection was deleted meanwhile.
     pub async fn save_connection(
         &self,
         connection: &Connection,
         next_poll_at: Option<crate::domain::Timestamp>,
-        import: Option<crate::store::Import<'_>>,
+        import: Option<(crate::providers::Fetched, &[crate::domain::Product])>,
         kind: ConnectionEventType,
     ) -> Result<bool> {
         // The consent calendar's next date comes first when it is earlier.
         let next_poll_at = next_poll_at.map(|next| connection.next_look(next, self.consent_warning));
+        let sealed = import.map(|(fetched, products)| {
+            (fetched.data.sealed(|details| self.seal_account_details(connection, details)), products, fetched.cursor)
+        });
+        let import = sealed.as_ref().map(|(data, products, cursor)| crate::store::Import {
+            data,
+            products,
+            cursor: cursor.as_deref(),
+        });
         let saved = self.store.save_connection(connection, next_poll_at, import, kind).await?.is_some();
         if saved {
             self.bus.committed(connection.id);

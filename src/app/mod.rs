@@ -1,7 +1,8 @@
 //! The service core, free of gRPC: what every RPC and the background engine act on. Its
 //! operations are spread over the modules named after them (`link`, `connections`, `reads`,
-//! `watch`, `sync`), each an `impl App` block.
+//! `account_details`, `watch`, `sync`), each an `impl App` block.
 
+pub mod account_details;
 pub mod audit;
 pub mod connection_cache;
 pub mod connections;

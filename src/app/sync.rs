@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::providers::{ProviderError, UpstreamStatus};
-use crate::store::{Import, Lease};
+use crate::store::Lease;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,9 +195,13 @@ impl App {
                     product.last_attempted_at = Some(at);
                 }
                 let next_refresh = at + provider.info().refresh_interval;
-                let import = Import { data: &fetched.data, products: &products, cursor: fetched.cursor.as_deref() };
-                self.save_connection(&connection, Some(next_refresh), Some(import), ConnectionEventType::StateChanged)
-                    .await?;
+                self.save_connection(
+                    &connection,
+                    Some(next_refresh),
+                    Some((fetched, &products)),
+                    ConnectionEventType::StateChanged,
+                )
+                .await?;
             }
             UpstreamStatus::LoginRequired => {
                 connection.state = ConnectionState::LoginRequired;

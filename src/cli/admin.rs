@@ -4,7 +4,7 @@
 
 use crate::config::{DatabaseSettings, SecretSettings};
 use crate::crypto::SealedColumn;
-use crate::domain::{StoredName, Tenant, TenantId, now};
+use crate::domain::{Scope, StoredName, Tenant, TenantId, now};
 use crate::server::Storage;
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -42,12 +42,17 @@ pub enum TenantCommand {
 /// `linkgate keys …`
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum KeyCommand {
-    /// Create another API key for a tenant (shown once), to rotate keys without downtime.
+    /// Create another API key for a tenant (shown once), to rotate keys without downtime or to
+    /// grant scopes. The key holds exactly the scopes named.
     Create {
         /// The tenant's name.
         tenant: String,
+        /// A scope the key holds; repeat the flag for several. Without it the key holds
+        /// `standard`. Account numbers and owners need their own scope, even with `standard`.
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = scope_parser(), default_value = "standard")]
+        scopes: Vec<Scope>,
     },
-    /// List a tenant's keys (ids and dates; never the keys).
+    /// List a tenant's keys (ids, scopes and dates; never the keys).
     List {
         /// The tenant's name.
         tenant: String,
@@ -60,6 +65,14 @@ pub enum KeyCommand {
     /// Re-seal every stored secret under the first `LINKGATE_ENCRYPTION_KEY`, in batches, while
     /// replicas keep serving. Run it after putting the new key first on every replica.
     Rotate,
+}
+
+/// Reads a scope name, listing every scope with what it grants in `--help`.
+fn scope_parser() -> impl clap::builder::TypedValueParser<Value = Scope> {
+    use clap::builder::TypedValueParser;
+    let names = Scope::ALL.iter().map(|scope| clap::builder::PossibleValue::new(scope.name()).help(scope.grants()));
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| Scope::from_name(&name).expect("clap accepts only the scopes' names"))
 }
 
 /// `linkgate connections …`
@@ -134,7 +147,7 @@ pub async fn tenants(settings: &AdminSettings, command: TenantCommand) -> anyhow
             let tenant =
                 Tenant { id: TenantId(Uuid::now_v7()), name: name.clone(), created_at: now(), revoked_at: None };
             anyhow::ensure!(storage.store.create_tenant(&tenant).await?, "a tenant named {name:?} already exists");
-            let (record, key) = storage.peppers.issue(tenant.id);
+            let (record, key) = storage.peppers.issue(tenant.id, &[Scope::Standard]);
             storage.store.create_api_key(&record).await?;
             println!("tenant   {} ({})", tenant.name, tenant.id);
             println!("key id   {}", record.id);
@@ -169,22 +182,24 @@ pub async fn tenants(settings: &AdminSettings, command: TenantCommand) -> anyhow
 pub async fn keys(settings: &AdminSettings, command: KeyCommand) -> anyhow::Result<()> {
     let storage = storage(settings).await?;
     match command {
-        KeyCommand::Create { tenant } => {
+        KeyCommand::Create { tenant, scopes } => {
             let tenant = tenant_named(&storage, &tenant).await?;
             anyhow::ensure!(tenant.revoked_at.is_none(), "tenant {:?} is revoked", tenant.name);
-            let (record, key) = storage.peppers.issue(tenant.id);
+            let (record, key) = storage.peppers.issue(tenant.id, &scopes);
             storage.store.create_api_key(&record).await?;
             println!("key id   {}", record.id);
+            println!("scopes   {}", scope_list(&record.scopes));
             println!("api key  {}", key.expose_secret());
             println!("\nThe API key is shown only now.");
         }
         KeyCommand::List { tenant } => {
             let tenant = tenant_named(&storage, &tenant).await?;
-            println!("{:<36}  {:<20}  REVOKED", "KEY ID", "CREATED");
+            println!("{:<36}  {:<48}  {:<20}  REVOKED", "KEY ID", "SCOPES", "CREATED");
             for key in storage.store.list_api_keys(tenant.id).await? {
                 println!(
-                    "{:<36}  {:<20}  {}",
+                    "{:<36}  {:<48}  {:<20}  {}",
                     key.id,
+                    scope_list(&key.scopes),
                     key.created_at.format("%Y-%m-%d %H:%M:%S"),
                     key.revoked_at.map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
                 );
@@ -204,6 +219,14 @@ pub async fn keys(settings: &AdminSettings, command: KeyCommand) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// Scope names as `keys` prints them.
+fn scope_list(scopes: &[Scope]) -> String {
+    if scopes.is_empty() {
+        return "-".to_owned();
+    }
+    Scope::list(scopes)
 }
 
 /// Re-seals one column's values that are not under the current key. Returns (checked, re-sealed).

@@ -172,12 +172,23 @@ pub enum SealedColumn {
     SessionToken,
     /// `link_sessions.upstream_state_sealed`: what a provider needs between link calls.
     SessionUpstreamState,
+    /// `account_details.numbers_sealed`: a connection's full account numbers (row id: the
+    /// connection's).
+    AccountNumbers,
+    /// `account_details.owners_sealed`: the owners of a connection's accounts (row id: the
+    /// connection's).
+    AccountOwners,
 }
 
 impl SealedColumn {
     /// Every sealed column, for key rotation.
-    pub const ALL: [SealedColumn; 3] =
-        [SealedColumn::ConnectionHandle, SealedColumn::SessionToken, SealedColumn::SessionUpstreamState];
+    pub const ALL: [SealedColumn; 5] = [
+        SealedColumn::ConnectionHandle,
+        SealedColumn::SessionToken,
+        SealedColumn::SessionUpstreamState,
+        SealedColumn::AccountNumbers,
+        SealedColumn::AccountOwners,
+    ];
 
     /// The associated data of this column's value in row `id` of `tenant`.
     pub fn context(self, tenant: TenantId, id: uuid::Uuid) -> String {
@@ -185,6 +196,8 @@ impl SealedColumn {
             Self::ConnectionHandle => format!("connection/{tenant}/{id}/handle"),
             Self::SessionToken => format!("link_session/{tenant}/{id}/public_token"),
             Self::SessionUpstreamState => format!("link_session/{tenant}/{id}/upstream_state"),
+            Self::AccountNumbers => format!("connection/{tenant}/{id}/account_numbers"),
+            Self::AccountOwners => format!("connection/{tenant}/{id}/account_owners"),
         }
     }
 }

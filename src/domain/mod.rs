@@ -13,15 +13,16 @@ pub use connection::{
     Connection, ConnectionError, ConnectionEvent, ConnectionEventType, ConnectionState, EventDetails,
 };
 pub use data::{
-    Account, AccountType, AssetType, ChangeCounts, ConnectionData, DataChanges, Instrument, Portfolio,
-    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Statement, Transaction, TransactionDelta,
-    Usage, stable_id,
+    Account, AccountDetails, AccountNumbers, AccountOwners, AccountType, AchNumber, AssetType, BacsNumber,
+    ChangeCounts, ConnectionData, DataChanges, EftNumber, Instrument, InternationalNumber, Owner, OwnerAddress,
+    OwnerEmail, OwnerPhoneNumber, OwnersOf, PhoneNumberType, Portfolio, PortfolioTransaction, PortfolioTransactionType,
+    PortfolioType, Position, SealedAccountDetails, Statement, Transaction, TransactionDelta, Usage, stable_id,
 };
 pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};
 pub use product::{Product, ProductState, ProductStatus};
 pub use reason::ErrorReason;
-pub use tenant::{ApiKey, AuditAction, AuditEntry, Tenant, TenantId};
+pub use tenant::{ApiKey, AuditAction, AuditEntry, Scope, Tenant, TenantId};
 
 /// Instants are UTC everywhere inside linkgate.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -11,10 +11,12 @@ stored_enum! {
         Transactions = "transactions",
         /// Portfolios, positions and portfolio transactions.
         Investments = "investments",
-        /// Account holder identity.
+        /// The owners of accounts and portfolios (names, emails, phone numbers, addresses).
         Identity = "identity",
         /// Utility statements.
         Statements = "statements",
+        /// The full numbers of accounts (ACH, EFT, BACS, IBAN).
+        AccountNumbers = "account_numbers",
     }
 }
 
@@ -44,6 +46,7 @@ impl Product {
             Product::Investments => "PRODUCT_INVESTMENTS",
             Product::Identity => "PRODUCT_IDENTITY",
             Product::Statements => "PRODUCT_STATEMENTS",
+            Product::AccountNumbers => "PRODUCT_ACCOUNT_NUMBERS",
         }
     }
 }

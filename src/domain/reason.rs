@@ -114,6 +114,8 @@ reasons! {
     SyncCursorExpired = 34 => "SYNC_CURSOR_EXPIRED",
     /// No such transaction (sandbox controls).
     TransactionNotFound = 35 => "TRANSACTION_NOT_FOUND",
+    /// The call's API key lacks the scope the RPC needs.
+    ScopeRequired = 36 => "SCOPE_REQUIRED",
 }
 
 #[cfg(test)]

@@ -30,6 +30,44 @@ pub struct Tenant {
     pub revoked_at: Option<super::Timestamp>,
 }
 
+super::stored_enum! {
+    /// What an API key may call. A key holds exactly the scopes it was created with; keys made
+    /// before scopes existed hold `standard`, which is everything linkgate served then.
+    pub enum Scope {
+        /// Every RPC that needs no scope of its own: links, connections, accounts and their
+        /// transactions, portfolios, statements, sandbox controls.
+        Standard = "standard",
+        /// AccountService.ListAccountNumbers: the full numbers of accounts.
+        AccountNumbersRead = "account_numbers:read",
+        /// AccountService.ListAccountOwners: the owners' names, emails, phones and addresses.
+        IdentityRead = "identity:read",
+    }
+}
+
+impl Scope {
+    /// `scopes` as one comma-separated list of names: how the store keeps them.
+    pub fn list(scopes: &[Scope]) -> String {
+        use super::StoredName;
+        scopes.iter().map(|scope| scope.name()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The scopes a [`list`](Self::list) names, in declaration order. A name this version does not
+    /// know (a newer replica's scope, during a rollout) grants nothing.
+    pub fn parse_list(names: &str) -> Vec<Scope> {
+        use super::StoredName;
+        Self::ALL.iter().copied().filter(|scope| names.split(',').any(|name| name.trim() == scope.name())).collect()
+    }
+
+    /// What the scope grants, for `linkgate keys create --help` and listings.
+    pub fn grants(self) -> &'static str {
+        match self {
+            Scope::Standard => "every RPC but the two below (what every key could call before scopes)",
+            Scope::AccountNumbersRead => "AccountService.ListAccountNumbers (full account numbers)",
+            Scope::IdentityRead => "AccountService.ListAccountOwners (owners' names, emails, phones, addresses)",
+        }
+    }
+}
+
 /// An API key as stored: never the key itself, only an HMAC of its secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -39,6 +77,8 @@ pub struct ApiKey {
     pub tenant_id: TenantId,
     /// HMAC-SHA256 of the key's secret under the server's pepper.
     pub secret_hmac: Vec<u8>,
+    /// What the key may call, in declaration order, each once.
+    pub scopes: Vec<Scope>,
     /// Creation.
     pub created_at: super::Timestamp,
     /// Revocation.
@@ -50,6 +90,7 @@ impl std::fmt::Debug for ApiKey {
         f.debug_struct("ApiKey")
             .field("id", &self.id)
             .field("tenant_id", &self.tenant_id)
+            .field("scopes", &self.scopes)
             .field("created_at", &self.created_at)
             .field("revoked_at", &self.revoked_at)
             .finish_non_exhaustive()
@@ -73,6 +114,10 @@ super::stored_enum! {
         SandboxControl = "sandbox_control",
         /// Erased an end user (EraseEndUser); the record names the erasure, never the user.
         EraseEndUser = "erase_end_user",
+        /// Read a connection's full account numbers (ListAccountNumbers).
+        ReadAccountNumbers = "read_account_numbers",
+        /// Read the owners of a connection's accounts (ListAccountOwners).
+        ReadAccountOwners = "read_account_owners",
     }
 }
 

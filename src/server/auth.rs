@@ -1,14 +1,19 @@
-//! Who is calling: API keys, their verification on every RPC (streams included), dev mode, and
-//! the brake on failed attempts.
+//! Who is calling and what they may call: API keys, their verification on every RPC (streams
+//! included), their scopes, dev mode, and the brake on failed attempts.
 //!
 //! A key reads `lgk_<key id>_<secret>`. linkgate stores only HMAC-SHA256(pepper, secret), finds
 //! the key by its id and compares the HMAC in constant time, so neither a database leak nor a
 //! timing probe yields a usable key. Verified keys are cached for a few seconds: a revocation
 //! takes effect on every replica within [`KEY_CACHE_TTL`].
+//!
+//! Each key holds scopes ([`Scope`]); [`required_scope`] is the one table of which RPC needs
+//! which, checked here before a call reaches its service. The reads of account numbers and
+//! owners need scopes of their own; every other RPC needs `standard`. Dev mode holds every
+//! scope.
 
 use crate::app::Caller;
 use crate::domain::ErrorReason;
-use crate::domain::{ApiKey, TenantId, now};
+use crate::domain::{ApiKey, Scope, StoredName, TenantId, now};
 use crate::error::Error;
 use crate::providers::upstream_client::{CallContext, within};
 use crate::store::Store;
@@ -72,12 +77,14 @@ impl Peppers {
         hmac::Key::new(hmac::HMAC_SHA256, pepper)
     }
 
-    /// A new key for `tenant`: the record to store and the key to show once.
-    pub fn issue(&self, tenant: TenantId) -> (ApiKey, SecretString) {
+    /// A new key for `tenant` holding `scopes`: the record to store and the key to show once.
+    pub fn issue(&self, tenant: TenantId, scopes: &[Scope]) -> (ApiKey, SecretString) {
         let id = Uuid::now_v7();
         let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let secret_hmac = hmac::sign(&self.0[0], secret.as_bytes()).as_ref().to_vec();
-        let record = ApiKey { id, tenant_id: tenant, secret_hmac, created_at: now(), revoked_at: None };
+        // Declaration order, each once, as the store reads them back.
+        let scopes = Scope::ALL.iter().copied().filter(|scope| scopes.contains(scope)).collect();
+        let record = ApiKey { id, tenant_id: tenant, secret_hmac, scopes, created_at: now(), revoked_at: None };
         (record, SecretString::from(format!("{KEY_PREFIX}{}_{secret}", id.simple())))
     }
 
@@ -96,12 +103,40 @@ fn parse_key(key: &str) -> Option<(Uuid, &str)> {
 }
 
 /// Who a verified call is from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The tenant.
     pub tenant: TenantId,
     /// The key used; none in dev mode.
     pub api_key_id: Option<Uuid>,
+    /// What the key may call; every scope in dev mode.
+    pub scopes: Vec<Scope>,
+}
+
+impl Identity {
+    /// Ok when the identity holds the scope `method` needs; SCOPE_REQUIRED naming it otherwise.
+    pub fn permits(&self, method: &str) -> Result<(), Error> {
+        let scope = required_scope(method);
+        if self.scopes.contains(&scope) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorReason::ScopeRequired,
+            format!("this API key lacks the scope {:?} this call needs; create a key with it", scope.name()),
+        )
+        .with("scope", scope.name()))
+    }
+}
+
+/// The scope each RPC (`/package.Service/Method`) needs: THE table. Only the reads that serve
+/// account numbers and owners need their own; every other RPC needs `standard`, so a new RPC is
+/// covered by it until it is listed here.
+pub fn required_scope(method: &str) -> Scope {
+    match method {
+        "/linkgate.v1.AccountService/ListAccountNumbers" => Scope::AccountNumbersRead,
+        "/linkgate.v1.AccountService/ListAccountOwners" => Scope::IdentityRead,
+        _ => Scope::Standard,
+    }
 }
 
 /// Verifies callers. Shared by every RPC of a replica.
@@ -146,7 +181,7 @@ impl Authenticator {
     async fn check(&self, authorization: Option<&str>) -> Result<Identity, Error> {
         let Some(header) = authorization else {
             if self.dev_mode().await? {
-                return Ok(Identity { tenant: TenantId::DEV, api_key_id: None });
+                return Ok(Identity { tenant: TenantId::DEV, api_key_id: None, scopes: Scope::ALL.to_vec() });
             }
             return Err(unauthenticated("missing API key: send `authorization: Bearer <key>`"));
         };
@@ -159,7 +194,7 @@ impl Authenticator {
         if !self.peppers.verify(secret, &stored.secret_hmac) {
             return Err(unauthenticated("unknown or revoked API key"));
         }
-        Ok(Identity { tenant: stored.tenant_id, api_key_id: Some(id) })
+        Ok(Identity { tenant: stored.tenant_id, api_key_id: Some(id), scopes: stored.scopes })
     }
 
     async fn key(&self, id: Uuid) -> Result<Option<ApiKey>, Error> {
@@ -344,7 +379,8 @@ where
                 request_id: Some(request_id.clone()),
                 traceparent: traceparent.clone(),
             };
-            match authenticator.authenticate(authorization, peer).await {
+            let verified = authenticator.authenticate(authorization, peer).await;
+            match verified.and_then(|identity| identity.permits(&method).map(|()| identity)) {
                 Ok(identity) => {
                     // One span per call, so every log line of the call names its request id, its
                     // tenant and the caller's W3C trace context when it sent one. It is made once
@@ -371,8 +407,11 @@ where
                 }
                 Err(error) => {
                     error.log(&request_id);
-                    let limit =
-                        if error.reason() == ErrorReason::RateLimited { "auth_failures" } else { "unauthenticated" };
+                    let limit = match error.reason() {
+                        ErrorReason::RateLimited => "auth_failures",
+                        ErrorReason::ScopeRequired => "scope_required",
+                        _ => "unauthenticated",
+                    };
                     crate::telemetry::metrics::metrics().rejections.with_label_values(&[limit]).inc();
                     let status = error.into_status(&request_id);
                     crate::telemetry::metrics::record_rpc(&method, status.code(), started.elapsed());
@@ -394,7 +433,8 @@ mod tests {
     #[test]
     fn an_issued_key_verifies_and_a_changed_one_does_not() {
         let peppers = peppers();
-        let (record, key) = peppers.issue(TenantId::DEV);
+        let (record, key) = peppers.issue(TenantId::DEV, &[Scope::IdentityRead, Scope::Standard]);
+        assert_eq!(record.scopes, [Scope::Standard, Scope::IdentityRead], "in declaration order");
         let (id, secret) = parse_key(key.expose_secret()).expect("issued keys parse");
         assert_eq!(id, record.id);
         assert!(peppers.verify(secret, &record.secret_hmac));
@@ -405,9 +445,53 @@ mod tests {
     }
 
     #[test]
+    fn only_the_reads_of_account_details_need_scopes_of_their_own() {
+        let identity = |scopes: &[Scope]| Identity { tenant: TenantId::DEV, api_key_id: None, scopes: scopes.to_vec() };
+        let numbers = "/linkgate.v1.AccountService/ListAccountNumbers";
+        let owners = "/linkgate.v1.AccountService/ListAccountOwners";
+        let accounts = "/linkgate.v1.AccountService/ListAccounts";
+        let standard = identity(&[Scope::Standard]);
+        assert!(standard.permits(accounts).is_ok());
+        for (method, scope) in [(numbers, "account_numbers:read"), (owners, "identity:read")] {
+            let status = standard.permits(method).unwrap_err().into_status("r");
+            assert_eq!(status.code(), tonic::Code::PermissionDenied);
+            let info = tonic_types::StatusExt::get_details_error_info(&status).expect("error info");
+            assert_eq!(
+                (info.reason.as_str(), info.metadata.get("scope").map(String::as_str)),
+                ("SCOPE_REQUIRED", Some(scope))
+            );
+        }
+        let numbers_only = identity(&[Scope::AccountNumbersRead]);
+        assert!(numbers_only.permits(numbers).is_ok());
+        assert!(numbers_only.permits(owners).is_err() && numbers_only.permits(accounts).is_err());
+        assert!(identity(Scope::ALL).permits(owners).is_ok());
+    }
+
+    /// The table names methods the contract has: a renamed RPC would otherwise fall back to
+    /// `standard` without anyone noticing.
+    #[test]
+    fn the_methods_with_scopes_of_their_own_are_in_the_contract() {
+        use prost::Message;
+        let descriptors = prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let methods: Vec<String> = descriptors
+            .file
+            .iter()
+            .flat_map(|file| file.service.iter().map(move |service| (file.package(), service)))
+            .flat_map(|(package, service)| {
+                service.method.iter().map(move |method| format!("/{package}.{}/{}", service.name(), method.name()))
+            })
+            .collect();
+        let scoped: Vec<&String> = methods.iter().filter(|method| required_scope(method) != Scope::Standard).collect();
+        assert_eq!(
+            scoped,
+            ["/linkgate.v1.AccountService/ListAccountNumbers", "/linkgate.v1.AccountService/ListAccountOwners"]
+        );
+    }
+
+    #[test]
     fn keys_hashed_under_an_older_pepper_still_verify_after_rotation() {
         let old = Peppers(vec![Peppers::key(&[1; 32])]);
-        let (record, key) = old.issue(TenantId::DEV);
+        let (record, key) = old.issue(TenantId::DEV, &[Scope::Standard]);
         let rotated = Peppers(vec![Peppers::key(&[2; 32]), Peppers::key(&[1; 32])]);
         let (_, secret) = parse_key(key.expose_secret()).unwrap();
         assert!(rotated.verify(secret, &record.secret_hmac));

@@ -82,8 +82,9 @@ pub trait ConnectionStore: Send + Sync {
         next_poll_at: Option<Timestamp>,
     ) -> StoreResult<()>;
 
-    /// Marks a connection DELETED in one transaction: destroys its sealed handle, its cursor and its data,
-    /// stops its sync and appends the event. Returns `None` when it was already deleted.
+    /// Marks a connection DELETED in one transaction: destroys its sealed handle, its cursor and
+    /// its data (records and account details), stops its sync and appends the event. Returns
+    /// `None` when it was already deleted.
     async fn delete_connection(&self, connection: &Connection) -> StoreResult<Option<ConnectionEvent>>;
 
     /// Leases connections due for a sync.

@@ -14,7 +14,7 @@ pub trait ErasureStore: Send + Sync {
     async fn end_user_connections(&self, tenant: TenantId, external_user_id: &str) -> StoreResult<Vec<Connection>>;
 
     /// Destroys in one transaction what the store holds for the end user: each DELETED connection
-    /// of the user (its row, any data left, its events, and the webhook deliveries naming it), the
+    /// of the user (its row, any data or account details left, its events, and the webhook deliveries naming it), the
     /// user's link sessions (repair sessions of those connections included) and public tokens
     /// (issued to the user, or exchanged for one of those connections). Live connections are
     /// left alone (they must be revoked and deleted first) and counted in

@@ -3,7 +3,7 @@
 //! once in [`sql`], and pass one conformance suite (`tests/store/`).
 //!
 //! The interface is split by concern, one trait and module each: link sessions, public tokens,
-//! connections, imported records, the event log, erasure of an end user, the webhook inbox, provider sessions, tenants and
+//! connections, imported records, the sealed details of accounts, the event log, erasure of an end user, the webhook inbox, provider sessions, tenants and
 //! their API keys, the audit log, sealed columns (for key rotation) and health. [`Store`] is all of
 //! them at once.
 //!
@@ -11,6 +11,7 @@
 //! that touches a caller's data takes the tenant and filters on it. A method that changes a
 //! connection appends its event in the same transaction, so the log never misses a change.
 
+mod account_details;
 mod audit;
 mod changes;
 mod connections;
@@ -30,6 +31,7 @@ mod sqlite;
 mod tenants;
 mod webhook_inbox;
 
+pub use account_details::AccountDetailStore;
 pub use audit::AuditStore;
 pub use changes::PENDING_MATCH_DAYS;
 pub use connections::{ConnectionFilter, ConnectionStore};
@@ -55,7 +57,8 @@ use uuid::Uuid;
 /// A failed store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or did not answer in time; retrying may help.
+    /// The database could not be reached, did not answer in time, or refused the work for a
+    /// reason a retry can outlive (see [`transient_code`]); callers see UNAVAILABLE.
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
     /// Anything else: a bug, a constraint we did not expect, corrupt data.
@@ -65,9 +68,68 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable(error.into()),
-            error => Self::Other(error.into()),
+        let transient = match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                true
+            }
+            sqlx::Error::Database(database) => database.code().is_some_and(|code| transient_code(&code)),
+            _ => false,
+        };
+        if transient { Self::Unavailable(error.into()) } else { Self::Other(error.into()) }
+    }
+}
+
+/// Whether a database error code names a failure the same call can outlive by retrying: the
+/// database going away, shutting down or failing over, refusing connections, out of resources,
+/// a read-only standby, a statement or lock timeout, a serialization failure or deadlock (the
+/// transaction was rolled back whole). PostgreSQL's SQLSTATEs have five characters; SQLite's
+/// result codes are numbers whose low byte is the primary code (BUSY, LOCKED). Constraint
+/// violations, syntax errors and the like are bugs or caller errors, not outages.
+pub fn transient_code(code: &str) -> bool {
+    // SQLite's extended codes stay below 10,000, so five characters is a SQLSTATE.
+    if code.len() == 5 {
+        return code.starts_with("08") // connection exception
+            || code.starts_with("53") // insufficient resources: too many connections, memory, disk
+            || code.starts_with("57P") // operator intervention: admin or crash shutdown, cannot connect now
+            || matches!(
+                code,
+                "57014" // query canceled: statement timeout
+                | "40001" // serialization failure
+                | "40P01" // deadlock detected
+                | "25006" // read-only SQL transaction: a standby after failover
+                | "55P03" // lock not available: lock timeout
+            );
+    }
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    code.parse::<i64>().is_ok_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_code;
+
+    #[test]
+    fn outages_are_transient_and_bugs_are_not() {
+        let transient = [
+            "08000", "08003", "08006", "08001", "08004", // connection lost, refused, rejected
+            "57P01", "57P02", "57P03", // admin shutdown, crash shutdown, cannot connect now
+            "53300", "53200", "53100", // too many connections, out of memory, disk full
+            "40001", "40P01", "25006", "55P03",
+            "57014", // serialization, deadlock, read-only, lock and statement timeouts
+            "5", "6", "517", "261", "262", // SQLite BUSY, LOCKED and their extended codes
+        ];
+        for code in transient {
+            assert!(transient_code(code), "{code} is an outage");
+        }
+        let permanent = [
+            "23505", "23503", "23502", "22P02", "42P01", "42601", "XX000",
+            "P0001", // constraints, input, schema, bugs
+            "19", "2067", "1", "11", // SQLite CONSTRAINT, CONSTRAINT_UNIQUE, ERROR, CORRUPT
+            "", "garbage",
+        ];
+        for code in permanent {
+            assert!(!transient_code(code), "{code} is not an outage");
         }
     }
 }
@@ -145,6 +207,7 @@ pub trait Store:
     + ConnectionStore
     + RecordStore
     + SandboxStore
+    + AccountDetailStore
     + EventStore
     + ErasureStore
     + WebhookInboxStore
@@ -163,6 +226,7 @@ impl<T> Store for T where
         + ConnectionStore
         + RecordStore
         + SandboxStore
+        + AccountDetailStore
         + EventStore
         + ErasureStore
         + WebhookInboxStore

@@ -10,7 +10,9 @@
 //! destroys them all.
 
 use super::{Cursor, Page, PageOf, StoreResult};
-use crate::domain::{ConnectionData, Date, Product, TenantId, Timestamp, Transaction, stored_enum};
+use crate::domain::{
+    ConnectionData, Date, Product, SealedAccountDetails, TenantId, Timestamp, Transaction, stored_enum,
+};
 use ring::digest;
 use serde::Serialize;
 use uuid::Uuid;
@@ -149,7 +151,8 @@ impl RecordKind {
             Product::Transactions => &[Self::Transaction],
             Product::Investments => &[Self::Portfolio, Self::Position, Self::PortfolioTransaction],
             Product::Statements => &[Self::Statement],
-            Product::Identity => &[],
+            // Sealed apart, in account_details.
+            Product::AccountNumbers | Product::Identity => &[],
         }
     }
 }
@@ -160,8 +163,8 @@ impl RecordKind {
 /// those it names removed); other kinds are left as they are.
 #[derive(Debug, Clone, Copy)]
 pub struct Import<'a> {
-    /// The data.
-    pub data: &'a ConnectionData,
+    /// The data, its account details sealed.
+    pub data: &'a ConnectionData<SealedAccountDetails>,
     /// The products it was fetched for.
     pub products: &'a [Product],
     /// Where the provider's own change feed stands after this import (MoneyKit's transaction
@@ -284,8 +287,9 @@ enum SortBy<'a> {
     Date(Date),
 }
 
-/// Every record of an import, ready to store.
-pub fn records_of(data: &ConnectionData) -> Vec<NewRecord> {
+/// Every record of an import, ready to store (its account details are not records: see
+/// [`AccountDetailStore`](super::AccountDetailStore)).
+pub fn records_of<D>(data: &ConnectionData<D>) -> Vec<NewRecord> {
     let mut out = Vec::new();
     for a in &data.accounts {
         out.push(record(RecordKind::Account, a.id, None, SortBy::Name(&a.name), a));

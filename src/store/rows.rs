@@ -250,6 +250,7 @@ pub struct ApiKeyRow {
     id: Uuid,
     tenant_id: Uuid,
     secret_hmac: Vec<u8>,
+    scopes: String,
     created_at: Timestamp,
     revoked_at: Option<Timestamp>,
 }
@@ -260,6 +261,7 @@ impl From<ApiKeyRow> for crate::domain::ApiKey {
             id: row.id,
             tenant_id: TenantId(row.tenant_id),
             secret_hmac: row.secret_hmac,
+            scopes: crate::domain::Scope::parse_list(&row.scopes),
             created_at: row.created_at,
             revoked_at: row.revoked_at,
         }

@@ -203,6 +203,26 @@ async fn malformed_and_unknown_requests_are_refused_with_their_reason_and_write_
             .await
             .unwrap_err()
         }),
+        ("malformed account filter on owners", Code::InvalidArgument, "INVALID_FIELD", {
+            let mut a = accounts.clone();
+            a.list_account_owners(pb::ListAccountOwnersRequest {
+                connection_id: connection.id.clone(),
+                account_id: "nope".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+        }),
+        ("account numbers page size too large", Code::InvalidArgument, "INVALID_FIELD", {
+            let mut a = accounts.clone();
+            a.list_account_numbers(pb::ListAccountNumbersRequest {
+                connection_id: connection.id.clone(),
+                page_size: 501,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+        }),
         ("portfolios of a bank", Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED", {
             let mut p = portfolios.clone();
             p.list_portfolios(pb::ListPortfoliosRequest { connection_id: connection.id.clone(), ..Default::default() })
@@ -260,12 +280,20 @@ async fn reading_a_product_before_its_first_import_finishes_is_product_not_ready
     let connection = app.exchange("sandbox", &token).await.unwrap();
     let status = app
         .accounts
-        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id, ..Default::default() })
+        .list_accounts(pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() })
         .await
         .unwrap_err();
     assert_error("before import", &status, Code::FailedPrecondition, "PRODUCT_NOT_READY");
     let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
     assert_eq!(info.metadata.get("product").map(String::as_str), Some("PRODUCT_ACCOUNTS"));
+    let status = app
+        .accounts
+        .list_account_numbers(pb::ListAccountNumbersRequest { connection_id: connection.id, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_error("numbers before import", &status, Code::FailedPrecondition, "PRODUCT_NOT_READY");
+    let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
+    assert_eq!(info.metadata.get("product").map(String::as_str), Some("PRODUCT_ACCOUNT_NUMBERS"));
 }
 
 #[tokio::test]

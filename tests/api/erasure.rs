@@ -90,6 +90,21 @@ on_both_backends! {
         let mut app = spawn_app_with(backend, |_| {}, Some(registry)).await;
 
         let erased = app.ready_connection("ins_sandbox_bank", ERASED_USER).await;
+        // A change through the sandbox, so its ledger and the change log hold rows of the
+        // connection too.
+        let request = pb::ListAccountsRequest { connection_id: erased.id.clone(), ..Default::default() };
+        let account = app.accounts.list_accounts(request).await.unwrap().into_inner().accounts.remove(0);
+        let mut changes = app.watch(&erased.id).await;
+        let change = pb::AddTransactionRequest {
+            connection_id: erased.id.clone(),
+            account_id: account.id,
+            amount: "-3.50".into(),
+            description: "Cafe".into(),
+            ..Default::default()
+        };
+        app.sandbox.add_transaction(change).await.unwrap();
+        changes.next_data_update().await;
+        drop(changes);
         let unexchanged = app.public_token("ins_sandbox_bank", ERASED_USER).await;
         let pending = app.create_session("ins_sandbox_bank", ERASED_USER).await;
         let kept = app.ready_connection("ins_sandbox_bank", KEPT_USER).await;

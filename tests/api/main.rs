@@ -35,6 +35,7 @@ mod exchange;
 mod feed;
 mod flow;
 mod health;
+mod identity;
 mod link;
 mod repair;
 mod replicas;

@@ -6,6 +6,7 @@ use crate::support::database::Backend;
 use crate::support::logs::capture_logs;
 use crate::support::server::{PATIENCE, TestApp, spawn_app, spawn_app_with};
 use crate::support::status::assert_error;
+use linkgate::domain::Scope;
 use linkgate::pb;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -212,6 +213,22 @@ async fn another_tenants_resources_are_indistinguishable_from_missing_ones_on_ev
     for (rpc, status, reason) in &cases {
         assert_error(rpc, status, Code::NotFound, reason);
     }
+    // The reads of account numbers and owners, with a key that may make them.
+    let scoped = app.create_key("intruder-service", &[Scope::AccountNumbersRead, Scope::IdentityRead]).await;
+    app.use_key(Some(&scoped));
+    let status = app
+        .accounts
+        .list_account_numbers(pb::ListAccountNumbersRequest { connection_id: c(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_error("ListAccountNumbers", &status, Code::NotFound, "CONNECTION_NOT_FOUND");
+    let status = app
+        .accounts
+        .list_account_owners(pb::ListAccountOwnersRequest { connection_id: c(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_error("ListAccountOwners", &status, Code::NotFound, "CONNECTION_NOT_FOUND");
+    app.use_key(Some(&intruder));
 
     // Lists and streams show the intruder nothing of the owner's.
     let listed = connections.list_connections(pb::ListConnectionsRequest::default()).await.unwrap().into_inner();
@@ -269,7 +286,7 @@ async fn a_revoked_key_and_a_revoked_tenant_stop_working() {
     let storage = app.storage().await;
     let key = app.create_tenant("search").await;
     let tenant = storage.store.find_tenant("search").await.unwrap().unwrap();
-    let (second, second_key) = storage.peppers.issue(tenant.id);
+    let (second, second_key) = storage.peppers.issue(tenant.id, &[Scope::Standard]);
     storage.store.create_api_key(&second).await.unwrap();
 
     // Revoked before first use: refused at once.
@@ -566,7 +583,10 @@ async fn rotating_the_encryption_key_reseals_every_secret_while_old_values_stay_
             checked += 1;
         }
     }
-    assert!(checked >= 3, "the connection handle and both session tokens were re-sealed ({checked})");
+    assert!(
+        checked >= 5,
+        "the connection handle, its account numbers and owners, and both session tokens were re-sealed ({checked})"
+    );
 
     // A second run finds nothing left to do, and the running server still reads its data:
     // until it restarts with the new key list it can no longer open the handle, which reads

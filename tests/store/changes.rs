@@ -39,7 +39,11 @@ async fn snapshot(store: &dyn Store, connection: &Connection, version: i64) -> B
 }
 
 /// Saves `data` as the next import of `connection` and returns the events it appended.
-async fn import(store: &dyn Store, connection: &Connection, data: &ConnectionData) -> Vec<ConnectionEvent> {
+async fn import(
+    store: &dyn Store,
+    connection: &Connection,
+    data: &ConnectionData<SealedAccountDetails>,
+) -> Vec<ConnectionEvent> {
     save_import(store, connection, import_of(data)).await
 }
 
@@ -60,7 +64,7 @@ async fn last_event_id(store: &dyn Store, connection: &Connection) -> i64 {
     store.events_after(connection.tenant_id, &filter, 0, 1000).await.unwrap().last().map_or(0, |e| e.event_id)
 }
 
-fn transaction_ids(data: &ConnectionData) -> BTreeSet<Uuid> {
+fn transaction_ids<D>(data: &ConnectionData<D>) -> BTreeSet<Uuid> {
     data.transactions.iter().map(|t| t.id).collect()
 }
 

@@ -13,7 +13,7 @@ use linkgate::domain::{
     Account, AccountType, AssetType, Connection, ConnectionData, ConnectionError, ConnectionEvent, ConnectionEventType,
     ConnectionState, Date, Decimal, Instrument, LinkFlow, LinkSession, LinkSessionState, Money, Portfolio,
     PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Product, ProductState, ProductStatus,
-    Sealed, Statement, TenantId, Timestamp, Transaction, Usage, now, stable_id,
+    Sealed, SealedAccountDetails, Statement, TenantId, Timestamp, Transaction, Usage, now, stable_id,
 };
 use linkgate::store::{
     Claim, ConnectionFilter, DateRange, Erased, EventFilter, Import, InboxDelivery, IssuedToken, Lease,
@@ -56,15 +56,18 @@ macro_rules! conformance {
 }
 
 // The cases, a module per concern of the store, declared after `conformance!` so they can use it.
+mod account_details;
 mod audit;
 mod changes;
 mod connections;
 mod erasure;
+mod errors;
 mod events;
 mod link_sessions;
 mod provider_sessions;
 mod public_tokens;
 mod records;
+mod tenants;
 mod webhook_inbox;
 
 /// Pool size of every test store: more than one, so a backend that keeps state per connection
@@ -252,7 +255,7 @@ fn day(year: i32, month: u32, day: u32) -> Date {
 
 /// An import with something to sort and filter in every kind of record, and the ids tests need.
 struct Sample {
-    data: ConnectionData,
+    data: ConnectionData<SealedAccountDetails>,
     /// "alpha Checking": five transactions, two of them on 5 January (as is one of savings).
     checking: Uuid,
     /// "Zeta Savings": two transactions.
@@ -276,9 +279,15 @@ fn instrument(name: &str, asset_type: AssetType, isin: &str) -> Instrument {
 /// without case; two differ only in case, so listings must break the tie), transactions on two accounts over several days with ties on one day, two
 /// portfolios with positions and trades, and utility statements.
 /// `data` as an import of every product, so kinds it lacks are removed.
-fn import_of(data: &ConnectionData) -> Import<'_> {
-    const EVERY_PRODUCT: &[Product] =
-        &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements];
+fn import_of(data: &ConnectionData<SealedAccountDetails>) -> Import<'_> {
+    const EVERY_PRODUCT: &[Product] = &[
+        Product::Accounts,
+        Product::Transactions,
+        Product::Investments,
+        Product::Statements,
+        Product::AccountNumbers,
+        Product::Identity,
+    ];
     Import { data, products: EVERY_PRODUCT, cursor: None }
 }
 
@@ -398,10 +407,20 @@ fn sample(connection_id: Uuid) -> Sample {
             portfolio_transactions,
             statements,
             transaction_delta: None,
+            details: sealed_details(connection_id, "first import"),
         },
         checking,
         savings,
         retirement,
+    }
+}
+
+/// Account details as the service hands them to the store: sealed, which to the store is any
+/// bytes (these name the connection and `import`, so tests can tell imports apart).
+fn sealed_details(connection_id: Uuid, import: &str) -> SealedAccountDetails {
+    SealedAccountDetails {
+        numbers: Some(Sealed(format!("sealed numbers of {connection_id}, {import}").into_bytes())),
+        owners: Some(Sealed(format!("sealed owners of {connection_id}, {import}").into_bytes())),
     }
 }
 

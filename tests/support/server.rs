@@ -325,15 +325,24 @@ impl TestApp {
         self.sandbox = SandboxServiceClient::with_interceptor(self.channel.clone(), bearer);
     }
 
-    /// Creates a tenant through the operator path and returns its first API key.
+    /// Creates a tenant through the operator path and returns its first API key (scope
+    /// `standard`, as `linkgate tenants create` issues it).
     pub async fn create_tenant(&self, name: &str) -> String {
         use linkgate::domain::{Tenant, TenantId, now};
-        use secrecy::ExposeSecret;
         let storage = self.storage().await;
         let tenant =
             Tenant { id: TenantId(uuid::Uuid::now_v7()), name: name.to_owned(), created_at: now(), revoked_at: None };
         assert!(storage.store.create_tenant(&tenant).await.unwrap(), "tenant {name} is new");
-        let (record, key) = storage.peppers.issue(tenant.id);
+        self.create_key(name, &[linkgate::domain::Scope::Standard]).await
+    }
+
+    /// Creates another API key of tenant `name` holding `scopes`, as `linkgate keys create
+    /// --scope …` does, and returns it.
+    pub async fn create_key(&self, name: &str, scopes: &[linkgate::domain::Scope]) -> String {
+        use secrecy::ExposeSecret;
+        let storage = self.storage().await;
+        let tenant = storage.store.find_tenant(name).await.unwrap().expect("the tenant exists");
+        let (record, key) = storage.peppers.issue(tenant.id, scopes);
         storage.store.create_api_key(&record).await.unwrap();
         key.expose_secret().to_owned()
     }

@@ -31,7 +31,12 @@
 //! numbers; 520 transactions (two of them pending) with non-negative decimal-string amounts and a
 //! `credit`/`debit` type, served page-numbered (M18) and through the sync feed (M19, at most 500 a
 //! page, so a full sync takes two pages); two holdings with their securities; three investment
-//! transactions (positive amount = money out).
+//! transactions (positive amount = money out). A link whose session asked for `account_numbers`
+//! serves M16 `GET /links/{id}/accounts/numbers` (every account with its `numbers`; only checking
+//! and savings have any, in the forms of the institution's country: ACH for US, BACS and IBAN for
+//! GB, EFT for CA); one that asked for `identity` serves M17 `GET /links/{id}/identity` (the
+//! accounts named by repeated `account_ids`, or all, each with its `owners`; savings is held
+//! jointly). A link that did not link the product gets 403 `link_error.forbidden_action`.
 //!
 //! The sync feed (M19) as MoneyKit publishes it: without a cursor it serves every transaction as
 //! created; from a cursor (an earlier read's `cursor.next`) the booked transactions created,
@@ -94,6 +99,8 @@ pub const API_VERSIONS: &[&str] = &["2023-02-18"];
 pub const CHASE: &str = "chase";
 /// Products a link gets when its session named none.
 const ALL_PRODUCTS: &[&str] = &["accounts", "transactions", "investments"];
+/// Products MoneyKit links when a session asks for them (`available_products`).
+const AVAILABLE_PRODUCTS: &[&str] = &["accounts", "transactions", "investments", "identity", "account_numbers"];
 /// Cash transactions per link.
 const TRANSACTIONS_PER_LINK: usize = 520;
 /// The newest transaction's date (data does not move with the calendar).
@@ -209,6 +216,26 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
         .route("/links/{id}/accounts", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
             mock.data(&headers, &id, |mock, link, now| {
                 let accounts = if mock.delivered(link, "accounts", now) { accounts(link) } else { Vec::new() };
+                Ok(json!({ "accounts": accounts, "link": mock.link_json(link, now) }))
+            })
+        }))
+        .route("/links/{id}/accounts/numbers", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
+            mock.data(&headers, &id, |mock, link, now| {
+                mock.linked(link, "account_numbers")?;
+                let accounts = if mock.delivered(link, "account_numbers", now) { accounts_with_numbers(link) } else { Vec::new() };
+                Ok(json!({ "accounts": accounts, "link": mock.link_json(link, now) }))
+            })
+        }))
+        .route("/links/{id}/identity", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>, RawQuery(query): RawQuery| async move {
+            mock.data(&headers, &id, |mock, link, now| {
+                mock.linked(link, "identity")?;
+                let pairs = query_pairs(query.as_deref());
+                let wanted: Vec<&str> = pairs.iter().filter(|(key, _)| key == "account_ids").map(|(_, id)| id.as_str()).collect();
+                let accounts: Vec<Value> = if mock.delivered(link, "identity", now) { accounts_with_owners(link) } else { Vec::new() };
+                let accounts: Vec<Value> = accounts
+                    .into_iter()
+                    .filter(|account| wanted.is_empty() || wanted.contains(&account["account_id"].as_str().unwrap_or("")))
+                    .collect();
                 Ok(json!({ "accounts": accounts, "link": mock.link_json(link, now) }))
             })
         }))
@@ -683,10 +710,7 @@ impl Mock {
         }
         let products: Vec<String> = match request.settings.map(|s| s.products) {
             Some(products) if !products.is_empty() => {
-                if products
-                    .keys()
-                    .any(|p| !ALL_PRODUCTS.contains(&p.as_str()) && p != "identity" && p != "account_numbers")
-                {
+                if products.keys().any(|p| !AVAILABLE_PRODUCTS.contains(&p.as_str())) {
                     return Err(ApiError::validation("Unknown product"));
                 }
                 products.into_keys().collect()
@@ -801,6 +825,14 @@ struct Delivery {
 }
 
 impl Mock {
+    /// 403 `link_error.forbidden_action` unless the link linked `product`.
+    fn linked(&self, link: &Link, product: &str) -> Result<(), ApiError> {
+        if link.products.iter().any(|p| p == product) {
+            return Ok(());
+        }
+        Err(ApiError::new(StatusCode::FORBIDDEN, "link_error.forbidden_action", "Product not enabled for this link."))
+    }
+
     /// Whether `product` was linked and its import is over: data endpoints serve it then.
     fn delivered(&self, link: &Link, product: &str, now: Instant) -> bool {
         link.products.iter().any(|p| p == product) && link.phase(self.options.import_delay, now) == Phase::Completed
@@ -840,7 +872,7 @@ impl Mock {
             "tags": link.tags,
             "webhook": link.webhook,
             "products": products,
-            "available_products": ALL_PRODUCTS,
+            "available_products": AVAILABLE_PRODUCTS,
         })
     }
 
@@ -1348,6 +1380,73 @@ fn accounts(link: &Link) -> Vec<Value> {
         ),
         investment_account(link),
     ]
+}
+
+/// `AccountWithNumbers` of each account: checking and savings have numbers in the forms of the
+/// institution's country (US account numbers end in the account's mask); the others none.
+fn accounts_with_numbers(link: &Link) -> Vec<Value> {
+    accounts(link)
+        .into_iter()
+        .map(|mut account| {
+            let kind = account["account_type"].as_str().unwrap_or_default().to_owned();
+            let mask = account["account_mask"].as_str().unwrap_or_default().to_owned();
+            let mut numbers = json!({ "ach": [], "eft": [], "bacs": [], "international": [] });
+            if kind.starts_with("depository.") {
+                let savings = kind == "depository.savings";
+                match link.institution.country {
+                    "US" => {
+                        let leading = fnv(&format!("{}/{kind}/number", link.seed)) % 100_000_000;
+                        numbers["ach"] = json!([{
+                            "account_number": format!("{leading:08}{mask}"), "routing_number": "021000021",
+                            "wire_routing_number": if savings { Value::Null } else { json!("021000089") },
+                        }]);
+                    }
+                    "GB" => {
+                        let (account_number, sort_code, iban, bic) = if savings {
+                            ("30093459", "102015", "GB94BARC10201530093459", "BARCGB22")
+                        } else {
+                            ("31926819", "601613", "GB29NWBK60161331926819", "NWBKGB2L")
+                        };
+                        numbers["bacs"] = json!([{ "account_number": account_number, "sort_code": sort_code }]);
+                        numbers["international"] = json!([{ "iban": iban, "bic": bic }]);
+                    }
+                    _ => {
+                        numbers["eft"] = json!([{
+                            "account_number": format!("{}{mask}", if savings { "5071" } else { "1023" }),
+                            "institution_number": "003", "branch_number": "00002",
+                        }]);
+                    }
+                }
+            }
+            account["numbers"] = numbers;
+            account
+        })
+        .collect()
+}
+
+/// `AccountIdentity` of each account: one owner, two for the joint savings account.
+fn accounts_with_owners(link: &Link) -> Vec<Value> {
+    let jordan = json!({
+        "names": ["Jordan Avery"],
+        "addresses": [{"city": "Columbus", "country": "US", "postal_code": "43215", "region": "OH",
+                       "street": "100 Main St", "primary": true}],
+        "phone_numbers": [{"number": "+16145550123", "primary": true, "type": "mobile"}],
+        "emails": [{"address": "jordan.avery@example.com", "primary": true}],
+    });
+    let casey = json!({
+        "names": ["Casey Avery"],
+        "addresses": [],
+        "phone_numbers": [{"number": "+16145550187", "primary": false, "type": "work"}],
+        "emails": [{"address": "casey.avery@example.com", "primary": true}],
+    });
+    accounts(link)
+        .into_iter()
+        .map(|mut account| {
+            let joint = account["account_type"] == "depository.savings";
+            account["owners"] = if joint { json!([jordan, casey]) } else { json!([jordan]) };
+            account
+        })
+        .collect()
 }
 
 fn investment_account(link: &Link) -> Value {

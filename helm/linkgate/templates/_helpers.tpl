@@ -138,3 +138,14 @@ from the ConfigMap (envFrom).
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Where the server reads its TLS files. */}}
+{{- define "linkgate.tlsDir" -}}/etc/linkgate/tls{{- end }}
+{{- define "linkgate.clientCaDir" -}}/etc/linkgate/client-ca{{- end }}
+
+{{/* TLS settings that cannot work, refused at render time. */}}
+{{- define "linkgate.checkTls" -}}
+{{- if and .Values.tls.clientCa.enabled (not .Values.tls.enabled) }}
+{{- fail "tls.clientCa.enabled needs tls.enabled: mutual TLS is TLS with client certificates" }}
+{{- end }}
+{{- end }}

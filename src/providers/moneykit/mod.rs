@@ -13,7 +13,7 @@
 //! | `poll_link` | nothing to ask: MoneyKit has no API for a Connect session's outcome |
 //! | `exchange_public_token` | M5 `POST /link-session/exchange-token` (201) |
 //! | `connection_status` | M7 `GET /links/{id}`: link `state` and per-product freshness |
-//! | `fetch_data` | M14 accounts, M19 transactions sync feed (from the stored cursor), M21 holdings, M22 investment transactions (page-numbered) |
+//! | `fetch_data` | M14 accounts, M19 transactions sync feed (from the stored cursor), M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
 //! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) naming the products asked / M9 `DELETE /links/{id}` |
 //! | `institutions` | M26 featured institutions, M27 one by id |
 //! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
@@ -34,6 +34,11 @@
 //! the connection's (see `crate::app::repair`), so the exchange repairs that connection instead of
 //! making a second one.
 //!
+//! **Account numbers and identity.** MoneyKit's `account_numbers` and `identity` products are
+//! linked only when the caller's link session asks for them (PRODUCT_ACCOUNT_NUMBERS,
+//! PRODUCT_IDENTITY): MoneyKit asks the user's permission for each. They are read (M16, M17) with
+//! every import that covers them, as MoneyKit last fetched them (see [`details`]).
+//!
 //! **Incremental transactions.** M19 is MoneyKit's change feed: read without a cursor it serves
 //! the whole history, read from a cursor what was created, updated and removed since, each
 //! sequence paged while `has_more` with the cursor's `next`. MoneyKit keeps no client cursors, so
@@ -43,10 +48,12 @@
 //! is complete. A `next` MoneyKit leaves out keeps the cursor read from. A cursor MoneyKit refuses
 //! (422 `api_error.request.validation_failed`; it publishes no error for cursors, so whatever it
 //! refuses is treated so) is dropped and the feed read whole again. Accounts (M14), holdings
-//! (M21) and investment transactions (M22, page-numbered) have no feed and are read whole.
+//! (M21), investment transactions (M22, page-numbered), account numbers (M16) and identity (M17)
+//! have no feed and are read whole.
 //!
-//! **Refresh limits.** MoneyKit publishes how often a product of a link may be refreshed on
-//! demand (M13): [`REFRESH_LIMITS`], one line per product, which RefreshConnection honours.
+//! **Refresh limits.** RefreshConnection asks MoneyKit (M13) to fetch exactly the products it
+//! names again. MoneyKit publishes how often each may be refreshed on demand: [`REFRESH_LIMITS`],
+//! one line per product, which RefreshConnection honours.
 //!
 //! **Money.** Balances are JSON numbers, everything else decimal strings; both are read exactly.
 //! Transaction amounts are non-negative with a `credit`/`debit` type (debits become negative);
@@ -55,6 +62,7 @@
 //!
 //! States and errors map through the one table in [`states`].
 
+mod details;
 pub mod states;
 mod wire;
 
@@ -88,12 +96,16 @@ pub const ID: &str = "moneykit";
 /// The provider's display name.
 pub const DISPLAY_NAME: &str = "MoneyKit";
 /// Products a MoneyKit connection delivers.
-const PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
+const PRODUCTS: &[Product] =
+    &[Product::Accounts, Product::Transactions, Product::Investments, Product::Identity, Product::AccountNumbers];
+/// Products a link session that names none links: identity and account numbers only when asked for.
+const DEFAULT_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
 /// MoneyKit's published limits on refreshing a link's products on demand (M13), one line per
 /// product it limits (upstreams.md 2(h)).
 pub const REFRESH_LIMITS: &[RefreshLimit] = &[
     RefreshLimit { product: Product::Accounts, once_per: HOUR },
     RefreshLimit { product: Product::Transactions, once_per: HOUR },
+    RefreshLimit { product: Product::AccountNumbers, once_per: DAY },
     RefreshLimit { product: Product::Identity, once_per: DAY },
 ];
 const HOUR: Duration = Duration::from_secs(3600);
@@ -152,6 +164,8 @@ enum Route {
     Exchange,
     Link,
     Accounts,
+    AccountNumbers,
+    Identity,
     TransactionSync,
     Holdings,
     InvestmentTransactions,
@@ -176,6 +190,8 @@ impl Route {
             Self::Exchange => ("moneykit.exchange_token", Idempotent),
             Self::Link => ("moneykit.link", Idempotent),
             Self::Accounts => ("moneykit.accounts", Idempotent),
+            Self::AccountNumbers => ("moneykit.account_numbers", Idempotent),
+            Self::Identity => ("moneykit.identity", Idempotent),
             Self::TransactionSync => ("moneykit.transactions_sync", Idempotent),
             Self::Holdings => ("moneykit.holdings", Idempotent),
             Self::InvestmentTransactions => ("moneykit.investment_transactions", Idempotent),
@@ -460,7 +476,9 @@ fn product_name(product: Product) -> Option<&'static str> {
         Product::Accounts => Some("accounts"),
         Product::Transactions => Some("transactions"),
         Product::Investments => Some("investments"),
-        Product::Identity | Product::Statements => None,
+        Product::Identity => Some("identity"),
+        Product::AccountNumbers => Some("account_numbers"),
+        Product::Statements => None,
     }
 }
 
@@ -692,7 +710,7 @@ impl Provider for MoneyKit {
                 detail: "MoneyKit needs external user ids of 4 to 150 characters".to_owned(),
             });
         }
-        let products = if link.products.is_empty() { PRODUCTS } else { link.products.as_slice() };
+        let products = if link.products.is_empty() { DEFAULT_PRODUCTS } else { link.products.as_slice() };
         let settings = wire::LinkSessionSettings {
             products: products
                 .iter()
@@ -804,6 +822,16 @@ impl Provider for MoneyKit {
             let holdings: wire::Holdings = self.call(Route::Holdings, url, Method::Get).await?;
             let (transactions, securities) = self.investment_transactions(link_id).await?;
             investments(connection_id, holdings, transactions, securities, &mut data);
+        }
+        if delivered(Product::AccountNumbers) {
+            let url = self.url(&["links", link_id, "accounts", "numbers"], &[]);
+            let answer: wire::AccountNumbers = self.call(Route::AccountNumbers, url, Method::Get).await?;
+            data.details.numbers = details::account_numbers(connection_id, answer);
+        }
+        if delivered(Product::Identity) {
+            let url = self.url(&["links", link_id, "identity"], &[]);
+            let answer: wire::Identity = self.call(Route::Identity, url, Method::Get).await?;
+            data.details.owners = details::account_owners(connection_id, answer);
         }
         Ok(Fetched { data, cursor: next_cursor })
     }

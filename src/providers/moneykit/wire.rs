@@ -168,6 +168,162 @@ pub struct Balances {
     pub limit: Option<Decimal>,
 }
 
+/// M16 `GET /links/{id}/accounts/numbers`'s answer.
+#[derive(Deserialize)]
+pub struct AccountNumbers {
+    /// The link's accounts with their numbers (`AccountWithNumbers`).
+    pub accounts: Vec<AccountWithNumbers>,
+}
+
+/// `AccountWithNumbers`: an account and its numbers. Carries account numbers: no `Debug`.
+#[derive(Deserialize)]
+pub struct AccountWithNumbers {
+    /// `acc_…`.
+    pub account_id: String,
+    /// Each form at most once.
+    #[serde(default)]
+    pub numbers: Numbers,
+}
+
+/// `numbers` of `AccountWithNumbers`.
+#[derive(Default, Deserialize)]
+pub struct Numbers {
+    /// US.
+    #[serde(default)]
+    pub ach: Vec<Ach>,
+    /// Canada.
+    #[serde(default)]
+    pub eft: Vec<Eft>,
+    /// UK.
+    #[serde(default)]
+    pub bacs: Vec<Bacs>,
+    /// IBAN and BIC.
+    #[serde(default)]
+    pub international: Vec<International>,
+}
+
+/// An ACH entry.
+#[derive(Deserialize)]
+pub struct Ach {
+    /// Account number.
+    pub account_number: String,
+    /// ABA routing number.
+    pub routing_number: String,
+    /// Wire routing number, when it differs.
+    #[serde(default)]
+    pub wire_routing_number: Option<String>,
+}
+
+/// An EFT entry.
+#[derive(Deserialize)]
+pub struct Eft {
+    /// Account number.
+    pub account_number: String,
+    /// Institution number.
+    pub institution_number: String,
+    /// Branch (transit) number.
+    pub branch_number: String,
+}
+
+/// A BACS entry.
+#[derive(Deserialize)]
+pub struct Bacs {
+    /// Account number.
+    pub account_number: String,
+    /// Sort code.
+    pub sort_code: String,
+}
+
+/// An international entry.
+#[derive(Deserialize)]
+pub struct International {
+    /// IBAN.
+    pub iban: String,
+    /// BIC.
+    #[serde(default)]
+    pub bic: Option<String>,
+}
+
+/// M17 `GET /links/{id}/identity`'s answer.
+#[derive(Deserialize)]
+pub struct Identity {
+    /// The link's accounts with their owners (`AccountIdentity`).
+    pub accounts: Vec<AccountIdentity>,
+}
+
+/// `AccountIdentity`: an account and its owners. Carries personal data: no `Debug`.
+#[derive(Deserialize)]
+pub struct AccountIdentity {
+    /// `acc_…`.
+    pub account_id: String,
+    /// The owners.
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+}
+
+/// `Owner`.
+#[derive(Deserialize)]
+pub struct Owner {
+    /// Full names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Postal addresses.
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    /// Phone numbers.
+    #[serde(default)]
+    pub phone_numbers: Vec<PhoneNumber>,
+    /// Email addresses.
+    #[serde(default)]
+    pub emails: Vec<Email>,
+}
+
+/// An owner's address.
+#[derive(Deserialize)]
+pub struct Address {
+    /// City.
+    #[serde(default)]
+    pub city: Option<String>,
+    /// Country code.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Postal code.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// State or region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Street.
+    #[serde(default)]
+    pub street: Option<String>,
+    /// The primary address.
+    #[serde(default)]
+    pub primary: Option<bool>,
+}
+
+/// An owner's phone number.
+#[derive(Deserialize)]
+pub struct PhoneNumber {
+    /// The number.
+    pub number: String,
+    /// The primary number.
+    #[serde(default)]
+    pub primary: Option<bool>,
+    /// `home`, `work`, `mobile` or `other`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// An owner's email address.
+#[derive(Deserialize)]
+pub struct Email {
+    /// The address.
+    pub address: String,
+    /// The primary address.
+    #[serde(default)]
+    pub primary: Option<bool>,
+}
+
 /// M19 `GET /links/{id}/transactions/sync`'s answer.
 #[derive(Deserialize)]
 pub struct TransactionSync {

@@ -1,10 +1,13 @@
 //! Deterministic data of sandbox connections: the same seed and creation date always yield the
-//! same accounts, transactions, portfolios, positions and statements, with upstream-style ids.
+//! same accounts, transactions, portfolios, positions and statements, with upstream-style ids,
+//! and the bank's account numbers and owners (fixed fictional values).
 
 use super::{BANK, BROKER, UTILITY};
 use crate::domain::{
-    Account, AccountType, AssetType, ConnectionData, Date, Decimal, Instrument, Money, Portfolio, PortfolioTransaction,
-    PortfolioTransactionType, PortfolioType, Position, Product, Statement, Transaction, Usage, stable_id,
+    Account, AccountDetails, AccountNumbers, AccountOwners, AccountType, AchNumber, AssetType, BacsNumber,
+    ConnectionData, Date, Decimal, EftNumber, Instrument, InternationalNumber, Money, Owner, OwnerAddress, OwnerEmail,
+    OwnerPhoneNumber, OwnersOf, PhoneNumberType, Portfolio, PortfolioTransaction, PortfolioTransactionType,
+    PortfolioType, Position, Product, Statement, Transaction, Usage, stable_id,
 };
 use chrono::{Datelike, Days, Months};
 use uuid::Uuid;
@@ -73,6 +76,7 @@ pub fn generate(
             if wants(Product::Transactions) {
                 data.transactions = bank_transactions(connection_id, checking.id, savings.id, created_on, &mut rng);
             }
+            data.details = bank_details(&checking, &savings, wants(Product::AccountNumbers), wants(Product::Identity));
             if wants(Product::Accounts) {
                 data.accounts = vec![checking, savings];
             }
@@ -139,6 +143,89 @@ fn bank_transactions(
         });
     }
     transactions
+}
+
+/// The bank's account numbers and owners. Every form of number is served (ACH and IBAN for
+/// checking, BACS and EFT for savings) so callers can exercise each; each number ends in its
+/// account's mask. Savings is held jointly.
+fn bank_details(checking: &Account, savings: &Account, numbers: bool, owners: bool) -> AccountDetails {
+    let mask = |account: &Account| account.mask.clone().unwrap_or_default();
+    let mut details = AccountDetails::default();
+    if numbers {
+        details.numbers = vec![
+            AccountNumbers {
+                account_id: checking.id,
+                ach: vec![AchNumber {
+                    account_number: format!("00004821{}", mask(checking)),
+                    routing_number: "110000000".to_owned(),
+                    wire_routing_number: Some("026009593".to_owned()),
+                }],
+                international: vec![InternationalNumber {
+                    iban: iban("ES", &format!("2100041845020000{}", mask(checking))),
+                    bic: Some("SBXBESMMXXX".to_owned()),
+                }],
+                ..AccountNumbers::default()
+            },
+            AccountNumbers {
+                account_id: savings.id,
+                bacs: vec![BacsNumber {
+                    account_number: format!("3192{}", mask(savings)),
+                    sort_code: "601613".to_owned(),
+                }],
+                eft: vec![EftNumber {
+                    account_number: format!("00781{}", mask(savings)),
+                    institution_number: "003".to_owned(),
+                    branch_number: "00011".to_owned(),
+                }],
+                ..AccountNumbers::default()
+            },
+        ];
+    }
+    if owners {
+        let alex = Owner {
+            names: vec!["Alex Rivera".to_owned()],
+            emails: vec![OwnerEmail { address: "alex.rivera@example.com".to_owned(), primary: true }],
+            phone_numbers: vec![OwnerPhoneNumber {
+                number: "+34600000101".to_owned(),
+                kind: Some(PhoneNumberType::Mobile),
+                primary: true,
+            }],
+            addresses: vec![OwnerAddress {
+                street: Some("Calle Mayor 1".to_owned()),
+                city: Some("Madrid".to_owned()),
+                region: Some("Madrid".to_owned()),
+                postal_code: Some("28013".to_owned()),
+                country: Some("ES".to_owned()),
+                primary: true,
+            }],
+        };
+        let sam = Owner {
+            names: vec!["Sam Rivera".to_owned()],
+            emails: vec![OwnerEmail { address: "sam.rivera@example.com".to_owned(), primary: true }],
+            phone_numbers: vec![OwnerPhoneNumber {
+                number: "+34910000102".to_owned(),
+                kind: Some(PhoneNumberType::Home),
+                primary: true,
+            }],
+            addresses: alex.addresses.clone(),
+        };
+        details.owners = vec![
+            AccountOwners { of: OwnersOf::Account(checking.id), owners: vec![alex.clone()] },
+            AccountOwners { of: OwnersOf::Account(savings.id), owners: vec![alex, sam] },
+        ];
+    }
+    details
+}
+
+/// An IBAN of `country` for `bban`, with its ISO 7064 check digits.
+fn iban(country: &str, bban: &str) -> String {
+    let rearranged = format!("{bban}{country}00");
+    let remainder = rearranged
+        .chars()
+        .filter_map(|c| c.to_digit(36))
+        .flat_map(|value| if value > 9 { vec![value / 10, value % 10] } else { vec![value] })
+        .fold(0, |remainder, digit| (remainder * 10 + digit) % 97);
+    format!("{country}{:02}{bban}", 98 - remainder)
 }
 
 fn instruments() -> Vec<Instrument> {
@@ -249,6 +336,28 @@ mod tests {
         let all = [Product::Accounts, Product::Transactions];
         assert_eq!(generate(BANK, 7, day, id, &all), generate(BANK, 7, day, id, &all));
         assert_ne!(generate(BANK, 7, day, id, &all), generate(BANK, 8, day, id, &all));
+    }
+
+    #[test]
+    fn the_bank_serves_numbers_ending_in_each_mask_and_owners_only_when_linked() {
+        let day = Date::from_ymd_opt(2026, 3, 15).unwrap();
+        let data = generate(BANK, 7, day, Uuid::now_v7(), &[Product::Accounts, Product::AccountNumbers]);
+        assert!(data.details.owners.is_empty(), "identity not linked");
+        let checking = &data.details.numbers[0];
+        let mask = data.accounts[0].mask.clone().unwrap();
+        assert!(checking.ach[0].account_number.ends_with(&mask));
+        assert!(checking.international[0].iban.ends_with(&mask));
+        let owned = generate(BANK, 7, day, Uuid::now_v7(), &[Product::Identity]);
+        assert!(owned.details.numbers.is_empty() && owned.accounts.is_empty());
+        assert_eq!(owned.details.owners[1].owners.len(), 2, "savings is held jointly");
+    }
+
+    #[test]
+    fn ibans_carry_valid_check_digits() {
+        // ISO 13616's example, and one the sandbox issues, both verified by mod 97 = 1.
+        assert_eq!(iban("GB", "WEST12345698765432"), "GB82WEST12345698765432");
+        let issued = iban("ES", "21000418450200051332");
+        assert_eq!(issued, "ES9121000418450200051332");
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //! failure armed for the next refresh) are the one thing it cannot carry in tokens: the
 //! [`Ledger`] keeps them in linkgate's store.
 //!
+//! The bank serves account numbers and owners too (PRODUCT_ACCOUNT_NUMBERS, PRODUCT_IDENTITY),
+//! fixed fictional values in every form of number (see `data`).
+//!
 //! Repair: [`require_login`] marks a connection's handle as needing the user again (the sandbox
 //! control behind `SandboxService.ResetLogin`); its status is then LOGIN_REQUIRED until a repair
 //! session signs in with the same scripted users, which hands back the unmarked handle: the same
@@ -71,7 +74,14 @@ impl Sandbox {
             id: ID,
             display_name: DISPLAY_NAME,
             flows: &[LinkFlow::Credentials, LinkFlow::Hosted],
-            products: &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements],
+            products: &[
+                Product::Accounts,
+                Product::Transactions,
+                Product::Investments,
+                Product::Statements,
+                Product::Identity,
+                Product::AccountNumbers,
+            ],
             poll_interval: settings.poll_interval,
             refresh_interval: settings.refresh_interval,
             consent_lifetime: settings.consent_lifetime,
@@ -116,7 +126,12 @@ fn institutions() -> Vec<Institution> {
         country_codes: vec!["ES".to_owned(), "GB".to_owned(), "US".to_owned()],
     };
     vec![
-        institution(BANK, "Sandbox Bank", InstitutionKind::Bank, &[Product::Accounts, Product::Transactions]),
+        institution(
+            BANK,
+            "Sandbox Bank",
+            InstitutionKind::Bank,
+            &[Product::Accounts, Product::Transactions, Product::Identity, Product::AccountNumbers],
+        ),
         institution(BROKER, "Sandbox Broker", InstitutionKind::Broker, &[Product::Accounts, Product::Investments]),
         institution(UTILITY, "Sandbox Utility", InstitutionKind::Utility, &[Product::Accounts, Product::Statements]),
     ]

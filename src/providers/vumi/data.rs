@@ -1,11 +1,13 @@
 //! Vumi's data as linkgate's: accounts, transactions, portfolios, positions and portfolio
-//! transactions, with stable ids derived from Vumi's and exact decimals. Vumi's enums map in one
+//! transactions, with stable ids derived from Vumi's and exact decimals, and the accounts'
+//! details (IBANs, and the owners Vumi names on accounts and portfolios). Vumi's enums map in one
 //! table ([`Kinds`]); unknown values become `Other` and are logged once per fetch.
 
 use super::{ID, wire};
 use crate::domain::{
-    Account, AccountType, AssetType, ConnectionData, Date, Decimal, Instrument, Money, Portfolio, PortfolioTransaction,
-    PortfolioTransactionType, PortfolioType, Position, Transaction, stable_id,
+    Account, AccountNumbers, AccountOwners, AccountType, AssetType, ConnectionData, Date, Decimal, Instrument,
+    InternationalNumber, Money, Owner, OwnersOf, Portfolio, PortfolioTransaction, PortfolioTransactionType,
+    PortfolioType, Position, Transaction, stable_id,
 };
 use crate::providers::log_safe;
 use std::collections::HashMap;
@@ -27,11 +29,15 @@ impl Kinds {
         }
     }
 
-    fn portfolio(&mut self, kind: &str) -> PortfolioType {
+    /// A portfolio's type and its name: Vumi names none, and its owners' names would put
+    /// personal data where no scope guards it.
+    fn portfolio(&mut self, kind: &str) -> (PortfolioType, &'static str) {
         match kind {
-            "MIX" | "STOCK_PORTFOLIO" | "COMPOSITE_ASSETS_PORTFOLIO" => PortfolioType::Brokerage,
-            "MANAGED" => PortfolioType::Fund,
-            _ => self.unknown(kind, PortfolioType::Other),
+            "MIX" => (PortfolioType::Brokerage, "Mixed portfolio"),
+            "STOCK_PORTFOLIO" => (PortfolioType::Brokerage, "Stock portfolio"),
+            "COMPOSITE_ASSETS_PORTFOLIO" => (PortfolioType::Brokerage, "Composite portfolio"),
+            "MANAGED" => (PortfolioType::Fund, "Managed portfolio"),
+            _ => self.unknown(kind, (PortfolioType::Other, "Vumi portfolio")),
         }
     }
 
@@ -79,6 +85,16 @@ fn date(text: &str) -> Option<Date> {
     text.get(..10)?.parse().ok()
 }
 
+/// The owners Vumi names, one per name; `None` when it names none.
+fn owners(of: OwnersOf, names: &[String]) -> Option<AccountOwners> {
+    let owners: Vec<Owner> = names
+        .iter()
+        .filter(|name| !name.trim().is_empty())
+        .map(|name| Owner { names: vec![name.trim().to_owned()], ..Owner::default() })
+        .collect();
+    (!owners.is_empty()).then_some(AccountOwners { of, owners })
+}
+
 fn money(amount: Option<Decimal>, currency: &str) -> Money {
     Money::new(amount.unwrap_or_default(), &currency.to_ascii_uppercase())
 }
@@ -110,18 +126,27 @@ pub(super) fn connection_data(fetched: Fetched, connection_id: Uuid) -> Connecti
     let id = |kind: &str, upstream: &str| stable_id(connection_id, kind, upstream);
     let mut kinds = Kinds { unknown: Vec::new() };
     let mut incomplete = 0usize;
-    let mut data = ConnectionData::default();
+    let mut data: ConnectionData = ConnectionData::default();
     let mut cash_of_portfolio = HashMap::new();
     for account in &fetched.accounts {
         if let Some(portfolio) = &account.portfolio {
             cash_of_portfolio.insert(portfolio.clone(), id("account", &account.id));
         }
-        let iban = account.iban.as_deref().unwrap_or_default();
+        let iban: String = account.iban.as_deref().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
         let digits = iban.chars().count();
         let mask: String = iban.chars().skip(digits.saturating_sub(4)).collect();
         let currency = account.currency.to_ascii_uppercase();
+        let account_id = id("account", &account.id);
+        if !iban.is_empty() {
+            data.details.numbers.push(AccountNumbers {
+                account_id,
+                international: vec![InternationalNumber { iban: iban.to_ascii_uppercase(), bic: None }],
+                ..AccountNumbers::default()
+            });
+        }
+        data.details.owners.extend(owners(OwnersOf::Account(account_id), &account.owners));
         data.accounts.push(Account {
-            id: id("account", &account.id),
+            id: account_id,
             kind: kinds.account(&account.kind),
             name: account.alias.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "Vumi account".to_owned()),
             mask: (!mask.is_empty()).then_some(mask),
@@ -147,12 +172,13 @@ pub(super) fn connection_data(fetched: Fetched, connection_id: Uuid) -> Connecti
         });
     }
     for portfolio in &fetched.portfolios {
-        let kind = kinds.portfolio(&portfolio.kind);
-        let holders = portfolio.owners.join(", ");
+        let (kind, name) = kinds.portfolio(&portfolio.kind);
+        let portfolio_id = id("portfolio", &portfolio.id);
+        data.details.owners.extend(owners(OwnersOf::Portfolio(portfolio_id), &portfolio.owners));
         data.portfolios.push(Portfolio {
-            id: id("portfolio", &portfolio.id),
+            id: portfolio_id,
             kind,
-            name: if holders.is_empty() { "Vumi portfolio".to_owned() } else { format!("Portfolio of {holders}") },
+            name: name.to_owned(),
             value: money(portfolio.balance, &portfolio.currency),
             cash_account_id: cash_of_portfolio.get(&portfolio.id).copied(),
         });

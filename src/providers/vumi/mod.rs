@@ -41,6 +41,11 @@
 //!   or `READY`, then ends `LinkProgress::Repaired` with the handle unchanged.
 //! - **Refresh** has no API: Vumi refreshes connections daily, and manual updates run in the
 //!   widget, so `refresh` is unsupported.
+//! - **Account numbers and owners** come with the accounts and portfolios Vumi serves anyway (no
+//!   call of their own): an account's `iban` is its number (international, without a BIC, which
+//!   Vumi does not give), and the `owners` of accounts and portfolios are names only, one owner
+//!   per name. Portfolios are named after their type, never after their owners, so no owner
+//!   reaches a read that needs no scope.
 
 mod data;
 mod wire;
@@ -74,7 +79,8 @@ pub const ID: &str = "vumi";
 /// The provider's display name.
 pub const DISPLAY_NAME: &str = "Vumi Finlink";
 /// Products a Vumi connection delivers.
-const PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
+const PRODUCTS: &[Product] =
+    &[Product::Accounts, Product::Transactions, Product::Investments, Product::Identity, Product::AccountNumbers];
 /// How long a public token is accepted after the widget issued it (Vumi documents no limit).
 const PUBLIC_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// A session's lifetime when its JWT does not say (Vumi documents one hour).
@@ -588,6 +594,7 @@ impl Provider for Vumi {
         let token = handle.expose_secret();
         let wanted = |product| products.contains(&product);
         let investments = wanted(Product::Investments);
+        let owners = wanted(Product::Identity);
         let mut fetched = Fetched {
             accounts: Vec::new(),
             account_transactions: Vec::new(),
@@ -596,15 +603,18 @@ impl Provider for Vumi {
             positions: Vec::new(),
             investments: Vec::new(),
         };
-        // Portfolios name their cash account, so investments need the accounts too.
-        if wanted(Product::Accounts) || investments {
+        // Portfolios name their cash account, so investments need the accounts too; numbers and
+        // owners are fields of accounts (and of portfolios, for owners).
+        if wanted(Product::Accounts) || investments || owners || wanted(Product::AccountNumbers) {
             fetched.accounts = self.read(token, Data::Accounts).await?;
         }
         if wanted(Product::Transactions) {
             fetched.account_transactions = self.read(token, Data::AccountTransactions).await?;
         }
-        if investments {
+        if investments || owners {
             fetched.portfolios = self.read(token, Data::Portfolios).await?;
+        }
+        if investments {
             fetched.positions = self.read(token, Data::Positions).await?;
             fetched.portfolio_transactions = self.read(token, Data::PortfolioTransactions).await?;
             fetched.investments = self.read(token, Data::Investments).await?;
@@ -612,6 +622,15 @@ impl Provider for Vumi {
         let mut data = connection_data(fetched, connection_id);
         if !wanted(Product::Accounts) {
             data.accounts.clear();
+        }
+        if !investments {
+            data.portfolios.clear();
+        }
+        if !wanted(Product::AccountNumbers) {
+            data.details.numbers.clear();
+        }
+        if !owners {
+            data.details.owners.clear();
         }
         Ok(data.into())
     }

@@ -81,6 +81,14 @@ fn data_maps_exactly_with_stable_ids_and_unknown_types_as_other() {
     assert_eq!(data.transactions[0].date, "2025-06-02".parse::<Date>().unwrap());
     let portfolio = &data.portfolios[0];
     assert_eq!((portfolio.kind, portfolio.cash_account_id), (PortfolioType::Other, Some(account.id)));
+    assert!(!portfolio.name.contains("Ana"), "an owner's name is not a portfolio's: {}", portfolio.name);
+    // The account's IBAN is its number; the portfolio names its owner (the account none).
+    assert_eq!(data.details.numbers.len(), 1);
+    assert_eq!(data.details.numbers[0].account_id, account.id);
+    assert_eq!(data.details.numbers[0].international[0].iban, "ES9121000418450200051332");
+    assert_eq!(data.details.owners.len(), 1);
+    assert_eq!(data.details.owners[0].of, crate::domain::OwnersOf::Portfolio(portfolio.id));
+    assert_eq!(data.details.owners[0].owners[0].names, ["Ana"]);
     let position = &data.positions[0];
     assert_eq!(position.quantity.to_string(), "10.5");
     assert_eq!(position.market_value.amount_text(), "41.8698");

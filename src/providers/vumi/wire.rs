@@ -114,6 +114,9 @@ pub struct Account {
     pub balance: Option<Decimal>,
     /// ISO 4217.
     pub currency: String,
+    /// Holders' names.
+    #[serde(default)]
+    pub owners: Vec<String>,
 }
 
 /// V12 `GET /queries/connections/{token}/accounts/transactions` (fields inferred).

@@ -213,6 +213,7 @@ macro_rules! impl_connection_store {
                             .bind(import.cursor)
                             .execute(&mut *tx)
                             .await?;
+                        Self::store_account_details(&mut tx, c, &import).await?;
                         Self::apply_import(&mut tx, c, import).await?
                     }
                     None => Default::default(),
@@ -268,8 +269,10 @@ macro_rules! impl_connection_store {
                 if updated == 0 {
                     return Ok(None);
                 }
-                // Its data, and what the sandbox kept for it.
-                for table in ["connection_records", "record_changes", "sandbox_transactions", "sandbox_failures"] {
+                // Its data, its account details, and what the sandbox kept for it.
+                for table in
+                    ["connection_records", "record_changes", "account_details", "sandbox_transactions", "sandbox_failures"]
+                {
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE connection_id = $1")))
                         .bind(c.id)
                         .execute(&mut *tx)

@@ -50,8 +50,10 @@ macro_rules! impl_erasure_store {
                 .bind(external_user_id)
                 .execute(&mut *tx)
                 .await?;
-                // The connections' data, and what the sandbox kept for them.
-                for table in ["connection_records", "record_changes", "sandbox_transactions", "sandbox_failures"] {
+                // The connections' data, their account details, and what the sandbox kept for them.
+                for table in
+                    ["connection_records", "record_changes", "account_details", "sandbox_transactions", "sandbox_failures"]
+                {
                     let sql = format!(
                         "DELETE FROM {table} WHERE tenant_id = $1 AND connection_id IN ({})",
                         super::sql::erasure::erasable!()

@@ -13,6 +13,7 @@
 //! A macro rather than generic code keeps each expansion concrete: sqlx's generic bounds over
 //! two databases would be longer than the SQL they protect.
 
+pub(super) mod account_details;
 pub(super) mod audit;
 pub(super) mod connections;
 pub(super) mod erasure;
@@ -34,6 +35,7 @@ macro_rules! impl_store {
         super::sql::public_tokens::impl_public_token_store!($store);
         super::sql::connections::impl_connection_store!($store, $db, lock_rows = $lock);
         super::sql::records::impl_record_store!($store, $db);
+        super::sql::account_details::impl_account_detail_store!($store, $db);
         super::sql::erasure::impl_erasure_store!($store);
         super::sql::sandbox::impl_sandbox_store!($store);
         super::sql::events::impl_event_store!($store, $db, serialize_events = $event_lock);

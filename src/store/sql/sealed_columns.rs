@@ -24,6 +24,16 @@ macro_rules! impl_sealed_column_store {
                         "SELECT tenant_id, id, upstream_state_sealed FROM link_sessions \
                          WHERE upstream_state_sealed IS NOT NULL AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
                     }
+                    crate::crypto::SealedColumn::AccountNumbers => {
+                        "SELECT tenant_id, connection_id, numbers_sealed FROM account_details \
+                         WHERE numbers_sealed IS NOT NULL AND ($1 IS NULL OR connection_id > $1) \
+                         ORDER BY connection_id LIMIT $2"
+                    }
+                    crate::crypto::SealedColumn::AccountOwners => {
+                        "SELECT tenant_id, connection_id, owners_sealed FROM account_details \
+                         WHERE owners_sealed IS NOT NULL AND ($1 IS NULL OR connection_id > $1) \
+                         ORDER BY connection_id LIMIT $2"
+                    }
                 };
                 let rows: Vec<(uuid::Uuid, uuid::Uuid, Vec<u8>)> =
                     sqlx::query_as(sql).bind(after).bind(limit).fetch_all(&self.pool).await?;
@@ -49,6 +59,12 @@ macro_rules! impl_sealed_column_store {
                     }
                     crate::crypto::SealedColumn::SessionUpstreamState => {
                         "UPDATE link_sessions SET upstream_state_sealed = $3 WHERE id = $1 AND upstream_state_sealed = $2"
+                    }
+                    crate::crypto::SealedColumn::AccountNumbers => {
+                        "UPDATE account_details SET numbers_sealed = $3 WHERE connection_id = $1 AND numbers_sealed = $2"
+                    }
+                    crate::crypto::SealedColumn::AccountOwners => {
+                        "UPDATE account_details SET owners_sealed = $3 WHERE connection_id = $1 AND owners_sealed = $2"
                     }
                 };
                 let updated =

@@ -57,19 +57,22 @@ macro_rules! impl_tenant_store {
             }
 
             async fn create_api_key(&self, key: &crate::domain::ApiKey) -> super::StoreResult<()> {
-                sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hmac, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(key.id)
-                    .bind(key.tenant_id.0)
-                    .bind(&key.secret_hmac)
-                    .bind(key.created_at)
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO api_keys (id, tenant_id, secret_hmac, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(key.id)
+                .bind(key.tenant_id.0)
+                .bind(&key.secret_hmac)
+                .bind(crate::domain::Scope::list(&key.scopes))
+                .bind(key.created_at)
+                .execute(&self.pool)
+                .await?;
                 Ok(())
             }
 
             async fn find_active_api_key(&self, id: uuid::Uuid) -> super::StoreResult<Option<crate::domain::ApiKey>> {
                 let row: Option<super::rows::ApiKeyRow> = sqlx::query_as(
-                    "SELECT k.id, k.tenant_id, k.secret_hmac, k.created_at, k.revoked_at \
+                    "SELECT k.id, k.tenant_id, k.secret_hmac, k.scopes, k.created_at, k.revoked_at \
                      FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
                      WHERE k.id = $1 AND k.revoked_at IS NULL AND t.revoked_at IS NULL",
                 )
@@ -84,7 +87,7 @@ macro_rules! impl_tenant_store {
                 tenant: crate::domain::TenantId,
             ) -> super::StoreResult<Vec<crate::domain::ApiKey>> {
                 let rows: Vec<super::rows::ApiKeyRow> = sqlx::query_as(
-                    "SELECT id, tenant_id, secret_hmac, created_at, revoked_at FROM api_keys \
+                    "SELECT id, tenant_id, secret_hmac, scopes, created_at, revoked_at FROM api_keys \
                      WHERE tenant_id = $1 ORDER BY created_at, id",
                 )
                 .bind(tenant.0)

@@ -51,6 +51,16 @@ class AccountServiceStub:
                 request_serializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsRequest.SerializeToString,
                 response_deserializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsResponse.FromString,
                 _registered_method=True)
+        self.ListAccountNumbers = channel.unary_unary(
+                '/linkgate.v1.AccountService/ListAccountNumbers',
+                request_serializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountNumbersRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountNumbersResponse.FromString,
+                _registered_method=True)
+        self.ListAccountOwners = channel.unary_unary(
+                '/linkgate.v1.AccountService/ListAccountOwners',
+                request_serializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountOwnersRequest.SerializeToString,
+                response_deserializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountOwnersResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -82,6 +92,24 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAccountNumbers(self, request, context):
+        """Lists the full numbers of the connection's accounts, ordered by account id. Needs
+        PRODUCT_ACCOUNT_NUMBERS to be ready, and an API key with the scope `account_numbers:read`
+        (otherwise PERMISSION_DENIED with reason SCOPE_REQUIRED). Every call is audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccountOwners(self, request, context):
+        """Lists the owners of the connection's accounts and portfolios, ordered by account or portfolio
+        id. Needs PRODUCT_IDENTITY to be ready, and an API key with the scope `identity:read`
+        (otherwise PERMISSION_DENIED with reason SCOPE_REQUIRED). Every call is audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +127,16 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.SyncAccountTransactions,
                     request_deserializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsRequest.FromString,
                     response_serializer=linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsResponse.SerializeToString,
+            ),
+            'ListAccountNumbers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountNumbers,
+                    request_deserializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountNumbersRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountNumbersResponse.SerializeToString,
+            ),
+            'ListAccountOwners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountOwners,
+                    request_deserializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountOwnersRequest.FromString,
+                    response_serializer=linkgate_dot_v1_dot_account__service__pb2.ListAccountOwnersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +222,60 @@ class AccountService:
             '/linkgate.v1.AccountService/SyncAccountTransactions',
             linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsRequest.SerializeToString,
             linkgate_dot_v1_dot_account__service__pb2.SyncAccountTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountNumbers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.AccountService/ListAccountNumbers',
+            linkgate_dot_v1_dot_account__service__pb2.ListAccountNumbersRequest.SerializeToString,
+            linkgate_dot_v1_dot_account__service__pb2.ListAccountNumbersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountOwners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/linkgate.v1.AccountService/ListAccountOwners',
+            linkgate_dot_v1_dot_account__service__pb2.ListAccountOwnersRequest.SerializeToString,
+            linkgate_dot_v1_dot_account__service__pb2.ListAccountOwnersResponse.FromString,
             options,
             channel_credentials,
             insecure,

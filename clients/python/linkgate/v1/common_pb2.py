@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18linkgate/v1/common.proto\x12\x0blinkgate.v1\")\n\x05Money\x12\x0e\n\x06\x61mount\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t*\x99\x01\n\x07Product\x12\x17\n\x13PRODUCT_UNSPECIFIED\x10\x00\x12\x14\n\x10PRODUCT_ACCOUNTS\x10\x01\x12\x18\n\x14PRODUCT_TRANSACTIONS\x10\x02\x12\x17\n\x13PRODUCT_INVESTMENTS\x10\x03\x12\x14\n\x10PRODUCT_IDENTITY\x10\x04\x12\x16\n\x12PRODUCT_STATEMENTS\x10\x05*\xba\x01\n\x0cProductState\x12\x1d\n\x19PRODUCT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PRODUCT_STATE_NOT_READY\x10\x01\x12\x17\n\x13PRODUCT_STATE_READY\x10\x02\x12\x1c\n\x18PRODUCT_STATE_REFRESHING\x10\x03\x12\x18\n\x14PRODUCT_STATE_FAILED\x10\x04\x12\x1d\n\x19PRODUCT_STATE_UNSUPPORTED\x10\x05*V\n\x08LinkFlow\x12\x19\n\x15LINK_FLOW_UNSPECIFIED\x10\x00\x12\x14\n\x10LINK_FLOW_HOSTED\x10\x01\x12\x19\n\x15LINK_FLOW_CREDENTIALS\x10\x02\x42,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18linkgate/v1/common.proto\x12\x0blinkgate.v1\")\n\x05Money\x12\x0e\n\x06\x61mount\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t*\xb6\x01\n\x07Product\x12\x17\n\x13PRODUCT_UNSPECIFIED\x10\x00\x12\x14\n\x10PRODUCT_ACCOUNTS\x10\x01\x12\x18\n\x14PRODUCT_TRANSACTIONS\x10\x02\x12\x17\n\x13PRODUCT_INVESTMENTS\x10\x03\x12\x14\n\x10PRODUCT_IDENTITY\x10\x04\x12\x16\n\x12PRODUCT_STATEMENTS\x10\x05\x12\x1b\n\x17PRODUCT_ACCOUNT_NUMBERS\x10\x06*\xba\x01\n\x0cProductState\x12\x1d\n\x19PRODUCT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PRODUCT_STATE_NOT_READY\x10\x01\x12\x17\n\x13PRODUCT_STATE_READY\x10\x02\x12\x1c\n\x18PRODUCT_STATE_REFRESHING\x10\x03\x12\x18\n\x14PRODUCT_STATE_FAILED\x10\x04\x12\x1d\n\x19PRODUCT_STATE_UNSUPPORTED\x10\x05*V\n\x08LinkFlow\x12\x19\n\x15LINK_FLOW_UNSPECIFIED\x10\x00\x12\x14\n\x10LINK_FLOW_HOSTED\x10\x01\x12\x19\n\x15LINK_FLOW_CREDENTIALS\x10\x02\x42,Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,11 +33,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*linkgate.dev/gen/go/linkgate/v1;linkgatev1'
   _globals['_PRODUCT']._serialized_start=85
-  _globals['_PRODUCT']._serialized_end=238
-  _globals['_PRODUCTSTATE']._serialized_start=241
-  _globals['_PRODUCTSTATE']._serialized_end=427
-  _globals['_LINKFLOW']._serialized_start=429
-  _globals['_LINKFLOW']._serialized_end=515
+  _globals['_PRODUCT']._serialized_end=267
+  _globals['_PRODUCTSTATE']._serialized_start=270
+  _globals['_PRODUCTSTATE']._serialized_end=456
+  _globals['_LINKFLOW']._serialized_start=458
+  _globals['_LINKFLOW']._serialized_end=544
   _globals['_MONEY']._serialized_start=41
   _globals['_MONEY']._serialized_end=82
 # @@protoc_insertion_point(module_scope)

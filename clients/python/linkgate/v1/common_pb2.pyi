@@ -13,6 +13,7 @@ class Product(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PRODUCT_INVESTMENTS: _ClassVar[Product]
     PRODUCT_IDENTITY: _ClassVar[Product]
     PRODUCT_STATEMENTS: _ClassVar[Product]
+    PRODUCT_ACCOUNT_NUMBERS: _ClassVar[Product]
 
 class ProductState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +35,7 @@ PRODUCT_TRANSACTIONS: Product
 PRODUCT_INVESTMENTS: Product
 PRODUCT_IDENTITY: Product
 PRODUCT_STATEMENTS: Product
+PRODUCT_ACCOUNT_NUMBERS: Product
 PRODUCT_STATE_UNSPECIFIED: ProductState
 PRODUCT_STATE_NOT_READY: ProductState
 PRODUCT_STATE_READY: ProductState

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/account_service.proto.
  */
 export const file_linkgate_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFsaW5rZ2F0ZS92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxInkKCEJhbGFuY2VzEiMKB2N1cnJlbnQYASABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIlCglhdmFpbGFibGUYAiABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIhCgVsaW1pdBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5IqsBCgdBY2NvdW50EgoKAmlkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSJgoEdHlwZRgDIAEoDjIYLmxpbmtnYXRlLnYxLkFjY291bnRUeXBlEgwKBG5hbWUYBCABKAkSDAoEbWFzaxgFIAEoCRIQCghjdXJyZW5jeRgGIAEoCRInCghiYWxhbmNlcxgHIAEoCzIVLmxpbmtnYXRlLnYxLkJhbGFuY2VzIqUBCgtUcmFuc2FjdGlvbhIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiIKBmFtb3VudBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5EgwKBGRhdGUYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSDwoHcGVuZGluZxgGIAEoCBIeChZwZW5kaW5nX3RyYW5zYWN0aW9uX2lkGAcgASgJIlMKE0xpc3RBY2NvdW50c1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJXChRMaXN0QWNjb3VudHNSZXNwb25zZRImCghhY2NvdW50cxgBIAMoCzIULmxpbmtnYXRlLnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpgBCh5MaXN0QWNjb3VudFRyYW5zYWN0aW9uc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhIKCnN0YXJ0X2RhdGUYAyABKAkSEAoIZW5kX2RhdGUYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiagofTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRIuCgx0cmFuc2FjdGlvbnMYASADKAsyGC5saW5rZ2F0ZS52MS5UcmFuc2FjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoeU3luY0FjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFIq4BCh9TeW5jQWNjb3VudFRyYW5zYWN0aW9uc1Jlc3BvbnNlEicKBWFkZGVkGAEgAygLMhgubGlua2dhdGUudjEuVHJhbnNhY3Rpb24SKgoIbW9kaWZpZWQYAiADKAsyGC5saW5rZ2F0ZS52MS5UcmFuc2FjdGlvbhIPCgdyZW1vdmVkGAMgAygJEhMKC25leHRfY3Vyc29yGAQgASgJEhAKCGhhc19tb3JlGAUgASgIKugBCgtBY2NvdW50VHlwZRIcChhBQ0NPVU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1RZUEVfQ0hFQ0tJTkcQARIYChRBQ0NPVU5UX1RZUEVfU0FWSU5HUxACEhwKGEFDQ09VTlRfVFlQRV9DUkVESVRfQ0FSRBADEhUKEUFDQ09VTlRfVFlQRV9MT0FOEAQSHwobQUNDT1VOVF9UWVBFX0JST0tFUkFHRV9DQVNIEAUSGAoUQUNDT1VOVF9UWVBFX1VUSUxJVFkQBhIWChJBQ0NPVU5UX1RZUEVfT1RIRVIQBzLRAgoOQWNjb3VudFNlcnZpY2USUwoMTGlzdEFjY291bnRzEiAubGlua2dhdGUudjEuTGlzdEFjY291bnRzUmVxdWVzdBohLmxpbmtnYXRlLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEnQKF0xpc3RBY2NvdW50VHJhbnNhY3Rpb25zEisubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0GiwubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRJ0ChdTeW5jQWNjb3VudFRyYW5zYWN0aW9ucxIrLmxpbmtnYXRlLnYxLlN5bmNBY2NvdW50VHJhbnNhY3Rpb25zUmVxdWVzdBosLmxpbmtnYXRlLnYxLlN5bmNBY2NvdW50VHJhbnNhY3Rpb25zUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_linkgate_v1_common]);
+  fileDesc("CiFsaW5rZ2F0ZS92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxInkKCEJhbGFuY2VzEiMKB2N1cnJlbnQYASABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIlCglhdmFpbGFibGUYAiABKAsyEi5saW5rZ2F0ZS52MS5Nb25leRIhCgVsaW1pdBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5IqsBCgdBY2NvdW50EgoKAmlkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSJgoEdHlwZRgDIAEoDjIYLmxpbmtnYXRlLnYxLkFjY291bnRUeXBlEgwKBG5hbWUYBCABKAkSDAoEbWFzaxgFIAEoCRIQCghjdXJyZW5jeRgGIAEoCRInCghiYWxhbmNlcxgHIAEoCzIVLmxpbmtnYXRlLnYxLkJhbGFuY2VzIqUBCgtUcmFuc2FjdGlvbhIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiIKBmFtb3VudBgDIAEoCzISLmxpbmtnYXRlLnYxLk1vbmV5EgwKBGRhdGUYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSDwoHcGVuZGluZxgGIAEoCBIeChZwZW5kaW5nX3RyYW5zYWN0aW9uX2lkGAcgASgJIlMKE0xpc3RBY2NvdW50c1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJXChRMaXN0QWNjb3VudHNSZXNwb25zZRImCghhY2NvdW50cxgBIAMoCzIULmxpbmtnYXRlLnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpgBCh5MaXN0QWNjb3VudFRyYW5zYWN0aW9uc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhIKCnN0YXJ0X2RhdGUYAyABKAkSEAoIZW5kX2RhdGUYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiagofTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRIuCgx0cmFuc2FjdGlvbnMYASADKAsyGC5saW5rZ2F0ZS52MS5UcmFuc2FjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoeU3luY0FjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFIq4BCh9TeW5jQWNjb3VudFRyYW5zYWN0aW9uc1Jlc3BvbnNlEicKBWFkZGVkGAEgAygLMhgubGlua2dhdGUudjEuVHJhbnNhY3Rpb24SKgoIbW9kaWZpZWQYAiADKAsyGC5saW5rZ2F0ZS52MS5UcmFuc2FjdGlvbhIPCgdyZW1vdmVkGAMgAygJEhMKC25leHRfY3Vyc29yGAQgASgJEhAKCGhhc19tb3JlGAUgASgIIm0KGUxpc3RBY2NvdW50TnVtYmVyc1JlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImsKGkxpc3RBY2NvdW50TnVtYmVyc1Jlc3BvbnNlEjQKD2FjY291bnRfbnVtYmVycxgBIAMoCzIbLmxpbmtnYXRlLnYxLkFjY291bnROdW1iZXJzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLOAQoOQWNjb3VudE51bWJlcnMSEgoKYWNjb3VudF9pZBgBIAEoCRIjCgNhY2gYAiADKAsyFi5saW5rZ2F0ZS52MS5BY2hOdW1iZXISIwoDZWZ0GAMgAygLMhYubGlua2dhdGUudjEuRWZ0TnVtYmVyEiUKBGJhY3MYBCADKAsyFy5saW5rZ2F0ZS52MS5CYWNzTnVtYmVyEjcKDWludGVybmF0aW9uYWwYBSADKAsyIC5saW5rZ2F0ZS52MS5JbnRlcm5hdGlvbmFsTnVtYmVyIlgKCUFjaE51bWJlchIWCg5hY2NvdW50X251bWJlchgBIAEoCRIWCg5yb3V0aW5nX251bWJlchgCIAEoCRIbChN3aXJlX3JvdXRpbmdfbnVtYmVyGAMgASgJIlYKCUVmdE51bWJlchIWCg5hY2NvdW50X251bWJlchgBIAEoCRIaChJpbnN0aXR1dGlvbl9udW1iZXIYAiABKAkSFQoNYnJhbmNoX251bWJlchgDIAEoCSI3CgpCYWNzTnVtYmVyEhYKDmFjY291bnRfbnVtYmVyGAEgASgJEhEKCXNvcnRfY29kZRgCIAEoCSIwChNJbnRlcm5hdGlvbmFsTnVtYmVyEgwKBGliYW4YASABKAkSCwoDYmljGAIgASgJImwKGExpc3RBY2NvdW50T3duZXJzUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiaAoZTGlzdEFjY291bnRPd25lcnNSZXNwb25zZRIyCg5hY2NvdW50X293bmVycxgBIAMoCzIaLmxpbmtnYXRlLnYxLkFjY291bnRPd25lcnMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIl0KDUFjY291bnRPd25lcnMSEgoKYWNjb3VudF9pZBgBIAEoCRIUCgxwb3J0Zm9saW9faWQYAiABKAkSIgoGb3duZXJzGAMgAygLMhIubGlua2dhdGUudjEuT3duZXIiowEKBU93bmVyEg0KBW5hbWVzGAEgAygJEicKBmVtYWlscxgCIAMoCzIXLmxpbmtnYXRlLnYxLk93bmVyRW1haWwSNAoNcGhvbmVfbnVtYmVycxgDIAMoCzIdLmxpbmtnYXRlLnYxLk93bmVyUGhvbmVOdW1iZXISLAoJYWRkcmVzc2VzGAQgAygLMhkubGlua2dhdGUudjEuT3duZXJBZGRyZXNzIi4KCk93bmVyRW1haWwSDwoHYWRkcmVzcxgBIAEoCRIPCgdwcmltYXJ5GAIgASgIIl8KEE93bmVyUGhvbmVOdW1iZXISDgoGbnVtYmVyGAEgASgJEioKBHR5cGUYAiABKA4yHC5saW5rZ2F0ZS52MS5QaG9uZU51bWJlclR5cGUSDwoHcHJpbWFyeRgDIAEoCCJzCgxPd25lckFkZHJlc3MSDgoGc3RyZWV0GAEgASgJEgwKBGNpdHkYAiABKAkSDgoGcmVnaW9uGAMgASgJEhMKC3Bvc3RhbF9jb2RlGAQgASgJEg8KB2NvdW50cnkYBSABKAkSDwoHcHJpbWFyeRgGIAEoCCroAQoLQWNjb3VudFR5cGUSHAoYQUNDT1VOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVQUNDT1VOVF9UWVBFX0NIRUNLSU5HEAESGAoUQUNDT1VOVF9UWVBFX1NBVklOR1MQAhIcChhBQ0NPVU5UX1RZUEVfQ1JFRElUX0NBUkQQAxIVChFBQ0NPVU5UX1RZUEVfTE9BThAEEh8KG0FDQ09VTlRfVFlQRV9CUk9LRVJBR0VfQ0FTSBAFEhgKFEFDQ09VTlRfVFlQRV9VVElMSVRZEAYSFgoSQUNDT1VOVF9UWVBFX09USEVSEAcqpwEKD1Bob25lTnVtYmVyVHlwZRIhCh1QSE9ORV9OVU1CRVJfVFlQRV9VTlNQRUNJRklFRBAAEhoKFlBIT05FX05VTUJFUl9UWVBFX0hPTUUQARIaChZQSE9ORV9OVU1CRVJfVFlQRV9XT1JLEAISHAoYUEhPTkVfTlVNQkVSX1RZUEVfTU9CSUxFEAMSGwoXUEhPTkVfTlVNQkVSX1RZUEVfT1RIRVIQBDKcBAoOQWNjb3VudFNlcnZpY2USUwoMTGlzdEFjY291bnRzEiAubGlua2dhdGUudjEuTGlzdEFjY291bnRzUmVxdWVzdBohLmxpbmtnYXRlLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEnQKF0xpc3RBY2NvdW50VHJhbnNhY3Rpb25zEisubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0GiwubGlua2dhdGUudjEuTGlzdEFjY291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRJ0ChdTeW5jQWNjb3VudFRyYW5zYWN0aW9ucxIrLmxpbmtnYXRlLnYxLlN5bmNBY2NvdW50VHJhbnNhY3Rpb25zUmVxdWVzdBosLmxpbmtnYXRlLnYxLlN5bmNBY2NvdW50VHJhbnNhY3Rpb25zUmVzcG9uc2USZQoSTGlzdEFjY291bnROdW1iZXJzEiYubGlua2dhdGUudjEuTGlzdEFjY291bnROdW1iZXJzUmVxdWVzdBonLmxpbmtnYXRlLnYxLkxpc3RBY2NvdW50TnVtYmVyc1Jlc3BvbnNlEmIKEUxpc3RBY2NvdW50T3duZXJzEiUubGlua2dhdGUudjEuTGlzdEFjY291bnRPd25lcnNSZXF1ZXN0GiYubGlua2dhdGUudjEuTGlzdEFjY291bnRPd25lcnNSZXNwb25zZUIsWipsaW5rZ2F0ZS5kZXYvZ2VuL2dvL2xpbmtnYXRlL3YxO2xpbmtnYXRldjFiBnByb3RvMw", [file_linkgate_v1_common]);
 
 /**
  * Balances of an account. Unset fields are unknown, not zero.
@@ -428,6 +428,529 @@ export const SyncAccountTransactionsResponseSchema: GenMessage<SyncAccountTransa
   messageDesc(file_linkgate_v1_account_service, 8);
 
 /**
+ * Request for AccountService.ListAccountNumbers.
+ *
+ * @generated from message linkgate.v1.ListAccountNumbersRequest
+ */
+export type ListAccountNumbersRequest = Message<"linkgate.v1.ListAccountNumbersRequest"> & {
+  /**
+   * The connection id (UUID). Required.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * Only this account's numbers (UUID); empty means every account of the connection.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * Maximum accounts to return, 1 to 500; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous response's next_page_token; empty for the first page. The filter must
+   * be the same as on the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message linkgate.v1.ListAccountNumbersRequest.
+ * Use `create(ListAccountNumbersRequestSchema)` to create a new message.
+ */
+export const ListAccountNumbersRequestSchema: GenMessage<ListAccountNumbersRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 9);
+
+/**
+ * Response of AccountService.ListAccountNumbers.
+ *
+ * @generated from message linkgate.v1.ListAccountNumbersResponse
+ */
+export type ListAccountNumbersResponse = Message<"linkgate.v1.ListAccountNumbersResponse"> & {
+  /**
+   * One entry per account the institution gave numbers for; accounts without any (a card, a
+   * loan) are left out.
+   *
+   * @generated from field: repeated linkgate.v1.AccountNumbers account_numbers = 1;
+   */
+  accountNumbers: AccountNumbers[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message linkgate.v1.ListAccountNumbersResponse.
+ * Use `create(ListAccountNumbersResponseSchema)` to create a new message.
+ */
+export const ListAccountNumbersResponseSchema: GenMessage<ListAccountNumbersResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 10);
+
+/**
+ * The numbers of one account, in every form the institution serves. Each list holds at most one
+ * entry in practice; forms the institution does not use are empty. Digits are kept as the
+ * institution gives them (leading zeros included), never as numbers.
+ *
+ * @generated from message linkgate.v1.AccountNumbers
+ */
+export type AccountNumbers = Message<"linkgate.v1.AccountNumbers"> & {
+  /**
+   * The account (UUID), as ListAccounts returns it.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * US ACH numbers.
+   *
+   * @generated from field: repeated linkgate.v1.AchNumber ach = 2;
+   */
+  ach: AchNumber[];
+
+  /**
+   * Canadian EFT numbers.
+   *
+   * @generated from field: repeated linkgate.v1.EftNumber eft = 3;
+   */
+  eft: EftNumber[];
+
+  /**
+   * UK BACS numbers.
+   *
+   * @generated from field: repeated linkgate.v1.BacsNumber bacs = 4;
+   */
+  bacs: BacsNumber[];
+
+  /**
+   * International numbers (IBAN and BIC).
+   *
+   * @generated from field: repeated linkgate.v1.InternationalNumber international = 5;
+   */
+  international: InternationalNumber[];
+};
+
+/**
+ * Describes the message linkgate.v1.AccountNumbers.
+ * Use `create(AccountNumbersSchema)` to create a new message.
+ */
+export const AccountNumbersSchema: GenMessage<AccountNumbers> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 11);
+
+/**
+ * A US account's ACH numbers.
+ *
+ * @generated from message linkgate.v1.AchNumber
+ */
+export type AchNumber = Message<"linkgate.v1.AchNumber"> & {
+  /**
+   * The full account number.
+   *
+   * @generated from field: string account_number = 1;
+   */
+  accountNumber: string;
+
+  /**
+   * The ABA routing number for ACH, 9 digits.
+   *
+   * @generated from field: string routing_number = 2;
+   */
+  routingNumber: string;
+
+  /**
+   * The routing number for wire transfers, 9 digits, when it differs from `routing_number` and
+   * the institution says so; empty otherwise.
+   *
+   * @generated from field: string wire_routing_number = 3;
+   */
+  wireRoutingNumber: string;
+};
+
+/**
+ * Describes the message linkgate.v1.AchNumber.
+ * Use `create(AchNumberSchema)` to create a new message.
+ */
+export const AchNumberSchema: GenMessage<AchNumber> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 12);
+
+/**
+ * A Canadian account's EFT numbers.
+ *
+ * @generated from message linkgate.v1.EftNumber
+ */
+export type EftNumber = Message<"linkgate.v1.EftNumber"> & {
+  /**
+   * The full account number.
+   *
+   * @generated from field: string account_number = 1;
+   */
+  accountNumber: string;
+
+  /**
+   * The institution number, 3 digits.
+   *
+   * @generated from field: string institution_number = 2;
+   */
+  institutionNumber: string;
+
+  /**
+   * The branch (transit) number, 5 digits.
+   *
+   * @generated from field: string branch_number = 3;
+   */
+  branchNumber: string;
+};
+
+/**
+ * Describes the message linkgate.v1.EftNumber.
+ * Use `create(EftNumberSchema)` to create a new message.
+ */
+export const EftNumberSchema: GenMessage<EftNumber> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 13);
+
+/**
+ * A UK account's BACS numbers.
+ *
+ * @generated from message linkgate.v1.BacsNumber
+ */
+export type BacsNumber = Message<"linkgate.v1.BacsNumber"> & {
+  /**
+   * The account number, 8 digits.
+   *
+   * @generated from field: string account_number = 1;
+   */
+  accountNumber: string;
+
+  /**
+   * The sort code, 6 digits without separators.
+   *
+   * @generated from field: string sort_code = 2;
+   */
+  sortCode: string;
+};
+
+/**
+ * Describes the message linkgate.v1.BacsNumber.
+ * Use `create(BacsNumberSchema)` to create a new message.
+ */
+export const BacsNumberSchema: GenMessage<BacsNumber> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 14);
+
+/**
+ * An account's international numbers.
+ *
+ * @generated from message linkgate.v1.InternationalNumber
+ */
+export type InternationalNumber = Message<"linkgate.v1.InternationalNumber"> & {
+  /**
+   * The IBAN, upper case, without spaces.
+   *
+   * @generated from field: string iban = 1;
+   */
+  iban: string;
+
+  /**
+   * The BIC (SWIFT code) of the account's institution, 8 or 11 characters; empty when the
+   * provider does not give it.
+   *
+   * @generated from field: string bic = 2;
+   */
+  bic: string;
+};
+
+/**
+ * Describes the message linkgate.v1.InternationalNumber.
+ * Use `create(InternationalNumberSchema)` to create a new message.
+ */
+export const InternationalNumberSchema: GenMessage<InternationalNumber> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 15);
+
+/**
+ * Request for AccountService.ListAccountOwners.
+ *
+ * @generated from message linkgate.v1.ListAccountOwnersRequest
+ */
+export type ListAccountOwnersRequest = Message<"linkgate.v1.ListAccountOwnersRequest"> & {
+  /**
+   * The connection id (UUID). Required.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * Only this account's owners (UUID); empty means every account and portfolio of the
+   * connection.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * Maximum entries to return, 1 to 500; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * Token from a previous response's next_page_token; empty for the first page. The filter must
+   * be the same as on the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message linkgate.v1.ListAccountOwnersRequest.
+ * Use `create(ListAccountOwnersRequestSchema)` to create a new message.
+ */
+export const ListAccountOwnersRequestSchema: GenMessage<ListAccountOwnersRequest> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 16);
+
+/**
+ * Response of AccountService.ListAccountOwners.
+ *
+ * @generated from message linkgate.v1.ListAccountOwnersResponse
+ */
+export type ListAccountOwnersResponse = Message<"linkgate.v1.ListAccountOwnersResponse"> & {
+  /**
+   * One entry per account or portfolio the institution named owners for.
+   *
+   * @generated from field: repeated linkgate.v1.AccountOwners account_owners = 1;
+   */
+  accountOwners: AccountOwners[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message linkgate.v1.ListAccountOwnersResponse.
+ * Use `create(ListAccountOwnersResponseSchema)` to create a new message.
+ */
+export const ListAccountOwnersResponseSchema: GenMessage<ListAccountOwnersResponse> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 17);
+
+/**
+ * The owners of one account or one portfolio: exactly one of `account_id` and `portfolio_id` is
+ * set. Brokers (Vumi) name the owners of portfolios as well as of cash accounts.
+ *
+ * @generated from message linkgate.v1.AccountOwners
+ */
+export type AccountOwners = Message<"linkgate.v1.AccountOwners"> & {
+  /**
+   * The account (UUID), as ListAccounts returns it; empty for a portfolio's owners.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The portfolio (UUID), as PortfolioService.ListPortfolios returns it; empty for an account's
+   * owners.
+   *
+   * @generated from field: string portfolio_id = 2;
+   */
+  portfolioId: string;
+
+  /**
+   * The owners, in the institution's order (the primary holder first where it says so).
+   *
+   * @generated from field: repeated linkgate.v1.Owner owners = 3;
+   */
+  owners: Owner[];
+};
+
+/**
+ * Describes the message linkgate.v1.AccountOwners.
+ * Use `create(AccountOwnersSchema)` to create a new message.
+ */
+export const AccountOwnersSchema: GenMessage<AccountOwners> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 18);
+
+/**
+ * One owner of an account, as the institution knows them. Every list may be empty: providers
+ * give what the institution gives (Vumi, names only).
+ *
+ * @generated from message linkgate.v1.Owner
+ */
+export type Owner = Message<"linkgate.v1.Owner"> & {
+  /**
+   * The owner's names, in full ("Jordan Avery"); more than one when the institution keeps several
+   * (a maiden name, a business name).
+   *
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+
+  /**
+   * Email addresses.
+   *
+   * @generated from field: repeated linkgate.v1.OwnerEmail emails = 2;
+   */
+  emails: OwnerEmail[];
+
+  /**
+   * Phone numbers.
+   *
+   * @generated from field: repeated linkgate.v1.OwnerPhoneNumber phone_numbers = 3;
+   */
+  phoneNumbers: OwnerPhoneNumber[];
+
+  /**
+   * Postal addresses.
+   *
+   * @generated from field: repeated linkgate.v1.OwnerAddress addresses = 4;
+   */
+  addresses: OwnerAddress[];
+};
+
+/**
+ * Describes the message linkgate.v1.Owner.
+ * Use `create(OwnerSchema)` to create a new message.
+ */
+export const OwnerSchema: GenMessage<Owner> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 19);
+
+/**
+ * An owner's email address.
+ *
+ * @generated from message linkgate.v1.OwnerEmail
+ */
+export type OwnerEmail = Message<"linkgate.v1.OwnerEmail"> & {
+  /**
+   * The address, as the institution gives it.
+   *
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * Whether the institution marks it as the owner's primary address.
+   *
+   * @generated from field: bool primary = 2;
+   */
+  primary: boolean;
+};
+
+/**
+ * Describes the message linkgate.v1.OwnerEmail.
+ * Use `create(OwnerEmailSchema)` to create a new message.
+ */
+export const OwnerEmailSchema: GenMessage<OwnerEmail> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 20);
+
+/**
+ * An owner's phone number.
+ *
+ * @generated from message linkgate.v1.OwnerPhoneNumber
+ */
+export type OwnerPhoneNumber = Message<"linkgate.v1.OwnerPhoneNumber"> & {
+  /**
+   * The number as the institution gives it, E.164 (`+16145550123`) where it does.
+   *
+   * @generated from field: string number = 1;
+   */
+  number: string;
+
+  /**
+   * The kind of number.
+   *
+   * @generated from field: linkgate.v1.PhoneNumberType type = 2;
+   */
+  type: PhoneNumberType;
+
+  /**
+   * Whether the institution marks it as the owner's primary number.
+   *
+   * @generated from field: bool primary = 3;
+   */
+  primary: boolean;
+};
+
+/**
+ * Describes the message linkgate.v1.OwnerPhoneNumber.
+ * Use `create(OwnerPhoneNumberSchema)` to create a new message.
+ */
+export const OwnerPhoneNumberSchema: GenMessage<OwnerPhoneNumber> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 21);
+
+/**
+ * An owner's postal address. Fields the institution leaves out are empty.
+ *
+ * @generated from message linkgate.v1.OwnerAddress
+ */
+export type OwnerAddress = Message<"linkgate.v1.OwnerAddress"> & {
+  /**
+   * Street and number, with further lines separated by a newline.
+   *
+   * @generated from field: string street = 1;
+   */
+  street: string;
+
+  /**
+   * City or town.
+   *
+   * @generated from field: string city = 2;
+   */
+  city: string;
+
+  /**
+   * State, province or region.
+   *
+   * @generated from field: string region = 3;
+   */
+  region: string;
+
+  /**
+   * Postal code.
+   *
+   * @generated from field: string postal_code = 4;
+   */
+  postalCode: string;
+
+  /**
+   * ISO 3166-1 alpha-2 country code, upper case.
+   *
+   * @generated from field: string country = 5;
+   */
+  country: string;
+
+  /**
+   * Whether the institution marks it as the owner's primary address.
+   *
+   * @generated from field: bool primary = 6;
+   */
+  primary: boolean;
+};
+
+/**
+ * Describes the message linkgate.v1.OwnerAddress.
+ * Use `create(OwnerAddressSchema)` to create a new message.
+ */
+export const OwnerAddressSchema: GenMessage<OwnerAddress> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_account_service, 22);
+
+/**
  * The kind of account.
  *
  * @generated from enum linkgate.v1.AccountType
@@ -497,6 +1020,54 @@ export const AccountTypeSchema: GenEnum<AccountType> = /*@__PURE__*/
   enumDesc(file_linkgate_v1_account_service, 0);
 
 /**
+ * The kind of a phone number.
+ *
+ * @generated from enum linkgate.v1.PhoneNumberType
+ */
+export enum PhoneNumberType {
+  /**
+   * Not given by the institution.
+   *
+   * @generated from enum value: PHONE_NUMBER_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A home (landline) number.
+   *
+   * @generated from enum value: PHONE_NUMBER_TYPE_HOME = 1;
+   */
+  HOME = 1,
+
+  /**
+   * A work number.
+   *
+   * @generated from enum value: PHONE_NUMBER_TYPE_WORK = 2;
+   */
+  WORK = 2,
+
+  /**
+   * A mobile number.
+   *
+   * @generated from enum value: PHONE_NUMBER_TYPE_MOBILE = 3;
+   */
+  MOBILE = 3,
+
+  /**
+   * Any other kind.
+   *
+   * @generated from enum value: PHONE_NUMBER_TYPE_OTHER = 4;
+   */
+  OTHER = 4,
+}
+
+/**
+ * Describes the enum linkgate.v1.PhoneNumberType.
+ */
+export const PhoneNumberTypeSchema: GenEnum<PhoneNumberType> = /*@__PURE__*/
+  enumDesc(file_linkgate_v1_account_service, 1);
+
+/**
  * AccountService reads a connection's accounts and their cash transactions, normalized across
  * providers. Reads are served from linkgate's own copy, refreshed by its sync engine.
  *
@@ -535,6 +1106,30 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof SyncAccountTransactionsRequestSchema;
     output: typeof SyncAccountTransactionsResponseSchema;
+  },
+  /**
+   * Lists the full numbers of the connection's accounts, ordered by account id. Needs
+   * PRODUCT_ACCOUNT_NUMBERS to be ready, and an API key with the scope `account_numbers:read`
+   * (otherwise PERMISSION_DENIED with reason SCOPE_REQUIRED). Every call is audited.
+   *
+   * @generated from rpc linkgate.v1.AccountService.ListAccountNumbers
+   */
+  listAccountNumbers: {
+    methodKind: "unary";
+    input: typeof ListAccountNumbersRequestSchema;
+    output: typeof ListAccountNumbersResponseSchema;
+  },
+  /**
+   * Lists the owners of the connection's accounts and portfolios, ordered by account or portfolio
+   * id. Needs PRODUCT_IDENTITY to be ready, and an API key with the scope `identity:read`
+   * (otherwise PERMISSION_DENIED with reason SCOPE_REQUIRED). Every call is audited.
+   *
+   * @generated from rpc linkgate.v1.AccountService.ListAccountOwners
+   */
+  listAccountOwners: {
+    methodKind: "unary";
+    input: typeof ListAccountOwnersRequestSchema;
+    output: typeof ListAccountOwnersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkgate_v1_account_service, 0);

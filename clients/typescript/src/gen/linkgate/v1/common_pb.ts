@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/common.proto.
  */
 export const file_linkgate_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChhsaW5rZ2F0ZS92MS9jb21tb24ucHJvdG8SC2xpbmtnYXRlLnYxIikKBU1vbmV5Eg4KBmFtb3VudBgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCSqZAQoHUHJvZHVjdBIXChNQUk9EVUNUX1VOU1BFQ0lGSUVEEAASFAoQUFJPRFVDVF9BQ0NPVU5UUxABEhgKFFBST0RVQ1RfVFJBTlNBQ1RJT05TEAISFwoTUFJPRFVDVF9JTlZFU1RNRU5UUxADEhQKEFBST0RVQ1RfSURFTlRJVFkQBBIWChJQUk9EVUNUX1NUQVRFTUVOVFMQBSq6AQoMUHJvZHVjdFN0YXRlEh0KGVBST0RVQ1RfU1RBVEVfVU5TUEVDSUZJRUQQABIbChdQUk9EVUNUX1NUQVRFX05PVF9SRUFEWRABEhcKE1BST0RVQ1RfU1RBVEVfUkVBRFkQAhIcChhQUk9EVUNUX1NUQVRFX1JFRlJFU0hJTkcQAxIYChRQUk9EVUNUX1NUQVRFX0ZBSUxFRBAEEh0KGVBST0RVQ1RfU1RBVEVfVU5TVVBQT1JURUQQBSpWCghMaW5rRmxvdxIZChVMSU5LX0ZMT1dfVU5TUEVDSUZJRUQQABIUChBMSU5LX0ZMT1dfSE9TVEVEEAESGQoVTElOS19GTE9XX0NSRURFTlRJQUxTEAJCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM");
+  fileDesc("ChhsaW5rZ2F0ZS92MS9jb21tb24ucHJvdG8SC2xpbmtnYXRlLnYxIikKBU1vbmV5Eg4KBmFtb3VudBgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCSq2AQoHUHJvZHVjdBIXChNQUk9EVUNUX1VOU1BFQ0lGSUVEEAASFAoQUFJPRFVDVF9BQ0NPVU5UUxABEhgKFFBST0RVQ1RfVFJBTlNBQ1RJT05TEAISFwoTUFJPRFVDVF9JTlZFU1RNRU5UUxADEhQKEFBST0RVQ1RfSURFTlRJVFkQBBIWChJQUk9EVUNUX1NUQVRFTUVOVFMQBRIbChdQUk9EVUNUX0FDQ09VTlRfTlVNQkVSUxAGKroBCgxQcm9kdWN0U3RhdGUSHQoZUFJPRFVDVF9TVEFURV9VTlNQRUNJRklFRBAAEhsKF1BST0RVQ1RfU1RBVEVfTk9UX1JFQURZEAESFwoTUFJPRFVDVF9TVEFURV9SRUFEWRACEhwKGFBST0RVQ1RfU1RBVEVfUkVGUkVTSElORxADEhgKFFBST0RVQ1RfU1RBVEVfRkFJTEVEEAQSHQoZUFJPRFVDVF9TVEFURV9VTlNVUFBPUlRFRBAFKlYKCExpbmtGbG93EhkKFUxJTktfRkxPV19VTlNQRUNJRklFRBAAEhQKEExJTktfRkxPV19IT1NURUQQARIZChVMSU5LX0ZMT1dfQ1JFREVOVElBTFMQAkIsWipsaW5rZ2F0ZS5kZXYvZ2VuL2dvL2xpbmtnYXRlL3YxO2xpbmtnYXRldjFiBnByb3RvMw");
 
 /**
  * An amount of money in one currency. Never a float: amounts are exact decimal strings.
@@ -79,7 +79,9 @@ export enum Product {
   INVESTMENTS = 3,
 
   /**
-   * Account holder identity (names, addresses). Reserved for providers that offer it.
+   * The owners of accounts and portfolios: names, email addresses, phone numbers and postal
+   * addresses, as the institution holds them (AccountService.ListAccountOwners). Sealed at rest;
+   * readable only with an API key that carries the scope `identity:read`.
    *
    * @generated from enum value: PRODUCT_IDENTITY = 4;
    */
@@ -91,6 +93,16 @@ export enum Product {
    * @generated from enum value: PRODUCT_STATEMENTS = 5;
    */
   STATEMENTS = 5,
+
+  /**
+   * The full numbers that identify accounts for payments: ACH (account, routing and wire routing
+   * numbers), EFT (account, institution and branch numbers), BACS (account number and sort code)
+   * and IBAN with BIC, in each form the institution serves (AccountService.ListAccountNumbers).
+   * Sealed at rest; readable only with an API key that carries the scope `account_numbers:read`.
+   *
+   * @generated from enum value: PRODUCT_ACCOUNT_NUMBERS = 6;
+   */
+  ACCOUNT_NUMBERS = 6,
 }
 
 /**

@@ -526,9 +526,10 @@ export type RefreshConnectionRequest = Message<"linkgate.v1.RefreshConnectionReq
    * The products to refresh, each listed once; each must be linked by the connection (else
    * FAILED_PRECONDITION with reason CAPABILITY_UNSUPPORTED). Empty means every linked product.
    * Only these are fetched again: the data of the others is left as it is. A product the
-   * provider limits (MoneyKit: accounts and transactions once an hour, identity once a day)
-   * that was refreshed on demand within its limit makes the call RESOURCE_EXHAUSTED with reason
-   * RATE_LIMITED and a RetryInfo saying when to ask again; the provider is not called.
+   * provider limits (MoneyKit: accounts and transactions once an hour, account numbers and
+   * identity once a day) that was refreshed on demand within its limit makes the call
+   * RESOURCE_EXHAUSTED with reason RATE_LIMITED and a RetryInfo saying when to ask again; the
+   * provider is not called.
    *
    * @generated from field: repeated linkgate.v1.Product products = 3;
    */
