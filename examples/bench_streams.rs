@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     let expected = CHANGES * 2 * per_change;
     for n in 0..CHANGES {
         let request =
-            pb::RefreshConnectionRequest { connection_id: ids[n % CONNECTIONS].clone(), request_id: String::new() };
+            pb::RefreshConnectionRequest { connection_id: ids[n % CONNECTIONS].clone(), ..Default::default() };
         connections.refresh_connection(request).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -442,8 +442,9 @@ async fn connection_becomes_ready(provider: &dyn Provider, handle: &SecretString
     }
 }
 
-/// Check 6: data is delivered for every linked product, identical when fetched again, with ids
-/// of its own connection only, exact amounts and references that resolve. Returns the data.
+/// Check 6: data is delivered for every linked product, identical when fetched again (also when
+/// read from the cursor of a provider's change feed), with ids of its own connection only, exact
+/// amounts and references that resolve. Returns the data.
 async fn data_is_stable_and_exact<S: ContractSubject>(
     provider: &dyn Provider,
     handle: &SecretString,
@@ -455,6 +456,14 @@ async fn data_is_stable_and_exact<S: ContractSubject>(
     // Data once there stays there: no more waiting.
     let again = fetch(provider, handle, connection_id, products, Duration::ZERO).await;
     assert_eq!(data, again, "fetching twice yields the same data");
+    // A provider with a change feed hands out a cursor: read from it with nothing changed
+    // upstream, it serves a delta that leaves the data as it was, and a cursor to go on from.
+    let whole = provider.fetch_data(handle, connection_id, products, None).await.expect("a whole fetch");
+    if let Some(cursor) = whole.cursor.as_deref() {
+        let next = provider.fetch_data(handle, connection_id, products, Some(cursor)).await.expect("a fetch from it");
+        assert!(next.cursor.is_some(), "the feed goes on from a cursor");
+        assert_eq!(sorted(applied(&whole.data, next.data)), sorted(whole.data), "a delta of nothing changes nothing");
+    }
     for &product in products {
         assert_ne!(only(&data, product), ConnectionData::default(), "{product:?} is linked but delivered nothing");
         // Products are fetched on their own too (a session may link fewer than the provider
@@ -613,8 +622,8 @@ async fn fetch(
 ) -> ConnectionData {
     let deadline = Instant::now() + patience;
     loop {
-        match provider.fetch_data(handle, connection_id, products).await {
-            Ok(data) => return data,
+        match provider.fetch_data(handle, connection_id, products, None).await {
+            Ok(fetched) => return fetched.data,
             Err(ProviderError::ProductNotReady) => {}
             Err(error) => panic!("fetching data failed: {error:?}"),
         }
@@ -639,6 +648,23 @@ fn only(data: &ConnectionData, product: Product) -> ConnectionData {
         Product::AccountNumbers => part.details.numbers.clone_from(&data.details.numbers),
     }
     part
+}
+
+/// `next` stored over `base`: a transaction delta keeps the booked transactions it does not
+/// mention and drops those it removes and every pending one it does not serve again.
+fn applied(base: &ConnectionData, mut next: ConnectionData) -> ConnectionData {
+    if let Some(delta) = next.transaction_delta.take() {
+        let kept = base.transactions.iter().filter(|t| !t.pending && !delta.removed.contains(&t.id));
+        let served: HashSet<Uuid> = next.transactions.iter().map(|t| t.id).collect();
+        next.transactions.extend(kept.filter(|t| !served.contains(&t.id)).cloned());
+    }
+    next
+}
+
+/// `data` with its transactions ordered by id.
+fn sorted(mut data: ConnectionData) -> ConnectionData {
+    data.transactions.sort_by_key(|t| t.id);
+    data
 }
 
 /// Every object id in `data`, in order.

@@ -7,16 +7,19 @@
 mod support;
 
 use linkgate::crypto::Sealer;
+use linkgate::domain::stable_id;
 use linkgate::pb;
 use linkgate_mocks::MockServer;
 use linkgate_mocks::moneykit::{self, CHASE, MoneyKitMockOptions};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
+use support::feed::{FeedCopy, listed};
 use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount, repair_request};
 use tonic_types::StatusExt;
+use uuid::Uuid;
 
 const EXCHANGE: &str = "/link-session/exchange-token";
 const REDIRECT: &str = "https://app.example/moneykit-return";
@@ -98,6 +101,111 @@ impl MoneyKitApp {
     /// Every token and link id the mock issued.
     async fn issued(&self) -> Vec<String> {
         self.admin.get(format!("{}/tokens", self.mock.admin_url())).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// The id of the first link the mock issued.
+    async fn link_id(&self) -> String {
+        self.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id")
+    }
+
+    /// The mock's latest calls, oldest first, as `METHOD /path?query`.
+    async fn call_log(&self) -> Vec<String> {
+        let report: serde_json::Value =
+            self.admin.get(format!("{}/calls", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+        serde_json::from_value(report["log"].clone()).unwrap()
+    }
+
+    /// The cursors of the transaction sync calls (M19) among the mock's latest calls, in order:
+    /// `None` for a read from the start.
+    async fn sync_cursors(&self) -> Vec<Option<String>> {
+        let sync_calls = self.call_log().await.into_iter().filter(|call| call.contains("/transactions/sync"));
+        sync_calls
+            .map(|call| {
+                let query = call.split_once('?').map_or("", |(_, query)| query).to_owned();
+                form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "cursor").map(|(_, c)| c.into_owned())
+            })
+            .collect()
+    }
+
+    /// The link's transactions at MoneyKit now, newest first.
+    async fn upstream(&self, link_id: &str) -> Vec<serde_json::Value> {
+        let url = format!("{}/transactions?link_id={link_id}", self.mock.admin_url());
+        let answer: serde_json::Value = self.admin.get(url).send().await.unwrap().json().await.unwrap();
+        serde_json::from_value(answer["transactions"].clone()).unwrap()
+    }
+
+    /// The link's transactions at MoneyKit now, as linkgate ids of `connection_id`.
+    async fn upstream_ids(&self, link_id: &str, connection_id: &str) -> BTreeSet<String> {
+        let connection_id = Uuid::parse_str(connection_id).unwrap();
+        let upstream = self.upstream(link_id).await;
+        upstream
+            .iter()
+            .map(|t| stable_id(connection_id, "transaction", t["transaction_id"].as_str().unwrap()).to_string())
+            .collect()
+    }
+
+    /// The MoneyKit id of the link's transaction described `description` now.
+    async fn upstream_id(&self, link_id: &str, description: &str) -> String {
+        let upstream = self.upstream(link_id).await;
+        let found = upstream.iter().find(|t| t["description"] == description);
+        found.and_then(|t| t["transaction_id"].as_str()).expect("MoneyKit serves it").to_owned()
+    }
+
+    /// Waits until the mock has had no call for 300 ms: the webhooks of the first import are
+    /// delivered and the polls they caused are over.
+    async fn settle(&self) {
+        let total = || async {
+            let report: serde_json::Value =
+                self.admin.get(format!("{}/calls", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+            report["total"].as_u64().unwrap()
+        };
+        let mut last = total().await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = total().await;
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    /// The sync cursor linkgate stored for `connection_id`.
+    async fn stored_cursor(&self, connection_id: &str) -> Option<String> {
+        use sqlx::Connection;
+        let mut database = sqlx::SqliteConnection::connect(&self.database.url).await.unwrap();
+        let (cursor,): (Option<String>,) = sqlx::query_as("SELECT upstream_cursor FROM connections WHERE id = $1")
+            .bind(Uuid::parse_str(connection_id).unwrap())
+            .fetch_one(&mut database)
+            .await
+            .unwrap();
+        cursor
+    }
+
+    /// Replaces the sync cursor linkgate stored for `connection_id`.
+    async fn store_cursor(&self, connection_id: &str, cursor: &str) {
+        use sqlx::Connection;
+        let mut database = sqlx::SqliteConnection::connect(&self.database.url).await.unwrap();
+        sqlx::query("UPDATE connections SET upstream_cursor = $2 WHERE id = $1")
+            .bind(Uuid::parse_str(connection_id).unwrap())
+            .bind(cursor)
+            .execute(&mut database)
+            .await
+            .unwrap();
+    }
+
+    /// RefreshConnection of `products` of `connection_id`.
+    async fn refresh(
+        &mut self,
+        connection_id: &str,
+        products: &[pb::Product],
+    ) -> Result<pb::Connection, tonic::Status> {
+        let request = pb::RefreshConnectionRequest {
+            connection_id: connection_id.into(),
+            products: products.iter().map(|p| *p as i32).collect(),
+            ..Default::default()
+        };
+        self.connections.refresh_connection(request).await.map(|r| r.into_inner().connection.unwrap())
     }
 
     /// A POST straight to MoneyKit (the mock), as another client of the same app would send it.
@@ -573,7 +681,7 @@ async fn a_link_whose_consent_expired_asks_for_a_new_login() {
     let token = app.exchangeable_token().await;
     let connection = app.exchange_for("moneykit", "user-1", &token).await.unwrap();
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
-    let link_id = app.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id");
+    let link_id = app.link_id().await;
     let reset = app.direct(&format!("links/{link_id}/reset"), serde_json::json!({})).await;
     assert_eq!(reset.status(), reqwest::StatusCode::OK);
 
@@ -649,7 +757,7 @@ async fn repair_flow(new_link_id: bool) {
     app.wait_for_connection(&connection.id, S::Ready).await;
     let before = data_ids(&mut app, &connection.id).await;
     assert!(!before.0.is_empty() && !before.1.is_empty());
-    let link_id = app.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id");
+    let link_id = app.link_id().await;
 
     // MoneyKit disconnects the link; its webhook makes linkgate look at once.
     let reset = app.direct(&format!("links/{link_id}/reset"), serde_json::json!({})).await;
@@ -711,7 +819,7 @@ async fn a_relink_token_without_an_open_repair_session_makes_no_second_connectio
     let token = app.exchangeable_token().await;
     let connection = app.exchange_for("moneykit", "user-1", &token).await.unwrap();
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
-    let link_id = app.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id");
+    let link_id = app.link_id().await;
     // Another client of the app relinks the link behind linkgate's back.
     let session = app
         .direct(
@@ -729,6 +837,198 @@ async fn a_relink_token_without_an_open_repair_session_makes_no_second_connectio
         .expect_err("no repair session names the connection");
     assert_error("relink without a repair session", &status, tonic::Code::FailedPrecondition, "LINK_SESSION_EXPIRED");
     assert_eq!(app.connection_count().await, 1, "no second connection");
+}
+
+/// The state and refresh time of `product` on `connection`.
+fn product(connection: &pb::Connection, product: pb::Product) -> (pb::ProductState, Option<prost_types::Timestamp>) {
+    let status = connection.products.iter().find(|p| p.product() == product).expect("the product is linked");
+    (status.state(), status.refreshed_at)
+}
+
+/// The bank changes a link's transactions: a pending one posts (under a new id), a booked one is
+/// corrected, the other pending one is withdrawn and a booked one reversed. Returns the posted
+/// transaction's MoneyKit id and the MoneyKit ids of the four changed.
+async fn bank_changes(app: &MoneyKitApp, link_id: &str) -> (String, [String; 4]) {
+    let coffee = app.upstream_id(link_id, "Blue Bottle Coffee").await;
+    let payroll = app.upstream_id(link_id, "Payroll ACME Corp").await;
+    let corner = app.upstream_id(link_id, "Corner Store").await;
+    let oldest = app.upstream(link_id).await.pop().expect("transactions");
+    assert_eq!(oldest["pending"], false);
+    let reversed = oldest["transaction_id"].as_str().unwrap().to_owned();
+    let changed = app
+        .admin_post(
+            "transactions",
+            serde_json::json!({"link_id": link_id, "changes": [
+                {"op": "post", "transaction_id": coffee},
+                {"op": "modify", "transaction_id": payroll, "description": "Payroll ACME Corporation"},
+                {"op": "withdraw", "transaction_id": corner},
+                {"op": "withdraw", "transaction_id": reversed},
+            ]}),
+        )
+        .await;
+    let posted = changed["transaction_ids"][0].as_str().expect("the posted transaction's id").to_owned();
+    (posted, [coffee, payroll, corner, reversed])
+}
+
+/// Incremental MoneyKit transactions and per-product refresh: the first import reads the whole
+/// sync feed and stores MoneyKit's cursor; the bank changes the link; a refresh of transactions
+/// alone asks MoneyKit for exactly that, reads the feed from the stored cursor, and leaves
+/// accounts as they were; callers syncing from before the change and from empty both end with
+/// exactly MoneyKit's transactions; a second refresh within MoneyKit's limit is refused without
+/// calling MoneyKit.
+#[tokio::test]
+async fn a_transactions_refresh_reads_from_the_stored_cursor_and_callers_end_with_moneykits_set() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    let id = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged").id;
+    let ready = app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    let link_id = app.link_id().await;
+    assert_eq!(app.sync_cursors().await.len(), 2, "the first import read the whole feed, in two pages");
+    assert_eq!(app.sync_cursors().await[0], None, "from the start");
+    let cursor = app.stored_cursor(&id).await.expect("MoneyKit's cursor stored with the import");
+    let mut watch = app.watch(&id).await;
+    assert!(watch.next().await.2, "a snapshot first");
+    let mut resuming = FeedCopy::default();
+    resuming.drain(&mut app, &id, 500).await;
+    assert_eq!(resuming.transactions.len(), 520);
+
+    let (posted, [coffee, payroll, ..]) = bank_changes(&app, &link_id).await;
+    app.admin_post("reset", serde_json::json!({})).await;
+    let refreshing = app.refresh(&id, &[pb::Product::Transactions]).await.expect("refresh accepted");
+    assert_eq!(product(&refreshing, pb::Product::Transactions).0, pb::ProductState::Refreshing);
+    assert_eq!(product(&refreshing, pb::Product::Accounts).0, pb::ProductState::Ready, "only what was asked");
+
+    // One DATA_UPDATED: the posted one added, the correction, and three gone (the pending one
+    // that posted, the withdrawn one, the reversed one); accounts untouched.
+    let changes = watch.next_data_update().await;
+    let transactions = changes.transactions.unwrap();
+    assert_eq!((transactions.added, transactions.modified, transactions.removed), (1, 1, 3));
+    assert_eq!(changes.accounts.unwrap_or_default(), pb::RecordChangeCounts::default());
+    let refreshed = app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    assert_eq!(
+        product(&refreshed, pb::Product::Accounts),
+        product(&ready, pb::Product::Accounts),
+        "accounts as they were"
+    );
+    assert_ne!(product(&refreshed, pb::Product::Transactions).1, product(&ready, pb::Product::Transactions).1);
+
+    // MoneyKit was asked to refresh transactions alone, and read from the stored cursor: one
+    // page of changes, not the whole history again.
+    let refreshes: serde_json::Value =
+        app.admin.get(format!("{}/refreshes", app.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(refreshes, serde_json::json!([{"link_id": link_id, "products": ["transactions"]}]));
+    assert_eq!(app.sync_cursors().await, [Some(cursor.clone())], "{:?}", app.call_log().await);
+    let moved = app.stored_cursor(&id).await.expect("a cursor stays stored");
+    assert_ne!(moved, cursor, "the cursor moved past the changes");
+
+    // Both callers end with exactly MoneyKit's transactions; the posted one names the pending one.
+    let upstream = app.upstream_ids(&link_id, &id).await;
+    assert_eq!(upstream.len(), 520 - 2);
+    resuming.drain(&mut app, &id, 500).await;
+    let mut fresh = FeedCopy::default();
+    fresh.drain(&mut app, &id, 100).await;
+    let current = listed(&mut app, &id).await;
+    assert_eq!(current.keys().cloned().collect::<BTreeSet<_>>(), upstream);
+    assert_eq!(resuming.transactions, current, "a caller resuming from before the change");
+    assert_eq!(fresh.transactions, current, "a caller syncing from empty");
+    let linkgate_id =
+        |upstream_id: &str| stable_id(Uuid::parse_str(&id).unwrap(), "transaction", upstream_id).to_string();
+    let booked = &current[&linkgate_id(&posted)];
+    assert_eq!((booked.pending, booked.pending_transaction_id.as_str()), (false, linkgate_id(&coffee).as_str()));
+    assert_eq!(current[&linkgate_id(&payroll)].description, "Payroll ACME Corporation");
+
+    // Transactions again within MoneyKit's hour: refused here, MoneyKit not called.
+    let calls = app.calls().await;
+    let status = app.refresh(&id, &[pb::Product::Transactions]).await.expect_err("within MoneyKit's limit");
+    support::status::assert_error("refresh within the limit", &status, tonic::Code::ResourceExhausted, "RATE_LIMITED");
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(info.metadata.get("product").map(String::as_str), Some("PRODUCT_TRANSACTIONS"));
+    let retry = status.get_details_retry_info().expect("RetryInfo says when").retry_delay.unwrap();
+    assert!((3500..=3600).contains(&retry.as_secs()), "about an hour: {retry:?}");
+    assert_eq!(app.calls().await, calls, "MoneyKit was not called");
+    watch.assert_quiet().await;
+
+    // A refresh naming nothing refreshes what the limits allow now: everything but transactions.
+    app.refresh(&id, &[]).await.expect("the other products refresh");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    let refreshes: serde_json::Value =
+        app.admin.get(format!("{}/refreshes", app.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+    let asked: Vec<&str> = refreshes[1]["products"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(asked.contains(&"accounts") && !asked.contains(&"transactions"), "{refreshes}");
+
+    // Named again, accounts are held back by their own limit; investments have none at MoneyKit.
+    let status = app.refresh(&id, &[pb::Product::Accounts]).await.expect_err("accounts within their limit");
+    support::status::assert_error("accounts within the limit", &status, tonic::Code::ResourceExhausted, "RATE_LIMITED");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.refresh(&id, &[pb::Product::Investments]).await.expect("investments are not limited");
+    let status = app.refresh(&id, &[pb::Product::Statements]).await.expect_err("not linked");
+    support::status::assert_error(
+        "an unlinked product",
+        &status,
+        tonic::Code::FailedPrecondition,
+        "CAPABILITY_UNSUPPORTED",
+    );
+}
+
+/// `transactions.updates_available` brings a change in without waiting for the poll, read from
+/// the stored cursor; a cursor MoneyKit refuses is dropped and the feed read whole, and the data
+/// stays exact.
+#[tokio::test]
+async fn an_updates_available_webhook_syncs_the_change_and_a_refused_cursor_reads_the_feed_whole() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = MoneyKitMockOptions {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
+        ..instant_mock()
+    };
+    let http_addr = format!("127.0.0.1:{port}");
+    let overrides = [("--http-addr", http_addr.as_str()), ("--moneykit-poll-interval", "1h")];
+    let mut app = spawn_with(options, QUICK, &overrides).await;
+    let token = app.exchangeable_token().await;
+    let id = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged").id;
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.settle().await;
+    let link_id = app.link_id().await;
+    let mut watch = app.watch(&id).await;
+    assert!(watch.next().await.2, "a snapshot first");
+
+    // The bank books and corrects; MoneyKit says so; only the webhook can bring it in time.
+    bank_changes(&app, &link_id).await;
+    let cursor = app.stored_cursor(&id).await.expect("a cursor");
+    app.admin_post("reset", serde_json::json!({})).await;
+    app.admin_post(
+        "webhooks",
+        serde_json::json!({"link_id": link_id, "webhook_event": "transactions.updates_available"}),
+    )
+    .await;
+    let transactions = watch.next_data_update().await.transactions.unwrap();
+    assert_eq!((transactions.added, transactions.modified, transactions.removed), (1, 1, 3));
+    assert_eq!(app.sync_cursors().await, [Some(cursor)]);
+
+    // A cursor MoneyKit does not know: refused (422), dropped, and the feed read whole.
+    let stored = app.stored_cursor(&id).await.expect("a cursor");
+    let altered = format!("{}0", stored);
+    app.store_cursor(&id, &altered).await;
+    let payroll = app.upstream_id(&link_id, "Payroll ACME Corporation").await;
+    app.admin_post(
+        "transactions",
+        serde_json::json!({"link_id": link_id, "changes": [{"op": "modify", "transaction_id": payroll, "amount": "2600.00"}]}),
+    )
+    .await;
+    app.admin_post("reset", serde_json::json!({})).await;
+    app.admin_post(
+        "webhooks",
+        serde_json::json!({"link_id": link_id, "webhook_event": "transactions.updates_available"}),
+    )
+    .await;
+    let transactions = watch.next_data_update().await.transactions.unwrap();
+    assert_eq!((transactions.added, transactions.modified, transactions.removed), (0, 1, 0), "exactly the change");
+    let cursors = app.sync_cursors().await;
+    assert_eq!(cursors[..2], [Some(altered.clone()), None], "refused, then read from the start: {cursors:?}");
+    assert_eq!(cursors.len(), 3, "the whole feed is two pages");
+    let recovered = app.stored_cursor(&id).await.expect("a cursor again");
+    assert_ne!(recovered, altered);
+    let current = listed(&mut app, &id).await;
+    assert_eq!(current.keys().cloned().collect::<BTreeSet<_>>(), app.upstream_ids(&link_id, &id).await);
 }
 
 /// Account numbers and identity, asked for at link time: MoneyKit's M16 and M17 are read with

@@ -87,8 +87,9 @@ impl ConnectionService for ConnectionApi {
             let mut v = Validator::default();
             let id = v.id("connection_id", &req.connection_id);
             v.request_id(&req.request_id);
+            let products = v.products(&req.products);
             v.finish()?;
-            let connection = self.app.refresh_connection(&caller, id).await?;
+            let connection = self.app.refresh_connection(&caller, id, &products).await?;
             self.app.audit.record(&caller, AuditAction::Refresh, "connection", id).await;
             Ok(pb::RefreshConnectionResponse { connection: Some((&connection).into()) })
         }

@@ -4,7 +4,7 @@ use super::convert::{self, enum_field};
 use super::{ResponseStream, Validator, caller, next_page_token, page, respond, respond_stream};
 use crate::app::App;
 use crate::app::link::NewLinkSession;
-use crate::domain::{AuditAction, LinkFlow, Product};
+use crate::domain::{AuditAction, LinkFlow};
 use crate::pb::{self, link_service_server::LinkService};
 use crate::providers::Credentials;
 use secrecy::{ExposeSecret, SecretString};
@@ -133,7 +133,7 @@ impl LinkService for LinkApi {
                 provider: required(&mut v, "provider", &req.provider),
                 external_user_id: required(&mut v, "external_user_id", &req.external_user_id),
                 institution_id: v.optional_text("institution_id", &req.institution_id, MAX_INSTITUTION_ID),
-                products: products(&mut v, &req.products),
+                products: v.products(&req.products),
                 redirect_uri: v.optional_text("redirect_uri", &req.redirect_uri, MAX_URI),
                 flow: match req.flow {
                     0 => None,
@@ -298,18 +298,4 @@ impl LinkService for LinkApi {
         .await;
         respond(&caller, result)
     }
-}
-
-/// Requested products: each must be a known value, listed once.
-fn products(v: &mut Validator, values: &[i32]) -> Vec<Product> {
-    let mut products = Vec::new();
-    for value in values {
-        match enum_field::<pb::Product, Product>("products", *value) {
-            Ok(product) if products.contains(&product) => v.reject("products", "each product at most once"),
-            Ok(product) => products.push(product),
-            Err(_) => v.reject("products", format!("{value} is not a valid Product")),
-        }
-    }
-    products.sort();
-    products
 }

@@ -11,8 +11,9 @@ pub mod sandbox;
 pub mod statement;
 
 use crate::app::{App, Caller};
-use crate::domain::{Date, Timestamp};
+use crate::domain::{Date, Product, Timestamp};
 use crate::error::{Error, Result};
+use crate::pb;
 use crate::server::auth::{REQUEST_ID_HEADER, is_valid_key};
 use crate::store::{Cursor, DateRange, Page, PageOf};
 use futures::{Stream, StreamExt};
@@ -239,6 +240,20 @@ impl Validator {
             self.violation("end_date", "must not be before start_date");
         }
         range
+    }
+
+    /// Products asked for, in order: each must be a known value, listed once.
+    pub fn products(&mut self, values: &[i32]) -> Vec<Product> {
+        let mut products = Vec::new();
+        for value in values {
+            match convert::enum_field::<pb::Product, Product>("products", *value) {
+                Ok(product) if products.contains(&product) => self.violation("products", "each product at most once"),
+                Ok(product) => products.push(product),
+                Err(_) => self.violation("products", format!("{value} is not a valid Product")),
+            }
+        }
+        products.sort();
+        products
     }
 
     /// Records a problem found by the caller of the validator.

@@ -3,9 +3,11 @@
 use crate::app::{App, Caller};
 use crate::crypto::SealedColumn;
 use crate::domain::ErrorReason;
-use crate::domain::{Connection, ConnectionEventType, ConnectionState, ProductState, TenantId, Timestamp, now};
+use crate::domain::{
+    Connection, ConnectionEventType, ConnectionState, Product, ProductState, TenantId, Timestamp, now,
+};
 use crate::error::{Error, Result};
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, ProviderInfo};
 use crate::store::{ConnectionFilter, Page, PageOf, Store};
 use secrecy::SecretString;
 use std::future::Future;
@@ -114,11 +116,16 @@ impl App {
         result
     }
 
-    /// Asks the provider for fresh data; the sync engine picks the connection up at once.
-    pub async fn refresh_connection(&self, caller: &Caller, id: Uuid) -> Result<Connection> {
+    /// Asks the provider for fresh data of `products` (every linked product when empty); the sync
+    /// engine picks the connection up at once and fetches those. A product the provider limits
+    /// (`ProviderInfo::refresh_limits`) that a refresh names within its limit makes the call
+    /// RATE_LIMITED, saying when it may be asked again, without calling the provider; a refresh
+    /// naming none leaves such products out, and is refused only when every product is limited.
+    pub async fn refresh_connection(&self, caller: &Caller, id: Uuid, products: &[Product]) -> Result<Connection> {
         self.call_budget.take(caller.tenant)?;
         let mut connection = self.stored_connection(caller, id).await?;
         ensure_live(&connection)?;
+        ensure_linked(&connection, products)?;
         match connection.state {
             // Already syncing: one refresh at a time, and a retried call changes nothing.
             ConnectionState::Pending | ConnectionState::Refreshing => return Ok(connection),
@@ -136,18 +143,23 @@ impl App {
             ConnectionState::Ready | ConnectionState::Stale | ConnectionState::Error | ConnectionState::Deleted => {}
         }
         let provider = self.provider(&connection.provider)?.clone();
-        let handle = self.open_handle(&connection).await?;
-        provider.refresh(&handle).await.map_err(|e| Error::from_provider(&connection.provider, e))?;
-
         let at = now();
+        let products = products_to_refresh(&connection, products, provider.info(), at)?;
+        let handle = self.open_handle(&connection).await?;
+        provider.refresh(&handle, &products).await.map_err(|e| Error::from_provider(&connection.provider, e))?;
+
         connection.state =
             if connection.last_synced_at.is_some() { ConnectionState::Refreshing } else { ConnectionState::Pending };
         connection.updated_at = at;
-        for product in &mut connection.products {
+        for product in connection.products.iter_mut().filter(|p| products.contains(&p.product)) {
             if product.is_readable() {
                 product.state = ProductState::Refreshing;
+            } else if product.state == ProductState::Failed {
+                // Its first import failed: this refresh imports it again.
+                product.state = ProductState::NotReady;
             }
             product.last_attempted_at = Some(at);
+            product.refresh_requested_at = Some(at);
         }
         self.save_connection(&connection, Some(at), None, ConnectionEventType::StateChanged).await?;
         Ok(connection)
@@ -180,21 +192,26 @@ impl App {
         Ok(connection)
     }
 
-    /// Stores a connection change made by a call or the sync engine, with the import `data` (its
-    /// account details sealed here first), and wakes the tailer. Returns false when the
-    /// connection was deleted meanwhile.
+    /// Stores a connection change made by a call or the sync engine, with what a fetch of
+    /// `products` brought (its account details sealed here first, its cursor stored with it),
+    /// and wakes the tailer. Returns false when the connection was deleted meanwhile.
     pub async fn save_connection(
         &self,
         connection: &Connection,
         next_poll_at: Option<crate::domain::Timestamp>,
-        import: Option<(crate::domain::ConnectionData, &[crate::domain::Product])>,
+        import: Option<(crate::providers::Fetched, &[crate::domain::Product])>,
         kind: ConnectionEventType,
     ) -> Result<bool> {
         // The consent calendar's next date comes first when it is earlier.
         let next_poll_at = next_poll_at.map(|next| connection.next_look(next, self.consent_warning));
-        let sealed = import
-            .map(|(data, products)| (data.sealed(|details| self.seal_account_details(connection, details)), products));
-        let import = sealed.as_ref().map(|(data, products)| crate::store::Import { data, products });
+        let sealed = import.map(|(fetched, products)| {
+            (fetched.data.sealed(|details| self.seal_account_details(connection, details)), products, fetched.cursor)
+        });
+        let import = sealed.as_ref().map(|(data, products, cursor)| crate::store::Import {
+            data,
+            products,
+            cursor: cursor.as_deref(),
+        });
         let saved = self.store.save_connection(connection, next_poll_at, import, kind).await?.is_some();
         if saved {
             self.bus.committed(connection.id);
@@ -242,6 +259,70 @@ async fn release_change_lease(store: &dyn Store, tenant: TenantId, id: Uuid, own
     }
 }
 
+/// CAPABILITY_UNSUPPORTED unless `connection` links every product `asked` names.
+fn ensure_linked(connection: &Connection, asked: &[Product]) -> Result<()> {
+    match asked.iter().find(|product| connection.product(**product).is_none()) {
+        Some(unlinked) => Err(Error::new(
+            ErrorReason::CapabilityUnsupported,
+            format!("this connection does not link {}", unlinked.contract_name()),
+        )
+        .with("capability", unlinked.contract_name())
+        .with("connection_id", connection.id.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// The products a refresh of `connection` asking for `asked` (all linked) refreshes at `at`:
+/// those asked, each of which the provider's limits must let be refreshed now;
+/// with none asked, every linked product the limits let be refreshed now, refused (saying when
+/// the first frees up) only when that is none.
+fn products_to_refresh(
+    connection: &Connection,
+    asked: &[Product],
+    info: &ProviderInfo,
+    at: Timestamp,
+) -> Result<Vec<Product>> {
+    let everything = asked.is_empty();
+    let products: Vec<Product> =
+        if everything { connection.products.iter().map(|p| p.product).collect() } else { asked.to_vec() };
+    let waits: Vec<(Duration, Product)> =
+        products.iter().filter_map(|&p| Some((limited_for(connection, p, info, at)?, p))).collect();
+    let refused = if everything {
+        let free: Vec<Product> = products.iter().copied().filter(|p| waits.iter().all(|(_, w)| w != p)).collect();
+        if !free.is_empty() {
+            return Ok(free);
+        }
+        waits.iter().min()
+    } else {
+        // Each product named must be free: the call waits for the last of them.
+        waits.iter().max()
+    };
+    match refused {
+        Some(&(wait, product)) => Err(rate_limited(connection, product, wait, info)),
+        None => Ok(products),
+    }
+}
+
+/// How long `product` of `connection` must wait before the provider lets it be refreshed on
+/// demand again; `None` when it may be now.
+fn limited_for(connection: &Connection, product: Product, info: &ProviderInfo, at: Timestamp) -> Option<Duration> {
+    let limit = chrono::Duration::from_std(info.refresh_limit(product)?).ok()?;
+    let last = connection.product(product)?.refresh_requested_at?;
+    (last + limit - at).to_std().ok().filter(|wait| !wait.is_zero())
+}
+
+/// RATE_LIMITED for `product`, to ask again after `wait`: the provider would refuse (and may
+/// bill) a refresh so soon.
+fn rate_limited(connection: &Connection, product: Product, wait: Duration, info: &ProviderInfo) -> Error {
+    Error::new(
+        ErrorReason::RateLimited,
+        format!("{} limits refreshes of {}; ask again later", info.display_name, product.contract_name()),
+    )
+    .with("product", product.contract_name())
+    .with("connection_id", connection.id.to_string())
+    .retry_after(wait)
+}
+
 /// CONNECTION_DELETED for a deleted connection.
 pub(super) fn ensure_live(connection: &Connection) -> Result<()> {
     if connection.state == ConnectionState::Deleted {
@@ -249,4 +330,102 @@ pub(super) fn ensure_live(connection: &Connection) -> Result<()> {
             .with("connection_id", connection.id.to_string()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ProductStatus;
+    use crate::providers::RefreshLimit;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const LIMITS: &[RefreshLimit] = &[
+        RefreshLimit { product: Product::Accounts, once_per: HOUR },
+        RefreshLimit { product: Product::Transactions, once_per: HOUR },
+    ];
+
+    fn info() -> ProviderInfo {
+        ProviderInfo {
+            id: "limited",
+            display_name: "Limited",
+            flows: &[],
+            products: &[Product::Accounts, Product::Transactions, Product::Investments],
+            poll_interval: HOUR,
+            refresh_interval: HOUR,
+            consent_lifetime: None,
+            refresh_limits: LIMITS,
+        }
+    }
+
+    /// A connection linking `products`, each last refreshed on demand the given minutes ago.
+    fn connection(products: &[(Product, Option<i64>)], at: Timestamp) -> Connection {
+        Connection {
+            id: Uuid::now_v7(),
+            tenant_id: TenantId(Uuid::now_v7()),
+            provider: "limited".to_owned(),
+            institution_id: "ins".to_owned(),
+            institution_name: "Institution".to_owned(),
+            external_user_id: "user".to_owned(),
+            state: ConnectionState::Ready,
+            error: None,
+            products: products
+                .iter()
+                .map(|&(product, minutes_ago)| ProductStatus {
+                    product,
+                    state: ProductState::Ready,
+                    refreshed_at: Some(at),
+                    last_attempted_at: Some(at),
+                    refresh_requested_at: minutes_ago.map(|m| at - chrono::Duration::minutes(m)),
+                })
+                .collect(),
+            created_at: at,
+            updated_at: at,
+            last_synced_at: Some(at),
+            link_session_id: None,
+            consent_expires_at: None,
+            consent_warned_for: None,
+            duplicate_of: None,
+        }
+    }
+
+    /// The product a refusal names and the minutes it says to wait (as the caller reads them).
+    fn refused(result: Result<Vec<Product>>) -> (String, u64) {
+        use tonic_types::StatusExt;
+        let error = result.expect_err("refused");
+        assert_eq!(error.reason(), ErrorReason::RateLimited);
+        let status = error.into_status("req");
+        let product = status.get_details_error_info().expect("an ErrorInfo").metadata["product"].clone();
+        let wait = status.get_details_retry_info().and_then(|r| r.retry_delay).expect("says when");
+        (product, wait.as_secs() / 60)
+    }
+
+    #[test]
+    fn a_refresh_of_everything_leaves_out_what_its_limit_holds_back() {
+        let at = now();
+        let info = info();
+        let c = connection(
+            &[(Product::Accounts, Some(10)), (Product::Transactions, None), (Product::Investments, None)],
+            at,
+        );
+        assert_eq!(products_to_refresh(&c, &[], &info, at).unwrap(), [Product::Transactions, Product::Investments]);
+        assert_eq!(products_to_refresh(&c, &[Product::Transactions], &info, at).unwrap(), [Product::Transactions]);
+        assert_eq!(
+            refused(products_to_refresh(&c, &[Product::Accounts, Product::Transactions], &info, at)),
+            ("PRODUCT_ACCOUNTS".to_owned(), 50)
+        );
+    }
+
+    #[test]
+    fn a_refresh_of_everything_held_back_waits_for_the_first_product_to_free_up() {
+        let at = now();
+        let info = info();
+        let c = connection(&[(Product::Accounts, Some(10)), (Product::Transactions, Some(40))], at);
+        assert_eq!(refused(products_to_refresh(&c, &[], &info, at)), ("PRODUCT_TRANSACTIONS".to_owned(), 20));
+        assert_eq!(
+            refused(products_to_refresh(&c, &[Product::Accounts, Product::Transactions], &info, at)),
+            ("PRODUCT_ACCOUNTS".to_owned(), 50)
+        );
+        let later = at + chrono::Duration::minutes(21);
+        assert_eq!(products_to_refresh(&c, &[], &info, later).unwrap(), [Product::Transactions]);
+    }
 }

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::domain::ErrorReason;
 use crate::domain::{
     Connection, ConnectionError, ConnectionEventType, ConnectionState, LinkFlow, LinkSession, LinkSessionState,
-    ProductState, now,
+    Product, ProductState, now,
 };
 use crate::error::Result;
 use crate::providers::{ProviderError, UpstreamStatus};
@@ -171,16 +171,17 @@ impl App {
                 self.store.reschedule_connection(connection.tenant_id, connection.id, Some(at + poll_interval)).await?;
             }
             UpstreamStatus::Ready => {
-                let products: Vec<_> = connection.products.iter().map(|p| p.product).collect();
-                let data = match provider.fetch_data(&handle, connection.id, &products).await {
-                    Ok(data) => data,
+                let products = products_to_fetch(&connection);
+                let cursor = self.store.upstream_cursor(connection.tenant_id, connection.id).await?;
+                let fetched = match provider.fetch_data(&handle, connection.id, &products, cursor.as_deref()).await {
+                    Ok(fetched) => fetched,
                     Err(error) => return self.connection_call_failed(connection, error, poll_interval).await,
                 };
                 connection.state = ConnectionState::Ready;
                 connection.error = None;
                 connection.updated_at = at;
                 connection.last_synced_at = Some(at);
-                for product in &mut connection.products {
+                for product in connection.products.iter_mut().filter(|p| products.contains(&p.product)) {
                     product.state = ProductState::Ready;
                     product.refreshed_at = Some(at);
                     product.last_attempted_at = Some(at);
@@ -189,7 +190,7 @@ impl App {
                 self.save_connection(
                     &connection,
                     Some(next_refresh),
-                    Some((data, &products)),
+                    Some((fetched, &products)),
                     ConnectionEventType::StateChanged,
                 )
                 .await?;
@@ -291,13 +292,15 @@ impl App {
         Ok(())
     }
 
+    /// Marks the connection's sync failed: the products it was fetching failed with it.
     fn mark_failed(&self, connection: &mut Connection, reason: ErrorReason, message: String, retryable: bool) {
         let at = now();
+        let fetching = products_to_fetch(connection);
         connection.state =
             if connection.last_synced_at.is_some() { ConnectionState::Stale } else { ConnectionState::Error };
         connection.error = Some(ConnectionError { reason, message, retryable, user_action_required: false });
         connection.updated_at = at;
-        for product in &mut connection.products {
+        for product in connection.products.iter_mut().filter(|p| fetching.contains(&p.product)) {
             product.state = ProductState::Failed;
             product.last_attempted_at = Some(at);
         }
@@ -319,6 +322,19 @@ fn counted<T>(kind: &str, leased: crate::store::Leased<T>) -> Vec<T> {
     }
     metrics.sync_leased.with_label_values(&[kind]).inc_by(leased.items.len() as u64);
     leased.items
+}
+
+/// The products a sync of `connection` fetches: those a caller's refresh marked REFRESHING and
+/// those still waiting for their first import (or for a repair's); every linked product when
+/// none is (a scheduled refresh, a webhook).
+fn products_to_fetch(connection: &Connection) -> Vec<Product> {
+    let waiting: Vec<Product> = connection
+        .products
+        .iter()
+        .filter(|p| matches!(p.state, ProductState::Refreshing | ProductState::NotReady))
+        .map(|p| p.product)
+        .collect();
+    if waiting.is_empty() { connection.products.iter().map(|p| p.product).collect() } else { waiting }
 }
 
 /// How long to wait after a failed call: what the provider asked for, else a pause that grows

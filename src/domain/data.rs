@@ -510,6 +510,9 @@ pub struct SealedAccountDetails {
 /// the service to the store, so the store is never handed them in clear.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionData<D = AccountDetails> {
+    /// Set when `transactions` is what changed since the provider's cursor rather than the whole
+    /// set (see [`TransactionDelta`]); `None` for a whole import.
+    pub transaction_delta: Option<TransactionDelta>,
     /// Accounts.
     pub accounts: Vec<Account>,
     /// Cash transactions.
@@ -534,6 +537,7 @@ impl ConnectionData {
     ) -> ConnectionData<SealedAccountDetails> {
         let details = seal(&self.details);
         ConnectionData {
+            transaction_delta: self.transaction_delta,
             accounts: self.accounts,
             transactions: self.transactions,
             portfolios: self.portfolios,
@@ -543,4 +547,17 @@ impl ConnectionData {
             details,
         }
     }
+}
+
+/// What makes an import's transactions a delta, as a provider's change feed serves them
+/// (MoneyKit's transaction sync): `ConnectionData::transactions` then holds the booked
+/// transactions created or changed since the cursor and every pending transaction there is now.
+/// So a stored booked transaction the delta does not mention stays, one named in `removed` goes,
+/// and the pending set is complete: a stored pending transaction the delta does not serve is gone
+/// (posted under a new id, or withdrawn), since feeds like MoneyKit's replace pending ones wholesale
+/// and never report them removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionDelta {
+    /// The transactions the provider removed since the cursor.
+    pub removed: Vec<Uuid>,
 }

@@ -16,7 +16,7 @@ pub use data::{
     Account, AccountDetails, AccountNumbers, AccountOwners, AccountType, AchNumber, AssetType, BacsNumber,
     ChangeCounts, ConnectionData, DataChanges, EftNumber, Instrument, InternationalNumber, Owner, OwnerAddress,
     OwnerEmail, OwnerPhoneNumber, OwnersOf, PhoneNumberType, Portfolio, PortfolioTransaction, PortfolioTransactionType,
-    PortfolioType, Position, SealedAccountDetails, Statement, Transaction, Usage, stable_id,
+    PortfolioType, Position, SealedAccountDetails, Statement, Transaction, TransactionDelta, Usage, stable_id,
 };
 pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};

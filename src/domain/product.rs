@@ -62,12 +62,23 @@ pub struct ProductStatus {
     pub refreshed_at: Option<Timestamp>,
     /// Last attempt.
     pub last_attempted_at: Option<Timestamp>,
+    /// When a caller's RefreshConnection last had the provider refresh it: what the provider's
+    /// refresh limits (`ProviderInfo::refresh_limits`) count from. linkgate's own bookkeeping,
+    /// not part of the contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_requested_at: Option<Timestamp>,
 }
 
 impl ProductStatus {
     /// A product whose first import has not started.
     pub fn not_ready(product: Product) -> Self {
-        Self { product, state: ProductState::NotReady, refreshed_at: None, last_attempted_at: None }
+        Self {
+            product,
+            state: ProductState::NotReady,
+            refreshed_at: None,
+            last_attempted_at: None,
+            refresh_requested_at: None,
+        }
     }
 
     /// Whether there is data to read: it was imported at least once and is not being withdrawn.

@@ -6,10 +6,10 @@
 //! fewer did, and unknown when no call was made within the horizon.
 
 use super::{
-    Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
+    Credentials, ExchangedConnection, Fetched, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
     ProviderHealth, ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme,
 };
-use crate::domain::{ConnectionData, Product};
+use crate::domain::Product;
 use secrecy::SecretString;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -125,12 +125,13 @@ impl Provider for Metered {
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
-        metered!(self, "fetch_data", self.inner.fetch_data(handle, connection_id, products))
+        cursor: Option<&str>,
+    ) -> ProviderResult<Fetched> {
+        metered!(self, "fetch_data", self.inner.fetch_data(handle, connection_id, products, cursor))
     }
 
-    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
-        metered!(self, "refresh", self.inner.refresh(handle))
+    async fn refresh(&self, handle: &SecretString, products: &[Product]) -> ProviderResult<()> {
+        metered!(self, "refresh", self.inner.refresh(handle, products))
     }
 
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {

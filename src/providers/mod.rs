@@ -42,6 +42,43 @@ pub struct ProviderInfo {
     /// How long a user's consent lasts from each sign-in (exchange or repair), where the provider
     /// or the institution's regime fixes a term; `None` when neither publishes one.
     pub consent_lifetime: Option<Duration>,
+    /// The provider's published limits on refreshing a product on demand, one line per limited
+    /// product: RefreshConnection answers RATE_LIMITED rather than ask again sooner.
+    pub refresh_limits: &'static [RefreshLimit],
+}
+
+impl ProviderInfo {
+    /// How often `product` may be refreshed on demand; `None` when the provider sets no limit.
+    pub fn refresh_limit(&self, product: Product) -> Option<Duration> {
+        self.refresh_limits.iter().find(|limit| limit.product == product).map(|limit| limit.once_per)
+    }
+}
+
+/// A provider's published limit on refreshing one product of a connection on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshLimit {
+    /// The product.
+    pub product: Product,
+    /// At most one refresh per this long.
+    pub once_per: Duration,
+}
+
+/// What one fetch of a connection's data yields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// The data, whole or, where the provider has a change feed, partly a delta
+    /// ([`ConnectionData::transaction_delta`]).
+    pub data: ConnectionData,
+    /// Where the provider's change feed stands after this fetch, to hand to the next one; `None`
+    /// when there is none to resume from (the next fetch is a whole one).
+    pub cursor: Option<String>,
+}
+
+impl From<ConnectionData> for Fetched {
+    /// A whole fetch of a provider without a change feed.
+    fn from(data: ConnectionData) -> Self {
+        Self { data, cursor: None }
+    }
 }
 
 /// An institution reachable through a provider.
@@ -340,16 +377,21 @@ pub trait Provider: Send + Sync + 'static {
     /// Asks how far the provider has got with a connection.
     async fn connection_status(&self, handle: &SecretString) -> ProviderResult<UpstreamStatus>;
 
-    /// Fetches everything the connection's products deliver. `connection_id` seeds the stable ids.
+    /// Fetches what `products` deliver. `connection_id` seeds the stable ids. `cursor` is where
+    /// the provider's change feed stood after the last stored fetch ([`Fetched::cursor`]): a
+    /// provider with a feed serves only what changed since (a delta), one without ignores it.
+    /// Without a cursor, or when the provider no longer knows it, the fetch is whole.
     async fn fetch_data(
         &self,
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData>;
+        cursor: Option<&str>,
+    ) -> ProviderResult<Fetched>;
 
-    /// Asks the provider to refresh the connection's data now.
-    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()>;
+    /// Asks the provider to refresh `products` of the connection now (a provider that refreshes
+    /// connections whole refreshes them all).
+    async fn refresh(&self, handle: &SecretString, products: &[Product]) -> ProviderResult<()>;
 
     /// Revokes the connection upstream.
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()>;

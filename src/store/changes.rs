@@ -12,7 +12,7 @@
 //! one with several candidates takes the latest-dated, then the lowest id, so the rule gives the
 //! same answer on every replica.
 
-use super::records::{NewRecord, RecordKind};
+use super::records::{Import, NewRecord, RecordKind};
 use crate::domain::{ChangeCounts, DataChanges, Date};
 use chrono::Days;
 use std::collections::{HashMap, HashSet};
@@ -91,9 +91,43 @@ impl ChangePlan {
     }
 }
 
-/// The plan for storing `import`, which covers the record kinds `covered`, as import `version`
-/// over the `stored` records.
-pub fn plan(stored: Vec<StoredDigest>, import: Vec<NewRecord>, covered: &[RecordKind], version: i64) -> ChangePlan {
+/// Which stored records an import speaks for beyond those it serves: which of them it removes.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    /// The kinds the import's products deliver.
+    kinds: Vec<RecordKind>,
+    /// For a transaction delta, the ids it removes.
+    removed_transactions: Option<HashSet<Uuid>>,
+}
+
+impl Coverage {
+    /// What `import` covers.
+    pub fn of(import: &Import<'_>) -> Self {
+        Self {
+            kinds: import.products.iter().flat_map(|p| RecordKind::of_product(*p)).copied().collect(),
+            removed_transactions: import.data.transaction_delta.as_ref().map(|d| d.removed.iter().copied().collect()),
+        }
+    }
+
+    /// Whether the live stored record `old`, which the import does not serve, is gone: any of a
+    /// covered kind, except that a transaction delta removes only the pending transactions (its
+    /// pending set is complete) and those it names.
+    fn drops(&self, old: &StoredDigest) -> bool {
+        if !self.kinds.contains(&old.kind) {
+            return false;
+        }
+        match &self.removed_transactions {
+            Some(removed) if old.kind == RecordKind::Transaction => {
+                old.pending_key.is_some() || removed.contains(&old.id)
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The plan for storing `import`, whose reach over the stored records `covered` says, as import
+/// `version` over the `stored` records.
+pub fn plan(stored: Vec<StoredDigest>, import: Vec<NewRecord>, covered: &Coverage, version: i64) -> ChangePlan {
     let had_data = !stored.is_empty();
     let mut stored: HashMap<(RecordKind, Uuid), StoredDigest> =
         stored.into_iter().map(|s| ((s.kind, s.id), s)).collect();
@@ -126,7 +160,7 @@ pub fn plan(stored: Vec<StoredDigest>, import: Vec<NewRecord>, covered: &[Record
     let mut gone: Vec<StoredDigest> = stored
         .drain()
         .map(|(_, old)| old)
-        .filter(|old| !old.removed && covered.contains(&old.kind) && !served.contains(&(old.kind, old.id)))
+        .filter(|old| !old.removed && !served.contains(&(old.kind, old.id)) && covered.drops(old))
         .collect();
     gone.sort_by_key(|old| (old.kind, old.id));
     let replaced = match_pending(&mut plan.writes, &gone, version);

@@ -65,10 +65,15 @@ pub trait ConnectionStore: Send + Sync {
     /// The sealed provider handle of a live connection.
     async fn connection_handle(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
+    /// Where the provider's own change feed stands for a connection: the cursor the last stored
+    /// import came with ([`Import::cursor`]), if any (none once the connection is deleted).
+    async fn upstream_cursor(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<String>>;
+
     /// Stores a connection's new state, appending an event of `kind` and releasing any lease,
     /// and stores an `import` when given: what changed in the connection's data is written and
     /// told by a DATA_UPDATED event (NEW_ACCOUNTS first, when accounts appeared), after the
-    /// state's event. All in one transaction. Returns the state's event, or `None`, changing
+    /// state's event, and the import's cursor replaces the stored one. All in one transaction,
+    /// so a cursor is never stored without the data it follows. Returns the state's event, or `None`, changing
     /// nothing, when the connection was deleted meanwhile.
     async fn save_connection(
         &self,
@@ -99,9 +104,9 @@ pub trait ConnectionStore: Send + Sync {
         next_poll_at: Option<Timestamp>,
     ) -> StoreResult<()>;
 
-    /// Marks a connection DELETED in one transaction: destroys its sealed handle and its data
-    /// (records and account details), stops its sync and appends the event. Returns `None` when
-    /// it was already deleted.
+    /// Marks a connection DELETED in one transaction: destroys its sealed handle, its cursor and
+    /// its data (records and account details), stops its sync and appends the event. Returns
+    /// `None` when it was already deleted.
     async fn delete_connection(&self, connection: &Connection) -> StoreResult<Option<ConnectionEvent>>;
 
     /// Leases connections due for a sync.

@@ -95,7 +95,8 @@ pub struct IssuedToken {
 pub struct Repair<'a> {
     /// The connection after the repair (REFRESHING, error cleared).
     pub connection: &'a Connection,
-    /// `(old, new)` sealed handles when the provider issued a new one.
+    /// `(old, new)` sealed handles when the provider issued a new one. A new handle drops the
+    /// stored cursor: a provider's cursor belongs to the handle it was read through.
     pub handle: Option<(&'a [u8], &'a [u8])>,
     /// The hash of the connection's new upstream reference (see `crate::crypto::upstream_ref_hash`)
     /// when the new handle changed it; `None` keeps the stored one.

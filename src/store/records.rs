@@ -158,14 +158,19 @@ impl RecordKind {
 }
 
 /// An import to store with a connection's save: what the provider served for `products`.
-/// Records of kinds these products deliver and the import lacks are removed; other kinds are
-/// left as they are.
+/// Records of kinds these products deliver and the import lacks are removed (for a transaction
+/// delta, see [`TransactionDelta`](crate::domain::TransactionDelta): only the pending ones and
+/// those it names removed); other kinds are left as they are.
 #[derive(Debug, Clone, Copy)]
 pub struct Import<'a> {
     /// The data, its account details sealed.
     pub data: &'a ConnectionData<SealedAccountDetails>,
     /// The products it was fetched for.
     pub products: &'a [Product],
+    /// Where the provider's own change feed stands after this import (MoneyKit's transaction
+    /// sync cursor), stored in the same transaction as the import and handed to the next fetch;
+    /// `None` when there is none to resume from.
+    pub cursor: Option<&'a str>,
 }
 
 /// A record ready to store.

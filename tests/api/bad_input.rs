@@ -101,6 +101,36 @@ async fn malformed_and_unknown_requests_are_refused_with_their_reason_and_write_
             .await
             .unwrap_err()
         }),
+        ("refresh of a product listed twice", Code::InvalidArgument, "INVALID_FIELD", {
+            let mut c = connections.clone();
+            c.refresh_connection(pb::RefreshConnectionRequest {
+                connection_id: connection.id.clone(),
+                products: vec![pb::Product::Accounts as i32, pb::Product::Accounts as i32],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+        }),
+        ("refresh of an unspecified product", Code::InvalidArgument, "INVALID_FIELD", {
+            let mut c = connections.clone();
+            c.refresh_connection(pb::RefreshConnectionRequest {
+                connection_id: connection.id.clone(),
+                products: vec![pb::Product::Unspecified as i32],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+        }),
+        ("refresh of a product the connection does not link", Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED", {
+            let mut c = connections.clone();
+            c.refresh_connection(pb::RefreshConnectionRequest {
+                connection_id: connection.id.clone(),
+                products: vec![pb::Product::Statements as i32],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+        }),
         ("user id too long", Code::InvalidArgument, "INVALID_FIELD", {
             let mut l = link.clone();
             l.create_link_session(pb::CreateLinkSessionRequest {

@@ -4,82 +4,12 @@
 //! window, and the controls refuse what the sandbox does not serve.
 
 use crate::support::database::Backend;
+use crate::support::feed::{FeedCopy, listed};
 use crate::support::server::{TestApp, spawn_app_with};
 use crate::support::status::assert_error;
 use linkgate::pb;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tonic::Code;
-
-/// A caller's copy of a connection's transactions, kept current through the feed. Applying a
-/// page checks the feed's promises: an added transaction is new to the copy, a modified or
-/// removed one is in it.
-#[derive(Default)]
-struct Copy {
-    cursor: String,
-    transactions: BTreeMap<String, pb::Transaction>,
-}
-
-impl Copy {
-    /// Syncs one page; returns it.
-    async fn page(
-        &mut self,
-        app: &mut TestApp,
-        connection_id: &str,
-        page_size: i32,
-    ) -> pb::SyncAccountTransactionsResponse {
-        let request = pb::SyncAccountTransactionsRequest {
-            connection_id: connection_id.into(),
-            cursor: self.cursor.clone(),
-            page_size,
-            ..Default::default()
-        };
-        let page = app.accounts.sync_account_transactions(request).await.expect("sync").into_inner();
-        for id in &page.removed {
-            assert!(self.transactions.remove(id).is_some(), "removed {id}, which the copy never had");
-        }
-        for added in &page.added {
-            let before = self.transactions.insert(added.id.clone(), added.clone());
-            assert!(before.is_none(), "added {} twice", added.id);
-        }
-        for modified in &page.modified {
-            let before = self.transactions.insert(modified.id.clone(), modified.clone());
-            assert!(before.is_some(), "modified {}, which the copy never had", modified.id);
-        }
-        self.cursor = page.next_cursor.clone();
-        page
-    }
-
-    /// Syncs until no more changes wait; returns how many pages it took.
-    async fn drain(&mut self, app: &mut TestApp, connection_id: &str, page_size: i32) -> usize {
-        for pages in 1..=1000 {
-            if !self.page(app, connection_id, page_size).await.has_more {
-                return pages;
-            }
-        }
-        panic!("the feed did not end within 1000 pages");
-    }
-}
-
-/// Every transaction of a connection as ListAccountTransactions serves it, by id.
-async fn listed(app: &mut TestApp, connection_id: &str) -> BTreeMap<String, pb::Transaction> {
-    let mut all = BTreeMap::new();
-    let mut page_token = String::new();
-    loop {
-        let request = pb::ListAccountTransactionsRequest {
-            connection_id: connection_id.into(),
-            page_size: 500,
-            page_token,
-            ..Default::default()
-        };
-        let page = app.accounts.list_account_transactions(request).await.unwrap().into_inner();
-        all.extend(page.transactions.into_iter().map(|t| (t.id.clone(), t)));
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        page_token = page.next_page_token;
-    }
-}
 
 fn counts(changes: &pb::DataChanges) -> (i32, i32, i32) {
     let counts = changes.transactions.unwrap_or_default();
@@ -101,9 +31,9 @@ on_both_backends! {
         assert!(watch.next().await.2, "the stream opens with a snapshot");
 
         // From an empty cursor: the current transactions, as added, in pages.
-        let mut eager = Copy::default();
+        let mut eager = FeedCopy::default();
         assert_eq!(eager.drain(&mut app, &id, 25).await, 3, "66 transactions in pages of 25");
-        let mut late = Copy::default();
+        let mut late = FeedCopy::default();
         late.page(&mut app, &id, 10).await;
         let current = listed(&mut app, &id).await;
         assert_eq!(eager.transactions, current);
@@ -205,7 +135,7 @@ async fn paging_resumes_on_another_replica_while_refreshes_keep_writing() {
     let mut a = spawn_app_with(Backend::Postgres, |_| {}, None).await;
     let connection = a.ready_connection("ins_sandbox_bank", "user-feed").await;
     let id = connection.id.clone();
-    let mut copy = Copy::default();
+    let mut copy = FeedCopy::default();
     assert!(copy.page(&mut a, &id, 20).await.has_more);
 
     // A refresh writes between pages, then the replica that issued the cursor stops.
@@ -232,7 +162,7 @@ async fn paging_resumes_on_another_replica_while_refreshes_keep_writing() {
 async fn a_cursor_older_than_the_change_window_is_refused_with_its_reason() {
     let mut app = spawn_app_with(Backend::Sqlite, |s| s.sync.sync_window = Duration::from_secs(1), None).await;
     let connection = app.ready_connection("ins_sandbox_bank", "user-feed").await;
-    let mut copy = Copy::default();
+    let mut copy = FeedCopy::default();
     copy.drain(&mut app, &connection.id, 100).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
@@ -253,7 +183,7 @@ async fn altered_and_misapplied_cursors_are_refused() {
     let mut app = spawn_app_with(Backend::Sqlite, |_| {}, None).await;
     let connection = app.ready_connection("ins_sandbox_bank", "user-feed").await;
     let account_id = checking_account(&mut app, &connection.id).await;
-    let mut copy = Copy::default();
+    let mut copy = FeedCopy::default();
     copy.page(&mut app, &connection.id, 5).await;
 
     let mut altered = copy.cursor.clone().into_bytes();

@@ -3,11 +3,11 @@
 
 use crate::support::server::{Providers, TestApp, test_settings};
 use linkgate::crypto::jws::Jwk;
-use linkgate::domain::{ConnectionData, Product};
+use linkgate::domain::Product;
 use linkgate::pb;
 use linkgate::providers::sandbox::{Ledger, Sandbox};
 use linkgate::providers::{
-    Credentials, ExchangedConnection, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
+    Credentials, ExchangedConnection, Fetched, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
     ProviderInfo, ProviderResult, Registry, UpstreamStatus, WebhookNotice, WebhookScheme,
 };
 use secrecy::SecretString;
@@ -182,11 +182,12 @@ impl Provider for RecordingSandbox {
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
-        self.inner.fetch_data(handle, connection_id, products).await
+        cursor: Option<&str>,
+    ) -> ProviderResult<Fetched> {
+        self.inner.fetch_data(handle, connection_id, products, cursor).await
     }
-    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
-        self.inner.refresh(handle).await
+    async fn refresh(&self, handle: &SecretString, products: &[Product]) -> ProviderResult<()> {
+        self.inner.refresh(handle, products).await
     }
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
         use secrecy::ExposeSecret;

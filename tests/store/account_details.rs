@@ -1,6 +1,7 @@
 //! Sealed account details: an import stores them as given, within its tenant; the next import
-//! replaces them (and one without any removes them); deleting the connection destroys them; key
-//! rotation finds and replaces them like every sealed column.
+//! covering their products replaces them (and one without any removes them), one of other
+//! products leaves them; deleting the connection destroys them; key rotation finds and replaces
+//! them like every sealed column.
 
 use super::*;
 use linkgate::crypto::SealedColumn;
@@ -40,6 +41,30 @@ async fn an_import_keeps_its_sealed_details_until_the_next_one_replaces_them(sto
     }
 }
 conformance!(an_import_keeps_its_sealed_details_until_the_next_one_replaces_them);
+
+async fn an_import_replaces_only_the_details_of_the_products_it_covers(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let tenant = ready.tenant_id;
+    let mut refreshed = super::sample(ready.id).data;
+    refreshed.details = sealed_details(ready.id, "refresh");
+
+    // A refresh of transactions alone leaves both lists as they were.
+    let import = Import { data: &refreshed, products: &[Product::Transactions], cursor: None };
+    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap().unwrap();
+    assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), sample.data.details);
+
+    // One of account numbers replaces the numbers and keeps the owners, and the other way round.
+    let import = Import { data: &refreshed, products: &[Product::AccountNumbers], cursor: None };
+    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap().unwrap();
+    let expected = SealedAccountDetails { numbers: refreshed.details.numbers.clone(), ..sample.data.details.clone() };
+    assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), expected);
+    refreshed.details = SealedAccountDetails::default();
+    let import = Import { data: &refreshed, products: &[Product::Identity], cursor: None };
+    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap().unwrap();
+    let expected = SealedAccountDetails { owners: None, ..expected };
+    assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), expected, "owners no longer served");
+}
+conformance!(an_import_replaces_only_the_details_of_the_products_it_covers);
 
 async fn deleting_a_connection_destroys_its_sealed_details_and_no_other(store: Arc<dyn Store>) {
     let tenant = new_tenant();

@@ -1,9 +1,11 @@
 //! The change feed's side of the store: an import writes only what changed and logs it under the
-//! import's version, a booked transaction replaces the pending one it matches, the snapshot holds
-//! what was current at its import, and pruning keeps the log to the change window.
+//! import's version, a booked transaction replaces the pending one it matches, a delta import
+//! removes only what it names and the pending transactions it no longer serves, the provider's
+//! cursor is stored with its import, the snapshot holds what was current at its import, and
+//! pruning keeps the log to the change window.
 
 use super::*;
-use linkgate::domain::{ChangeCounts, DataChanges, EventDetails};
+use linkgate::domain::{ChangeCounts, DataChanges, EventDetails, TransactionDelta};
 use linkgate::store::{Change, ChangeQuery, SnapshotQuery};
 
 /// The transaction log of a connection after import `origin`, as (change, id, paired) rows.
@@ -42,9 +44,14 @@ async fn import(
     connection: &Connection,
     data: &ConnectionData<SealedAccountDetails>,
 ) -> Vec<ConnectionEvent> {
+    save_import(store, connection, import_of(data)).await
+}
+
+/// Saves `import` for `connection` and returns the events it appended.
+async fn save_import(store: &dyn Store, connection: &Connection, import: Import<'_>) -> Vec<ConnectionEvent> {
     let last = last_event_id(store, connection).await;
     store
-        .save_connection(connection, None, Some(import_of(data)), ConnectionEventType::StateChanged)
+        .save_connection(connection, None, Some(import), ConnectionEventType::StateChanged)
         .await
         .unwrap()
         .expect("a live connection saves");
@@ -198,7 +205,7 @@ async fn kinds_an_import_does_not_cover_are_left_alone(store: Arc<dyn Store>) {
     let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
     let only_transactions =
         ConnectionData { transactions: sample.data.transactions[1..].to_vec(), ..Default::default() };
-    let import = Import { data: &only_transactions, products: &[Product::Transactions] };
+    let import = Import { data: &only_transactions, products: &[Product::Transactions], cursor: None };
     store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap();
     let accounts = list_records(&*store, &records_of(&ready, RecordKind::Account)).await;
     assert_eq!(accounts.len(), sample.data.accounts.len(), "accounts were not part of the import");
@@ -229,3 +236,106 @@ async fn pruning_keeps_the_log_and_tombstones_to_the_window(store: Arc<dyn Store
     assert_eq!(snapshot(&*store, &ready, 2).await, transaction_ids(&next), "live records stay");
 }
 conformance!(pruning_keeps_the_log_and_tombstones_to_the_window);
+
+async fn a_delta_import_removes_what_it_names_and_the_pending_transactions_it_no_longer_serves(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let pending = |upstream: &str, cents: i64| Transaction {
+        id: stable_id(ready.id, "transaction", upstream),
+        account_id: sample.checking,
+        amount: eur(cents),
+        date: day(2026, 1, 10),
+        description: upstream.to_owned(),
+        pending: true,
+        pending_transaction_id: None,
+    };
+    let (authorised, withdrawn, held) = (pending("auth", -1234), pending("hold", -500), pending("held", -700));
+    let mut whole = sample.data.clone();
+    whole.transactions.extend([authorised.clone(), withdrawn.clone(), held.clone()]);
+    import(&*store, &ready, &whole).await;
+
+    // The provider's feed since its cursor: one booked transaction corrected, one reversed (and
+    // one the store never had), the authorised one booked under an id of its own; of the pending
+    // ones only `held` is still served. Every other booked transaction goes unmentioned.
+    let mut corrected = sample.data.transactions.iter().find(|t| t.description == "transaction tx-a1").unwrap().clone();
+    corrected.description = "corrected".to_owned();
+    let reversed = sample.data.transactions.iter().find(|t| t.description == "transaction tx-z2").unwrap().id;
+    let booked = Transaction {
+        id: stable_id(ready.id, "transaction", "booked"),
+        pending: false,
+        date: day(2026, 1, 12),
+        ..authorised.clone()
+    };
+    let delta = ConnectionData {
+        transactions: vec![corrected.clone(), booked.clone(), held.clone()],
+        transaction_delta: Some(TransactionDelta { removed: vec![reversed, stable_id(ready.id, "transaction", "x")] }),
+        ..Default::default()
+    };
+    let import = Import { data: &delta, products: &[Product::Transactions], cursor: Some("c2") };
+    let events = save_import(&*store, &ready, import).await;
+
+    let changes = events.last().unwrap().details.data_changes.expect("DATA_UPDATED");
+    assert_eq!(
+        changes,
+        DataChanges { transactions: ChangeCounts { added: 1, modified: 1, removed: 3 }, ..Default::default() }
+    );
+    let mut expected = vec![
+        (Change::Added, booked.id, Some(authorised.id)),
+        (Change::Modified, corrected.id, None),
+        (Change::Removed, reversed, None),
+        (Change::Removed, authorised.id, Some(booked.id)),
+        (Change::Removed, withdrawn.id, None),
+    ];
+    expected.sort_by_key(|(_, id, _)| *id);
+    assert_eq!(logged(&*store, &ready, 2).await, expected);
+    let listed = decode::<Transaction>(list_records(&*store, &records_of(&ready, RecordKind::Transaction)).await);
+    let mut kept: BTreeSet<Uuid> = transaction_ids(&sample.data);
+    kept.remove(&reversed);
+    kept.extend([booked.id, held.id]);
+    assert_eq!(listed.iter().map(|t| t.id).collect::<BTreeSet<_>>(), kept, "the unmentioned booked ones stay");
+    assert_eq!(listed.iter().find(|t| t.id == corrected.id).unwrap().description, "corrected");
+    assert_eq!(listed.iter().find(|t| t.id == booked.id).unwrap().pending_transaction_id, Some(authorised.id));
+    assert_eq!(store.upstream_cursor(ready.tenant_id, ready.id).await.unwrap().as_deref(), Some("c2"));
+
+    // Nothing new since: only the pending set again, which changes nothing but the cursor.
+    let quiet = ConnectionData {
+        transactions: vec![held.clone()],
+        transaction_delta: Some(TransactionDelta::default()),
+        ..Default::default()
+    };
+    let import = Import { data: &quiet, products: &[Product::Transactions], cursor: Some("c3") };
+    let events = save_import(&*store, &ready, import).await;
+    assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [ConnectionEventType::StateChanged]);
+    assert_eq!(store.upstream_cursor(ready.tenant_id, ready.id).await.unwrap().as_deref(), Some("c3"));
+}
+conformance!(a_delta_import_removes_what_it_names_and_the_pending_transactions_it_no_longer_serves);
+
+async fn the_providers_cursor_is_stored_with_its_import_and_only_then(store: Arc<dyn Store>) {
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let tenant = ready.tenant_id;
+    assert_eq!(store.upstream_cursor(tenant, ready.id).await.unwrap(), None, "none handed out yet");
+    let import = Import { cursor: Some("after-import-2"), ..import_of(&sample.data) };
+    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap();
+    assert_eq!(store.upstream_cursor(tenant, ready.id).await.unwrap().as_deref(), Some("after-import-2"));
+    assert_eq!(store.upstream_cursor(new_tenant(), ready.id).await.unwrap(), None, "another tenant reads none");
+
+    // A save without an import (a refresh asked, a failure) keeps it.
+    let stale = moved(&ready, ConnectionState::Stale);
+    store.save_connection(&stale, None, None, ConnectionEventType::StateChanged).await.unwrap();
+    assert_eq!(store.upstream_cursor(tenant, ready.id).await.unwrap().as_deref(), Some("after-import-2"));
+    // An import without one (a whole fetch that found none) drops it: the next fetch is whole.
+    store
+        .save_connection(&ready, None, Some(import_of(&sample.data)), ConnectionEventType::StateChanged)
+        .await
+        .unwrap();
+    assert_eq!(store.upstream_cursor(tenant, ready.id).await.unwrap(), None);
+
+    // A connection deleted meanwhile stores neither the import nor its cursor; deletion destroys it.
+    let import = Import { cursor: Some("after-import-4"), ..import_of(&sample.data) };
+    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap();
+    store.delete_connection(&moved(&ready, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    let import = Import { cursor: Some("after-delete"), ..import_of(&sample.data) };
+    let saved = store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap();
+    assert_eq!(saved, None);
+    assert_eq!(store.upstream_cursor(tenant, ready.id).await.unwrap(), None);
+}
+conformance!(the_providers_cursor_is_stored_with_its_import_and_only_then);

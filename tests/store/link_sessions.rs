@@ -186,6 +186,9 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
     let new = b"sealed handle after the repair".to_vec();
     let update =
         || LinkSessionUpdate { session: &succeeded, from: LinkSessionState::Created, next_poll_at: None, issued: None };
+    let with_cursor =
+        Import { data: &ConnectionData::default(), products: &[], cursor: Some("read through the old handle") };
+    store.save_connection(&login_required, None, Some(with_cursor), ConnectionEventType::StateChanged).await.unwrap();
 
     // A handle that is no longer the one the repair started from: nothing changes.
     let stale = Repair {
@@ -199,6 +202,7 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
     assert_eq!(store.complete_repair(update(), &stale).await.unwrap(), None);
     assert_eq!(store.get_link_session(tenant, session.id).await.unwrap().unwrap().state, LinkSessionState::Created);
     assert_eq!(store.connection_handle(tenant, original.id).await.unwrap(), Some(old.clone()));
+    assert!(store.upstream_cursor(tenant, original.id).await.unwrap().is_some(), "the cursor with it");
     assert_eq!(store.get_connection(tenant, original.id).await.unwrap(), Some(login_required.clone()));
     assert_eq!(store.last_event_id().await.unwrap(), before, "no event appended");
 
@@ -228,6 +232,7 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
     assert_eq!(event.kind, ConnectionEventType::LoginRepaired);
     assert_eq!(event.connection, repaired);
     assert_eq!(store.connection_handle(tenant, original.id).await.unwrap(), Some(new.clone()));
+    assert_eq!(store.upstream_cursor(tenant, original.id).await.unwrap(), None, "a new handle reads from the start");
     assert_eq!(store.get_connection(tenant, original.id).await.unwrap(), Some(repaired.clone()));
     assert_eq!(store.get_link_session(tenant, session.id).await.unwrap().unwrap().state, LinkSessionState::Succeeded);
     let tail = store.tail_events(before, 10).await.unwrap();

@@ -280,9 +280,15 @@ fn instrument(name: &str, asset_type: AssetType, isin: &str) -> Instrument {
 /// portfolios with positions and trades, and utility statements.
 /// `data` as an import of every product, so kinds it lacks are removed.
 fn import_of(data: &ConnectionData<SealedAccountDetails>) -> Import<'_> {
-    const EVERY_PRODUCT: &[Product] =
-        &[Product::Accounts, Product::Transactions, Product::Investments, Product::Statements];
-    Import { data, products: EVERY_PRODUCT }
+    const EVERY_PRODUCT: &[Product] = &[
+        Product::Accounts,
+        Product::Transactions,
+        Product::Investments,
+        Product::Statements,
+        Product::AccountNumbers,
+        Product::Identity,
+    ];
+    Import { data, products: EVERY_PRODUCT, cursor: None }
 }
 
 fn sample(connection_id: Uuid) -> Sample {
@@ -400,6 +406,7 @@ fn sample(connection_id: Uuid) -> Sample {
             positions,
             portfolio_transactions,
             statements,
+            transaction_delta: None,
             details: sealed_details(connection_id, "first import"),
         },
         checking,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod feed;
 pub mod logs;
 pub mod server;
 pub mod status;

@@ -12,7 +12,7 @@
 //! | `POST /__admin/faults` with a [`FaultRule`] (or a list) | queue faults; each applies to the next `times` matching calls |
 //! | `GET /__admin/faults` | the faults still queued |
 //! | `DELETE /__admin/faults` | forget every queued fault |
-//! | `GET /__admin/calls` | `{"total": N, "calls": {"/path": N, …}, "traceparents": […]}`: calls received per endpoint (faulted ones included) and the latest 100 W3C `traceparent` headers received |
+//! | `GET /__admin/calls` | `{"total": N, "calls": {"/path": N, …}, "log": […], "traceparents": […]}`: calls received per endpoint (faulted ones included), the latest 100 of them as `"METHOD /path?query"` in order, and the latest 100 W3C `traceparent` headers received |
 //! | `POST /__admin/reset` | forget faults and call counts |
 //!
 //! Fault rules, as JSON: `{"kind": "status", "status": 500, "times": 2, "path": "/link/connect"}`
@@ -113,13 +113,16 @@ pub(crate) struct Harness {
     error_body: fn(StatusCode) -> serde_json::Value,
     faults: Mutex<Vec<FaultRule>>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// The latest calls, oldest first, as `METHOD /path?query`, so tests can see what a caller
+    /// asked for (a cursor, a page).
+    log: Mutex<VecDeque<String>>,
     /// The W3C `traceparent` of the latest calls that carried one, oldest first, so tests can
     /// see a caller's trace reach the provider.
     traceparents: Mutex<VecDeque<String>>,
 }
 
-/// How many `traceparent` values the call report keeps.
-const TRACEPARENTS_KEPT: usize = 100;
+/// How many calls and `traceparent` values the call report keeps.
+const REPORT_KEPT: usize = 100;
 
 impl Harness {
     pub(crate) fn new(
@@ -132,19 +135,17 @@ impl Harness {
             error_body,
             faults: Mutex::new(faults),
             calls: Mutex::default(),
+            log: Mutex::default(),
             traceparents: Mutex::default(),
         })
     }
 
-    /// Counts a call to `path` and takes the fault that applies to it, if any.
-    fn record(&self, path: &str, traceparent: Option<&str>) -> Option<Fault> {
+    /// Counts a call to `path` (logged as `line`) and takes the fault that applies to it, if any.
+    fn record(&self, path: &str, line: String, traceparent: Option<&str>) -> Option<Fault> {
         *self.calls.lock().expect("calls lock").entry(path.to_owned()).or_default() += 1;
+        keep_latest(&self.log, line);
         if let Some(traceparent) = traceparent {
-            let mut kept = self.traceparents.lock().expect("traceparents lock");
-            if kept.len() == TRACEPARENTS_KEPT {
-                kept.pop_front();
-            }
-            kept.push_back(traceparent.to_owned());
+            keep_latest(&self.traceparents, traceparent.to_owned());
         }
         let mut faults = self.faults.lock().expect("faults lock");
         let index = faults.iter().position(|rule| rule.times > 0 && rule.path.as_deref().is_none_or(|p| p == path))?;
@@ -159,9 +160,21 @@ impl Harness {
 
     fn calls_report(&self) -> serde_json::Value {
         let calls = self.calls.lock().expect("calls lock").clone();
+        let log = self.log.lock().expect("log lock").clone();
         let traceparents = self.traceparents.lock().expect("traceparents lock").clone();
-        serde_json::json!({ "total": calls.values().sum::<u64>(), "calls": calls, "traceparents": traceparents })
+        serde_json::json!({
+            "total": calls.values().sum::<u64>(), "calls": calls, "log": log, "traceparents": traceparents,
+        })
     }
+}
+
+/// Appends `item` to `kept`, dropping the oldest beyond [`REPORT_KEPT`].
+fn keep_latest(kept: &Mutex<VecDeque<String>>, item: String) {
+    let mut kept = kept.lock().expect("call report lock");
+    if kept.len() == REPORT_KEPT {
+        kept.pop_front();
+    }
+    kept.push_back(item);
 }
 
 /// The client a mock delivers webhooks with: plain HTTP to linkgate on loopback, no redirects.
@@ -191,6 +204,7 @@ pub(crate) fn admin_routes(harness: Arc<Harness>) -> Router {
             post(|State(h): State<Arc<Harness>>| async move {
                 h.faults.lock().expect("faults lock").clear();
                 h.calls.lock().expect("calls lock").clear();
+                h.log.lock().expect("log lock").clear();
                 h.traceparents.lock().expect("traceparents lock").clear();
                 StatusCode::NO_CONTENT
             }),
@@ -330,7 +344,11 @@ async fn handle(harness: &Harness, router: Router, request: Request<Body>) -> Re
     let api_path = path.strip_prefix(harness.api_prefix).filter(|p| p.starts_with('/') && !p.starts_with("/__admin/"));
     if let Some(api_path) = api_path {
         let traceparent = request.headers().get("traceparent").and_then(|value| value.to_str().ok());
-        match harness.record(api_path, traceparent) {
+        let line = match request.uri().query() {
+            Some(query) => format!("{} {api_path}?{query}", request.method()),
+            None => format!("{} {api_path}", request.method()),
+        };
+        match harness.record(api_path, line, traceparent) {
             None => {}
             Some(Fault::Delay { delay_ms }) => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
             Some(Fault::Drop) => {
@@ -408,13 +426,16 @@ mod tests {
             FaultRule { fault: Fault::Drop, path: Some("/b".into()), times: 1 },
             FaultRule { fault: Fault::Status { status: 503 }, path: None, times: 2 },
         ]);
-        assert_eq!(harness.record("/a", None), Some(Fault::Status { status: 503 }));
-        assert_eq!(harness.record("/b", Some("00-t-p-01")), Some(Fault::Drop));
-        assert_eq!(harness.record("/b", None), Some(Fault::Status { status: 503 }));
-        assert_eq!(harness.record("/b", None), None);
+        assert_eq!(harness.record("/a", "GET /a".into(), None), Some(Fault::Status { status: 503 }));
+        assert_eq!(harness.record("/b", "GET /b".into(), Some("00-t-p-01")), Some(Fault::Drop));
+        assert_eq!(harness.record("/b", "GET /b?page=2".into(), None), Some(Fault::Status { status: 503 }));
+        assert_eq!(harness.record("/b", "POST /b".into(), None), None);
         assert_eq!(
             harness.calls_report(),
-            serde_json::json!({"total": 4, "calls": {"/a": 1, "/b": 3}, "traceparents": ["00-t-p-01"]})
+            serde_json::json!({
+                "total": 4, "calls": {"/a": 1, "/b": 3}, "log": ["GET /a", "GET /b", "GET /b?page=2", "POST /b"],
+                "traceparents": ["00-t-p-01"],
+            })
         );
     }
 }

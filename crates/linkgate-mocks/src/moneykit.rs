@@ -28,15 +28,31 @@
 //!
 //! Data is deterministic with MoneyKit's types and signs: four accounts (checking, savings, a
 //! credit card whose balance is positive when owed, a brokerage account) with balances as JSON
-//! numbers; 520 transactions with non-negative decimal-string amounts and a `credit`/`debit`
-//! type, served page-numbered (M18) and through the sync feed (M19, at most 500 a page, so a full
-//! sync takes two pages); two holdings with their securities; three investment transactions
-//! (positive amount = money out). A link whose session asked for `account_numbers` serves M16
-//! `GET /links/{id}/accounts/numbers` (every account with its `numbers`; only checking and
-//! savings have any, in the forms of the institution's country: ACH for US, BACS and IBAN for GB,
-//! EFT for CA); one that asked for `identity` serves M17 `GET /links/{id}/identity` (the accounts
-//! named by repeated `account_ids`, or all, each with its `owners`; savings is held jointly). A
-//! link that did not link the product gets 403 `link_error.forbidden_action`.
+//! numbers; 520 transactions (two of them pending) with non-negative decimal-string amounts and a
+//! `credit`/`debit` type, served page-numbered (M18) and through the sync feed (M19, at most 500 a
+//! page, so a full sync takes two pages); two holdings with their securities; three investment
+//! transactions (positive amount = money out). A link whose session asked for `account_numbers`
+//! serves M16 `GET /links/{id}/accounts/numbers` (every account with its `numbers`; only checking
+//! and savings have any, in the forms of the institution's country: ACH for US, BACS and IBAN for
+//! GB, EFT for CA); one that asked for `identity` serves M17 `GET /links/{id}/identity` (the
+//! accounts named by repeated `account_ids`, or all, each with its `owners`; savings is held
+//! jointly). A link that did not link the product gets 403 `link_error.forbidden_action`.
+//!
+//! The sync feed (M19) as MoneyKit publishes it: without a cursor it serves every transaction as
+//! created; from a cursor (an earlier read's `cursor.next`) the booked transactions created,
+//! updated and removed since, and every pending transaction among the created ones (pending ones
+//! are never reported removed: the caller replaces its pending set wholesale). Each read pages
+//! while `has_more` over the changes up to where it began. MoneyKit keeps no client cursors, so a
+//! cursor names the link and a position in its history and any the mock issued for the link stays
+//! usable; one it did not issue for this link (altered, another link's, or the link's old id
+//! after a relink under a new one) is refused with 422 `api_error.request.validation_failed` [I],
+//! as is a malformed query parameter. A read from a cursor that finds nothing changed leaves
+//! `cursor.next` out (the caller's cursor stands) [I].
+//!
+//! Refreshes (M13) name products the link has (403 `link_error.forbidden_action` otherwise) and
+//! honour MoneyKit's published limits per product and link: accounts and transactions once an
+//! hour, account numbers and identity once a day; a product asked for again sooner is refused
+//! with 429 `api_error.rate_limit_exceeded` [I] (MoneyKit publishes the limits, not its refusal).
 //!
 //! Webhooks: the signing key is published at `GET /.well-known/jwks.json`. A link whose session
 //! named a `webhook` (or every link, with `--webhook-url`) receives `link.state_changed` on
@@ -49,7 +65,15 @@
 //! Admin routes beside the shared ones (see [`crate`]): `POST /__admin/connect`,
 //! `POST /__admin/tokens/expire` (every access token issued so far lapses now), `GET
 //! /__admin/tokens` (every token and link id issued, for tests that check nothing leaks), `POST
-//! /__admin/import/finish` (every link's products complete now), `POST /__admin/webhooks`.
+//! /__admin/import/finish` (every link's products complete now), `POST /__admin/webhooks`,
+//! `GET /__admin/refreshes` (every M13 refresh accepted: `[{"link_id", "products"}]`), and the
+//! bank changing a link's transactions: `POST /__admin/transactions` with `{"link_id": …,
+//! "changes": [{"op": "post", "transaction_id": …}, {"op": "modify", "transaction_id": …,
+//! "description": …, "amount": …}, {"op": "withdraw", "transaction_id": …}]}` (`post`: a pending
+//! transaction books under a new id a day later; `modify`: fields change, the id stays;
+//! `withdraw`: it goes) answers `{"transaction_ids": […]}`, each change's transaction (a posted
+//! one's new id); `GET /__admin/transactions?link_id=…` answers `{"transactions": […]}`, the
+//! link's transactions now.
 
 use super::{FaultRule, Harness, MockServer, admin_routes, parse_fault, serve};
 use crate::jws::{SigningKey, body_sha256};
@@ -64,7 +88,7 @@ use chrono::{Days, NaiveDate};
 use humantime::parse_duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,6 +107,13 @@ const TRANSACTIONS_PER_LINK: usize = 520;
 const NEWEST: (i32, u32, u32) = (2025, 11, 20);
 /// Largest sync page MoneyKit serves.
 const MAX_SYNC_PAGE: usize = 500;
+/// MoneyKit's published limits on refreshing a product of a link on demand (M13).
+const REFRESH_LIMITS: &[(&str, Duration)] = &[
+    ("accounts", Duration::from_secs(3600)),
+    ("transactions", Duration::from_secs(3600)),
+    ("account_numbers", Duration::from_secs(24 * 3600)),
+    ("identity", Duration::from_secs(24 * 3600)),
+];
 
 /// How the MoneyKit mock behaves (`linkgate-mock moneykit --help`).
 #[derive(Debug, Clone, clap::Args)]
@@ -228,6 +259,12 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
         .route("/__admin/tokens/expire", post(|State(mock): State<Arc<Mock>>| async move { mock.expire_tokens() }))
         .route("/__admin/import/finish", post(|State(mock): State<Arc<Mock>>| async move { mock.finish_import() }))
         .route("/__admin/webhooks", post(|State(mock): State<Arc<Mock>>, body: Bytes| async move { mock.send_webhook(&body).await }))
+        .route("/__admin/refreshes", get(|State(mock): State<Arc<Mock>>| async move {
+            axum::Json(json!(mock.world.lock().expect("mock world lock").refreshes))
+        }))
+        .route("/__admin/transactions", post(|State(mock): State<Arc<Mock>>, body: Bytes| async move {
+            mock.change_transactions(&body)
+        }).get(|State(mock): State<Arc<Mock>>, RawQuery(query): RawQuery| async move { mock.current_transactions(query.as_deref()) }))
         .with_state(mock)
         .merge(admin_routes(harness.clone()));
     serve(listener, harness, router)
@@ -249,6 +286,8 @@ struct World {
     links: BTreeMap<String, Link>,
     /// Every token and link id issued, for the admin API.
     issued: Vec<String>,
+    /// Every refresh accepted (M13), oldest first.
+    refreshes: Vec<Value>,
 }
 
 struct LinkSession {
@@ -282,6 +321,63 @@ struct Link {
     import_started: Option<Instant>,
     /// Products whose completion was announced by webhook.
     announced: Vec<String>,
+    /// What the bank changed in the link's transactions since they were generated, oldest first:
+    /// each sets a transaction (by id) or, `None`, removes it. Position `n` of the link's history
+    /// is its transactions after the first `n` changes.
+    history: Vec<(String, Option<Value>)>,
+    /// When each product was last refreshed on demand (M13).
+    refreshed: HashMap<String, Instant>,
+}
+
+/// One entry of a sync read.
+enum SyncChange {
+    Created(Value),
+    Updated(Value),
+    Removed(String),
+}
+
+/// A sync cursor the mock issued: bound to its link by a check value over the link id, so one
+/// altered or issued for another link is told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncCursor {
+    /// Where a finished read left the link's history: the next read reports what changed since.
+    Resume(usize),
+    /// The next page of a read between `from` (the start when `None`) and `to`.
+    Page { from: Option<usize>, to: usize, offset: usize },
+}
+
+impl SyncCursor {
+    fn encode(self, link: &Link) -> String {
+        let body = match self {
+            Self::Resume(position) => format!("mkc.{position}"),
+            Self::Page { from, to, offset } => {
+                format!("mkc.{}.{to}.{offset}", from.map_or_else(|| "start".to_owned(), |f| f.to_string()))
+            }
+        };
+        format!("{body}.{:016x}", fnv(&format!("{}/{body}", link.id)))
+    }
+
+    /// The cursor `text` names on `link`; 422 unless the mock issued it for this link.
+    fn decode(link: &Link, text: &str) -> Result<Self, ApiError> {
+        let refused = || ApiError::validation("The cursor is not valid");
+        let (body, check) = text.rsplit_once('.').ok_or_else(refused)?;
+        if check != format!("{:016x}", fnv(&format!("{}/{body}", link.id))) {
+            return Err(refused());
+        }
+        let number = |text: &str| text.parse::<usize>().ok().filter(|n| *n <= link.history.len());
+        let cursor = match body.split('.').collect::<Vec<_>>()[..] {
+            ["mkc", position] => number(position).map(Self::Resume),
+            ["mkc", from, to, offset] => {
+                let from = if from == "start" { Some(None) } else { number(from).map(Some) };
+                match (from, number(to), offset.parse().ok()) {
+                    (Some(from), Some(to), Some(offset)) => Some(Self::Page { from, to, offset }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        cursor.ok_or_else(refused)
+    }
 }
 
 /// MoneyKit's `LinkProductState` of a product.
@@ -293,6 +389,45 @@ enum Phase {
 }
 
 impl Link {
+    /// The link's transactions at `position` of its history, by id.
+    fn transactions_at(&self, position: usize) -> BTreeMap<String, Value> {
+        let mut transactions: BTreeMap<String, Value> = generated_transactions(self)
+            .into_iter()
+            .map(|t| (t["transaction_id"].as_str().expect("generated ids").to_owned(), t))
+            .collect();
+        for (id, change) in &self.history[..position] {
+            match change {
+                Some(transaction) => transactions.insert(id.clone(), transaction.clone()),
+                None => transactions.remove(id),
+            };
+        }
+        transactions
+    }
+
+    /// What a sync read reports between `from` (the start when `None`) and `to` in the link's
+    /// history, in the order pages serve it.
+    fn sync_changes(&self, from: Option<usize>, to: usize) -> Vec<SyncChange> {
+        let now = self.transactions_at(to);
+        let Some(from) = from else { return now.into_values().map(SyncChange::Created).collect() };
+        let before = self.transactions_at(from);
+        fn booked(t: Option<&Value>) -> Option<&Value> {
+            t.filter(|t| t["pending"] != true)
+        }
+        let touched: BTreeSet<&str> = self.history[from..to].iter().map(|(id, _)| id.as_str()).collect();
+        let (mut created, mut updated, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        for id in touched {
+            match (booked(before.get(id)), booked(now.get(id))) {
+                (None, Some(t)) => created.push(SyncChange::Created(t.clone())),
+                (Some(old), Some(t)) if old != t => updated.push(SyncChange::Updated(t.clone())),
+                (Some(_), None) => removed.push(SyncChange::Removed(id.to_owned())),
+                _ => {}
+            }
+        }
+        // Every pending transaction, every time: the caller replaces its pending set with them.
+        created.extend(now.into_values().filter(|t| t["pending"] == true).map(SyncChange::Created));
+        created.into_iter().chain(updated).chain(removed).collect()
+    }
+
     fn phase(&self, import_delay: Duration, now: Instant) -> Phase {
         match self.import_started {
             None => Phase::Pending,
@@ -643,6 +778,8 @@ impl Mock {
             tags: session.tags.clone(),
             import_started: None,
             announced: Vec::new(),
+            history: Vec::new(),
+            refreshed: HashMap::new(),
         };
         let token = random_id("");
         let link_id = link.id.clone();
@@ -828,7 +965,24 @@ impl Mock {
                 ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "link_error.bad_state", "The link is not connected.")
             });
         }
-        Ok((StatusCode::ACCEPTED, axum::Json(self.link_json(link, now))).into_response())
+        let too_soon = request.products.iter().any(|product| {
+            let limit = REFRESH_LIMITS.iter().find(|(name, _)| name == product).map(|(_, limit)| *limit);
+            matches!((limit, link.refreshed.get(product)), (Some(limit), Some(last)) if now < *last + limit)
+        });
+        if too_soon {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "api_error.rate_limit_exceeded",
+                "Rate limit exceeded",
+            ));
+        }
+        let link = world.links.get_mut(id).expect("found above");
+        for product in &request.products {
+            link.refreshed.insert(product.clone(), now);
+        }
+        let answer = self.link_json(link, now);
+        world.refreshes.push(json!({ "link_id": id, "products": request.products }));
+        Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
     }
 
     /// M18: page-numbered, newest first, filtered by date and account.
@@ -844,7 +998,7 @@ impl Mock {
         let start = date("start_date", end - Days::new(90))?;
         let accounts_wanted: Vec<&str> =
             pairs.iter().filter(|(k, _)| k == "account_ids").map(|(_, v)| v.as_str()).collect();
-        let all = if self.delivered(link, "transactions", now) { transactions(link) } else { Vec::new() };
+        let all = if self.delivered(link, "transactions", now) { newest_first(link) } else { Vec::new() };
         let matching: Vec<Value> = all
             .into_iter()
             .filter(|t| {
@@ -861,28 +1015,131 @@ impl Mock {
         )
     }
 
-    /// M19: the whole history from no cursor, in pages of `size`; the cursor is the offset.
+    /// M19: the sync feed (see the module documentation).
     fn transactions_sync(&self, link: &Link, now: Instant, query: Option<&str>) -> Result<Value, ApiError> {
         let pairs = query_pairs(query);
         let size = query_number(&pairs, "size", 50, 1..=MAX_SYNC_PAGE)?;
-        let offset = match pairs.iter().find(|(key, _)| key == "cursor") {
-            None => 0,
-            Some((_, cursor)) => cursor
-                .strip_prefix("cur_")
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or(ApiError::validation("The cursor is not valid"))?,
+        let cursor = pairs.iter().find(|(key, _)| key == "cursor").map(|(_, c)| SyncCursor::decode(link, c));
+        let cursor = cursor.transpose()?;
+        let answer = |changes: &[SyncChange], next: Option<SyncCursor>, has_more: bool| {
+            let created: Vec<&Value> =
+                changes.iter().filter_map(|c| if let SyncChange::Created(t) = c { Some(t) } else { None }).collect();
+            let updated: Vec<&Value> =
+                changes.iter().filter_map(|c| if let SyncChange::Updated(t) = c { Some(t) } else { None }).collect();
+            let removed: Vec<&str> = changes
+                .iter()
+                .filter_map(|c| if let SyncChange::Removed(id) = c { Some(id.as_str()) } else { None })
+                .collect();
+            let cursor = next.map_or_else(|| json!({}), |next| json!({ "next": next.encode(link) }));
+            json!({
+                "transactions": { "created": created, "updated": updated, "removed": removed },
+                "accounts": accounts(link),
+                "cursor": cursor,
+                "has_more": has_more,
+                "link": self.link_json(link, now),
+            })
         };
-        let all = if self.delivered(link, "transactions", now) { transactions(link) } else { Vec::new() };
-        let total = all.len();
-        let created: Vec<Value> = all.into_iter().skip(offset).take(size).collect();
-        let next = (offset + created.len()).min(total);
-        Ok(json!({
-            "transactions": { "created": created, "updated": [], "removed": [] },
-            "accounts": accounts(link),
-            "cursor": { "next": format!("cur_{next}") },
-            "has_more": next < total,
-            "link": self.link_json(link, now),
-        }))
+        if !self.delivered(link, "transactions", now) {
+            return Ok(answer(&[], None, false));
+        }
+        let (from, to, offset) = match cursor {
+            None => (None, link.history.len(), 0),
+            Some(SyncCursor::Resume(position)) => (Some(position), link.history.len(), 0),
+            Some(SyncCursor::Page { from, to, offset }) => (from, to, offset),
+        };
+        let changes = link.sync_changes(from, to);
+        let page: Vec<SyncChange> = changes.into_iter().skip(offset).collect();
+        let has_more = page.len() > size;
+        let next = if has_more {
+            Some(SyncCursor::Page { from, to, offset: offset + size })
+        } else if from == Some(to) {
+            // Nothing moved: the caller's cursor stands.
+            None
+        } else {
+            Some(SyncCursor::Resume(to))
+        };
+        Ok(answer(&page[..page.len().min(size)], next, has_more))
+    }
+
+    /// `POST /__admin/transactions`: the bank changes a link's transactions.
+    fn change_transactions(&self, body: &[u8]) -> Response<Body> {
+        #[derive(Deserialize)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        enum Change {
+            Post { transaction_id: String },
+            Modify { transaction_id: String, description: Option<String>, amount: Option<String> },
+            Withdraw { transaction_id: String },
+        }
+        #[derive(Deserialize)]
+        struct Request {
+            link_id: String,
+            changes: Vec<Change>,
+        }
+        let Ok(request) = serde_json::from_slice::<Request>(body) else {
+            return (StatusCode::BAD_REQUEST, "expected {\"link_id\": ..., \"changes\": [{\"op\": ...}]}\n")
+                .into_response();
+        };
+        let mut world = self.world.lock().expect("mock world lock");
+        let Some(link) = world.links.get_mut(&request.link_id) else {
+            return ApiError::link_not_found().into_response();
+        };
+        let mut ids = Vec::new();
+        for change in request.changes {
+            let current = link.transactions_at(link.history.len());
+            let id = match &change {
+                Change::Post { transaction_id }
+                | Change::Modify { transaction_id, .. }
+                | Change::Withdraw { transaction_id } => transaction_id,
+            };
+            let Some(mut transaction) = current.get(id).cloned() else {
+                return (StatusCode::NOT_FOUND, format!("the link has no transaction {id}\n")).into_response();
+            };
+            match change {
+                Change::Post { transaction_id } => {
+                    if transaction["pending"] != true {
+                        return (StatusCode::CONFLICT, "only a pending transaction posts\n").into_response();
+                    }
+                    let posted_id = format!("txn_{:016x}", fnv(&format!("{transaction_id}/posted")));
+                    let date: NaiveDate =
+                        transaction["date"].as_str().and_then(|d| d.parse().ok()).expect("mock dates parse");
+                    transaction["transaction_id"] = json!(posted_id);
+                    transaction["pending"] = json!(false);
+                    transaction["date"] = json!((date + Days::new(1)).to_string());
+                    link.history.push((transaction_id, None));
+                    link.history.push((posted_id.clone(), Some(transaction)));
+                    ids.push(posted_id);
+                }
+                Change::Modify { transaction_id, description, amount } => {
+                    if let Some(description) = description {
+                        transaction["raw_description"] = json!(description.to_uppercase());
+                        transaction["description"] = json!(description);
+                    }
+                    if let Some(amount) = amount {
+                        transaction["amount"] = json!(amount);
+                    }
+                    link.history.push((transaction_id.clone(), Some(transaction)));
+                    ids.push(transaction_id);
+                }
+                Change::Withdraw { transaction_id } => {
+                    link.history.push((transaction_id.clone(), None));
+                    ids.push(transaction_id);
+                }
+            }
+        }
+        axum::Json(json!({ "transaction_ids": ids })).into_response()
+    }
+
+    /// `GET /__admin/transactions?link_id=…`: the link's transactions now.
+    fn current_transactions(&self, query: Option<&str>) -> Response<Body> {
+        let pairs = query_pairs(query);
+        let Some((_, link_id)) = pairs.iter().find(|(key, _)| key == "link_id") else {
+            return (StatusCode::BAD_REQUEST, "expected ?link_id=...\n").into_response();
+        };
+        let world = self.world.lock().expect("mock world lock");
+        let Some(link) = world.links.get(link_id) else {
+            return ApiError::link_not_found().into_response();
+        };
+        axum::Json(json!({ "transactions": newest_first(link) })).into_response()
     }
 
     /// M22: page-numbered investment transactions.
@@ -1203,9 +1460,17 @@ fn investment_accounts(link: &Link) -> Vec<Value> {
     vec![investment_account(link)]
 }
 
-/// The link's cash transactions, newest first: amounts are non-negative decimal strings with a
-/// `credit`/`debit` type.
-fn transactions(link: &Link) -> Vec<Value> {
+/// The link's transactions now, newest first.
+fn newest_first(link: &Link) -> Vec<Value> {
+    let mut transactions: Vec<Value> = link.transactions_at(link.history.len()).into_values().collect();
+    let date = |t: &Value| t["date"].as_str().unwrap_or_default().to_owned();
+    transactions.sort_by_key(|t| std::cmp::Reverse(date(t)));
+    transactions
+}
+
+/// The link's cash transactions as the bank first served them, newest first: amounts are
+/// non-negative decimal strings with a `credit`/`debit` type.
+fn generated_transactions(link: &Link) -> Vec<Value> {
     let newest = NaiveDate::from_ymd_opt(NEWEST.0, NEWEST.1, NEWEST.2).expect("a valid date");
     let checking = derived_id("acc_", link, "checking");
     let card = derived_id("acc_", link, "card");
@@ -1215,6 +1480,7 @@ fn transactions(link: &Link) -> Vec<Value> {
             let (account, amount, kind, description, pending) = match i {
                 0 => (&checking, "2500.00".to_owned(), "credit", "Payroll ACME Corp".to_owned(), false),
                 1 => (&checking, "4.50".to_owned(), "debit", "Blue Bottle Coffee".to_owned(), true),
+                2 => (&card, "18.20".to_owned(), "debit", "Corner Store".to_owned(), true),
                 _ => {
                     let cents = 100 + key % 20_000;
                     let kind = if i % 7 == 0 { "credit" } else { "debit" };

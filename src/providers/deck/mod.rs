@@ -44,8 +44,8 @@ mod wire;
 
 use super::upstream_client::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
 use super::{
-    CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
-    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, log_safe,
+    CredentialField, Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext,
+    LinkProgress, LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, log_safe,
     log_safe_code,
 };
 use crate::config::DeckSettings;
@@ -135,6 +135,7 @@ impl Deck {
                 // Deck refreshes utility portals about daily; asking more often finds nothing new.
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
+                refresh_limits: &[],
             },
             upstream,
             base_url,
@@ -823,18 +824,22 @@ impl Provider for Deck {
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
+        _cursor: Option<&str>,
+    ) -> ProviderResult<Fetched> {
+        // D20 answers everything in one body: no change feed, so every fetch is whole.
         let handle = Handle::open(handle)?;
         match self.call::<wire::Sustainability>(Route::Sustainability, &handle.body(), None).await {
-            Ok(payload) => Ok(connection_data(payload, connection_id, products)),
+            Ok(payload) => Ok(connection_data(payload, connection_id, products).into()),
             Err(Failure::Refused(error)) if error.is("NO_ACCOUNTS") || error.is("NO_STATEMENTS") => {
-                Ok(ConnectionData::default())
+                Ok(ConnectionData::default().into())
             }
             Err(failure) => Err(failure.into()),
         }
     }
 
-    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+    async fn refresh(&self, handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
+        // D17 starts a new scraping session of the whole connection.
+
         let handle = Handle::open(handle)?;
         Ok(self.call_empty(Route::Refresh, &handle.body()).await?)
     }

@@ -13,8 +13,8 @@
 //! | `poll_link` | nothing to ask: MoneyKit has no API for a Connect session's outcome |
 //! | `exchange_public_token` | M5 `POST /link-session/exchange-token` (201) |
 //! | `connection_status` | M7 `GET /links/{id}`: link `state` and per-product freshness |
-//! | `fetch_data` | M14 accounts, M19 transactions sync feed, M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
-//! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) / M9 `DELETE /links/{id}` |
+//! | `fetch_data` | M14 accounts, M19 transactions sync feed (from the stored cursor), M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
+//! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) naming the products asked / M9 `DELETE /links/{id}` |
 //! | `institutions` | M26 featured institutions, M27 one by id |
 //! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
 //!
@@ -37,8 +37,23 @@
 //! **Account numbers and identity.** MoneyKit's `account_numbers` and `identity` products are
 //! linked only when the caller's link session asks for them (PRODUCT_ACCOUNT_NUMBERS,
 //! PRODUCT_IDENTITY): MoneyKit asks the user's permission for each. They are read (M16, M17) with
-//! every import, as MoneyKit last fetched them; RefreshConnection does not ask MoneyKit to fetch
-//! them again, as MoneyKit allows that once a day per link (see [`details`]).
+//! every import that covers them, as MoneyKit last fetched them (see [`details`]).
+//!
+//! **Incremental transactions.** M19 is MoneyKit's change feed: read without a cursor it serves
+//! the whole history, read from a cursor what was created, updated and removed since, each
+//! sequence paged while `has_more` with the cursor's `next`. MoneyKit keeps no client cursors, so
+//! linkgate stores the last `next` with the import it came with and reads from it next time: the
+//! import is then a delta ([`TransactionDelta`]). Pending transactions only ever appear among the
+//! created ones, all of them on every read, and are never reported removed: the delta's pending set
+//! is complete. A `next` MoneyKit leaves out keeps the cursor read from. A cursor MoneyKit refuses
+//! (422 `api_error.request.validation_failed`; it publishes no error for cursors, so whatever it
+//! refuses is treated so) is dropped and the feed read whole again. Accounts (M14), holdings
+//! (M21), investment transactions (M22, page-numbered), account numbers (M16) and identity (M17)
+//! have no feed and are read whole.
+//!
+//! **Refresh limits.** RefreshConnection asks MoneyKit (M13) to fetch exactly the products it
+//! names again. MoneyKit publishes how often each may be refreshed on demand: [`REFRESH_LIMITS`],
+//! one line per product, which RefreshConnection honours.
 //!
 //! **Money.** Balances are JSON numbers, everything else decimal strings; both are read exactly.
 //! Transaction amounts are non-negative with a `credit`/`debit` type (debits become negative);
@@ -55,22 +70,23 @@ use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint, is_plain_segment,
 };
 use super::{
-    Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart, LinkStep,
-    Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus, WebhookNotice, WebhookScheme, log_safe,
-    log_safe_code,
+    Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart,
+    LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, RefreshLimit, UpstreamStatus, WebhookNotice,
+    WebhookScheme, log_safe, log_safe_code,
 };
 use crate::config::MoneyKitSettings;
 use crate::crypto::jws::Jwk;
 use crate::domain::{
     Account, AccountType, AssetType, ConnectionData, Decimal, Instrument, LinkFlow, Money, Portfolio,
-    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Product, Transaction, stable_id,
+    PortfolioTransaction, PortfolioTransactionType, PortfolioType, Position, Product, Transaction, TransactionDelta,
+    stable_id,
 };
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use states::{ApiError, ProductPhase};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -84,9 +100,16 @@ const PRODUCTS: &[Product] =
     &[Product::Accounts, Product::Transactions, Product::Investments, Product::Identity, Product::AccountNumbers];
 /// Products a link session that names none links: identity and account numbers only when asked for.
 const DEFAULT_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
-/// Products RefreshConnection asks MoneyKit to fetch again (M13): MoneyKit refreshes identity and
-/// account numbers at most once a day per link, so those are read as it last fetched them.
-const REFRESHED_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
+/// MoneyKit's published limits on refreshing a link's products on demand (M13), one line per
+/// product it limits (upstreams.md 2(h)).
+pub const REFRESH_LIMITS: &[RefreshLimit] = &[
+    RefreshLimit { product: Product::Accounts, once_per: HOUR },
+    RefreshLimit { product: Product::Transactions, once_per: HOUR },
+    RefreshLimit { product: Product::AccountNumbers, once_per: DAY },
+    RefreshLimit { product: Product::Identity, once_per: DAY },
+];
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long before `expires_in` runs out a token is renewed, at most (a tenth of its life when
 /// that is shorter), so a call never starts with a token about to lapse.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
@@ -238,6 +261,7 @@ impl MoneyKit {
                 // MoneyKit refreshes linked accounts about daily; data endpoints never fetch.
                 refresh_interval: Duration::from_secs(12 * 3600),
                 consent_lifetime: None,
+                refresh_limits: REFRESH_LIMITS,
             },
             upstream,
             base_url,
@@ -337,11 +361,29 @@ impl MoneyKit {
         self.call(Route::Link, self.url(&["links", link_id], &[]), Method::Get).await
     }
 
-    /// Every transaction of the link, from the sync feed read from its start: one snapshot with
-    /// updates and removals reported on later pages applied.
-    async fn transactions(&self, link_id: &str) -> Result<Vec<wire::Transaction>, Failure> {
-        let mut by_id: BTreeMap<String, wire::Transaction> = BTreeMap::new();
-        let mut cursor: Option<String> = None;
+    /// The link's transactions from the sync feed: from `cursor` when there is one, else from
+    /// the start. A cursor MoneyKit refuses is dropped and the feed read from the start.
+    async fn transactions(&self, link_id: &str, cursor: Option<&str>) -> Result<TransactionFeed, Failure> {
+        if let Some(cursor) = cursor {
+            match self.transaction_feed(link_id, Some(cursor)).await {
+                Err(Failure::Refused(error)) if error.code == "api_error.request.validation_failed" => {
+                    tracing::warn!(
+                        provider = ID,
+                        "MoneyKit refused the stored transaction sync cursor; reading the whole feed"
+                    );
+                }
+                read => return read,
+            }
+        }
+        self.transaction_feed(link_id, None).await
+    }
+
+    /// One read of the sync feed from `start` (the start of the history when `None`), every page
+    /// of it, with changes reported on later pages applied over earlier ones.
+    async fn transaction_feed(&self, link_id: &str, start: Option<&str>) -> Result<TransactionFeed, Failure> {
+        let mut changed: BTreeMap<String, wire::Transaction> = BTreeMap::new();
+        let mut removed: BTreeSet<String> = BTreeSet::new();
+        let mut cursor = start.map(str::to_owned);
         for _ in 0..MAX_PAGES {
             let mut query = vec![("size", SYNC_PAGE_SIZE)];
             if let Some(cursor) = &cursor {
@@ -350,15 +392,29 @@ impl MoneyKit {
             let url = self.url(&["links", link_id, "transactions", "sync"], &query);
             let page: wire::TransactionSync = self.call(Route::TransactionSync, url, Method::Get).await?;
             for transaction in page.transactions.created.into_iter().chain(page.transactions.updated) {
-                by_id.insert(transaction.transaction_id.clone(), transaction);
+                removed.remove(&transaction.transaction_id);
+                changed.insert(transaction.transaction_id.clone(), transaction);
             }
-            for removed in page.transactions.removed {
-                by_id.remove(&removed);
+            for id in page.transactions.removed {
+                changed.remove(&id);
+                removed.insert(id);
             }
+            let next = page.cursor.next.filter(|next| !next.is_empty());
             if !page.has_more {
-                return Ok(by_id.into_values().collect());
+                return Ok(TransactionFeed {
+                    transactions: changed.into_values().collect(),
+                    // From the start, a removal only undoes an earlier page.
+                    removed: start.map(|_| removed.into_iter().collect()),
+                    // Absent, the cursor read from stands.
+                    cursor: next.or(cursor),
+                });
             }
-            cursor = Some(page.cursor.next);
+            if next.is_none() {
+                return Err(Failure::Other(ProviderError::Protocol {
+                    detail: format!("{}: more pages and no cursor to read them", Route::TransactionSync.spec().0),
+                }));
+            }
+            cursor = next;
         }
         Err(Failure::Other(ProviderError::Protocol {
             detail: format!("{}: the sync feed did not end after {MAX_PAGES} pages", Route::TransactionSync.spec().0),
@@ -390,6 +446,17 @@ impl MoneyKit {
             detail: format!("{}: more than {MAX_PAGES} pages", Route::InvestmentTransactions.spec().0),
         }))
     }
+}
+
+/// One read of the transaction sync feed.
+struct TransactionFeed {
+    /// Read from the start: every transaction. From a cursor: those created or updated since,
+    /// which include every pending one.
+    transactions: Vec<wire::Transaction>,
+    /// Read from a cursor: the ids removed since.
+    removed: Option<Vec<String>>,
+    /// Where to read from next time.
+    cursor: Option<String>,
 }
 
 /// MoneyKit's error body of `reply`, its codes made fit for logs.
@@ -724,7 +791,8 @@ impl Provider for MoneyKit {
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
+        cursor: Option<&str>,
+    ) -> ProviderResult<Fetched> {
         let link_id = handle.expose_secret();
         let answer: wire::Accounts =
             self.call(Route::Accounts, self.url(&["links", link_id, "accounts"], &[]), Method::Get).await?;
@@ -736,12 +804,18 @@ impl Provider for MoneyKit {
         }
         let delivered = |product| phases.iter().any(|(p, phase)| *p == product && *phase == ProductPhase::Completed);
         let mut data = ConnectionData::default();
+        // Unless transactions are read, the feed stays where it was.
+        let mut next_cursor = cursor.map(str::to_owned);
         if delivered(Product::Accounts) {
             data.accounts = answer.accounts.iter().map(|a| account(connection_id, a)).collect();
         }
         if delivered(Product::Transactions) {
-            let transactions = self.transactions(link_id).await?;
-            data.transactions = transactions.into_iter().filter_map(|t| transaction(connection_id, t)).collect();
+            let feed = self.transactions(link_id, cursor).await?;
+            data.transactions = feed.transactions.into_iter().filter_map(|t| transaction(connection_id, t)).collect();
+            data.transaction_delta = feed.removed.map(|removed| TransactionDelta {
+                removed: removed.iter().map(|id| stable_id(connection_id, "transaction", id)).collect(),
+            });
+            next_cursor = feed.cursor;
         }
         if delivered(Product::Investments) {
             let url = self.url(&["links", link_id, "investments", "holdings"], &[]);
@@ -759,10 +833,10 @@ impl Provider for MoneyKit {
             let answer: wire::Identity = self.call(Route::Identity, url, Method::Get).await?;
             data.details.owners = details::account_owners(connection_id, answer);
         }
-        Ok(data)
+        Ok(Fetched { data, cursor: next_cursor })
     }
 
-    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+    async fn refresh(&self, handle: &SecretString, products: &[Product]) -> ProviderResult<()> {
         let link_id = handle.expose_secret();
         let link = self.link(link_id).await?;
         // MoneyKit refuses refreshes of a link that is not connected (422 bad_state): say why
@@ -773,7 +847,8 @@ impl Provider for MoneyKit {
             UpstreamStatus::LoginRequired | UpstreamStatus::Disconnected => return Err(ProviderError::LoginRequired),
             UpstreamStatus::Failed { .. } => return Err(ProviderError::Unavailable { retry_after: None }),
         }
-        let products: Vec<&'static str> = phases(&link, REFRESHED_PRODUCTS)
+        // Exactly the products asked for that the link delivers.
+        let products: Vec<&'static str> = phases(&link, products)
             .into_iter()
             .filter(|(_, phase)| *phase != ProductPhase::Unsupported)
             .filter_map(|(product, _)| product_name(product))

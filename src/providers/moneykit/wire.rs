@@ -349,11 +349,13 @@ pub struct SyncChanges {
     pub removed: Vec<String>,
 }
 
-/// `cursor` of M19: the key is `next`.
+/// `cursor` of M19: the key is `next`, which MoneyKit may leave out (the caller's cursor then
+/// stands).
 #[derive(Deserialize)]
 pub struct SyncCursor {
     /// Opaque.
-    pub next: String,
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `TransactionResponse`: `amount` is a non-negative decimal string, its direction is `type`.

@@ -30,12 +30,12 @@ mod ledger;
 pub use ledger::{Failure, Ledger, LedgerError, NewTransaction, Refusal, TransactionChanges};
 
 use super::{
-    CredentialField, Credentials, ExchangedConnection, Institution, InstitutionKind, LinkContext, LinkProgress,
-    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
+    CredentialField, Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext,
+    LinkProgress, LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, UpstreamStatus,
 };
 use crate::config::SandboxSettings;
 use crate::domain::ErrorReason;
-use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp};
+use crate::domain::{LinkFlow, Product, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -85,6 +85,7 @@ impl Sandbox {
             poll_interval: settings.poll_interval,
             refresh_interval: settings.refresh_interval,
             consent_lifetime: settings.consent_lifetime,
+            refresh_limits: &[],
         };
         Self { info, settings, ledger }
     }
@@ -295,7 +296,8 @@ impl Provider for Sandbox {
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
+        _cursor: Option<&str>,
+    ) -> ProviderResult<Fetched> {
         tokio::time::sleep(self.settings.latency).await;
         Handle::parse(handle)?.signed_in()?;
         let unavailable = |error: LedgerError| match error {
@@ -308,10 +310,10 @@ impl Provider for Sandbox {
         if let Some(failure) = self.ledger.take_failure(connection_id).await.map_err(unavailable)? {
             return Err(failure);
         }
-        self.ledger.data(handle, connection_id, products).await.map_err(unavailable)
+        self.ledger.data(handle, connection_id, products).await.map(Fetched::from).map_err(unavailable)
     }
 
-    async fn refresh(&self, handle: &SecretString) -> ProviderResult<()> {
+    async fn refresh(&self, handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
         Handle::parse(handle)?.signed_in().map(drop)
     }
 

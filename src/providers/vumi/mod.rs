@@ -64,7 +64,7 @@ use super::{
 };
 use crate::config::VumiSettings;
 use crate::crypto::jws::Jwk;
-use crate::domain::{ConnectionData, LinkFlow, Product, Timestamp, now};
+use crate::domain::{LinkFlow, Product, Timestamp, now};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use data::{Fetched, connection_data};
@@ -143,6 +143,7 @@ impl Vumi {
                 // Vumi refreshes connections daily.
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
+                refresh_limits: &[],
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),
@@ -586,7 +587,9 @@ impl Provider for Vumi {
         handle: &SecretString,
         connection_id: Uuid,
         products: &[Product],
-    ) -> ProviderResult<ConnectionData> {
+        _cursor: Option<&str>,
+    ) -> ProviderResult<super::Fetched> {
+        // Vumi's lists are bare arrays with no paging or change feed: every fetch is whole.
         let token = handle.expose_secret();
         let wanted = |product| products.contains(&product);
         let investments = wanted(Product::Investments);
@@ -628,10 +631,10 @@ impl Provider for Vumi {
         if !owners {
             data.details.owners.clear();
         }
-        Ok(data)
+        Ok(data.into())
     }
 
-    async fn refresh(&self, _handle: &SecretString) -> ProviderResult<()> {
+    async fn refresh(&self, _handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
         Err(ProviderError::Unsupported("refresh: Vumi refreshes daily and runs manual updates in its widget"))
     }
 

@@ -2,7 +2,8 @@
 //! by `impl_store!`.
 //!
 //! It also holds `store_account_details`, which replaces a connection's sealed details inside the
-//! transaction that saves its import: a connection without any keeps no row.
+//! transaction that saves its import, each list only when the import covers its product (numbers:
+//! PRODUCT_ACCOUNT_NUMBERS, owners: PRODUCT_IDENTITY): a connection without any keeps no row.
 
 macro_rules! impl_account_detail_store {
     ($store:ty, $db:ty) => {
@@ -10,24 +11,35 @@ macro_rules! impl_account_detail_store {
             async fn store_account_details(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 connection: &crate::domain::Connection,
-                details: &crate::domain::SealedAccountDetails,
+                import: &super::Import<'_>,
             ) -> sqlx::Result<()> {
-                if details.numbers.is_none() && details.owners.is_none() {
-                    sqlx::query("DELETE FROM account_details WHERE connection_id = $1")
-                        .bind(connection.id)
-                        .execute(&mut **tx)
-                        .await?;
+                use crate::domain::Product;
+                let numbers = import.products.contains(&Product::AccountNumbers);
+                let owners = import.products.contains(&Product::Identity);
+                if !numbers && !owners {
+                    // An import of other products leaves the details as they are.
                     return Ok(());
                 }
+                let details = &import.data.details;
                 sqlx::query(
                     "INSERT INTO account_details (connection_id, tenant_id, numbers_sealed, owners_sealed) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id) DO UPDATE \
-                     SET numbers_sealed = excluded.numbers_sealed, owners_sealed = excluded.owners_sealed",
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id) DO UPDATE SET \
+                     numbers_sealed = CASE WHEN $5 THEN excluded.numbers_sealed ELSE account_details.numbers_sealed END, \
+                     owners_sealed = CASE WHEN $6 THEN excluded.owners_sealed ELSE account_details.owners_sealed END",
                 )
                 .bind(connection.id)
                 .bind(connection.tenant_id.0)
-                .bind(details.numbers.as_ref().map(|sealed| &sealed.0))
-                .bind(details.owners.as_ref().map(|sealed| &sealed.0))
+                .bind(details.numbers.as_ref().filter(|_| numbers).map(|sealed| &sealed.0))
+                .bind(details.owners.as_ref().filter(|_| owners).map(|sealed| &sealed.0))
+                .bind(numbers)
+                .bind(owners)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM account_details WHERE connection_id = $1 \
+                     AND numbers_sealed IS NULL AND owners_sealed IS NULL",
+                )
+                .bind(connection.id)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())

@@ -201,6 +201,21 @@ macro_rules! impl_connection_store {
                 Ok(row.and_then(|(handle,)| handle))
             }
 
+            async fn upstream_cursor(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<String>> {
+                let row: Option<(Option<String>,)> = sqlx::query_as(
+                    "SELECT upstream_cursor FROM connections WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(cursor,)| cursor))
+            }
+
             async fn save_connection(
                 &self,
                 c: &crate::domain::Connection,
@@ -215,7 +230,12 @@ macro_rules! impl_connection_store {
                 }
                 let plan = match import {
                     Some(import) => {
-                        Self::store_account_details(&mut tx, c, &import.data.details).await?;
+                        sqlx::query("UPDATE connections SET upstream_cursor = $2 WHERE id = $1")
+                            .bind(c.id)
+                            .bind(import.cursor)
+                            .execute(&mut *tx)
+                            .await?;
+                        Self::store_account_details(&mut tx, c, &import).await?;
                         Self::apply_import(&mut tx, c, import).await?
                     }
                     None => Default::default(),
@@ -280,8 +300,9 @@ macro_rules! impl_connection_store {
             ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
                 let mut tx = self.begin().await?;
                 let updated = sqlx::query(
-                    "UPDATE connections SET state = 'deleted', snapshot = $3, handle_sealed = NULL, next_poll_at = NULL, \
-                     lease_owner = NULL, lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
+                    "UPDATE connections SET state = 'deleted', snapshot = $3, handle_sealed = NULL, upstream_cursor = NULL, \
+                     next_poll_at = NULL, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
                 )
                 .bind(c.tenant_id.0)
                 .bind(c.id)

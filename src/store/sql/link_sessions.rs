@@ -191,7 +191,7 @@ macro_rules! impl_link_session_store {
                 }
                 if let Some((old, new)) = repair.handle {
                     let swapped = sqlx::query(
-                        "UPDATE connections SET handle_sealed = $3, \
+                        "UPDATE connections SET handle_sealed = $3, upstream_cursor = NULL, \
                          upstream_ref_hash = COALESCE($5, upstream_ref_hash) WHERE tenant_id = $1 AND id = $2 \
                          AND handle_sealed = $4",
                     )

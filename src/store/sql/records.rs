@@ -29,13 +29,11 @@ macro_rules! impl_record_store {
                     .bind(connection.id)
                     .fetch_one(&mut **tx)
                     .await?;
-                let covered: Vec<super::RecordKind> =
-                    import.products.iter().flat_map(|p| super::RecordKind::of_product(*p)).copied().collect();
                 let version = current + 1;
                 let plan = super::changes::plan(
                     stored.into_iter().filter_map(super::rows::DigestRow::into_digest).collect(),
                     super::records::records_of(import.data),
-                    &covered,
+                    &super::changes::Coverage::of(&import),
                     version,
                 );
                 if plan.is_empty() {

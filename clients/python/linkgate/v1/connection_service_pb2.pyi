@@ -185,12 +185,14 @@ class ListConnectionsResponse(_message.Message):
     def __init__(self, connections: _Optional[_Iterable[_Union[Connection, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RefreshConnectionRequest(_message.Message):
-    __slots__ = ("connection_id", "request_id")
+    __slots__ = ("connection_id", "request_id", "products")
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
     connection_id: str
     request_id: str
-    def __init__(self, connection_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    products: _containers.RepeatedScalarFieldContainer[_common_pb2.Product]
+    def __init__(self, connection_id: _Optional[str] = ..., request_id: _Optional[str] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ...) -> None: ...
 
 class RefreshConnectionResponse(_message.Message):
     __slots__ = ("connection",)

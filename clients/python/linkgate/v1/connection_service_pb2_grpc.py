@@ -93,8 +93,9 @@ class ConnectionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RefreshConnection(self, request, context):
-        """Asks the provider for fresh data now. The connection turns REFRESHING and the stream reports
-        the outcome. Idempotent by `request_id`.
+        """Asks the provider for fresh data now, of every linked product or of those named. The
+        connection turns REFRESHING (the products named too) and the stream reports the outcome.
+        Idempotent by `request_id`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

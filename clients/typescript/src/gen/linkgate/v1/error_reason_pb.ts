@@ -246,8 +246,9 @@ export enum ErrorReason {
 
   /**
    * The caller exceeded a rate: the tenant's budget for expensive calls (CreateLinkSession,
-   * SubmitCredentials, ExchangePublicToken, RefreshConnection) or failed authentications from its
-   * address. Code RESOURCE_EXHAUSTED, with RetryInfo saying when to try again.
+   * SubmitCredentials, ExchangePublicToken, RefreshConnection), failed authentications from its
+   * address, or a provider's limit on refreshing a product (RefreshConnectionRequest.products;
+   * metadata "product"). Code RESOURCE_EXHAUSTED, with RetryInfo saying when to try again.
    *
    * @generated from enum value: ERROR_REASON_RATE_LIMITED = 30;
    */
