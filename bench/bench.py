@@ -640,7 +640,8 @@ class Suite:
         refresh = json.loads(output.strip().splitlines()[-1])
         for r in refresh["rounds"]:
             log(f"   refresh round {r['round']}: diff {r['diff_ms']:.1f} ms, changed rows alone "
-                f"{r['baseline_ms']:.1f} ms, unchanged import {r['unchanged_ms']:.1f} ms")
+                f"{r['baseline_ms']:.1f} ms, unchanged import {r['unchanged_ms']:.1f} ms (reading "
+                f"{r['read_ms']:.1f} ms, digesting {r['digest_ms']:.1f} ms)")
         drains = []
         for round_ in range(self.size["rounds"]):
             for via in ("sync", "list") if round_ % 2 == 0 else ("list", "sync"):
@@ -653,6 +654,8 @@ class Suite:
             "diff_ms": median([r["diff_ms"] for r in rounds]),
             "baseline_ms": median([r["baseline_ms"] for r in rounds]),
             "unchanged_ms": median([r["unchanged_ms"] for r in rounds]),
+            "read_ms": median([r["read_ms"] for r in rounds]),
+            "digest_ms": median([r["digest_ms"] for r in rounds]),
             "diff_ratio": median([r["diff_ms"] / r["baseline_ms"] for r in rounds]),
         }
         for via in ("sync", "list"):
