@@ -158,6 +158,10 @@ impl Api {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Building against linkgate gives this package's reqwest linkgate's TLS feature, which
+    // brings no crypto provider of its own: every client, even a plain-HTTP one, needs one
+    // installed. A second install fails harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let output = match cli.command {
         Command::Start { runs, idle, command } => start(runs, idle, &cli.addr, &command).await?,
