@@ -39,11 +39,13 @@ FULL = dict(
     rounds=3, unary_seconds=6, rates=[1000, 3000, 6000], c1_requests=5000,
     exchange_counts={1: 500, 8: 2000, 32: 2000}, watchers=10_000, fanin_ns=[10, 100, 1000],
     fanin_seconds=30, overhead_requests=3000, starts=5,
+    feed=dict(transactions=100_000, added=400, modified=400, removed=200, page_size=500),
 )
 QUICK = dict(
     rounds=1, unary_seconds=2, rates=[1000, 3000], c1_requests=1000,
     exchange_counts={1: 200, 8: 400, 32: 400}, watchers=1000, fanin_ns=[10, 100],
     fanin_seconds=10, overhead_requests=500, starts=2,
+    feed=dict(transactions=10_000, added=40, modified=40, removed=20, page_size=500),
 )
 
 
@@ -215,7 +217,7 @@ class Suite:
         self.results["sizes"] = {k: v for k, v in self.size.items()}
         self.prepare_postgres()
         measurements = {"start": self.startup_and_idle, "unary": self.unary, "exchange": self.exchange,
-                        "fan-in": self.fan_in_and_overhead, "streams": self.streams}
+                        "fan-in": self.fan_in_and_overhead, "streams": self.streams, "feed": self.feed}
         for name, measure in measurements.items():
             if not self.args.only or name in self.args.only:
                 measure()
@@ -618,6 +620,55 @@ class Suite:
                    "-H", "x-deck-secret: test-secret", "--h1"]
         return self.h2load_raw(process, url, body, headers, shape)
 
+    # 8. The change feed: a refresh's diff against the changed rows written alone; draining the
+    # feed from an empty cursor against listing the same rows.
+    def feed(self):
+        size = self.size["feed"]
+        log(f"8. change feed: a 1 % refresh of {size['transactions']:,} transactions, then draining the feed "
+            "against ListAccountTransactions")
+        # The sandbox imports its own accounts and transactions once; from then on only lgfeed
+        # changes these connections' data (their next refresh is a day away).
+        pg = self.serve("linkgate-feed", PG_URL, LINKGATE_SANDBOX_REFRESH_INTERVAL="24h")
+        connection = self.lgload("sandbox-connection", addr=pg["addr"], key=self.key)["connection_id"]
+        twin = self.lgload("sandbox-connection", addr=pg["addr"], key=self.key)["connection_id"]
+        tenant = self.psql(PG_URL, "SELECT id FROM tenants WHERE name = 'bench'").strip()
+        output = self.run([self.tools / "lgfeed", "--database-url", PG_URL, "--tenant", tenant,
+                           "--connection", connection, "--twin", twin,
+                           "--transactions", str(size["transactions"]), "--added", str(size["added"]),
+                           "--modified", str(size["modified"]), "--removed", str(size["removed"]),
+                           "--rounds", str(self.size["rounds"])], timeout=1800)
+        refresh = json.loads(output.strip().splitlines()[-1])
+        for r in refresh["rounds"]:
+            log(f"   refresh round {r['round']}: diff {r['diff_ms']:.1f} ms, changed rows alone "
+                f"{r['baseline_ms']:.1f} ms, unchanged import {r['unchanged_ms']:.1f} ms (reading "
+                f"{r['read_ms']:.1f} ms, digesting {r['digest_ms']:.1f} ms)")
+        drains = []
+        for round_ in range(self.size["rounds"]):
+            for via in ("sync", "list") if round_ % 2 == 0 else ("list", "sync"):
+                run = self.lgload("drain", "--connection", connection, "--via", via, "--page-size",
+                                  str(size["page_size"]), addr=pg["addr"], key=self.key)
+                drains.append({"round": round_, "via": via, **run})
+                log(f"   {via:<4} {run['rows']:,} rows in {run['seconds']:.2f} s: {run['rows_per_second']:,.0f} rows/s")
+        rounds = refresh["rounds"]
+        summary = {
+            "diff_ms": median([r["diff_ms"] for r in rounds]),
+            "baseline_ms": median([r["baseline_ms"] for r in rounds]),
+            "unchanged_ms": median([r["unchanged_ms"] for r in rounds]),
+            "read_ms": median([r["read_ms"] for r in rounds]),
+            "digest_ms": median([r["digest_ms"] for r in rounds]),
+            "diff_ratio": median([r["diff_ms"] / r["baseline_ms"] for r in rounds]),
+        }
+        for via in ("sync", "list"):
+            mine = [d for d in drains if d["via"] == via]
+            summary[via] = {k: median([d[k] for d in mine]) for k in
+                            ("rows", "seconds", "rows_per_second", "page_p50_us", "page_p99_us")}
+        summary["drain_ratio"] = summary["sync"]["rows_per_second"] / summary["list"]["rows_per_second"]
+        self.results["feed"] = {
+            "refresh": refresh, "drains": drains, "summary": summary,
+            "grpc_codes": {m: self.rpc_codes(pg, m) for m in ("SyncAccountTransactions", "ListAccountTransactions")},
+        }
+        self.stop(pg["process"])
+
     # 4. Streams: the existing watch-stream benchmark, run as its README describes.
     def streams(self):
         log(f"4. {self.size['watchers']} WatchConnection streams (examples/bench_streams)")
@@ -631,7 +682,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke run: small counts, one round (about 2.5 min)")
     parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
     parser.add_argument("--only", type=lambda text: text.split(","), default=[],
-                        help="run only these measurements (start, unary, exchange, fan-in, streams); "
+                        help="run only these measurements (start, unary, exchange, fan-in, streams, feed); "
                              "the figures go to a JSON file beside the work directory, not to results/")
     suite = Suite(parser.parse_args())
     # SIGTERM and Ctrl-C end the run through the same cleanup as a normal exit.

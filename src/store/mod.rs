@@ -42,8 +42,8 @@ pub use link_sessions::{IssuedToken, LinkSessionStore, LinkSessionUpdate, Repair
 pub use provider_sessions::ProviderSessionStore;
 pub use public_tokens::{Claim, PublicTokenStore, StoredPublicToken};
 pub use records::{
-    Change, ChangeQuery, DateRange, Import, RecordChange, RecordKind, RecordQuery, RecordStore, SnapshotQuery,
-    StoredRecord,
+    Change, ChangeQuery, DateRange, Import, NewRecord, RecordChange, RecordKind, RecordQuery, RecordStore,
+    SnapshotQuery, StoredRecord, records_of,
 };
 pub use sandbox::SandboxStore;
 pub use sealed_columns::{SealedColumnStore, SealedValue};

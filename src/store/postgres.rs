@@ -80,6 +80,87 @@ impl PostgresStore {
     }
 }
 
+/// Rows one statement of `write_changes` carries at most: a whole import's first store stays a
+/// few statements of bounded size, where a refresh's changes are one.
+const WRITE_BATCH: usize = 1000;
+
+impl PostgresStore {
+    /// An import's changes, a batch at a time: the new and changed records upserted from arrays
+    /// together with their rows of the change log, then the removed ones turned into tombstones
+    /// together with theirs. A statement per record and per log row cost a round trip each,
+    /// which made writing a refresh's changes several times slower than the set-based writes
+    /// `bench/run`'s feed benchmark measures them against. Like `insert_audit`, one statement
+    /// text whatever the batch's size, prepared once per connection.
+    async fn write_changes(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        connection: &crate::domain::Connection,
+        plan: &super::changes::ChangePlan,
+        version: i64,
+        at: crate::domain::Timestamp,
+    ) -> sqlx::Result<()> {
+        use crate::domain::StoredName;
+        for batch in plan.writes.chunks(WRITE_BATCH) {
+            let records = || batch.iter().map(|w| &w.record);
+            let change = |w: &super::changes::Write| {
+                if w.added(version) { super::Change::Added } else { super::Change::Modified }.name()
+            };
+            sqlx::query(concat!(
+                "WITH batch AS (SELECT * FROM UNNEST($3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], ",
+                "$8::jsonb[], $9::int8[], $10::int8[], $11::text[], $12::uuid[], $13::text[], $14::uuid[]) ",
+                "AS b(kind, id, parent_id, sort_key, record_date, body, digest, created_version, pending_key, ",
+                "pending_link, change, paired_with)), ",
+                "written AS (INSERT INTO connection_records (connection_id, kind, id, tenant_id, parent_id, sort_key, ",
+                "record_date, body, digest, created_version, changed_version, removed_at, pending_key, pending_link) ",
+                "SELECT $1, kind, id, $2, parent_id, sort_key, record_date, body, digest, created_version, $15, NULL, ",
+                "pending_key, pending_link FROM batch",
+                super::sql::records::on_record_conflict!(),
+                ") INSERT INTO record_changes (connection_id, kind, version, id, tenant_id, parent_id, change, ",
+                "paired_with, recorded_at) SELECT $1, kind, $15, id, $2, parent_id, change, paired_with, $16 FROM batch"
+            ))
+            .bind(connection.id)
+            .bind(connection.tenant_id.0)
+            .bind(records().map(|r| r.kind.name()).collect::<Vec<_>>())
+            .bind(records().map(|r| r.id).collect::<Vec<_>>())
+            .bind(records().map(|r| r.parent_id).collect::<Vec<_>>())
+            .bind(records().map(|r| r.sort_key.as_str()).collect::<Vec<_>>())
+            .bind(records().map(|r| r.date).collect::<Vec<_>>())
+            .bind(records().map(|r| &r.body).collect::<Vec<_>>())
+            .bind(records().map(|r| r.digest).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.created_version).collect::<Vec<_>>())
+            .bind(records().map(|r| r.match_key.as_deref().filter(|_| r.pending)).collect::<Vec<_>>())
+            .bind(records().map(|r| r.pending_link).collect::<Vec<_>>())
+            .bind(batch.iter().map(change).collect::<Vec<_>>())
+            .bind(batch.iter().map(|w| w.paired).collect::<Vec<_>>())
+            .bind(version)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for batch in plan.removals.chunks(WRITE_BATCH) {
+            // A tombstone's log row takes its parent from the stored record.
+            let logged = sqlx::query(
+                "WITH gone AS (UPDATE connection_records r SET removed_at = $3, changed_version = $4,                  pending_key = NULL FROM UNNEST($5::text[], $6::uuid[], $7::uuid[]) AS g(kind, id, replaced_by)                  WHERE r.connection_id = $1 AND r.kind = g.kind AND r.id = g.id                  RETURNING r.kind, r.id, r.parent_id, g.replaced_by)                  INSERT INTO record_changes (connection_id, kind, version, id, tenant_id, parent_id, change,                  paired_with, recorded_at) SELECT $1, kind, $4, id, $2, parent_id, $8, replaced_by, $3 FROM gone",
+            )
+            .bind(connection.id)
+            .bind(connection.tenant_id.0)
+            .bind(at)
+            .bind(version)
+            .bind(batch.iter().map(|r| r.kind.name()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(batch.iter().map(|r| r.replaced_by).collect::<Vec<_>>())
+            .bind(super::Change::Removed.name())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            // Each was read in this transaction under the connection's lock: one missing is a bug.
+            if logged != batch.len() as u64 {
+                return Err(sqlx::Error::RowNotFound);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// LISTEN on one dedicated connection; sqlx reconnects it after a loss.
 struct PgBell(PgListener);
 

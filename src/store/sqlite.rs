@@ -6,6 +6,9 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// A row of the change log as `write_changes` appends it: kind, id, parent, change, paired with.
+type LogRow = (super::RecordKind, uuid::Uuid, Option<uuid::Uuid>, super::Change, Option<uuid::Uuid>);
+
 /// The store on SQLite.
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -68,6 +71,88 @@ impl SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await
+    }
+
+    /// An import's changes, a statement per record and per log row: SQLite runs in the process,
+    /// so a statement costs no round trip, and it has no arrays to write a batch from.
+    async fn write_changes(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        connection: &crate::domain::Connection,
+        plan: &super::changes::ChangePlan,
+        version: i64,
+        at: crate::domain::Timestamp,
+    ) -> sqlx::Result<()> {
+        use crate::domain::StoredName;
+        for write in &plan.writes {
+            let record = &write.record;
+            sqlx::query(concat!(
+                "INSERT INTO connection_records (connection_id, kind, id, tenant_id, parent_id, sort_key, ",
+                "record_date, body, digest, created_version, changed_version, removed_at, pending_key, pending_link) ",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13)",
+                super::sql::records::on_record_conflict!()
+            ))
+            .bind(connection.id)
+            .bind(record.kind.name())
+            .bind(record.id)
+            .bind(connection.tenant_id.0)
+            .bind(record.parent_id)
+            .bind(&record.sort_key)
+            .bind(record.date)
+            .bind(sqlx::types::Json(&record.body))
+            .bind(record.digest)
+            .bind(write.created_version)
+            .bind(version)
+            .bind(record.match_key.as_deref().filter(|_| record.pending))
+            .bind(record.pending_link)
+            .execute(&mut **tx)
+            .await?;
+            let change = if write.added(version) { super::Change::Added } else { super::Change::Modified };
+            let row = (record.kind, record.id, record.parent_id, change, write.paired);
+            Self::log_change(tx, connection, row, version, at).await?;
+        }
+        for removal in &plan.removals {
+            let (parent_id,): (Option<uuid::Uuid>,) = sqlx::query_as(
+                "UPDATE connection_records SET removed_at = $4, changed_version = $5, pending_key = NULL \
+                 WHERE connection_id = $1 AND kind = $2 AND id = $3 RETURNING parent_id",
+            )
+            .bind(connection.id)
+            .bind(removal.kind.name())
+            .bind(removal.id)
+            .bind(at)
+            .bind(version)
+            .fetch_one(&mut **tx)
+            .await?;
+            let row = (removal.kind, removal.id, parent_id, super::Change::Removed, removal.replaced_by);
+            Self::log_change(tx, connection, row, version, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends one row to the change log: (kind, id, parent, change, paired with).
+    async fn log_change(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        connection: &crate::domain::Connection,
+        (kind, id, parent_id, change, paired_with): LogRow,
+        version: i64,
+        at: crate::domain::Timestamp,
+    ) -> sqlx::Result<()> {
+        use crate::domain::StoredName;
+        sqlx::query(
+            "INSERT INTO record_changes (connection_id, kind, version, id, tenant_id, parent_id, change, \
+             paired_with, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(connection.id)
+        .bind(kind.name())
+        .bind(version)
+        .bind(id)
+        .bind(connection.tenant_id.0)
+        .bind(parent_id)
+        .bind(change.name())
+        .bind(paired_with)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Writers take the lock up front: a deferred transaction that reads and then writes can fail

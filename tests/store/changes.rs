@@ -17,7 +17,7 @@ async fn logged(store: &dyn Store, connection: &Connection, origin: i64) -> Vec<
         parent_id: None,
         origin,
         after: None,
-        limit: 1000,
+        limit: 10_000,
     };
     let rows = store.record_changes(&query).await.unwrap();
     assert!(rows.windows(2).all(|w| (w[0].version, w[0].id) < (w[1].version, w[1].id)), "in import order, then by id");
@@ -33,7 +33,7 @@ async fn snapshot(store: &dyn Store, connection: &Connection, version: i64) -> B
         parent_id: None,
         version,
         after: None,
-        limit: 1000,
+        limit: 10_000,
     };
     store.record_snapshot(&query).await.unwrap().into_iter().map(|r| r.id).collect()
 }
@@ -339,3 +339,49 @@ async fn the_providers_cursor_is_stored_with_its_import_and_only_then(store: Arc
     assert_eq!(store.upstream_cursor(tenant, ready.id).await.unwrap(), None);
 }
 conformance!(the_providers_cursor_is_stored_with_its_import_and_only_then);
+async fn imports_larger_than_a_write_batch_are_stored_and_logged_whole(store: Arc<dyn Store>) {
+    // PostgreSQL writes an import's changes a batch of 1,000 rows at a time: these span several.
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    let bulk = |n: usize| Transaction {
+        id: stable_id(ready.id, "transaction", &format!("bulk-{n}")),
+        description: format!("bulk {n}"),
+        ..sample.data.transactions[0].clone()
+    };
+    let mut data = sample.data.clone();
+    data.transactions.extend((0..2500).map(bulk));
+    let events = import(&*store, &ready, &data).await;
+    let counts = events.iter().find_map(|e| e.details.data_changes).expect("DATA_UPDATED counts");
+    assert_eq!(counts.transactions, ChangeCounts { added: 2500, ..Default::default() });
+    let added = logged(&*store, &ready, 1).await;
+    assert_eq!(added.len(), 2500);
+    assert!(added.iter().all(|(change, _, paired)| *change == Change::Added && paired.is_none()));
+
+    // 1,100 corrected and 1,200 withdrawn.
+    let corrected: BTreeSet<Uuid> = (0..1100).map(|n| bulk(n).id).collect();
+    let withdrawn: BTreeSet<Uuid> = (1100..2300).map(|n| bulk(n).id).collect();
+    for t in data.transactions.iter_mut().filter(|t| corrected.contains(&t.id)) {
+        t.description = format!("{} corrected", t.description);
+    }
+    data.transactions.retain(|t| !withdrawn.contains(&t.id));
+    import(&*store, &ready, &data).await;
+    let changed = logged(&*store, &ready, 2).await;
+    let of = |wanted: Change| -> BTreeSet<Uuid> {
+        changed.iter().filter(|(c, _, _)| *c == wanted).map(|(_, id, _)| *id).collect()
+    };
+    assert_eq!(of(Change::Modified), corrected);
+    assert_eq!(of(Change::Removed), withdrawn);
+    assert_eq!(changed.len(), 2300, "nothing else");
+    assert_eq!(snapshot(&*store, &ready, 3).await, transaction_ids(&data));
+    let listed = decode::<Transaction>(
+        all_pages(500, async |page| {
+            store.list_records(&RecordQuery { page, ..records_of(&ready, RecordKind::Transaction) }).await.unwrap()
+        })
+        .await
+        .0,
+    );
+    let stored: BTreeSet<Uuid> =
+        listed.iter().filter(|t| t.description.ends_with(" corrected")).map(|t| t.id).collect();
+    assert_eq!(stored, corrected, "the corrected bodies are stored");
+    assert_eq!(listed.len(), data.transactions.len());
+}
+conformance!(imports_larger_than_a_write_batch_are_stored_and_logged_whole);

@@ -4,7 +4,9 @@
 //! It also holds `apply_import`, which stores a connection's import inside the transaction that
 //! saves the connection: it reads the stored digests, plans the changes
 //! ([`changes::plan`](crate::store::changes::plan)) and writes only those, each with its row in
-//! the change log, under the import's version.
+//! the change log, under the import's version. How the changes are written is each backend's
+//! `write_changes` (PostgreSQL: a few set-based statements; SQLite: a statement per row), over
+//! the one upsert clause here, `on_record_conflict!`.
 
 macro_rules! impl_record_store {
     ($store:ty, $db:ty) => {
@@ -17,7 +19,6 @@ macro_rules! impl_record_store {
                 connection: &crate::domain::Connection,
                 import: super::Import<'_>,
             ) -> sqlx::Result<super::changes::ChangePlan> {
-                use crate::domain::StoredName;
                 let stored: Vec<super::rows::DigestRow> = sqlx::query_as(
                     "SELECT kind, id, digest, removed_at IS NOT NULL AS removed, created_version, pending_key, \
                      record_date, pending_link FROM connection_records WHERE connection_id = $1",
@@ -44,96 +45,8 @@ macro_rules! impl_record_store {
                     .bind(version)
                     .execute(&mut **tx)
                     .await?;
-                let at = crate::domain::now();
-                for write in &plan.writes {
-                    let record = &write.record;
-                    sqlx::query(
-                        "INSERT INTO connection_records (connection_id, kind, id, tenant_id, parent_id, sort_key, \
-                         record_date, body, digest, created_version, changed_version, removed_at, pending_key, \
-                         pending_link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13) \
-                         ON CONFLICT (connection_id, kind, id) DO UPDATE SET parent_id = excluded.parent_id, \
-                         sort_key = excluded.sort_key, record_date = excluded.record_date, body = excluded.body, \
-                         digest = excluded.digest, created_version = excluded.created_version, \
-                         changed_version = excluded.changed_version, removed_at = NULL, \
-                         pending_key = excluded.pending_key, pending_link = excluded.pending_link",
-                    )
-                    .bind(connection.id)
-                    .bind(record.kind.name())
-                    .bind(record.id)
-                    .bind(connection.tenant_id.0)
-                    .bind(record.parent_id)
-                    .bind(&record.sort_key)
-                    .bind(record.date)
-                    .bind(sqlx::types::Json(&record.body))
-                    .bind(record.digest)
-                    .bind(write.created_version)
-                    .bind(version)
-                    .bind(record.match_key.as_deref().filter(|_| record.pending))
-                    .bind(record.pending_link)
-                    .execute(&mut **tx)
-                    .await?;
-                    let change = if write.added(version) { super::Change::Added } else { super::Change::Modified };
-                    Self::log_change(tx, connection, record.kind, record.id, record.parent_id, version, change, write.paired, at)
-                        .await?;
-                }
-                for removal in &plan.removals {
-                    let (parent_id,): (Option<uuid::Uuid>,) = sqlx::query_as(
-                        "UPDATE connection_records SET removed_at = $4, changed_version = $5, pending_key = NULL \
-                         WHERE connection_id = $1 AND kind = $2 AND id = $3 RETURNING parent_id",
-                    )
-                    .bind(connection.id)
-                    .bind(removal.kind.name())
-                    .bind(removal.id)
-                    .bind(at)
-                    .bind(version)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    Self::log_change(
-                        tx,
-                        connection,
-                        removal.kind,
-                        removal.id,
-                        parent_id,
-                        version,
-                        super::Change::Removed,
-                        removal.replaced_by,
-                        at,
-                    )
-                    .await?;
-                }
+                Self::write_changes(tx, connection, &plan, version, crate::domain::now()).await?;
                 Ok(plan)
-            }
-
-            /// Appends one row to the change log.
-            #[allow(clippy::too_many_arguments)]
-            async fn log_change(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                connection: &crate::domain::Connection,
-                kind: super::RecordKind,
-                id: uuid::Uuid,
-                parent_id: Option<uuid::Uuid>,
-                version: i64,
-                change: super::Change,
-                paired_with: Option<uuid::Uuid>,
-                at: crate::domain::Timestamp,
-            ) -> sqlx::Result<()> {
-                use crate::domain::StoredName;
-                sqlx::query(
-                    "INSERT INTO record_changes (connection_id, kind, version, id, tenant_id, parent_id, change, \
-                     paired_with, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(connection.id)
-                .bind(kind.name())
-                .bind(version)
-                .bind(id)
-                .bind(connection.tenant_id.0)
-                .bind(parent_id)
-                .bind(change.name())
-                .bind(paired_with)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
             }
         }
 
@@ -279,3 +192,18 @@ macro_rules! impl_record_store {
 }
 
 pub(in crate::store) use impl_record_store;
+
+/// How a stored record is overwritten when an import writes it again, on both backends: with
+/// everything the write brings (a changed record keeps the import that created it, which the plan
+/// passes on), and a tombstone comes back to life.
+macro_rules! on_record_conflict {
+    () => {
+        " ON CONFLICT (connection_id, kind, id) DO UPDATE SET parent_id = excluded.parent_id, \
+         sort_key = excluded.sort_key, record_date = excluded.record_date, body = excluded.body, \
+         digest = excluded.digest, created_version = excluded.created_version, \
+         changed_version = excluded.changed_version, removed_at = NULL, \
+         pending_key = excluded.pending_key, pending_link = excluded.pending_link"
+    };
+}
+
+pub(in crate::store) use on_record_conflict;

@@ -1,12 +1,13 @@
 //! The benchmark's gRPC and HTTP client for what h2load cannot do: flows that need distinct
-//! requests (a fresh public token per exchange), watch streams, pollers of the Deck mock, and
-//! timing a replica's start. Every command prints one JSON object on stdout; every wait is
+//! requests (a fresh public token per exchange), paging through a connection's transactions,
+//! watch streams, pollers of the Deck mock, and timing a replica's start. Every command prints one JSON object on stdout; every wait is
 //! bounded. `lgload --help` lists the commands.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use linkgate_client::pb;
+use pb::account_service_client::AccountServiceClient;
 use pb::connection_service_client::ConnectionServiceClient;
 use pb::link_service_client::LinkServiceClient;
 use std::sync::Arc;
@@ -63,6 +64,16 @@ enum Command {
         #[arg(long)]
         concurrency: usize,
     },
+    /// Reads every transaction of a connection, one page after the other as one caller would:
+    /// from an empty cursor through SyncAccountTransactions, or through ListAccountTransactions.
+    Drain {
+        #[arg(long)]
+        connection: String,
+        #[arg(long, value_enum)]
+        via: Via,
+        #[arg(long, default_value_t = 500)]
+        page_size: i32,
+    },
     /// Holds `count` WatchConnection streams on one connection for `seconds`.
     Watch {
         #[arg(long)]
@@ -102,6 +113,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Via {
+    Sync,
+    List,
+}
+
 type Authed = InterceptedService<Channel, Bearer>;
 
 /// Adds the tenant's key to every call.
@@ -134,10 +151,17 @@ impl Api {
     fn connections(&self) -> ConnectionServiceClient<Authed> {
         ConnectionServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
+    fn accounts(&self) -> AccountServiceClient<Authed> {
+        AccountServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Building against linkgate gives this package's reqwest linkgate's TLS feature, which
+    // brings no crypto provider of its own: every client, even a plain-HTTP one, needs one
+    // installed. A second install fails harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let output = match cli.command {
         Command::Start { runs, idle, command } => start(runs, idle, &cli.addr, &command).await?,
@@ -163,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
                 Command::Exchange { tokens, skip, count, concurrency } => {
                     exchange(&api, &tokens, skip, count, concurrency).await?
                 }
+                Command::Drain { connection, via, page_size } => drain(&api, &connection, via, page_size).await?,
                 Command::Watch { connection, count, seconds } => watch(&api, &connection, count, seconds).await?,
                 _ => unreachable!("handled above"),
             }
@@ -289,6 +314,58 @@ async fn exchange(
         "per_second": count as f64 / seconds,
         "p50_us": quantile(&micros, 0.5),
         "p99_us": quantile(&micros, 0.99),
+    }))
+}
+
+/// Pages through a connection's transactions until the last page; every row counts (added,
+/// modified and removed alike in a sync page).
+async fn drain(api: &Api, connection: &str, via: Via, page_size: i32) -> anyhow::Result<serde_json::Value> {
+    let mut accounts = api.accounts();
+    let (mut rows, mut token, mut micros) = (0, String::new(), Vec::new());
+    let started = Instant::now();
+    loop {
+        let at = Instant::now();
+        let more = match via {
+            Via::Sync => {
+                let request = pb::SyncAccountTransactionsRequest {
+                    connection_id: connection.into(),
+                    cursor: std::mem::take(&mut token),
+                    page_size,
+                    ..Default::default()
+                };
+                let page = accounts.sync_account_transactions(request).await?.into_inner();
+                rows += page.added.len() + page.modified.len() + page.removed.len();
+                token = page.next_cursor;
+                page.has_more
+            }
+            Via::List => {
+                let request = pb::ListAccountTransactionsRequest {
+                    connection_id: connection.into(),
+                    page_token: std::mem::take(&mut token),
+                    page_size,
+                    ..Default::default()
+                };
+                let page = accounts.list_account_transactions(request).await?.into_inner();
+                rows += page.transactions.len();
+                token = page.next_page_token;
+                !token.is_empty()
+            }
+        };
+        micros.push(at.elapsed().as_secs_f64() * 1e6);
+        if !more {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let pages = micros.len();
+    micros.sort_by(f64::total_cmp);
+    Ok(serde_json::json!({
+        "rows": rows,
+        "pages": pages,
+        "seconds": seconds,
+        "rows_per_second": rows as f64 / seconds,
+        "page_p50_us": quantile(&micros, 0.5),
+        "page_p99_us": quantile(&micros, 0.99),
     }))
 }
 
