@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod auth;
 pub mod http_listener;
+pub mod wire_errors;
 
 use crate::api::account::AccountApi;
 use crate::api::connection::ConnectionApi;
