@@ -190,6 +190,14 @@ impl Application {
             });
         }
 
+        let offered = crate::telemetry::metrics::metrics().provider_enabled.clone();
+        for provider in app.providers.all() {
+            offered.with_label_values(&[provider.info().id]).set(1);
+        }
+        for (id, _) in app.providers.disabled() {
+            offered.with_label_values(&[id]).set(0);
+        }
+
         let max_message = limits.max_message_bytes;
         let sandbox_enabled = app.providers.get(crate::providers::sandbox::ID).is_some();
         let mut server = tonic::transport::Server::builder();
