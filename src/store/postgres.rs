@@ -1,24 +1,44 @@
 //! The PostgreSQL backend: production, shared by every replica. Its schema is migrated by
 //! `linkgate migrate` (a Helm Job), not by `serve`.
 
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The store on PostgreSQL.
 pub struct PostgresStore {
     pool: PgPool,
+    /// Where the pool connects, for the readiness probe's own connection.
+    options: PgConnectOptions,
+    /// The readiness probe's connection, when it has one that worked.
+    probe: tokio::sync::Mutex<Option<PgConnection>>,
 }
 
 impl PostgresStore {
     /// Builds the pool without waiting for the database, so `serve` starts (NOT_SERVING) while
     /// PostgreSQL is still coming up. With `migrate`, applies pending migrations first.
     pub async fn connect(url: &str, max_connections: u32, migrate: bool) -> anyhow::Result<Self> {
-        let pool = super::pool_options::<sqlx::Postgres>(max_connections).connect_lazy(url)?;
+        let options: PgConnectOptions = url.parse()?;
+        let pool = super::pool_options::<sqlx::Postgres>(max_connections).connect_lazy_with(options.clone());
         if migrate {
             MIGRATOR.run(&pool).await?;
         }
-        Ok(Self { pool })
+        Ok(Self { pool, options, probe: tokio::sync::Mutex::new(None) })
+    }
+
+    /// Checks the database over a connection of the probe's own, opened again after any failure:
+    /// a pool busy serving calls is not an outage, and the probe must not queue behind them.
+    async fn probe_database(&self) -> super::StoreResult<()> {
+        let mut slot = self.probe.lock().await;
+        // Out of the slot while in use: a probe cancelled mid-statement leaves nothing behind.
+        let mut connection = match slot.take() {
+            Some(connection) => connection,
+            None => PgConnection::connect_with(&self.options).await?,
+        };
+        sqlx::query("SELECT 1").execute(&mut connection).await?;
+        *slot = Some(connection);
+        Ok(())
     }
 
     async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {

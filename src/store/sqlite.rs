@@ -73,6 +73,12 @@ impl SqliteStore {
         tx.commit().await
     }
 
+    /// Checks the database answers: it runs in the process, so the pool is the probe.
+    async fn probe_database(&self) -> super::StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// What an import compares with, a row per record.
     async fn stored_digests(
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
