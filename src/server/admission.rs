@@ -76,7 +76,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if request.uri().path().starts_with(LINKGATE_SERVICES) && !self.readiness.answers() {
+        if request.uri().path().starts_with(LINKGATE_SERVICES) && self.readiness.known_down() {
             let status = Error::new(ErrorReason::StoreUnavailable, "the database is unavailable")
                 .retry_after(Duration::from_secs(1))
                 .into_status("-");

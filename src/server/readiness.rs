@@ -9,7 +9,7 @@
 
 use crate::store::Store;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
@@ -20,23 +20,34 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// The longest one probe may take before it counts as a failure.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The probe's latest verdict, shared by health, `/readyz` and admission.
-#[derive(Debug, Default)]
+const UNPROBED: u8 = 0;
+const ANSWERS: u8 = 1;
+const DOWN: u8 = 2;
+
+/// The probe's latest verdict, shared by health and admission.
+#[derive(Debug)]
 pub struct StoreReadiness {
-    answers: AtomicBool,
+    verdict: AtomicU8,
 }
 
 impl StoreReadiness {
-    /// Whether the last probe found the database answering (false until the first does).
-    pub fn answers(&self) -> bool {
-        self.answers.load(Ordering::Relaxed)
+    /// Whether the last probe found the database down. Before the first probe it is not known
+    /// to be: calls are let through (and readiness stays NOT_SERVING until the probe answers).
+    pub fn known_down(&self) -> bool {
+        self.verdict.load(Ordering::Relaxed) == DOWN
     }
 
     /// One bounded probe of `store`, its verdict recorded.
     pub async fn probe(&self, store: &dyn Store) -> bool {
         let answers = matches!(tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await, Ok(Ok(())));
-        self.answers.store(answers, Ordering::Relaxed);
+        self.verdict.store(if answers { ANSWERS } else { DOWN }, Ordering::Relaxed);
         answers
+    }
+}
+
+impl Default for StoreReadiness {
+    fn default() -> Self {
+        Self { verdict: AtomicU8::new(UNPROBED) }
     }
 }
 
