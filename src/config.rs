@@ -29,6 +29,9 @@ pub struct Settings {
     pub limits: LimitSettings,
 
     #[command(flatten)]
+    pub transport: TransportSettings,
+
+    #[command(flatten)]
     pub providers: ProviderSettings,
 
     #[command(flatten)]
@@ -113,6 +116,35 @@ pub struct LimitSettings {
     /// Largest request or response message, in bytes.
     #[arg(long, env = "LINKGATE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
+}
+
+/// Bounds on connections before any call starts, so sockets that never speak cannot pile up.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransportSettings {
+    /// Longest a new gRPC connection may take to send the HTTP/2 connection preface (its first
+    /// 24 bytes) before it is closed.
+    #[arg(long, env = "LINKGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Longest an HTTP client may take to send a request's headers, counted from the connection's
+    /// start or its previous response; the connection is closed then.
+    #[arg(long, env = "LINKGATE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// Connections each listener (gRPC, HTTP) holds open at once; more are closed as accepted.
+    #[arg(long, env = "LINKGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+impl Default for TransportSettings {
+    /// The flag defaults.
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            http_header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// Provider switches and settings.
@@ -464,6 +496,18 @@ impl Settings {
         if limits.request_timeout.is_zero() {
             problem("LINKGATE_REQUEST_TIMEOUT", "must be longer than 0s");
         }
+        let transport = &self.transport;
+        for (key, timeout) in [
+            ("LINKGATE_HANDSHAKE_TIMEOUT", transport.handshake_timeout),
+            ("LINKGATE_HTTP_HEADER_TIMEOUT", transport.http_header_timeout),
+        ] {
+            if timeout.is_zero() {
+                problem(key, "must be longer than 0s");
+            }
+        }
+        if transport.max_connections == 0 {
+            problem("LINKGATE_MAX_CONNECTIONS", "must be at least 1");
+        }
         if self.sync.tick.is_zero() {
             problem("LINKGATE_SYNC_TICK", "must be longer than 0s");
         }
@@ -669,6 +713,20 @@ mod tests {
         assert_eq!(parsed.institutions_ttl, default.institutions_ttl);
         assert!(parsed.client_id.is_none() && parsed.client_secret.is_none());
         assert!(Cli::try_parse_from(["linkgate", "--deck-base-url", "http://deck.example/api/v1"]).is_err());
+    }
+
+    #[test]
+    fn transport_defaults_match_the_flags_and_zero_is_refused() {
+        let parsed = parse(&[]).transport;
+        let default = TransportSettings::default();
+        assert_eq!(parsed.handshake_timeout, default.handshake_timeout);
+        assert_eq!(parsed.http_header_timeout, default.http_header_timeout);
+        assert_eq!(parsed.max_connections, default.max_connections);
+        let problems =
+            parse(&["--handshake-timeout", "0s", "--http-header-timeout", "0ms", "--max-connections", "0"]).problems();
+        for key in ["LINKGATE_HANDSHAKE_TIMEOUT", "LINKGATE_HTTP_HEADER_TIMEOUT", "LINKGATE_MAX_CONNECTIONS"] {
+            assert!(problems.iter().any(|p| p.starts_with(key)), "{key} in {problems:#?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod auth;
 pub mod http_listener;
 pub mod readiness;
+pub mod transport;
 pub mod wire_errors;
 
 use crate::api::account::AccountApi;
@@ -17,7 +18,7 @@ use crate::app::audit::AuditWriter;
 use crate::app::page_token::PageTokens;
 use crate::app::sync::SyncOptions;
 use crate::app::{App, AppParts};
-use crate::config::{DatabaseSettings, LimitSettings, SecretSettings, Settings, TlsSettings};
+use crate::config::{DatabaseSettings, LimitSettings, SecretSettings, Settings, TlsSettings, TransportSettings};
 use crate::crypto::Sealer;
 use crate::pb;
 use crate::pb::account_service_server::AccountServiceServer;
@@ -61,6 +62,7 @@ pub struct Application {
     audit_writer: AuditWriter,
     authenticator: Arc<Authenticator>,
     limits: LimitSettings,
+    transport: TransportSettings,
     tls: Option<ServerTlsConfig>,
     events_recheck: Duration,
     event_retention: Duration,
@@ -125,6 +127,7 @@ impl Application {
             audit_writer,
             authenticator,
             limits: settings.limits,
+            transport: settings.transport,
             tls,
             events_recheck: settings.sync.events_recheck,
             event_retention: settings.sync.event_retention,
@@ -153,8 +156,19 @@ impl Application {
     /// calls and stops background work.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
         let (grpc_addr, http_addr) = (self.grpc_addr(), self.http_addr());
-        let Self { app, audit_writer, authenticator, limits, tls, grpc, http, sync, events_recheck, event_retention } =
-            self;
+        let Self {
+            app,
+            audit_writer,
+            authenticator,
+            limits,
+            transport,
+            tls,
+            grpc,
+            http,
+            sync,
+            events_recheck,
+            event_retention,
+        } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_readiness(&reporter, ServingStatus::NotServing).await;
         reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
@@ -246,18 +260,20 @@ impl Application {
                     .max_decoding_message_size(max_message)
                     .max_encoding_message_size(max_message)
             }))
-            .serve_with_incoming_shutdown(grpc_incoming(grpc), draining.clone().cancelled_owned());
+            .serve_with_incoming_shutdown(
+                transport::grpc_incoming(grpc, &transport),
+                draining.clone().cancelled_owned(),
+            );
 
         let http_router = crate::server::http_listener::router(app.clone());
-        let http_server = axum::serve(http, http_router).with_graceful_shutdown(draining.clone().cancelled_owned());
+        let http_server = transport::serve_http(http, http_router, &transport, draining.clone());
 
         tracing::info!(grpc = %grpc_addr, http = %http_addr, "linkgate listening");
-        let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
+        let (grpc_result, ()) = tokio::join!(grpc_server, http_server);
         background.cancel();
         // Every call has finished: store the audit records they queued before exiting.
         audit_done.await.context("audit writer failed")?;
         grpc_result.context("gRPC server failed")?;
-        http_result.context("HTTP server failed")?;
         tracing::info!("linkgate stopped");
         Ok(())
     }
@@ -351,14 +367,4 @@ fn replica_name() -> String {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "linkgate".to_owned())
-}
-
-/// The gRPC listener's accepted sockets, with Nagle's algorithm off (a response written in
-/// several pieces would otherwise wait for the client's delayed ACK: 40 ms per call) and TCP
-/// keepalive on, so a peer that vanished is noticed. tonic's builder applies both only to
-/// listeners it binds itself, not to one handed in.
-fn grpc_incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
 }

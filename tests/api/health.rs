@@ -64,7 +64,7 @@ async fn reflection_lists_every_service_in_both_protocol_versions() {
     );
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes())
@@ -84,7 +84,7 @@ async fn the_http_listener_answers_liveness_and_readiness() {
 }
 
 /// The value of the series whose line starts with `series` (name and labels), if exported.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find(|line| line.starts_with(series)).and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 

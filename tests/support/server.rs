@@ -9,7 +9,7 @@ use crate::support::database::{Backend, TestDatabase};
 use clap::Parser;
 use linkgate::config::{
     DatabaseSettings, LimitSettings, ProviderSettings, SandboxSettings, SecretSettings, Settings, SyncSettings,
-    TlsSettings,
+    TlsSettings, TransportSettings,
 };
 use linkgate::crypto::Sealer;
 use linkgate::pb;
@@ -72,6 +72,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             max_in_flight: 4096,
             max_message_bytes: 4 * 1024 * 1024,
         },
+        transport: TransportSettings::default(),
         providers: ProviderSettings {
             sandbox: SandboxSettings {
                 enabled: true,

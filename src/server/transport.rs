@@ -1,0 +1,190 @@
+//! Bounds on connections before any call starts, on both listeners: a cap on open connections
+//! per listener (one past it is closed as accepted), the gRPC handshake timeout (a connection
+//! must send the HTTP/2 connection preface in time) and the HTTP header-read timeout. Each
+//! connection closed by a bound is counted in `linkgate_rejections_total{limit}` as
+//! `connection_cap`, `handshake_timeout` or `header_timeout`. After the handshake, HTTP/2 and TCP
+//! keepalive reclaim gRPC clients that vanished.
+
+use crate::config::TransportSettings;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Connected, TcpIncoming};
+
+/// The HTTP/2 client connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") is 24 bytes.
+const PREFACE_BYTES: usize = 24;
+
+fn count(limit: &str) {
+    crate::telemetry::metrics::metrics().rejections.with_label_values(&[limit]).inc();
+}
+
+/// Open connections of one listener, at most as many as the semaphore has permits.
+#[derive(Clone)]
+struct ConnectionCap(Arc<Semaphore>);
+
+impl ConnectionCap {
+    fn new(max_connections: usize) -> Self {
+        Self(Arc::new(Semaphore::new(max_connections)))
+    }
+
+    /// A permit held for the connection's life, or none when the listener is full (the caller
+    /// drops the socket, which closes it).
+    fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.0.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            count("connection_cap");
+        }
+        permit
+    }
+}
+
+/// The gRPC listener's accepted sockets, capped and each bounded by the handshake timeout, with
+/// Nagle's algorithm off (a response written in several pieces would otherwise wait for the
+/// client's delayed ACK: 40 ms per call) and TCP keepalive on, so a peer that vanished is
+/// noticed. tonic's builder applies both only to listeners it binds itself, not to one handed in.
+pub fn grpc_incoming(
+    listener: TcpListener,
+    bounds: &TransportSettings,
+) -> impl Stream<Item = io::Result<Handshaking<TcpStream>>> + Send + 'static {
+    let cap = ConnectionCap::new(bounds.max_connections);
+    let timeout = bounds.handshake_timeout;
+    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))).filter_map(
+        move |accepted| match accepted {
+            Ok(stream) => cap.admit().map(|permit| Ok(Handshaking::new(stream, permit, timeout))),
+            Err(error) => Some(Err(error)),
+        },
+    )
+}
+
+/// A gRPC connection's socket: holds its listener's permit while open, and fails reads with
+/// `TimedOut` (which ends the connection) once the handshake timeout passes before the first
+/// 24 bytes arrived. With TLS, tonic's handshake reads through it, so those are the first bytes
+/// of the TLS handshake.
+pub struct Handshaking<IO> {
+    io: IO,
+    _permit: OwnedSemaphorePermit,
+    /// Until the preface is in: when it is due and how many of its bytes are still missing.
+    pending: Option<(Pin<Box<Sleep>>, usize)>,
+}
+
+impl<IO> Handshaking<IO> {
+    fn new(io: IO, permit: OwnedSemaphorePermit, timeout: Duration) -> Self {
+        Self { io, _permit: permit, pending: Some((Box::pin(tokio::time::sleep(timeout)), PREFACE_BYTES)) }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Handshaking<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        let Some((deadline, missing)) = &mut this.pending else { return polled };
+        match polled {
+            Poll::Ready(Ok(())) => {
+                *missing = missing.saturating_sub(buf.filled().len() - before);
+                if *missing == 0 {
+                    this.pending = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            // Polled only while waiting for bytes, so the timer wakes this read when it fires.
+            Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                this.pending = None;
+                count("handshake_timeout");
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no HTTP/2 preface within the handshake timeout",
+                )))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Handshaking<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// The socket's own connect info (the peer address the auth layer reads).
+impl<IO: Connected> Connected for Handshaking<IO> {
+    type ConnectInfo = IO::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+/// Serves `router` over HTTP/1 on `listener` until `stop`, then lets open connections finish
+/// their requests. Connections are capped; each must send a request's headers within the
+/// header-read timeout of its start or of its previous response (so idle keep-alive and
+/// slowloris connections are closed alike).
+pub async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    bounds: &TransportSettings,
+    stop: CancellationToken,
+) {
+    let cap = ConnectionCap::new(bounds.max_connections);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(bounds.http_header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, most likely: pause rather than spin.
+                tracing::warn!(%error, "accepting an HTTP connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(permit) = cap.admit() else { continue };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                if error.is_timeout() {
+                    count("header_timeout");
+                }
+                tracing::debug!(%error, "HTTP connection ended");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
