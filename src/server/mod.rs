@@ -121,7 +121,7 @@ impl Application {
         let http =
             TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
         let sync = SyncOptions { owner: replica_name(), tick: settings.sync.tick, lease: settings.sync.lease };
-        let tls = server_tls(&settings.tls)?;
+        let tls = server_tls(&settings.tls, settings.transport.handshake_timeout)?;
         Ok(Self {
             app: Arc::new(app),
             audit_writer,
@@ -308,11 +308,13 @@ impl Storage {
     }
 }
 
-/// The listener's TLS configuration, when certificates are configured.
-fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+/// The listener's TLS configuration, when certificates are configured. A TLS handshake not
+/// completed within `handshake_timeout` of the accept is abandoned (tonic times none otherwise).
+fn server_tls(settings: &TlsSettings, handshake_timeout: Duration) -> anyhow::Result<Option<ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else { return Ok(None) };
     let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?)).timeout(handshake_timeout);
     if let Some(ca) = &settings.tls_client_ca {
         tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
     }

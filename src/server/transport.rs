@@ -67,7 +67,8 @@ pub fn grpc_incoming(
 /// A gRPC connection's socket: holds its listener's permit while open, and fails reads with
 /// `TimedOut` (which ends the connection) once the handshake timeout passes before the first
 /// 24 bytes arrived. With TLS, tonic's handshake reads through it, so those are the first bytes
-/// of the TLS handshake.
+/// of the TLS handshake, and tonic's own TLS timeout (set to the same bound) covers the rest of
+/// the handshake.
 pub struct Handshaking<IO> {
     io: IO,
     _permit: OwnedSemaphorePermit,

@@ -78,3 +78,34 @@ async fn with_a_client_ca_only_clients_holding_a_certificate_it_signed_get_throu
     stop.cancel();
     server.await.unwrap().unwrap();
 }
+
+/// A client that starts a TLS handshake and stalls (a ClientHello record cut short) is closed
+/// once the handshake timeout passes; a full handshake is served as before.
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_closed_after_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let mut settings = test_settings(&database.url);
+    settings.transport.handshake_timeout = std::time::Duration::from_millis(400);
+    let pki = pki(&mut settings);
+    let application = Application::build(settings).await.unwrap();
+    let port = application.grpc_addr().port();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(application.run_until_stopped(stop.clone()));
+
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // A handshake record announcing 512 bytes, of which only the first 40 arrive.
+    let mut record = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+    record.resize(45, 0);
+    stalled.write_all(&record).await.unwrap();
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), stalled.read(&mut [0u8; 64])).await;
+    assert!(matches!(closed, Ok(Ok(0) | Err(_))), "the stalled handshake is still open after 5 s: {closed:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300), "closed before the timeout");
+
+    let trusted = channel(port, &pki.ca, Some(pki.client.clone())).await.expect("mutual TLS handshake");
+    let mut link = pb::link_service_client::LinkServiceClient::new(trusted);
+    link.list_providers(pb::ListProvidersRequest {}).await.expect("call over mutual TLS");
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
