@@ -39,8 +39,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -63,7 +63,7 @@ pub struct Application {
     authenticator: Arc<Authenticator>,
     limits: LimitSettings,
     transport: TransportSettings,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<TlsAcceptor>,
     events_recheck: Duration,
     event_retention: Duration,
     grpc: TcpListener,
@@ -121,7 +121,7 @@ impl Application {
         let http =
             TcpListener::bind(settings.http_addr).await.with_context(|| format!("binding {}", settings.http_addr))?;
         let sync = SyncOptions { owner: replica_name(), tick: settings.sync.tick, lease: settings.sync.lease };
-        let tls = server_tls(&settings.tls, settings.transport.handshake_timeout)?;
+        let tls = server_tls(&settings.tls)?;
         Ok(Self {
             app: Arc::new(app),
             audit_writer,
@@ -215,11 +215,7 @@ impl Application {
 
         let max_message = limits.max_message_bytes;
         let sandbox_enabled = app.providers.get(crate::providers::sandbox::ID).is_some();
-        let mut server = tonic::transport::Server::builder();
-        if let Some(tls) = tls {
-            server = server.tls_config(tls).context("configuring TLS")?;
-        }
-        let grpc_server = server
+        let grpc_server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .max_concurrent_streams(Some(limits.max_concurrent_streams))
@@ -261,7 +257,7 @@ impl Application {
                     .max_encoding_message_size(max_message)
             }))
             .serve_with_incoming_shutdown(
-                transport::grpc_incoming(grpc, &transport),
+                transport::grpc_incoming(grpc, &transport, tls),
                 draining.clone().cancelled_owned(),
             );
 
@@ -308,17 +304,37 @@ impl Storage {
     }
 }
 
-/// The listener's TLS configuration, when certificates are configured. A TLS handshake not
-/// completed within `handshake_timeout` of the accept is abandoned (tonic times none otherwise).
-fn server_tls(settings: &TlsSettings, handshake_timeout: Duration) -> anyhow::Result<Option<ServerTlsConfig>> {
+/// The gRPC listener's TLS acceptor, when certificates are configured: HTTP/2 by ALPN, and with
+/// a client CA, only clients holding a certificate it signed.
+fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<TlsAcceptor>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::{RootCertStore, ServerConfig, server::WebPkiClientVerifier};
     let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else { return Ok(None) };
     let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    let mut tls =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?)).timeout(handshake_timeout);
-    if let Some(ca) = &settings.tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
-    }
-    Ok(Some(tls))
+    let certificates = |path: &std::path::Path| -> anyhow::Result<Vec<CertificateDer<'static>>> {
+        CertificateDer::pem_slice_iter(&read(path)?)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("parsing the certificates in {}", path.display()))
+    };
+    let builder = ServerConfig::builder();
+    let builder = match &settings.tls_client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(certificates(ca)?);
+            builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder(roots.into())
+                    .build()
+                    .context("the client CA of LINKGATE_TLS_CLIENT_CA")?,
+            )
+        }
+    };
+    let key = PrivateKeyDer::from_pem_slice(&read(key)?)
+        .with_context(|| format!("parsing the private key in {}", key.display()))?;
+    let mut config = builder.with_single_cert(certificates(cert)?, key).context("the TLS certificate and its key")?;
+    config.alpn_protocols.push(b"h2".to_vec());
+    Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
 
 /// Reflection over our services, health, and the google.rpc error details our errors carry (so

@@ -1,9 +1,11 @@
 //! Bounds on connections before any call starts, on both listeners: a cap on open connections
 //! per listener (one past it is closed as accepted), the gRPC handshake timeout (a connection
-//! must send the HTTP/2 connection preface in time) and the HTTP header-read timeout. Each
-//! connection closed by a bound is counted in `linkgate_rejections_total{limit}` as
-//! `connection_cap`, `handshake_timeout` or `header_timeout`. After the handshake, HTTP/2 and TCP
-//! keepalive reclaim gRPC clients that vanished.
+//! must complete its TLS handshake, when TLS is on, and send the HTTP/2 connection preface in
+//! time; linkgate accepts TLS itself so the preface is counted in plaintext) and the HTTP
+//! header-read timeout. Each connection closed by a bound is counted in
+//! `linkgate_rejections_total{limit}` as `connection_cap`, `handshake_timeout` or
+//! `header_timeout`. After the handshake, HTTP/2 and TCP keepalive reclaim gRPC clients that
+//! vanished.
 
 use crate::config::TransportSettings;
 use std::io;
@@ -14,10 +16,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
-use tokio_stream::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::{Connected, TcpIncoming};
+use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
 /// The HTTP/2 client connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") is 24 bytes.
 const PREFACE_BYTES: usize = 24;
@@ -46,29 +52,62 @@ impl ConnectionCap {
     }
 }
 
-/// The gRPC listener's accepted sockets, capped and each bounded by the handshake timeout, with
-/// Nagle's algorithm off (a response written in several pieces would otherwise wait for the
-/// client's delayed ACK: 40 ms per call) and TCP keepalive on, so a peer that vanished is
-/// noticed. tonic's builder applies both only to listeners it binds itself, not to one handed in.
+/// A gRPC connection's socket: plain TCP, or TLS over it.
+pub type Socket = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+
+/// The gRPC listener's connections, capped, each with its TLS handshake done (when `tls` is
+/// set) and its preface due within the handshake timeout of the accept. Sockets have Nagle's
+/// algorithm off (a response written in several pieces would otherwise wait for the client's
+/// delayed ACK: 40 ms per call) and TCP keepalive on, so a peer that vanished is noticed. TLS
+/// handshakes run in tasks of their own, so a slow one holds up no other connection.
 pub fn grpc_incoming(
     listener: TcpListener,
     bounds: &TransportSettings,
-) -> impl Stream<Item = io::Result<Handshaking<TcpStream>>> + Send + 'static {
+    tls: Option<TlsAcceptor>,
+) -> ReceiverStream<io::Result<Handshaking<Socket>>> {
     let cap = ConnectionCap::new(bounds.max_connections);
     let timeout = bounds.handshake_timeout;
-    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))).filter_map(
-        move |accepted| match accepted {
-            Ok(stream) => cap.admit().map(|permit| Ok(Handshaking::new(stream, permit, timeout))),
-            Err(error) => Some(Err(error)),
-        },
-    )
+    let mut incoming =
+        TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60)));
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        // Ends when tonic stops serving and drops the receiver.
+        while let Some(accepted) = tokio::select! {
+            accepted = incoming.next() => accepted,
+            () = sender.closed() => None,
+        } {
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    continue;
+                }
+            };
+            let Some(permit) = cap.admit() else { continue };
+            let deadline = Instant::now() + timeout;
+            let Some(tls) = &tls else {
+                let _ = sender.send(Ok(Handshaking::new(Either::Left(stream), permit, deadline))).await;
+                continue;
+            };
+            let (tls, sender) = (tls.clone(), sender.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ =
+                            sender.send(Ok(Handshaking::new(Either::Right(Box::new(stream)), permit, deadline))).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                    Err(_) => count("handshake_timeout"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(receiver)
 }
 
 /// A gRPC connection's socket: holds its listener's permit while open, and fails reads with
-/// `TimedOut` (which ends the connection) once the handshake timeout passes before the first
-/// 24 bytes arrived. With TLS, tonic's handshake reads through it, so those are the first bytes
-/// of the TLS handshake, and tonic's own TLS timeout (set to the same bound) covers the rest of
-/// the handshake.
+/// `TimedOut` (which ends the connection) once the handshake deadline passes before the first
+/// 24 bytes (over TLS: of plaintext) arrived.
 pub struct Handshaking<IO> {
     io: IO,
     _permit: OwnedSemaphorePermit,
@@ -77,8 +116,8 @@ pub struct Handshaking<IO> {
 }
 
 impl<IO> Handshaking<IO> {
-    fn new(io: IO, permit: OwnedSemaphorePermit, timeout: Duration) -> Self {
-        Self { io, _permit: permit, pending: Some((Box::pin(tokio::time::sleep(timeout)), PREFACE_BYTES)) }
+    fn new(io: IO, permit: OwnedSemaphorePermit, deadline: Instant) -> Self {
+        Self { io, _permit: permit, pending: Some((Box::pin(tokio::time::sleep_until(deadline)), PREFACE_BYTES)) }
     }
 }
 
@@ -136,12 +175,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Handshaking<IO> {
     }
 }
 
-/// The socket's own connect info (the peer address the auth layer reads).
-impl<IO: Connected> Connected for Handshaking<IO> {
-    type ConnectInfo = IO::ConnectInfo;
+/// The TCP connection's info, TLS or not: the peer address the auth layer reads.
+impl Connected for Handshaking<Socket> {
+    type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
+        match &self.io {
+            Either::Left(tcp) => tcp.connect_info(),
+            Either::Right(tls) => tls.get_ref().0.connect_info(),
+        }
     }
 }
 
