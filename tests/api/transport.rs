@@ -140,6 +140,10 @@ async fn http_clients_that_send_headers_too_slowly_are_closed() {
     assert!(sample(&response, r#"linkgate_rejections_total{limit="header_timeout"}"#).is_some(), "{response}");
 }
 
+/// How long a connection refused at accept may take to be seen closed (an admitted one stays open
+/// for the default timeouts, 10 s).
+const REFUSAL: Duration = Duration::from_secs(1);
+
 /// Each listener holds at most LINKGATE_MAX_CONNECTIONS connections: one more is closed as it is
 /// accepted, and once one closes another is admitted. The test's own gRPC client holds one.
 #[tokio::test]
@@ -151,7 +155,7 @@ async fn connections_beyond_the_cap_are_closed_at_accept() {
         let mut refused = None;
         for _ in 0..4 {
             let mut stream = TcpStream::connect(addr).await.expect("the kernel accepts");
-            if closed_within(&mut stream, Duration::from_millis(300)).await.is_some() {
+            if closed_within(&mut stream, REFUSAL).await.is_some() {
                 refused = Some(held.len());
                 break;
             }
@@ -164,7 +168,7 @@ async fn connections_beyond_the_cap_are_closed_at_accept() {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let mut stream = TcpStream::connect(addr).await.expect("the kernel accepts");
-            if closed_within(&mut stream, Duration::from_millis(300)).await.is_none() {
+            if closed_within(&mut stream, REFUSAL).await.is_none() {
                 break;
             }
             assert!(Instant::now() < deadline, "{addr}: no connection admitted after one closed");
