@@ -8,6 +8,7 @@
 //! vanished.
 
 use crate::config::TransportSettings;
+use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,8 +20,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
@@ -64,7 +65,7 @@ pub fn grpc_incoming(
     listener: TcpListener,
     bounds: &TransportSettings,
     tls: Option<TlsAcceptor>,
-) -> ReceiverStream<io::Result<Handshaking<Socket>>> {
+) -> impl Stream<Item = Result<Handshaking<Socket>, Infallible>> + Send + 'static {
     let cap = ConnectionCap::new(bounds.max_connections);
     let timeout = bounds.handshake_timeout;
     let mut incoming =
@@ -79,22 +80,21 @@ pub fn grpc_incoming(
             let stream = match accepted {
                 Ok(stream) => stream,
                 Err(error) => {
-                    let _ = sender.send(Err(error)).await;
+                    pause_after_accept_failed("gRPC", &error).await;
                     continue;
                 }
             };
             let Some(permit) = cap.admit() else { continue };
             let deadline = Instant::now() + timeout;
             let Some(tls) = &tls else {
-                let _ = sender.send(Ok(Handshaking::new(Either::Left(stream), permit, deadline))).await;
+                let _ = sender.send(Handshaking::new(Either::Left(stream), permit, deadline)).await;
                 continue;
             };
             let (tls, sender) = (tls.clone(), sender.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        let _ =
-                            sender.send(Ok(Handshaking::new(Either::Right(Box::new(stream)), permit, deadline))).await;
+                        let _ = sender.send(Handshaking::new(Either::Right(Box::new(stream)), permit, deadline)).await;
                     }
                     Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                     Err(_) => count("handshake_timeout"),
@@ -102,7 +102,14 @@ pub fn grpc_incoming(
             });
         }
     });
-    ReceiverStream::new(receiver)
+    ReceiverStream::new(receiver).map(Ok)
+}
+
+/// A failed accept is logged and the listener paused briefly rather than stopped: the likely
+/// cause, running out of file descriptors, passes as connections close.
+async fn pause_after_accept_failed(listener: &str, error: &io::Error) {
+    tracing::warn!(%error, listener, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// A gRPC connection's socket: holds its listener's permit while open, and fails reads with
@@ -209,9 +216,7 @@ pub async fn serve_http(
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(error) => {
-                // Out of file descriptors, most likely: pause rather than spin.
-                tracing::warn!(%error, "accepting an HTTP connection failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                pause_after_accept_failed("HTTP", &error).await;
                 continue;
             }
         };
