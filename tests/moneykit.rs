@@ -182,6 +182,15 @@ impl MoneyKitApp {
         cursor
     }
 
+    /// How many link sessions linkgate stored.
+    async fn link_session_rows(&self) -> i64 {
+        use sqlx::Connection;
+        let mut database = sqlx::SqliteConnection::connect(&self.database.url).await.unwrap();
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM link_sessions").fetch_one(&mut database).await.unwrap();
+        count
+    }
+
     /// Replaces the sync cursor linkgate stored for `connection_id`.
     async fn store_cursor(&self, connection_id: &str, cursor: &str) {
         use sqlx::Connection;
@@ -1162,4 +1171,32 @@ async fn numbers_and_identity_of_a_link_without_those_products_are_forbidden() {
         let body: serde_json::Value = answer.json().await.unwrap();
         assert_eq!(body["error_code"], "link_error.forbidden_action", "{path}");
     }
+}
+
+/// MoneyKit needs a `redirect_uri` on every link session: ListProviders says so, and a session
+/// without one is refused naming the field before MoneyKit is asked anything or a row is written.
+#[tokio::test]
+async fn a_link_session_without_the_required_redirect_uri_is_refused_before_any_upstream_call() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let providers = app.link.list_providers(pb::ListProvidersRequest {}).await.unwrap().into_inner().providers;
+    let moneykit = providers.iter().find(|p| p.id == "moneykit").expect("MoneyKit is listed");
+    assert_eq!(moneykit.required_fields, ["redirect_uri"]);
+
+    let status = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "moneykit".into(),
+            external_user_id: "user-1".into(),
+            institution_id: CHASE.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+
+    support::status::assert_error("no redirect_uri", &status, tonic::Code::InvalidArgument, "INVALID_FIELD");
+    let violations = status.get_details_bad_request().expect("a BadRequest detail").field_violations;
+    let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["redirect_uri"]);
+    assert!(app.calls().await.is_empty(), "MoneyKit was called: {:?}", app.calls().await);
+    assert_eq!(app.link_session_rows().await, 0, "nothing is stored");
 }

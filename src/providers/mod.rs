@@ -45,6 +45,26 @@ pub struct ProviderInfo {
     /// The provider's published limits on refreshing a product on demand, one line per limited
     /// product: RefreshConnection answers RATE_LIMITED rather than ask again sooner.
     pub refresh_limits: &'static [RefreshLimit],
+    /// CreateLinkSession inputs the provider cannot start a link session without: a session
+    /// missing one is refused before any upstream call.
+    pub required_inputs: &'static [LinkInput],
+}
+
+/// An optional CreateLinkSession input that a provider may require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkInput {
+    /// `redirect_uri`: where the provider's hosted page returns the user (MoneyKit's OAuth
+    /// institutions need it on every link session).
+    RedirectUri,
+}
+
+impl LinkInput {
+    /// The CreateLinkSessionRequest field that carries it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::RedirectUri => "redirect_uri",
+        }
+    }
 }
 
 impl ProviderInfo {

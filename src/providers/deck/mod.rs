@@ -136,6 +136,7 @@ impl Deck {
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
                 refresh_limits: &[],
+                required_inputs: &[],
             },
             upstream,
             base_url,

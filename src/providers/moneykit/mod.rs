@@ -70,9 +70,9 @@ use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint, is_plain_segment,
 };
 use super::{
-    Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart,
-    LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, RefreshLimit, UpstreamStatus, WebhookNotice,
-    WebhookScheme, log_safe, log_safe_code,
+    Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext, LinkInput, LinkProgress,
+    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, RefreshLimit, UpstreamStatus,
+    WebhookNotice, WebhookScheme, log_safe, log_safe_code,
 };
 use crate::config::MoneyKitSettings;
 use crate::crypto::jws::Jwk;
@@ -262,6 +262,8 @@ impl MoneyKit {
                 refresh_interval: Duration::from_secs(12 * 3600),
                 consent_lifetime: None,
                 refresh_limits: REFRESH_LIMITS,
+                // MoneyKit refuses a link session without one: its OAuth institutions return the user there.
+                required_inputs: &[LinkInput::RedirectUri],
             },
             upstream,
             base_url,

@@ -86,6 +86,7 @@ impl Sandbox {
             refresh_interval: settings.refresh_interval,
             consent_lifetime: settings.consent_lifetime,
             refresh_limits: &[],
+            required_inputs: &[],
         };
         Self { info, settings, ledger }
     }
