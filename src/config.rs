@@ -118,6 +118,14 @@ pub struct LimitSettings {
 /// Provider switches and settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderSettings {
+    /// linkgate's public base URL for providers' webhooks: where the internet reaches the HTTP
+    /// listener's `/webhooks/` path (an ingress), e.g. `https://hooks.example.com`. MoneyKit is
+    /// told `<this>/webhooks/moneykit` on every link (existing links are moved once it changes);
+    /// unset, MoneyKit delivers no webhooks and linkgate polls. https only (plain http on
+    /// loopback, for mocks).
+    #[arg(long, env = "LINKGATE_PUBLIC_WEBHOOK_URL", value_parser = crate::providers::upstream_client::parse_base_url)]
+    pub public_webhook_url: Option<reqwest::Url>,
+
     #[command(flatten)]
     pub sandbox: SandboxSettings,
 

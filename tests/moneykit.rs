@@ -70,6 +70,20 @@ async fn spawn_with(mock: MoneyKitMockOptions, timing: Timing, overrides: &[(&'s
     MoneyKitApp { gateway, mock, admin: reqwest::Client::new(), database }
 }
 
+/// As [`spawn_with`], with linkgate's HTTP listener on a port of its own and that address as its
+/// public webhook URL, so MoneyKit links are given its webhook route and the mock delivers there.
+async fn spawn_with_webhooks(
+    mock: MoneyKitMockOptions,
+    timing: Timing,
+    overrides: &[(&'static str, &str)],
+) -> MoneyKitApp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (http_addr, public) = (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}"));
+    let mut flags = vec![("--http-addr", http_addr.as_str()), ("--public-webhook-url", public.as_str())];
+    flags.extend_from_slice(overrides);
+    spawn_with(mock, timing, &flags).await
+}
+
 /// Mock timings of the fault tests: the first import is over at once.
 fn instant_mock() -> MoneyKitMockOptions {
     MoneyKitMockOptions { import_delay: Duration::ZERO, ..MoneyKitMockOptions::default() }
@@ -106,6 +120,14 @@ impl MoneyKitApp {
     /// The id of the first link the mock issued.
     async fn link_id(&self) -> String {
         self.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id")
+    }
+
+    /// The requests the mock received with `method` on `path`, oldest first, as the mock keeps
+    /// them (`{method, path, query, headers, body}`).
+    async fn requests_to(&self, method: &str, path: &str) -> Vec<serde_json::Value> {
+        let all: Vec<serde_json::Value> =
+            self.admin.get(format!("{}/requests", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+        all.into_iter().filter(|r| r["method"] == method && r["path"] == path).collect()
     }
 
     /// The mock's latest calls, oldest first, as `METHOD /path?query`.
@@ -373,7 +395,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     assert_eq!(card.r#type(), pb::AccountType::CreditCard);
     let balances = card.balances.as_ref().unwrap();
     assert_eq!(amount(&balances.current), ("-250.75", "USD"), "owed is money the holder does not have");
-    assert_eq!(amount(&balances.available), ("-4749.25", "USD"));
+    assert_eq!(amount(&balances.available), ("4749.25", "USD"), "available credit is not owed: no sign flip");
     assert_eq!(amount(&balances.limit), ("5000.00", "USD"));
     assert_eq!(by_name["High-Yield Savings"].r#type(), pb::AccountType::Savings);
 
@@ -392,7 +414,8 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     let sync_calls: u64 = calls.iter().filter(|(path, _)| path.ends_with("/transactions/sync")).map(|(_, n)| n).sum();
     assert_eq!(sync_calls, 2, "one sync, two pages: {calls:?}");
 
-    // Investments: one brokerage portfolio valued at its holdings; positions and trades exact.
+    // Investments: one brokerage portfolio valued at its holdings; positions and trades exact and
+    // in the account's currency, also for a security priced in euros, and for a fee naming none.
     let portfolios = app
         .portfolios
         .list_portfolios(pb::ListPortfoliosRequest { connection_id: connection.id.clone(), ..Default::default() })
@@ -403,7 +426,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     assert_eq!(portfolios.len(), 1);
     let portfolio = &portfolios[0];
     assert_eq!((portfolio.name.as_str(), portfolio.r#type()), ("Brokerage", pb::PortfolioType::Brokerage));
-    assert_eq!(amount(&portfolio.value), ("2723.625", "USD"));
+    assert_eq!(amount(&portfolio.value), ("4114.025", "USD"));
     let positions = app
         .portfolios
         .list_portfolio_positions(pb::ListPortfolioPositionsRequest {
@@ -415,7 +438,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
         .unwrap()
         .into_inner()
         .positions;
-    assert_eq!(positions.len(), 2);
+    assert_eq!(positions.len(), 3);
     let apple = positions.iter().find(|p| p.instrument.as_ref().unwrap().ticker == "AAPL").unwrap();
     let instrument = apple.instrument.as_ref().unwrap();
     assert_eq!((instrument.isin.as_str(), instrument.asset_type()), ("US0378331005", pb::AssetType::Equity));
@@ -423,6 +446,11 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     assert_eq!(amount(&apple.price), ("189.25", "USD"));
     assert_eq!(amount(&apple.market_value), ("1987.125", "USD"));
     assert_eq!(amount(&apple.cost_basis), ("1500.00", "USD"));
+    let asml = positions.iter().find(|p| p.instrument.as_ref().unwrap().ticker == "ASML").unwrap();
+    assert_eq!(asml.instrument.as_ref().unwrap().currency, "EUR", "the security is priced in euros");
+    assert_eq!(amount(&asml.price), ("695.20", "USD"), "the holding is in the account's dollars");
+    assert_eq!(amount(&asml.market_value), ("1390.40", "USD"));
+    assert_eq!(amount(&asml.cost_basis), ("1200.00", "USD"));
     let trades = app
         .portfolios
         .list_portfolio_transactions(pb::ListPortfolioTransactionsRequest {
@@ -435,10 +463,15 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
         .into_inner()
         .transactions;
     let trade = |kind: pb::PortfolioTransactionType| trades.iter().find(|t| t.r#type() == kind).unwrap();
-    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Buy).amount), ("-945.50", "USD"), "a buy is money out");
-    assert_eq!(trade(pb::PortfolioTransactionType::Buy).quantity, "5");
+    let apple_buy = trades.iter().find(|t| t.description == "Buy AAPL").unwrap();
+    assert_eq!(apple_buy.r#type(), pb::PortfolioTransactionType::Buy);
+    assert_eq!(amount(&apple_buy.amount), ("-945.50", "USD"), "a buy is money out");
+    assert_eq!(apple_buy.quantity, "5");
     assert_eq!(amount(&trade(pb::PortfolioTransactionType::Dividend).amount), ("12.34", "USD"), "money in");
-    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Fee).amount).0, "-1.00");
+    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Fee).amount), ("-1.00", "USD"), "no security, no XXX");
+    let asml_buy = trades.iter().find(|t| t.description == "Buy ASML").unwrap();
+    assert_eq!(amount(&asml_buy.amount), ("-1390.40", "USD"));
+    assert_eq!(amount(&asml_buy.price), ("695.20", "USD"));
 
     // Refresh: MoneyKit is asked for the link's products (202); the connection comes back READY.
     app.connections
@@ -626,7 +659,7 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
     let receiver = {
         let received = received.clone();
         axum::Router::new().route(
-            "/hooks",
+            "/webhooks/moneykit",
             post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| async move {
                 received.lock().unwrap().push((headers, body));
                 axum::http::StatusCode::NO_CONTENT
@@ -634,10 +667,10 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
         )
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hooks = format!("http://{}/hooks", listener.local_addr().unwrap());
+    // The receiver stands in for linkgate's public address: links are given its webhook route.
+    let public = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await });
-    let mock = MoneyKitMockOptions { webhook_url: Some(hooks), ..instant_mock() };
-    let mut app = spawn(mock, QUICK).await;
+    let mut app = spawn_with(instant_mock(), QUICK, &[("--public-webhook-url", public.as_str())]).await;
     let token = app.exchangeable_token().await;
     let connection = app.exchange_for("moneykit", "user-1", &token).await.unwrap();
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
@@ -705,25 +738,66 @@ async fn a_link_whose_consent_expired_asks_for_a_new_login() {
     assert_eq!(refreshes, 0, "MoneyKit is not asked to refresh a link it would refuse");
 }
 
-/// Webhooks end to end: the mock delivers its signed webhooks to linkgate's `/webhooks/moneykit`,
-/// and with polls an hour apart, only the webhook can bring the connection to READY in time.
+/// Webhooks end to end: linkgate gives the link session its public webhook route, the mock
+/// delivers its signed webhooks only there, and with polls an hour apart, only the webhook can
+/// bring the connection to READY in time.
 #[tokio::test]
-async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_poll() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = MoneyKitMockOptions {
-        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
-        import_delay: Duration::from_millis(300),
-        ..MoneyKitMockOptions::default()
-    };
-    let http_addr = format!("127.0.0.1:{port}");
-    let overrides = [("--http-addr", http_addr.as_str()), ("--moneykit-poll-interval", "1h")];
-    let mut app = spawn_with(options, QUICK, &overrides).await;
+async fn a_signed_webhook_to_the_url_linkgate_registered_brings_a_connection_to_ready_without_the_poll() {
+    let options = MoneyKitMockOptions { import_delay: Duration::from_millis(300), ..MoneyKitMockOptions::default() };
+    let mut app = spawn_with_webhooks(options, QUICK, &[("--moneykit-poll-interval", "1h")]).await;
     let token = app.exchangeable_token().await;
     let connection = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged");
     assert_eq!(connection.state(), pb::ConnectionState::Pending);
 
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     assert_eq!(app.call_count("/.well-known/jwks.json").await, 1, "the key set was fetched once and cached");
+    let registered = format!("http://{}/webhooks/moneykit", app.http_addr);
+    let sessions = app.requests_to("POST", "/link-session").await;
+    assert_eq!(sessions[0]["body"]["webhook"], registered.as_str(), "the link session named linkgate's route");
+}
+
+/// Without a public webhook URL, link sessions name no webhook, so MoneyKit delivers none (and
+/// linkgate polls); once one is configured, the next sync of an existing connection points its
+/// link there with `PATCH /links/{id}`, once, and MoneyKit delivers there from then on.
+#[tokio::test]
+async fn a_newly_configured_webhook_url_is_set_on_existing_links_once() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    let id = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged").id;
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    let link_id = app.link_id().await;
+    let sessions = app.requests_to("POST", "/link-session").await;
+    assert!(sessions[0]["body"].get("webhook").is_none(), "no URL configured, none sent: {}", sessions[0]);
+    let refused = app.admin.post(format!("{}/webhooks", app.mock.admin_url())).json(&serde_json::json!({
+        "link_id": link_id, "webhook_event": "transactions.updates_available",
+    }));
+    assert_eq!(refused.send().await.unwrap().status(), reqwest::StatusCode::BAD_REQUEST, "the link has no webhook");
+
+    // linkgate restarts with a public webhook URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut settings = app.gateway.settings().clone();
+    settings.http_addr = format!("127.0.0.1:{port}").parse().unwrap();
+    settings.providers.public_webhook_url = Some(format!("http://127.0.0.1:{port}/").parse().unwrap());
+    app.gateway.shut_down().await.expect("clean stop");
+    app.gateway = TestApp::start(settings, None, None).await;
+    app.refresh(&id, &[pb::Product::Transactions]).await.expect("refresh accepted");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.settle().await;
+
+    let registered = format!("http://127.0.0.1:{port}/webhooks/moneykit");
+    let patches = app.requests_to("PATCH", &format!("/links/{link_id}")).await;
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0]["body"], serde_json::json!({ "webhook": registered }));
+    let delivered: serde_json::Value = app
+        .admin_post(
+            "webhooks",
+            serde_json::json!({"link_id": link_id, "webhook_event": "transactions.updates_available"}),
+        )
+        .await;
+    assert_eq!(delivered["status"], 200, "delivered to linkgate's route: {delivered}");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.settle().await;
+    assert_eq!(app.requests_to("PATCH", &format!("/links/{link_id}")).await.len(), 1, "set once, not at every sync");
 }
 
 /// The ids of a connection's accounts and transactions, each list sorted.
@@ -752,14 +826,8 @@ async fn data_ids(app: &mut MoneyKitApp, connection_id: &str) -> (Vec<String>, V
 async fn repair_flow(new_link_id: bool) {
     use pb::ConnectionEventType as T;
     use pb::ConnectionState as S;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = MoneyKitMockOptions {
-        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
-        import_delay: Duration::from_millis(300),
-        ..MoneyKitMockOptions::default()
-    };
-    let http_addr = format!("127.0.0.1:{port}");
-    let mut app = spawn_with(options, QUICK, &[("--http-addr", http_addr.as_str())]).await;
+    let options = MoneyKitMockOptions { import_delay: Duration::from_millis(300), ..MoneyKitMockOptions::default() };
+    let mut app = spawn_with_webhooks(options, QUICK, &[]).await;
     let session = app.create_session("user-repair").await.expect("session created");
     let token = app.connect(&session).await;
     let connection = app.exchange_for("moneykit", "user-repair", &token).await.expect("exchanged");
@@ -984,14 +1052,7 @@ async fn a_transactions_refresh_reads_from_the_stored_cursor_and_callers_end_wit
 /// stays exact.
 #[tokio::test]
 async fn an_updates_available_webhook_syncs_the_change_and_a_refused_cursor_reads_the_feed_whole() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = MoneyKitMockOptions {
-        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
-        ..instant_mock()
-    };
-    let http_addr = format!("127.0.0.1:{port}");
-    let overrides = [("--http-addr", http_addr.as_str()), ("--moneykit-poll-interval", "1h")];
-    let mut app = spawn_with(options, QUICK, &overrides).await;
+    let mut app = spawn_with_webhooks(instant_mock(), QUICK, &[("--moneykit-poll-interval", "1h")]).await;
     let token = app.exchangeable_token().await;
     let id = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged").id;
     app.wait_for_connection(&id, pb::ConnectionState::Ready).await;

@@ -575,8 +575,18 @@ impl App {
             );
             return Err(error.into());
         }
+        self.record_webhook_url(&connection, exchanged.webhook_url.as_deref()).await;
         self.bus.ring();
         Ok(connection)
+    }
+
+    /// Records the webhook URL the provider says `connection`'s upstream link was given at its
+    /// exchange, so the sync engine moves it only when linkgate's URL changes. Not recorded (a
+    /// failed write, logged), the sync engine merely sets the same URL once more.
+    pub(super) async fn record_webhook_url(&self, connection: &Connection, url: Option<&str>) {
+        if let Err(error) = self.store.set_upstream_webhook(connection.tenant_id, connection.id, url).await {
+            tracing::warn!(connection_id = %connection.id, error = %error, "recording the connection's webhook URL failed");
+        }
     }
 
     async fn exchanged_connection(&self, caller: &Caller, connection_id: Uuid) -> Result<Connection> {

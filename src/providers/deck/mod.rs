@@ -791,6 +791,7 @@ impl Provider for Deck {
             institution_name,
             products: PRODUCTS.to_vec(),
             upstream_ref,
+            webhook_url: None,
         })
     }
 

@@ -279,6 +279,7 @@ impl Provider for Sandbox {
             institution_name: institution.name,
             products: institution.products,
             upstream_ref: None,
+            webhook_url: None,
         })
     }
 

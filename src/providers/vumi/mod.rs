@@ -558,6 +558,7 @@ impl Provider for Vumi {
             products: PRODUCTS.to_vec(),
             // Vumi's webhooks name connections by their connection token, the handle itself.
             upstream_ref: None,
+            webhook_url: None,
         })
     }
 
