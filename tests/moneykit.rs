@@ -1261,3 +1261,145 @@ async fn a_link_session_without_the_required_redirect_uri_is_refused_before_any_
     assert!(app.calls().await.is_empty(), "MoneyKit was called: {:?}", app.calls().await);
     assert_eq!(app.link_session_rows().await, 0, "nothing is stored");
 }
+
+/// Every request linkgate sends MoneyKit through a whole flow (institutions, a link session for
+/// every product, exchange, first import, a webhook URL set on the existing link, a refresh, a
+/// repair and a delete) is one MoneyKit publishes: its endpoint, method, headers, query
+/// parameters, and a body that fits the published request model, no key more.
+#[tokio::test]
+async fn every_request_of_the_whole_flow_fits_moneykits_published_request_models() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    app.institutions().await.expect("institutions listed");
+    let all = [
+        pb::Product::Accounts,
+        pb::Product::Transactions,
+        pb::Product::Investments,
+        pb::Product::AccountNumbers,
+        pb::Product::Identity,
+    ];
+    let session = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "moneykit".into(),
+            external_user_id: "user-schema".into(),
+            institution_id: CHASE.into(),
+            redirect_uri: REDIRECT.into(),
+            products: all.iter().map(|p| *p as i32).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("session created")
+        .into_inner()
+        .link_session
+        .unwrap();
+    let token = app.connect(&session).await;
+    let id = app.exchange_for("moneykit", "user-schema", &token).await.expect("exchanged").id;
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    let link_id = app.link_id().await;
+
+    // A public webhook URL appears: the next sync sets it on the link; a refresh makes one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut settings = app.gateway.settings().clone();
+    settings.http_addr = format!("127.0.0.1:{port}").parse().unwrap();
+    settings.providers.public_webhook_url = Some(format!("http://127.0.0.1:{port}").parse().unwrap());
+    app.gateway.shut_down().await.expect("clean stop");
+    app.gateway = TestApp::start(settings, None, None).await;
+    app.refresh(&id, &all).await.expect("refresh accepted");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+
+    // MoneyKit disconnects the link; a repair relinks it.
+    let reset = app.direct_request(app.admin.post(format!("{}/links/{link_id}/reset", app.mock.base_url()))).await;
+    assert_eq!(reset.status(), reqwest::StatusCode::OK);
+    app.wait_for_connection(&id, pb::ConnectionState::LoginRequired).await;
+    let request = pb::CreateLinkSessionRequest { redirect_uri: REDIRECT.into(), ..repair_request(&id) };
+    let repair = app.repair_session_with(request).await;
+    let relinked = app.admin_post("connect", serde_json::json!({"link_session_token": repair.link_token})).await;
+    let relink_token = relinked["exchangeable_token"].as_str().unwrap().to_owned();
+    app.exchange_for("moneykit", "user-schema", &relink_token).await.expect("repaired");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .expect("deleted");
+
+    let requests: Vec<serde_json::Value> =
+        app.admin.get(format!("{}/requests", app.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+    let mut seen = BTreeSet::new();
+    for request in &requests {
+        let (endpoint, problems) = support::moneykit_requests::check(request);
+        assert!(problems.is_empty(), "{endpoint}: {problems:?} in {request:#}");
+        seen.insert(endpoint);
+    }
+    for endpoint in [
+        "POST /auth/token",
+        "GET /institutions",
+        "GET /institutions/{}",
+        "POST /link-session",
+        "POST /link-session/exchange-token",
+        "GET /links/{}",
+        "PATCH /links/{}",
+        "DELETE /links/{}",
+        "POST /links/{}/products",
+        "GET /links/{}/accounts",
+        "GET /links/{}/accounts/numbers",
+        "GET /links/{}/identity",
+        "GET /links/{}/transactions/sync",
+        "GET /links/{}/investments/holdings",
+        "GET /links/{}/investments/transactions",
+    ] {
+        assert!(seen.contains(endpoint), "the flow sent no {endpoint}: {seen:?}");
+    }
+    let repairs = app.requests_to("POST", "/link-session").await;
+    assert_eq!(repairs.last().unwrap()["body"]["existing_link_id"], link_id.as_str());
+    assert_eq!(repairs.last().unwrap()["body"]["webhook"], format!("http://127.0.0.1:{port}/webhooks/moneykit"));
+}
+
+/// The mock refuses what MoneyKit refuses, in MoneyKit's error shape: an undocumented key
+/// anywhere in a body and a missing required field (422 naming where), a body that is not JSON,
+/// a call without a bearer token, and a method the endpoint does not take.
+#[tokio::test]
+async fn the_mock_refuses_what_moneykit_refuses_in_its_error_shape() {
+    let app = spawn(instant_mock(), QUICK).await;
+    let base = app.mock.base_url();
+    let refusal = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.expect("a JSON error body");
+        assert!(body["error_message"].is_string(), "MoneyKit's error shape: {body}");
+        (status, body)
+    };
+    let session = serde_json::json!({
+        "customer_user": {"id": "user-1"}, "redirect_uri": REDIRECT,
+        "settings": {"products": {"accounts": {"prefetch": true}}},
+    });
+    let (status, body) = refusal(app.direct("link-session", session).await).await;
+    assert_eq!((status, body["error_code"].as_str()), (422, Some("api_error.request.validation_failed")));
+    assert_eq!(
+        body["validation_errors"][0]["location"],
+        serde_json::json!(["body", "settings", "products", "accounts"])
+    );
+    assert_eq!(body["validation_errors"][0]["type"], "extra_forbidden");
+
+    let (status, body) =
+        refusal(app.direct("link-session", serde_json::json!({"customer_user": {"id": "user-1"}})).await).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["validation_errors"][0]["location"], serde_json::json!(["body", "redirect_uri"]));
+    assert_eq!(body["validation_errors"][0]["type"], "missing");
+
+    let text = app.admin.post(format!("{base}/link-session-exchange-token-typo"));
+    let (status, _) = refusal(app.direct_request(text).await).await;
+    assert_eq!(status, 404);
+    let not_json = app
+        .admin
+        .post(format!("{base}/link-session/exchange-token"))
+        .header("content-type", "text/plain")
+        .body(r#"{"exchangeable_token": "x"}"#);
+    let (status, body) = refusal(app.direct_request(not_json).await).await;
+    assert_eq!((status, body["validation_errors"][0]["type"].as_str()), (422, Some("model_attributes_type")));
+
+    let anonymous = app.admin.get(format!("{base}/institutions")).header("MoneyKit-Version", "2023-02-18");
+    let (status, body) = refusal(anonymous.send().await.unwrap()).await;
+    assert_eq!((status, body["error_code"].as_str()), (401, Some("api_error.auth.unauthorized")));
+
+    let (status, body) = refusal(app.direct_request(app.admin.put(format!("{base}/institutions"))).await).await;
+    assert_eq!((status, body["error_code"].as_str()), (405, Some("api_error.method_not_allowed")));
+}
