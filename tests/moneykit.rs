@@ -279,16 +279,38 @@ impl MoneyKitApp {
     }
 
     async fn create_session(&mut self, user: &str) -> Result<pb::LinkSession, tonic::Status> {
+        self.create_session_of(user, &[]).await
+    }
+
+    /// A link session at Chase for `user` linking `products` (none: MoneyKit's defaults).
+    async fn create_session_of(
+        &mut self,
+        user: &str,
+        products: &[pb::Product],
+    ) -> Result<pb::LinkSession, tonic::Status> {
         self.link
             .create_link_session(pb::CreateLinkSessionRequest {
                 provider: "moneykit".into(),
                 external_user_id: user.into(),
                 institution_id: CHASE.into(),
                 redirect_uri: REDIRECT.into(),
+                products: products.iter().map(|p| *p as i32).collect(),
                 ..Default::default()
             })
             .await
             .map(|r| r.into_inner().link_session.unwrap())
+    }
+
+    /// Restarts linkgate on the same database with its HTTP listener on a port of its own and
+    /// that address as its public webhook URL; answers the URL of its MoneyKit webhook route.
+    async fn restart_with_public_webhook_url(&mut self) -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut settings = self.gateway.settings().clone();
+        settings.http_addr = format!("127.0.0.1:{port}").parse().unwrap();
+        settings.providers.public_webhook_url = Some(format!("http://127.0.0.1:{port}").parse().unwrap());
+        self.gateway.shut_down().await.expect("clean stop");
+        self.gateway = TestApp::start(settings, None, None).await;
+        format!("http://127.0.0.1:{port}/webhooks/moneykit")
     }
 
     /// What Connect gives the front end for `session`: the exchangeable token.
@@ -774,17 +796,11 @@ async fn a_newly_configured_webhook_url_is_set_on_existing_links_once() {
     assert_eq!(refused.send().await.unwrap().status(), reqwest::StatusCode::BAD_REQUEST, "the link has no webhook");
 
     // linkgate restarts with a public webhook URL.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut settings = app.gateway.settings().clone();
-    settings.http_addr = format!("127.0.0.1:{port}").parse().unwrap();
-    settings.providers.public_webhook_url = Some(format!("http://127.0.0.1:{port}/").parse().unwrap());
-    app.gateway.shut_down().await.expect("clean stop");
-    app.gateway = TestApp::start(settings, None, None).await;
+    let registered = app.restart_with_public_webhook_url().await;
     app.refresh(&id, &[pb::Product::Transactions]).await.expect("refresh accepted");
     app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
     app.settle().await;
 
-    let registered = format!("http://127.0.0.1:{port}/webhooks/moneykit");
     let patches = app.requests_to("PATCH", &format!("/links/{link_id}")).await;
     assert_eq!(patches.len(), 1, "{patches:?}");
     assert_eq!(patches[0]["body"], serde_json::json!({ "webhook": registered }));
@@ -1112,21 +1128,7 @@ async fn a_scoped_key_reads_the_numbers_and_owners_moneykit_serves() {
     let scoped = app.create_key("payments", &[Scope::Standard, Scope::AccountNumbersRead, Scope::IdentityRead]).await;
     app.use_key(Some(&scoped));
     let products = [pb::Product::Accounts, pb::Product::Identity, pb::Product::AccountNumbers];
-    let session = app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            provider: "moneykit".into(),
-            external_user_id: "user-1".into(),
-            institution_id: CHASE.into(),
-            redirect_uri: REDIRECT.into(),
-            products: products.iter().map(|p| *p as i32).collect(),
-            ..Default::default()
-        })
-        .await
-        .expect("session created")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let session = app.create_session_of("user-1", &products).await.expect("session created");
     let exchangeable = app.connect(&session).await;
     let connection = app.exchange_for("moneykit", "user-1", &exchangeable).await.expect("exchanged");
     let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
@@ -1277,33 +1279,14 @@ async fn every_request_of_the_whole_flow_fits_moneykits_published_request_models
         pb::Product::AccountNumbers,
         pb::Product::Identity,
     ];
-    let session = app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            provider: "moneykit".into(),
-            external_user_id: "user-schema".into(),
-            institution_id: CHASE.into(),
-            redirect_uri: REDIRECT.into(),
-            products: all.iter().map(|p| *p as i32).collect(),
-            ..Default::default()
-        })
-        .await
-        .expect("session created")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let session = app.create_session_of("user-schema", &all).await.expect("session created");
     let token = app.connect(&session).await;
     let id = app.exchange_for("moneykit", "user-schema", &token).await.expect("exchanged").id;
     app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
     let link_id = app.link_id().await;
 
     // A public webhook URL appears: the next sync sets it on the link; a refresh makes one.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut settings = app.gateway.settings().clone();
-    settings.http_addr = format!("127.0.0.1:{port}").parse().unwrap();
-    settings.providers.public_webhook_url = Some(format!("http://127.0.0.1:{port}").parse().unwrap());
-    app.gateway.shut_down().await.expect("clean stop");
-    app.gateway = TestApp::start(settings, None, None).await;
+    let registered = app.restart_with_public_webhook_url().await;
     app.refresh(&id, &all).await.expect("refresh accepted");
     app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
 
@@ -1351,7 +1334,7 @@ async fn every_request_of_the_whole_flow_fits_moneykits_published_request_models
     }
     let repairs = app.requests_to("POST", "/link-session").await;
     assert_eq!(repairs.last().unwrap()["body"]["existing_link_id"], link_id.as_str());
-    assert_eq!(repairs.last().unwrap()["body"]["webhook"], format!("http://127.0.0.1:{port}/webhooks/moneykit"));
+    assert_eq!(repairs.last().unwrap()["body"]["webhook"], registered.as_str());
 }
 
 /// The mock refuses what MoneyKit refuses, in MoneyKit's error shape: an undocumented key

@@ -540,6 +540,9 @@ impl ApiError {
     fn link_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "link_error.not_found", "Link not found.")
     }
+    fn link_deleted() -> Self {
+        Self::new(StatusCode::GONE, "link_error.deleted", "This link was deleted at some earlier time.")
+    }
     fn body(&self) -> Value {
         let mut body = json!({
             "error_code": self.code,
@@ -753,11 +756,7 @@ impl Mock {
             let link = world.links.get(id).ok_or_else(ApiError::link_not_found)?;
             match link.state {
                 "connected" => answer(mock, link, now).map(ok),
-                "deleted" => Err(ApiError::new(
-                    StatusCode::GONE,
-                    "link_error.deleted",
-                    "This link was deleted at some earlier time.",
-                )),
+                "deleted" => Err(ApiError::link_deleted()),
                 _ => Err(ApiError {
                     link_error_code: Some(link.error_code.unwrap_or("incomplete")),
                     ..ApiError::new(
@@ -783,13 +782,7 @@ impl Mock {
         if let Some(id) = &request.existing_link_id {
             match world.links.get(id) {
                 None => return Err(ApiError::link_not_found()),
-                Some(link) if link.state == "deleted" => {
-                    return Err(ApiError::new(
-                        StatusCode::GONE,
-                        "link_error.deleted",
-                        "This link was deleted at some earlier time.",
-                    ));
-                }
+                Some(link) if link.state == "deleted" => return Err(ApiError::link_deleted()),
                 Some(_) => {}
             }
         }
@@ -1010,11 +1003,7 @@ impl Mock {
     fn delete(&self, world: &mut World, id: &str) -> Result<Response<Body>, ApiError> {
         let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
         if link.state == "deleted" {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "link_error.deleted",
-                "This link was deleted at some earlier time.",
-            ));
+            return Err(ApiError::link_deleted());
         }
         link.state = "deleted";
         self.announce(link, state_changed(link));
@@ -1045,11 +1034,7 @@ impl Mock {
         let request: Request = read_body(headers, body, &schema::UPDATE_LINK)?;
         let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
         if link.state == "deleted" {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "link_error.deleted",
-                "This link was deleted at some earlier time.",
-            ));
+            return Err(ApiError::link_deleted());
         }
         if let Some(webhook) = request.webhook {
             link.webhook = webhook;
@@ -1065,11 +1050,7 @@ impl Mock {
         let now = Instant::now();
         let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
         if link.state == "deleted" {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "link_error.deleted",
-                "This link was deleted at some earlier time.",
-            ));
+            return Err(ApiError::link_deleted());
         }
         link.state = "error";
         link.error_code = Some("auth_expired");
