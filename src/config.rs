@@ -614,6 +614,21 @@ mod tests {
     }
 
     #[test]
+    fn the_public_webhook_url_is_https_or_loopback() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let parse_url = |url: &str| <Cli as clap::Parser>::try_parse_from(["linkgate", "--public-webhook-url", url]);
+        assert!(parse(&[]).providers.public_webhook_url.is_none(), "unset by default");
+        let public = parse_url("https://hooks.example.com").unwrap().settings.providers.public_webhook_url;
+        assert_eq!(public.unwrap().as_str(), "https://hooks.example.com/");
+        assert!(parse_url("http://127.0.0.1:8080").is_ok(), "plain http on loopback, for mocks");
+        assert!(parse_url("http://hooks.example.com").is_err(), "MoneyKit would deliver in clear");
+    }
+
+    #[test]
     fn durations_parse_with_units_and_reject_garbage() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));

@@ -5,7 +5,12 @@
 //! after `--token-ttl` (401 `api_error.auth.expired_access_token` afterwards; unknown tokens get
 //! `api_error.auth.unauthorized`); every other call needs the bearer and a `MoneyKit-Version`
 //! header naming a version MoneyKit publishes (422 `api_error.request.validation_failed`
-//! otherwise). Link sessions (M4, 201) live `--link-session-ttl`; exchangeable tokens are single
+//! otherwise). Every JSON body is checked against MoneyKit's published request model ([`schema`]):
+//! one that is not JSON, carries a key the model does not list (anywhere, nested too) or lacks a
+//! required field is refused with 422 `api_error.request.validation_failed` whose
+//! `validation_errors` say where and why; the token grant refuses unknown form fields the same
+//! way. Unknown paths answer 404 and wrong methods 405, in MoneyKit's error shape.
+//! Link sessions (M4, 201) live `--link-session-ttl`; exchangeable tokens are single
 //! use (400 `link_session_error.invalid_token_exchange` on reuse, or when unknown or older than
 //! `--exchange-ttl`); exchange answers 201, product refresh 202, delete an empty 204.
 //!
@@ -18,11 +23,15 @@
 //! lists before then, and 422 `link_error.bad_state` on a link that is not connected. Deleted
 //! links still answer `GET /links/{id}` (state `deleted`) and 410 `link_error.deleted` elsewhere;
 //! `POST /links/{id}/reset` (MoneyKit's testing hook) puts a link in `error` / `auth_expired`.
+//! `PATCH /links/{id}` (M8) sets the link's `webhook` (`null` removes it) and tags, answering the
+//! link. A link session's settings name the products besides accounts, which every link has; a
+//! session naming none links the app's defaults (accounts, transactions, investments).
 //!
 //! Reconnecting: a link session with `existing_link_id` (a live link of the app, else 404
 //! `link_error.not_found` or 410 `link_error.deleted`; `institution_id` is then ignored) makes
 //! `POST /__admin/connect` relink that link: the same link, with the same data, waits in
-//! `awaiting_token_exchange`, and the exchange answers its link id and starts a new import. With
+//! `awaiting_token_exchange`, and the exchange answers its link id and starts a new import. The
+//! reconnecting session's `webhook` and tags replace the link's (left out, they are removed). With
 //! `"new_link_id": true` the relinked link moves to a new link id (the old one answers 404),
 //! for clients that must cope with MoneyKit answering a different id.
 //!
@@ -30,8 +39,9 @@
 //! credit card whose balance is positive when owed, a brokerage account) with balances as JSON
 //! numbers; 520 transactions (two of them pending) with non-negative decimal-string amounts and a
 //! `credit`/`debit` type, served page-numbered (M18) and through the sync feed (M19, at most 500 a
-//! page, so a full sync takes two pages); two holdings with their securities; three investment
-//! transactions (positive amount = money out). A link whose session asked for `account_numbers`
+//! page, so a full sync takes two pages); three holdings with their securities, one of them priced
+//! in euros but held, like every holding, in the account's dollars; four investment transactions
+//! (positive amount = money out; a fee names no security), in the account's dollars too. A link whose session asked for `account_numbers`
 //! serves M16 `GET /links/{id}/accounts/numbers` (every account with its `numbers`; only checking
 //! and savings have any, in the forms of the institution's country: ACH for US, BACS and IBAN for
 //! GB, EFT for CA); one that asked for `identity` serves M17 `GET /links/{id}/identity` (the
@@ -54,15 +64,18 @@
 //! hour, account numbers and identity once a day; a product asked for again sooner is refused
 //! with 429 `api_error.rate_limit_exceeded` [I] (MoneyKit publishes the limits, not its refusal).
 //!
-//! Webhooks: the signing key is published at `GET /.well-known/jwks.json`. A link whose session
-//! named a `webhook` (or every link, with `--webhook-url`) receives `link.state_changed` on
+//! Webhooks: the signing key is published at `GET /.well-known/jwks.json`. A link receives
+//! webhooks only at the URL its session named as `webhook` (or M8 set since), as MoneyKit
+//! delivers them; one without a URL receives none. It receives `link.state_changed` on
 //! exchange and deletion, `link.product_refresh` as each product completes and
 //! `transactions.updates_available` with it, signed as MoneyKit signs them: header
 //! `MoneyKit-Signature` (ES256 JWT with `iat` and `request_body_sha256`),
 //! `MoneyKit-Delivery-Token`, `MoneyKit-Delivery-Attempt`. `POST /__admin/webhooks` with
 //! `{"link_id": …, "webhook_event": …}` sends one on demand and answers the delivery.
 //!
-//! Admin routes beside the shared ones (see [`crate`]): `POST /__admin/connect`,
+//! Admin routes beside the shared ones (see [`crate`]): `GET /__admin/requests` (every API request
+//! received, oldest first: `{method, path, query, headers, body}`, headers those MoneyKit reads,
+//! the body as JSON or, form-encoded, as an object of its fields), `POST /__admin/connect`,
 //! `POST /__admin/tokens/expire` (every access token issued so far lapses now), `GET
 //! /__admin/tokens` (every token and link id issued, for tests that check nothing leaks), `POST
 //! /__admin/import/finish` (every link's products complete now), `POST /__admin/webhooks`,

@@ -15,18 +15,32 @@
 //! | `connection_status` | M7 `GET /links/{id}`: link `state` and per-product freshness |
 //! | `fetch_data` | M14 accounts, M19 transactions sync feed (from the stored cursor), M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
 //! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) naming the products asked / M9 `DELETE /links/{id}` |
+//! | `set_webhook_url` | M8 `PATCH /links/{id}` with `{"webhook": url}` (`null` removes it) |
 //! | `institutions` | M26 featured institutions, M27 one by id |
 //! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
 //!
 //! **The link flow.** CreateLinkSession (hosted flow) creates a MoneyKit link session for the
 //! caller's user (`customer_user.id` is the external user id; `redirect_uri` is required by
-//! MoneyKit) with every requested product prefetched, and returns `link_session_token` as the
+//! MoneyKit, so the provider declares it in [`ProviderInfo::required_inputs`] and linkgate refuses
+//! a session without one before calling) with every requested product prefetched, and returns `link_session_token` as the
 //! session's `link_token`. The caller's front end opens MoneyKit Connect with it; Connect's
 //! success callback hands the front end an `exchangeable_token`, which the caller passes to
 //! ExchangePublicToken as the public token (with `external_user_id`: linkgate never saw this token
 //! issued, so it records it at the exchange; the session itself stays CONNECTING until it
 //! expires). The exchange yields the `link_id`, the connection's handle, which linkgate seals and
 //! never hands out; the connection is PENDING until every linked product's first import is over.
+//!
+//! **Documented keys only.** Request bodies carry only what MoneyKit's published request models
+//! (its SDK's `CreateLinkSessionRequest`, `ProductsSettings`, `UpdateLinkRequest`, …) list:
+//! product settings name `transactions`, `investments`, `account_numbers` and `identity`, never
+//! `accounts`, which come with every link.
+//!
+//! **Webhooks.** MoneyKit delivers a link's webhooks to the URL its link session named
+//! (`webhook`) or M8 set later, nowhere else. With a public webhook URL configured
+//! (`LINKGATE_PUBLIC_WEBHOOK_URL`), every session, new or repair, names linkgate's route under it
+//! (a reconnect session without one would remove the link's); M5's answer says what the link was
+//! given, which linkgate records, and the sync engine moves a link given another URL with M8
+//! ([`WebhookTarget::PerConnection`]). Without the setting links name none and linkgate polls.
 //!
 //! **Repair.** A repair session's M4 carries `existing_link_id` (the connection's link id, its
 //! handle) instead of an institution, so Connect relinks that link. Its outcome reaches linkgate
@@ -57,8 +71,13 @@
 //!
 //! **Money.** Balances are JSON numbers, everything else decimal strings; both are read exactly.
 //! Transaction amounts are non-negative with a `credit`/`debit` type (debits become negative);
-//! liability balances are positive when owed (they become negative); investment transaction
-//! amounts are positive for money out (they are negated).
+//! a liability's `current` balance is positive when owed (it becomes negative), while its
+//! `available` (the credit still available to use) and `limit` keep their sign; investment
+//! transaction amounts are positive for money out (they are negated). Holdings (`price`, `value`,
+//! `cost_basis`) and investment transactions (`amount`, `price`) are in their account's currency,
+//! whatever currency the security is priced in (that one prices only its `close_price`, used as a
+//! price only when the two agree); an investment account without a currency is left out. Every
+//! cursor read is optional where MoneyKit's models say so (M19's `cursor.next`).
 //!
 //! States and errors map through the one table in [`states`].
 
