@@ -73,8 +73,8 @@
 //! `MoneyKit-Delivery-Token`, `MoneyKit-Delivery-Attempt`. `POST /__admin/webhooks` with
 //! `{"link_id": …, "webhook_event": …}` sends one on demand and answers the delivery.
 //!
-//! Admin routes beside the shared ones (see [`crate`]): `GET /__admin/requests` (every API request
-//! received, oldest first: `{method, path, query, headers, body}`, headers those MoneyKit reads,
+//! Admin routes beside the shared ones (see [`crate`]): `GET /__admin/requests` (the latest 1000
+//! API requests received, oldest first: `{method, path, query, headers, body}`, headers those MoneyKit reads,
 //! the body as JSON or, form-encoded, as an object of its fields), `POST /__admin/connect`,
 //! `POST /__admin/tokens/expire` (every access token issued so far lapses now), `GET
 //! /__admin/tokens` (every token and link id issued, for tests that check nothing leaks), `POST
@@ -106,7 +106,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -299,9 +299,12 @@ struct Mock {
     world: Mutex<World>,
     key: Arc<SigningKey>,
     webhooks: reqwest::Client,
-    /// Every API request received, oldest first, for `GET /__admin/requests`.
-    requests: Mutex<Vec<Value>>,
+    /// The latest [`REQUESTS_KEPT`] API requests, oldest first, for `GET /__admin/requests`.
+    requests: Mutex<VecDeque<Value>>,
 }
+
+/// How many requests the mock keeps whole: a test's flow fits, a long-running mock stays small.
+const REQUESTS_KEPT: usize = 1000;
 
 /// Keeps each API request as `{method, path, query, headers, body}` (headers the ones MoneyKit
 /// reads, lower case; the body as JSON when it is, as an object of its fields when form-encoded,
@@ -330,10 +333,17 @@ async fn keep_request(
         .into_iter()
         .filter_map(|name| Some((name, parts.headers.get(name)?.to_str().ok()?)))
         .collect();
-    mock.requests.lock().expect("requests lock").push(json!({
+    let request = json!({
         "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(),
         "headers": headers, "body": kept_body,
-    }));
+    });
+    {
+        let mut kept = mock.requests.lock().expect("requests lock");
+        if kept.len() == REQUESTS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(request);
+    }
     next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await
 }
 
