@@ -10,7 +10,7 @@ use crate::domain::{
     Product, ProductState, now,
 };
 use crate::error::Result;
-use crate::providers::{Provider, ProviderError, UpstreamStatus, WebhookTarget};
+use crate::providers::{Provider, ProviderError, Registry, UpstreamStatus, WebhookTarget};
 use crate::store::Lease;
 use futures::StreamExt;
 use secrecy::SecretString;
@@ -108,7 +108,8 @@ impl App {
     /// completes takes its connection's lease, which this round must not be holding meanwhile (it
     /// would wait for itself until the lease lapsed).
     pub async fn sync_due(self: &Arc<Self>, options: &SyncOptions) -> Result<usize> {
-        let sessions = counted("link_session", self.store.lease_link_sessions(&due_now(options)).await?);
+        let sessions =
+            counted("link_session", self.store.lease_link_sessions(&due_now(options, &self.providers)).await?);
         let worked = sessions.len();
         futures::stream::iter(sessions)
             .for_each_concurrent(CONCURRENCY, |session| async move {
@@ -118,7 +119,8 @@ impl App {
                 }
             })
             .await;
-        let connections = counted("connection", self.store.lease_connections(&due_now(options)).await?);
+        let connections =
+            counted("connection", self.store.lease_connections(&due_now(options, &self.providers)).await?);
         let worked = worked + connections.len();
         futures::stream::iter(connections)
             .for_each_concurrent(CONCURRENCY, |connection| async move {
@@ -341,9 +343,10 @@ impl App {
 }
 
 /// The lease on what is due now, as `options` say.
-fn due_now(options: &SyncOptions) -> Lease {
+fn due_now(options: &SyncOptions, providers: &Registry) -> Lease {
     let at = now();
-    Lease { owner: options.owner.clone(), now: at, until: at + options.lease, limit: LEASE_BATCH }
+    let providers = providers.all().map(|p| p.info().id.to_owned()).collect();
+    Lease { owner: options.owner.clone(), now: at, until: at + options.lease, limit: LEASE_BATCH, providers }
 }
 
 /// The items of one `kind` a lease took, counted, with any taken over from a lapsed lease.

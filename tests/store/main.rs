@@ -516,7 +516,8 @@ fn leased_ids(connections: &[Connection]) -> BTreeSet<Uuid> {
 
 /// A lease by `owner` at `at`, lapsing 30 seconds later.
 fn lease(owner: &str, at: Timestamp, limit: i64) -> Lease {
-    Lease { owner: owner.to_owned(), now: at, until: at + Duration::seconds(30), limit }
+    let providers = vec![PROVIDER.to_owned()];
+    Lease { owner: owner.to_owned(), now: at, until: at + Duration::seconds(30), limit, providers }
 }
 
 fn first_page(size: usize) -> Page {

@@ -267,21 +267,11 @@ macro_rules! impl_link_session_store {
                 &self,
                 lease: &super::Lease,
             ) -> super::StoreResult<super::Leased<crate::domain::LinkSession>> {
-                // SET reads the row as it was: a lease that is still set has lapsed.
-                let rows: Vec<super::rows::Leased<super::rows::LinkSessionRow>> = sqlx::query_as(concat!(
-                    "UPDATE link_sessions SET lease_taken_over = (lease_expires_at IS NOT NULL), ",
-                    "lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
-                    "SELECT id FROM link_sessions WHERE next_poll_at <= $2 ",
-                    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
-                    $lock,
-                    ") RETURNING *"
-                ))
-                .bind(&lease.owner)
-                .bind(lease.now)
-                .bind(lease.until)
-                .bind(lease.limit)
-                .fetch_all(&self.pool)
-                .await?;
+                let rows: Vec<super::rows::Leased<super::rows::LinkSessionRow>> =
+                    super::sql::lease_due::<$db>("link_sessions", lease, $lock, "*")
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await?;
                 super::rows::Leased::collect(rows, TryInto::try_into).map_err(super::StoreError::Other)
             }
 
