@@ -61,6 +61,7 @@ impl LinkService for LinkApi {
                 flows: info.flows.iter().map(|f| pb::LinkFlow::from(*f) as i32).collect(),
                 products: info.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
                 health: pb::ProviderHealth::from(p.health()) as i32,
+                required_fields: info.required_inputs.iter().map(|i| i.field().to_owned()).collect(),
             }
         });
         let disabled = self.app.providers.disabled().map(|(id, display_name)| pb::Provider {

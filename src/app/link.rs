@@ -9,7 +9,7 @@ use crate::domain::{
     Sealed, Timestamp, now,
 };
 use crate::error::{Error, Result};
-use crate::providers::{Credentials, Institution, LinkContext, LinkProgress, LinkStep, Provider};
+use crate::providers::{Credentials, Institution, LinkContext, LinkInput, LinkProgress, LinkStep, Provider};
 use crate::store::{Claim, IssuedToken, LinkSessionUpdate, Page, PageOf};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
@@ -19,6 +19,13 @@ use uuid::Uuid;
 pub(super) fn consent_until(info: &crate::providers::ProviderInfo, signed_in_at: Timestamp) -> Option<Timestamp> {
     let lifetime = chrono::Duration::from_std(info.consent_lifetime?).ok()?;
     signed_in_at.checked_add_signed(lifetime)
+}
+
+/// Whether `new` carries `input`.
+fn is_given(input: LinkInput, new: &NewLinkSession) -> bool {
+    match input {
+        LinkInput::RedirectUri => new.redirect_uri.is_some(),
+    }
 }
 
 /// How long a link session may take before it expires.
@@ -75,6 +82,16 @@ impl App {
         }
         let provider = self.provider(&new.provider)?;
         let info = provider.info();
+        // Before any upstream call (the institution lookup is one): nothing is asked or stored.
+        let missing: Vec<(String, String)> = info
+            .required_inputs
+            .iter()
+            .filter(|input| !is_given(**input, &new))
+            .map(|input| (input.field().to_owned(), format!("required by {}", info.display_name)))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::invalid_fields(missing));
+        }
         let flow = new.flow.unwrap_or(info.flows[0]);
         if !info.flows.contains(&flow) {
             return Err(unsupported(info.id, &format!("the {} flow", flow_label(flow))));
@@ -558,8 +575,18 @@ impl App {
             );
             return Err(error.into());
         }
+        self.record_webhook_url(&connection, exchanged.webhook_url.as_deref()).await;
         self.bus.ring();
         Ok(connection)
+    }
+
+    /// Records the webhook URL the provider says `connection`'s upstream link was given at its
+    /// exchange, so the sync engine moves it only when linkgate's URL changes. Not recorded (a
+    /// failed write, logged), the sync engine merely sets the same URL once more.
+    pub(super) async fn record_webhook_url(&self, connection: &Connection, url: Option<&str>) {
+        if let Err(error) = self.store.set_upstream_webhook(connection.tenant_id, connection.id, url).await {
+            tracing::warn!(connection_id = %connection.id, error = %error, "recording the connection's webhook URL failed");
+        }
     }
 
     async fn exchanged_connection(&self, caller: &Caller, connection_id: Uuid) -> Result<Connection> {

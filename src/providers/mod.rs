@@ -45,6 +45,26 @@ pub struct ProviderInfo {
     /// The provider's published limits on refreshing a product on demand, one line per limited
     /// product: RefreshConnection answers RATE_LIMITED rather than ask again sooner.
     pub refresh_limits: &'static [RefreshLimit],
+    /// CreateLinkSession inputs the provider cannot start a link session without: a session
+    /// missing one is refused before any upstream call.
+    pub required_inputs: &'static [LinkInput],
+}
+
+/// An optional CreateLinkSession input that a provider may require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkInput {
+    /// `redirect_uri`: where the provider's hosted page returns the user (MoneyKit's OAuth
+    /// institutions need it on every link session).
+    RedirectUri,
+}
+
+impl LinkInput {
+    /// The CreateLinkSessionRequest field that carries it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::RedirectUri => "redirect_uri",
+        }
+    }
 }
 
 impl ProviderInfo {
@@ -234,6 +254,19 @@ pub struct ExchangedConnection {
     pub products: Vec<Product>,
     /// The provider's id of the connection in its webhooks, when it is not the handle itself.
     pub upstream_ref: Option<SecretString>,
+    /// Where the provider says it delivers this connection's webhooks, for a provider told one
+    /// per connection ([`WebhookTarget::PerConnection`]); `None` otherwise, or when it delivers none.
+    pub webhook_url: Option<String>,
+}
+
+/// How a provider learns where to deliver a connection's webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookTarget<'a> {
+    /// Not per connection: it is told once, outside linkgate (a dashboard), or sends none.
+    NotPerConnection,
+    /// Each connection's upstream link is told its URL; this is the one linkgate gives now
+    /// (`None`: no public webhook URL is configured, so the provider delivers nothing).
+    PerConnection(Option<&'a str>),
 }
 
 /// How far the provider has got with a connection's data.
@@ -411,6 +444,18 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
+    /// How the provider learns where to deliver a connection's webhooks.
+    fn webhook_target(&self) -> WebhookTarget<'_> {
+        WebhookTarget::NotPerConnection
+    }
+
+    /// Points the connection's webhooks at `url` upstream (`None`: stops them), for a provider
+    /// told one per connection.
+    async fn set_webhook_url(&self, handle: &SecretString, url: Option<&str>) -> ProviderResult<()> {
+        let _ = (handle, url);
+        Err(ProviderError::Unsupported("a webhook URL per connection"))
+    }
+
     /// How the provider signs its webhooks; `None` when it sends none linkgate can verify (an
     /// unverifiable webhook is refused rather than trusted).
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {
@@ -497,7 +542,7 @@ impl Registry {
             Some(vumi) => registry.register(Arc::new(vumi)),
             None => _ = registry.disabled.insert(vumi::ID, vumi::DISPLAY_NAME),
         }
-        match moneykit::MoneyKit::from_settings(&settings.moneykit) {
+        match moneykit::MoneyKit::from_settings(&settings.moneykit, settings.public_webhook_url.as_ref()) {
             Some(moneykit) => registry.register(Arc::new(moneykit)),
             None => _ = registry.disabled.insert(moneykit::ID, moneykit::DISPLAY_NAME),
         }

@@ -6,5 +6,6 @@
 pub mod database;
 pub mod feed;
 pub mod logs;
+pub mod moneykit_requests;
 pub mod server;
 pub mod status;

@@ -136,6 +136,7 @@ impl Deck {
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
                 refresh_limits: &[],
+                required_inputs: &[],
             },
             upstream,
             base_url,
@@ -790,6 +791,7 @@ impl Provider for Deck {
             institution_name,
             products: PRODUCTS.to_vec(),
             upstream_ref,
+            webhook_url: None,
         })
     }
 

@@ -86,6 +86,7 @@ impl Sandbox {
             refresh_interval: settings.refresh_interval,
             consent_lifetime: settings.consent_lifetime,
             refresh_limits: &[],
+            required_inputs: &[],
         };
         Self { info, settings, ledger }
     }
@@ -278,6 +279,7 @@ impl Provider for Sandbox {
             institution_name: institution.name,
             products: institution.products,
             upstream_ref: None,
+            webhook_url: None,
         })
     }
 

@@ -144,6 +144,7 @@ impl Vumi {
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
                 refresh_limits: &[],
+                required_inputs: &[],
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),
@@ -557,6 +558,7 @@ impl Provider for Vumi {
             products: PRODUCTS.to_vec(),
             // Vumi's webhooks name connections by their connection token, the handle itself.
             upstream_ref: None,
+            webhook_url: None,
         })
     }
 

@@ -93,20 +93,22 @@ class LinkSession(_message.Message):
     def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[LinkSessionState, str]] = ..., flow: _Optional[_Union[_common_pb2.LinkFlow, str]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., link_token: _Optional[str] = ..., hosted_link_url: _Optional[str] = ..., mfa_question: _Optional[str] = ..., public_token: _Optional[str] = ..., public_token_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[_Union[_error_reason_pb2.ErrorReason, str]] = ..., failure_message: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connection_id: _Optional[str] = ...) -> None: ...
 
 class Provider(_message.Message):
-    __slots__ = ("id", "display_name", "enabled", "flows", "products", "health")
+    __slots__ = ("id", "display_name", "enabled", "flows", "products", "health", "required_fields")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     FLOWS_FIELD_NUMBER: _ClassVar[int]
     PRODUCTS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     enabled: bool
     flows: _containers.RepeatedScalarFieldContainer[_common_pb2.LinkFlow]
     products: _containers.RepeatedScalarFieldContainer[_common_pb2.Product]
     health: ProviderHealth
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., enabled: _Optional[bool] = ..., flows: _Optional[_Iterable[_Union[_common_pb2.LinkFlow, str]]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., health: _Optional[_Union[ProviderHealth, str]] = ...) -> None: ...
+    required_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., enabled: _Optional[bool] = ..., flows: _Optional[_Iterable[_Union[_common_pb2.LinkFlow, str]]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., health: _Optional[_Union[ProviderHealth, str]] = ..., required_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListProvidersRequest(_message.Message):
     __slots__ = ()
