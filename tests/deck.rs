@@ -669,3 +669,85 @@ async fn wrong_credentials_fail_a_deck_repair_and_leave_the_connection_waiting()
     assert_eq!(still.id, connection.id);
     assert_eq!(app.connection_count().await, 1);
 }
+
+impl DeckApp {
+    async fn answer(&mut self, session_id: &str, answer: &str, method: &str) -> Result<pb::LinkSession, tonic::Status> {
+        self.link
+            .answer_mfa(pb::AnswerMfaRequest {
+                link_session_id: session_id.into(),
+                answer: answer.into(),
+                mfa_method_id: method.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().link_session.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_mfa_code_keeps_the_session_open_for_another_answer() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let session = app.create_session("user-1").await.unwrap();
+    let asked = app.submit(&session.id, "user_mfa", deck::GOOD_PASSWORD).await.expect("forwarded");
+    assert_eq!(asked.state(), pb::LinkSessionState::MfaRequired);
+
+    let wrong = app.answer(&session.id, "9999", "").await.expect("answer forwarded");
+    assert_eq!(wrong.state(), pb::LinkSessionState::MfaRequired, "Deck keeps the question open: {wrong:?}");
+    assert!(
+        wrong.mfa_question.starts_with("That answer was not accepted.")
+            && wrong.mfa_question.ends_with(&asked.mfa_question),
+        "the question is asked again: {}",
+        wrong.mfa_question
+    );
+    assert_eq!(app.call_count("/link/authentication/mfa/get").await, 1, "D6 only while a question is pending");
+
+    let right = app.answer(&session.id, deck::MFA_ANSWER, "").await.expect("answer forwarded");
+    assert_eq!(right.state(), pb::LinkSessionState::Succeeded);
+    assert!(right.public_token.starts_with("public-sandbox-"));
+}
+
+#[tokio::test]
+async fn an_mfa_method_choice_is_offered_to_the_caller_and_the_chosen_method_is_sent() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let session = app.create_session("user-1").await.unwrap();
+    let choosing = app.submit(&session.id, "user_mfa_choice", deck::GOOD_PASSWORD).await.expect("forwarded");
+    assert_eq!(choosing.state(), pb::LinkSessionState::MfaRequired);
+    let offered: Vec<(&str, &str)> = choosing.mfa_methods.iter().map(|m| (m.id.as_str(), m.label.as_str())).collect();
+    assert_eq!(offered, deck::MFA_METHODS.map(|m| (m, m)), "Deck's methods, in its order");
+    assert!(!choosing.mfa_question.is_empty(), "a prompt to choose");
+    assert_eq!(app.call_count("/link/authentication/mfa/get").await, 0, "a method choice is no question");
+    // Stored, not only answered: a read shows the same choice.
+    let read = app
+        .link
+        .get_link_session(pb::GetLinkSessionRequest { link_session_id: session.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .link_session
+        .unwrap();
+    assert_eq!(read.mfa_methods, choosing.mfa_methods);
+
+    // A choice is answered with one of the methods offered, nothing else.
+    for (case, answer, method, field) in [
+        ("a text answer", "1234", "", "mfa_method_id"),
+        ("an unknown method", "", "Carrier pigeon", "mfa_method_id"),
+        ("both", "1234", deck::MFA_METHODS[0], "mfa_method_id"),
+    ] {
+        let status = app.answer(&session.id, answer, method).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{case}: {status:?}");
+        let fields: Vec<String> =
+            status.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+        assert_eq!(fields, [field], "{case}");
+    }
+    assert_eq!(app.call_count("/link/authentication/mfa/answer").await, 0, "nothing invalid went upstream");
+
+    // The method chosen goes to Deck, which then asks for the code it sent.
+    let code = app.answer(&session.id, "", deck::MFA_METHODS[1]).await.expect("choice forwarded");
+    assert_eq!(code.state(), pb::LinkSessionState::MfaRequired);
+    assert!(code.mfa_methods.is_empty(), "now a question: {code:?}");
+    assert!(code.mfa_question.contains("code"), "{}", code.mfa_question);
+    let status = app.answer(&session.id, "", deck::MFA_METHODS[1]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "a question takes an answer: {status:?}");
+    let linked = app.answer(&session.id, deck::MFA_ANSWER, "").await.expect("answer forwarded");
+    assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
+}

@@ -174,10 +174,13 @@ impl std::fmt::Debug for Credentials {
 pub enum LinkProgress {
     /// Still working; ask again after the provider's poll interval.
     Connecting,
-    /// The institution asks a question.
+    /// The institution asks a question, or asks the user to choose how to receive its code.
     MfaRequired {
-        /// The question to show the user.
+        /// The question (or the prompt to choose a method) to show the user.
         question: String,
+        /// The delivery methods to choose from; empty when the institution asks a question. The
+        /// chosen method's id comes back to [`Provider::answer_mfa`] as the answer.
+        methods: Vec<crate::domain::MfaMethod>,
     },
     /// Connected; the public token can be exchanged.
     Succeeded {
@@ -364,7 +367,8 @@ pub trait Provider: Send + Sync + 'static {
     /// Forwards the user's credentials (linkless flow).
     async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkStep>;
 
-    /// Forwards the user's MFA answer.
+    /// Forwards the user's MFA answer: the answer to the question asked, or the id of the method
+    /// chosen among those offered (linkgate checked it is one of them).
     async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep>;
 
     /// Asks where an unsettled link session stands.

@@ -11,12 +11,15 @@
 //! |---|---|
 //! | `user_good` | `Connecting` for `--connect-delay`, then `Connected` |
 //! | `user_mfa` | `Connecting`, then `MfaQuestion`; answer `1234` → `Connecting` → `Connected`; a wrong answer → `MfaQuestionInvalidAnswer` (answering again is allowed) |
+//! | `user_mfa_choice` | `Connecting`, then `MfaMethodChoice` with the methods [`MFA_METHODS`] in `additional_information`, one per line; D7 with one of them as the answer → `MfaQuestion` as for `user_mfa` (any other answer: `VALIDATION_FAILED`) |
 //! | `user_security` | as `user_mfa`, with `SecurityQuestion` |
 //! | `user_select` | `Connecting`, then `AccountSelection` until D9 `/link/account/select`, then `Connected` |
 //! | `user_error` | `Connecting`, then `Error` |
 //! | anyone else | `Connecting`, then `InvalidCredentials` |
 //!
-//! A question unanswered for 5 minutes becomes `MfaQuestionNoAnswer`. Token rules: link tokens
+//! D6 `/link/authentication/mfa/get` answers only while D5 says `MfaQuestion` or
+//! `SecurityQuestion` (`SECURITY_QUESTION_NOT_FOUND` otherwise, a method choice and a rejected
+//! answer included). A question unanswered for 5 minutes becomes `MfaQuestionNoAnswer`. Token rules: link tokens
 //! live 20 minutes, public tokens (issued by D4 at once) 30 minutes and once, access tokens until
 //! D15 rotates or D19 destroys them. Product data (D20 `/sustainability/get`) answers 400
 //! `PRODUCT_NOT_READY` until `--extraction-delay` after the connection connected; D12
@@ -71,6 +74,8 @@ pub const THAMES_WATER: &str = "c2a4e6f8-1b3d-4f5a-8c7e-9d0b1a2c3e4f";
 pub const GOOD_PASSWORD: &str = "pass_good";
 /// The answer to every question.
 pub const MFA_ANSWER: &str = "1234";
+/// The MFA methods `user_mfa_choice` is offered, as D5 lists them.
+pub const MFA_METHODS: [&str; 2] = ["SMS to ***-***-1234", "E-mail to j***@example.com"];
 /// How long an unanswered question waits.
 const QUESTION_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// The billing month the newest statement ends in (data does not move with the calendar).
@@ -272,6 +277,7 @@ enum Question {
 enum Phase {
     Connecting { until: Instant, next: Next },
     Question { kind: Question, invalid: bool },
+    ChoosingMethod,
     Selecting,
     Connected,
     InvalidCredentials,
@@ -283,6 +289,7 @@ enum Phase {
 enum Next {
     Connected,
     Question(Question),
+    ChoosingMethod,
     Selecting,
     InvalidCredentials,
     Error,
@@ -314,6 +321,7 @@ impl Connection {
                     Phase::Connected
                 }
                 Next::Question(kind) => Phase::Question { kind, invalid: false },
+                Next::ChoosingMethod => Phase::ChoosingMethod,
                 Next::Selecting => Phase::Selecting,
                 Next::InvalidCredentials => Phase::InvalidCredentials,
                 Next::Error => Phase::Error,
@@ -329,6 +337,8 @@ impl Connection {
             Phase::Question { invalid: true, .. } => "MfaQuestionInvalidAnswer",
             Phase::Question { kind: Question::Mfa, .. } => "MfaQuestion",
             Phase::Question { kind: Question::Security, .. } => "SecurityQuestion",
+            Phase::ChoosingMethod if now.duration_since(self.phase_since) > QUESTION_TIMEOUT => "MfaQuestionNoAnswer",
+            Phase::ChoosingMethod => "MfaMethodChoice",
             Phase::Selecting => "AccountSelection",
             Phase::Connected => "Connected",
             Phase::InvalidCredentials => "InvalidCredentials",
@@ -344,6 +354,7 @@ impl Connection {
             Phase::Question { kind: Question::Mfa, invalid: true } => ("Connecting", "MfaCodeInvalid"),
             Phase::Question { kind: Question::Security, invalid: false } => ("Connecting", "SecurityAnswerRequired"),
             Phase::Question { kind: Question::Security, invalid: true } => ("Connecting", "SecurityAnswerInvalid"),
+            Phase::ChoosingMethod => ("Connecting", "MfaMethodChoiceRequired"),
             Phase::Selecting => ("Connecting", "AccountSelectionRequired"),
             Phase::InvalidCredentials => ("Error", "InvalidCredentials"),
             Phase::Error => ("Error", "Error"),
@@ -386,6 +397,7 @@ fn script(username: &str, password: &str) -> Next {
         _ if password != GOOD_PASSWORD => Next::InvalidCredentials,
         "user_good" => Next::Connected,
         "user_mfa" => Next::Question(Question::Mfa),
+        "user_mfa_choice" => Next::ChoosingMethod,
         "user_security" => Next::Question(Question::Security),
         "user_select" => Next::Selecting,
         "user_error" => Next::Error,
@@ -780,17 +792,21 @@ impl Mock {
     fn link_connection_status(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         let request: LinkTokenBody = parse(body)?;
         let now = world.now();
-        let status = self.attempt(world, &request.link_token)?.map_or("New", |c| c.link_status(now));
-        json(&serde_json::json!({ "status": status }))
+        let attempt = self.attempt(world, &request.link_token)?;
+        let status = attempt.as_ref().map_or("New", |c| c.link_status(now));
+        let information = (status == "MfaMethodChoice").then(|| MFA_METHODS.join("\n"));
+        json(&serde_json::json!({ "status": status, "additional_information": information }))
     }
 
     fn mfa_get(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         let request: LinkTokenBody = parse(body)?;
-        let question = match self.attempt(world, &request.link_token)?.map(|c| c.phase) {
-            Some(Phase::Question { kind: Question::Mfa, .. }) => {
+        let now = world.now();
+        let pending = self.attempt(world, &request.link_token)?.map(|c| (c.phase, c.link_status(now)));
+        let question = match pending {
+            Some((_, "MfaQuestion")) => {
                 format!("Enter the code we sent to your phone (mock: {MFA_ANSWER})")
             }
-            Some(Phase::Question { kind: Question::Security, .. }) => {
+            Some((_, "SecurityQuestion")) => {
                 format!("What was the name of your first pet? (mock: {MFA_ANSWER})")
             }
             _ => return Err(ApiError::new("INVALID_REQUEST", "SECURITY_QUESTION_NOT_FOUND", "No question is pending")),
@@ -808,13 +824,20 @@ impl Mock {
         let now = world.now();
         let connect_delay = self.options.connect_delay;
         let connection = self.attempt(world, &request.link_token)?;
-        let Some(connection) = connection.filter(|c| matches!(c.phase, Phase::Question { .. })) else {
+        let Some(connection) = connection.filter(|c| matches!(c.phase, Phase::Question { .. } | Phase::ChoosingMethod))
+        else {
             return Err(ApiError::new("INVALID_REQUEST", "SECURITY_QUESTION_NOT_FOUND", "No question is pending"));
         };
         if connection.link_status(now) == "MfaQuestionNoAnswer" {
             return Err(ApiError::new("INVALID_REQUEST", "SECURITY_QUESTION_NOT_FOUND", "The question timed out"));
         }
-        if request.answer.trim() == MFA_ANSWER {
+        if connection.phase == Phase::ChoosingMethod {
+            if !MFA_METHODS.contains(&request.answer.as_str()) {
+                return Err(ApiError::validation("answer is not one of the MFA methods offered"));
+            }
+            // The code is on its way: Deck now asks for it.
+            connection.phase = Phase::Question { kind: Question::Mfa, invalid: false };
+        } else if request.answer.trim() == MFA_ANSWER {
             connection.phase = Phase::Connecting { until: now + connect_delay, next: Next::Connected };
         } else if let Phase::Question { kind, .. } = connection.phase {
             connection.phase = Phase::Question { kind, invalid: true };
