@@ -581,6 +581,68 @@ async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_p
     }
 }
 
+/// A linkgate whose Vumi connections are polled an hour apart, and one connection PENDING behind
+/// it whose import at the mock finished meanwhile: only a webhook can bring it to READY in time.
+async fn pending_connection_polled_hourly(backend: Backend) -> (Mock, TestApp, TestDatabase, String) {
+    let mock =
+        Mock::spawn(VumiMockOptions { import_delay: Duration::from_millis(200), ..VumiMockOptions::default() }).await;
+    let database = TestDatabase::create(backend).await;
+    let key = Sealer::generate_key();
+    let mut app = replica_with(&mock, &database, &key, &QUICK, &[("--vumi-poll-interval", "1h")]).await;
+    let public_token = mock.complete_widget("widget-session").await;
+    let connection = app.exchange("vumi", &public_token).await.expect("exchanged");
+    assert_eq!(connection.state(), pb::ConnectionState::Pending);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    (mock, app, database, connection.id)
+}
+
+impl Mock {
+    /// Has the mock sign `body` with its key (header `typ` as given) and POST it to linkgate's
+    /// `/webhooks/vumi`: linkgate's HTTP status and verdict.
+    async fn deliver_raw(&self, app: &TestApp, body: &str, typ: Option<&str>) -> (u16, String) {
+        let url = format!("http://{}/webhooks/vumi", app.http_addr);
+        let sent: serde_json::Value = self
+            .admin_post("webhook/raw", serde_json::json!({"url": url, "body": body, "typ": typ}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        (sent["delivered"].as_u64().unwrap() as u16, sent["answer"].as_str().unwrap().to_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_token_whose_type_is_not_jwt_is_refused() {
+    let (mock, mut app, _database, connection_id) = pending_connection_polled_hourly(Backend::Sqlite).await;
+    let body = serde_json::json!({"event": "CONNECTION_STATUS", "credentialsToken": "unused"}).to_string();
+    for typ in [Some("at+jwt"), Some("jwt+x"), None] {
+        assert_eq!(mock.deliver_raw(&app, &body, typ).await, (401, "wrong_type".to_owned()), "typ {typ:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connection = app
+        .connections
+        .get_connection(pb::GetConnectionRequest { connection_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(connection.state(), pb::ConnectionState::Pending, "a refused delivery polled nothing");
+}
+
+#[tokio::test]
+async fn a_verified_delivery_linkgate_cannot_read_is_kept_and_polls_the_imports_in_progress() {
+    let (mock, mut app, database, connection_id) = pending_connection_polled_hourly(Backend::Postgres).await;
+    // Signed and bound by Vumi's key, in a shape linkgate does not know: kept, not refused.
+    let body = r#"{"type": "connection.updated", "data": {"id": "somewhere"}}"#;
+    assert_eq!(mock.deliver_raw(&app, body, Some("JWT")).await, (200, "accepted".to_owned()));
+    let ready = app.wait_for_connection(&connection_id, pb::ConnectionState::Ready).await;
+    assert!(!ready.products.is_empty());
+    let kept = database.dump().await;
+    assert!(kept.contains("unreadable"), "the delivery is in the inbox");
+    assert!(!kept.contains("somewhere"), "sealed, as every delivery");
+}
+
 /// The ids of a connection's accounts, transactions, portfolios and positions, sorted.
 async fn data_ids(app: &mut TestApp, connection_id: &str) -> Vec<String> {
     let id = connection_id.to_owned();

@@ -445,6 +445,12 @@ pub trait WebhookScheme: Send + Sync {
     /// The header carrying the JWT (`vumi-verification`, `MoneyKit-Signature`).
     fn signature_header(&self) -> &'static str;
 
+    /// The `typ` the JWT's header must name, when the provider says so (Vumi: `JWT`); `None`
+    /// accepts any or none.
+    fn token_type(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether the JWT must bind the body with a `request_body_sha256` claim; when `false` the
     /// claim is still checked whenever it is present.
     fn body_hash_required(&self) -> bool;
@@ -452,7 +458,8 @@ pub trait WebhookScheme: Send + Sync {
     /// Fetches the public key `kid` from the provider: `None` when the provider has no such key.
     async fn signing_key(&self, kid: &str) -> ProviderResult<Option<crate::crypto::jws::Jwk>>;
 
-    /// Reads a delivery whose signature verified.
+    /// Reads a delivery whose signature verified. A delivery it cannot read is kept all the
+    /// same, naming no connection: see `crate::app::webhooks`.
     fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice>;
 }
 

@@ -25,7 +25,11 @@
 //! `--webhook-url`, the mock POSTs `{"event": "CONNECTION_STATUS", "credentialsToken", "status",
 //! "externalId"}` when a connection is exchanged and when its import finishes, signed in the
 //! `vumi-verification` header (ES256 JWT with `iat` and `request_body_sha256`);
-//! `POST /__admin/webhook` with `{"connectionToken": ...}` sends one now.
+//! `POST /__admin/webhook` with `{"connectionToken": ...}` sends one now. Vumi publishes neither
+//! the payload nor the claims, so tests also need deliveries shaped otherwise:
+//! `POST /__admin/webhook/raw` with `{"url", "body", "typ"?}` signs `body` as it is (header `typ`
+//! as given, absent when null; default `JWT`) and POSTs it to `url`, answering
+//! `{"delivered": status, "answer": text}`.
 //!
 //! Restore and manual update (repair): `POST /__admin/connections/require-restore` with
 //! `{"connectionToken": ...}` makes a connection need its user (credentials changed at the
@@ -140,6 +144,7 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
         .route("/__admin/tokens", get(admin_tokens))
         .route("/__admin/trace_ids", get(admin_trace_ids))
         .route("/__admin/webhook", post(admin_webhook))
+        .route("/__admin/webhook/raw", post(admin_raw_webhook))
         .with_state(mock)
         .merge(admin_routes(harness.clone()));
     serve(listener, harness, router)
@@ -692,6 +697,46 @@ async fn admin_webhook(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
     match mock.send_webhook(&send.connection_token).await {
         Some(status) => answer(StatusCode::OK, json!({ "delivered": status.as_u16() })),
         None => refuse(StatusCode::CONFLICT, "no webhook URL, unknown connection, or delivery failed"),
+    }
+}
+
+async fn admin_raw_webhook(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    #[derive(Deserialize)]
+    struct Send {
+        url: String,
+        body: String,
+        #[serde(default = "jwt")]
+        typ: Option<String>,
+    }
+    fn jwt() -> Option<String> {
+        Some("JWT".to_owned())
+    }
+    let Ok(send) = serde_json::from_slice::<Send>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "expected {\"url\", \"body\", \"typ\"?}");
+    };
+    let mut header = json!({ "alg": "ES256", "kid": mock.key.kid() });
+    if let Some(typ) = send.typ {
+        header["typ"] = json!(typ);
+    }
+    let claims = json!({
+        "iat": chrono::Utc::now().timestamp(), "request_body_sha256": body_sha256(send.body.as_bytes()),
+    });
+    let signature = mock.key.sign_with_header(&header, &claims);
+    let sent = mock
+        .webhooks
+        .post(&send.url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("vumi-verification", signature)
+        .body(send.body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            answer(StatusCode::OK, json!({ "delivered": status, "answer": text.trim() }))
+        }
+        Err(_) => refuse(StatusCode::BAD_GATEWAY, "the delivery failed"),
     }
 }
 

@@ -665,13 +665,20 @@ impl Provider for Vumi {
 }
 
 /// Vumi signs webhooks with an ES256 JWT in `vumi-verification`, its key served by V10 (which
-/// needs a session). The claim binding the body is not documented: `request_body_sha256` is
-/// checked whenever it is present. Deliveries carry no idempotency key, so identical bodies are
-/// one delivery.
+/// needs a session); Vumi says to refuse a token whose header does not name `alg` ES256 and `typ`
+/// JWT (docs.vumi.io developer-resources/webhooks-and-security/webhook-verification). The claim
+/// binding the body and the body's shape are not documented: `request_body_sha256` is checked
+/// whenever it is present, and a verified body that does not read as linkgate expects is kept
+/// anyway (it makes every Vumi connection still importing due). Deliveries carry no idempotency
+/// key, so identical bodies are one delivery.
 #[async_trait::async_trait]
 impl WebhookScheme for Vumi {
     fn signature_header(&self) -> &'static str {
         "vumi-verification"
+    }
+
+    fn token_type(&self) -> Option<&'static str> {
+        Some("JWT")
     }
 
     fn body_hash_required(&self) -> bool {
