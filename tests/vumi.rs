@@ -643,6 +643,32 @@ async fn a_verified_delivery_linkgate_cannot_read_is_kept_and_polls_the_imports_
     assert!(!kept.contains("somewhere"), "sealed, as every delivery");
 }
 
+#[tokio::test]
+async fn a_refresh_follows_what_vumis_status_says_it_can_update() {
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), QUICK).await;
+    let refresh = |id: &str| pb::RefreshConnectionRequest { connection_id: id.to_owned(), ..Default::default() };
+
+    // Vumi keeps the user's credentials and updates the connection itself: read again from Vumi.
+    let token = app.public_token(&mock).await;
+    let kept = app.exchange("vumi", &token).await.unwrap();
+    app.wait_for_connection(&kept.id, pb::ConnectionState::Ready).await;
+    let accounts_before = mock.count("/queries/connections/", "/accounts").await;
+    let refreshing = app.connections.refresh_connection(refresh(&kept.id)).await.expect("refreshed").into_inner();
+    assert_eq!(refreshing.connection.unwrap().state(), pb::ConnectionState::Refreshing);
+    app.wait_for_connection(&kept.id, pb::ConnectionState::Ready).await;
+    assert!(mock.count("/queries/connections/", "/accounts").await > accounts_before, "the data was read again");
+
+    // The user did not let Vumi keep their credentials: nothing but the user can update it.
+    let session = app.create_session("user-2").await.unwrap();
+    let body = serde_json::json!({"externalId": session.id, "entity": "santander", "storeCredentials": false});
+    mock.admin_post("connect", body).await;
+    let token = app.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await.public_token;
+    let unkept = app.exchange("vumi", &token).await.unwrap();
+    app.wait_for_connection(&unkept.id, pb::ConnectionState::Ready).await;
+    let status = app.connections.refresh_connection(refresh(&unkept.id)).await.unwrap_err();
+    assert_error("no stored credentials", &status, tonic::Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED");
+}
+
 /// The ids of a connection's accounts, transactions, portfolios and positions, sorted.
 async fn data_ids(app: &mut TestApp, connection_id: &str) -> Vec<String> {
     let id = connection_id.to_owned();

@@ -8,8 +8,9 @@
 //!   new login ends the previous one, whose calls then answer 401, as does any expired or unknown
 //!   token.
 //! - **Public tokens** come from the widget, which the mock does not serve: `POST
-//!   /__admin/connect` with `{"externalId": ..., "entity": ...}` plays the user completing it
-//!   and returns `{"publicToken": ...}`. Unexchanged tokens are listed by
+//!   /__admin/connect` with `{"externalId": ..., "entity": ..., "storeCredentials"?}` plays the
+//!   user completing it (letting Vumi keep their credentials unless `storeCredentials` is false:
+//!   V5's `hasCredentials`) and returns `{"publicToken": ...}`. Unexchanged tokens are listed by
 //!   `GET /queries/connections/pending`; exchange is single use (404 the second time).
 //! - **Connections** are `PENDING` for `--import-delay` after the exchange, then `READY`, with
 //!   `credentialsToken` equal to the exchanged `connectionToken`; `DELETE` removes them (404
@@ -175,6 +176,8 @@ struct PublicToken {
     entity: String,
     created_at: chrono::DateTime<chrono::Utc>,
     used: bool,
+    /// Whether the user let Vumi keep their credentials (V5 `hasCredentials`).
+    has_credentials: bool,
 }
 
 struct Connection {
@@ -190,6 +193,8 @@ struct Connection {
     update_token: Option<String>,
     /// When the user last restored it: an update runs for the import delay.
     restored_at: Option<Instant>,
+    /// Whether Vumi keeps the user's credentials (and so updates it daily by itself).
+    has_credentials: bool,
 }
 
 impl Connection {
@@ -334,6 +339,7 @@ async fn exchange(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, Path(to
             restore_token: None,
             update_token: None,
             restored_at: None,
+            has_credentials: public.has_credentials,
         };
         let token = format!("conn-{}", random_uuid());
         world.connections.insert(token.clone(), connection);
@@ -426,7 +432,7 @@ impl Mock {
         json!({
             "credentialsToken": token, "status": status, "errorDetails": error_details, "entity": connection.entity,
             "createdAt": created, "updatedAt": created, "lastSync": synced.then_some(&created),
-            "updateToken": connection.update_token, "restoreToken": connection.restore_token, "twoFactorEnabled": false, "hasCredentials": true,
+            "updateToken": connection.update_token, "restoreToken": connection.restore_token, "twoFactorEnabled": false, "hasCredentials": connection.has_credentials,
             "externalId": connection.external_id,
         })
     }
@@ -550,9 +556,14 @@ async fn admin_connect(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
         external_id: Option<String>,
         #[serde(default)]
         entity: Option<String>,
+        #[serde(default)]
+        store_credentials: Option<bool>,
     }
     let Ok(connect) = serde_json::from_slice::<Connect>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "expected {\"externalId\": ..., \"entity\": ...}");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "expected {\"externalId\": ..., \"entity\": ..., \"storeCredentials\"?}",
+        );
     };
     let token = random_uuid();
     let public = PublicToken {
@@ -560,6 +571,7 @@ async fn admin_connect(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
         entity: connect.entity.unwrap_or_else(|| "santander".to_owned()),
         created_at: chrono::Utc::now(),
         used: false,
+        has_credentials: connect.store_credentials.unwrap_or(true),
     };
     mock.world.lock().expect("mock world lock").public_tokens.insert(token.clone(), public);
     answer(StatusCode::OK, json!({ "publicToken": token }))
