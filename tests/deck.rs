@@ -751,3 +751,156 @@ async fn an_mfa_method_choice_is_offered_to_the_caller_and_the_chosen_method_is_
     let linked = app.answer(&session.id, deck::MFA_ANSWER, "").await.expect("answer forwarded");
     assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
 }
+
+impl DeckApp {
+    /// Every request the mock received, as it logged them.
+    async fn requests(&self) -> Vec<serde_json::Value> {
+        let log: serde_json::Value =
+            self.admin.get(format!("{}/requests", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+        log["requests"].as_array().unwrap().clone()
+    }
+}
+
+/// Every Deck call linkgate makes, through every step it has (sources, MFA method choice and
+/// code, account selection, exchange, import, refresh, repair in update mode, deletion), held to
+/// the request bodies of Deck's published definition.
+#[tokio::test]
+async fn every_request_of_the_deck_flow_keeps_to_decks_published_definition() {
+    use support::deck_openapi::check_request;
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    app.link
+        .list_institutions(pb::ListInstitutionsRequest { provider: "deck".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let session = app.create_session("user-1").await.unwrap();
+    app.submit(&session.id, "user_mfa_choice", deck::GOOD_PASSWORD).await.unwrap();
+    app.answer(&session.id, "", deck::MFA_METHODS[0]).await.unwrap();
+    let linked = app.answer(&session.id, deck::MFA_ANSWER, "").await.unwrap();
+    assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
+    let selecting = app.create_session("user-2").await.unwrap();
+    app.submit(&selecting.id, "user_select", deck::GOOD_PASSWORD).await.unwrap();
+    app.wait_for_session(&selecting.id, pb::LinkSessionState::Succeeded).await;
+
+    let connection = app.exchange("deck", &linked.public_token).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let refresh = pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() };
+    app.connections.refresh_connection(refresh.clone()).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let url = format!("{}/connections/require-login", app.mock.admin_url());
+    assert!(app.admin.post(url).json(&serde_json::json!({})).send().await.unwrap().status().is_success());
+    app.connections.refresh_connection(refresh).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
+    let repair = app.repair_session(&connection.id).await;
+    app.submit(&repair.id, "user_good", deck::GOOD_PASSWORD).await.unwrap();
+    app.wait_for_session(&repair.id, pb::LinkSessionState::Succeeded).await;
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    app.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+
+    let requests = app.requests().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for request in &requests {
+        let path = request["path"].as_str().unwrap();
+        assert_eq!(request["content_type"], "application/json", "{path}");
+        if let Err(broken) = check_request(path, &request["body"]) {
+            panic!("linkgate sent a body Deck's definition does not allow: {broken}");
+        }
+        seen.insert(path);
+    }
+    let every_step = [
+        "/link/token/create",
+        "/link/sources",
+        "/link/connect",
+        "/link/connection/status",
+        "/link/authentication/mfa/get",
+        "/link/authentication/mfa/answer",
+        "/link/account/list",
+        "/link/account/select",
+        "/connection/public_token/exchange",
+        "/connection/context",
+        "/connection/refresh",
+        "/connection/destroy",
+        "/sustainability/get",
+    ];
+    assert_eq!(seen, every_step.into_iter().collect(), "the flow reached every endpoint linkgate uses");
+    // The definition is what the checker says it is: it refuses what Deck's schemas refuse.
+    let refused = [
+        ("/link/token/create", serde_json::json!({"source_ids": ["not-a-uuid"]})),
+        ("/link/token/create", serde_json::json!({"settings": {}})),
+        ("/link/connect", serde_json::json!({"link_token": "l", "source_id": NATIONAL_GRID})),
+        ("/link/authentication/mfa/answer", serde_json::json!({"link_token": "l", "answer": ""})),
+        ("/link/sources", serde_json::json!({"link_token": "l", "search": "ab"})),
+    ];
+    for (path, body) in refused {
+        assert!(check_request(path, &body).is_err(), "{path} {body}");
+    }
+}
+
+/// The mock refuses what Deck's definition refuses, with Deck's error body, before any handler.
+#[tokio::test]
+async fn the_deck_mock_refuses_what_deck_would() {
+    let app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let url = |path: &str| format!("{}{path}", app.mock.base_url());
+    let keyed = |request: reqwest::RequestBuilder| {
+        request.header("x-deck-client-id", support::server::CLIENT_ID).header("x-deck-secret", SECRET)
+    };
+    let json = |body: serde_json::Value| body.to_string();
+    let cases = [
+        ("GET", keyed(app.admin.get(url("/link/token/create"))), 405, "NOT_SUPPORTED"),
+        (
+            "form body",
+            keyed(app.admin.post(url("/link/token/create")))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("language=EN"),
+            415,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "no content type",
+            keyed(app.admin.post(url("/link/token/create"))).body(json(serde_json::json!({}))),
+            415,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "no keys",
+            app.admin.post(url("/link/token/create")).header("content-type", "application/json").body("{}"),
+            401,
+            "INVALID_API_KEYS",
+        ),
+        (
+            "unknown property",
+            keyed(app.admin.post(url("/link/token/create")))
+                .json(&serde_json::json!({"settings": {"products": ["accounts"]}})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "unknown nested property",
+            keyed(app.admin.post(url("/link/token/create")))
+                .json(&serde_json::json!({"update": {"access_token": "a", "mode": "Refresh", "why": "x"}})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "missing required property",
+            keyed(app.admin.post(url("/connection/public_token/exchange"))).json(&serde_json::json!({})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "a search too short",
+            keyed(app.admin.post(url("/link/sources"))).json(&serde_json::json!({"link_token": "l", "search": "ab"})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{case}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error_code"], code, "{case}: {body}");
+        assert!(body.get("error_category").is_some() && body.get("display_message").is_some(), "{case}: {body}");
+    }
+}
