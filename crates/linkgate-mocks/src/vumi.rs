@@ -22,6 +22,10 @@
 //! account and portfolio transactions, which Vumi does not document, follow the adapter's
 //! inferred shapes.
 //!
+//! Requests are held to what Vumi documents: another method than an endpoint's is 405, a body
+//! that is not `application/json` 415, and a login or start-flow body with a property Vumi does
+//! not list (or an exchange with any body) 400, each as `{"message"}`.
+//!
 //! Webhooks: `GET /webhook_verification/{keyId}` serves the mock's public key. With
 //! `--webhook-url`, the mock POSTs `{"event": "CONNECTION_STATUS", "credentialsToken", "status",
 //! "externalId"}` when a connection is exchanged and when its import finishes, signed in the
@@ -146,6 +150,7 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
         .route("/__admin/trace_ids", get(admin_trace_ids))
         .route("/__admin/webhook", post(admin_webhook))
         .route("/__admin/webhook/raw", post(admin_raw_webhook))
+        .method_not_allowed_fallback(|| async { refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .with_state(mock)
         .merge(admin_routes(harness.clone()));
     serve(listener, harness, router)
@@ -217,6 +222,22 @@ fn refuse(status: StatusCode, message: &str) -> Response<Body> {
     (status, axum::Json(json!({ "message": message }))).into_response()
 }
 
+/// The refusal of a request body that is not what the endpoint documents: not JSON
+/// (`Content-Type: application/json`, as every documented request has), not an object, or with
+/// a property the endpoint does not list. Vumi's own answer is unpublished; the mock answers as
+/// its documented 400 ("missing or incorrect information") and 415 would.
+fn documented_body(headers: &HeaderMap, body: &[u8], keys: &[&str]) -> Option<Response<Body>> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json") {
+        return Some(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body must be application/json"));
+    }
+    let Ok(object) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) else {
+        return Some(refuse(StatusCode::BAD_REQUEST, "the body must be a JSON object"));
+    };
+    let unknown = object.keys().find(|key| !keys.contains(&key.as_str()))?;
+    Some(refuse(StatusCode::BAD_REQUEST, &format!("unknown property {unknown:?}")))
+}
+
 /// A JSON answer.
 fn answer(status: StatusCode, body: serde_json::Value) -> Response<Body> {
     (status, axum::Json(body)).into_response()
@@ -273,6 +294,9 @@ async fn login(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -
         client_secret: String,
     }
     let mut world = mock.world.lock().expect("mock world lock");
+    if let Some(refused) = documented_body(&headers, &body, &["clientId", "clientSecret", "scopes"]) {
+        return traced(&mut world, &headers, refused);
+    }
     let response = match serde_json::from_slice::<Login>(&body) {
         Err(_) => refuse(StatusCode::BAD_REQUEST, "clientId and clientSecret are required"),
         Ok(login) if login.client_id != mock.options.client_id || login.client_secret != mock.options.secret => {
@@ -296,6 +320,10 @@ async fn login(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -
 }
 
 async fn start_flow(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response<Body> {
+    let keys = ["id", "product", "subproduct", "entity", "externalId", "desiredOwners"];
+    if let Some(refused) = documented_body(&headers, &body, &keys) {
+        return refused;
+    }
     let body = String::from_utf8_lossy(&body).into_owned();
     authorised(state, headers, uri, body, |mock, _, body, _| {
         #[derive(Deserialize)]
@@ -320,7 +348,17 @@ async fn start_flow(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, body:
     .await
 }
 
-async fn exchange(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, Path(token): Path<String>) -> Response<Body> {
+async fn exchange(
+    state: State<Arc<Mock>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response<Body> {
+    // The public token is in the path; Vumi documents no body.
+    if !body.is_empty() {
+        return refuse(StatusCode::BAD_REQUEST, "this endpoint takes no body");
+    }
     let (mock, public_token) = (state.0.clone(), token.clone());
     let response = authorised(state, headers, uri, token, |_, world, public_token, _| {
         let Some(public) = world.public_tokens.get_mut(public_token).filter(|p| !p.used) else {
