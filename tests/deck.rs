@@ -465,14 +465,7 @@ async fn submitted_credentials_are_not_sent_twice_after_a_5xx() {
 
     assert_error("5xx on /link/connect", &status, tonic::Code::Unavailable, "PROVIDER_UNAVAILABLE");
     assert_eq!(app.call_count("/link/connect").await, 1, "a login attempt is never repeated blindly");
-    let session = app
-        .link
-        .get_link_session(pb::GetLinkSessionRequest { link_session_id: session.id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .link_session
-        .unwrap();
+    let session = app.get_session(&session.id).await;
     assert_eq!(session.state(), pb::LinkSessionState::Created, "the caller may submit again");
     let linked = app.submit(&session.id, "user_good", deck::GOOD_PASSWORD).await.expect("second submission");
     assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
@@ -671,6 +664,11 @@ async fn wrong_credentials_fail_a_deck_repair_and_leave_the_connection_waiting()
 }
 
 impl DeckApp {
+    async fn get_session(&mut self, id: &str) -> pb::LinkSession {
+        let request = pb::GetLinkSessionRequest { link_session_id: id.to_owned() };
+        self.link.get_link_session(request).await.unwrap().into_inner().link_session.unwrap()
+    }
+
     async fn answer(&mut self, session_id: &str, answer: &str, method: &str) -> Result<pb::LinkSession, tonic::Status> {
         self.link
             .answer_mfa(pb::AnswerMfaRequest {
@@ -717,14 +715,7 @@ async fn an_mfa_method_choice_is_offered_to_the_caller_and_the_chosen_method_is_
     assert!(!choosing.mfa_question.is_empty(), "a prompt to choose");
     assert_eq!(app.call_count("/link/authentication/mfa/get").await, 0, "a method choice is no question");
     // Stored, not only answered: a read shows the same choice.
-    let read = app
-        .link
-        .get_link_session(pb::GetLinkSessionRequest { link_session_id: session.id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .link_session
-        .unwrap();
+    let read = app.get_session(&session.id).await;
     assert_eq!(read.mfa_methods, choosing.mfa_methods);
 
     // A choice is answered with one of the methods offered, nothing else.
