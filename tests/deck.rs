@@ -669,6 +669,15 @@ impl DeckApp {
         self.link.get_link_session(request).await.unwrap().into_inner().link_session.unwrap()
     }
 
+    /// `session` once it is in `state`: as answered, or, when the status check after a step was
+    /// slow and left it connecting, once a poll gets there.
+    async fn settled(&mut self, session: pb::LinkSession, state: pb::LinkSessionState) -> pb::LinkSession {
+        match session.state() == state {
+            true => session,
+            false => self.wait_for_session(&session.id, state).await,
+        }
+    }
+
     async fn answer(&mut self, session_id: &str, answer: &str, method: &str) -> Result<pb::LinkSession, tonic::Status> {
         self.link
             .answer_mfa(pb::AnswerMfaRequest {
@@ -687,10 +696,11 @@ async fn a_wrong_mfa_code_keeps_the_session_open_for_another_answer() {
     let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
     let session = app.create_session("user-1").await.unwrap();
     let asked = app.submit(&session.id, "user_mfa", deck::GOOD_PASSWORD).await.expect("forwarded");
-    assert_eq!(asked.state(), pb::LinkSessionState::MfaRequired);
+    let asked = app.settled(asked, pb::LinkSessionState::MfaRequired).await;
 
+    // Deck keeps the question open (a session that failed ends the wait with a panic).
     let wrong = app.answer(&session.id, "9999", "").await.expect("answer forwarded");
-    assert_eq!(wrong.state(), pb::LinkSessionState::MfaRequired, "Deck keeps the question open: {wrong:?}");
+    let wrong = app.settled(wrong, pb::LinkSessionState::MfaRequired).await;
     assert!(
         wrong.mfa_question.starts_with("That answer was not accepted.")
             && wrong.mfa_question.ends_with(&asked.mfa_question),
@@ -700,7 +710,7 @@ async fn a_wrong_mfa_code_keeps_the_session_open_for_another_answer() {
     assert_eq!(app.call_count("/link/authentication/mfa/get").await, 1, "D6 only while a question is pending");
 
     let right = app.answer(&session.id, deck::MFA_ANSWER, "").await.expect("answer forwarded");
-    assert_eq!(right.state(), pb::LinkSessionState::Succeeded);
+    let right = app.settled(right, pb::LinkSessionState::Succeeded).await;
     assert!(right.public_token.starts_with("public-sandbox-"));
 }
 
@@ -709,7 +719,7 @@ async fn an_mfa_method_choice_is_offered_to_the_caller_and_the_chosen_method_is_
     let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
     let session = app.create_session("user-1").await.unwrap();
     let choosing = app.submit(&session.id, "user_mfa_choice", deck::GOOD_PASSWORD).await.expect("forwarded");
-    assert_eq!(choosing.state(), pb::LinkSessionState::MfaRequired);
+    let choosing = app.settled(choosing, pb::LinkSessionState::MfaRequired).await;
     let offered: Vec<(&str, &str)> = choosing.mfa_methods.iter().map(|m| (m.id.as_str(), m.label.as_str())).collect();
     assert_eq!(offered, deck::MFA_METHODS.map(|m| (m, m)), "Deck's methods, in its order");
     assert!(!choosing.mfa_question.is_empty(), "a prompt to choose");
@@ -734,13 +744,13 @@ async fn an_mfa_method_choice_is_offered_to_the_caller_and_the_chosen_method_is_
 
     // The method chosen goes to Deck, which then asks for the code it sent.
     let code = app.answer(&session.id, "", deck::MFA_METHODS[1]).await.expect("choice forwarded");
-    assert_eq!(code.state(), pb::LinkSessionState::MfaRequired);
+    let code = app.settled(code, pb::LinkSessionState::MfaRequired).await;
     assert!(code.mfa_methods.is_empty(), "now a question: {code:?}");
     assert!(code.mfa_question.contains("code"), "{}", code.mfa_question);
     let status = app.answer(&session.id, "", deck::MFA_METHODS[1]).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "a question takes an answer: {status:?}");
     let linked = app.answer(&session.id, deck::MFA_ANSWER, "").await.expect("answer forwarded");
-    assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
+    app.settled(linked, pb::LinkSessionState::Succeeded).await;
 }
 
 impl DeckApp {
@@ -764,10 +774,12 @@ async fn every_request_of_the_deck_flow_keeps_to_decks_published_definition() {
         .await
         .unwrap();
     let session = app.create_session("user-1").await.unwrap();
-    app.submit(&session.id, "user_mfa_choice", deck::GOOD_PASSWORD).await.unwrap();
-    app.answer(&session.id, "", deck::MFA_METHODS[0]).await.unwrap();
+    let choosing = app.submit(&session.id, "user_mfa_choice", deck::GOOD_PASSWORD).await.unwrap();
+    app.settled(choosing, pb::LinkSessionState::MfaRequired).await;
+    let asked = app.answer(&session.id, "", deck::MFA_METHODS[0]).await.unwrap();
+    app.settled(asked, pb::LinkSessionState::MfaRequired).await;
     let linked = app.answer(&session.id, deck::MFA_ANSWER, "").await.unwrap();
-    assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
+    let linked = app.settled(linked, pb::LinkSessionState::Succeeded).await;
     let selecting = app.create_session("user-2").await.unwrap();
     app.submit(&selecting.id, "user_select", deck::GOOD_PASSWORD).await.unwrap();
     app.wait_for_session(&selecting.id, pb::LinkSessionState::Succeeded).await;
