@@ -133,7 +133,7 @@ impl App {
         let from = session.state;
         let mut succeeded = session;
         succeeded.state = LinkSessionState::Succeeded;
-        succeeded.mfa_question = None;
+        succeeded.clear_mfa();
         succeeded.updated_at = now();
         let proof = ExchangeProof { upstream_ref: changed.then_some(&upstream_ref), token_hash };
         let handle = changed.then_some(exchanged.handle);

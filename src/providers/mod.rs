@@ -194,10 +194,13 @@ impl std::fmt::Debug for Credentials {
 pub enum LinkProgress {
     /// Still working; ask again after the provider's poll interval.
     Connecting,
-    /// The institution asks a question.
+    /// The institution asks a question, or asks the user to choose how to receive its code.
     MfaRequired {
-        /// The question to show the user.
+        /// The question (or the prompt to choose a method) to show the user.
         question: String,
+        /// The delivery methods to choose from; empty when the institution asks a question. The
+        /// chosen method's id comes back to [`Provider::answer_mfa`] as the answer.
+        methods: Vec<crate::domain::MfaMethod>,
     },
     /// Connected; the public token can be exchanged.
     Succeeded {
@@ -397,7 +400,8 @@ pub trait Provider: Send + Sync + 'static {
     /// Forwards the user's credentials (linkless flow).
     async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkStep>;
 
-    /// Forwards the user's MFA answer.
+    /// Forwards the user's MFA answer: the answer to the question asked, or the id of the method
+    /// chosen among those offered (linkgate checked it is one of them).
     async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep>;
 
     /// Asks where an unsettled link session stands.
@@ -486,6 +490,12 @@ pub trait WebhookScheme: Send + Sync {
     /// The header carrying the JWT (`vumi-verification`, `MoneyKit-Signature`).
     fn signature_header(&self) -> &'static str;
 
+    /// The `typ` the JWT's header must name, when the provider says so (Vumi: `JWT`); `None`
+    /// accepts any or none.
+    fn token_type(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether the JWT must bind the body with a `request_body_sha256` claim; when `false` the
     /// claim is still checked whenever it is present.
     fn body_hash_required(&self) -> bool;
@@ -493,7 +503,8 @@ pub trait WebhookScheme: Send + Sync {
     /// Fetches the public key `kid` from the provider: `None` when the provider has no such key.
     async fn signing_key(&self, kid: &str) -> ProviderResult<Option<crate::crypto::jws::Jwk>>;
 
-    /// Reads a delivery whose signature verified.
+    /// Reads a delivery whose signature verified. A delivery it cannot read is kept all the
+    /// same, naming no connection: see `crate::app::webhooks`.
     fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice>;
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod deck_openapi;
 pub mod feed;
 pub mod logs;
 pub mod moneykit_requests;

@@ -235,6 +235,7 @@ impl Provider for Sandbox {
             Some("user_good") if good_password => self.signed_in(link, institution_id)?,
             Some("user_mfa") if good_password => LinkProgress::MfaRequired {
                 question: format!("Enter the code we sent to your phone (sandbox: {MFA_ANSWER})"),
+                methods: Vec::new(),
             },
             _ => LinkProgress::Failed {
                 reason: ErrorReason::InvalidCredentials,
