@@ -88,8 +88,8 @@ impl Provider for Metered {
         self.inner.info()
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        metered!(self, "institutions", self.inner.institutions())
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        metered!(self, "institutions", self.inner.institutions(query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {

@@ -23,6 +23,7 @@
 //! size), `{"kind": "drop"}` (closes the connection without answering). `times` defaults to 1.
 //! Each provider's mock adds its own admin routes (see its module).
 
+pub mod catalogue;
 pub mod deck;
 pub mod jws;
 pub mod moneykit;

@@ -66,6 +66,7 @@ mod details;
 pub mod states;
 mod wire;
 
+use super::catalogue::{Catalogue, matching};
 use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint, is_plain_segment,
 };
@@ -121,7 +122,7 @@ const SYNC_PAGE_SIZE: &str = "500";
 const INVESTMENT_PAGE_SIZE: u64 = 1000;
 /// Pages read per feed at most, so a provider that never says "done" cannot loop linkgate.
 const MAX_PAGES: usize = 1000;
-/// Featured institutions listed (MoneyKit's maximum is 1000).
+/// Institutions per M26 page (MoneyKit's maximum is 1000).
 const INSTITUTION_LIMIT: &str = "1000";
 /// Currency of a balance MoneyKit names none for (ISO 4217 "no currency").
 const NO_CURRENCY: &str = "XXX";
@@ -135,6 +136,8 @@ pub struct MoneyKit {
     client_secret: SecretString,
     version: HeaderValue,
     tokens: tokio::sync::Mutex<TokenCache>,
+    /// Every institution, kept for `LINKGATE_MONEYKIT_INSTITUTIONS_TTL`.
+    catalogue: Catalogue,
 }
 
 /// The app's access token. Held in the lock while it is renewed, which makes renewal
@@ -269,6 +272,7 @@ impl MoneyKit {
             client_secret: client_secret.clone(),
             version,
             tokens: tokio::sync::Mutex::default(),
+            catalogue: Catalogue::new(settings.institutions_ttl),
         })
     }
 
@@ -662,6 +666,27 @@ fn investments(
     }
 }
 
+impl MoneyKit {
+    /// M26 page by page through `cursors.next`: MoneyKit's whole catalogue.
+    async fn every_institution(&self) -> ProviderResult<Vec<Institution>> {
+        let mut every = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![("limit", INSTITUTION_LIMIT)];
+            query.extend(cursor.as_deref().map(|cursor| ("cursor", cursor)));
+            let url = self.url(&["institutions"], &query);
+            let page: wire::Institutions = self.call(Route::Institutions, url, Method::Get).await?;
+            let ended = page.institutions.is_empty();
+            every.extend(page.institutions.into_iter().map(institution));
+            match page.cursors.next.filter(|next| !next.is_empty() && !ended) {
+                Some(next) => cursor = Some(next),
+                None => return Ok(every),
+            }
+        }
+        Err(ProviderError::Protocol { detail: format!("moneykit.institutions: more than {MAX_PAGES} pages") })
+    }
+}
+
 fn institution(institution: wire::Institution) -> Institution {
     Institution {
         id: institution.institution_id,
@@ -679,18 +704,18 @@ impl Provider for MoneyKit {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        let url = self.url(&["institutions"], &[("featured", "true"), ("limit", INSTITUTION_LIMIT)]);
-        let listing: wire::Institutions = self.call(Route::Institutions, url, Method::Get).await?;
-        let mut institutions: Vec<Institution> = listing.institutions.into_iter().map(institution).collect();
-        institutions.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        Ok(institutions)
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        let every = self.catalogue.list("", self.every_institution()).await?;
+        Ok(matching(&every, query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
         // The caller's id goes into the path: `..` would address another endpoint.
         if !is_plain_segment(id) {
             return Ok(None);
+        }
+        if let Some(found) = self.catalogue.fresh("").and_then(|every| every.iter().find(|i| i.id == id).cloned()) {
+            return Ok(Some(found));
         }
         let url = self.url(&["institutions", id], &[]);
         match self.call::<wire::Institution>(Route::Institution, url, Method::Get).await {

@@ -491,6 +491,17 @@ pub struct InvestmentTransaction {
 pub struct Institutions {
     /// This page.
     pub institutions: Vec<Institution>,
+    /// Where the next page starts.
+    #[serde(default)]
+    pub cursors: InstitutionCursors,
+}
+
+/// M26's `cursors` (plural, unlike the transaction feed's `cursor`).
+#[derive(Default, Deserialize)]
+pub struct InstitutionCursors {
+    /// The next page's cursor; absent (or empty) on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `Institution` (M26, M27).

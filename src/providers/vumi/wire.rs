@@ -243,6 +243,21 @@ pub struct Investment {
     pub asset_type: Option<String>,
 }
 
+/// An entity of V3 "List entities for app" (inferred: the page names the operation, but its
+/// fields were not readable). `id` is the value connections carry as `entity` (`santander`); the
+/// name and type are read when present, and anything else is ignored.
+#[derive(Debug, Deserialize)]
+pub struct Entity {
+    /// The entity's id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What it is, e.g. `BANK` or `BROKER`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
 /// A webhook delivery. Vumi does not publish the payload; linkgate reads only the event name and
 /// the connection token it names, then polls the connection for its state.
 #[derive(Deserialize)]
