@@ -15,10 +15,13 @@ use tokio::time::Instant;
 /// Lists kept at most; past it the expired ones go, then all (a bound on distinct search terms).
 const LISTS_KEPT: usize = 1024;
 
+/// One list and when it was fetched.
+type Kept = (Instant, Arc<[Institution]>);
+
 /// A provider's cached institution lists, by the key the adapter fetched each under.
 pub struct Catalogue {
     ttl: Duration,
-    lists: tokio::sync::Mutex<HashMap<String, (Instant, Arc<[Institution]>)>>,
+    lists: tokio::sync::Mutex<HashMap<String, Kept>>,
 }
 
 impl Catalogue {

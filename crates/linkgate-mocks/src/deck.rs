@@ -1,8 +1,13 @@
-//! A mock of Deck's legacy product API (upstreams.md section 3): every endpoint is a `POST` of
+//! A mock of Deck's legacy product API (docs/providers/deck.md): every endpoint is a `POST` of
 //! JSON under `/api/v1`, authenticated by `x-deck-client-id` / `x-deck-secret` (401 with
 //! `INVALID_API_KEYS` otherwise; the real Deck does not check keys on `/link/*`, the mock does),
 //! answering 400 with Deck's error body `{error_category, error_code, error_message,
 //! display_message}` for every refusal.
+//!
+//! Sources (D3 `/link/sources`): the three named ones links connect to and 600 made-up utilities
+//! ([`CATALOGUE_EXTRA`]). Without a search term D3 answers the first [`MOST_COMMON`]; `search`
+//! (3 to 255 characters, else `VALIDATION_FAILED`) answers every source whose name contains it;
+//! `source_id` answers that source and wins over `search`.
 //!
 //! Behaviour, scripted by username (password `pass_good`; any other password is
 //! `InvalidCredentials`):

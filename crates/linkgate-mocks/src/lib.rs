@@ -1,6 +1,6 @@
 //! Faithful mock servers of the upstream providers, for tests, demos and load tests: the same
 //! paths, methods, headers, status codes, JSON shapes and token rules as the real APIs
-//! (reference: upstreams.md), scriptable through an admin API. Run one as its own process with
+//! (reference: docs/providers/), scriptable through an admin API. Run one as its own process with
 //! `linkgate-mock <provider> --addr 127.0.0.1:PORT`, or in a test with `linkgate_mocks::deck::spawn`.
 //!
 //! Every mock shares the machinery of this module: the HTTP server (hyper, so a scripted fault can

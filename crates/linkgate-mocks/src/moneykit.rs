@@ -1,4 +1,4 @@
-//! A mock of MoneyKit's API (upstreams.md section 2) at the host root, like `api.moneykit.com`.
+//! A mock of MoneyKit's API (docs/providers/moneykit.md) at the host root, like `api.moneykit.com`.
 //!
 //! Rules it enforces as MoneyKit does: `POST /auth/token` takes a form-encoded client-credentials
 //! grant with `--client-id` / `--client-secret` and answers 201 with a bearer token that lapses
@@ -48,6 +48,12 @@
 //! after a relink under a new one) is refused with 422 `api_error.request.validation_failed` [I],
 //! as is a malformed query parameter. A read from a cursor that finds nothing changed leaves
 //! `cursor.next` out (the caller's cursor stands) [I].
+//!
+//! Institutions (M26): the three featured ones links connect to and 2,397 made-up US banks
+//! ([`CATALOGUE_EXTRA`]), in MoneyKit's order rather than by name. `name` keeps those whose name
+//! contains it (case-insensitively; MoneyKit's matching is not published [I]), `featured=true`
+//! the featured ones; pages hold `limit` (1 to 1000, default 50) from `cursor`, the next page's
+//! in `cursors.next`, absent on the last. M27 finds any of them by id.
 //!
 //! Refreshes (M13) name products the link has (403 `link_error.forbidden_action` otherwise) and
 //! honour MoneyKit's published limits per product and link: accounts and transactions once an
@@ -469,7 +475,7 @@ fn institution(id: &str) -> Option<&'static MockInstitution> {
 /// credit unions, as many as MoneyKit lists in the thousands.
 pub const CATALOGUE_EXTRA: usize = 2397;
 
-/// Every institution M26 lists, in MoneyKit's order (by id, featured first; not by name).
+/// Every institution M26 lists, in the mock's order (featured first, then by place; not by name).
 static CATALOGUE: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
     let generated = crate::catalogue::generated(CATALOGUE_EXTRA, &["Bank", "Credit Union", "Savings Bank"]);
     let others = generated.into_iter().map(|g| {

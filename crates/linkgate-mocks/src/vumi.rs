@@ -1,4 +1,4 @@
-//! A mock of Vumi Finlink's API (upstreams.md section 1) under `/api/v1`: JSON answers, refusals
+//! A mock of Vumi Finlink's API (docs/providers/vumi.md) under `/api/v1`: JSON answers, refusals
 //! as `{"message": ...}`, `X-Request-ID` on every answer and `X-Client-Trace-ID` echoed.
 //!
 //! Token rules, as Vumi states them:
@@ -39,6 +39,9 @@
 //! parameter) is consumed, the connection is `UPDATING` for `--import-delay`, then `READY`, under
 //! the same connection token, and no public token is issued (what Vumi does here is undocumented;
 //! this is the mock's reading, as are the `errorDetails` reasons).
+//!
+//! Entities (V3 `GET /queries/entities`, path and fields inferred): the app's [`ENTITIES`], a bare
+//! array of `{id, name, type, level}`.
 //!
 //! Admin routes beside the shared ones (see [`crate`]): `/__admin/connect` (above),
 //! `POST /__admin/session/expire` (ends the live session, as its hour running out would),

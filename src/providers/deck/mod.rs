@@ -1,5 +1,5 @@
 //! Deck: utility portals (electricity, gas, water) through Deck's legacy product API, linkless
-//! flow with polling (reference: upstreams.md section 3).
+//! flow with polling (reference, with the source of each fact: docs/providers/deck.md).
 //!
 //! Every call is a JSON `POST` with `x-deck-client-id` and `x-deck-secret`, through the shared
 //! client in [`super::upstream_client`]. The flow, and what each step maps to:
@@ -29,8 +29,11 @@
 //!   fails, the session is `Connecting` and polling carries on. D4 and D7 themselves are retried
 //!   only when Deck cannot have acted on them (a second login attempt could lock the account).
 //! - **Institutions.** D3 needs a link token: one is created with D1 and reused for 15 minutes
-//!   (Deck's last 20); the listing (Deck's 15 most common sources) is cached for
-//!   `LINKGATE_DECK_INSTITUTIONS_TTL`, and a source outside it is looked up by id with D3.
+//!   (Deck's last 20). Deck lists its catalogue only through a search of at least three
+//!   characters, so a query's first three are the search term and linkgate narrows the answer to
+//!   the whole query; each answer is kept per term for `LINKGATE_DECK_INSTITUTIONS_TTL`, so typing
+//!   a name costs one D3 call. Shorter queries narrow Deck's 15 most common sources; a source is
+//!   looked up by id with D3's `source_id`.
 //! - **Connection handles** are JSON `{access_token, connection_id}` (webhooks name connections by
 //!   `connection_id`), sealed by linkgate like every handle.
 //! - **Readiness.** D12 saying `Connected` is not enough: the data is ready when D20 stops

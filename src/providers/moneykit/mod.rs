@@ -1,5 +1,5 @@
-//! MoneyKit: US, UK and CA banks through MoneyKit's API (reference: upstreams.md section 2),
-//! hosted link flow (MoneyKit Connect in the user's browser).
+//! MoneyKit: US, UK and CA banks through MoneyKit's API, hosted link flow (MoneyKit Connect in the
+//! user's browser). Reference, with the source of each fact: docs/providers/moneykit.md.
 //!
 //! Every call carries `MoneyKit-Version` and a bearer token from the OAuth2 client-credentials
 //! grant (M1 `POST /auth/token`, form-encoded, answered 201). The token is kept in this process
@@ -15,7 +15,7 @@
 //! | `connection_status` | M7 `GET /links/{id}`: link `state` and per-product freshness |
 //! | `fetch_data` | M14 accounts, M19 transactions sync feed (from the stored cursor), M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
 //! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) naming the products asked / M9 `DELETE /links/{id}` |
-//! | `institutions` | M26 featured institutions, M27 one by id |
+//! | `institutions` / `institution` | M26 every page, kept for `LINKGATE_MONEYKIT_INSTITUTIONS_TTL`; M27 for an id not kept |
 //! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
 //!
 //! **The link flow.** CreateLinkSession (hosted flow) creates a MoneyKit link session for the
@@ -102,7 +102,7 @@ const PRODUCTS: &[Product] =
 /// Products a link session that names none links: identity and account numbers only when asked for.
 const DEFAULT_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
 /// MoneyKit's published limits on refreshing a link's products on demand (M13), one line per
-/// product it limits (upstreams.md 2(h)).
+/// product it limits (docs/providers/moneykit.md).
 pub const REFRESH_LIMITS: &[RefreshLimit] = &[
     RefreshLimit { product: Product::Accounts, once_per: HOUR },
     RefreshLimit { product: Product::Transactions, once_per: HOUR },

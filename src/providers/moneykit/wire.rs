@@ -1,4 +1,4 @@
-//! MoneyKit's API on the wire (reference: upstreams.md section 2, schema `2023-02-18` with the
+//! MoneyKit's API on the wire (reference: docs/providers/moneykit.md, schema `2023-02-18` with the
 //! 2025 additions), field names exact. Requests borrow; answers own. Every answer field but the
 //! ids and `state` is optional, as MoneyKit's schema grew over time. Types that carry a secret
 //! (tokens) derive no `Debug`. Money is exact: balances are JSON numbers and everything else

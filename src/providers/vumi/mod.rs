@@ -1,5 +1,5 @@
-//! Vumi Finlink: Spanish brokers and banks through Vumi's hosted Link widget (reference:
-//! upstreams.md section 1).
+//! Vumi Finlink: Spanish brokers and banks through Vumi's hosted Link widget (reference, with the
+//! source of each fact: docs/providers/vumi.md).
 //!
 //! Every call carries `Authorization: Bearer <session JWT>` and the caller's request id as
 //! `X-Client-Trace-ID`, through the shared client in [`super::upstream_client`] (which logs Vumi's
@@ -14,6 +14,7 @@
 //! | `connection_status` | V5 `GET /queries/connections/{token}` |
 //! | `fetch_data` | V11 accounts, V12 account transactions, V13 portfolios, V14 portfolio transactions, V15 active positions, V9 instruments |
 //! | `delete_connection` | V8 `DELETE /commands/connections/{token}` |
+//! | `institutions` / `institution` | V3 `GET /queries/entities` (path and shape inferred) |
 //! | repair: `start_link` / `poll_link` | V5 for the connection's `restoreToken` / `updateToken`; V5 until the widget consumed it |
 //!
 //! Choices where Vumi leaves room:
@@ -31,8 +32,10 @@
 //!   no trace upstream; the session simply expires.
 //! - **Public tokens** have no documented lifetime; linkgate accepts them for
 //!   24 hours (`PUBLIC_TOKEN_TTL`) after the widget issued them.
-//! - **Institutions.** Vumi's entity list has no documented shape, so none is listed; an entity
-//!   id (`santander`) is accepted as a broker and handed to the widget, which validates it.
+//! - **Institutions** are the app's entities from V3, kept for `LINKGATE_VUMI_INSTITUTIONS_TTL`
+//!   and searched by name in linkgate. V3's path and fields are not published: an answer that
+//!   says the guess is wrong makes listing unsupported, and an entity-like id (`santander`) is
+//!   then handed to the widget, which knows the app's entities.
 //! - **Repair** runs in the widget with Vumi's link parameters: a repair session's `link_token` is
 //!   the widget's query string, `id=<redirect id>&restore_token=<token>` (V5's `restoreToken`),
 //!   or `update_token` when Vumi offers only a manual update. The token stays sealed in the

@@ -1,4 +1,4 @@
-//! Vumi Finlink's API on the wire (reference: upstreams.md section 1), field names exact.
+//! Vumi Finlink's API on the wire (reference: docs/providers/vumi.md), field names exact.
 //! Requests borrow; answers own. Types that carry a secret (credentials, tokens) derive no
 //! `Debug`. Numbers are JSON numbers, read as exact decimals from their text. Enums stay text so
 //! unknown values survive to the one mapping table and the log. Shapes Vumi does not document
