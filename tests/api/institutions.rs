@@ -69,6 +69,17 @@ impl Catalogue {
         }
     }
 
+    /// A link session at `institution_id`, which linkgate looks up first.
+    async fn create_session(&mut self, provider: &str, institution_id: &str) -> Result<pb::LinkSession, tonic::Status> {
+        let request = pb::CreateLinkSessionRequest {
+            provider: provider.into(),
+            external_user_id: "user-1".into(),
+            institution_id: institution_id.into(),
+            ..Default::default()
+        };
+        self.app.link.create_link_session(request).await.map(|r| r.into_inner().link_session.unwrap())
+    }
+
     /// Calls the mock received on `path`.
     async fn calls(&self, path: &str) -> u64 {
         let report: serde_json::Value =
@@ -147,20 +158,7 @@ async fn deck_searches_its_sources_once_per_three_letter_term() {
 
     // A source found by search is linkable by its id (looked up once, then kept).
     let found = &water[7];
-    let session = catalogue
-        .app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            provider: "deck".into(),
-            external_user_id: "user-1".into(),
-            institution_id: found.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("a searched source links")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let session = catalogue.create_session("deck", &found.id).await.expect("a searched source links");
     assert_eq!(session.institution_id, found.id);
 }
 
@@ -183,17 +181,7 @@ async fn vumi_lists_the_apps_entities_and_fetches_them_again_after_the_ttl() {
     assert_eq!(catalogue.calls("/queries/entities").await, 1, "four pages and a search, one fetch");
 
     // An entity the app does not expose is unknown.
-    let status = catalogue
-        .app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            provider: "vumi".into(),
-            external_user_id: "user-1".into(),
-            institution_id: "no-such-bank".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let status = catalogue.create_session("vumi", "no-such-bank").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
 
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -208,15 +196,6 @@ async fn vumi_lists_the_apps_entities_and_fetches_them_again_after_the_ttl() {
     assert!(response.await.unwrap().status().is_success());
     let status = catalogue.page("vumi", "", 10, "").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
-    let session = catalogue
-        .app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            provider: "vumi".into(),
-            external_user_id: "user-1".into(),
-            institution_id: "santander".into(),
-            ..Default::default()
-        })
-        .await;
+    let session = catalogue.create_session("vumi", "santander").await;
     assert!(session.is_ok(), "{session:?}");
 }
