@@ -199,3 +199,25 @@ async fn vumi_lists_the_apps_entities_and_fetches_them_again_after_the_ttl() {
     let session = catalogue.create_session("vumi", "santander").await;
     assert!(session.is_ok(), "{session:?}");
 }
+
+#[tokio::test]
+async fn reads_answered_from_the_kept_catalogue_do_not_hide_a_degraded_provider() {
+    let mock = linkgate_mocks::deck::spawn("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let mut catalogue = Catalogue::start("deck", mock, &[]).await;
+    catalogue.all("deck", "", 100).await;
+    let fault = serde_json::json!({"kind": "status", "status": 503, "times": 100, "path": "/link/token/create"});
+    let response = reqwest::Client::new().post(format!("{}/faults", catalogue.mock.admin_url())).json(&fault).send();
+    assert!(response.await.unwrap().status().is_success());
+    for _ in 0..3 {
+        catalogue.create_session("deck", linkgate_mocks::deck::NATIONAL_GRID).await.expect_err("Deck is down");
+    }
+
+    // A user types a name: every keystroke is answered from the kept sources.
+    for typed in ["n", "na", "nat", "nati", "natio", "nation", "nationa", "national", "national ", "national g"] {
+        catalogue.page("deck", typed, 10, "").await.expect("answered from memory");
+    }
+
+    let providers = catalogue.app.link.list_providers(pb::ListProvidersRequest {}).await.unwrap().into_inner();
+    let deck = providers.providers.iter().find(|p| p.id == "deck").expect("Deck is listed");
+    assert_eq!(deck.health(), pb::ProviderHealth::Degraded, "the failed calls still count");
+}
