@@ -118,6 +118,14 @@ pub struct LimitSettings {
 /// Provider switches and settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderSettings {
+    /// linkgate's public base URL for providers' webhooks: where the internet reaches the HTTP
+    /// listener's `/webhooks/` path (an ingress), e.g. `https://hooks.example.com`. MoneyKit is
+    /// told `<this>/webhooks/moneykit` on every link (existing links are moved once it changes);
+    /// unset, MoneyKit delivers no webhooks and linkgate polls. https only (plain http on
+    /// loopback, for mocks).
+    #[arg(long, env = "LINKGATE_PUBLIC_WEBHOOK_URL", value_parser = crate::providers::upstream_client::parse_base_url)]
+    pub public_webhook_url: Option<reqwest::Url>,
+
     #[command(flatten)]
     pub sandbox: SandboxSettings,
 
@@ -613,6 +621,21 @@ mod tests {
         }
         let error = <Cli as clap::Parser>::try_parse_from(["linkgate", "--sync-tick", "soon"]).unwrap_err();
         assert!(error.to_string().contains("--sync-tick"), "{error}");
+    }
+
+    #[test]
+    fn the_public_webhook_url_is_https_or_loopback() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let parse_url = |url: &str| <Cli as clap::Parser>::try_parse_from(["linkgate", "--public-webhook-url", url]);
+        assert!(parse(&[]).providers.public_webhook_url.is_none(), "unset by default");
+        let public = parse_url("https://hooks.example.com").unwrap().settings.providers.public_webhook_url;
+        assert_eq!(public.unwrap().as_str(), "https://hooks.example.com/");
+        assert!(parse_url("http://127.0.0.1:8080").is_ok(), "plain http on loopback, for mocks");
+        assert!(parse_url("http://hooks.example.com").is_err(), "MoneyKit would deliver in clear");
     }
 
     #[test]

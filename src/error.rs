@@ -15,6 +15,12 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// The `ErrorInfo.domain` of every linkgate error.
 pub const ERROR_DOMAIN: &str = "linkgate.dev";
 
+/// Field violations one error carries at most, and the characters of each description: an error
+/// about a request with 10,000 bad entries still fits the 8 KiB of trailers clients accept. The
+/// rest are counted in the `omitted_violations` metadata.
+const MAX_VIOLATIONS: usize = 20;
+const MAX_DESCRIPTION_CHARS: usize = 200;
+
 /// A failed request, described for the caller.
 #[derive(Debug)]
 pub struct Error {
@@ -51,10 +57,20 @@ impl Error {
         error
     }
 
-    /// Several invalid fields reported at once.
+    /// Several invalid fields reported at once. The message names each field once, the first
+    /// [`MAX_VIOLATIONS`] of them.
     pub fn invalid_fields(violations: Vec<(String, String)>) -> Self {
-        let fields: Vec<&str> = violations.iter().map(|(field, _)| field.as_str()).collect();
-        let mut error = Self::new(ErrorReason::InvalidField, format!("invalid fields: {}", fields.join(", ")));
+        let mut fields: Vec<&str> = Vec::new();
+        for (field, _) in &violations {
+            if !fields.contains(&field.as_str()) {
+                fields.push(field);
+            }
+        }
+        let mut message = format!("invalid fields: {}", fields[..fields.len().min(MAX_VIOLATIONS)].join(", "));
+        if fields.len() > MAX_VIOLATIONS {
+            message.push_str(&format!(" and {} more", fields.len() - MAX_VIOLATIONS));
+        }
+        let mut error = Self::new(ErrorReason::InvalidField, message);
         error.violations = violations;
         error
     }
@@ -131,12 +147,21 @@ impl Error {
         let mut metadata: std::collections::HashMap<String, String> =
             self.metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         metadata.insert("request_id".to_owned(), request_id.to_owned());
+        let omitted = self.violations.len().saturating_sub(MAX_VIOLATIONS);
+        if omitted > 0 {
+            metadata.insert("omitted_violations".to_owned(), omitted.to_string());
+        }
         let mut details = ErrorDetails::with_error_info(self.reason.name(), ERROR_DOMAIN, metadata);
         if !self.violations.is_empty() {
+            let cut = |text: String| match text.char_indices().nth(MAX_DESCRIPTION_CHARS) {
+                Some((end, _)) => format!("{}…", &text[..end]),
+                None => text,
+            };
             details.set_bad_request(
                 self.violations
                     .into_iter()
-                    .map(|(field, description)| tonic_types::FieldViolation::new(field, description))
+                    .take(MAX_VIOLATIONS)
+                    .map(|(field, description)| tonic_types::FieldViolation::new(cut(field), cut(description)))
                     .collect::<Vec<_>>(),
             );
         }
@@ -191,7 +216,7 @@ impl From<crate::store::StoreError> for Error {
 pub fn code_for(reason: ErrorReason) -> Code {
     use ErrorReason as R;
     match reason {
-        R::InvalidField | R::InvalidPageToken | R::RequestIdReused => Code::InvalidArgument,
+        R::InvalidField | R::InvalidPageToken | R::RequestIdReused | R::MalformedRequest => Code::InvalidArgument,
         R::ProviderNotFound
         | R::PublicTokenNotFound
         | R::InstitutionNotFound
@@ -219,7 +244,7 @@ pub fn code_for(reason: ErrorReason) -> Code {
         }
         R::Unauthenticated => Code::Unauthenticated,
         R::ScopeRequired => Code::PermissionDenied,
-        R::RateLimited | R::StreamLimitReached => Code::ResourceExhausted,
+        R::RateLimited | R::StreamLimitReached | R::MessageTooLarge => Code::ResourceExhausted,
         R::ProviderProtocol | R::Internal | R::Unspecified => Code::Internal,
     }
 }
@@ -237,6 +262,24 @@ mod tests {
         let info = status.get_details_error_info().expect("error info");
         assert_eq!(info.reason, "INTERNAL");
         assert_eq!(info.metadata.get("request_id").map(String::as_str), Some("req-1"));
+    }
+
+    #[test]
+    fn an_error_about_ten_thousand_fields_fits_a_clients_trailers() {
+        let violations = (0..10_000).map(|n| (format!("entries[{n}]"), "x".repeat(1_000))).collect();
+        let status = Error::invalid_fields(violations).into_status("req-1");
+        let http = status.into_http::<()>();
+        let size: usize = http.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+        assert!(size < 8 * 1024, "trailers of {size} bytes");
+        let status = tonic::Status::from_header_map(http.headers()).expect("a status");
+        let details = status.get_error_details();
+        let violations = &details.bad_request().expect("a BadRequest").field_violations;
+        assert_eq!(violations.len(), MAX_VIOLATIONS);
+        assert_eq!(violations[0].field, "entries[0]");
+        assert!(violations[0].description.chars().count() <= MAX_DESCRIPTION_CHARS + 1);
+        let info = details.error_info().expect("an ErrorInfo");
+        assert_eq!(info.metadata.get("omitted_violations").map(String::as_str), Some("9980"));
+        assert!(status.message().ends_with("and 9980 more"), "{}", status.message());
     }
 
     #[test]

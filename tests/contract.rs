@@ -259,7 +259,8 @@ impl ContractSubject for MoneyKitSubject {
         _store: &Arc<dyn Store>,
         _sessions: &SharedSessions,
     ) -> Option<Arc<dyn Provider>> {
-        MoneyKit::from_settings(&settings.moneykit).map(|moneykit| Arc::new(moneykit) as Arc<dyn Provider>)
+        MoneyKit::from_settings(&settings.moneykit, settings.public_webhook_url.as_ref())
+            .map(|moneykit| Arc::new(moneykit) as Arc<dyn Provider>)
     }
 
     async fn public_token(&self, provider: &dyn Provider) -> SecretString {

@@ -116,6 +116,10 @@ reasons! {
     TransactionNotFound = 35 => "TRANSACTION_NOT_FOUND",
     /// The call's API key lacks the scope the RPC needs.
     ScopeRequired = 36 => "SCOPE_REQUIRED",
+    /// The request's bytes are not the method's request message.
+    MalformedRequest = 43 => "MALFORMED_REQUEST",
+    /// The request message is larger than the deployment accepts.
+    MessageTooLarge = 44 => "MESSAGE_TOO_LARGE",
 }
 
 #[cfg(test)]

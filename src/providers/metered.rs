@@ -8,7 +8,7 @@
 
 use super::{
     Credentials, ExchangedConnection, Fetched, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
-    ProviderHealth, ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme,
+    ProviderHealth, ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme, WebhookTarget,
 };
 use crate::domain::Product;
 use secrecy::SecretString;
@@ -150,6 +150,14 @@ impl Provider for Metered {
 
     fn sealed_link_token(&self, upstream_state: &SecretString) -> Option<SecretString> {
         self.inner.sealed_link_token(upstream_state)
+    }
+
+    fn webhook_target(&self) -> WebhookTarget<'_> {
+        self.inner.webhook_target()
+    }
+
+    async fn set_webhook_url(&self, handle: &SecretString, url: Option<&str>) -> ProviderResult<()> {
+        metered!(self, "set_webhook_url", self.inner.set_webhook_url(handle, url))
     }
 
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {

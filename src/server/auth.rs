@@ -399,11 +399,12 @@ where
                     request.extensions_mut().insert(Caller {
                         tenant: identity.tenant,
                         api_key_id: identity.api_key_id,
-                        request_id,
-                        method,
+                        request_id: request_id.clone(),
+                        method: method.clone(),
                         started,
                     });
-                    within(context, inner.call(request)).instrument(span).await
+                    let response = within(context, inner.call(request)).instrument(span).await?;
+                    Ok(super::wire_errors::with_reason(response, &method, &request_id, started.elapsed()))
                 }
                 Err(error) => {
                     error.log(&request_id);

@@ -43,6 +43,7 @@ fn status_of(verdict: Verdict) -> StatusCode {
         Verdict::Malformed => StatusCode::BAD_REQUEST,
         Verdict::MissingSignature
         | Verdict::WrongAlgorithm
+        | Verdict::WrongType
         | Verdict::UnknownKey
         | Verdict::BadSignature
         | Verdict::Stale
@@ -58,8 +59,9 @@ async fn metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
 
 /// 200 when the database answers, 503 otherwise.
 async fn ready(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
-    match app.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
+    // Bounded like the readiness probe: a probe that hangs is an outage, not a slow answer.
+    match tokio::time::timeout(crate::server::readiness::PROBE_TIMEOUT, app.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
     }
 }

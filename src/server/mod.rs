@@ -4,6 +4,8 @@
 pub mod admission;
 pub mod auth;
 pub mod http_listener;
+pub mod readiness;
+pub mod wire_errors;
 
 use crate::api::account::AccountApi;
 use crate::api::connection::ConnectionApi;
@@ -42,7 +44,6 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 /// How often readiness re-checks the database.
-const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// The health service name that stays SERVING while the process runs (liveness probes).
 pub const LIVENESS_SERVICE: &str = "liveness";
 /// Services whose health follows the database (readiness probes ask for "" or one of these).
@@ -169,7 +170,8 @@ impl Application {
             background.clone(),
         ));
         tokio::spawn(app.clone().run_sync(sync));
-        tokio::spawn(watch_readiness(app.store.clone(), reporter.clone(), background.clone()));
+        let readiness = Arc::new(readiness::StoreReadiness::default());
+        tokio::spawn(readiness::watch(app.store.clone(), readiness.clone(), reporter.clone(), background.clone()));
         let audit_done = tokio::spawn(audit_writer.run(app.store.clone(), background.clone()));
 
         let reflection_v1 = reflection().build_v1()?;
@@ -189,6 +191,14 @@ impl Application {
             });
         }
 
+        let offered = crate::telemetry::metrics::metrics().provider_enabled.clone();
+        for provider in app.providers.all() {
+            offered.with_label_values(&[provider.info().id]).set(1);
+        }
+        for (id, _) in app.providers.disabled() {
+            offered.with_label_values(&[id]).set(0);
+        }
+
         let max_message = limits.max_message_bytes;
         let sandbox_enabled = app.providers.get(crate::providers::sandbox::ID).is_some();
         let mut server = tonic::transport::Server::builder();
@@ -200,7 +210,7 @@ impl Application {
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .max_concurrent_streams(Some(limits.max_concurrent_streams))
             .timeout(limits.request_timeout)
-            .layer(AdmissionLayer::new(limits.max_in_flight))
+            .layer(AdmissionLayer::new(limits.max_in_flight, readiness))
             .layer(AuthLayer::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -306,28 +316,6 @@ async fn set_readiness(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     for service in SERVICES {
         reporter.set_service_status(service, status).await;
-    }
-}
-
-/// Keeps readiness in step with the database.
-async fn watch_readiness(store: Arc<dyn Store>, reporter: HealthReporter, stop: CancellationToken) {
-    let mut serving = false;
-    loop {
-        let healthy = store.ping().await.is_ok();
-        if healthy != serving && !stop.is_cancelled() {
-            serving = healthy;
-            let status = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
-            if healthy {
-                tracing::info!("database answers; serving");
-            } else {
-                tracing::warn!("database does not answer; reporting NOT_SERVING");
-            }
-            set_readiness(&reporter, status).await;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(HEALTH_CHECK_INTERVAL) => {}
-            _ = stop.cancelled() => return,
-        }
     }
 }
 

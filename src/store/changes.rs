@@ -71,9 +71,24 @@ pub struct Removal {
     pub replaced_by: Option<Uuid>,
 }
 
+/// A stored record whose digest differs from the import's while its body is the same (a version
+/// of linkgate that serializes records differently digests them differently): only its digest
+/// is rewritten, and nothing is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redigest {
+    /// Kind.
+    pub kind: RecordKind,
+    /// Id.
+    pub id: Uuid,
+    /// The import's digest of it.
+    pub digest: i64,
+}
+
 /// Everything an import changes.
 #[derive(Debug, Clone, Default)]
 pub struct ChangePlan {
+    /// The import's version.
+    pub version: i64,
     /// New and changed records.
     pub writes: Vec<Write>,
     /// Records the provider no longer serves.
@@ -82,12 +97,41 @@ pub struct ChangePlan {
     pub changes: DataChanges,
     /// Accounts that are new to a connection that had data before.
     pub new_account_ids: Vec<Uuid>,
+    /// Records whose digest alone is stale (see [`settle`](Self::settle)).
+    pub redigests: Vec<Redigest>,
 }
 
 impl ChangePlan {
     /// Whether the import changes nothing.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.removals.is_empty()
+    }
+
+    /// The stored records the plan overwrites as modified, whose bodies [`settle`](Self::settle)
+    /// needs.
+    pub fn modified(&self) -> Vec<(RecordKind, Uuid)> {
+        self.writes.iter().filter(|w| !w.added(self.version)).map(|w| (w.record.kind, w.record.id)).collect()
+    }
+
+    /// Compares each modified record with its `stored` body: one the import serves unchanged
+    /// (its digest differed only because the digest's input did) becomes a [`Redigest`] and is
+    /// neither written nor counted. Digests are the fast path; bodies decide.
+    pub fn settle(&mut self, stored: &HashMap<(RecordKind, Uuid), serde_json::Value>) {
+        let version = self.version;
+        let writes = std::mem::take(&mut self.writes);
+        for write in writes {
+            let record = &write.record;
+            let unchanged = !write.added(version)
+                && stored.get(&(record.kind, record.id)).is_some_and(|old| {
+                    serde_json::from_str::<serde_json::Value>(record.body.get()).is_ok_and(|new| new == *old)
+                });
+            if unchanged {
+                counts_of(&mut self.changes, record.kind).modified -= 1;
+                self.redigests.push(Redigest { kind: record.kind, id: record.id, digest: record.digest });
+            } else {
+                self.writes.push(write);
+            }
+        }
     }
 }
 
@@ -131,7 +175,7 @@ pub fn plan(stored: Vec<StoredDigest>, import: Vec<NewRecord>, covered: &Coverag
     let had_data = !stored.is_empty();
     let mut stored: HashMap<(RecordKind, Uuid), StoredDigest> =
         stored.into_iter().map(|s| ((s.kind, s.id), s)).collect();
-    let mut plan = ChangePlan::default();
+    let mut plan = ChangePlan { version, ..ChangePlan::default() };
     let mut served = HashSet::new();
     for mut record in import {
         served.insert((record.kind, record.id));
@@ -215,11 +259,14 @@ fn match_pending(writes: &mut [Write], gone: &[StoredDigest], version: i64) -> H
     replaced
 }
 
-/// Writes a transaction record's pending link into its body, where readers find it.
+/// Writes a transaction record's pending link into its body, where readers find it (the digest
+/// stays that of what the provider served).
 fn set_pending_link(record: &mut NewRecord) {
-    if let (Some(link), Some(body)) = (record.pending_link, record.body.as_object_mut()) {
-        body.insert("pending_transaction_id".to_owned(), serde_json::Value::String(link.to_string()));
-    }
+    let Some(link) = record.pending_link else { return };
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(record.body.get()).expect("a record's body is the JSON object it was serialized as");
+    body.insert("pending_transaction_id".to_owned(), serde_json::Value::String(link.to_string()));
+    record.body = serde_json::value::to_raw_value(&body).expect("a JSON object serializes");
 }
 
 fn counts_of(changes: &mut DataChanges, kind: RecordKind) -> &mut ChangeCounts {

@@ -175,8 +175,8 @@ impl<T> PageOf<T> {
     }
 }
 
-/// A claim on due background work: rows whose `next_poll_at` has come and whose lease is free or
-/// expired become owned by `owner` until `until`.
+/// A claim on due background work: rows of `providers` whose `next_poll_at` has come and whose
+/// lease is free or expired become owned by `owner` until `until`.
 #[derive(Debug, Clone)]
 pub struct Lease {
     /// Who takes the work (a replica id).
@@ -187,6 +187,10 @@ pub struct Lease {
     pub until: Timestamp,
     /// Most rows to take at once.
     pub limit: i64,
+    /// The providers whose rows to take: those the owner has settings for. A replica without a
+    /// provider's settings (mid-way through a rolling change of configuration) leaves that
+    /// provider's work to the replicas that have them.
+    pub providers: Vec<String>,
 }
 
 /// Rows a lease took, and how many of them were taken over from a lease that lapsed.

@@ -15,6 +15,7 @@ use crate::domain::{
 };
 use ring::digest;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// Reads of a connection's imported data. See the module documentation.
@@ -186,8 +187,9 @@ pub struct NewRecord {
     pub sort_key: String,
     /// Date filtered on by date ranges.
     pub date: Option<Date>,
-    /// The domain value as JSON.
-    pub body: serde_json::Value,
+    /// The domain value as JSON, serialized once: the digest is taken over it, and only the
+    /// records an import changes are written.
+    pub body: Box<RawValue>,
     /// Digest of what the provider served (kind, parent, order, date and body), so an import
     /// compares with the stored copy without reading its body.
     pub digest: i64,
@@ -248,25 +250,22 @@ fn record<T: Serialize>(kind: RecordKind, id: Uuid, parent_id: Option<Uuid>, sor
         SortBy::Name(name) => (name.to_lowercase(), None),
         SortBy::Date(date) => (date.to_string(), Some(date)),
     };
-    let body = serde_json::to_value(value).expect("domain records serialize");
-    let digest = record_digest(kind, parent_id, &sort_key, date, &body);
+    let body = serde_json::value::to_raw_value(value).expect("domain records serialize");
+    let digest = record_digest(kind, parent_id, &sort_key, date, body.get());
     NewRecord { kind, id, parent_id, sort_key, date, body, digest, match_key: None, pending: false, pending_link: None }
 }
 
-/// The first 8 bytes of a SHA-256 over everything an import stores of a record. Field order in
-/// the JSON body is fixed (serde_json's maps are sorted), so the same record digests the same.
-fn record_digest(
-    kind: RecordKind,
-    parent_id: Option<Uuid>,
-    sort_key: &str,
-    date: Option<Date>,
-    body: &serde_json::Value,
-) -> i64 {
+/// The first 8 bytes of a SHA-256 over everything an import stores of a record. The body is
+/// the domain value serialized in its fields' declared order, so the same record digests the
+/// same; a new version that serializes a record differently changes its digest, which the
+/// import then settles by comparing bodies ([`ChangePlan::settle`](super::changes::ChangePlan::settle)),
+/// so it is never reported as a change.
+fn record_digest(kind: RecordKind, parent_id: Option<Uuid>, sort_key: &str, date: Option<Date>, body: &str) -> i64 {
     use crate::domain::StoredName;
     let mut context = digest::Context::new(&digest::SHA256);
     let parent = parent_id.map(|p| p.to_string()).unwrap_or_default();
     let date = date.map(|d| d.to_string()).unwrap_or_default();
-    for part in [kind.name(), &parent, sort_key, &date, &body.to_string()] {
+    for part in [kind.name(), &parent, sort_key, &date, body] {
         context.update(part.as_bytes());
         context.update(&[0]);
     }

@@ -73,6 +73,27 @@ impl SqliteStore {
         tx.commit().await
     }
 
+    /// Checks the database answers: it runs in the process, so the pool is the probe.
+    async fn probe_database(&self) -> super::StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// What an import compares with, a row per record.
+    async fn stored_digests(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        connection_id: uuid::Uuid,
+    ) -> sqlx::Result<Vec<super::changes::StoredDigest>> {
+        let rows: Vec<super::rows::DigestRow> = sqlx::query_as(
+            "SELECT kind, id, digest, removed_at IS NOT NULL AS removed, created_version, pending_key, \
+             record_date, pending_link FROM connection_records WHERE connection_id = $1",
+        )
+        .bind(connection_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows.into_iter().filter_map(super::rows::DigestRow::into_digest).collect())
+    }
+
     /// An import's changes, a statement per record and per log row: SQLite runs in the process,
     /// so a statement costs no round trip, and it has no arrays to write a batch from.
     async fn write_changes(

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// Leases taken over from a replica that let them lapse, by kind.
     pub lease_takeovers: IntCounterVec,
+    /// 1 for each provider this replica offers, 0 for each it knows but has no settings for.
+    pub provider_enabled: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -63,6 +65,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["kind"],
     )?;
     registry.register(Box::new(sync_backlog.clone()))?;
+    let provider_enabled = IntGaugeVec::new(
+        Opts::new(
+            "linkgate_provider_enabled",
+            "1 for each provider this replica offers (and leases work of), 0 for each it has no settings for.",
+        ),
+        &["provider"],
+    )?;
+    registry.register(Box::new(provider_enabled.clone()))?;
     Ok(Metrics {
         rpc_requests: counter(
             "linkgate_rpc_requests_total",
@@ -99,6 +109,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Sync leases taken over after another replica let them lapse, by kind.",
             &["kind"],
         )?,
+        provider_enabled,
         registry,
     })
 }

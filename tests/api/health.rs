@@ -146,3 +146,60 @@ async fn metrics_after_a_sandbox_flow_show_rpcs_upstream_calls_streams_and_deliv
     assert!(expect("linkgate_event_delivery_lag_seconds_count") >= 2.0, "PENDING and READY were delivered");
     assert!(expect(r#"linkgate_sync_leased_total{kind="connection"}"#) >= 1.0);
 }
+
+/// Makes the app's own database refuse connections and ends the ones it has, as a failover
+/// does (never the shared cluster), or lets it accept them again.
+async fn refuse_connections(app: &crate::support::server::TestApp, refuse: bool) {
+    use sqlx::Connection;
+    let name = app.database_name();
+    let mut admin = sqlx::PgConnection::connect(&crate::support::database::admin_url()).await.unwrap();
+    let allow = if refuse { "false" } else { "true" };
+    let statement = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await.unwrap();
+    if refuse {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&name)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+async fn overall_health(app: &crate::support::server::TestApp) -> i32 {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status
+}
+
+#[tokio::test]
+async fn a_database_outage_is_not_serving_within_a_second_and_calls_fail_fast_until_it_ends() {
+    use linkgate::pb;
+    use std::time::{Duration, Instant};
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut app = spawn_app(Backend::Postgres).await;
+    let connection = app.ready_connection("ins_sandbox_bank", "u").await;
+    let get = pb::GetConnectionRequest { connection_id: connection.id.clone() };
+
+    refuse_connections(&app, true).await;
+    let refused = Instant::now();
+    while overall_health(&app).await != ServingStatus::NotServing as i32 {
+        assert!(refused.elapsed() < Duration::from_millis(1500), "still SERVING 1.5 s into the outage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let status = app.connections.get_connection(get.clone()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(500), "the call waited {:?}", started.elapsed());
+    crate::support::status::assert_error("during the outage", &status, tonic::Code::Unavailable, "STORE_UNAVAILABLE");
+    assert!(tonic_types::StatusExt::get_details_retry_info(&status).is_some(), "a RetryInfo");
+    let started = Instant::now();
+    assert!(http_get(app.http_addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+    assert!(started.elapsed() < Duration::from_millis(1500), "/readyz took {:?}", started.elapsed());
+
+    refuse_connections(&app, false).await;
+    let allowed = Instant::now();
+    while overall_health(&app).await != ServingStatus::Serving as i32 {
+        assert!(allowed.elapsed() < Duration::from_secs(5), "not SERVING 5 s after the outage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let served = app.connections.get_connection(get).await.expect("served again").into_inner();
+    assert_eq!(served.connection.unwrap().id, connection.id);
+}

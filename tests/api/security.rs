@@ -373,8 +373,8 @@ async fn a_tenant_cannot_hold_more_streams_than_its_cap_and_closed_streams_free_
 }
 
 #[tokio::test]
-async fn messages_over_the_size_limit_are_refused_by_the_server() {
-    let mut app = spawn_app(Backend::Sqlite).await;
+async fn messages_over_the_size_limit_are_refused_with_the_limit() {
+    let mut app = spawn_app(Backend::Postgres).await;
     let status = app
         .link
         .create_link_session(pb::CreateLinkSessionRequest {
@@ -384,9 +384,30 @@ async fn messages_over_the_size_limit_are_refused_by_the_server() {
         })
         .await
         .unwrap_err();
-    // tonic's decoder refuses the frame before any handler runs; it answers OUT_OF_RANGE.
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
-    assert!(status.message().contains("too large"), "{status:?}");
+    // tonic's decoder refuses the frame before any handler runs; linkgate gives it its reason.
+    assert_error("5 MiB request", &status, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
+    let info = tonic_types::StatusExt::get_details_error_info(&status).unwrap();
+    assert_eq!(info.metadata.get("limit_bytes").map(String::as_str), Some("4194304"));
+    assert_eq!(app.row_count("link_sessions").await, 0, "nothing was written");
+}
+
+/// A message whose field 1 is a number where GetConnectionRequest has a string.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(uint64, tag = "1")]
+    connection_id: u64,
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_the_request_message_are_malformed_not_internal() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.unwrap();
+    let request = tonic::Request::new(WrongWireType { connection_id: 7 });
+    let codec = tonic_prost::ProstCodec::<WrongWireType, pb::GetConnectionResponse>::default();
+    let path = http::uri::PathAndQuery::from_static("/linkgate.v1.ConnectionService/GetConnection");
+    let status = grpc.unary(request, path, codec).await.unwrap_err();
+    assert_error("wrong wire type", &status, Code::InvalidArgument, "MALFORMED_REQUEST");
 }
 
 #[tokio::test]
@@ -625,4 +646,24 @@ fn secret_of(key: &str) -> &str {
     let secret = key.splitn(3, '_').nth(2).expect("a key reads lgk_<id>_<secret>");
     assert!(secret.len() >= 40, "the whole secret, not a fragment of it: {secret}");
     secret
+}
+
+#[tokio::test]
+async fn an_error_about_ten_thousand_bad_entries_reaches_the_caller_whole() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let status = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "sandbox".into(),
+            external_user_id: "u".into(),
+            products: vec![999; 10_000],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error("10,000 unknown products", &status, Code::InvalidArgument, "INVALID_FIELD");
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    assert_eq!(details.bad_request().expect("a BadRequest").field_violations.len(), 20, "the first 20");
+    let info = details.error_info().expect("an ErrorInfo");
+    assert_eq!(info.metadata.get("omitted_violations").map(String::as_str), Some("9980"));
 }

@@ -385,3 +385,57 @@ async fn imports_larger_than_a_write_batch_are_stored_and_logged_whole(store: Ar
     assert_eq!(listed.len(), data.transactions.len());
 }
 conformance!(imports_larger_than_a_write_batch_are_stored_and_logged_whole);
+
+/// Rewrites every stored digest of `connection` as a version of linkgate that digested records
+/// differently would have left them.
+async fn age_digests(backend: Backend, database: &TestDatabase, connection: &Connection) {
+    use sqlx::Connection as _;
+    let statement = "UPDATE connection_records SET digest = digest + 1 WHERE connection_id = $1";
+    match backend {
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(&database.url).await.unwrap();
+            sqlx::query(statement).bind(connection.id).execute(&mut db).await.unwrap();
+        }
+        Backend::Sqlite => {
+            let mut db = sqlx::SqliteConnection::connect(&database.url).await.unwrap();
+            sqlx::query(statement).bind(connection.id).execute(&mut db).await.unwrap();
+        }
+    }
+}
+
+async fn stale_digests_are_settled_by_the_bodies_and_never_reported(backend: Backend) {
+    let (store, database) = open(backend).await;
+    let (ready, sample) = connection_with_sample(&*store, new_tenant()).await;
+    age_digests(backend, &database, &ready).await;
+
+    // The same data again: every digest differs, no body does.
+    let events = import(&*store, &ready, &sample.data).await;
+    assert!(events.iter().all(|e| e.details.data_changes.is_none()), "nothing changed: {events:?}");
+    assert_eq!(store.data_version(ready.tenant_id, ready.id).await.unwrap(), 1, "no new import version");
+    assert!(logged(&*store, &ready, 1).await.is_empty());
+
+    // The digests were rewritten: a real change among them is still found, and only it.
+    let mut next = sample.data.clone();
+    let corrected = next.transactions.iter_mut().find(|t| t.description == "transaction tx-a1").unwrap();
+    corrected.description = "transaction tx-a1, corrected".to_owned();
+    let corrected = corrected.id;
+    let events = import(&*store, &ready, &next).await;
+    let counts = events.iter().find_map(|e| e.details.data_changes).expect("DATA_UPDATED counts");
+    assert_eq!(
+        counts,
+        DataChanges { transactions: ChangeCounts { modified: 1, ..Default::default() }, ..Default::default() }
+    );
+    assert_eq!(logged(&*store, &ready, 1).await, [(Change::Modified, corrected, None)]);
+}
+
+mod stale_digests_are_settled_by_the_bodies_and_never_reported {
+    #[tokio::test]
+    async fn sqlite() {
+        super::stale_digests_are_settled_by_the_bodies_and_never_reported(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        super::stale_digests_are_settled_by_the_bodies_and_never_reported(super::Backend::Postgres).await;
+    }
+}

@@ -407,3 +407,25 @@ async fn the_duplicate_check_finds_the_users_oldest_live_connection_at_the_insti
     assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, Some(newer.id));
 }
 conformance!(the_duplicate_check_finds_the_users_oldest_live_connection_at_the_institution);
+
+async fn a_replica_leases_only_the_connections_of_providers_it_has(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let sandbox = connection(tenant, "user-1", PROVIDER);
+    let moneykit = connection(tenant, "user-2", "moneykit");
+    create_connection(&*store, &sandbox, t0).await;
+    create_connection(&*store, &moneykit, t0).await;
+    let with = |providers: &[&str]| Lease {
+        providers: providers.iter().map(|p| (*p).to_owned()).collect(),
+        ..lease("replica-a", t0, 10)
+    };
+
+    assert!(store.lease_connections(&with(&[])).await.unwrap().items.is_empty(), "no providers, no work");
+    let deck_only = store.lease_connections(&with(&["deck"])).await.unwrap().items;
+    assert!(deck_only.is_empty(), "a replica with Deck alone took {deck_only:?}");
+    let taken = store.lease_connections(&with(&["deck", "moneykit"])).await.unwrap().items;
+    assert_eq!(leased_ids(&taken), BTreeSet::from([moneykit.id]), "only MoneyKit's");
+    let rest = store.lease_connections(&with(&[PROVIDER, "moneykit"])).await.unwrap().items;
+    assert_eq!(leased_ids(&rest), BTreeSet::from([sandbox.id]), "the sandbox's was left for a replica that has it");
+}
+conformance!(a_replica_leases_only_the_connections_of_providers_it_has);

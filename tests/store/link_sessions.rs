@@ -308,3 +308,14 @@ async fn open_repairs_are_found_by_connection_and_by_end_user_and_institution(st
     assert_eq!(awaiting(INSTITUTION, 2).await, vec![first.id]);
 }
 conformance!(open_repairs_are_found_by_connection_and_by_end_user_and_institution);
+
+async fn a_replica_leases_only_the_link_sessions_of_providers_it_has(store: Arc<dyn Store>) {
+    let t0 = now();
+    let session = link_session(new_tenant(), "user-1");
+    store.create_link_session(&session, None, Some(t0)).await.unwrap();
+    let without = Lease { providers: vec!["moneykit".to_owned()], ..lease("replica-a", t0, 10) };
+    assert!(store.lease_link_sessions(&without).await.unwrap().items.is_empty(), "another provider's session");
+    let with = lease("replica-b", t0, 10);
+    assert_eq!(session_ids(&store.lease_link_sessions(&with).await.unwrap().items), BTreeSet::from([session.id]));
+}
+conformance!(a_replica_leases_only_the_link_sessions_of_providers_it_has);

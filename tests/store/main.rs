@@ -112,6 +112,7 @@ fn link_session(tenant: TenantId, external_user_id: &str) -> LinkSession {
         link_token: Some("link-sandbox-token".to_owned()),
         hosted_link_url: Some("https://sandbox.example/link".to_owned()),
         mfa_question: None,
+        mfa_methods: Vec::new(),
         public_token: None,
         public_token_expires_at: None,
         upstream_state: None,
@@ -516,7 +517,8 @@ fn leased_ids(connections: &[Connection]) -> BTreeSet<Uuid> {
 
 /// A lease by `owner` at `at`, lapsing 30 seconds later.
 fn lease(owner: &str, at: Timestamp, limit: i64) -> Lease {
-    Lease { owner: owner.to_owned(), now: at, until: at + Duration::seconds(30), limit }
+    let providers = vec![PROVIDER.to_owned()];
+    Lease { owner: owner.to_owned(), now: at, until: at + Duration::seconds(30), limit, providers }
 }
 
 fn first_page(size: usize) -> Page {

@@ -73,6 +73,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             max_message_bytes: 4 * 1024 * 1024,
         },
         providers: ProviderSettings {
+            public_webhook_url: None,
             sandbox: SandboxSettings {
                 enabled: true,
                 import_delay: Duration::from_millis(300),

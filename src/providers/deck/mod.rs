@@ -8,8 +8,8 @@
 //! |---|---|
 //! | `start_link` | D1 `/link/token/create` (limited to the chosen source); the link token is `LinkStart.link_token` |
 //! | `submit_credentials` | D4 `/link/connect` (2025 `fields` shape), then D5 `/link/connection/status` |
-//! | `answer_mfa` | D7 `/link/authentication/mfa/answer`, then D5 |
-//! | `poll_link` | D5 (D6 for a question's text, D8 + D9 to keep every account on `AccountSelection`) |
+//! | `answer_mfa` | D7 `/link/authentication/mfa/answer` (the answer, or the MFA method chosen), then D5 |
+//! | `poll_link` | D5 (D6 for the text of an `MfaQuestion` or `SecurityQuestion`, D8 + D9 to keep every account on `AccountSelection`) |
 //! | `exchange_public_token` | D11 `/connection/public_token/exchange`, then D12 for the source's id and name |
 //! | `connection_status` | D12 `/connection/context` |
 //! | `fetch_data` | D20 `/sustainability/get`: utility accounts and their statements |
@@ -22,9 +22,16 @@
 //! - **The public token** arrives from D4, before the attempt settles. It is kept in the session's
 //!   sealed upstream state and surfaces only once D5 says `Connected`; it expires 30 minutes
 //!   after D4 issued it.
-//! - **A wrong MFA answer** (`MfaQuestionInvalidAnswer`) fails the session with
-//!   `INVALID_MFA_ANSWER`, as the sandbox does, rather than asking again: callers get a typed
-//!   reason and start a new session, and a portal's own lockout counter is not fed by retries.
+//! - **A wrong MFA answer** (`MfaQuestionInvalidAnswer`, D12's `MfaCodeInvalid`) leaves the
+//!   question open at Deck (docs.deck.co docs/mfa-code-invalid), so the session stays
+//!   `MfaRequired` for another answer: the question asked before, remembered in the session's
+//!   sealed state (D6 is for a pending `MfaQuestion` only), prefixed with [`WRONG_ANSWER`].
+//!   Deck ends the attempt itself (`MfaQuestionNoAnswer`) when nobody answers in 5 minutes.
+//! - **An MFA method choice** (`MfaMethodChoice`, docs.deck.co docs/mfa-method-choice-required)
+//!   is offered to the caller as the session's MFA methods, read from D5's
+//!   `additional_information` one per line (Deck documents no other place that lists them); the
+//!   method chosen goes back through D7 as the answer, and Deck then asks for the code. A choice
+//!   naming no method fails the session (`PROVIDER_PROTOCOL`): nothing could be offered.
 //! - **After D4 or D7 succeeded** nothing is reported as failed: if the status check that follows
 //!   fails, the session is `Connecting` and polling carries on. D4 and D7 themselves are retried
 //!   only when Deck cannot have acted on them (a second login attempt could lock the account).
@@ -55,7 +62,7 @@ use super::{
 use crate::config::DeckSettings;
 use crate::domain::ErrorReason;
 use crate::domain::{
-    Account, AccountType, ConnectionData, LinkFlow, Money, Product, Statement, Timestamp, now, stable_id,
+    Account, AccountType, ConnectionData, LinkFlow, MfaMethod, Money, Product, Statement, Timestamp, now, stable_id,
 };
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -83,6 +90,13 @@ const SEARCH_MIN_CHARS: usize = 3;
 const EXCHANGE_CONTEXT_BUDGET: Duration = Duration::from_secs(10);
 /// The update mode of a repair session: the user signs in again with new credentials.
 const UPDATE_MODE: &str = "UpdateCredentials";
+/// What a question asked again after a wrong answer starts with.
+const WRONG_ANSWER: &str = "That answer was not accepted.";
+/// The prompt of an MFA method choice.
+const CHOOSE_METHOD: &str = "Choose how to receive your security code.";
+/// Most MFA methods offered, and the longest label kept (as AnswerMfa's limit on an answer).
+const MAX_MFA_METHODS: usize = 10;
+const MAX_MFA_METHOD_LEN: usize = 256;
 /// Currency of an account whose statements name none (ISO 4217 "no currency").
 const NO_CURRENCY: &str = "XXX";
 
@@ -133,6 +147,7 @@ impl Deck {
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
                 refresh_limits: &[],
+                required_inputs: &[],
             },
             upstream,
             base_url,
@@ -204,18 +219,19 @@ impl Deck {
         unreachable!("the loop returns on its second pass")
     }
 
-    /// Where the attempt behind `link` stands, from D5 (and D6, D8, D9 when it waits on something).
-    async fn progress(&self, link: &LinkContext, state: Option<&LinkState>) -> Result<LinkProgress, Failure> {
+    /// Where the attempt behind `link` stands, from D5 (and D6, D8, D9 when it waits on
+    /// something), with `state` as it is to be remembered afterwards.
+    async fn progress(&self, link: &LinkContext, mut state: LinkState) -> Result<LinkStep, Failure> {
         let link_token = link_token(link)?;
         let status: wire::LinkStatus = self.call(Route::LinkStatus, &wire::LinkTokenOnly { link_token }, None).await?;
-        Ok(match link_status(&status.status) {
-            Some(LinkStatusMeaning::Connected) => match state {
+        let progress = match link_status(&status.status) {
+            Some(LinkStatusMeaning::Connected) => match &state.issued {
                 // Update mode: the user signed in again; Deck keeps the access token.
                 _ if link.repair.is_some() => LinkProgress::Repaired { handle: None },
-                Some(state) => LinkProgress::Succeeded {
-                    public_token: SecretString::from(state.public_token.clone()),
+                Some(issued) => LinkProgress::Succeeded {
+                    public_token: SecretString::from(issued.public_token.clone()),
                     institution_id: link.institution_id.clone().unwrap_or_default(),
-                    expires_at: state.issued_at + PUBLIC_TOKEN_TTL,
+                    expires_at: issued.issued_at + PUBLIC_TOKEN_TTL,
                 },
                 None => {
                     tracing::error!(provider = ID, link_session_id = %link.link_session_id, "Deck connected a session whose public token linkgate never received");
@@ -226,9 +242,30 @@ impl Deck {
                 }
             },
             Some(LinkStatusMeaning::Question) => {
-                let question: wire::MfaQuestion =
+                let asked: wire::MfaQuestion =
                     self.call(Route::MfaGet, &wire::LinkTokenOnly { link_token }, None).await?;
-                LinkProgress::MfaRequired { question: question.question }
+                state.question = Some(asked.question.clone());
+                LinkProgress::MfaRequired { question: asked.question, methods: Vec::new() }
+            }
+            Some(LinkStatusMeaning::AnswerRejected) => LinkProgress::MfaRequired {
+                question: match &state.question {
+                    Some(question) => format!("{WRONG_ANSWER} {question}"),
+                    None => format!("{WRONG_ANSWER} Enter it again."),
+                },
+                methods: Vec::new(),
+            },
+            Some(LinkStatusMeaning::ChooseMethod) => {
+                let methods = mfa_methods(status.additional_information.as_deref());
+                if methods.is_empty() {
+                    tracing::warn!(provider = ID, link_session_id = %link.link_session_id, "Deck asked for an MFA method choice without naming the methods");
+                    LinkProgress::Failed {
+                        reason: ErrorReason::ProviderProtocol,
+                        message: "The institution asked how to send its security code but offered no way; link again."
+                            .to_owned(),
+                    }
+                } else {
+                    LinkProgress::MfaRequired { question: CHOOSE_METHOD.to_owned(), methods }
+                }
             }
             Some(LinkStatusMeaning::SelectAccounts) => {
                 let found: wire::LinkAccounts =
@@ -246,21 +283,23 @@ impl Deck {
                 tracing::warn!(provider = ID, link_session_id = %link.link_session_id, deck_status = %log_safe(&status.status), "unknown Deck link status; still waiting");
                 LinkProgress::Connecting
             }
-        })
+        };
+        Ok(LinkStep { progress, upstream_state: Some(state.seal()) })
     }
 
     /// [`Deck::progress`] after a step Deck accepted (D4, D7): a failure to learn the outcome
     /// leaves the session connecting, to be polled, rather than failing what already happened.
-    async fn progress_after_step(&self, link: &LinkContext, state: Option<&LinkState>) -> LinkProgress {
+    async fn progress_after_step(&self, link: &LinkContext, state: LinkState) -> LinkStep {
+        let sealed = state.seal();
         match self.progress(link, state).await {
-            Ok(progress) => progress,
-            Err(failure) => match link_failure(failure) {
-                Ok(progress) => progress,
-                Err(error) => {
+            Ok(step) => step,
+            Err(failure) => {
+                let progress = link_failure(failure).unwrap_or_else(|error| {
                     tracing::warn!(provider = ID, link_session_id = %link.link_session_id, error = %error, "Deck status check failed after a step it accepted; polling on");
                     LinkProgress::Connecting
-                }
-            },
+                });
+                LinkStep { progress, upstream_state: Some(sealed) }
+            }
         }
     }
 }
@@ -420,6 +459,10 @@ enum LinkStatusMeaning {
     Connected,
     /// A question awaits an answer (D6 has its text).
     Question,
+    /// The last answer was wrong; the question stays open for another.
+    AnswerRejected,
+    /// The institution asks how to deliver its code (D5's `additional_information` lists how).
+    ChooseMethod,
     /// Deck waits for accounts to be chosen: linkgate keeps them all.
     SelectAccounts,
     /// Over, for this reason.
@@ -432,11 +475,11 @@ fn link_status(status: &str) -> Option<LinkStatusMeaning> {
     Some(match status {
         "New" | "Connecting" => Wait,
         "Connected" => Connected,
-        // Method choice has no API of its own: its question lists the methods, the answer picks.
-        "MfaQuestion" | "SecurityQuestion" | "MfaMethodChoice" => Question,
+        "MfaQuestion" | "SecurityQuestion" => Question,
+        "MfaQuestionInvalidAnswer" => AnswerRejected,
+        "MfaMethodChoice" => ChooseMethod,
         "AccountSelection" => SelectAccounts,
         "InvalidCredentials" => Fail(ErrorReason::InvalidCredentials, "The username or password is incorrect."),
-        "MfaQuestionInvalidAnswer" => Fail(ErrorReason::InvalidMfaAnswer, "The answer is incorrect."),
         "MfaQuestionNoAnswer" => Fail(ErrorReason::LinkSessionExpired, "The question was not answered in time."),
         "Captcha" => Fail(
             ErrorReason::CapabilityUnsupported,
@@ -500,10 +543,19 @@ fn connection_state(connectivity: Option<&str>, reason: Option<&str>) -> (Upstre
     (status, known && known_reason)
 }
 
-/// What a link session remembers between calls: the public token D4 issued, kept sealed until
-/// D5 says `Connected`.
-#[derive(Serialize, serde::Deserialize)]
+/// What a link session remembers between calls, sealed: the public token D4 issued, kept until
+/// D5 says `Connected`, and the last question asked, to ask again after a wrong answer.
+#[derive(Default, Serialize, serde::Deserialize)]
 struct LinkState {
+    #[serde(flatten)]
+    issued: Option<Issued>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    question: Option<String>,
+}
+
+/// A public token and when D4 issued it (none in update mode).
+#[derive(Serialize, serde::Deserialize)]
+struct Issued {
     public_token: String,
     issued_at: Timestamp,
 }
@@ -513,15 +565,24 @@ impl LinkState {
         SecretString::from(serde_json::to_string(self).expect("link state serializes"))
     }
 
-    fn open(link: &LinkContext) -> Result<Option<Self>, ProviderError> {
-        link.upstream_state
-            .as_ref()
-            .map(|state| {
-                serde_json::from_str(state.expose_secret())
-                    .map_err(|_| ProviderError::Protocol { detail: "malformed Deck link state".to_owned() })
-            })
-            .transpose()
+    fn open(link: &LinkContext) -> Result<Self, ProviderError> {
+        let Some(state) = &link.upstream_state else { return Ok(Self::default()) };
+        serde_json::from_str(state.expose_secret())
+            .map_err(|_| ProviderError::Protocol { detail: "malformed Deck link state".to_owned() })
     }
+}
+
+/// The MFA methods D5's `additional_information` lists, one per line; each is offered with its
+/// own text as id and label, as D7 takes it back.
+fn mfa_methods(listed: Option<&str>) -> Vec<MfaMethod> {
+    let mut methods: Vec<MfaMethod> = Vec::new();
+    for line in listed.unwrap_or_default().lines().map(str::trim) {
+        let usable = !line.is_empty() && line.chars().count() <= MAX_MFA_METHOD_LEN;
+        if usable && methods.len() < MAX_MFA_METHODS && !methods.iter().any(|m| m.id == line) {
+            methods.push(MfaMethod { id: line.to_owned(), label: line.to_owned() });
+        }
+    }
+    methods
 }
 
 /// A connection handle: Deck's access token and connection id.
@@ -729,15 +790,14 @@ impl Provider for Deck {
             Err(failure) => return link_failure(failure).map(LinkStep::from),
         };
         // Update mode issues no public token: the connection keeps its access token.
-        let state = match started.public_token {
-            Some(public_token) if link.repair.is_none() => Some(LinkState { public_token, issued_at: now() }),
+        let issued = match started.public_token {
+            Some(public_token) if link.repair.is_none() => Some(Issued { public_token, issued_at: now() }),
             _ => None,
         };
-        if state.is_none() && link.repair.is_none() {
+        if issued.is_none() && link.repair.is_none() {
             tracing::warn!(provider = ID, link_session_id = %link.link_session_id, "Deck accepted credentials without issuing a public token");
         }
-        let progress = self.progress_after_step(link, state.as_ref()).await;
-        Ok(LinkStep { progress, upstream_state: state.as_ref().map(LinkState::seal) })
+        Ok(self.progress_after_step(link, LinkState { issued, question: None }).await)
     }
 
     async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep> {
@@ -747,13 +807,13 @@ impl Provider for Deck {
         if let Err(failure) = self.call_empty(Route::MfaAnswer, &request).await {
             return link_failure(failure).map(LinkStep::from);
         }
-        Ok(self.progress_after_step(link, state.as_ref()).await.into())
+        Ok(self.progress_after_step(link, state).await)
     }
 
     async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep> {
         let state = LinkState::open(link)?;
-        match self.progress(link, state.as_ref()).await {
-            Ok(progress) => Ok(progress.into()),
+        match self.progress(link, state).await {
+            Ok(step) => Ok(step),
             Err(failure) => link_failure(failure).map(LinkStep::from),
         }
     }
@@ -781,6 +841,7 @@ impl Provider for Deck {
             institution_name,
             products: PRODUCTS.to_vec(),
             upstream_ref,
+            webhook_url: None,
         })
     }
 
@@ -906,10 +967,8 @@ mod tests {
             link_status("InvalidCredentials"),
             Some(LinkStatusMeaning::Fail(ErrorReason::InvalidCredentials, _))
         ));
-        assert!(matches!(
-            link_status("MfaQuestionInvalidAnswer"),
-            Some(LinkStatusMeaning::Fail(ErrorReason::InvalidMfaAnswer, _))
-        ));
+        assert_eq!(link_status("MfaQuestionInvalidAnswer"), Some(LinkStatusMeaning::AnswerRejected));
+        assert_eq!(link_status("MfaMethodChoice"), Some(LinkStatusMeaning::ChooseMethod));
         assert_eq!(link_status("Teleporting"), None);
     }
 

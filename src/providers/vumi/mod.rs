@@ -45,8 +45,12 @@
 //!   these flows and the connection token stays the connection's, so the session polls V5 until
 //!   the token it started with is no longer offered and the connection is `UPDATING`, `PENDING`
 //!   or `READY`, then ends `LinkProgress::Repaired` with the handle unchanged.
-//! - **Refresh** has no API: Vumi refreshes connections daily, and manual updates run in the
-//!   widget, so `refresh` is unsupported.
+//! - **Refresh** has no API: Vumi updates a connection by itself (daily) when it keeps the user's
+//!   credentials (V5 `hasCredentials`) and no manual update is due; otherwise only the user can
+//!   update it, in the widget (V5 `updateToken`). So `refresh` asks V5 first ([`refresh_rule`]):
+//!   a connection Vumi updates by itself is read again from Vumi (its newest extraction), one
+//!   that offers an update token needs its user (LOGIN_REQUIRED: a repair session runs the
+//!   update), and one whose credentials Vumi does not keep cannot be refreshed (unsupported).
 //! - **Account numbers and owners** come with the accounts and portfolios Vumi serves anyway (no
 //!   call of their own): an account's `iban` is its number (international, without a BIC, which
 //!   Vumi does not give), and the `owners` of accounts and portfolios are names only, one owner
@@ -150,6 +154,7 @@ impl Vumi {
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
                 refresh_limits: &[],
+                required_inputs: &[],
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),
@@ -515,6 +520,18 @@ fn connection_state(connection: &wire::Connection) -> (UpstreamStatus, bool) {
     }
 }
 
+/// THE rule for a refresh from V5: what Vumi updates by itself is read again; an update only the
+/// user can run (`updateToken`) needs them; without stored credentials nothing can refresh it.
+fn refresh_rule(connection: &wire::Connection) -> ProviderResult<()> {
+    match (connection.has_credentials, &connection.update_token) {
+        (_, Some(_)) => Err(ProviderError::LoginRequired),
+        (Some(true), None) => Ok(()),
+        _ => Err(ProviderError::Unsupported(
+            "refresh of this connection: Vumi keeps no credentials for it, so only its user can update it",
+        )),
+    }
+}
+
 #[async_trait::async_trait]
 impl Provider for Vumi {
     fn info(&self) -> &ProviderInfo {
@@ -611,6 +628,7 @@ impl Provider for Vumi {
             products: PRODUCTS.to_vec(),
             // Vumi's webhooks name connections by their connection token, the handle itself.
             upstream_ref: None,
+            webhook_url: None,
         })
     }
 
@@ -688,8 +706,9 @@ impl Provider for Vumi {
         Ok(data.into())
     }
 
-    async fn refresh(&self, _handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
-        Err(ProviderError::Unsupported("refresh: Vumi refreshes daily and runs manual updates in its widget"))
+    async fn refresh(&self, handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
+        let connection: wire::Connection = self.get(Route::Status { token: handle.expose_secret() }).await?;
+        refresh_rule(&connection)
     }
 
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
@@ -719,13 +738,20 @@ impl Provider for Vumi {
 }
 
 /// Vumi signs webhooks with an ES256 JWT in `vumi-verification`, its key served by V10 (which
-/// needs a session). The claim binding the body is not documented: `request_body_sha256` is
-/// checked whenever it is present. Deliveries carry no idempotency key, so identical bodies are
-/// one delivery.
+/// needs a session); Vumi says to refuse a token whose header does not name `alg` ES256 and `typ`
+/// JWT (docs.vumi.io developer-resources/webhooks-and-security/webhook-verification). The claim
+/// binding the body and the body's shape are not documented: `request_body_sha256` is checked
+/// whenever it is present, and a verified body that does not read as linkgate expects is kept
+/// anyway (it makes every Vumi connection still importing due). Deliveries carry no idempotency
+/// key, so identical bodies are one delivery.
 #[async_trait::async_trait]
 impl WebhookScheme for Vumi {
     fn signature_header(&self) -> &'static str {
         "vumi-verification"
+    }
+
+    fn token_type(&self) -> Option<&'static str> {
+        Some("JWT")
     }
 
     fn body_hash_required(&self) -> bool {

@@ -79,6 +79,10 @@ pub struct Connection {
     /// Present when the user can run a manual update through the widget (`update_token`).
     #[serde(default)]
     pub update_token: Option<String>,
+    /// Whether Vumi keeps the user's credentials, so it can update the connection by itself
+    /// (daily); absent counts as not.
+    #[serde(default)]
+    pub has_credentials: Option<bool>,
 }
 
 /// A connection's `errorDetails`.

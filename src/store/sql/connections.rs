@@ -216,6 +216,36 @@ macro_rules! impl_connection_store {
                 Ok(row.and_then(|(cursor,)| cursor))
             }
 
+            async fn upstream_webhook(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<String>> {
+                let row: Option<(Option<String>,)> = sqlx::query_as(
+                    "SELECT upstream_webhook FROM connections WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(url,)| url))
+            }
+
+            async fn set_upstream_webhook(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                url: Option<&str>,
+            ) -> super::StoreResult<()> {
+                sqlx::query("UPDATE connections SET upstream_webhook = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id)
+                    .bind(url)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn save_connection(
                 &self,
                 c: &crate::domain::Connection,
@@ -331,20 +361,11 @@ macro_rules! impl_connection_store {
                 &self,
                 lease: &super::Lease,
             ) -> super::StoreResult<super::Leased<crate::domain::Connection>> {
-                let rows: Vec<super::rows::Leased<super::rows::ConnectionRow>> = sqlx::query_as(concat!(
-                    "UPDATE connections SET lease_taken_over = (lease_expires_at IS NOT NULL), ",
-                    "lease_owner = $1, lease_expires_at = $3 WHERE id IN (",
-                    "SELECT id FROM connections WHERE next_poll_at <= $2 ",
-                    "AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY next_poll_at LIMIT $4",
-                    $lock,
-                    ") RETURNING snapshot, lease_taken_over"
-                ))
-                .bind(&lease.owner)
-                .bind(lease.now)
-                .bind(lease.until)
-                .bind(lease.limit)
-                .fetch_all(&self.pool)
-                .await?;
+                let rows: Vec<super::rows::Leased<super::rows::ConnectionRow>> =
+                    super::sql::lease_due::<$db>("connections", lease, $lock, "snapshot, lease_taken_over")
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await?;
                 super::rows::Leased::collect(rows, |row| Ok(row.snapshot.0)).map_err(super::StoreError::Other)
             }
         }

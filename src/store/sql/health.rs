@@ -6,8 +6,7 @@ macro_rules! impl_health_store {
         #[async_trait::async_trait]
         impl super::HealthStore for $store {
             async fn ping(&self) -> super::StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
+                self.probe_database().await
             }
 
             async fn sync_backlog(&self, now: crate::domain::Timestamp) -> super::StoreResult<(i64, i64)> {

@@ -49,3 +49,38 @@ macro_rules! impl_store {
 }
 
 pub(super) use impl_store;
+
+/// The statement that leases `table`'s due rows of the lease's providers, on either backend,
+/// returning `returning`. The SET reads each row as it was: a lease still set there has lapsed.
+pub(super) fn lease_due<DB>(
+    table: &str,
+    lease: &super::Lease,
+    lock_rows: &str,
+    returning: &str,
+) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    DB::Arguments: Default,
+    String: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    crate::domain::Timestamp: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+{
+    let mut query = sqlx::QueryBuilder::new(format!(
+        "UPDATE {table} SET lease_taken_over = (lease_expires_at IS NOT NULL), lease_owner = "
+    ));
+    query.push_bind(lease.owner.clone()).push(", lease_expires_at = ").push_bind(lease.until);
+    query.push(format!(" WHERE id IN (SELECT id FROM {table} WHERE next_poll_at <= "));
+    query.push_bind(lease.now).push(" AND (lease_expires_at IS NULL OR lease_expires_at < ");
+    query.push_bind(lease.now).push(") AND provider IN (");
+    let mut providers = query.separated(", ");
+    for provider in &lease.providers {
+        providers.push_bind(provider.clone());
+    }
+    if lease.providers.is_empty() {
+        // `IN ()` is not SQL; a replica without providers takes nothing.
+        providers.push("NULL");
+    }
+    query.push(") ORDER BY next_poll_at LIMIT ").push_bind(lease.limit);
+    query.push(lock_rows).push(format!(") RETURNING {returning}"));
+    query
+}

@@ -19,24 +19,23 @@ macro_rules! impl_record_store {
                 connection: &crate::domain::Connection,
                 import: super::Import<'_>,
             ) -> sqlx::Result<super::changes::ChangePlan> {
-                let stored: Vec<super::rows::DigestRow> = sqlx::query_as(
-                    "SELECT kind, id, digest, removed_at IS NOT NULL AS removed, created_version, pending_key, \
-                     record_date, pending_link FROM connection_records WHERE connection_id = $1",
-                )
-                .bind(connection.id)
-                .fetch_all(&mut **tx)
-                .await?;
+                let stored = Self::stored_digests(tx, connection.id).await?;
                 let (current,): (i64,) = sqlx::query_as("SELECT data_version FROM connections WHERE id = $1")
                     .bind(connection.id)
                     .fetch_one(&mut **tx)
                     .await?;
                 let version = current + 1;
-                let plan = super::changes::plan(
-                    stored.into_iter().filter_map(super::rows::DigestRow::into_digest).collect(),
+                let mut plan = super::changes::plan(
+                    stored,
                     super::records::records_of(import.data),
                     &super::changes::Coverage::of(&import),
                     version,
                 );
+                let modified = plan.modified();
+                if !modified.is_empty() {
+                    plan.settle(&Self::stored_bodies(tx, connection.id, &modified).await?);
+                    Self::write_redigests(tx, connection.id, &plan.redigests).await?;
+                }
                 if plan.is_empty() {
                     return Ok(plan);
                 }
@@ -47,6 +46,52 @@ macro_rules! impl_record_store {
                     .await?;
                 Self::write_changes(tx, connection, &plan, version, crate::domain::now()).await?;
                 Ok(plan)
+            }
+
+            /// The stored bodies of a connection's `records`, a batch of ids a statement.
+            async fn stored_bodies(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                connection_id: uuid::Uuid,
+                records: &[(super::RecordKind, uuid::Uuid)],
+            ) -> sqlx::Result<std::collections::HashMap<(super::RecordKind, uuid::Uuid), serde_json::Value>> {
+                let mut bodies = std::collections::HashMap::with_capacity(records.len());
+                for batch in records.chunks(super::sql::records::ID_BATCH) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new("SELECT kind, id, body FROM connection_records WHERE connection_id = ");
+                    query.push_bind(connection_id).push(" AND id IN (");
+                    let mut ids = query.separated(", ");
+                    for (_, id) in batch {
+                        ids.push_bind(*id);
+                    }
+                    query.push(")");
+                    let rows: Vec<(String, uuid::Uuid, sqlx::types::Json<serde_json::Value>)> =
+                        query.build_query_as().fetch_all(&mut **tx).await?;
+                    bodies.extend(rows.into_iter().filter_map(|(kind, id, body)| {
+                        Some(((<super::RecordKind as crate::domain::StoredName>::from_name(&kind)?, id), body.0))
+                    }));
+                }
+                Ok(bodies)
+            }
+
+            /// Rewrites the digests of records whose bodies did not change, a batch a statement.
+            async fn write_redigests(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                connection_id: uuid::Uuid,
+                redigests: &[super::changes::Redigest],
+            ) -> sqlx::Result<()> {
+                use crate::domain::StoredName;
+                for batch in redigests.chunks(super::sql::records::ID_BATCH) {
+                    // A named CTE rather than `(VALUES …) AS v(…)`: SQLite has no column aliases.
+                    let mut query = sqlx::QueryBuilder::<$db>::new("WITH v(kind, id, digest) AS (");
+                    query.push_values(batch, |mut row, r| {
+                        row.push_bind(r.kind.name()).push_bind(r.id).push_bind(r.digest);
+                    });
+                    query
+                        .push(") UPDATE connection_records SET digest = v.digest FROM v WHERE connection_records.connection_id = ")
+                        .push_bind(connection_id)
+                        .push(" AND connection_records.kind = v.kind AND connection_records.id = v.id");
+                    query.build().execute(&mut **tx).await?;
+                }
+                Ok(())
             }
         }
 
@@ -192,6 +237,10 @@ macro_rules! impl_record_store {
 }
 
 pub(in crate::store) use impl_record_store;
+
+/// Ids one statement of `stored_bodies` or `write_redigests` names at most, well within both
+/// backends' limits on bound parameters.
+pub(in crate::store) const ID_BATCH: usize = 1000;
 
 /// How a stored record is overwritten when an import writes it again, on both backends: with
 /// everything the write brings (a changed record keeps the import that created it, which the plan

@@ -222,7 +222,7 @@ async fn write_alone(pool: &sqlx::PgPool, twin: &Connection, change: &Change, ve
     .bind(records.iter().map(|r| r.parent_id).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.sort_key.as_str()).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.date).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| &r.body).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| sqlx::types::Json(&*r.body)).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.digest).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.match_key.as_deref().filter(|_| r.pending)).collect::<Vec<_>>())
     .execute(&mut *tx)
