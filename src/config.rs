@@ -295,6 +295,10 @@ pub struct VumiSettings {
     /// How often linkgate polls Vumi about unsettled link sessions and connections.
     #[arg(id = "vumi_poll_interval", value_name = "DURATION", long = "vumi-poll-interval", env = "LINKGATE_VUMI_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+
+    /// How long the app's entity list (institutions) is reused before it is fetched again.
+    #[arg(id = "vumi_institutions_ttl", value_name = "DURATION", long = "vumi-institutions-ttl", env = "LINKGATE_VUMI_INSTITUTIONS_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub institutions_ttl: Duration,
 }
 
 /// Vumi's API, the default base URL (environments are separate apps with their own credentials).
@@ -312,6 +316,7 @@ impl Default for VumiSettings {
             call_timeout: Duration::from_secs(30),
             max_attempts: 3,
             poll_interval: Duration::from_secs(5),
+            institutions_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -402,6 +407,10 @@ pub struct MoneyKitSettings {
     /// How often linkgate asks MoneyKit about connections whose first import is running.
     #[arg(id = "moneykit_poll_interval", value_name = "DURATION", long = "moneykit-poll-interval", env = "LINKGATE_MONEYKIT_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+
+    /// How long MoneyKit's institution catalogue is reused before it is fetched again (every page).
+    #[arg(id = "moneykit_institutions_ttl", value_name = "DURATION", long = "moneykit-institutions-ttl", env = "LINKGATE_MONEYKIT_INSTITUTIONS_TTL", default_value = "6h", value_parser = parse_duration)]
+    pub institutions_ttl: Duration,
 }
 
 /// MoneyKit's API host (sandbox and live share it; the keys choose the environment).
@@ -421,6 +430,7 @@ impl Default for MoneyKitSettings {
             call_timeout: Duration::from_secs(30),
             max_attempts: 3,
             poll_interval: Duration::from_secs(10),
+            institutions_ttl: Duration::from_secs(6 * 3600),
         }
     }
 }

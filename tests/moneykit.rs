@@ -361,9 +361,22 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     let mock = MoneyKitMockOptions { import_delay: Duration::from_millis(600), ..MoneyKitMockOptions::default() };
     let mut app = spawn(mock, QUICK).await;
 
-    // Institutions are MoneyKit's featured ones.
-    let names: Vec<String> = app.institutions().await.unwrap().into_iter().map(|i| i.name).collect();
-    assert_eq!(names, ["Barclays", "Chase", "RBC Royal Bank"], "ordered by name");
+    // Institutions are MoneyKit's whole catalogue, searched by name.
+    let found = app
+        .link
+        .list_institutions(pb::ListInstitutionsRequest {
+            provider: "moneykit".into(),
+            query: "BANK".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = found.institutions.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names.len(), 100, "a full first page");
+    assert_eq!(names[..2], ["Evergreen Bank of Ashford", "Evergreen Bank of Bayview"], "ordered by name");
+    assert!(names.iter().all(|n| n.to_lowercase().contains("bank")), "only names with the query: {names:?}");
+    assert!(!found.next_page_token.is_empty(), "more pages follow");
 
     // Link: linkgate opens a MoneyKit link session; the user goes through Connect.
     let session = app.create_session("user-1").await.expect("session created");
@@ -567,8 +580,14 @@ async fn an_expired_access_token_is_renewed_once_for_concurrent_calls() {
     let calls = (0..5).map(|_| {
         let mut link = app.link.clone();
         async move {
-            link.list_institutions(pb::ListInstitutionsRequest { provider: "moneykit".into(), ..Default::default() })
-                .await
+            link.create_link_session(pb::CreateLinkSessionRequest {
+                provider: "moneykit".into(),
+                external_user_id: "user-1".into(),
+                institution_id: CHASE.into(),
+                redirect_uri: REDIRECT.into(),
+                ..Default::default()
+            })
+            .await
         }
     });
     for result in futures::future::join_all(calls).await {
@@ -576,7 +595,7 @@ async fn an_expired_access_token_is_renewed_once_for_concurrent_calls() {
     }
 
     assert_eq!(app.call_count("/auth/token").await, 2, "exactly one renewal");
-    assert!(app.call_count("/institutions").await >= 8, "each refused call was sent again");
+    assert!(app.call_count("/link-session").await >= 8, "each refused call was sent again");
 }
 
 #[tokio::test]

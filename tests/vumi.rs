@@ -160,7 +160,7 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
     let session =
         app.link.create_link_session(request).await.expect("session created").into_inner().link_session.unwrap();
     let traces: Vec<String> = serde_json::from_value(mock.admin_get("trace_ids").await).unwrap();
-    assert_eq!(traces, ["trace-vumi-flow-1", "trace-vumi-flow-1"], "the login and start-flow calls carry it");
+    assert_eq!(traces, ["trace-vumi-flow-1"; 3], "the login, entity list and start-flow calls carry it");
     assert_eq!(session.state(), pb::LinkSessionState::Created);
     assert_eq!(session.link_token.split('.').count(), 3, "the widget's start JWT");
     let issued = mock.complete_widget(&session.id).await;

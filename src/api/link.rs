@@ -88,28 +88,25 @@ impl LinkService for LinkApi {
             let size = v.page_size(req.page_size);
             v.finish()?;
             let provider = self.app.provider(&provider_id)?;
+            // Keyset paging on (name, id), the listing's order: a page token stays good when the
+            // provider's catalogue is fetched anew between pages.
             let scope = format!("institutions/{provider_id}/{query}");
-            let offset: usize = page(&self.app, &scope, size, &req.page_token)?
-                .after
-                .map(|cursor| cursor.key.parse().unwrap_or(0))
-                .unwrap_or(0);
-            let matching: Vec<_> = provider
-                .institutions()
-                .await
-                .map_err(|e| crate::error::Error::from_provider(&provider_id, e))?
+            let after: Option<(String, String)> =
+                self.app.page_tokens.check_as(&scope, &req.page_token, "page_token")?;
+            let matching =
+                provider.institutions(&query).await.map_err(|e| crate::error::Error::from_provider(&provider_id, e))?;
+            let mut rest = matching
                 .into_iter()
-                .filter(|i| i.name.to_lowercase().contains(&query))
-                .collect();
-            let more = matching.len() > offset + size;
-            let institutions =
-                matching.into_iter().skip(offset).take(size).map(|i| convert::institution(&provider_id, i)).collect();
-            let next = crate::store::PageOf::<()> {
-                items: Vec::new(),
-                next: more.then(|| crate::store::Cursor { key: (offset + size).to_string(), id: uuid::Uuid::nil() }),
+                .filter(|i| after.as_ref().is_none_or(|(name, id)| (&i.name, &i.id) > (name, id)))
+                .peekable();
+            let page: Vec<_> = rest.by_ref().take(size).collect();
+            let next = match (rest.peek(), page.last()) {
+                (Some(_), Some(last)) => self.app.page_tokens.issue_as(&scope, &(&last.name, &last.id)),
+                _ => String::new(),
             };
             Ok(pb::ListInstitutionsResponse {
-                institutions,
-                next_page_token: next_page_token(&self.app, &scope, &next),
+                institutions: page.into_iter().map(|i| convert::institution(&provider_id, i)).collect(),
+                next_page_token: next,
             })
         }
         .await;

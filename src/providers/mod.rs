@@ -5,6 +5,7 @@
 //! link flows, exchange, sync and storage live in `link`, `sync` and `store`. Adding a provider is
 //! a new module plus one line in [`Registry::from_settings`].
 
+pub mod catalogue;
 pub mod deck;
 pub mod json;
 mod metered;
@@ -385,13 +386,16 @@ pub trait Provider: Send + Sync + 'static {
     /// What the provider offers.
     fn info(&self) -> &ProviderInfo;
 
-    /// Every institution reachable through the provider, ordered by name. Providers with large
-    /// catalogues may list only their most common institutions here.
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>>;
+    /// The institutions reachable through the provider whose name contains `query` (matched
+    /// case-insensitively; empty: every one), ordered by name then id. The whole catalogue is
+    /// searched, from a copy kept for a while ([`catalogue::Catalogue`]), so callers may ask per
+    /// keystroke; a provider that cannot list its catalogue without a search term answers its
+    /// most common institutions to a query too short to search with.
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>>;
 
     /// The institution `id`, also when [`Provider::institutions`] does not list it.
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
-        Ok(self.institutions().await?.into_iter().find(|i| i.id == id))
+        Ok(self.institutions("").await?.into_iter().find(|i| i.id == id))
     }
 
     /// Starts a link session upstream.

@@ -1,8 +1,13 @@
-//! A mock of Deck's legacy product API (upstreams.md section 3): every endpoint is a `POST` of
+//! A mock of Deck's legacy product API (docs/providers/deck.md): every endpoint is a `POST` of
 //! JSON under `/api/v1`, authenticated by `x-deck-client-id` / `x-deck-secret` (401 with
 //! `INVALID_API_KEYS` otherwise; the real Deck does not check keys on `/link/*`, the mock does),
 //! answering 400 with Deck's error body `{error_category, error_code, error_message,
 //! display_message}` for every refusal.
+//!
+//! Sources (D3 `/link/sources`): the three named ones links connect to and 600 made-up utilities
+//! ([`CATALOGUE_EXTRA`]). Without a search term D3 answers the first [`MOST_COMMON`]; `search`
+//! (3 to 255 characters, else `VALIDATION_FAILED`) answers every source whose name contains it;
+//! `source_id` answers that source and wins over `search`.
 //!
 //! Requests are held to Deck's published OpenAPI definition (buildwithdeck/sdk-go,
 //! `.speakeasy/out.openapi.yaml`), whose request bodies are closed (`additionalProperties:
@@ -308,6 +313,34 @@ const SOURCES: [Source; 3] = [
 fn source(id: &str) -> Option<&'static Source> {
     SOURCES.iter().find(|s| s.id == id)
 }
+
+/// Utilities in the catalogue besides the named sources links connect to, as many as Deck lists
+/// in the hundreds; D3 finds them by search or id.
+pub const CATALOGUE_EXTRA: usize = 600;
+/// How many sources D3 answers without a search term (Deck's "15 most common").
+pub const MOST_COMMON: usize = 15;
+
+/// Every source D3 knows as Deck answers it, most common first.
+static CATALOGUE: std::sync::LazyLock<Vec<serde_json::Value>> = std::sync::LazyLock::new(|| {
+    let named = SOURCES.iter().map(|s| (s.id.to_owned(), s.name.to_owned(), s.country, s.website.to_owned()));
+    let generated = crate::catalogue::generated(CATALOGUE_EXTRA, &["Electric", "Gas", "Water", "Power & Light"]);
+    let others = generated.into_iter().enumerate().map(|(n, g)| {
+        let id = uuid::Uuid::from_u128(0x0dec_0000_0000_4000_8000_0000_0000_0000 | n as u128).to_string();
+        (id, g.name, "US", format!("https://{}.example", g.slug))
+    });
+    named
+        .chain(others)
+        .map(|(id, name, country, website)| {
+            serde_json::json!({
+                "source_id": id, "name": name, "logo_url": null, "country": country, "website": website,
+                "fields": [
+                    {"field_number": 1, "field_name": "username", "field_label": "Username", "field_value": null, "field_type": "Text"},
+                    {"field_number": 2, "field_name": "password", "field_label": "Password", "field_value": null, "field_type": "Password"},
+                ],
+            })
+        })
+        .collect()
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Question {
@@ -714,29 +747,24 @@ impl Mock {
             return Err(ApiError::validation("search must be 3 to 255 characters"));
         }
         self.link_token(world, &request.link_token)?;
-        let sources: Vec<&Source> = match (&request.source_id, &request.search) {
+        // A source id wins over a search; an empty search is none (the most common sources).
+        let sources: Vec<&serde_json::Value> = match (&request.source_id, request.search.as_deref()) {
             (Some(id), _) => {
                 uuid::Uuid::parse_str(id).map_err(|_| ApiError::validation("source_id must be a UUID"))?;
-                vec![source(id).ok_or(ApiError::new("INVALID_INPUT", "DATA_SOURCE_NOT_FOUND", "Source not found"))?]
+                let found = CATALOGUE.iter().find(|s| s["source_id"] == id.as_str());
+                vec![found.ok_or(ApiError::new("INVALID_INPUT", "DATA_SOURCE_NOT_FOUND", "Source not found"))?]
             }
+            (None, None | Some("")) => CATALOGUE.iter().take(MOST_COMMON).collect(),
             (None, Some(search)) => {
-                SOURCES.iter().filter(|s| s.name.to_lowercase().contains(&search.to_lowercase())).collect()
+                if !(3..=255).contains(&search.chars().count()) {
+                    return Err(ApiError::validation("search must be 3 to 255 characters"));
+                }
+                let search = search.to_lowercase();
+                let named =
+                    |s: &&serde_json::Value| s["name"].as_str().is_some_and(|n| n.to_lowercase().contains(&search));
+                CATALOGUE.iter().filter(named).collect()
             }
-            // Deck lists its 15 most common sources; the mock has fewer.
-            (None, None) => SOURCES.iter().collect(),
         };
-        let sources: Vec<serde_json::Value> = sources
-            .into_iter()
-            .map(|s| {
-                serde_json::json!({
-                    "source_id": s.id, "name": s.name, "logo_url": null, "country": s.country, "website": s.website,
-                    "fields": [
-                        {"field_number": 1, "field_name": "username", "field_label": "Username", "field_value": null, "field_type": "Text"},
-                        {"field_number": 2, "field_name": "password", "field_label": "Password", "field_value": null, "field_type": "Password"},
-                    ],
-                })
-            })
-            .collect();
         json(&serde_json::json!({ "sources": sources }))
     }
 

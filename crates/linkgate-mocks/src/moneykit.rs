@@ -1,4 +1,4 @@
-//! A mock of MoneyKit's API (upstreams.md section 2) at the host root, like `api.moneykit.com`.
+//! A mock of MoneyKit's API (docs/providers/moneykit.md) at the host root, like `api.moneykit.com`.
 //!
 //! Rules it enforces as MoneyKit does: `POST /auth/token` takes a form-encoded client-credentials
 //! grant with `--client-id` / `--client-secret` and answers 201 with a bearer token that lapses
@@ -58,6 +58,12 @@
 //! after a relink under a new one) is refused with 422 `api_error.request.validation_failed` [I],
 //! as is a malformed query parameter. A read from a cursor that finds nothing changed leaves
 //! `cursor.next` out (the caller's cursor stands) [I].
+//!
+//! Institutions (M26): the three featured ones links connect to and 2,397 made-up US banks
+//! ([`CATALOGUE_EXTRA`]), in MoneyKit's order rather than by name. `name` keeps those whose name
+//! contains it (case-insensitively; MoneyKit's matching is not published [I]), `featured=true`
+//! the featured ones; pages hold `limit` (1 to 1000, default 50) from `cursor`, the next page's
+//! in `cursors.next`, absent on the last. M27 finds any of them by id.
 //!
 //! Refreshes (M13) name products the link has (403 `link_error.forbidden_action` otherwise) and
 //! honour MoneyKit's published limits per product and link: accounts and transactions once an
@@ -198,13 +204,14 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
         .route("/.well-known/jwks.json", get(|State(mock): State<Arc<Mock>>| async move {
             axum::Json(json!({ "keys": [mock.key.jwk()] }))
         }))
-        .route("/institutions", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap| async move {
-            mock.authorised(&headers, |_, _| Ok(ok(json!({ "institutions": INSTITUTIONS.iter().map(|i| i.json()).collect::<Vec<_>>(), "cursors": {} }))))
+        .route("/institutions", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, RawQuery(query): RawQuery| async move {
+            mock.authorised(&headers, |_, _| search_institutions(query.as_deref()))
         }))
         .route("/institutions/{id}", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
             mock.authorised(&headers, |_, _| {
-                let found = institution(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"))?;
-                Ok(ok(found.json()))
+                let found = CATALOGUE.iter().find(|i| i["institution_id"] == id.as_str());
+                let found = found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"))?;
+                Ok(ok(found.clone()))
             })
         }))
         .route("/link-session", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes| async move {
@@ -532,6 +539,53 @@ const INSTITUTIONS: [MockInstitution; 3] = [
 
 fn institution(id: &str) -> Option<&'static MockInstitution> {
     INSTITUTIONS.iter().find(|i| i.id == id)
+}
+
+/// Institutions in the catalogue besides the featured ones that links connect to: US banks and
+/// credit unions, as many as MoneyKit lists in the thousands.
+pub const CATALOGUE_EXTRA: usize = 2397;
+
+/// Every institution M26 lists, in the mock's order (featured first, then by place; not by name).
+static CATALOGUE: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+    let generated = crate::catalogue::generated(CATALOGUE_EXTRA, &["Bank", "Credit Union", "Savings Bank"]);
+    let others = generated.into_iter().map(|g| {
+        let id = g.slug.replace('-', "_");
+        json!({
+            "institution_id": id, "institution_id_aliases": [], "name": g.name, "country": "US",
+            "domain": format!("{}.example", g.slug), "color": "#2F4F4F", "color_dark": "#1C2F2F", "is_featured": false,
+        })
+    });
+    INSTITUTIONS.iter().map(MockInstitution::json).chain(others).collect()
+});
+
+/// M26 `GET /institutions`: `name` (case-insensitive part of the name), `featured`, and pages of
+/// `limit` (1 to 1000, default 50) from `cursor`, the next one named in `cursors.next`.
+fn search_institutions(query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let pairs = query_pairs(query);
+    let param = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let limit = query_number(&pairs, "limit", 50, 1..=1000)?;
+    let featured = match param("featured") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::validation("featured must be a boolean")),
+    };
+    let start = match param("cursor") {
+        None => 0,
+        Some(cursor) => cursor
+            .strip_prefix("inst_")
+            .and_then(|offset| offset.parse::<usize>().ok())
+            .ok_or(ApiError::validation("The cursor is not valid"))?,
+    };
+    let name = param("name").unwrap_or("").to_lowercase();
+    let matching: Vec<&Value> = CATALOGUE
+        .iter()
+        .filter(|i| !featured || i["is_featured"] == true)
+        .filter(|i| i["name"].as_str().is_some_and(|n| n.to_lowercase().contains(&name)))
+        .collect();
+    let page: Vec<&Value> = matching.iter().skip(start).take(limit).copied().collect();
+    let end = start + page.len();
+    let cursors = if end < matching.len() { json!({ "next": format!("inst_{end}") }) } else { json!({}) };
+    Ok(ok(json!({ "institutions": page, "cursors": cursors })))
 }
 
 /// A refusal, as MoneyKit's error body.

@@ -1,4 +1,4 @@
-//! A mock of Vumi Finlink's API (upstreams.md section 1) under `/api/v1`: JSON answers, refusals
+//! A mock of Vumi Finlink's API (docs/providers/vumi.md) under `/api/v1`: JSON answers, refusals
 //! as `{"message": ...}`, `X-Request-ID` on every answer and `X-Client-Trace-ID` echoed.
 //!
 //! Token rules, as Vumi states them:
@@ -48,6 +48,9 @@
 //! parameter) is consumed, the connection is `UPDATING` for `--import-delay`, then `READY`, under
 //! the same connection token, and no public token is issued (what Vumi does here is undocumented;
 //! this is the mock's reading, as are the `errorDetails` reasons).
+//!
+//! Entities (V3 `GET /queries/entities`, path and fields inferred): the app's [`ENTITIES`], a bare
+//! array of `{id, name, type, level}`.
 //!
 //! Admin routes beside the shared ones (see [`crate`]): `/__admin/connect` (above),
 //! `POST /__admin/session/expire` (ends the live session, as its hour running out would),
@@ -136,6 +139,7 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
         .route(&api("/commands/connections/start-flow"), post(start_flow))
         .route(&api("/commands/connections/exchange/{public_token}"), post(exchange))
         .route(&api("/commands/connections/{token}"), delete(delete_connection))
+        .route(&api("/queries/entities"), get(list_entities))
         .route(&api("/queries/connections"), get(list_connections))
         .route(&api("/queries/connections/pending"), get(pending_tokens))
         .route(&api("/queries/connections/{token}"), get(connection_status))
@@ -418,6 +422,60 @@ async fn listing(
             Some(data) => answer(StatusCode::OK, data),
             None => refuse(StatusCode::NOT_FOUND, "not found"),
         }
+    })
+    .await
+}
+
+/// The entities the mock's app exposes, as `(id, name, type)`: Spanish banks, brokers and
+/// crypto exchanges, in no particular order.
+pub const ENTITIES: [(&str, &str, &str); 36] = [
+    ("santander", "Banco Santander", "BANK"),
+    ("bbva", "BBVA", "BANK"),
+    ("caixabank", "CaixaBank", "BANK"),
+    ("sabadell", "Banco Sabadell", "BANK"),
+    ("bankinter", "Bankinter", "BANK"),
+    ("ing", "ING España", "BANK"),
+    ("openbank", "Openbank", "BANK"),
+    ("kutxabank", "Kutxabank", "BANK"),
+    ("unicaja", "Unicaja Banco", "BANK"),
+    ("abanca", "ABANCA", "BANK"),
+    ("ibercaja", "Ibercaja", "BANK"),
+    ("cajamar", "Cajamar", "BANK"),
+    ("evo", "EVO Banco", "BANK"),
+    ("deutsche-bank-es", "Deutsche Bank España", "BANK"),
+    ("laboral-kutxa", "Laboral Kutxa", "BANK"),
+    ("caja-rural", "Caja Rural", "BANK"),
+    ("self-bank", "Self Bank", "BANK"),
+    ("n26", "N26", "BANK"),
+    ("revolut", "Revolut", "BANK"),
+    ("myinvestor", "MyInvestor", "BROKER"),
+    ("renta4", "Renta 4 Banco", "BROKER"),
+    ("degiro", "DEGIRO", "BROKER"),
+    ("interactive-brokers", "Interactive Brokers", "BROKER"),
+    ("trade-republic", "Trade Republic", "BROKER"),
+    ("indexa-capital", "Indexa Capital", "BROKER"),
+    ("finizens", "Finizens", "BROKER"),
+    ("inversis", "Inversis", "BROKER"),
+    ("andbank", "Andbank España", "BROKER"),
+    ("mapfre-inversion", "Mapfre Inversión", "BROKER"),
+    ("xtb", "XTB", "BROKER"),
+    ("etoro", "eToro", "BROKER"),
+    ("scalable-capital", "Scalable Capital", "BROKER"),
+    ("bit2me", "Bit2Me", "CRYPTO"),
+    ("binance", "Binance", "CRYPTO"),
+    ("coinbase", "Coinbase", "CRYPTO"),
+    ("kraken", "Kraken", "CRYPTO"),
+];
+
+/// "List entities for app": a bare array, like Vumi's other lists (the entity fields are the
+/// mock's reading; Vumi's page does not show them).
+async fn list_entities(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri) -> Response<Body> {
+    authorised(state, headers, uri, String::new(), |_, _, _, _| {
+        let entities: Vec<serde_json::Value> = ENTITIES
+            .iter()
+            .map(|(id, name, kind)| json!({ "id": id, "name": name, "type": kind, "level": "PROD" }))
+            .collect();
+        answer(StatusCode::OK, json!(entities))
     })
     .await
 }

@@ -1,5 +1,5 @@
 //! Deck: utility portals (electricity, gas, water) through Deck's legacy product API, linkless
-//! flow with polling (reference: upstreams.md section 3).
+//! flow with polling (reference, with the source of each fact: docs/providers/deck.md).
 //!
 //! Every call is a JSON `POST` with `x-deck-client-id` and `x-deck-secret`, through the shared
 //! client in [`super::upstream_client`]. The flow, and what each step maps to:
@@ -36,8 +36,11 @@
 //!   fails, the session is `Connecting` and polling carries on. D4 and D7 themselves are retried
 //!   only when Deck cannot have acted on them (a second login attempt could lock the account).
 //! - **Institutions.** D3 needs a link token: one is created with D1 and reused for 15 minutes
-//!   (Deck's last 20); the listing (Deck's 15 most common sources) is cached for
-//!   `LINKGATE_DECK_INSTITUTIONS_TTL`, and a source outside it is looked up by id with D3.
+//!   (Deck's last 20). Deck lists its catalogue only through a search of at least three
+//!   characters, so a query's first three are the search term and linkgate narrows the answer to
+//!   the whole query; each answer is kept per term for `LINKGATE_DECK_INSTITUTIONS_TTL`, so typing
+//!   a name costs one D3 call. Shorter queries narrow Deck's 15 most common sources; a source is
+//!   looked up by id with D3's `source_id`.
 //! - **Connection handles** are JSON `{access_token, connection_id}` (webhooks name connections by
 //!   `connection_id`), sealed by linkgate like every handle.
 //! - **Readiness.** D12 saying `Connected` is not enough: the data is ready when D20 stops
@@ -49,6 +52,7 @@
 
 mod wire;
 
+use super::catalogue::{Catalogue, matching};
 use super::upstream_client::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
 use super::{
     CredentialField, Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext,
@@ -65,7 +69,6 @@ use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -80,8 +83,8 @@ const PRODUCTS: &[Product] = &[Product::Accounts, Product::Statements];
 const PUBLIC_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long the link token used for D3 lookups is reused (Deck's live 20 minutes).
 const CATALOGUE_TOKEN_REUSE: Duration = Duration::from_secs(15 * 60);
-/// Sources remembered from lookups by id, at most.
-const LOOKUP_CACHE_LIMIT: usize = 1024;
+/// The shortest search term D3 takes; shorter queries are answered from the most common sources.
+const SEARCH_MIN_CHARS: usize = 3;
 /// Budget of the D12 call that names the source after an exchange: the exchange itself already
 /// succeeded, so this one must not hold it up for long.
 const EXCHANGE_CONTEXT_BUDGET: Duration = Duration::from_secs(10);
@@ -107,16 +110,10 @@ pub struct Deck {
     base_url: Url,
     client_id: HeaderValue,
     secret: SecretString,
-    institutions_ttl: Duration,
-    catalogue: tokio::sync::Mutex<Catalogue>,
-}
-
-/// What the adapter remembers of Deck's source catalogue (nothing about users or connections).
-#[derive(Default)]
-struct Catalogue {
-    link_token: Option<(Instant, String)>,
-    listing: Option<(Instant, Vec<Institution>)>,
-    by_id: HashMap<String, (Instant, Institution)>,
+    /// The link token D3 lookups are made with, and when it was created.
+    catalogue_token: tokio::sync::Mutex<Option<(Instant, String)>>,
+    /// Sources found, by search term or id, kept for `LINKGATE_DECK_INSTITUTIONS_TTL`.
+    catalogue: Catalogue,
 }
 
 impl Deck {
@@ -156,8 +153,8 @@ impl Deck {
             base_url,
             client_id,
             secret: secret.clone(),
-            institutions_ttl: settings.institutions_ttl,
-            catalogue: tokio::sync::Mutex::default(),
+            catalogue_token: tokio::sync::Mutex::default(),
+            catalogue: Catalogue::new(settings.institutions_ttl),
         })
     }
 
@@ -196,21 +193,22 @@ impl Deck {
         if reply.is_success() { Ok(reply) } else { Err(Failure::Refused(DeckError::read(operation, &reply))) }
     }
 
-    /// D3 through a link token reused across lookups (D1 when there is none or it lapsed).
-    async fn sources(&self, catalogue: &mut Catalogue, source_id: Option<&str>) -> Result<Vec<wire::Source>, Failure> {
+    /// D3 through a link token reused across lookups (D1 when there is none or it lapsed): one
+    /// source by id, the sources whose names match `search`, or without either the most common.
+    async fn sources(&self, source_id: Option<&str>, search: Option<&str>) -> Result<Vec<wire::Source>, Failure> {
+        let mut token = self.catalogue_token.lock().await;
         for fresh_token in [false, true] {
-            let reusable =
-                catalogue.link_token.as_ref().filter(|(at, _)| !fresh_token && at.elapsed() < CATALOGUE_TOKEN_REUSE);
+            let reusable = token.as_ref().filter(|(at, _)| !fresh_token && at.elapsed() < CATALOGUE_TOKEN_REUSE);
             let link_token = match reusable {
                 Some((_, token)) => token.clone(),
                 None => {
                     let created: wire::LinkTokenCreated =
                         self.call(Route::LinkTokenCreate, &wire::LinkTokenCreate::default(), None).await?;
-                    catalogue.link_token = Some((Instant::now(), created.link_token.clone()));
+                    *token = Some((Instant::now(), created.link_token.clone()));
                     created.link_token
                 }
             };
-            let request = wire::Sources { link_token: &link_token, source_id, search: None };
+            let request = wire::Sources { link_token: &link_token, source_id, search };
             match self.call::<wire::SourceList>(Route::Sources, &request, None).await {
                 Ok(list) => return Ok(list.sources),
                 // The reused token lapsed early: once more with a new one.
@@ -722,49 +720,42 @@ impl Provider for Deck {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        let mut catalogue = self.catalogue.lock().await;
-        if let Some((at, listing)) = &catalogue.listing
-            && at.elapsed() < self.institutions_ttl
-        {
-            return Ok(listing.clone());
-        }
-        let sources = self.sources(&mut catalogue, None).await?;
-        let mut listing: Vec<Institution> = sources.into_iter().map(institution).collect();
-        listing.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        catalogue.listing = Some((Instant::now(), listing.clone()));
-        Ok(listing)
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        // D3 searches by a term of its own: the query's first characters, kept for the TTL, serve
+        // every longer query that starts with them, so typing a name costs one call, not one per
+        // keystroke. Deck filters by name; linkgate then keeps the names that contain the query.
+        let query = query.trim().to_lowercase();
+        let term: String = query.chars().take(SEARCH_MIN_CHARS).collect();
+        let search = (term.chars().count() == SEARCH_MIN_CHARS).then_some(term);
+        let key = search.as_deref().map_or_else(|| "common".to_owned(), |term| format!("search {term}"));
+        let found = self
+            .catalogue
+            .list(&key, async {
+                let sources = self.sources(None, search.as_deref()).await?;
+                Ok(sources.into_iter().map(institution).collect())
+            })
+            .await?;
+        Ok(matching(&found, &query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
-        if let Some(found) = self.institutions().await?.into_iter().find(|i| i.id == id) {
-            return Ok(Some(found));
-        }
         // Deck's source ids are UUIDs: anything else cannot be one.
         if Uuid::parse_str(id).is_err() {
             return Ok(None);
         }
-        let mut catalogue = self.catalogue.lock().await;
-        if let Some((at, found)) = catalogue.by_id.get(id)
-            && at.elapsed() < self.institutions_ttl
-        {
-            return Ok(Some(found.clone()));
-        }
-        let sources = match self.sources(&mut catalogue, Some(id)).await {
-            Ok(sources) => sources,
-            Err(Failure::Refused(error)) if error.is("DATA_SOURCE_NOT_FOUND") || error.is("INVALID_SOURCE") => {
-                return Ok(None);
-            }
-            Err(failure) => return Err(failure.into()),
-        };
-        let found = sources.into_iter().find(|s| s.source_id == id).map(institution);
-        if let Some(found) = &found {
-            if catalogue.by_id.len() >= LOOKUP_CACHE_LIMIT {
-                catalogue.by_id.clear();
-            }
-            catalogue.by_id.insert(id.to_owned(), (Instant::now(), found.clone()));
-        }
-        Ok(found)
+        let found = self
+            .catalogue
+            .list(&format!("id {id}"), async {
+                match self.sources(Some(id), None).await {
+                    Ok(sources) => Ok(sources.into_iter().filter(|s| s.source_id == id).map(institution).collect()),
+                    Err(Failure::Refused(error)) if error.is("DATA_SOURCE_NOT_FOUND") || error.is("INVALID_SOURCE") => {
+                        Ok(Vec::new())
+                    }
+                    Err(failure) => Err(failure.into()),
+                }
+            })
+            .await?;
+        Ok(found.first().cloned())
     }
 
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {

@@ -1,4 +1,4 @@
-//! Deck's legacy product API on the wire (reference: upstreams.md section 3), field names exact.
+//! Deck's legacy product API on the wire (reference: docs/providers/deck.md), field names exact.
 //! Requests borrow; answers own. Types that carry a secret (credentials, tokens) derive no
 //! `Debug`. Amounts are JSON numbers read as exact decimals from their raw text, never through
 //! `f64`.

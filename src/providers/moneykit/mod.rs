@@ -1,5 +1,5 @@
-//! MoneyKit: US, UK and CA banks through MoneyKit's API (reference: upstreams.md section 2),
-//! hosted link flow (MoneyKit Connect in the user's browser).
+//! MoneyKit: US, UK and CA banks through MoneyKit's API, hosted link flow (MoneyKit Connect in the
+//! user's browser). Reference, with the source of each fact: docs/providers/moneykit.md.
 //!
 //! Every call carries `MoneyKit-Version` and a bearer token from the OAuth2 client-credentials
 //! grant (M1 `POST /auth/token`, form-encoded, answered 201). The token is kept in this process
@@ -16,7 +16,7 @@
 //! | `fetch_data` | M14 accounts, M19 transactions sync feed (from the stored cursor), M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
 //! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) naming the products asked / M9 `DELETE /links/{id}` |
 //! | `set_webhook_url` | M8 `PATCH /links/{id}` with `{"webhook": url}` (`null` removes it) |
-//! | `institutions` | M26 featured institutions, M27 one by id |
+//! | `institutions` / `institution` | M26 every page, kept for `LINKGATE_MONEYKIT_INSTITUTIONS_TTL`; M27 for an id not kept |
 //! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
 //!
 //! **The link flow.** CreateLinkSession (hosted flow) creates a MoneyKit link session for the
@@ -85,6 +85,7 @@ mod details;
 pub mod states;
 mod wire;
 
+use super::catalogue::{Catalogue, matching};
 use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint, is_plain_segment,
 };
@@ -120,7 +121,7 @@ const PRODUCTS: &[Product] =
 /// Products a link session that names none links: identity and account numbers only when asked for.
 const DEFAULT_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
 /// MoneyKit's published limits on refreshing a link's products on demand (M13), one line per
-/// product it limits (upstreams.md 2(h)).
+/// product it limits (docs/providers/moneykit.md).
 pub const REFRESH_LIMITS: &[RefreshLimit] = &[
     RefreshLimit { product: Product::Accounts, once_per: HOUR },
     RefreshLimit { product: Product::Transactions, once_per: HOUR },
@@ -140,7 +141,7 @@ const SYNC_PAGE_SIZE: &str = "500";
 const INVESTMENT_PAGE_SIZE: u64 = 1000;
 /// Pages read per feed at most, so a provider that never says "done" cannot loop linkgate.
 const MAX_PAGES: usize = 1000;
-/// Featured institutions listed (MoneyKit's maximum is 1000).
+/// Institutions per M26 page (MoneyKit's maximum is 1000).
 const INSTITUTION_LIMIT: &str = "1000";
 /// Currency of a balance MoneyKit names none for (ISO 4217 "no currency").
 const NO_CURRENCY: &str = "XXX";
@@ -154,6 +155,8 @@ pub struct MoneyKit {
     client_secret: SecretString,
     version: HeaderValue,
     tokens: tokio::sync::Mutex<TokenCache>,
+    /// Every institution, kept for `LINKGATE_MONEYKIT_INSTITUTIONS_TTL`.
+    catalogue: Catalogue,
     /// The URL of linkgate's MoneyKit webhook route every link is given, when a public webhook
     /// URL is configured.
     webhook_url: Option<String>,
@@ -304,6 +307,7 @@ impl MoneyKit {
             client_secret: client_secret.clone(),
             version,
             tokens: tokio::sync::Mutex::default(),
+            catalogue: Catalogue::new(settings.institutions_ttl),
             webhook_url: public_webhook_url.map(|base| endpoint(base, "webhooks/moneykit").to_string()),
         })
     }
@@ -726,6 +730,27 @@ fn investments(connection_id: Uuid, accounts: &[wire::Account], investments: Inv
     }
 }
 
+impl MoneyKit {
+    /// M26 page by page through `cursors.next`: MoneyKit's whole catalogue.
+    async fn every_institution(&self) -> ProviderResult<Vec<Institution>> {
+        let mut every = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![("limit", INSTITUTION_LIMIT)];
+            query.extend(cursor.as_deref().map(|cursor| ("cursor", cursor)));
+            let url = self.url(&["institutions"], &query);
+            let page: wire::Institutions = self.call(Route::Institutions, url, Method::Get).await?;
+            let ended = page.institutions.is_empty();
+            every.extend(page.institutions.into_iter().map(institution));
+            match page.cursors.next.filter(|next| !next.is_empty() && !ended) {
+                Some(next) => cursor = Some(next),
+                None => return Ok(every),
+            }
+        }
+        Err(ProviderError::Protocol { detail: format!("moneykit.institutions: more than {MAX_PAGES} pages") })
+    }
+}
+
 fn institution(institution: wire::Institution) -> Institution {
     Institution {
         id: institution.institution_id,
@@ -743,18 +768,18 @@ impl Provider for MoneyKit {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        let url = self.url(&["institutions"], &[("featured", "true"), ("limit", INSTITUTION_LIMIT)]);
-        let listing: wire::Institutions = self.call(Route::Institutions, url, Method::Get).await?;
-        let mut institutions: Vec<Institution> = listing.institutions.into_iter().map(institution).collect();
-        institutions.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        Ok(institutions)
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        let every = self.catalogue.list("", self.every_institution()).await?;
+        Ok(matching(&every, query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
         // The caller's id goes into the path: `..` would address another endpoint.
         if !is_plain_segment(id) {
             return Ok(None);
+        }
+        if let Some(found) = self.catalogue.fresh("").and_then(|every| every.iter().find(|i| i.id == id).cloned()) {
+            return Ok(Some(found));
         }
         let url = self.url(&["institutions", id], &[]);
         match self.call::<wire::Institution>(Route::Institution, url, Method::Get).await {

@@ -1,4 +1,4 @@
-//! MoneyKit's API on the wire (reference: upstreams.md section 2, schema `2023-02-18` with the
+//! MoneyKit's API on the wire (reference: docs/providers/moneykit.md, schema `2023-02-18` with the
 //! 2025 additions), field names exact. Requests borrow; answers own. Every answer field but the
 //! ids and `state` is optional, as MoneyKit's schema grew over time. Types that carry a secret
 //! (tokens) derive no `Debug`. Money is exact: balances are JSON numbers and everything else
@@ -509,6 +509,17 @@ pub struct InvestmentTransaction {
 pub struct Institutions {
     /// This page.
     pub institutions: Vec<Institution>,
+    /// Where the next page starts.
+    #[serde(default)]
+    pub cursors: InstitutionCursors,
+}
+
+/// M26's `cursors` (plural, unlike the transaction feed's `cursor`).
+#[derive(Default, Deserialize)]
+pub struct InstitutionCursors {
+    /// The next page's cursor; absent (or empty) on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `Institution` (M26, M27).

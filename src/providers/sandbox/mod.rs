@@ -207,8 +207,8 @@ impl Provider for Sandbox {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        Ok(institutions())
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        Ok(super::catalogue::matching(&institutions(), query))
     }
 
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
