@@ -406,6 +406,15 @@ struct Link {
     refreshed: HashMap<String, Instant>,
 }
 
+/// The link `id`, unless it is unknown or deleted (MoneyKit's 404 and its `link_error.deleted`).
+fn live_link<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Link, ApiError> {
+    let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
+    if link.state == "deleted" {
+        return Err(ApiError::link_deleted());
+    }
+    Ok(link)
+}
+
 /// One entry of a sync read.
 enum SyncChange {
     Created(Value),
@@ -1078,10 +1087,7 @@ impl Mock {
     }
 
     fn delete(&self, world: &mut World, id: &str) -> Result<Response<Body>, ApiError> {
-        let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
-        if link.state == "deleted" {
-            return Err(ApiError::link_deleted());
-        }
+        let link = live_link(world, id)?;
         link.state = "deleted";
         self.announce(link, state_changed(link));
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -1109,10 +1115,7 @@ impl Mock {
             Option::<String>::deserialize(value).map(Some)
         }
         let request: Request = read_body(headers, body, &schema::UPDATE_LINK)?;
-        let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
-        if link.state == "deleted" {
-            return Err(ApiError::link_deleted());
-        }
+        let link = live_link(world, id)?;
         if let Some(webhook) = request.webhook {
             link.webhook = webhook;
         }
@@ -1125,10 +1128,7 @@ impl Mock {
     /// M10: a testing hook that disconnects a connected link as if its consent had expired.
     fn reset(&self, world: &mut World, id: &str) -> Result<Response<Body>, ApiError> {
         let now = Instant::now();
-        let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
-        if link.state == "deleted" {
-            return Err(ApiError::link_deleted());
-        }
+        let link = live_link(world, id)?;
         link.state = "error";
         link.error_code = Some("auth_expired");
         let mut payload = state_changed(link);
