@@ -150,6 +150,14 @@ impl Default for TransportSettings {
 /// Provider switches and settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderSettings {
+    /// linkgate's public base URL for providers' webhooks: where the internet reaches the HTTP
+    /// listener's `/webhooks/` path (an ingress), e.g. `https://hooks.example.com`. MoneyKit is
+    /// told `<this>/webhooks/moneykit` on every link (existing links are moved once it changes);
+    /// unset, MoneyKit delivers no webhooks and linkgate polls. https only (plain http on
+    /// loopback, for mocks).
+    #[arg(long, env = "LINKGATE_PUBLIC_WEBHOOK_URL", value_parser = crate::providers::upstream_client::parse_base_url)]
+    pub public_webhook_url: Option<reqwest::Url>,
+
     #[command(flatten)]
     pub sandbox: SandboxSettings,
 
@@ -319,6 +327,10 @@ pub struct VumiSettings {
     /// How often linkgate polls Vumi about unsettled link sessions and connections.
     #[arg(id = "vumi_poll_interval", value_name = "DURATION", long = "vumi-poll-interval", env = "LINKGATE_VUMI_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+
+    /// How long the app's entity list (institutions) is reused before it is fetched again.
+    #[arg(id = "vumi_institutions_ttl", value_name = "DURATION", long = "vumi-institutions-ttl", env = "LINKGATE_VUMI_INSTITUTIONS_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub institutions_ttl: Duration,
 }
 
 /// Vumi's API, the default base URL (environments are separate apps with their own credentials).
@@ -336,6 +348,7 @@ impl Default for VumiSettings {
             call_timeout: Duration::from_secs(30),
             max_attempts: 3,
             poll_interval: Duration::from_secs(5),
+            institutions_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -426,6 +439,10 @@ pub struct MoneyKitSettings {
     /// How often linkgate asks MoneyKit about connections whose first import is running.
     #[arg(id = "moneykit_poll_interval", value_name = "DURATION", long = "moneykit-poll-interval", env = "LINKGATE_MONEYKIT_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+
+    /// How long MoneyKit's institution catalogue is reused before it is fetched again (every page).
+    #[arg(id = "moneykit_institutions_ttl", value_name = "DURATION", long = "moneykit-institutions-ttl", env = "LINKGATE_MONEYKIT_INSTITUTIONS_TTL", default_value = "6h", value_parser = parse_duration)]
+    pub institutions_ttl: Duration,
 }
 
 /// MoneyKit's API host (sandbox and live share it; the keys choose the environment).
@@ -445,6 +462,7 @@ impl Default for MoneyKitSettings {
             call_timeout: Duration::from_secs(30),
             max_attempts: 3,
             poll_interval: Duration::from_secs(10),
+            institutions_ttl: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -647,6 +665,21 @@ mod tests {
         }
         let error = <Cli as clap::Parser>::try_parse_from(["linkgate", "--sync-tick", "soon"]).unwrap_err();
         assert!(error.to_string().contains("--sync-tick"), "{error}");
+    }
+
+    #[test]
+    fn the_public_webhook_url_is_https_or_loopback() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let parse_url = |url: &str| <Cli as clap::Parser>::try_parse_from(["linkgate", "--public-webhook-url", url]);
+        assert!(parse(&[]).providers.public_webhook_url.is_none(), "unset by default");
+        let public = parse_url("https://hooks.example.com").unwrap().settings.providers.public_webhook_url;
+        assert_eq!(public.unwrap().as_str(), "https://hooks.example.com/");
+        assert!(parse_url("http://127.0.0.1:8080").is_ok(), "plain http on loopback, for mocks");
+        assert!(parse_url("http://hooks.example.com").is_err(), "MoneyKit would deliver in clear");
     }
 
     #[test]

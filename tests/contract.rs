@@ -79,9 +79,6 @@ trait ContractSubject {
     const ID: &'static str;
     /// The institution the link flow connects.
     const INSTITUTION: &'static str;
-    /// Whether the provider has an institution catalogue: it lists institutions and knows an
-    /// unknown id as unknown.
-    const CATALOGUE: bool = true;
     /// Whether the adapter itself refuses a public token exchanged before.
     const SINGLE_USE_TOKENS: bool = true;
     /// What `connection_status` answers about a deleted connection.
@@ -199,9 +196,6 @@ struct VumiSubject {
 impl ContractSubject for VumiSubject {
     const ID: &'static str = providers::vumi::ID;
     const INSTITUTION: &'static str = "santander";
-    // Vumi's entity list has no documented shape (the adapter's module doc): none is listed,
-    // and any entity-like id is accepted for the widget to validate.
-    const CATALOGUE: bool = false;
 
     async fn start() -> Self {
         let options = VumiMockOptions { import_delay: IMPORT_DELAY, ..VumiMockOptions::default() };
@@ -265,7 +259,8 @@ impl ContractSubject for MoneyKitSubject {
         _store: &Arc<dyn Store>,
         _sessions: &SharedSessions,
     ) -> Option<Arc<dyn Provider>> {
-        MoneyKit::from_settings(&settings.moneykit).map(|moneykit| Arc::new(moneykit) as Arc<dyn Provider>)
+        MoneyKit::from_settings(&settings.moneykit, settings.public_webhook_url.as_ref())
+            .map(|moneykit| Arc::new(moneykit) as Arc<dyn Provider>)
     }
 
     async fn public_token(&self, provider: &dyn Provider) -> SecretString {
@@ -360,15 +355,16 @@ fn info_is_sane<S: ContractSubject>(provider: &dyn Provider, registry: &Registry
     assert!(!info.refresh_interval.is_zero(), "a refresh interval");
 }
 
-/// Check 2: the catalogue answers, and each listed institution is found again by id.
+/// Check 2: the catalogue answers, each listed institution is found again by id, and a search
+/// answers the listed institutions whose names contain it.
 async fn institutions_answer<S: ContractSubject>(provider: &dyn Provider) {
     let info = provider.info();
-    let listed = provider.institutions().await.expect("institutions answer");
-    assert_eq!(listed.is_empty(), !S::CATALOGUE, "institutions listed: {listed:?}");
-    assert!(listed.is_sorted_by(|a, b| a.name <= b.name), "ordered by name: {listed:?}");
+    let listed = provider.institutions("").await.expect("institutions answer");
+    assert!(!listed.is_empty(), "institutions listed");
+    assert!(listed.is_sorted_by(|a, b| (&a.name, &a.id) <= (&b.name, &b.id)), "ordered by name: {listed:?}");
     let ids: HashSet<&str> = listed.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids.len(), listed.len(), "ids listed once");
-    assert_eq!(ids.contains(S::INSTITUTION), S::CATALOGUE, "the linked institution is listed");
+    assert!(ids.contains(S::INSTITUTION), "the linked institution is listed");
     for institution in &listed {
         let found = provider.institution(&institution.id).await.expect("an institution lookup answers");
         assert_eq!(found.as_ref(), Some(institution), "looked up by id, as listed");
@@ -382,13 +378,21 @@ async fn institutions_answer<S: ContractSubject>(provider: &dyn Provider) {
     let linked = provider.institution(S::INSTITUTION).await.expect("an institution lookup answers");
     assert_eq!(linked.map(|i| i.id).as_deref(), Some(S::INSTITUTION), "the linked institution is known");
     let unknown = provider.institution("no-such-institution").await.expect("an unknown institution is an answer");
-    assert_eq!(unknown.is_none(), S::CATALOGUE, "an unknown institution: {unknown:?}");
-    if S::CATALOGUE {
-        for steps in [".", ".."] {
-            let found = provider.institution(steps).await.expect("a path-like id is an answer, not a failure");
-            assert!(found.is_none(), "{steps:?} names no institution");
-        }
+    assert!(unknown.is_none(), "an unknown institution: {unknown:?}");
+    for steps in [".", ".."] {
+        let found = provider.institution(steps).await.expect("a path-like id is an answer, not a failure");
+        assert!(found.is_none(), "{steps:?} names no institution");
     }
+
+    let wanted = listed.iter().find(|i| i.name.chars().count() >= 5).expect("an institution with a longer name");
+    let term: String = wanted.name.chars().skip(1).take(4).collect::<String>().to_uppercase();
+    let found = provider.institutions(&term).await.expect("a search answers");
+    assert!(found.contains(wanted), "searching {term:?} finds {}", wanted.name);
+    let term = term.to_lowercase();
+    assert!(found.iter().all(|i| i.name.to_lowercase().contains(&term)), "only names containing {term:?}: {found:?}");
+    assert!(found.is_sorted_by(|a, b| (&a.name, &a.id) <= (&b.name, &b.id)), "ordered by name: {found:?}");
+    let none = provider.institutions("zzzz-no-such-name").await.expect("a search answers");
+    assert!(none.is_empty(), "nothing is named so: {none:?}");
 }
 
 /// Check 3: a token the provider never issued is the caller's mistake, not an upstream failure.

@@ -154,7 +154,9 @@ async fn full_flow(backend: Backend, logs: Option<Arc<Mutex<Vec<u8>>>>) {
         .into_inner()
         .institutions;
     let names: Vec<&str> = institutions.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, ["Iberdrola", "National Grid", "Thames Water"], "ordered by name");
+    assert_eq!(names.len(), deck::MOST_COMMON, "without a query, Deck's most common sources: {names:?}");
+    assert!(names.is_sorted(), "ordered by name: {names:?}");
+    assert!(["Iberdrola", "National Grid", "Thames Water"].iter().all(|n| names.contains(n)), "{names:?}");
     let grid = institutions.iter().find(|i| i.id == NATIONAL_GRID).unwrap();
     assert_eq!(grid.kind(), pb::InstitutionKind::Utility);
     let fields: Vec<(&str, bool)> = grid.credential_fields.iter().map(|f| (f.name.as_str(), f.secret)).collect();
@@ -465,14 +467,7 @@ async fn submitted_credentials_are_not_sent_twice_after_a_5xx() {
 
     assert_error("5xx on /link/connect", &status, tonic::Code::Unavailable, "PROVIDER_UNAVAILABLE");
     assert_eq!(app.call_count("/link/connect").await, 1, "a login attempt is never repeated blindly");
-    let session = app
-        .link
-        .get_link_session(pb::GetLinkSessionRequest { link_session_id: session.id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .link_session
-        .unwrap();
+    let session = app.get_session(&session.id).await;
     assert_eq!(session.state(), pb::LinkSessionState::Created, "the caller may submit again");
     let linked = app.submit(&session.id, "user_good", deck::GOOD_PASSWORD).await.expect("second submission");
     assert_eq!(linked.state(), pb::LinkSessionState::Succeeded);
@@ -668,4 +663,249 @@ async fn wrong_credentials_fail_a_deck_repair_and_leave_the_connection_waiting()
     let still = app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
     assert_eq!(still.id, connection.id);
     assert_eq!(app.connection_count().await, 1);
+}
+
+impl DeckApp {
+    async fn get_session(&mut self, id: &str) -> pb::LinkSession {
+        let request = pb::GetLinkSessionRequest { link_session_id: id.to_owned() };
+        self.link.get_link_session(request).await.unwrap().into_inner().link_session.unwrap()
+    }
+
+    /// `session` once it is in `state`: as answered, or, when the status check after a step was
+    /// slow and left it connecting, once a poll gets there.
+    async fn settled(&mut self, session: pb::LinkSession, state: pb::LinkSessionState) -> pb::LinkSession {
+        match session.state() == state {
+            true => session,
+            false => self.wait_for_session(&session.id, state).await,
+        }
+    }
+
+    async fn answer(&mut self, session_id: &str, answer: &str, method: &str) -> Result<pb::LinkSession, tonic::Status> {
+        self.link
+            .answer_mfa(pb::AnswerMfaRequest {
+                link_session_id: session_id.into(),
+                answer: answer.into(),
+                mfa_method_id: method.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().link_session.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_mfa_code_keeps_the_session_open_for_another_answer() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let session = app.create_session("user-1").await.unwrap();
+    let asked = app.submit(&session.id, "user_mfa", deck::GOOD_PASSWORD).await.expect("forwarded");
+    let asked = app.settled(asked, pb::LinkSessionState::MfaRequired).await;
+
+    // Deck keeps the question open (a session that failed ends the wait with a panic).
+    let wrong = app.answer(&session.id, "9999", "").await.expect("answer forwarded");
+    let wrong = app.settled(wrong, pb::LinkSessionState::MfaRequired).await;
+    assert!(
+        wrong.mfa_question.starts_with("That answer was not accepted.")
+            && wrong.mfa_question.ends_with(&asked.mfa_question),
+        "the question is asked again: {}",
+        wrong.mfa_question
+    );
+    assert_eq!(app.call_count("/link/authentication/mfa/get").await, 1, "D6 only while a question is pending");
+
+    let right = app.answer(&session.id, deck::MFA_ANSWER, "").await.expect("answer forwarded");
+    let right = app.settled(right, pb::LinkSessionState::Succeeded).await;
+    assert!(right.public_token.starts_with("public-sandbox-"));
+}
+
+#[tokio::test]
+async fn an_mfa_method_choice_is_offered_to_the_caller_and_the_chosen_method_is_sent() {
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let session = app.create_session("user-1").await.unwrap();
+    let choosing = app.submit(&session.id, "user_mfa_choice", deck::GOOD_PASSWORD).await.expect("forwarded");
+    let choosing = app.settled(choosing, pb::LinkSessionState::MfaRequired).await;
+    let offered: Vec<(&str, &str)> = choosing.mfa_methods.iter().map(|m| (m.id.as_str(), m.label.as_str())).collect();
+    assert_eq!(offered, deck::MFA_METHODS.map(|m| (m, m)), "Deck's methods, in its order");
+    assert!(!choosing.mfa_question.is_empty(), "a prompt to choose");
+    assert_eq!(app.call_count("/link/authentication/mfa/get").await, 0, "a method choice is no question");
+    // Stored, not only answered: a read shows the same choice.
+    let read = app.get_session(&session.id).await;
+    assert_eq!(read.mfa_methods, choosing.mfa_methods);
+
+    // A choice is answered with one of the methods offered, nothing else.
+    for (case, answer, method, field) in [
+        ("a text answer", "1234", "", "mfa_method_id"),
+        ("an unknown method", "", "Carrier pigeon", "mfa_method_id"),
+        ("both", "1234", deck::MFA_METHODS[0], "mfa_method_id"),
+    ] {
+        let status = app.answer(&session.id, answer, method).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{case}: {status:?}");
+        let fields: Vec<String> =
+            status.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+        assert_eq!(fields, [field], "{case}");
+    }
+    assert_eq!(app.call_count("/link/authentication/mfa/answer").await, 0, "nothing invalid went upstream");
+
+    // The method chosen goes to Deck, which then asks for the code it sent.
+    let code = app.answer(&session.id, "", deck::MFA_METHODS[1]).await.expect("choice forwarded");
+    let code = app.settled(code, pb::LinkSessionState::MfaRequired).await;
+    assert!(code.mfa_methods.is_empty(), "now a question: {code:?}");
+    assert!(code.mfa_question.contains("code"), "{}", code.mfa_question);
+    let status = app.answer(&session.id, "", deck::MFA_METHODS[1]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "a question takes an answer: {status:?}");
+    let linked = app.answer(&session.id, deck::MFA_ANSWER, "").await.expect("answer forwarded");
+    app.settled(linked, pb::LinkSessionState::Succeeded).await;
+}
+
+impl DeckApp {
+    /// Every request the mock received, as it logged them.
+    async fn requests(&self) -> Vec<serde_json::Value> {
+        let log: serde_json::Value =
+            self.admin.get(format!("{}/requests", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+        log["requests"].as_array().unwrap().clone()
+    }
+}
+
+/// Every Deck call linkgate makes, through every step it has (sources, MFA method choice and
+/// code, account selection, exchange, import, refresh, repair in update mode, deletion), held to
+/// the request bodies of Deck's published definition.
+#[tokio::test]
+async fn every_request_of_the_deck_flow_keeps_to_decks_published_definition() {
+    use support::deck_openapi::check_request;
+    let mut app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    app.link
+        .list_institutions(pb::ListInstitutionsRequest { provider: "deck".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let session = app.create_session("user-1").await.unwrap();
+    let choosing = app.submit(&session.id, "user_mfa_choice", deck::GOOD_PASSWORD).await.unwrap();
+    app.settled(choosing, pb::LinkSessionState::MfaRequired).await;
+    let asked = app.answer(&session.id, "", deck::MFA_METHODS[0]).await.unwrap();
+    app.settled(asked, pb::LinkSessionState::MfaRequired).await;
+    let linked = app.answer(&session.id, deck::MFA_ANSWER, "").await.unwrap();
+    let linked = app.settled(linked, pb::LinkSessionState::Succeeded).await;
+    let selecting = app.create_session("user-2").await.unwrap();
+    app.submit(&selecting.id, "user_select", deck::GOOD_PASSWORD).await.unwrap();
+    app.wait_for_session(&selecting.id, pb::LinkSessionState::Succeeded).await;
+
+    let connection = app.exchange("deck", &linked.public_token).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let refresh = pb::RefreshConnectionRequest { connection_id: connection.id.clone(), ..Default::default() };
+    app.connections.refresh_connection(refresh.clone()).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let url = format!("{}/connections/require-login", app.mock.admin_url());
+    assert!(app.admin.post(url).json(&serde_json::json!({})).send().await.unwrap().status().is_success());
+    app.connections.refresh_connection(refresh).await.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::LoginRequired).await;
+    let repair = app.repair_session(&connection.id).await;
+    app.submit(&repair.id, "user_good", deck::GOOD_PASSWORD).await.unwrap();
+    app.wait_for_session(&repair.id, pb::LinkSessionState::Succeeded).await;
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    app.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+
+    let requests = app.requests().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for request in &requests {
+        let path = request["path"].as_str().unwrap();
+        assert_eq!(request["content_type"], "application/json", "{path}");
+        if let Err(broken) = check_request(path, &request["body"]) {
+            panic!("linkgate sent a body Deck's definition does not allow: {broken}");
+        }
+        seen.insert(path);
+    }
+    let every_step = [
+        "/link/token/create",
+        "/link/sources",
+        "/link/connect",
+        "/link/connection/status",
+        "/link/authentication/mfa/get",
+        "/link/authentication/mfa/answer",
+        "/link/account/list",
+        "/link/account/select",
+        "/connection/public_token/exchange",
+        "/connection/context",
+        "/connection/refresh",
+        "/connection/destroy",
+        "/sustainability/get",
+    ];
+    assert_eq!(seen, every_step.into_iter().collect(), "the flow reached every endpoint linkgate uses");
+    // The definition is what the checker says it is: it refuses what Deck's schemas refuse.
+    let refused = [
+        ("/link/token/create", serde_json::json!({"source_ids": ["not-a-uuid"]})),
+        ("/link/token/create", serde_json::json!({"settings": {}})),
+        ("/link/connect", serde_json::json!({"link_token": "l", "source_id": NATIONAL_GRID})),
+        ("/link/authentication/mfa/answer", serde_json::json!({"link_token": "l", "answer": ""})),
+        ("/link/sources", serde_json::json!({"link_token": "l", "search": "ab"})),
+    ];
+    for (path, body) in refused {
+        assert!(check_request(path, &body).is_err(), "{path} {body}");
+    }
+}
+
+/// The mock refuses what Deck's definition refuses, with Deck's error body, before any handler.
+#[tokio::test]
+async fn the_deck_mock_refuses_what_deck_would() {
+    let app = spawn(Backend::Sqlite, instant_mock(), QUICK, SECRET).await;
+    let url = |path: &str| format!("{}{path}", app.mock.base_url());
+    let keyed = |request: reqwest::RequestBuilder| {
+        request.header("x-deck-client-id", support::server::CLIENT_ID).header("x-deck-secret", SECRET)
+    };
+    let json = |body: serde_json::Value| body.to_string();
+    let cases = [
+        ("GET", keyed(app.admin.get(url("/link/token/create"))), 405, "NOT_SUPPORTED"),
+        (
+            "form body",
+            keyed(app.admin.post(url("/link/token/create")))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("language=EN"),
+            415,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "no content type",
+            keyed(app.admin.post(url("/link/token/create"))).body(json(serde_json::json!({}))),
+            415,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "no keys",
+            app.admin.post(url("/link/token/create")).header("content-type", "application/json").body("{}"),
+            401,
+            "INVALID_API_KEYS",
+        ),
+        (
+            "unknown property",
+            keyed(app.admin.post(url("/link/token/create")))
+                .json(&serde_json::json!({"settings": {"products": ["accounts"]}})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "unknown nested property",
+            keyed(app.admin.post(url("/link/token/create")))
+                .json(&serde_json::json!({"update": {"access_token": "a", "mode": "Refresh", "why": "x"}})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "missing required property",
+            keyed(app.admin.post(url("/connection/public_token/exchange"))).json(&serde_json::json!({})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "a search too short",
+            keyed(app.admin.post(url("/link/sources"))).json(&serde_json::json!({"link_token": "l", "search": "ab"})),
+            400,
+            "VALIDATION_FAILED",
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{case}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error_code"], code, "{case}: {body}");
+        assert!(body.get("error_category").is_some() && body.get("display_message").is_some(), "{case}: {body}");
+    }
 }

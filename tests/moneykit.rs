@@ -70,6 +70,20 @@ async fn spawn_with(mock: MoneyKitMockOptions, timing: Timing, overrides: &[(&'s
     MoneyKitApp { gateway, mock, admin: reqwest::Client::new(), database }
 }
 
+/// As [`spawn_with`], with linkgate's HTTP listener on a port of its own and that address as its
+/// public webhook URL, so MoneyKit links are given its webhook route and the mock delivers there.
+async fn spawn_with_webhooks(
+    mock: MoneyKitMockOptions,
+    timing: Timing,
+    overrides: &[(&'static str, &str)],
+) -> MoneyKitApp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (http_addr, public) = (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}"));
+    let mut flags = vec![("--http-addr", http_addr.as_str()), ("--public-webhook-url", public.as_str())];
+    flags.extend_from_slice(overrides);
+    spawn_with(mock, timing, &flags).await
+}
+
 /// Mock timings of the fault tests: the first import is over at once.
 fn instant_mock() -> MoneyKitMockOptions {
     MoneyKitMockOptions { import_delay: Duration::ZERO, ..MoneyKitMockOptions::default() }
@@ -106,6 +120,14 @@ impl MoneyKitApp {
     /// The id of the first link the mock issued.
     async fn link_id(&self) -> String {
         self.issued().await.into_iter().find(|t| t.starts_with("mk_") && t.len() == 35).expect("a link id")
+    }
+
+    /// The requests the mock received with `method` on `path`, oldest first, as the mock keeps
+    /// them (`{method, path, query, headers, body}`).
+    async fn requests_to(&self, method: &str, path: &str) -> Vec<serde_json::Value> {
+        let all: Vec<serde_json::Value> =
+            self.admin.get(format!("{}/requests", self.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+        all.into_iter().filter(|r| r["method"] == method && r["path"] == path).collect()
     }
 
     /// The mock's latest calls, oldest first, as `METHOD /path?query`.
@@ -182,6 +204,15 @@ impl MoneyKitApp {
         cursor
     }
 
+    /// How many link sessions linkgate stored.
+    async fn link_session_rows(&self) -> i64 {
+        use sqlx::Connection;
+        let mut database = sqlx::SqliteConnection::connect(&self.database.url).await.unwrap();
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM link_sessions").fetch_one(&mut database).await.unwrap();
+        count
+    }
+
     /// Replaces the sync cursor linkgate stored for `connection_id`.
     async fn store_cursor(&self, connection_id: &str, cursor: &str) {
         use sqlx::Connection;
@@ -248,16 +279,38 @@ impl MoneyKitApp {
     }
 
     async fn create_session(&mut self, user: &str) -> Result<pb::LinkSession, tonic::Status> {
+        self.create_session_of(user, &[]).await
+    }
+
+    /// A link session at Chase for `user` linking `products` (none: MoneyKit's defaults).
+    async fn create_session_of(
+        &mut self,
+        user: &str,
+        products: &[pb::Product],
+    ) -> Result<pb::LinkSession, tonic::Status> {
         self.link
             .create_link_session(pb::CreateLinkSessionRequest {
                 provider: "moneykit".into(),
                 external_user_id: user.into(),
                 institution_id: CHASE.into(),
                 redirect_uri: REDIRECT.into(),
+                products: products.iter().map(|p| *p as i32).collect(),
                 ..Default::default()
             })
             .await
             .map(|r| r.into_inner().link_session.unwrap())
+    }
+
+    /// Restarts linkgate on the same database with its HTTP listener on a port of its own and
+    /// that address as its public webhook URL; answers the URL of its MoneyKit webhook route.
+    async fn restart_with_public_webhook_url(&mut self) -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut settings = self.gateway.settings().clone();
+        settings.http_addr = format!("127.0.0.1:{port}").parse().unwrap();
+        settings.providers.public_webhook_url = Some(format!("http://127.0.0.1:{port}").parse().unwrap());
+        self.gateway.shut_down().await.expect("clean stop");
+        self.gateway = TestApp::start(settings, None, None).await;
+        format!("http://127.0.0.1:{port}/webhooks/moneykit")
     }
 
     /// What Connect gives the front end for `session`: the exchangeable token.
@@ -308,9 +361,22 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     let mock = MoneyKitMockOptions { import_delay: Duration::from_millis(600), ..MoneyKitMockOptions::default() };
     let mut app = spawn(mock, QUICK).await;
 
-    // Institutions are MoneyKit's featured ones.
-    let names: Vec<String> = app.institutions().await.unwrap().into_iter().map(|i| i.name).collect();
-    assert_eq!(names, ["Barclays", "Chase", "RBC Royal Bank"], "ordered by name");
+    // Institutions are MoneyKit's whole catalogue, searched by name.
+    let found = app
+        .link
+        .list_institutions(pb::ListInstitutionsRequest {
+            provider: "moneykit".into(),
+            query: "BANK".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = found.institutions.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names.len(), 100, "a full first page");
+    assert_eq!(names[..2], ["Evergreen Bank of Ashford", "Evergreen Bank of Bayview"], "ordered by name");
+    assert!(names.iter().all(|n| n.to_lowercase().contains("bank")), "only names with the query: {names:?}");
+    assert!(!found.next_page_token.is_empty(), "more pages follow");
 
     // Link: linkgate opens a MoneyKit link session; the user goes through Connect.
     let session = app.create_session("user-1").await.expect("session created");
@@ -364,7 +430,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     assert_eq!(card.r#type(), pb::AccountType::CreditCard);
     let balances = card.balances.as_ref().unwrap();
     assert_eq!(amount(&balances.current), ("-250.75", "USD"), "owed is money the holder does not have");
-    assert_eq!(amount(&balances.available), ("-4749.25", "USD"));
+    assert_eq!(amount(&balances.available), ("4749.25", "USD"), "available credit is not owed: no sign flip");
     assert_eq!(amount(&balances.limit), ("5000.00", "USD"));
     assert_eq!(by_name["High-Yield Savings"].r#type(), pb::AccountType::Savings);
 
@@ -383,7 +449,8 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     let sync_calls: u64 = calls.iter().filter(|(path, _)| path.ends_with("/transactions/sync")).map(|(_, n)| n).sum();
     assert_eq!(sync_calls, 2, "one sync, two pages: {calls:?}");
 
-    // Investments: one brokerage portfolio valued at its holdings; positions and trades exact.
+    // Investments: one brokerage portfolio valued at its holdings; positions and trades exact and
+    // in the account's currency, also for a security priced in euros, and for a fee naming none.
     let portfolios = app
         .portfolios
         .list_portfolios(pb::ListPortfoliosRequest { connection_id: connection.id.clone(), ..Default::default() })
@@ -394,7 +461,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     assert_eq!(portfolios.len(), 1);
     let portfolio = &portfolios[0];
     assert_eq!((portfolio.name.as_str(), portfolio.r#type()), ("Brokerage", pb::PortfolioType::Brokerage));
-    assert_eq!(amount(&portfolio.value), ("2723.625", "USD"));
+    assert_eq!(amount(&portfolio.value), ("4114.025", "USD"));
     let positions = app
         .portfolios
         .list_portfolio_positions(pb::ListPortfolioPositionsRequest {
@@ -406,7 +473,7 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
         .unwrap()
         .into_inner()
         .positions;
-    assert_eq!(positions.len(), 2);
+    assert_eq!(positions.len(), 3);
     let apple = positions.iter().find(|p| p.instrument.as_ref().unwrap().ticker == "AAPL").unwrap();
     let instrument = apple.instrument.as_ref().unwrap();
     assert_eq!((instrument.isin.as_str(), instrument.asset_type()), ("US0378331005", pb::AssetType::Equity));
@@ -414,6 +481,11 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
     assert_eq!(amount(&apple.price), ("189.25", "USD"));
     assert_eq!(amount(&apple.market_value), ("1987.125", "USD"));
     assert_eq!(amount(&apple.cost_basis), ("1500.00", "USD"));
+    let asml = positions.iter().find(|p| p.instrument.as_ref().unwrap().ticker == "ASML").unwrap();
+    assert_eq!(asml.instrument.as_ref().unwrap().currency, "EUR", "the security is priced in euros");
+    assert_eq!(amount(&asml.price), ("695.20", "USD"), "the holding is in the account's dollars");
+    assert_eq!(amount(&asml.market_value), ("1390.40", "USD"));
+    assert_eq!(amount(&asml.cost_basis), ("1200.00", "USD"));
     let trades = app
         .portfolios
         .list_portfolio_transactions(pb::ListPortfolioTransactionsRequest {
@@ -426,10 +498,15 @@ async fn full_flow(logs: Arc<Mutex<Vec<u8>>>) {
         .into_inner()
         .transactions;
     let trade = |kind: pb::PortfolioTransactionType| trades.iter().find(|t| t.r#type() == kind).unwrap();
-    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Buy).amount), ("-945.50", "USD"), "a buy is money out");
-    assert_eq!(trade(pb::PortfolioTransactionType::Buy).quantity, "5");
+    let apple_buy = trades.iter().find(|t| t.description == "Buy AAPL").unwrap();
+    assert_eq!(apple_buy.r#type(), pb::PortfolioTransactionType::Buy);
+    assert_eq!(amount(&apple_buy.amount), ("-945.50", "USD"), "a buy is money out");
+    assert_eq!(apple_buy.quantity, "5");
     assert_eq!(amount(&trade(pb::PortfolioTransactionType::Dividend).amount), ("12.34", "USD"), "money in");
-    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Fee).amount).0, "-1.00");
+    assert_eq!(amount(&trade(pb::PortfolioTransactionType::Fee).amount), ("-1.00", "USD"), "no security, no XXX");
+    let asml_buy = trades.iter().find(|t| t.description == "Buy ASML").unwrap();
+    assert_eq!(amount(&asml_buy.amount), ("-1390.40", "USD"));
+    assert_eq!(amount(&asml_buy.price), ("695.20", "USD"));
 
     // Refresh: MoneyKit is asked for the link's products (202); the connection comes back READY.
     app.connections
@@ -503,8 +580,14 @@ async fn an_expired_access_token_is_renewed_once_for_concurrent_calls() {
     let calls = (0..5).map(|_| {
         let mut link = app.link.clone();
         async move {
-            link.list_institutions(pb::ListInstitutionsRequest { provider: "moneykit".into(), ..Default::default() })
-                .await
+            link.create_link_session(pb::CreateLinkSessionRequest {
+                provider: "moneykit".into(),
+                external_user_id: "user-1".into(),
+                institution_id: CHASE.into(),
+                redirect_uri: REDIRECT.into(),
+                ..Default::default()
+            })
+            .await
         }
     });
     for result in futures::future::join_all(calls).await {
@@ -512,7 +595,7 @@ async fn an_expired_access_token_is_renewed_once_for_concurrent_calls() {
     }
 
     assert_eq!(app.call_count("/auth/token").await, 2, "exactly one renewal");
-    assert!(app.call_count("/institutions").await >= 8, "each refused call was sent again");
+    assert!(app.call_count("/link-session").await >= 8, "each refused call was sent again");
 }
 
 #[tokio::test]
@@ -617,7 +700,7 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
     let receiver = {
         let received = received.clone();
         axum::Router::new().route(
-            "/hooks",
+            "/webhooks/moneykit",
             post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| async move {
                 received.lock().unwrap().push((headers, body));
                 axum::http::StatusCode::NO_CONTENT
@@ -625,10 +708,10 @@ async fn webhooks_are_signed_over_their_body_with_the_published_key() {
         )
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hooks = format!("http://{}/hooks", listener.local_addr().unwrap());
+    // The receiver stands in for linkgate's public address: links are given its webhook route.
+    let public = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await });
-    let mock = MoneyKitMockOptions { webhook_url: Some(hooks), ..instant_mock() };
-    let mut app = spawn(mock, QUICK).await;
+    let mut app = spawn_with(instant_mock(), QUICK, &[("--public-webhook-url", public.as_str())]).await;
     let token = app.exchangeable_token().await;
     let connection = app.exchange_for("moneykit", "user-1", &token).await.unwrap();
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
@@ -696,25 +779,60 @@ async fn a_link_whose_consent_expired_asks_for_a_new_login() {
     assert_eq!(refreshes, 0, "MoneyKit is not asked to refresh a link it would refuse");
 }
 
-/// Webhooks end to end: the mock delivers its signed webhooks to linkgate's `/webhooks/moneykit`,
-/// and with polls an hour apart, only the webhook can bring the connection to READY in time.
+/// Webhooks end to end: linkgate gives the link session its public webhook route, the mock
+/// delivers its signed webhooks only there, and with polls an hour apart, only the webhook can
+/// bring the connection to READY in time.
 #[tokio::test]
-async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_poll() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = MoneyKitMockOptions {
-        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
-        import_delay: Duration::from_millis(300),
-        ..MoneyKitMockOptions::default()
-    };
-    let http_addr = format!("127.0.0.1:{port}");
-    let overrides = [("--http-addr", http_addr.as_str()), ("--moneykit-poll-interval", "1h")];
-    let mut app = spawn_with(options, QUICK, &overrides).await;
+async fn a_signed_webhook_to_the_url_linkgate_registered_brings_a_connection_to_ready_without_the_poll() {
+    let options = MoneyKitMockOptions { import_delay: Duration::from_millis(300), ..MoneyKitMockOptions::default() };
+    let mut app = spawn_with_webhooks(options, QUICK, &[("--moneykit-poll-interval", "1h")]).await;
     let token = app.exchangeable_token().await;
     let connection = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged");
     assert_eq!(connection.state(), pb::ConnectionState::Pending);
 
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     assert_eq!(app.call_count("/.well-known/jwks.json").await, 1, "the key set was fetched once and cached");
+    let registered = format!("http://{}/webhooks/moneykit", app.http_addr);
+    let sessions = app.requests_to("POST", "/link-session").await;
+    assert_eq!(sessions[0]["body"]["webhook"], registered.as_str(), "the link session named linkgate's route");
+}
+
+/// Without a public webhook URL, link sessions name no webhook, so MoneyKit delivers none (and
+/// linkgate polls); once one is configured, the next sync of an existing connection points its
+/// link there with `PATCH /links/{id}`, once, and MoneyKit delivers there from then on.
+#[tokio::test]
+async fn a_newly_configured_webhook_url_is_set_on_existing_links_once() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let token = app.exchangeable_token().await;
+    let id = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged").id;
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    let link_id = app.link_id().await;
+    let sessions = app.requests_to("POST", "/link-session").await;
+    assert!(sessions[0]["body"].get("webhook").is_none(), "no URL configured, none sent: {}", sessions[0]);
+    let refused = app.admin.post(format!("{}/webhooks", app.mock.admin_url())).json(&serde_json::json!({
+        "link_id": link_id, "webhook_event": "transactions.updates_available",
+    }));
+    assert_eq!(refused.send().await.unwrap().status(), reqwest::StatusCode::BAD_REQUEST, "the link has no webhook");
+
+    // linkgate restarts with a public webhook URL.
+    let registered = app.restart_with_public_webhook_url().await;
+    app.refresh(&id, &[pb::Product::Transactions]).await.expect("refresh accepted");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.settle().await;
+
+    let patches = app.requests_to("PATCH", &format!("/links/{link_id}")).await;
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0]["body"], serde_json::json!({ "webhook": registered }));
+    let delivered: serde_json::Value = app
+        .admin_post(
+            "webhooks",
+            serde_json::json!({"link_id": link_id, "webhook_event": "transactions.updates_available"}),
+        )
+        .await;
+    assert_eq!(delivered["status"], 200, "delivered to linkgate's route: {delivered}");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.settle().await;
+    assert_eq!(app.requests_to("PATCH", &format!("/links/{link_id}")).await.len(), 1, "set once, not at every sync");
 }
 
 /// The ids of a connection's accounts and transactions, each list sorted.
@@ -743,14 +861,8 @@ async fn data_ids(app: &mut MoneyKitApp, connection_id: &str) -> (Vec<String>, V
 async fn repair_flow(new_link_id: bool) {
     use pb::ConnectionEventType as T;
     use pb::ConnectionState as S;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = MoneyKitMockOptions {
-        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
-        import_delay: Duration::from_millis(300),
-        ..MoneyKitMockOptions::default()
-    };
-    let http_addr = format!("127.0.0.1:{port}");
-    let mut app = spawn_with(options, QUICK, &[("--http-addr", http_addr.as_str())]).await;
+    let options = MoneyKitMockOptions { import_delay: Duration::from_millis(300), ..MoneyKitMockOptions::default() };
+    let mut app = spawn_with_webhooks(options, QUICK, &[]).await;
     let session = app.create_session("user-repair").await.expect("session created");
     let token = app.connect(&session).await;
     let connection = app.exchange_for("moneykit", "user-repair", &token).await.expect("exchanged");
@@ -975,14 +1087,7 @@ async fn a_transactions_refresh_reads_from_the_stored_cursor_and_callers_end_wit
 /// stays exact.
 #[tokio::test]
 async fn an_updates_available_webhook_syncs_the_change_and_a_refused_cursor_reads_the_feed_whole() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = MoneyKitMockOptions {
-        webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/moneykit")),
-        ..instant_mock()
-    };
-    let http_addr = format!("127.0.0.1:{port}");
-    let overrides = [("--http-addr", http_addr.as_str()), ("--moneykit-poll-interval", "1h")];
-    let mut app = spawn_with(options, QUICK, &overrides).await;
+    let mut app = spawn_with_webhooks(instant_mock(), QUICK, &[("--moneykit-poll-interval", "1h")]).await;
     let token = app.exchangeable_token().await;
     let id = app.exchange_for("moneykit", "user-1", &token).await.expect("exchanged").id;
     app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
@@ -1042,21 +1147,7 @@ async fn a_scoped_key_reads_the_numbers_and_owners_moneykit_serves() {
     let scoped = app.create_key("payments", &[Scope::Standard, Scope::AccountNumbersRead, Scope::IdentityRead]).await;
     app.use_key(Some(&scoped));
     let products = [pb::Product::Accounts, pb::Product::Identity, pb::Product::AccountNumbers];
-    let session = app
-        .link
-        .create_link_session(pb::CreateLinkSessionRequest {
-            provider: "moneykit".into(),
-            external_user_id: "user-1".into(),
-            institution_id: CHASE.into(),
-            redirect_uri: REDIRECT.into(),
-            products: products.iter().map(|p| *p as i32).collect(),
-            ..Default::default()
-        })
-        .await
-        .expect("session created")
-        .into_inner()
-        .link_session
-        .unwrap();
+    let session = app.create_session_of("user-1", &products).await.expect("session created");
     let exchangeable = app.connect(&session).await;
     let connection = app.exchange_for("moneykit", "user-1", &exchangeable).await.expect("exchanged");
     let ready = app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
@@ -1162,4 +1253,155 @@ async fn numbers_and_identity_of_a_link_without_those_products_are_forbidden() {
         let body: serde_json::Value = answer.json().await.unwrap();
         assert_eq!(body["error_code"], "link_error.forbidden_action", "{path}");
     }
+}
+
+/// MoneyKit needs a `redirect_uri` on every link session: ListProviders says so, and a session
+/// without one is refused naming the field before MoneyKit is asked anything or a row is written.
+#[tokio::test]
+async fn a_link_session_without_the_required_redirect_uri_is_refused_before_any_upstream_call() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    let providers = app.link.list_providers(pb::ListProvidersRequest {}).await.unwrap().into_inner().providers;
+    let moneykit = providers.iter().find(|p| p.id == "moneykit").expect("MoneyKit is listed");
+    assert_eq!(moneykit.required_fields, ["redirect_uri"]);
+
+    let status = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "moneykit".into(),
+            external_user_id: "user-1".into(),
+            institution_id: CHASE.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+
+    support::status::assert_error("no redirect_uri", &status, tonic::Code::InvalidArgument, "INVALID_FIELD");
+    let violations = status.get_details_bad_request().expect("a BadRequest detail").field_violations;
+    let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["redirect_uri"]);
+    assert!(app.calls().await.is_empty(), "MoneyKit was called: {:?}", app.calls().await);
+    assert_eq!(app.link_session_rows().await, 0, "nothing is stored");
+}
+
+/// Every request linkgate sends MoneyKit through a whole flow (institutions, a link session for
+/// every product, exchange, first import, a webhook URL set on the existing link, a refresh, a
+/// repair and a delete) is one MoneyKit publishes: its endpoint, method, headers, query
+/// parameters, and a body that fits the published request model, no key more.
+#[tokio::test]
+async fn every_request_of_the_whole_flow_fits_moneykits_published_request_models() {
+    let mut app = spawn(instant_mock(), QUICK).await;
+    app.institutions().await.expect("institutions listed");
+    let all = [
+        pb::Product::Accounts,
+        pb::Product::Transactions,
+        pb::Product::Investments,
+        pb::Product::AccountNumbers,
+        pb::Product::Identity,
+    ];
+    let session = app.create_session_of("user-schema", &all).await.expect("session created");
+    let token = app.connect(&session).await;
+    let id = app.exchange_for("moneykit", "user-schema", &token).await.expect("exchanged").id;
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    let link_id = app.link_id().await;
+
+    // A public webhook URL appears: the next sync sets it on the link; a refresh makes one.
+    let registered = app.restart_with_public_webhook_url().await;
+    app.refresh(&id, &all).await.expect("refresh accepted");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+
+    // MoneyKit disconnects the link; a repair relinks it.
+    let reset = app.direct_request(app.admin.post(format!("{}/links/{link_id}/reset", app.mock.base_url()))).await;
+    assert_eq!(reset.status(), reqwest::StatusCode::OK);
+    app.wait_for_connection(&id, pb::ConnectionState::LoginRequired).await;
+    let request = pb::CreateLinkSessionRequest { redirect_uri: REDIRECT.into(), ..repair_request(&id) };
+    let repair = app.repair_session_with(request).await;
+    let relinked = app.admin_post("connect", serde_json::json!({"link_session_token": repair.link_token})).await;
+    let relink_token = relinked["exchangeable_token"].as_str().unwrap().to_owned();
+    app.exchange_for("moneykit", "user-schema", &relink_token).await.expect("repaired");
+    app.wait_for_connection(&id, pb::ConnectionState::Ready).await;
+    app.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: id.clone(), ..Default::default() })
+        .await
+        .expect("deleted");
+
+    let requests: Vec<serde_json::Value> =
+        app.admin.get(format!("{}/requests", app.mock.admin_url())).send().await.unwrap().json().await.unwrap();
+    let mut seen = BTreeSet::new();
+    for request in &requests {
+        let (endpoint, problems) = support::moneykit_requests::check(request);
+        assert!(problems.is_empty(), "{endpoint}: {problems:?} in {request:#}");
+        seen.insert(endpoint);
+    }
+    for endpoint in [
+        "POST /auth/token",
+        "GET /institutions",
+        "GET /institutions/{}",
+        "POST /link-session",
+        "POST /link-session/exchange-token",
+        "GET /links/{}",
+        "PATCH /links/{}",
+        "DELETE /links/{}",
+        "POST /links/{}/products",
+        "GET /links/{}/accounts",
+        "GET /links/{}/accounts/numbers",
+        "GET /links/{}/identity",
+        "GET /links/{}/transactions/sync",
+        "GET /links/{}/investments/holdings",
+        "GET /links/{}/investments/transactions",
+    ] {
+        assert!(seen.contains(endpoint), "the flow sent no {endpoint}: {seen:?}");
+    }
+    let repairs = app.requests_to("POST", "/link-session").await;
+    assert_eq!(repairs.last().unwrap()["body"]["existing_link_id"], link_id.as_str());
+    assert_eq!(repairs.last().unwrap()["body"]["webhook"], registered.as_str());
+}
+
+/// The mock refuses what MoneyKit refuses, in MoneyKit's error shape: an undocumented key
+/// anywhere in a body and a missing required field (422 naming where), a body that is not JSON,
+/// a call without a bearer token, and a method the endpoint does not take.
+#[tokio::test]
+async fn the_mock_refuses_what_moneykit_refuses_in_its_error_shape() {
+    let app = spawn(instant_mock(), QUICK).await;
+    let base = app.mock.base_url();
+    let refusal = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.expect("a JSON error body");
+        assert!(body["error_message"].is_string(), "MoneyKit's error shape: {body}");
+        (status, body)
+    };
+    let session = serde_json::json!({
+        "customer_user": {"id": "user-1"}, "redirect_uri": REDIRECT,
+        "settings": {"products": {"accounts": {"prefetch": true}}},
+    });
+    let (status, body) = refusal(app.direct("link-session", session).await).await;
+    assert_eq!((status, body["error_code"].as_str()), (422, Some("api_error.request.validation_failed")));
+    assert_eq!(
+        body["validation_errors"][0]["location"],
+        serde_json::json!(["body", "settings", "products", "accounts"])
+    );
+    assert_eq!(body["validation_errors"][0]["type"], "extra_forbidden");
+
+    let (status, body) =
+        refusal(app.direct("link-session", serde_json::json!({"customer_user": {"id": "user-1"}})).await).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["validation_errors"][0]["location"], serde_json::json!(["body", "redirect_uri"]));
+    assert_eq!(body["validation_errors"][0]["type"], "missing");
+
+    let text = app.admin.post(format!("{base}/link-session-exchange-token-typo"));
+    let (status, _) = refusal(app.direct_request(text).await).await;
+    assert_eq!(status, 404);
+    let not_json = app
+        .admin
+        .post(format!("{base}/link-session/exchange-token"))
+        .header("content-type", "text/plain")
+        .body(r#"{"exchangeable_token": "x"}"#);
+    let (status, body) = refusal(app.direct_request(not_json).await).await;
+    assert_eq!((status, body["validation_errors"][0]["type"].as_str()), (422, Some("model_attributes_type")));
+
+    let anonymous = app.admin.get(format!("{base}/institutions")).header("MoneyKit-Version", "2023-02-18");
+    let (status, body) = refusal(anonymous.send().await.unwrap()).await;
+    assert_eq!((status, body["error_code"].as_str()), (401, Some("api_error.auth.unauthorized")));
+
+    let (status, body) = refusal(app.direct_request(app.admin.put(format!("{base}/institutions"))).await).await;
+    assert_eq!((status, body["error_code"].as_str()), (405, Some("api_error.method_not_allowed")));
 }

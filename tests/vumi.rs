@@ -160,7 +160,7 @@ async fn the_vumi_flow_runs_end_to_end_with_no_secret_in_the_logs() {
     let session =
         app.link.create_link_session(request).await.expect("session created").into_inner().link_session.unwrap();
     let traces: Vec<String> = serde_json::from_value(mock.admin_get("trace_ids").await).unwrap();
-    assert_eq!(traces, ["trace-vumi-flow-1", "trace-vumi-flow-1"], "the login and start-flow calls carry it");
+    assert_eq!(traces, ["trace-vumi-flow-1"; 3], "the login, entity list and start-flow calls carry it");
     assert_eq!(session.state(), pb::LinkSessionState::Created);
     assert_eq!(session.link_token.split('.').count(), 3, "the widget's start JWT");
     let issued = mock.complete_widget(&session.id).await;
@@ -505,28 +505,34 @@ async fn the_mock_signs_its_webhooks_with_the_key_it_serves() {
         let header = linkgate::crypto::jws::header(&signature).unwrap();
         assert_eq!((header.alg.as_str(), header.typ.as_deref()), ("ES256", Some("JWT")));
         let kid = header.kid.expect("a key id");
-        // The key endpoint needs a session: log in as a consumer would (this ends linkgate's).
+        // The key endpoint needs a session: log in as a consumer would. That ends linkgate's,
+        // whose next call logs in again and may end this one first: then once more.
         let base = mock.server.base_url();
-        let login: serde_json::Value = mock
-            .admin
-            .post(format!("{base}/auth/login"))
-            .json(&serde_json::json!({"clientId": CLIENT_ID, "clientSecret": SECRET}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let jwk: linkgate::crypto::jws::Jwk = mock
-            .admin
-            .get(format!("{base}/webhook_verification/{kid}"))
-            .bearer_auth(login["token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let mut jwk = None;
+        for _ in 0..5 {
+            let login: serde_json::Value = mock
+                .admin
+                .post(format!("{base}/auth/login"))
+                .json(&serde_json::json!({"clientId": CLIENT_ID, "clientSecret": SECRET}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let response = mock
+                .admin
+                .get(format!("{base}/webhook_verification/{kid}"))
+                .bearer_auth(login["token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if response.status().is_success() {
+                jwk = Some(response.json::<linkgate::crypto::jws::Jwk>().await.unwrap());
+                break;
+            }
+        }
+        let jwk = jwk.expect("the key endpoint answers within a few logins");
         let claims = linkgate::crypto::jws::verify(&signature, &jwk).expect("signed by the served key");
         assert_eq!(claims["request_body_sha256"], linkgate::crypto::jws::body_sha256(&body));
         assert!(claims["iat"].is_i64());
@@ -579,6 +585,94 @@ async fn a_signed_webhook_brings_a_connection_to_ready_without_waiting_for_the_p
     for token in tokens["connection_tokens"].as_array().expect("tokens listed") {
         assert!(!dump.contains(token.as_str().unwrap()), "a connection token is stored in clear");
     }
+}
+
+/// A linkgate whose Vumi connections are polled an hour apart, and one connection PENDING behind
+/// it whose import at the mock finished meanwhile: only a webhook can bring it to READY in time.
+async fn pending_connection_polled_hourly(backend: Backend) -> (Mock, TestApp, TestDatabase, String) {
+    let mock =
+        Mock::spawn(VumiMockOptions { import_delay: Duration::from_millis(200), ..VumiMockOptions::default() }).await;
+    let database = TestDatabase::create(backend).await;
+    let key = Sealer::generate_key();
+    let mut app = replica_with(&mock, &database, &key, &QUICK, &[("--vumi-poll-interval", "1h")]).await;
+    let public_token = mock.complete_widget("widget-session").await;
+    let connection = app.exchange("vumi", &public_token).await.expect("exchanged");
+    assert_eq!(connection.state(), pb::ConnectionState::Pending);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    (mock, app, database, connection.id)
+}
+
+impl Mock {
+    /// Has the mock sign `body` with its key (header `typ` as given) and POST it to linkgate's
+    /// `/webhooks/vumi`: linkgate's HTTP status and verdict.
+    async fn deliver_raw(&self, app: &TestApp, body: &str, typ: Option<&str>) -> (u16, String) {
+        let url = format!("http://{}/webhooks/vumi", app.http_addr);
+        let sent: serde_json::Value = self
+            .admin_post("webhook/raw", serde_json::json!({"url": url, "body": body, "typ": typ}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        (sent["delivered"].as_u64().unwrap() as u16, sent["answer"].as_str().unwrap().to_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_token_whose_type_is_not_jwt_is_refused() {
+    let (mock, mut app, _database, connection_id) = pending_connection_polled_hourly(Backend::Sqlite).await;
+    let body = serde_json::json!({"event": "CONNECTION_STATUS", "credentialsToken": "unused"}).to_string();
+    for typ in [Some("at+jwt"), Some("jwt+x"), None] {
+        assert_eq!(mock.deliver_raw(&app, &body, typ).await, (401, "wrong_type".to_owned()), "typ {typ:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connection = app
+        .connections
+        .get_connection(pb::GetConnectionRequest { connection_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(connection.state(), pb::ConnectionState::Pending, "a refused delivery polled nothing");
+}
+
+#[tokio::test]
+async fn a_verified_delivery_linkgate_cannot_read_is_kept_and_polls_the_imports_in_progress() {
+    let (mock, mut app, database, connection_id) = pending_connection_polled_hourly(Backend::Postgres).await;
+    // Signed and bound by Vumi's key, in a shape linkgate does not know: kept, not refused.
+    let body = r#"{"type": "connection.updated", "data": {"id": "somewhere"}}"#;
+    assert_eq!(mock.deliver_raw(&app, body, Some("JWT")).await, (200, "accepted".to_owned()));
+    let ready = app.wait_for_connection(&connection_id, pb::ConnectionState::Ready).await;
+    assert!(!ready.products.is_empty());
+    let kept = database.dump().await;
+    assert!(kept.contains("unreadable"), "the delivery is in the inbox");
+    assert!(!kept.contains("somewhere"), "sealed, as every delivery");
+}
+
+#[tokio::test]
+async fn a_refresh_follows_what_vumis_status_says_it_can_update() {
+    let VumiApp { mock, mut app, database: _database, .. } = spawn(Backend::Sqlite, instant_mock(), QUICK).await;
+    let refresh = |id: &str| pb::RefreshConnectionRequest { connection_id: id.to_owned(), ..Default::default() };
+
+    // Vumi keeps the user's credentials and updates the connection itself: read again from Vumi.
+    let token = app.public_token(&mock).await;
+    let kept = app.exchange("vumi", &token).await.unwrap();
+    app.wait_for_connection(&kept.id, pb::ConnectionState::Ready).await;
+    let accounts_before = mock.count("/queries/connections/", "/accounts").await;
+    let refreshing = app.connections.refresh_connection(refresh(&kept.id)).await.expect("refreshed").into_inner();
+    assert_eq!(refreshing.connection.unwrap().state(), pb::ConnectionState::Refreshing);
+    app.wait_for_connection(&kept.id, pb::ConnectionState::Ready).await;
+    assert!(mock.count("/queries/connections/", "/accounts").await > accounts_before, "the data was read again");
+
+    // The user did not let Vumi keep their credentials: nothing but the user can update it.
+    let session = app.create_session("user-2").await.unwrap();
+    let body = serde_json::json!({"externalId": session.id, "entity": "santander", "storeCredentials": false});
+    mock.admin_post("connect", body).await;
+    let token = app.wait_for_session(&session.id, pb::LinkSessionState::Succeeded).await.public_token;
+    let unkept = app.exchange("vumi", &token).await.unwrap();
+    app.wait_for_connection(&unkept.id, pb::ConnectionState::Ready).await;
+    let status = app.connections.refresh_connection(refresh(&unkept.id)).await.unwrap_err();
+    assert_error("no stored credentials", &status, tonic::Code::FailedPrecondition, "CAPABILITY_UNSUPPORTED");
 }
 
 /// The ids of a connection's accounts, transactions, portfolios and positions, sorted.
@@ -729,4 +823,54 @@ async fn a_vumi_connection_is_repaired_in_place_through_the_widgets_restore_toke
 #[tokio::test]
 async fn a_vumi_connection_that_needs_a_manual_update_is_repaired_through_the_widgets_update_token() {
     repair_flow(UPDATE).await;
+}
+
+/// The mock refuses what Vumi documents no room for, in Vumi's `{"message"}` shape.
+#[tokio::test]
+async fn the_vumi_mock_refuses_what_vumi_would() {
+    let mock = Mock::spawn(instant_mock()).await;
+    let base = mock.server.base_url();
+    let http = &mock.admin;
+    let login = serde_json::json!({"clientId": CLIENT_ID, "clientSecret": SECRET});
+    let session: serde_json::Value =
+        http.post(format!("{base}/auth/login")).json(&login).send().await.unwrap().json().await.unwrap();
+    let bearer = session["token"].as_str().unwrap().to_owned();
+    let flow = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({"id": REDIRECT_ID, "product": "TRANSACTIONS"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        http.post(format!("{base}/commands/connections/start-flow")).bearer_auth(&bearer).json(&body)
+    };
+    let cases = [
+        ("GET on the login", http.get(format!("{base}/auth/login")), 405),
+        (
+            "a login as a form",
+            http.post(format!("{base}/auth/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("clientId={CLIENT_ID}")),
+            415,
+        ),
+        (
+            "a login with an unknown property",
+            http.post(format!("{base}/auth/login"))
+                .json(&serde_json::json!({"clientId": CLIENT_ID, "clientSecret": SECRET, "grant": "x"})),
+            400,
+        ),
+        ("a start-flow with an unknown property", flow(serde_json::json!({"redirectUri": "x"})), 400),
+        (
+            "an exchange with a body",
+            http.post(format!("{base}/commands/connections/exchange/123e4567-e89b-12d3-a456-426614174000"))
+                .bearer_auth(&bearer)
+                .json(&serde_json::json!({})),
+            400,
+        ),
+        ("a query without a session", http.get(format!("{base}/queries/connections")), 401),
+    ];
+    for (case, request, status) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{case}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["message"].is_string(), "{case}: {body}");
+    }
+    let accepted = flow(serde_json::json!({"entity": "santander", "externalId": "x"})).send().await.unwrap();
+    assert!(accepted.status().is_success(), "the documented properties are accepted");
 }

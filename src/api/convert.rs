@@ -185,6 +185,7 @@ pub fn link_session(
         link_token: link_token.unwrap_or_default(),
         hosted_link_url: s.hosted_link_url.clone().unwrap_or_default(),
         mfa_question: s.mfa_question.clone().unwrap_or_default(),
+        mfa_methods: s.mfa_methods.iter().map(|m| pb::MfaMethod { id: m.id.clone(), label: m.label.clone() }).collect(),
         public_token: public_token.unwrap_or_default(),
         public_token_expires_at: s.public_token_expires_at.map(timestamp),
         failure_reason: s.failure_reason.map_or(0, |r| r as i32),

@@ -3,7 +3,7 @@
 use super::convert::{self, enum_field};
 use super::{ResponseStream, Validator, caller, next_page_token, page, respond, respond_stream};
 use crate::app::App;
-use crate::app::link::NewLinkSession;
+use crate::app::link::{MfaAnswer, NewLinkSession};
 use crate::domain::{AuditAction, LinkFlow};
 use crate::pb::{self, link_service_server::LinkService};
 use crate::providers::Credentials;
@@ -61,6 +61,7 @@ impl LinkService for LinkApi {
                 flows: info.flows.iter().map(|f| pb::LinkFlow::from(*f) as i32).collect(),
                 products: info.products.iter().map(|p| pb::Product::from(*p) as i32).collect(),
                 health: pb::ProviderHealth::from(p.health()) as i32,
+                required_fields: info.required_inputs.iter().map(|i| i.field().to_owned()).collect(),
             }
         });
         let disabled = self.app.providers.disabled().map(|(id, display_name)| pb::Provider {
@@ -87,28 +88,25 @@ impl LinkService for LinkApi {
             let size = v.page_size(req.page_size);
             v.finish()?;
             let provider = self.app.provider(&provider_id)?;
+            // Keyset paging on (name, id), the listing's order: a page token stays good when the
+            // provider's catalogue is fetched anew between pages.
             let scope = format!("institutions/{provider_id}/{query}");
-            let offset: usize = page(&self.app, &scope, size, &req.page_token)?
-                .after
-                .map(|cursor| cursor.key.parse().unwrap_or(0))
-                .unwrap_or(0);
-            let matching: Vec<_> = provider
-                .institutions()
-                .await
-                .map_err(|e| crate::error::Error::from_provider(&provider_id, e))?
+            let after: Option<(String, String)> =
+                self.app.page_tokens.check_as(&scope, &req.page_token, "page_token")?;
+            let matching =
+                provider.institutions(&query).await.map_err(|e| crate::error::Error::from_provider(&provider_id, e))?;
+            let mut rest = matching
                 .into_iter()
-                .filter(|i| i.name.to_lowercase().contains(&query))
-                .collect();
-            let more = matching.len() > offset + size;
-            let institutions =
-                matching.into_iter().skip(offset).take(size).map(|i| convert::institution(&provider_id, i)).collect();
-            let next = crate::store::PageOf::<()> {
-                items: Vec::new(),
-                next: more.then(|| crate::store::Cursor { key: (offset + size).to_string(), id: uuid::Uuid::nil() }),
+                .filter(|i| after.as_ref().is_none_or(|(name, id)| (&i.name, &i.id) > (name, id)))
+                .peekable();
+            let page: Vec<_> = rest.by_ref().take(size).collect();
+            let next = match (rest.peek(), page.last()) {
+                (Some(_), Some(last)) => self.app.page_tokens.issue_as(&scope, &(&last.name, &last.id)),
+                _ => String::new(),
             };
             Ok(pb::ListInstitutionsResponse {
-                institutions,
-                next_page_token: next_page_token(&self.app, &scope, &next),
+                institutions: page.into_iter().map(|i| convert::institution(&provider_id, i)).collect(),
+                next_page_token: next,
             })
         }
         .await;
@@ -214,13 +212,23 @@ impl LinkService for LinkApi {
             let mut v = Validator::default();
             let id = v.id("link_session_id", &req.link_session_id);
             let request_id = v.request_id(&req.request_id);
-            if req.answer.is_empty() {
-                v.reject("answer", "required");
-            } else if req.answer.chars().count() > MAX_MFA_ANSWER {
+            match (req.answer.is_empty(), req.mfa_method_id.is_empty()) {
+                (true, true) => v.reject("answer", "required, unless mfa_method_id is given"),
+                (false, false) => v.reject("mfa_method_id", "give either answer or mfa_method_id, not both"),
+                _ => {}
+            }
+            if req.answer.chars().count() > MAX_MFA_ANSWER {
                 v.reject("answer", format!("at most {MAX_MFA_ANSWER} characters"));
             }
+            if req.mfa_method_id.chars().count() > MAX_MFA_ANSWER {
+                v.reject("mfa_method_id", format!("at most {MAX_MFA_ANSWER} characters"));
+            }
             v.finish()?;
-            let session = self.app.answer_mfa(&caller, id, SecretString::from(req.answer), request_id).await?;
+            let answer = match req.mfa_method_id.is_empty() {
+                true => MfaAnswer::Text(SecretString::from(req.answer)),
+                false => MfaAnswer::Method(req.mfa_method_id),
+            };
+            let session = self.app.answer_mfa(&caller, id, answer, request_id).await?;
             Ok(pb::AnswerMfaResponse { link_session: Some(self.session(&session)?) })
         }
         .await;

@@ -354,6 +354,7 @@ mod tests {
             refresh_interval: HOUR,
             consent_lifetime: None,
             refresh_limits: LIMITS,
+            required_inputs: &[],
         }
     }
 

@@ -9,7 +9,7 @@ use crate::domain::{
     Sealed, Timestamp, now,
 };
 use crate::error::{Error, Result};
-use crate::providers::{Credentials, Institution, LinkContext, LinkProgress, LinkStep, Provider};
+use crate::providers::{Credentials, Institution, LinkContext, LinkInput, LinkProgress, LinkStep, Provider};
 use crate::store::{Claim, IssuedToken, LinkSessionUpdate, Page, PageOf};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
@@ -21,6 +21,13 @@ pub(super) fn consent_until(info: &crate::providers::ProviderInfo, signed_in_at:
     signed_in_at.checked_add_signed(lifetime)
 }
 
+/// Whether `new` carries `input`.
+fn is_given(input: LinkInput, new: &NewLinkSession) -> bool {
+    match input {
+        LinkInput::RedirectUri => new.redirect_uri.is_some(),
+    }
+}
+
 /// How long a link session may take before it expires.
 const LINK_SESSION_TTL: chrono::Duration = chrono::Duration::minutes(30);
 /// How long one exchange claim lasts: longer than any provider call, so only a crashed claimer's
@@ -28,6 +35,15 @@ const LINK_SESSION_TTL: chrono::Duration = chrono::Duration::minutes(30);
 const EXCHANGE_CLAIM_TTL: chrono::Duration = chrono::Duration::seconds(60);
 /// How long an exchange waits for another replica's claim on the same token before giving up.
 const EXCHANGE_WAIT: Duration = Duration::from_secs(10);
+
+/// What AnswerMfa sends: the answer to the session's question, or the id of one of the methods
+/// it offers.
+pub enum MfaAnswer {
+    /// The user's answer; never stored or logged.
+    Text(SecretString),
+    /// The chosen [`crate::domain::MfaMethod`]'s id.
+    Method(String),
+}
 
 /// What CreateLinkSession asks for, validated.
 #[derive(Debug, Clone)]
@@ -75,6 +91,16 @@ impl App {
         }
         let provider = self.provider(&new.provider)?;
         let info = provider.info();
+        // Before any upstream call (the institution lookup is one): nothing is asked or stored.
+        let missing: Vec<(String, String)> = info
+            .required_inputs
+            .iter()
+            .filter(|input| !is_given(**input, &new))
+            .map(|input| (input.field().to_owned(), format!("required by {}", info.display_name)))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::invalid_fields(missing));
+        }
         let flow = new.flow.unwrap_or(info.flows[0]);
         if !info.flows.contains(&flow) {
             return Err(unsupported(info.id, &format!("the {} flow", flow_label(flow))));
@@ -108,6 +134,7 @@ impl App {
             link_token: None,
             hosted_link_url: None,
             mfa_question: None,
+            mfa_methods: Vec::new(),
             public_token: None,
             public_token_expires_at: None,
             upstream_state: None,
@@ -198,12 +225,13 @@ impl App {
         .await
     }
 
-    /// Forwards the answer to a session's MFA question.
+    /// Forwards the answer to a session's MFA step: the answer to its question, or the method
+    /// chosen among those it offers.
     pub async fn answer_mfa(
         &self,
         caller: &Caller,
         id: Uuid,
-        answer: SecretString,
+        answer: MfaAnswer,
         request_id: Option<String>,
     ) -> Result<LinkSession> {
         let session = self.get_link_session(caller, id).await?;
@@ -211,9 +239,25 @@ impl App {
             return Ok(session);
         }
         expect_state(&session, LinkSessionState::MfaRequired)?;
+        let answer = match answer {
+            MfaAnswer::Text(_) if !session.mfa_methods.is_empty() => {
+                return Err(Error::invalid_field(
+                    "mfa_method_id",
+                    "required: the session offers MFA methods to choose from",
+                ));
+            }
+            MfaAnswer::Method(_) if session.mfa_methods.is_empty() => {
+                return Err(Error::invalid_field("answer", "required: the session asks a question, not for a method"));
+            }
+            MfaAnswer::Method(chosen) if !session.mfa_methods.iter().any(|m| m.id == chosen) => {
+                return Err(Error::invalid_field("mfa_method_id", "not one of the session's mfa_methods"));
+            }
+            MfaAnswer::Method(chosen) => SecretString::from(chosen),
+            MfaAnswer::Text(text) => text,
+        };
         let mut connecting = session.clone();
         connecting.last_request_id = request_id;
-        connecting.mfa_question = None;
+        connecting.clear_mfa();
         self.forward_to_provider(session, connecting, |provider, link| {
             Box::pin(async move { provider.answer_mfa(&link, answer).await })
         })
@@ -299,7 +343,7 @@ impl App {
         let next_poll_at = match progress {
             LinkProgress::Repaired { handle } => {
                 next.state = LinkSessionState::Succeeded;
-                next.mfa_question = None;
+                next.clear_mfa();
                 self.complete_repair(&next, from, handle, None).await?;
                 return Ok(next);
             }
@@ -314,14 +358,15 @@ impl App {
                 next.state = LinkSessionState::Connecting;
                 Some(next.updated_at + provider.info().poll_interval)
             }
-            LinkProgress::MfaRequired { question } => {
+            LinkProgress::MfaRequired { question, methods } => {
                 next.state = LinkSessionState::MfaRequired;
                 next.mfa_question = Some(question);
+                next.mfa_methods = methods;
                 Some(next.expires_at)
             }
             LinkProgress::Succeeded { public_token, institution_id, expires_at } => {
                 next.state = LinkSessionState::Succeeded;
-                next.mfa_question = None;
+                next.clear_mfa();
                 next.institution_id = Some(institution_id.clone());
                 next.public_token = Some(Sealed(self.sealer.seal(
                     public_token.expose_secret().as_bytes(),
@@ -339,7 +384,7 @@ impl App {
             }
             LinkProgress::Failed { reason, message } => {
                 next.state = LinkSessionState::Failed;
-                next.mfa_question = None;
+                next.clear_mfa();
                 next.failure_reason = Some(reason);
                 next.failure_message = Some(message);
                 None
@@ -364,7 +409,7 @@ impl App {
         let from = session.state;
         let mut expired = session;
         expired.state = LinkSessionState::Expired;
-        expired.mfa_question = None;
+        expired.clear_mfa();
         expired.updated_at = now();
         match self.save_link_session(&expired, from, None, None).await {
             Err(error) if error.reason() == ErrorReason::LinkSessionWrongState => Ok(()),
@@ -558,8 +603,18 @@ impl App {
             );
             return Err(error.into());
         }
+        self.record_webhook_url(&connection, exchanged.webhook_url.as_deref()).await;
         self.bus.ring();
         Ok(connection)
+    }
+
+    /// Records the webhook URL the provider says `connection`'s upstream link was given at its
+    /// exchange, so the sync engine moves it only when linkgate's URL changes. Not recorded (a
+    /// failed write, logged), the sync engine merely sets the same URL once more.
+    pub(super) async fn record_webhook_url(&self, connection: &Connection, url: Option<&str>) {
+        if let Err(error) = self.store.set_upstream_webhook(connection.tenant_id, connection.id, url).await {
+            tracing::warn!(connection_id = %connection.id, error = %error, "recording the connection's webhook URL failed");
+        }
     }
 
     async fn exchanged_connection(&self, caller: &Caller, connection_id: Uuid) -> Result<Connection> {

@@ -133,11 +133,14 @@ impl App {
         let from = session.state;
         let mut succeeded = session;
         succeeded.state = LinkSessionState::Succeeded;
-        succeeded.mfa_question = None;
+        succeeded.clear_mfa();
         succeeded.updated_at = now();
         let proof = ExchangeProof { upstream_ref: changed.then_some(&upstream_ref), token_hash };
         let handle = changed.then_some(exchanged.handle);
-        self.complete_repair(&succeeded, from, handle, Some(proof)).await
+        let repaired = self.complete_repair(&succeeded, from, handle, Some(proof)).await?;
+        // The repair's session named linkgate's URL (or none) afresh.
+        self.record_webhook_url(&repaired, exchanged.webhook_url.as_deref()).await;
+        Ok(repaired)
     }
 
     /// Completes a repair session whose provider reported the connection repaired: `session` is

@@ -10,9 +10,10 @@ use crate::domain::{
     Product, ProductState, now,
 };
 use crate::error::Result;
-use crate::providers::{ProviderError, Registry, UpstreamStatus};
+use crate::providers::{Provider, ProviderError, Registry, UpstreamStatus, WebhookTarget};
 use crate::store::Lease;
 use futures::StreamExt;
+use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,6 +168,9 @@ impl App {
             Ok(status) => status,
             Err(error) => return self.connection_call_failed(connection, error, poll_interval).await,
         };
+        if status != UpstreamStatus::Disconnected {
+            self.point_webhooks(&connection, provider.as_ref(), &handle).await?;
+        }
         let at = now();
         match status {
             UpstreamStatus::Importing => {
@@ -226,6 +230,35 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// Moves the connection's webhooks upstream to the URL linkgate gives now, when its provider
+    /// is told one per connection and the link was given another (a public webhook URL set or
+    /// changed since it was linked). The URL given is recorded, so each change is sent once; a
+    /// failure is logged and tried again at the connection's next sync.
+    async fn point_webhooks(
+        &self,
+        connection: &Connection,
+        provider: &dyn Provider,
+        handle: &SecretString,
+    ) -> Result<()> {
+        let WebhookTarget::PerConnection(target) = provider.webhook_target() else {
+            return Ok(());
+        };
+        let given = self.store.upstream_webhook(connection.tenant_id, connection.id).await?;
+        if given.as_deref() == target {
+            return Ok(());
+        }
+        match provider.set_webhook_url(handle, target).await {
+            Ok(()) => Ok(self.store.set_upstream_webhook(connection.tenant_id, connection.id, target).await?),
+            Err(error) => {
+                tracing::warn!(
+                    connection_id = %connection.id, provider = %connection.provider, error = %error,
+                    "pointing the connection's webhooks at linkgate failed; trying again at its next sync"
+                );
+                Ok(())
+            }
+        }
     }
 
     /// The consent calendar, kept before any upstream call; `true` when it handled the connection

@@ -1,13 +1,18 @@
 //! Webhooks in: `POST /webhooks/{provider}` on the HTTP listener.
 //!
 //! A delivery is verified before anything is kept: the JWT in the provider's signature header
-//! must name ES256 (any other `alg`, `none` included, is refused before a key is looked up), be
+//! must name ES256 (any other `alg`, `none` included, is refused before a key is looked up) and
+//! the `typ` its provider requires (Vumi: `JWT`), be
 //! signed by the key its `kid` names (fetched from the provider and cached), have been issued
 //! within five minutes either side of now, and, when it carries `request_body_sha256` (or the
 //! provider always sends one), bind exactly the body received (compared in constant time).
 //! A verified delivery goes into the store's inbox, deduplicated by the provider's idempotency
 //! key, before the provider is answered 2xx; the sync engine then processes the inbox
-//! asynchronously by making the connection it names due for a poll at once. The payload itself is
+//! asynchronously by making the connection it names due for a poll at once. A verified delivery
+//! whose body the provider's reader does not understand (Vumi publishes no payload schema), or
+//! that names no connection, is kept all the same (event `unreadable` when unread) and makes every
+//! connection of that provider still importing (PENDING, REFRESHING) due instead: what the
+//! provider took the trouble to sign is never dropped. The payload itself is
 //! not trusted for state: the poll reads it from the provider, so a webhook that never comes
 //! only delays a change until the regular poll, and a duplicated or reordered one changes nothing.
 //!
@@ -41,6 +46,9 @@ const KEY_FETCHES_PER_MINUTE: u32 = 10;
 /// Most cached keys per replica (known and unknown).
 const KEY_CACHE_CAPACITY: usize = 256;
 
+/// The event of a verified delivery its provider's reader could not read.
+const UNREADABLE: &str = "unreadable";
+
 /// What became of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -56,6 +64,8 @@ pub enum Verdict {
     MissingSignature,
     /// The JWT names another algorithm than ES256.
     WrongAlgorithm,
+    /// The JWT's header does not name the `typ` the provider requires.
+    WrongType,
     /// The JWT names a key the provider does not have, or none.
     UnknownKey,
     /// The signature does not verify.
@@ -64,7 +74,7 @@ pub enum Verdict {
     Stale,
     /// The signed body hash is not the body's.
     BodyMismatch,
-    /// Not a JWT, or a payload the provider's format does not describe.
+    /// Not a JWT, or a claim of the wrong type.
     Malformed,
     /// The provider's key endpoint could not be reached; the provider will retry.
     KeyUnavailable,
@@ -82,6 +92,7 @@ impl Verdict {
             Self::Oversized => "oversized",
             Self::MissingSignature => "missing_signature",
             Self::WrongAlgorithm => "wrong_algorithm",
+            Self::WrongType => "wrong_type",
             Self::UnknownKey => "unknown_key",
             Self::BadSignature => "bad_signature",
             Self::Stale => "stale",
@@ -240,6 +251,11 @@ async fn verify(
         .ok_or(Verdict::MissingSignature)?
         .trim();
     let header = jws::header(token).map_err(jws_verdict)?;
+    if let Some(required) = scheme.token_type()
+        && header.typ.as_deref() != Some(required)
+    {
+        return Err(Verdict::WrongType);
+    }
     let kid = header.kid.ok_or(Verdict::UnknownKey)?;
     let key = keys.key(provider, scheme, &kid).await?;
     let claims = jws::verify(token, &key).map_err(jws_verdict)?;
@@ -260,10 +276,10 @@ async fn verify(
         None if scheme.body_hash_required() => return Err(Verdict::BodyMismatch),
         None => {}
     }
-    scheme.read(body).map_err(|error: ProviderError| {
-        tracing::warn!(provider, error = %error, "a verified webhook could not be read");
-        Verdict::Malformed
-    })
+    Ok(scheme.read(body).unwrap_or_else(|error: ProviderError| {
+        tracing::warn!(provider, error = %error, "a verified webhook could not be read; kept, naming no connection");
+        crate::providers::WebhookNotice { idempotency_key: None, event: UNREADABLE.to_owned(), upstream_ref: None }
+    }))
 }
 
 fn jws_verdict(error: JwsError) -> Verdict {

@@ -62,8 +62,11 @@ pub struct LinkSession {
     pub link_token: Option<String>,
     /// Hosted page URL (hosted flow).
     pub hosted_link_url: Option<String>,
-    /// Pending MFA question.
+    /// Pending MFA question (or, with `mfa_methods`, the prompt to choose a method).
     pub mfa_question: Option<String>,
+    /// The delivery methods the institution offers while it waits for the user to choose one;
+    /// empty when it asks a question instead.
+    pub mfa_methods: Vec<MfaMethod>,
     /// The issued public token, sealed, once SUCCEEDED.
     pub public_token: Option<Sealed>,
     /// When the public token stops being exchangeable.
@@ -86,6 +89,23 @@ pub struct LinkSession {
     pub expires_at: Timestamp,
     /// The connection this session repairs in place; `None` for a session that links a new one.
     pub repair_connection_id: Option<Uuid>,
+}
+
+impl LinkSession {
+    /// Forgets the MFA step the session was waiting on (answered, or the session moved on).
+    pub fn clear_mfa(&mut self) {
+        self.mfa_question = None;
+        self.mfa_methods.clear();
+    }
+}
+
+/// A way an institution offers to deliver its MFA code (SMS, e-mail, app).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MfaMethod {
+    /// What AnswerMfa sends back to choose it: the provider's own value, never a secret.
+    pub id: String,
+    /// What to show the user.
+    pub label: String,
 }
 
 /// A secret sealed by `crypto::Sealer`. Opaque bytes; its `Debug` shows only their length.

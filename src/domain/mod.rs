@@ -18,7 +18,7 @@ pub use data::{
     OwnerEmail, OwnerPhoneNumber, OwnersOf, PhoneNumberType, Portfolio, PortfolioTransaction, PortfolioTransactionType,
     PortfolioType, Position, SealedAccountDetails, Statement, Transaction, TransactionDelta, Usage, stable_id,
 };
-pub use link_session::{LinkFlow, LinkSession, LinkSessionState, PublicTokenRecord, Sealed};
+pub use link_session::{LinkFlow, LinkSession, LinkSessionState, MfaMethod, PublicTokenRecord, Sealed};
 pub use money::{Decimal, Money};
 pub use product::{Product, ProductState, ProductStatus};
 pub use reason::ErrorReason;

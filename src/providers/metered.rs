@@ -3,11 +3,12 @@
 //! provider's health in ListProviders: DEGRADED when at least [`DEGRADED_FAILURES`] of the last
 //! [`HEALTH_WINDOW`] calls within [`HEALTH_HORIZON`] failed upstream (unavailable, rate limited,
 //! or a broken answer; a user's wrong password is not the provider's ill health), HEALTHY when
-//! fewer did, and unknown when no call was made within the horizon.
+//! fewer did, and unknown when no call was made within the horizon. Institution reads that
+//! succeed are not counted: they are mostly answered from the kept catalogue.
 
 use super::{
     Credentials, ExchangedConnection, Fetched, Institution, LinkContext, LinkStart, LinkStep, Provider, ProviderError,
-    ProviderHealth, ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme,
+    ProviderHealth, ProviderInfo, ProviderResult, UpstreamStatus, WebhookScheme, WebhookTarget,
 };
 use crate::domain::Product;
 use secrecy::SecretString;
@@ -46,12 +47,17 @@ impl Metered {
             result,
             Err(ProviderError::Unavailable { .. } | ProviderError::RateLimited { .. } | ProviderError::Protocol { .. })
         );
-        let mut recent = self.recent.lock().expect("health lock");
-        if recent.len() == HEALTH_WINDOW {
-            recent.pop_front();
+        // A catalogue read that succeeds is mostly answered from memory (see `catalogue`), so it
+        // says nothing of the provider's health; counted, a user typing a name would push the
+        // failures of real calls out of the window.
+        let from_memory = result.is_ok() && matches!(operation, "institutions" | "institution");
+        if !from_memory {
+            let mut recent = self.recent.lock().expect("health lock");
+            if recent.len() == HEALTH_WINDOW {
+                recent.pop_front();
+            }
+            recent.push_back((Instant::now(), failed));
         }
-        recent.push_back((Instant::now(), failed));
-        drop(recent);
         let metrics = crate::telemetry::metrics::metrics();
         metrics.upstream_requests.with_label_values(&[provider, operation, outcome]).inc();
         metrics.upstream_duration.with_label_values(&[provider, operation]).observe(started.elapsed().as_secs_f64());
@@ -88,8 +94,8 @@ impl Provider for Metered {
         self.inner.info()
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        metered!(self, "institutions", self.inner.institutions())
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        metered!(self, "institutions", self.inner.institutions(query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
@@ -144,6 +150,14 @@ impl Provider for Metered {
 
     fn sealed_link_token(&self, upstream_state: &SecretString) -> Option<SecretString> {
         self.inner.sealed_link_token(upstream_state)
+    }
+
+    fn webhook_target(&self) -> WebhookTarget<'_> {
+        self.inner.webhook_target()
+    }
+
+    async fn set_webhook_url(&self, handle: &SecretString, url: Option<&str>) -> ProviderResult<()> {
+        metered!(self, "set_webhook_url", self.inner.set_webhook_url(handle, url))
     }
 
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {

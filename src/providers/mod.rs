@@ -5,6 +5,7 @@
 //! link flows, exchange, sync and storage live in `link`, `sync` and `store`. Adding a provider is
 //! a new module plus one line in [`Registry::from_settings`].
 
+pub mod catalogue;
 pub mod deck;
 pub mod json;
 mod metered;
@@ -45,6 +46,26 @@ pub struct ProviderInfo {
     /// The provider's published limits on refreshing a product on demand, one line per limited
     /// product: RefreshConnection answers RATE_LIMITED rather than ask again sooner.
     pub refresh_limits: &'static [RefreshLimit],
+    /// CreateLinkSession inputs the provider cannot start a link session without: a session
+    /// missing one is refused before any upstream call.
+    pub required_inputs: &'static [LinkInput],
+}
+
+/// An optional CreateLinkSession input that a provider may require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkInput {
+    /// `redirect_uri`: where the provider's hosted page returns the user (MoneyKit's OAuth
+    /// institutions need it on every link session).
+    RedirectUri,
+}
+
+impl LinkInput {
+    /// The CreateLinkSessionRequest field that carries it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::RedirectUri => "redirect_uri",
+        }
+    }
 }
 
 impl ProviderInfo {
@@ -174,10 +195,13 @@ impl std::fmt::Debug for Credentials {
 pub enum LinkProgress {
     /// Still working; ask again after the provider's poll interval.
     Connecting,
-    /// The institution asks a question.
+    /// The institution asks a question, or asks the user to choose how to receive its code.
     MfaRequired {
-        /// The question to show the user.
+        /// The question (or the prompt to choose a method) to show the user.
         question: String,
+        /// The delivery methods to choose from; empty when the institution asks a question. The
+        /// chosen method's id comes back to [`Provider::answer_mfa`] as the answer.
+        methods: Vec<crate::domain::MfaMethod>,
     },
     /// Connected; the public token can be exchanged.
     Succeeded {
@@ -234,6 +258,19 @@ pub struct ExchangedConnection {
     pub products: Vec<Product>,
     /// The provider's id of the connection in its webhooks, when it is not the handle itself.
     pub upstream_ref: Option<SecretString>,
+    /// Where the provider says it delivers this connection's webhooks, for a provider told one
+    /// per connection ([`WebhookTarget::PerConnection`]); `None` otherwise, or when it delivers none.
+    pub webhook_url: Option<String>,
+}
+
+/// How a provider learns where to deliver a connection's webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookTarget<'a> {
+    /// Not per connection: it is told once, outside linkgate (a dashboard), or sends none.
+    NotPerConnection,
+    /// Each connection's upstream link is told its URL; this is the one linkgate gives now
+    /// (`None`: no public webhook URL is configured, so the provider delivers nothing).
+    PerConnection(Option<&'a str>),
 }
 
 /// How far the provider has got with a connection's data.
@@ -349,13 +386,16 @@ pub trait Provider: Send + Sync + 'static {
     /// What the provider offers.
     fn info(&self) -> &ProviderInfo;
 
-    /// Every institution reachable through the provider, ordered by name. Providers with large
-    /// catalogues may list only their most common institutions here.
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>>;
+    /// The institutions reachable through the provider whose name contains `query` (matched
+    /// case-insensitively; empty: every one), ordered by name then id. The whole catalogue is
+    /// searched, from a copy kept for a while ([`catalogue::Catalogue`]), so callers may ask per
+    /// keystroke; a provider that cannot list its catalogue without a search term answers its
+    /// most common institutions to a query too short to search with.
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>>;
 
     /// The institution `id`, also when [`Provider::institutions`] does not list it.
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
-        Ok(self.institutions().await?.into_iter().find(|i| i.id == id))
+        Ok(self.institutions("").await?.into_iter().find(|i| i.id == id))
     }
 
     /// Starts a link session upstream.
@@ -364,7 +404,8 @@ pub trait Provider: Send + Sync + 'static {
     /// Forwards the user's credentials (linkless flow).
     async fn submit_credentials(&self, link: &LinkContext, credentials: Credentials) -> ProviderResult<LinkStep>;
 
-    /// Forwards the user's MFA answer.
+    /// Forwards the user's MFA answer: the answer to the question asked, or the id of the method
+    /// chosen among those offered (linkgate checked it is one of them).
     async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep>;
 
     /// Asks where an unsettled link session stands.
@@ -411,6 +452,18 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
+    /// How the provider learns where to deliver a connection's webhooks.
+    fn webhook_target(&self) -> WebhookTarget<'_> {
+        WebhookTarget::NotPerConnection
+    }
+
+    /// Points the connection's webhooks at `url` upstream (`None`: stops them), for a provider
+    /// told one per connection.
+    async fn set_webhook_url(&self, handle: &SecretString, url: Option<&str>) -> ProviderResult<()> {
+        let _ = (handle, url);
+        Err(ProviderError::Unsupported("a webhook URL per connection"))
+    }
+
     /// How the provider signs its webhooks; `None` when it sends none linkgate can verify (an
     /// unverifiable webhook is refused rather than trusted).
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {
@@ -441,6 +494,12 @@ pub trait WebhookScheme: Send + Sync {
     /// The header carrying the JWT (`vumi-verification`, `MoneyKit-Signature`).
     fn signature_header(&self) -> &'static str;
 
+    /// The `typ` the JWT's header must name, when the provider says so (Vumi: `JWT`); `None`
+    /// accepts any or none.
+    fn token_type(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether the JWT must bind the body with a `request_body_sha256` claim; when `false` the
     /// claim is still checked whenever it is present.
     fn body_hash_required(&self) -> bool;
@@ -448,7 +507,8 @@ pub trait WebhookScheme: Send + Sync {
     /// Fetches the public key `kid` from the provider: `None` when the provider has no such key.
     async fn signing_key(&self, kid: &str) -> ProviderResult<Option<crate::crypto::jws::Jwk>>;
 
-    /// Reads a delivery whose signature verified.
+    /// Reads a delivery whose signature verified. A delivery it cannot read is kept all the
+    /// same, naming no connection: see `crate::app::webhooks`.
     fn read(&self, body: &[u8]) -> ProviderResult<WebhookNotice>;
 }
 
@@ -497,7 +557,7 @@ impl Registry {
             Some(vumi) => registry.register(Arc::new(vumi)),
             None => _ = registry.disabled.insert(vumi::ID, vumi::DISPLAY_NAME),
         }
-        match moneykit::MoneyKit::from_settings(&settings.moneykit) {
+        match moneykit::MoneyKit::from_settings(&settings.moneykit, settings.public_webhook_url.as_ref()) {
             Some(moneykit) => registry.register(Arc::new(moneykit)),
             None => _ = registry.disabled.insert(moneykit::ID, moneykit::DISPLAY_NAME),
         }

@@ -212,6 +212,12 @@ impl UpstreamRequest {
         Ok(Self::post(operation, url).with_body("application/json", body))
     }
 
+    /// A PATCH of `body` as JSON (a partial update).
+    pub fn patch_json(operation: &'static str, url: Url, body: &impl Serialize) -> Result<Self, ProviderError> {
+        let body = serde_json::to_vec(body).map_err(|_| unserializable(operation))?;
+        Ok(Self::new(operation, Method::PATCH, url).with_body("application/json", body))
+    }
+
     /// A POST of `fields` form-encoded (`application/x-www-form-urlencoded`), as OAuth2 token
     /// endpoints expect.
     pub fn post_form(operation: &'static str, url: Url, fields: &[(&str, &str)]) -> Self {

@@ -43,6 +43,7 @@ fn status_of(verdict: Verdict) -> StatusCode {
         Verdict::Malformed => StatusCode::BAD_REQUEST,
         Verdict::MissingSignature
         | Verdict::WrongAlgorithm
+        | Verdict::WrongType
         | Verdict::UnknownKey
         | Verdict::BadSignature
         | Verdict::Stale

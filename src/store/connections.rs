@@ -69,6 +69,14 @@ pub trait ConnectionStore: Send + Sync {
     /// import came with ([`Import::cursor`]), if any (none once the connection is deleted).
     async fn upstream_cursor(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<String>>;
 
+    /// The webhook URL the connection's upstream link was last given (see
+    /// [`set_upstream_webhook`](Self::set_upstream_webhook)); `None` when it was given none.
+    async fn upstream_webhook(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<String>>;
+
+    /// Records that the connection's upstream link was given the webhook URL `url` (`None`:
+    /// none), for providers told one per connection.
+    async fn set_upstream_webhook(&self, tenant: TenantId, id: Uuid, url: Option<&str>) -> StoreResult<()>;
+
     /// Stores a connection's new state, appending an event of `kind` and releasing any lease,
     /// and stores an `import` when given: what changed in the connection's data is written and
     /// told by a DATA_UPDATED event (NEW_ACCOUNTS first, when accounts appeared), after the

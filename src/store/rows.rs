@@ -4,8 +4,8 @@
 use super::StoredPublicToken;
 use crate::domain::ErrorReason;
 use crate::domain::{
-    Connection, ConnectionEvent, ConnectionEventType, EventDetails, LinkFlow, LinkSession, LinkSessionState, Product,
-    Sealed, StoredName, TenantId, Timestamp,
+    Connection, ConnectionEvent, ConnectionEventType, EventDetails, LinkFlow, LinkSession, LinkSessionState, MfaMethod,
+    Product, Sealed, StoredName, TenantId, Timestamp,
 };
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -36,6 +36,7 @@ pub struct LinkSessionRow {
     link_token: Option<String>,
     hosted_link_url: Option<String>,
     mfa_question: Option<String>,
+    mfa_methods: Option<Json<Vec<MfaMethod>>>,
     failure_reason: Option<String>,
     failure_message: Option<String>,
     redirect_uri: Option<String>,
@@ -71,6 +72,7 @@ impl TryFrom<LinkSessionRow> for LinkSession {
             link_token: row.link_token,
             hosted_link_url: row.hosted_link_url,
             mfa_question: row.mfa_question,
+            mfa_methods: row.mfa_methods.map(|methods| methods.0).unwrap_or_default(),
             failure_reason,
             failure_message: row.failure_message,
             redirect_uri: row.redirect_uri,

@@ -36,6 +36,7 @@ mod feed;
 mod flow;
 mod health;
 mod identity;
+mod institutions;
 mod link;
 mod repair;
 mod replicas;

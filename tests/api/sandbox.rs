@@ -150,8 +150,8 @@ impl Provider for RecordingSandbox {
     fn info(&self) -> &ProviderInfo {
         self.inner.info()
     }
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        self.inner.institutions().await
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        self.inner.institutions(query).await
     }
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
         self.inner.start_link(link).await

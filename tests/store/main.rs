@@ -112,6 +112,7 @@ fn link_session(tenant: TenantId, external_user_id: &str) -> LinkSession {
         link_token: Some("link-sandbox-token".to_owned()),
         hosted_link_url: Some("https://sandbox.example/link".to_owned()),
         mfa_question: None,
+        mfa_methods: Vec::new(),
         public_token: None,
         public_token_expires_at: None,
         upstream_state: None,

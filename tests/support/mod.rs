@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod deck_openapi;
 pub mod feed;
 pub mod logs;
+pub mod moneykit_requests;
 pub mod server;
 pub mod status;

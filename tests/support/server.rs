@@ -74,6 +74,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         },
         transport: TransportSettings::default(),
         providers: ProviderSettings {
+            public_webhook_url: None,
             sandbox: SandboxSettings {
                 enabled: true,
                 import_delay: Duration::from_millis(300),

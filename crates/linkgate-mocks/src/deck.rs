@@ -1,8 +1,22 @@
-//! A mock of Deck's legacy product API (upstreams.md section 3): every endpoint is a `POST` of
+//! A mock of Deck's legacy product API (docs/providers/deck.md): every endpoint is a `POST` of
 //! JSON under `/api/v1`, authenticated by `x-deck-client-id` / `x-deck-secret` (401 with
 //! `INVALID_API_KEYS` otherwise; the real Deck does not check keys on `/link/*`, the mock does),
 //! answering 400 with Deck's error body `{error_category, error_code, error_message,
 //! display_message}` for every refusal.
+//!
+//! Sources (D3 `/link/sources`): the three named ones links connect to and 600 made-up utilities
+//! ([`CATALOGUE_EXTRA`]). Without a search term D3 answers the first [`MOST_COMMON`]; `search`
+//! (3 to 255 characters, else `VALIDATION_FAILED`) answers every source whose name contains it;
+//! `source_id` answers that source and wins over `search`.
+//!
+//! Requests are held to Deck's published OpenAPI definition (buildwithdeck/sdk-go,
+//! `.speakeasy/out.openapi.yaml`), whose request bodies are closed (`additionalProperties:
+//! false`): another method than `POST` is 405, a body that is not JSON (`application/json`,
+//! `text/json` or `application/*+json`, as the definition lists) is 415, and a body with a key the
+//! endpoint does not document, a required one missing, or a value of the wrong type is 400
+//! `VALIDATION_FAILED`, each with Deck's error body. `GET /__admin/requests` lists the latest 500
+//! requests as `{"path", "content_type", "body"}` (the body as JSON, null when it is not), so a
+//! test can hold what a client sent against the definition.
 //!
 //! Behaviour, scripted by username (password `pass_good`; any other password is
 //! `InvalidCredentials`):
@@ -11,12 +25,15 @@
 //! |---|---|
 //! | `user_good` | `Connecting` for `--connect-delay`, then `Connected` |
 //! | `user_mfa` | `Connecting`, then `MfaQuestion`; answer `1234` → `Connecting` → `Connected`; a wrong answer → `MfaQuestionInvalidAnswer` (answering again is allowed) |
+//! | `user_mfa_choice` | `Connecting`, then `MfaMethodChoice` with the methods [`MFA_METHODS`] in `additional_information`, one per line; D7 with one of them as the answer → `MfaQuestion` as for `user_mfa` (any other answer: `VALIDATION_FAILED`) |
 //! | `user_security` | as `user_mfa`, with `SecurityQuestion` |
 //! | `user_select` | `Connecting`, then `AccountSelection` until D9 `/link/account/select`, then `Connected` |
 //! | `user_error` | `Connecting`, then `Error` |
 //! | anyone else | `Connecting`, then `InvalidCredentials` |
 //!
-//! A question unanswered for 5 minutes becomes `MfaQuestionNoAnswer`. Token rules: link tokens
+//! D6 `/link/authentication/mfa/get` answers only while D5 says `MfaQuestion` or
+//! `SecurityQuestion` (`SECURITY_QUESTION_NOT_FOUND` otherwise, a method choice and a rejected
+//! answer included). A question unanswered for 5 minutes becomes `MfaQuestionNoAnswer`. Token rules: link tokens
 //! live 20 minutes, public tokens (issued by D4 at once) 30 minutes and once, access tokens until
 //! D15 rotates or D19 destroys them. Product data (D20 `/sustainability/get`) answers 400
 //! `PRODUCT_NOT_READY` until `--extraction-delay` after the connection connected; D12
@@ -71,6 +88,8 @@ pub const THAMES_WATER: &str = "c2a4e6f8-1b3d-4f5a-8c7e-9d0b1a2c3e4f";
 pub const GOOD_PASSWORD: &str = "pass_good";
 /// The answer to every question.
 pub const MFA_ANSWER: &str = "1234";
+/// The MFA methods `user_mfa_choice` is offered, as D5 lists them.
+pub const MFA_METHODS: [&str; 2] = ["SMS to ***-***-1234", "E-mail to j***@example.com"];
 /// How long an unanswered question waits.
 const QUESTION_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// The billing month the newest statement ends in (data does not move with the calendar).
@@ -138,19 +157,19 @@ impl Default for DeckMockOptions {
 pub async fn spawn(addr: SocketAddr, options: DeckMockOptions) -> std::io::Result<MockServer> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let harness = Harness::new(API_PREFIX, error_body_for_status, options.faults.clone());
-    let mock = Arc::new(Mock { options, world: Mutex::default() });
+    let mock = Arc::new(Mock { options, world: Mutex::default(), requests: Mutex::default() });
     let mut router = Router::new();
-    for (path, handler) in ROUTES {
-        let handler = *handler;
-        router = router.route(
-            &format!("{API_PREFIX}{path}"),
-            post(move |State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes| async move {
-                mock.dispatch(handler, &headers, &body)
-            }),
-        );
+    for route in ROUTES {
+        let route = *route;
+        let endpoint = post(move |State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes| async move {
+            mock.dispatch(route, &headers, &body)
+        })
+        .fallback(|| async { ApiError::method_not_allowed().into_response() });
+        router = router.route(&format!("{API_PREFIX}{}", route.0), endpoint);
     }
     let router = router
         .route("/__admin/tokens", get(|State(mock): State<Arc<Mock>>| async move { mock.tokens() }))
+        .route("/__admin/requests", get(|State(mock): State<Arc<Mock>>| async move { mock.requests() }))
         .route("/__admin/clock/advance", post(advance_clock))
         .route(
             "/__admin/extraction/finish",
@@ -167,33 +186,67 @@ pub async fn spawn(addr: SocketAddr, options: DeckMockOptions) -> std::io::Resul
 
 type Handler = fn(&Mock, &mut World, &[u8]) -> Result<Answer, ApiError>;
 
-/// Every endpoint the mock serves, by path under [`API_PREFIX`].
-const ROUTES: &[(&str, Handler)] = &[
-    ("/link/token/create", Mock::link_token_create),
-    ("/link/info", Mock::link_info),
-    ("/link/sources", Mock::link_sources),
-    ("/link/connect", Mock::link_connect),
-    ("/link/connection/status", Mock::link_connection_status),
-    ("/link/authentication/mfa/get", Mock::mfa_get),
-    ("/link/authentication/mfa/answer", Mock::mfa_answer),
-    ("/link/account/list", Mock::account_list),
-    ("/link/account/select", Mock::account_select),
-    ("/link/token/get", Mock::link_token_get),
-    ("/connection/public_token/exchange", Mock::public_token_exchange),
-    ("/connection/context", Mock::connection_context),
-    ("/connection/accounts", Mock::connection_accounts),
-    ("/connection/accounts/select", Mock::connection_ok),
-    ("/connection/access_token/invalidate", Mock::access_token_invalidate),
-    ("/connection/auto_refresh/update", Mock::connection_ok),
-    ("/connection/refresh", Mock::connection_refresh),
-    ("/connection/webhook/update", Mock::connection_ok),
-    ("/connection/destroy", Mock::connection_destroy),
-    ("/sustainability/get", Mock::sustainability_get),
+/// One endpoint: its path under [`API_PREFIX`], its handler, and the keys its request body may
+/// have (the properties of its request schema in Deck's definition; `/link/connect` also takes
+/// the legacy guide's flat `username` / `password`, `/sustainability/get`, absent from the
+/// definition, takes what its guide sends).
+type Route = (&'static str, Handler, &'static [&'static str]);
+
+const LINK_TOKEN: &[&str] = &["link_token"];
+const ACCESS_TOKEN: &[&str] = &["access_token"];
+
+/// Every endpoint the mock serves.
+const ROUTES: &[Route] = &[
+    (
+        "/link/token/create",
+        Mock::link_token_create,
+        &[
+            "language",
+            "countries",
+            "source_ids",
+            "source_types",
+            "beta_source_status",
+            "update",
+            "webhook_url",
+            "auto_refresh",
+            "parsing_method",
+            "latest_invoice_only",
+            "customization_name",
+        ],
+    ),
+    ("/link/info", Mock::link_info, LINK_TOKEN),
+    ("/link/sources", Mock::link_sources, &["link_token", "source_id", "search"]),
+    (
+        "/link/connect",
+        Mock::link_connect,
+        &["link_token", "source_id", "fields", "terms_of_use_url", "privacy_policy_url", "username", "password"],
+    ),
+    ("/link/connection/status", Mock::link_connection_status, LINK_TOKEN),
+    ("/link/authentication/mfa/get", Mock::mfa_get, LINK_TOKEN),
+    ("/link/authentication/mfa/answer", Mock::mfa_answer, &["link_token", "answer"]),
+    ("/link/account/list", Mock::account_list, LINK_TOKEN),
+    ("/link/account/select", Mock::account_select, &["link_token", "accounts"]),
+    ("/link/token/get", Mock::link_token_get, LINK_TOKEN),
+    ("/connection/public_token/exchange", Mock::public_token_exchange, &["public_token"]),
+    ("/connection/context", Mock::connection_context, ACCESS_TOKEN),
+    ("/connection/accounts", Mock::connection_accounts, ACCESS_TOKEN),
+    ("/connection/accounts/select", Mock::connection_ok, &["access_token", "accounts"]),
+    ("/connection/access_token/invalidate", Mock::access_token_invalidate, ACCESS_TOKEN),
+    ("/connection/auto_refresh/update", Mock::connection_ok, &["access_token", "auto_refresh"]),
+    ("/connection/refresh", Mock::connection_refresh, &["access_token", "account_numbers"]),
+    ("/connection/webhook/update", Mock::connection_ok, &["access_token", "url", "is_active"]),
+    ("/connection/destroy", Mock::connection_destroy, ACCESS_TOKEN),
+    ("/sustainability/get", Mock::sustainability_get, ACCESS_TOKEN),
 ];
+
+/// How many requests `GET /__admin/requests` keeps.
+const REQUEST_LOG: usize = 500;
 
 struct Mock {
     options: DeckMockOptions,
     world: Mutex<World>,
+    /// The latest requests, oldest first, for `GET /__admin/requests`.
+    requests: Mutex<std::collections::VecDeque<serde_json::Value>>,
 }
 
 /// Everything the mock remembers.
@@ -261,6 +314,34 @@ fn source(id: &str) -> Option<&'static Source> {
     SOURCES.iter().find(|s| s.id == id)
 }
 
+/// Utilities in the catalogue besides the named sources links connect to, as many as Deck lists
+/// in the hundreds; D3 finds them by search or id.
+pub const CATALOGUE_EXTRA: usize = 600;
+/// How many sources D3 answers without a search term (Deck's "15 most common").
+pub const MOST_COMMON: usize = 15;
+
+/// Every source D3 knows as Deck answers it, most common first.
+static CATALOGUE: std::sync::LazyLock<Vec<serde_json::Value>> = std::sync::LazyLock::new(|| {
+    let named = SOURCES.iter().map(|s| (s.id.to_owned(), s.name.to_owned(), s.country, s.website.to_owned()));
+    let generated = crate::catalogue::generated(CATALOGUE_EXTRA, &["Electric", "Gas", "Water", "Power & Light"]);
+    let others = generated.into_iter().enumerate().map(|(n, g)| {
+        let id = uuid::Uuid::from_u128(0x0dec_0000_0000_4000_8000_0000_0000_0000 | n as u128).to_string();
+        (id, g.name, "US", format!("https://{}.example", g.slug))
+    });
+    named
+        .chain(others)
+        .map(|(id, name, country, website)| {
+            serde_json::json!({
+                "source_id": id, "name": name, "logo_url": null, "country": country, "website": website,
+                "fields": [
+                    {"field_number": 1, "field_name": "username", "field_label": "Username", "field_value": null, "field_type": "Text"},
+                    {"field_number": 2, "field_name": "password", "field_label": "Password", "field_value": null, "field_type": "Password"},
+                ],
+            })
+        })
+        .collect()
+});
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Question {
     Mfa,
@@ -272,6 +353,7 @@ enum Question {
 enum Phase {
     Connecting { until: Instant, next: Next },
     Question { kind: Question, invalid: bool },
+    ChoosingMethod,
     Selecting,
     Connected,
     InvalidCredentials,
@@ -283,6 +365,7 @@ enum Phase {
 enum Next {
     Connected,
     Question(Question),
+    ChoosingMethod,
     Selecting,
     InvalidCredentials,
     Error,
@@ -314,6 +397,7 @@ impl Connection {
                     Phase::Connected
                 }
                 Next::Question(kind) => Phase::Question { kind, invalid: false },
+                Next::ChoosingMethod => Phase::ChoosingMethod,
                 Next::Selecting => Phase::Selecting,
                 Next::InvalidCredentials => Phase::InvalidCredentials,
                 Next::Error => Phase::Error,
@@ -329,6 +413,8 @@ impl Connection {
             Phase::Question { invalid: true, .. } => "MfaQuestionInvalidAnswer",
             Phase::Question { kind: Question::Mfa, .. } => "MfaQuestion",
             Phase::Question { kind: Question::Security, .. } => "SecurityQuestion",
+            Phase::ChoosingMethod if now.duration_since(self.phase_since) > QUESTION_TIMEOUT => "MfaQuestionNoAnswer",
+            Phase::ChoosingMethod => "MfaMethodChoice",
             Phase::Selecting => "AccountSelection",
             Phase::Connected => "Connected",
             Phase::InvalidCredentials => "InvalidCredentials",
@@ -344,6 +430,7 @@ impl Connection {
             Phase::Question { kind: Question::Mfa, invalid: true } => ("Connecting", "MfaCodeInvalid"),
             Phase::Question { kind: Question::Security, invalid: false } => ("Connecting", "SecurityAnswerRequired"),
             Phase::Question { kind: Question::Security, invalid: true } => ("Connecting", "SecurityAnswerInvalid"),
+            Phase::ChoosingMethod => ("Connecting", "MfaMethodChoiceRequired"),
             Phase::Selecting => ("Connecting", "AccountSelectionRequired"),
             Phase::InvalidCredentials => ("Error", "InvalidCredentials"),
             Phase::Error => ("Error", "Error"),
@@ -386,6 +473,7 @@ fn script(username: &str, password: &str) -> Next {
         _ if password != GOOD_PASSWORD => Next::InvalidCredentials,
         "user_good" => Next::Connected,
         "user_mfa" => Next::Question(Question::Mfa),
+        "user_mfa_choice" => Next::ChoosingMethod,
         "user_security" => Next::Question(Question::Security),
         "user_select" => Next::Selecting,
         "user_error" => Next::Error,
@@ -439,6 +527,18 @@ impl ApiError {
     fn validation(message: &'static str) -> Self {
         Self::new("INVALID_REQUEST", "VALIDATION_FAILED", message)
     }
+    fn method_not_allowed() -> Self {
+        Self { status: StatusCode::METHOD_NOT_ALLOWED, ..Self::new("INVALID_REQUEST", "NOT_SUPPORTED", "Use POST") }
+    }
+    fn media_type() -> Self {
+        Self {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ..Self::new("INVALID_REQUEST", "VALIDATION_FAILED", "The request body must be JSON")
+        }
+    }
+    fn into_response(self) -> Response<Body> {
+        (self.status, axum::Json(self.body())).into_response()
+    }
     fn link_token() -> Self {
         Self::new("INVALID_INPUT", "INVALID_LINK_TOKEN", "Could not find matching link token")
     }
@@ -471,6 +571,24 @@ fn error_body_for_status(status: StatusCode) -> serde_json::Value {
     error.body()
 }
 
+/// Whether a `Content-Type` is one Deck's definition lists for request bodies.
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    media == "application/json"
+        || media == "text/json"
+        || media.strip_prefix("application/").is_some_and(|subtype| subtype.ends_with("+json"))
+}
+
+/// A body that is a JSON object with no key but `keys` (Deck's request schemas are closed).
+fn closed(body: &[u8], keys: &[&str]) -> Result<(), ApiError> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body must be a JSON object"))?;
+    match object.keys().any(|key| !keys.contains(&key.as_str())) {
+        true => Err(ApiError::validation("The request body has a property the endpoint does not define")),
+        false => Ok(()),
+    }
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body is not valid"))
 }
@@ -486,23 +604,43 @@ struct AccessTokenBody {
 }
 
 impl Mock {
-    fn dispatch(&self, handler: Handler, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
+    fn dispatch(&self, (path, handler, keys): Route, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
+        let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
+        self.record(path, content_type, body);
         let authorised = self.options.no_auth || {
-            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-            header("x-deck-client-id") == Some(self.options.client_id.as_str())
-                && header("x-deck-secret") == Some(self.options.secret.as_str())
+            header(header::HeaderName::from_static("x-deck-client-id")) == Some(self.options.client_id.as_str())
+                && header(header::HeaderName::from_static("x-deck-secret")) == Some(self.options.secret.as_str())
         };
-        let answer = if authorised {
-            let mut world = self.world.lock().expect("mock world lock");
-            handler(self, &mut world, body)
-        } else {
+        let answer = if !is_json(content_type) {
+            Err(ApiError::media_type())
+        } else if !authorised {
             Err(ApiError::invalid_api_keys())
+        } else {
+            closed(body, keys).and_then(|()| {
+                let mut world = self.world.lock().expect("mock world lock");
+                handler(self, &mut world, body)
+            })
         };
         match answer {
             Ok(Answer::Json(bytes)) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
             Ok(Answer::Empty) => StatusCode::OK.into_response(),
-            Err(error) => (error.status, axum::Json(error.body())).into_response(),
+            Err(error) => error.into_response(),
         }
+    }
+
+    fn record(&self, path: &str, content_type: &str, body: &[u8]) {
+        let mut requests = self.requests.lock().expect("request log lock");
+        if requests.len() == REQUEST_LOG {
+            requests.pop_front();
+        }
+        let body = serde_json::from_slice::<serde_json::Value>(body).unwrap_or(serde_json::Value::Null);
+        requests.push_back(serde_json::json!({ "path": path, "content_type": content_type, "body": body }));
+    }
+
+    fn requests(&self) -> axum::Json<serde_json::Value> {
+        let requests = self.requests.lock().expect("request log lock");
+        axum::Json(serde_json::json!({ "requests": *requests }))
     }
 
     /// The live link token `token`.
@@ -542,14 +680,14 @@ impl Mock {
 
     fn link_token_create(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
         struct Update {
             access_token: String,
             mode: String,
         }
         #[derive(Deserialize)]
         struct Request {
-            #[serde(default)]
-            source_ids: Vec<String>,
+            source_ids: Option<Vec<String>>,
             update: Option<Update>,
         }
         let request: Request = parse(body)?;
@@ -569,7 +707,7 @@ impl Mock {
         let created_at = world.now();
         world.link_tokens.insert(
             token.clone(),
-            LinkToken { created_at, source_ids: request.source_ids, connection_id: None, update },
+            LinkToken { created_at, source_ids: request.source_ids.unwrap_or_default(), connection_id: None, update },
         );
         json(&serde_json::json!({ "link_token": token }))
     }
@@ -605,35 +743,34 @@ impl Mock {
             search: Option<String>,
         }
         let request: Request = parse(body)?;
+        if request.search.as_ref().is_some_and(|search| !(3..=255).contains(&search.chars().count())) {
+            return Err(ApiError::validation("search must be 3 to 255 characters"));
+        }
         self.link_token(world, &request.link_token)?;
-        let sources: Vec<&Source> = match (&request.source_id, &request.search) {
+        // A source id wins over a search; an empty search is none (the most common sources).
+        let sources: Vec<&serde_json::Value> = match (&request.source_id, request.search.as_deref()) {
             (Some(id), _) => {
                 uuid::Uuid::parse_str(id).map_err(|_| ApiError::validation("source_id must be a UUID"))?;
-                vec![source(id).ok_or(ApiError::new("INVALID_INPUT", "DATA_SOURCE_NOT_FOUND", "Source not found"))?]
+                let found = CATALOGUE.iter().find(|s| s["source_id"] == id.as_str());
+                vec![found.ok_or(ApiError::new("INVALID_INPUT", "DATA_SOURCE_NOT_FOUND", "Source not found"))?]
             }
+            (None, None | Some("")) => CATALOGUE.iter().take(MOST_COMMON).collect(),
             (None, Some(search)) => {
-                SOURCES.iter().filter(|s| s.name.to_lowercase().contains(&search.to_lowercase())).collect()
+                if !(3..=255).contains(&search.chars().count()) {
+                    return Err(ApiError::validation("search must be 3 to 255 characters"));
+                }
+                let search = search.to_lowercase();
+                let named =
+                    |s: &&serde_json::Value| s["name"].as_str().is_some_and(|n| n.to_lowercase().contains(&search));
+                CATALOGUE.iter().filter(named).collect()
             }
-            // Deck lists its 15 most common sources; the mock has fewer.
-            (None, None) => SOURCES.iter().collect(),
         };
-        let sources: Vec<serde_json::Value> = sources
-            .into_iter()
-            .map(|s| {
-                serde_json::json!({
-                    "source_id": s.id, "name": s.name, "logo_url": null, "country": s.country, "website": s.website,
-                    "fields": [
-                        {"field_number": 1, "field_name": "username", "field_label": "Username", "field_value": null, "field_type": "Text"},
-                        {"field_number": 2, "field_name": "password", "field_label": "Password", "field_value": null, "field_type": "Password"},
-                    ],
-                })
-            })
-            .collect();
         json(&serde_json::json!({ "sources": sources }))
     }
 
     fn link_connect(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
         struct Field {
             field_name: String,
             field_value: String,
@@ -780,17 +917,21 @@ impl Mock {
     fn link_connection_status(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         let request: LinkTokenBody = parse(body)?;
         let now = world.now();
-        let status = self.attempt(world, &request.link_token)?.map_or("New", |c| c.link_status(now));
-        json(&serde_json::json!({ "status": status }))
+        let attempt = self.attempt(world, &request.link_token)?;
+        let status = attempt.as_ref().map_or("New", |c| c.link_status(now));
+        let information = (status == "MfaMethodChoice").then(|| MFA_METHODS.join("\n"));
+        json(&serde_json::json!({ "status": status, "additional_information": information }))
     }
 
     fn mfa_get(&self, world: &mut World, body: &[u8]) -> Result<Answer, ApiError> {
         let request: LinkTokenBody = parse(body)?;
-        let question = match self.attempt(world, &request.link_token)?.map(|c| c.phase) {
-            Some(Phase::Question { kind: Question::Mfa, .. }) => {
+        let now = world.now();
+        let pending = self.attempt(world, &request.link_token)?.map(|c| (c.phase, c.link_status(now)));
+        let question = match pending {
+            Some((_, "MfaQuestion")) => {
                 format!("Enter the code we sent to your phone (mock: {MFA_ANSWER})")
             }
-            Some(Phase::Question { kind: Question::Security, .. }) => {
+            Some((_, "SecurityQuestion")) => {
                 format!("What was the name of your first pet? (mock: {MFA_ANSWER})")
             }
             _ => return Err(ApiError::new("INVALID_REQUEST", "SECURITY_QUESTION_NOT_FOUND", "No question is pending")),
@@ -808,13 +949,20 @@ impl Mock {
         let now = world.now();
         let connect_delay = self.options.connect_delay;
         let connection = self.attempt(world, &request.link_token)?;
-        let Some(connection) = connection.filter(|c| matches!(c.phase, Phase::Question { .. })) else {
+        let Some(connection) = connection.filter(|c| matches!(c.phase, Phase::Question { .. } | Phase::ChoosingMethod))
+        else {
             return Err(ApiError::new("INVALID_REQUEST", "SECURITY_QUESTION_NOT_FOUND", "No question is pending"));
         };
         if connection.link_status(now) == "MfaQuestionNoAnswer" {
             return Err(ApiError::new("INVALID_REQUEST", "SECURITY_QUESTION_NOT_FOUND", "The question timed out"));
         }
-        if request.answer.trim() == MFA_ANSWER {
+        if connection.phase == Phase::ChoosingMethod {
+            if !MFA_METHODS.contains(&request.answer.as_str()) {
+                return Err(ApiError::validation("answer is not one of the MFA methods offered"));
+            }
+            // The code is on its way: Deck now asks for it.
+            connection.phase = Phase::Question { kind: Question::Mfa, invalid: false };
+        } else if request.answer.trim() == MFA_ANSWER {
             connection.phase = Phase::Connecting { until: now + connect_delay, next: Next::Connected };
         } else if let Phase::Question { kind, .. } = connection.phase {
             connection.phase = Phase::Question { kind, invalid: true };

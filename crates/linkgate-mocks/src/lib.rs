@@ -1,6 +1,7 @@
 //! Faithful mock servers of the upstream providers, for tests, demos and load tests: the same
 //! paths, methods, headers, status codes, JSON shapes and token rules as the real APIs
-//! (reference: upstreams.md), scriptable through an admin API. Run one as its own process with
+//! (reference: docs/providers/; `[I]` marks a behaviour the provider does not publish, the
+//! mock's reading), scriptable through an admin API. Run one as its own process with
 //! `linkgate-mock <provider> --addr 127.0.0.1:PORT`, or in a test with `linkgate_mocks::deck::spawn`.
 //!
 //! Every mock shares the machinery of this module: the HTTP server (hyper, so a scripted fault can
@@ -23,6 +24,7 @@
 //! size), `{"kind": "drop"}` (closes the connection without answering). `times` defaults to 1.
 //! Each provider's mock adds its own admin routes (see its module).
 
+pub mod catalogue;
 pub mod deck;
 pub mod jws;
 pub mod moneykit;

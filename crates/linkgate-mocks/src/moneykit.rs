@@ -1,11 +1,16 @@
-//! A mock of MoneyKit's API (upstreams.md section 2) at the host root, like `api.moneykit.com`.
+//! A mock of MoneyKit's API (docs/providers/moneykit.md) at the host root, like `api.moneykit.com`.
 //!
 //! Rules it enforces as MoneyKit does: `POST /auth/token` takes a form-encoded client-credentials
 //! grant with `--client-id` / `--client-secret` and answers 201 with a bearer token that lapses
 //! after `--token-ttl` (401 `api_error.auth.expired_access_token` afterwards; unknown tokens get
 //! `api_error.auth.unauthorized`); every other call needs the bearer and a `MoneyKit-Version`
 //! header naming a version MoneyKit publishes (422 `api_error.request.validation_failed`
-//! otherwise). Link sessions (M4, 201) live `--link-session-ttl`; exchangeable tokens are single
+//! otherwise). Every JSON body is checked against MoneyKit's published request model ([`schema`]):
+//! one that is not JSON, carries a key the model does not list (anywhere, nested too) or lacks a
+//! required field is refused with 422 `api_error.request.validation_failed` whose
+//! `validation_errors` say where and why; the token grant refuses unknown form fields the same
+//! way. Unknown paths answer 404 and wrong methods 405, in MoneyKit's error shape.
+//! Link sessions (M4, 201) live `--link-session-ttl`; exchangeable tokens are single
 //! use (400 `link_session_error.invalid_token_exchange` on reuse, or when unknown or older than
 //! `--exchange-ttl`); exchange answers 201, product refresh 202, delete an empty 204.
 //!
@@ -18,11 +23,15 @@
 //! lists before then, and 422 `link_error.bad_state` on a link that is not connected. Deleted
 //! links still answer `GET /links/{id}` (state `deleted`) and 410 `link_error.deleted` elsewhere;
 //! `POST /links/{id}/reset` (MoneyKit's testing hook) puts a link in `error` / `auth_expired`.
+//! `PATCH /links/{id}` (M8) sets the link's `webhook` (`null` removes it) and tags, answering the
+//! link. A link session's settings name the products besides accounts, which every link has; a
+//! session naming none links the app's defaults (accounts, transactions, investments).
 //!
 //! Reconnecting: a link session with `existing_link_id` (a live link of the app, else 404
 //! `link_error.not_found` or 410 `link_error.deleted`; `institution_id` is then ignored) makes
 //! `POST /__admin/connect` relink that link: the same link, with the same data, waits in
-//! `awaiting_token_exchange`, and the exchange answers its link id and starts a new import. With
+//! `awaiting_token_exchange`, and the exchange answers its link id and starts a new import. The
+//! reconnecting session's `webhook` and tags replace the link's (left out, they are removed). With
 //! `"new_link_id": true` the relinked link moves to a new link id (the old one answers 404),
 //! for clients that must cope with MoneyKit answering a different id.
 //!
@@ -30,8 +39,9 @@
 //! credit card whose balance is positive when owed, a brokerage account) with balances as JSON
 //! numbers; 520 transactions (two of them pending) with non-negative decimal-string amounts and a
 //! `credit`/`debit` type, served page-numbered (M18) and through the sync feed (M19, at most 500 a
-//! page, so a full sync takes two pages); two holdings with their securities; three investment
-//! transactions (positive amount = money out). A link whose session asked for `account_numbers`
+//! page, so a full sync takes two pages); three holdings with their securities, one of them priced
+//! in euros but held, like every holding, in the account's dollars; four investment transactions
+//! (positive amount = money out; a fee names no security), in the account's dollars too. A link whose session asked for `account_numbers`
 //! serves M16 `GET /links/{id}/accounts/numbers` (every account with its `numbers`; only checking
 //! and savings have any, in the forms of the institution's country: ACH for US, BACS and IBAN for
 //! GB, EFT for CA); one that asked for `identity` serves M17 `GET /links/{id}/identity` (the
@@ -49,20 +59,29 @@
 //! as is a malformed query parameter. A read from a cursor that finds nothing changed leaves
 //! `cursor.next` out (the caller's cursor stands) [I].
 //!
+//! Institutions (M26): the three featured ones links connect to and 2,397 made-up US banks
+//! ([`CATALOGUE_EXTRA`]), in MoneyKit's order rather than by name. `name` keeps those whose name
+//! contains it (case-insensitively; MoneyKit's matching is not published [I]), `featured=true`
+//! the featured ones; pages hold `limit` (1 to 1000, default 50) from `cursor`, the next page's
+//! in `cursors.next`, absent on the last. M27 finds any of them by id.
+//!
 //! Refreshes (M13) name products the link has (403 `link_error.forbidden_action` otherwise) and
 //! honour MoneyKit's published limits per product and link: accounts and transactions once an
 //! hour, account numbers and identity once a day; a product asked for again sooner is refused
 //! with 429 `api_error.rate_limit_exceeded` [I] (MoneyKit publishes the limits, not its refusal).
 //!
-//! Webhooks: the signing key is published at `GET /.well-known/jwks.json`. A link whose session
-//! named a `webhook` (or every link, with `--webhook-url`) receives `link.state_changed` on
+//! Webhooks: the signing key is published at `GET /.well-known/jwks.json`. A link receives
+//! webhooks only at the URL its session named as `webhook` (or M8 set since), as MoneyKit
+//! delivers them; one without a URL receives none. It receives `link.state_changed` on
 //! exchange and deletion, `link.product_refresh` as each product completes and
 //! `transactions.updates_available` with it, signed as MoneyKit signs them: header
 //! `MoneyKit-Signature` (ES256 JWT with `iat` and `request_body_sha256`),
 //! `MoneyKit-Delivery-Token`, `MoneyKit-Delivery-Attempt`. `POST /__admin/webhooks` with
 //! `{"link_id": …, "webhook_event": …}` sends one on demand and answers the delivery.
 //!
-//! Admin routes beside the shared ones (see [`crate`]): `POST /__admin/connect`,
+//! Admin routes beside the shared ones (see [`crate`]): `GET /__admin/requests` (the latest 1000
+//! API requests received, oldest first: `{method, path, query, headers, body}`, headers those MoneyKit reads,
+//! the body as JSON or, form-encoded, as an object of its fields), `POST /__admin/connect`,
 //! `POST /__admin/tokens/expire` (every access token issued so far lapses now), `GET
 //! /__admin/tokens` (every token and link id issued, for tests that check nothing leaks), `POST
 //! /__admin/import/finish` (every link's products complete now), `POST /__admin/webhooks`,
@@ -75,6 +94,8 @@
 //! one's new id); `GET /__admin/transactions?link_id=…` answers `{"transactions": […]}`, the
 //! link's transactions now.
 
+pub mod schema;
+
 use super::{FaultRule, Harness, MockServer, admin_routes, parse_fault, serve};
 use crate::jws::{SigningKey, body_sha256};
 use axum::Router;
@@ -86,9 +107,12 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use chrono::{Days, NaiveDate};
 use humantime::parse_duration;
+use schema::{Shape, Violation};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -97,8 +121,8 @@ use std::time::{Duration, Instant};
 pub const API_VERSIONS: &[&str] = &["2023-02-18"];
 /// The institution every link connects to unless told otherwise.
 pub const CHASE: &str = "chase";
-/// Products a link gets when its session named none.
-const ALL_PRODUCTS: &[&str] = &["accounts", "transactions", "investments"];
+/// Products a link gets when its session named none (the app's default).
+const DEFAULT_PRODUCTS: &[&str] = &["accounts", "transactions", "investments"];
 /// Products MoneyKit links when a session asks for them (`available_products`).
 const AVAILABLE_PRODUCTS: &[&str] = &["accounts", "transactions", "investments", "identity", "account_numbers"];
 /// Cash transactions per link.
@@ -142,10 +166,6 @@ pub struct MoneyKitMockOptions {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub import_delay: Duration,
 
-    /// Where to deliver webhooks of links whose session named none.
-    #[arg(long)]
-    pub webhook_url: Option<String>,
-
     /// A fault to script from the start, as the admin API takes it (repeatable), e.g.
     /// `--fault '{"kind":"status","status":500,"times":2,"path":"/link-session/exchange-token"}'`.
     #[arg(long = "fault", value_parser = parse_fault)]
@@ -161,7 +181,6 @@ impl Default for MoneyKitMockOptions {
             link_session_ttl: Duration::from_secs(30 * 60),
             exchange_ttl: Duration::from_secs(30 * 60),
             import_delay: Duration::from_secs(5),
-            webhook_url: None,
             faults: Vec::new(),
         }
     }
@@ -176,6 +195,7 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
         world: Mutex::default(),
         key: Arc::new(SigningKey::generate("moneykit-mock-1")),
         webhooks: super::webhook_client(),
+        requests: Mutex::default(),
     });
     // Ends by itself once the server (and with it the router's hold on the mock) is gone.
     tokio::spawn(deliver_product_webhooks(Arc::downgrade(&mock)));
@@ -184,20 +204,21 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
         .route("/.well-known/jwks.json", get(|State(mock): State<Arc<Mock>>| async move {
             axum::Json(json!({ "keys": [mock.key.jwk()] }))
         }))
-        .route("/institutions", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap| async move {
-            mock.authorised(&headers, |_, _| Ok(ok(json!({ "institutions": INSTITUTIONS.iter().map(|i| i.json()).collect::<Vec<_>>(), "cursors": {} }))))
+        .route("/institutions", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, RawQuery(query): RawQuery| async move {
+            mock.authorised(&headers, |_, _| search_institutions(query.as_deref()))
         }))
         .route("/institutions/{id}", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
             mock.authorised(&headers, |_, _| {
-                let found = institution(&id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"))?;
-                Ok(ok(found.json()))
+                let found = CATALOGUE.iter().find(|i| i["institution_id"] == id.as_str());
+                let found = found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"))?;
+                Ok(ok(found.clone()))
             })
         }))
         .route("/link-session", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes| async move {
-            mock.authorised(&headers, |mock, world| mock.create_link_session(world, &body))
+            mock.authorised(&headers, |mock, world| mock.create_link_session(world, &headers, &body))
         }))
         .route("/link-session/exchange-token", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes| async move {
-            mock.authorised(&headers, |mock, world| mock.exchange(world, &body))
+            mock.authorised(&headers, |mock, world| mock.exchange(world, &headers, &body))
         }))
         .route("/links/{id}", get(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
             mock.authorised(&headers, |mock, world| {
@@ -206,9 +227,11 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
             })
         }).delete(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
             mock.authorised(&headers, |mock, world| mock.delete(world, &id))
+        }).patch(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes| async move {
+            mock.authorised(&headers, |mock, world| mock.update_link(world, &id, &headers, &body))
         }))
         .route("/links/{id}/products", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes| async move {
-            mock.authorised(&headers, |mock, world| mock.refresh(world, &id, &body))
+            mock.authorised(&headers, |mock, world| mock.refresh(world, &id, &headers, &body))
         }))
         .route("/links/{id}/reset", post(|State(mock): State<Arc<Mock>>, headers: HeaderMap, Path(id): Path<String>| async move {
             mock.authorised(&headers, |mock, world| mock.reset(world, &id))
@@ -265,6 +288,14 @@ pub async fn spawn(addr: SocketAddr, options: MoneyKitMockOptions) -> std::io::R
         .route("/__admin/transactions", post(|State(mock): State<Arc<Mock>>, body: Bytes| async move {
             mock.change_transactions(&body)
         }).get(|State(mock): State<Arc<Mock>>, RawQuery(query): RawQuery| async move { mock.current_transactions(query.as_deref()) }))
+        .route("/__admin/requests", get(|State(mock): State<Arc<Mock>>| async move {
+            axum::Json(json!(mock.requests.lock().expect("requests lock").clone()))
+        }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "api_error.not_found", "Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "api_error.method_not_allowed", "Method Not Allowed")
+        })
+        .layer(axum::middleware::from_fn_with_state(mock.clone(), keep_request))
         .with_state(mock)
         .merge(admin_routes(harness.clone()));
     serve(listener, harness, router)
@@ -275,6 +306,52 @@ struct Mock {
     world: Mutex<World>,
     key: Arc<SigningKey>,
     webhooks: reqwest::Client,
+    /// The latest [`REQUESTS_KEPT`] API requests, oldest first, for `GET /__admin/requests`.
+    requests: Mutex<VecDeque<Value>>,
+}
+
+/// How many requests the mock keeps whole: a test's flow fits, a long-running mock stays small.
+const REQUESTS_KEPT: usize = 1000;
+
+/// Keeps each API request as `{method, path, query, headers, body}` (headers the ones MoneyKit
+/// reads, lower case; the body as JSON when it is, as an object of its fields when form-encoded,
+/// else as text) and passes it on.
+async fn keep_request(
+    State(mock): State<Arc<Mock>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    if request.uri().path().starts_with("/__admin/") {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return ApiError::validation("The request body is too large").into_response();
+    };
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let kept_body = if bytes.is_empty() {
+        Value::Null
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        json!(form_urlencoded::parse(&bytes).into_owned().collect::<BTreeMap<String, String>>())
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
+    };
+    let headers: BTreeMap<&str, &str> = ["authorization", "content-type", "moneykit-version", "x-client-id"]
+        .into_iter()
+        .filter_map(|name| Some((name, parts.headers.get(name)?.to_str().ok()?)))
+        .collect();
+    let request = json!({
+        "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(),
+        "headers": headers, "body": kept_body,
+    });
+    {
+        let mut kept = mock.requests.lock().expect("requests lock");
+        if kept.len() == REQUESTS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(request);
+    }
+    next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await
 }
 
 /// Everything the mock remembers.
@@ -327,6 +404,15 @@ struct Link {
     history: Vec<(String, Option<Value>)>,
     /// When each product was last refreshed on demand (M13).
     refreshed: HashMap<String, Instant>,
+}
+
+/// The link `id`, unless it is unknown or deleted (MoneyKit's 404 and its `link_error.deleted`).
+fn live_link<'w>(world: &'w mut World, id: &str) -> Result<&'w mut Link, ApiError> {
+    let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
+    if link.state == "deleted" {
+        return Err(ApiError::link_deleted());
+    }
+    Ok(link)
 }
 
 /// One entry of a sync read.
@@ -464,27 +550,84 @@ fn institution(id: &str) -> Option<&'static MockInstitution> {
     INSTITUTIONS.iter().find(|i| i.id == id)
 }
 
+/// Institutions in the catalogue besides the featured ones that links connect to: US banks and
+/// credit unions, as many as MoneyKit lists in the thousands.
+pub const CATALOGUE_EXTRA: usize = 2397;
+
+/// Every institution M26 lists, in the mock's order (featured first, then by place; not by name).
+static CATALOGUE: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+    let generated = crate::catalogue::generated(CATALOGUE_EXTRA, &["Bank", "Credit Union", "Savings Bank"]);
+    let others = generated.into_iter().map(|g| {
+        let id = g.slug.replace('-', "_");
+        json!({
+            "institution_id": id, "institution_id_aliases": [], "name": g.name, "country": "US",
+            "domain": format!("{}.example", g.slug), "color": "#2F4F4F", "color_dark": "#1C2F2F", "is_featured": false,
+        })
+    });
+    INSTITUTIONS.iter().map(MockInstitution::json).chain(others).collect()
+});
+
+/// M26 `GET /institutions`: `name` (case-insensitive part of the name), `featured`, and pages of
+/// `limit` (1 to 1000, default 50) from `cursor`, the next one named in `cursors.next`.
+fn search_institutions(query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let pairs = query_pairs(query);
+    let param = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let limit = query_number(&pairs, "limit", 50, 1..=1000)?;
+    let featured = match param("featured") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::validation("featured must be a boolean")),
+    };
+    let start = match param("cursor") {
+        None => 0,
+        Some(cursor) => cursor
+            .strip_prefix("inst_")
+            .and_then(|offset| offset.parse::<usize>().ok())
+            .ok_or(ApiError::validation("The cursor is not valid"))?,
+    };
+    let name = param("name").unwrap_or("").to_lowercase();
+    let matching: Vec<&Value> = CATALOGUE
+        .iter()
+        .filter(|i| !featured || i["is_featured"] == true)
+        .filter(|i| i["name"].as_str().is_some_and(|n| n.to_lowercase().contains(&name)))
+        .collect();
+    let page: Vec<&Value> = matching.iter().skip(start).take(limit).copied().collect();
+    let end = start + page.len();
+    let cursors = if end < matching.len() { json!({ "next": format!("inst_{end}") }) } else { json!({}) };
+    Ok(ok(json!({ "institutions": page, "cursors": cursors })))
+}
+
 /// A refusal, as MoneyKit's error body.
 #[derive(Debug)]
 struct ApiError {
     status: StatusCode,
     code: &'static str,
-    message: &'static str,
+    message: Cow<'static, str>,
     link_error_code: Option<&'static str>,
+    /// With `api_error.request.validation_failed`: what failed where (one entry for the body
+    /// when empty).
+    violations: Vec<Violation>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
-        Self { status, code, message, link_error_code: None }
+    fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, code, message: message.into(), link_error_code: None, violations: Vec::new() }
     }
     fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "api_error.auth.unauthorized", "Not authorized.")
     }
-    fn validation(message: &'static str) -> Self {
+    fn validation(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "api_error.request.validation_failed", message)
+    }
+    /// 422 listing `violations` of a request model.
+    fn invalid_body(violations: Vec<Violation>) -> Self {
+        Self { violations, ..Self::validation("Request validation error") }
     }
     fn link_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "link_error.not_found", "Link not found.")
+    }
+    fn link_deleted() -> Self {
+        Self::new(StatusCode::GONE, "link_error.deleted", "This link was deleted at some earlier time.")
     }
     fn body(&self) -> Value {
         let mut body = json!({
@@ -496,7 +639,14 @@ impl ApiError {
             body["link_error_code"] = json!(code);
         }
         if self.code == "api_error.request.validation_failed" {
-            body["validation_errors"] = json!([{"location": ["body"], "message": self.message, "type": "value_error"}]);
+            body["validation_errors"] = if self.violations.is_empty() {
+                json!([{"location": ["body"], "message": self.message, "type": "value_error"}])
+            } else {
+                self.violations
+                    .iter()
+                    .map(|v| json!({"location": v.location, "message": v.message, "type": v.kind}))
+                    .collect()
+            };
         }
         body
     }
@@ -521,6 +671,28 @@ fn error_body_for_status(status: StatusCode) -> Value {
         }
         _ => ApiError::validation("Scripted failure").body(),
     }
+}
+
+/// A JSON body of a published request model: 422 unless it is sent as JSON and fits `model`
+/// (closed: no key the model does not list, every required one present).
+fn read_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8], model: &Shape) -> Result<T, ApiError> {
+    let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let not_an_object = || {
+        ApiError::invalid_body(vec![Violation {
+            location: vec!["body".to_owned()],
+            message: "Input should be a valid dictionary or object to extract fields from".to_owned(),
+            kind: "model_attributes_type",
+        }])
+    };
+    if !json.starts_with("application/json") {
+        return Err(not_an_object());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| not_an_object())?;
+    let violations = schema::check(&value, model);
+    if !violations.is_empty() {
+        return Err(ApiError::invalid_body(violations));
+    }
+    serde_json::from_value(value).map_err(|_| ApiError::validation("The request body is not valid"))
 }
 
 fn ok(body: Value) -> Response<Body> {
@@ -573,6 +745,18 @@ async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -
         return ApiError::validation("The token request must be form-encoded").into_response();
     }
     let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let unknown: Vec<Violation> = fields
+        .keys()
+        .filter(|key| !["grant_type", "client_id", "client_secret", "scope"].contains(&key.as_str()))
+        .map(|key| Violation {
+            location: vec!["body".to_owned(), key.clone()],
+            message: "Extra inputs are not permitted".to_owned(),
+            kind: "extra_forbidden",
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return ApiError::invalid_body(unknown).into_response();
+    }
     let field = |name: &str| fields.get(name).map(String::as_str);
     if field("grant_type") != Some("client_credentials") {
         return ApiError::new(StatusCode::BAD_REQUEST, "api_error.auth.unauthorized", "Unsupported grant type.")
@@ -594,7 +778,6 @@ async fn token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -
 
 #[derive(Deserialize)]
 struct CreateLinkSessionBody {
-    customer_user: CustomerUser,
     redirect_uri: String,
     #[serde(default)]
     institution_id: Option<String>,
@@ -609,14 +792,9 @@ struct CreateLinkSessionBody {
 }
 
 #[derive(Deserialize)]
-struct CustomerUser {
-    id: String,
-}
-
-#[derive(Deserialize)]
 struct SessionSettings {
     #[serde(default)]
-    products: BTreeMap<String, Value>,
+    products: Option<BTreeMap<String, Value>>,
 }
 
 impl Mock {
@@ -664,11 +842,7 @@ impl Mock {
             let link = world.links.get(id).ok_or_else(ApiError::link_not_found)?;
             match link.state {
                 "connected" => answer(mock, link, now).map(ok),
-                "deleted" => Err(ApiError::new(
-                    StatusCode::GONE,
-                    "link_error.deleted",
-                    "This link was deleted at some earlier time.",
-                )),
+                "deleted" => Err(ApiError::link_deleted()),
                 _ => Err(ApiError {
                     link_error_code: Some(link.error_code.unwrap_or("incomplete")),
                     ..ApiError::new(
@@ -681,24 +855,20 @@ impl Mock {
         })
     }
 
-    fn create_link_session(&self, world: &mut World, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let request: CreateLinkSessionBody =
-            serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body is not valid"))?;
-        if request.redirect_uri.contains('?') || !(4..=150).contains(&request.customer_user.id.chars().count()) {
-            return Err(ApiError::validation(
-                "redirect_uri must have no query; customer_user.id takes 4 to 150 characters",
-            ));
+    fn create_link_session(
+        &self,
+        world: &mut World,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let request: CreateLinkSessionBody = read_body(headers, body, &schema::CREATE_LINK_SESSION)?;
+        if request.redirect_uri.contains('?') {
+            return Err(ApiError::validation("redirect_uri must have no query"));
         }
         if let Some(id) = &request.existing_link_id {
             match world.links.get(id) {
                 None => return Err(ApiError::link_not_found()),
-                Some(link) if link.state == "deleted" => {
-                    return Err(ApiError::new(
-                        StatusCode::GONE,
-                        "link_error.deleted",
-                        "This link was deleted at some earlier time.",
-                    ));
-                }
+                Some(link) if link.state == "deleted" => return Err(ApiError::link_deleted()),
                 Some(_) => {}
             }
         }
@@ -708,14 +878,13 @@ impl Mock {
         {
             return Err(ApiError::new(StatusCode::NOT_FOUND, "institution_error.not_found", "Institution not found"));
         }
-        let products: Vec<String> = match request.settings.map(|s| s.products) {
+        // Every link has its accounts; the settings name the other products, else the app's
+        // default ones are linked.
+        let products: Vec<String> = match request.settings.and_then(|s| s.products) {
             Some(products) if !products.is_empty() => {
-                if products.keys().any(|p| !AVAILABLE_PRODUCTS.contains(&p.as_str())) {
-                    return Err(ApiError::validation("Unknown product"));
-                }
-                products.into_keys().collect()
+                std::iter::once("accounts".to_owned()).chain(products.into_keys()).collect()
             }
-            _ => ALL_PRODUCTS.iter().map(|p| (*p).to_owned()).collect(),
+            _ => DEFAULT_PRODUCTS.iter().map(|p| (*p).to_owned()).collect(),
         };
         let token = random_id("mk_ls_");
         let created_at = Instant::now();
@@ -727,7 +896,7 @@ impl Mock {
                 institution_id: request.institution_id,
                 existing_link_id: request.existing_link_id,
                 products,
-                webhook: request.webhook.or_else(|| self.options.webhook_url.clone()),
+                webhook: request.webhook,
                 tags: request.link_tags,
             },
         );
@@ -759,7 +928,9 @@ impl Mock {
             return (StatusCode::NOT_FOUND, "no live link session with that token\n").into_response();
         };
         if let Some(existing) = session.existing_link_id.clone() {
-            return self.reconnect(&mut world, &existing, request.new_link_id, now);
+            // The reconnect session's webhook and tags replace the link's (left out: removed).
+            let (webhook, tags) = (session.webhook.clone(), session.tags.clone());
+            return self.reconnect(&mut world, &existing, (webhook, tags), request.new_link_id, now);
         }
         let chosen =
             request.institution_id.or_else(|| session.institution_id.clone()).unwrap_or_else(|| CHASE.to_owned());
@@ -795,10 +966,19 @@ impl Mock {
 impl Mock {
     /// Connect on a session with `existing_link_id`: the user signs in again and the same link
     /// (same data) waits for its token exchange, under its id or, with `new_link_id`, a new one.
-    fn reconnect(&self, world: &mut World, existing: &str, new_link_id: bool, now: Instant) -> Response<Body> {
+    fn reconnect(
+        &self,
+        world: &mut World,
+        existing: &str,
+        (webhook, tags): (Option<String>, Vec<String>),
+        new_link_id: bool,
+        now: Instant,
+    ) -> Response<Body> {
         let Some(mut link) = world.links.remove(existing).filter(|l| l.state != "deleted") else {
             return (StatusCode::GONE, "the link to reconnect is gone\n").into_response();
         };
+        link.webhook = webhook;
+        link.tags = tags;
         if new_link_id {
             link.id = random_id("mk_");
         }
@@ -876,13 +1056,12 @@ impl Mock {
         })
     }
 
-    fn exchange(&self, world: &mut World, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    fn exchange(&self, world: &mut World, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, ApiError> {
         #[derive(Deserialize)]
         struct Request {
             exchangeable_token: String,
         }
-        let request: Request =
-            serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body is not valid"))?;
+        let request: Request = read_body(headers, body, &schema::EXCHANGE_TOKEN)?;
         let now = Instant::now();
         let invalid = || {
             ApiError::new(
@@ -908,30 +1087,48 @@ impl Mock {
     }
 
     fn delete(&self, world: &mut World, id: &str) -> Result<Response<Body>, ApiError> {
-        let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
-        if link.state == "deleted" {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "link_error.deleted",
-                "This link was deleted at some earlier time.",
-            ));
-        }
+        let link = live_link(world, id)?;
         link.state = "deleted";
         self.announce(link, state_changed(link));
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 
+    /// M8: sets or (with `null`) removes the link's webhook, and its tags; a key left out keeps
+    /// what the link has.
+    fn update_link(
+        &self,
+        world: &mut World,
+        id: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        #[derive(Deserialize)]
+        struct Request {
+            #[serde(default, deserialize_with = "present")]
+            webhook: Option<Option<String>>,
+            #[serde(default)]
+            link_tags: Option<Vec<String>>,
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Option<String>>, D::Error> {
+            Option::<String>::deserialize(value).map(Some)
+        }
+        let request: Request = read_body(headers, body, &schema::UPDATE_LINK)?;
+        let link = live_link(world, id)?;
+        if let Some(webhook) = request.webhook {
+            link.webhook = webhook;
+        }
+        if let Some(tags) = request.link_tags.or(request.tags) {
+            link.tags = tags;
+        }
+        Ok(ok(self.link_json(link, Instant::now())))
+    }
+
     /// M10: a testing hook that disconnects a connected link as if its consent had expired.
     fn reset(&self, world: &mut World, id: &str) -> Result<Response<Body>, ApiError> {
         let now = Instant::now();
-        let link = world.links.get_mut(id).ok_or_else(ApiError::link_not_found)?;
-        if link.state == "deleted" {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "link_error.deleted",
-                "This link was deleted at some earlier time.",
-            ));
-        }
+        let link = live_link(world, id)?;
         link.state = "error";
         link.error_code = Some("auth_expired");
         let mut payload = state_changed(link);
@@ -940,13 +1137,18 @@ impl Mock {
         Ok(ok(self.link_json(link, now)))
     }
 
-    fn refresh(&self, world: &mut World, id: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    fn refresh(
+        &self,
+        world: &mut World,
+        id: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         #[derive(Deserialize)]
         struct Request {
             products: Vec<String>,
         }
-        let request: Request =
-            serde_json::from_slice(body).map_err(|_| ApiError::validation("The request body is not valid"))?;
+        let request: Request = read_body(headers, body, &schema::REFRESH_PRODUCTS)?;
         let now = Instant::now();
         let link = world.links.get(id).ok_or_else(ApiError::link_not_found)?;
         if request.products.is_empty() {
@@ -1519,6 +1721,9 @@ fn securities() -> Vec<Value> {
                "isin": "US0378331005", "sedol": null, "close_price": "189.25", "close_date": "2025-11-20"}),
         json!({"security_id": "sec_vti", "name": "Vanguard Total Stock Market ETF", "type": "etf", "currency": "USD",
                "ticker": "VTI", "isin": "US9229087690", "close_price": "245.50", "close_date": "2025-11-20"}),
+        // Priced in euros on Euronext; held in a dollar account, so its holding is in dollars.
+        json!({"security_id": "sec_asml", "name": "ASML Holding N.V.", "type": "equity", "currency": "EUR",
+               "ticker": "ASML", "isin": "NL0010273215", "close_price": "640.10", "close_date": "2025-11-20"}),
     ]
 }
 
@@ -1530,6 +1735,8 @@ fn holdings(link: &Link) -> (Vec<Value>, Vec<Value>) {
                "price_datetime": "2025-11-20T21:00:00", "value": "1987.125", "cost_basis": "1500.00"}),
         json!({"account_id": account, "security_id": "sec_vti", "quantity": "3", "price": "245.50",
                "value": "736.50", "cost_basis": "700.00"}),
+        json!({"account_id": account, "security_id": "sec_asml", "quantity": "2", "price": "695.20",
+               "value": "1390.40", "cost_basis": "1200.00"}),
     ];
     (holdings, securities())
 }
@@ -1541,6 +1748,9 @@ fn investment_transactions(link: &Link) -> (Vec<Value>, Vec<Value>) {
         json!({"investment_transaction_id": derived_id("itx_", link, "buy"), "account_id": account, "amount": "945.50",
                "date": "2025-11-18", "description": "Buy AAPL", "type": "buy", "fees": "0.00", "price": "189.10",
                "quantity": "5", "security_id": "sec_aapl"}),
+        json!({"investment_transaction_id": derived_id("itx_", link, "asml"), "account_id": account, "amount": "1390.40",
+               "date": "2025-11-12", "description": "Buy ASML", "type": "buy", "fees": "0.00", "price": "695.20",
+               "quantity": "2", "forex_rate": "1.0861", "security_id": "sec_asml"}),
         json!({"investment_transaction_id": derived_id("itx_", link, "dividend"), "account_id": account, "amount": "-12.34",
                "date": "2025-11-10", "description": "VTI dividend", "type": "cash.dividend", "security_id": "sec_vti"}),
         json!({"investment_transaction_id": derived_id("itx_", link, "fee"), "account_id": account, "amount": "1.00",

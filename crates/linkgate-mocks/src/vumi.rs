@@ -1,4 +1,4 @@
-//! A mock of Vumi Finlink's API (upstreams.md section 1) under `/api/v1`: JSON answers, refusals
+//! A mock of Vumi Finlink's API (docs/providers/vumi.md) under `/api/v1`: JSON answers, refusals
 //! as `{"message": ...}`, `X-Request-ID` on every answer and `X-Client-Trace-ID` echoed.
 //!
 //! Token rules, as Vumi states them:
@@ -8,8 +8,9 @@
 //!   new login ends the previous one, whose calls then answer 401, as does any expired or unknown
 //!   token.
 //! - **Public tokens** come from the widget, which the mock does not serve: `POST
-//!   /__admin/connect` with `{"externalId": ..., "entity": ...}` plays the user completing it
-//!   and returns `{"publicToken": ...}`. Unexchanged tokens are listed by
+//!   /__admin/connect` with `{"externalId": ..., "entity": ..., "storeCredentials"?}` plays the
+//!   user completing it (letting Vumi keep their credentials unless `storeCredentials` is false:
+//!   V5's `hasCredentials`) and returns `{"publicToken": ...}`. Unexchanged tokens are listed by
 //!   `GET /queries/connections/pending`; exchange is single use (404 the second time).
 //! - **Connections** are `PENDING` for `--import-delay` after the exchange, then `READY`, with
 //!   `credentialsToken` equal to the exchanged `connectionToken`; `DELETE` removes them (404
@@ -21,11 +22,19 @@
 //! account and portfolio transactions, which Vumi does not document, follow the adapter's
 //! inferred shapes.
 //!
+//! Requests are held to what Vumi documents: another method than an endpoint's is 405, a body
+//! that is not `application/json` 415, and a login or start-flow body with a property Vumi does
+//! not list (or an exchange with any body) 400, each as `{"message"}`.
+//!
 //! Webhooks: `GET /webhook_verification/{keyId}` serves the mock's public key. With
 //! `--webhook-url`, the mock POSTs `{"event": "CONNECTION_STATUS", "credentialsToken", "status",
 //! "externalId"}` when a connection is exchanged and when its import finishes, signed in the
 //! `vumi-verification` header (ES256 JWT with `iat` and `request_body_sha256`);
-//! `POST /__admin/webhook` with `{"connectionToken": ...}` sends one now.
+//! `POST /__admin/webhook` with `{"connectionToken": ...}` sends one now. Vumi publishes neither
+//! the payload nor the claims, so tests also need deliveries shaped otherwise:
+//! `POST /__admin/webhook/raw` with `{"url", "body", "typ"?}` signs `body` as it is (header `typ`
+//! as given, absent when null; default `JWT`) and POSTs it to `url`, answering
+//! `{"delivered": status, "answer": text}`.
 //!
 //! Restore and manual update (repair): `POST /__admin/connections/require-restore` with
 //! `{"connectionToken": ...}` makes a connection need its user (credentials changed at the
@@ -39,6 +48,9 @@
 //! parameter) is consumed, the connection is `UPDATING` for `--import-delay`, then `READY`, under
 //! the same connection token, and no public token is issued (what Vumi does here is undocumented;
 //! this is the mock's reading, as are the `errorDetails` reasons).
+//!
+//! Entities (V3 `GET /queries/entities`, path and fields inferred): the app's [`ENTITIES`], a bare
+//! array of `{id, name, type, level}`.
 //!
 //! Admin routes beside the shared ones (see [`crate`]): `/__admin/connect` (above),
 //! `POST /__admin/session/expire` (ends the live session, as its hour running out would),
@@ -127,6 +139,7 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
         .route(&api("/commands/connections/start-flow"), post(start_flow))
         .route(&api("/commands/connections/exchange/{public_token}"), post(exchange))
         .route(&api("/commands/connections/{token}"), delete(delete_connection))
+        .route(&api("/queries/entities"), get(list_entities))
         .route(&api("/queries/connections"), get(list_connections))
         .route(&api("/queries/connections/pending"), get(pending_tokens))
         .route(&api("/queries/connections/{token}"), get(connection_status))
@@ -140,6 +153,8 @@ pub async fn spawn(addr: SocketAddr, options: VumiMockOptions) -> std::io::Resul
         .route("/__admin/tokens", get(admin_tokens))
         .route("/__admin/trace_ids", get(admin_trace_ids))
         .route("/__admin/webhook", post(admin_webhook))
+        .route("/__admin/webhook/raw", post(admin_raw_webhook))
+        .method_not_allowed_fallback(|| async { refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .with_state(mock)
         .merge(admin_routes(harness.clone()));
     serve(listener, harness, router)
@@ -170,6 +185,8 @@ struct PublicToken {
     entity: String,
     created_at: chrono::DateTime<chrono::Utc>,
     used: bool,
+    /// Whether the user let Vumi keep their credentials (V5 `hasCredentials`).
+    has_credentials: bool,
 }
 
 struct Connection {
@@ -185,6 +202,8 @@ struct Connection {
     update_token: Option<String>,
     /// When the user last restored it: an update runs for the import delay.
     restored_at: Option<Instant>,
+    /// Whether Vumi keeps the user's credentials (and so updates it daily by itself).
+    has_credentials: bool,
 }
 
 impl Connection {
@@ -205,6 +224,22 @@ impl Connection {
 /// A refusal with Vumi's (inferred) error body.
 fn refuse(status: StatusCode, message: &str) -> Response<Body> {
     (status, axum::Json(json!({ "message": message }))).into_response()
+}
+
+/// The refusal of a request body that is not what the endpoint documents: not JSON
+/// (`Content-Type: application/json`, as every documented request has), not an object, or with
+/// a property the endpoint does not list. Vumi's own answer is unpublished; the mock answers as
+/// its documented 400 ("missing or incorrect information") and 415 would.
+fn documented_body(headers: &HeaderMap, body: &[u8], keys: &[&str]) -> Option<Response<Body>> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json") {
+        return Some(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body must be application/json"));
+    }
+    let Ok(object) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) else {
+        return Some(refuse(StatusCode::BAD_REQUEST, "the body must be a JSON object"));
+    };
+    let unknown = object.keys().find(|key| !keys.contains(&key.as_str()))?;
+    Some(refuse(StatusCode::BAD_REQUEST, &format!("unknown property {unknown:?}")))
 }
 
 /// A JSON answer.
@@ -263,6 +298,9 @@ async fn login(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -
         client_secret: String,
     }
     let mut world = mock.world.lock().expect("mock world lock");
+    if let Some(refused) = documented_body(&headers, &body, &["clientId", "clientSecret", "scopes"]) {
+        return traced(&mut world, &headers, refused);
+    }
     let response = match serde_json::from_slice::<Login>(&body) {
         Err(_) => refuse(StatusCode::BAD_REQUEST, "clientId and clientSecret are required"),
         Ok(login) if login.client_id != mock.options.client_id || login.client_secret != mock.options.secret => {
@@ -286,6 +324,10 @@ async fn login(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -
 }
 
 async fn start_flow(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response<Body> {
+    let keys = ["id", "product", "subproduct", "entity", "externalId", "desiredOwners"];
+    if let Some(refused) = documented_body(&headers, &body, &keys) {
+        return refused;
+    }
     let body = String::from_utf8_lossy(&body).into_owned();
     authorised(state, headers, uri, body, |mock, _, body, _| {
         #[derive(Deserialize)]
@@ -310,7 +352,17 @@ async fn start_flow(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, body:
     .await
 }
 
-async fn exchange(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, Path(token): Path<String>) -> Response<Body> {
+async fn exchange(
+    state: State<Arc<Mock>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response<Body> {
+    // The public token is in the path; Vumi documents no body.
+    if !body.is_empty() {
+        return refuse(StatusCode::BAD_REQUEST, "this endpoint takes no body");
+    }
     let (mock, public_token) = (state.0.clone(), token.clone());
     let response = authorised(state, headers, uri, token, |_, world, public_token, _| {
         let Some(public) = world.public_tokens.get_mut(public_token).filter(|p| !p.used) else {
@@ -329,6 +381,7 @@ async fn exchange(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri, Path(to
             restore_token: None,
             update_token: None,
             restored_at: None,
+            has_credentials: public.has_credentials,
         };
         let token = format!("conn-{}", random_uuid());
         world.connections.insert(token.clone(), connection);
@@ -369,6 +422,60 @@ async fn listing(
             Some(data) => answer(StatusCode::OK, data),
             None => refuse(StatusCode::NOT_FOUND, "not found"),
         }
+    })
+    .await
+}
+
+/// The entities the mock's app exposes, as `(id, name, type)`: Spanish banks, brokers and
+/// crypto exchanges, in no particular order.
+pub const ENTITIES: [(&str, &str, &str); 36] = [
+    ("santander", "Banco Santander", "BANK"),
+    ("bbva", "BBVA", "BANK"),
+    ("caixabank", "CaixaBank", "BANK"),
+    ("sabadell", "Banco Sabadell", "BANK"),
+    ("bankinter", "Bankinter", "BANK"),
+    ("ing", "ING España", "BANK"),
+    ("openbank", "Openbank", "BANK"),
+    ("kutxabank", "Kutxabank", "BANK"),
+    ("unicaja", "Unicaja Banco", "BANK"),
+    ("abanca", "ABANCA", "BANK"),
+    ("ibercaja", "Ibercaja", "BANK"),
+    ("cajamar", "Cajamar", "BANK"),
+    ("evo", "EVO Banco", "BANK"),
+    ("deutsche-bank-es", "Deutsche Bank España", "BANK"),
+    ("laboral-kutxa", "Laboral Kutxa", "BANK"),
+    ("caja-rural", "Caja Rural", "BANK"),
+    ("self-bank", "Self Bank", "BANK"),
+    ("n26", "N26", "BANK"),
+    ("revolut", "Revolut", "BANK"),
+    ("myinvestor", "MyInvestor", "BROKER"),
+    ("renta4", "Renta 4 Banco", "BROKER"),
+    ("degiro", "DEGIRO", "BROKER"),
+    ("interactive-brokers", "Interactive Brokers", "BROKER"),
+    ("trade-republic", "Trade Republic", "BROKER"),
+    ("indexa-capital", "Indexa Capital", "BROKER"),
+    ("finizens", "Finizens", "BROKER"),
+    ("inversis", "Inversis", "BROKER"),
+    ("andbank", "Andbank España", "BROKER"),
+    ("mapfre-inversion", "Mapfre Inversión", "BROKER"),
+    ("xtb", "XTB", "BROKER"),
+    ("etoro", "eToro", "BROKER"),
+    ("scalable-capital", "Scalable Capital", "BROKER"),
+    ("bit2me", "Bit2Me", "CRYPTO"),
+    ("binance", "Binance", "CRYPTO"),
+    ("coinbase", "Coinbase", "CRYPTO"),
+    ("kraken", "Kraken", "CRYPTO"),
+];
+
+/// "List entities for app": a bare array, like Vumi's other lists (the entity fields are the
+/// mock's reading; Vumi's page does not show them).
+async fn list_entities(state: State<Arc<Mock>>, headers: HeaderMap, uri: Uri) -> Response<Body> {
+    authorised(state, headers, uri, String::new(), |_, _, _, _| {
+        let entities: Vec<serde_json::Value> = ENTITIES
+            .iter()
+            .map(|(id, name, kind)| json!({ "id": id, "name": name, "type": kind, "level": "PROD" }))
+            .collect();
+        answer(StatusCode::OK, json!(entities))
     })
     .await
 }
@@ -421,7 +528,7 @@ impl Mock {
         json!({
             "credentialsToken": token, "status": status, "errorDetails": error_details, "entity": connection.entity,
             "createdAt": created, "updatedAt": created, "lastSync": synced.then_some(&created),
-            "updateToken": connection.update_token, "restoreToken": connection.restore_token, "twoFactorEnabled": false, "hasCredentials": true,
+            "updateToken": connection.update_token, "restoreToken": connection.restore_token, "twoFactorEnabled": false, "hasCredentials": connection.has_credentials,
             "externalId": connection.external_id,
         })
     }
@@ -545,9 +652,14 @@ async fn admin_connect(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
         external_id: Option<String>,
         #[serde(default)]
         entity: Option<String>,
+        #[serde(default)]
+        store_credentials: Option<bool>,
     }
     let Ok(connect) = serde_json::from_slice::<Connect>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "expected {\"externalId\": ..., \"entity\": ...}");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "expected {\"externalId\": ..., \"entity\": ..., \"storeCredentials\"?}",
+        );
     };
     let token = random_uuid();
     let public = PublicToken {
@@ -555,6 +667,7 @@ async fn admin_connect(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
         entity: connect.entity.unwrap_or_else(|| "santander".to_owned()),
         created_at: chrono::Utc::now(),
         used: false,
+        has_credentials: connect.store_credentials.unwrap_or(true),
     };
     mock.world.lock().expect("mock world lock").public_tokens.insert(token.clone(), public);
     answer(StatusCode::OK, json!({ "publicToken": token }))
@@ -692,6 +805,46 @@ async fn admin_webhook(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<B
     match mock.send_webhook(&send.connection_token).await {
         Some(status) => answer(StatusCode::OK, json!({ "delivered": status.as_u16() })),
         None => refuse(StatusCode::CONFLICT, "no webhook URL, unknown connection, or delivery failed"),
+    }
+}
+
+async fn admin_raw_webhook(State(mock): State<Arc<Mock>>, body: Bytes) -> Response<Body> {
+    #[derive(Deserialize)]
+    struct Send {
+        url: String,
+        body: String,
+        #[serde(default = "jwt")]
+        typ: Option<String>,
+    }
+    fn jwt() -> Option<String> {
+        Some("JWT".to_owned())
+    }
+    let Ok(send) = serde_json::from_slice::<Send>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "expected {\"url\", \"body\", \"typ\"?}");
+    };
+    let mut header = json!({ "alg": "ES256", "kid": mock.key.kid() });
+    if let Some(typ) = send.typ {
+        header["typ"] = json!(typ);
+    }
+    let claims = json!({
+        "iat": chrono::Utc::now().timestamp(), "request_body_sha256": body_sha256(send.body.as_bytes()),
+    });
+    let signature = mock.key.sign_with_header(&header, &claims);
+    let sent = mock
+        .webhooks
+        .post(&send.url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("vumi-verification", signature)
+        .body(send.body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            answer(StatusCode::OK, json!({ "delivered": status, "answer": text.trim() }))
+        }
+        Err(_) => refuse(StatusCode::BAD_GATEWAY, "the delivery failed"),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Deck: utility portals (electricity, gas, water) through Deck's legacy product API, linkless
-//! flow with polling (reference: upstreams.md section 3).
+//! flow with polling (reference, with the source of each fact: docs/providers/deck.md).
 //!
 //! Every call is a JSON `POST` with `x-deck-client-id` and `x-deck-secret`, through the shared
 //! client in [`super::upstream_client`]. The flow, and what each step maps to:
@@ -8,8 +8,8 @@
 //! |---|---|
 //! | `start_link` | D1 `/link/token/create` (limited to the chosen source); the link token is `LinkStart.link_token` |
 //! | `submit_credentials` | D4 `/link/connect` (2025 `fields` shape), then D5 `/link/connection/status` |
-//! | `answer_mfa` | D7 `/link/authentication/mfa/answer`, then D5 |
-//! | `poll_link` | D5 (D6 for a question's text, D8 + D9 to keep every account on `AccountSelection`) |
+//! | `answer_mfa` | D7 `/link/authentication/mfa/answer` (the answer, or the MFA method chosen), then D5 |
+//! | `poll_link` | D5 (D6 for the text of an `MfaQuestion` or `SecurityQuestion`, D8 + D9 to keep every account on `AccountSelection`) |
 //! | `exchange_public_token` | D11 `/connection/public_token/exchange`, then D12 for the source's id and name |
 //! | `connection_status` | D12 `/connection/context` |
 //! | `fetch_data` | D20 `/sustainability/get`: utility accounts and their statements |
@@ -22,15 +22,25 @@
 //! - **The public token** arrives from D4, before the attempt settles. It is kept in the session's
 //!   sealed upstream state and surfaces only once D5 says `Connected`; it expires 30 minutes
 //!   after D4 issued it.
-//! - **A wrong MFA answer** (`MfaQuestionInvalidAnswer`) fails the session with
-//!   `INVALID_MFA_ANSWER`, as the sandbox does, rather than asking again: callers get a typed
-//!   reason and start a new session, and a portal's own lockout counter is not fed by retries.
+//! - **A wrong MFA answer** (`MfaQuestionInvalidAnswer`, D12's `MfaCodeInvalid`) leaves the
+//!   question open at Deck (docs.deck.co docs/mfa-code-invalid), so the session stays
+//!   `MfaRequired` for another answer: the question asked before, remembered in the session's
+//!   sealed state (D6 is for a pending `MfaQuestion` only), prefixed with [`WRONG_ANSWER`].
+//!   Deck ends the attempt itself (`MfaQuestionNoAnswer`) when nobody answers in 5 minutes.
+//! - **An MFA method choice** (`MfaMethodChoice`, docs.deck.co docs/mfa-method-choice-required)
+//!   is offered to the caller as the session's MFA methods, read from D5's
+//!   `additional_information` one per line (Deck documents no other place that lists them); the
+//!   method chosen goes back through D7 as the answer, and Deck then asks for the code. A choice
+//!   naming no method fails the session (`PROVIDER_PROTOCOL`): nothing could be offered.
 //! - **After D4 or D7 succeeded** nothing is reported as failed: if the status check that follows
 //!   fails, the session is `Connecting` and polling carries on. D4 and D7 themselves are retried
 //!   only when Deck cannot have acted on them (a second login attempt could lock the account).
 //! - **Institutions.** D3 needs a link token: one is created with D1 and reused for 15 minutes
-//!   (Deck's last 20); the listing (Deck's 15 most common sources) is cached for
-//!   `LINKGATE_DECK_INSTITUTIONS_TTL`, and a source outside it is looked up by id with D3.
+//!   (Deck's last 20). Deck lists its catalogue only through a search of at least three
+//!   characters, so a query's first three are the search term and linkgate narrows the answer to
+//!   the whole query; each answer is kept per term for `LINKGATE_DECK_INSTITUTIONS_TTL`, so typing
+//!   a name costs one D3 call. Shorter queries narrow Deck's 15 most common sources; a source is
+//!   looked up by id with D3's `source_id`.
 //! - **Connection handles** are JSON `{access_token, connection_id}` (webhooks name connections by
 //!   `connection_id`), sealed by linkgate like every handle.
 //! - **Readiness.** D12 saying `Connected` is not enough: the data is ready when D20 stops
@@ -42,6 +52,7 @@
 
 mod wire;
 
+use super::catalogue::{Catalogue, matching};
 use super::upstream_client::{HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint};
 use super::{
     CredentialField, Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext,
@@ -51,14 +62,13 @@ use super::{
 use crate::config::DeckSettings;
 use crate::domain::ErrorReason;
 use crate::domain::{
-    Account, AccountType, ConnectionData, LinkFlow, Money, Product, Statement, Timestamp, now, stable_id,
+    Account, AccountType, ConnectionData, LinkFlow, MfaMethod, Money, Product, Statement, Timestamp, now, stable_id,
 };
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -73,13 +83,20 @@ const PRODUCTS: &[Product] = &[Product::Accounts, Product::Statements];
 const PUBLIC_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long the link token used for D3 lookups is reused (Deck's live 20 minutes).
 const CATALOGUE_TOKEN_REUSE: Duration = Duration::from_secs(15 * 60);
-/// Sources remembered from lookups by id, at most.
-const LOOKUP_CACHE_LIMIT: usize = 1024;
+/// The shortest search term D3 takes; shorter queries are answered from the most common sources.
+const SEARCH_MIN_CHARS: usize = 3;
 /// Budget of the D12 call that names the source after an exchange: the exchange itself already
 /// succeeded, so this one must not hold it up for long.
 const EXCHANGE_CONTEXT_BUDGET: Duration = Duration::from_secs(10);
 /// The update mode of a repair session: the user signs in again with new credentials.
 const UPDATE_MODE: &str = "UpdateCredentials";
+/// What a question asked again after a wrong answer starts with.
+const WRONG_ANSWER: &str = "That answer was not accepted.";
+/// The prompt of an MFA method choice.
+const CHOOSE_METHOD: &str = "Choose how to receive your security code.";
+/// Most MFA methods offered, and the longest label kept (as AnswerMfa's limit on an answer).
+const MAX_MFA_METHODS: usize = 10;
+const MAX_MFA_METHOD_LEN: usize = 256;
 /// Currency of an account whose statements name none (ISO 4217 "no currency").
 const NO_CURRENCY: &str = "XXX";
 
@@ -93,16 +110,10 @@ pub struct Deck {
     base_url: Url,
     client_id: HeaderValue,
     secret: SecretString,
-    institutions_ttl: Duration,
-    catalogue: tokio::sync::Mutex<Catalogue>,
-}
-
-/// What the adapter remembers of Deck's source catalogue (nothing about users or connections).
-#[derive(Default)]
-struct Catalogue {
-    link_token: Option<(Instant, String)>,
-    listing: Option<(Instant, Vec<Institution>)>,
-    by_id: HashMap<String, (Instant, Institution)>,
+    /// The link token D3 lookups are made with, and when it was created.
+    catalogue_token: tokio::sync::Mutex<Option<(Instant, String)>>,
+    /// Sources found, by search term or id, kept for `LINKGATE_DECK_INSTITUTIONS_TTL`.
+    catalogue: Catalogue,
 }
 
 impl Deck {
@@ -136,13 +147,14 @@ impl Deck {
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
                 refresh_limits: &[],
+                required_inputs: &[],
             },
             upstream,
             base_url,
             client_id,
             secret: secret.clone(),
-            institutions_ttl: settings.institutions_ttl,
-            catalogue: tokio::sync::Mutex::default(),
+            catalogue_token: tokio::sync::Mutex::default(),
+            catalogue: Catalogue::new(settings.institutions_ttl),
         })
     }
 
@@ -181,21 +193,22 @@ impl Deck {
         if reply.is_success() { Ok(reply) } else { Err(Failure::Refused(DeckError::read(operation, &reply))) }
     }
 
-    /// D3 through a link token reused across lookups (D1 when there is none or it lapsed).
-    async fn sources(&self, catalogue: &mut Catalogue, source_id: Option<&str>) -> Result<Vec<wire::Source>, Failure> {
+    /// D3 through a link token reused across lookups (D1 when there is none or it lapsed): one
+    /// source by id, the sources whose names match `search`, or without either the most common.
+    async fn sources(&self, source_id: Option<&str>, search: Option<&str>) -> Result<Vec<wire::Source>, Failure> {
+        let mut token = self.catalogue_token.lock().await;
         for fresh_token in [false, true] {
-            let reusable =
-                catalogue.link_token.as_ref().filter(|(at, _)| !fresh_token && at.elapsed() < CATALOGUE_TOKEN_REUSE);
+            let reusable = token.as_ref().filter(|(at, _)| !fresh_token && at.elapsed() < CATALOGUE_TOKEN_REUSE);
             let link_token = match reusable {
                 Some((_, token)) => token.clone(),
                 None => {
                     let created: wire::LinkTokenCreated =
                         self.call(Route::LinkTokenCreate, &wire::LinkTokenCreate::default(), None).await?;
-                    catalogue.link_token = Some((Instant::now(), created.link_token.clone()));
+                    *token = Some((Instant::now(), created.link_token.clone()));
                     created.link_token
                 }
             };
-            let request = wire::Sources { link_token: &link_token, source_id, search: None };
+            let request = wire::Sources { link_token: &link_token, source_id, search };
             match self.call::<wire::SourceList>(Route::Sources, &request, None).await {
                 Ok(list) => return Ok(list.sources),
                 // The reused token lapsed early: once more with a new one.
@@ -206,18 +219,19 @@ impl Deck {
         unreachable!("the loop returns on its second pass")
     }
 
-    /// Where the attempt behind `link` stands, from D5 (and D6, D8, D9 when it waits on something).
-    async fn progress(&self, link: &LinkContext, state: Option<&LinkState>) -> Result<LinkProgress, Failure> {
+    /// Where the attempt behind `link` stands, from D5 (and D6, D8, D9 when it waits on
+    /// something), with `state` as it is to be remembered afterwards.
+    async fn progress(&self, link: &LinkContext, mut state: LinkState) -> Result<LinkStep, Failure> {
         let link_token = link_token(link)?;
         let status: wire::LinkStatus = self.call(Route::LinkStatus, &wire::LinkTokenOnly { link_token }, None).await?;
-        Ok(match link_status(&status.status) {
-            Some(LinkStatusMeaning::Connected) => match state {
+        let progress = match link_status(&status.status) {
+            Some(LinkStatusMeaning::Connected) => match &state.issued {
                 // Update mode: the user signed in again; Deck keeps the access token.
                 _ if link.repair.is_some() => LinkProgress::Repaired { handle: None },
-                Some(state) => LinkProgress::Succeeded {
-                    public_token: SecretString::from(state.public_token.clone()),
+                Some(issued) => LinkProgress::Succeeded {
+                    public_token: SecretString::from(issued.public_token.clone()),
                     institution_id: link.institution_id.clone().unwrap_or_default(),
-                    expires_at: state.issued_at + PUBLIC_TOKEN_TTL,
+                    expires_at: issued.issued_at + PUBLIC_TOKEN_TTL,
                 },
                 None => {
                     tracing::error!(provider = ID, link_session_id = %link.link_session_id, "Deck connected a session whose public token linkgate never received");
@@ -228,9 +242,30 @@ impl Deck {
                 }
             },
             Some(LinkStatusMeaning::Question) => {
-                let question: wire::MfaQuestion =
+                let asked: wire::MfaQuestion =
                     self.call(Route::MfaGet, &wire::LinkTokenOnly { link_token }, None).await?;
-                LinkProgress::MfaRequired { question: question.question }
+                state.question = Some(asked.question.clone());
+                LinkProgress::MfaRequired { question: asked.question, methods: Vec::new() }
+            }
+            Some(LinkStatusMeaning::AnswerRejected) => LinkProgress::MfaRequired {
+                question: match &state.question {
+                    Some(question) => format!("{WRONG_ANSWER} {question}"),
+                    None => format!("{WRONG_ANSWER} Enter it again."),
+                },
+                methods: Vec::new(),
+            },
+            Some(LinkStatusMeaning::ChooseMethod) => {
+                let methods = mfa_methods(status.additional_information.as_deref());
+                if methods.is_empty() {
+                    tracing::warn!(provider = ID, link_session_id = %link.link_session_id, "Deck asked for an MFA method choice without naming the methods");
+                    LinkProgress::Failed {
+                        reason: ErrorReason::ProviderProtocol,
+                        message: "The institution asked how to send its security code but offered no way; link again."
+                            .to_owned(),
+                    }
+                } else {
+                    LinkProgress::MfaRequired { question: CHOOSE_METHOD.to_owned(), methods }
+                }
             }
             Some(LinkStatusMeaning::SelectAccounts) => {
                 let found: wire::LinkAccounts =
@@ -248,21 +283,23 @@ impl Deck {
                 tracing::warn!(provider = ID, link_session_id = %link.link_session_id, deck_status = %log_safe(&status.status), "unknown Deck link status; still waiting");
                 LinkProgress::Connecting
             }
-        })
+        };
+        Ok(LinkStep { progress, upstream_state: Some(state.seal()) })
     }
 
     /// [`Deck::progress`] after a step Deck accepted (D4, D7): a failure to learn the outcome
     /// leaves the session connecting, to be polled, rather than failing what already happened.
-    async fn progress_after_step(&self, link: &LinkContext, state: Option<&LinkState>) -> LinkProgress {
+    async fn progress_after_step(&self, link: &LinkContext, state: LinkState) -> LinkStep {
+        let sealed = state.seal();
         match self.progress(link, state).await {
-            Ok(progress) => progress,
-            Err(failure) => match link_failure(failure) {
-                Ok(progress) => progress,
-                Err(error) => {
+            Ok(step) => step,
+            Err(failure) => {
+                let progress = link_failure(failure).unwrap_or_else(|error| {
                     tracing::warn!(provider = ID, link_session_id = %link.link_session_id, error = %error, "Deck status check failed after a step it accepted; polling on");
                     LinkProgress::Connecting
-                }
-            },
+                });
+                LinkStep { progress, upstream_state: Some(sealed) }
+            }
         }
     }
 }
@@ -422,6 +459,10 @@ enum LinkStatusMeaning {
     Connected,
     /// A question awaits an answer (D6 has its text).
     Question,
+    /// The last answer was wrong; the question stays open for another.
+    AnswerRejected,
+    /// The institution asks how to deliver its code (D5's `additional_information` lists how).
+    ChooseMethod,
     /// Deck waits for accounts to be chosen: linkgate keeps them all.
     SelectAccounts,
     /// Over, for this reason.
@@ -434,11 +475,11 @@ fn link_status(status: &str) -> Option<LinkStatusMeaning> {
     Some(match status {
         "New" | "Connecting" => Wait,
         "Connected" => Connected,
-        // Method choice has no API of its own: its question lists the methods, the answer picks.
-        "MfaQuestion" | "SecurityQuestion" | "MfaMethodChoice" => Question,
+        "MfaQuestion" | "SecurityQuestion" => Question,
+        "MfaQuestionInvalidAnswer" => AnswerRejected,
+        "MfaMethodChoice" => ChooseMethod,
         "AccountSelection" => SelectAccounts,
         "InvalidCredentials" => Fail(ErrorReason::InvalidCredentials, "The username or password is incorrect."),
-        "MfaQuestionInvalidAnswer" => Fail(ErrorReason::InvalidMfaAnswer, "The answer is incorrect."),
         "MfaQuestionNoAnswer" => Fail(ErrorReason::LinkSessionExpired, "The question was not answered in time."),
         "Captcha" => Fail(
             ErrorReason::CapabilityUnsupported,
@@ -502,10 +543,19 @@ fn connection_state(connectivity: Option<&str>, reason: Option<&str>) -> (Upstre
     (status, known && known_reason)
 }
 
-/// What a link session remembers between calls: the public token D4 issued, kept sealed until
-/// D5 says `Connected`.
-#[derive(Serialize, serde::Deserialize)]
+/// What a link session remembers between calls, sealed: the public token D4 issued, kept until
+/// D5 says `Connected`, and the last question asked, to ask again after a wrong answer.
+#[derive(Default, Serialize, serde::Deserialize)]
 struct LinkState {
+    #[serde(flatten)]
+    issued: Option<Issued>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    question: Option<String>,
+}
+
+/// A public token and when D4 issued it (none in update mode).
+#[derive(Serialize, serde::Deserialize)]
+struct Issued {
     public_token: String,
     issued_at: Timestamp,
 }
@@ -515,15 +565,24 @@ impl LinkState {
         SecretString::from(serde_json::to_string(self).expect("link state serializes"))
     }
 
-    fn open(link: &LinkContext) -> Result<Option<Self>, ProviderError> {
-        link.upstream_state
-            .as_ref()
-            .map(|state| {
-                serde_json::from_str(state.expose_secret())
-                    .map_err(|_| ProviderError::Protocol { detail: "malformed Deck link state".to_owned() })
-            })
-            .transpose()
+    fn open(link: &LinkContext) -> Result<Self, ProviderError> {
+        let Some(state) = &link.upstream_state else { return Ok(Self::default()) };
+        serde_json::from_str(state.expose_secret())
+            .map_err(|_| ProviderError::Protocol { detail: "malformed Deck link state".to_owned() })
     }
+}
+
+/// The MFA methods D5's `additional_information` lists, one per line; each is offered with its
+/// own text as id and label, as D7 takes it back.
+fn mfa_methods(listed: Option<&str>) -> Vec<MfaMethod> {
+    let mut methods: Vec<MfaMethod> = Vec::new();
+    for line in listed.unwrap_or_default().lines().map(str::trim) {
+        let usable = !line.is_empty() && line.chars().count() <= MAX_MFA_METHOD_LEN;
+        if usable && methods.len() < MAX_MFA_METHODS && !methods.iter().any(|m| m.id == line) {
+            methods.push(MfaMethod { id: line.to_owned(), label: line.to_owned() });
+        }
+    }
+    methods
 }
 
 /// A connection handle: Deck's access token and connection id.
@@ -661,49 +720,42 @@ impl Provider for Deck {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        let mut catalogue = self.catalogue.lock().await;
-        if let Some((at, listing)) = &catalogue.listing
-            && at.elapsed() < self.institutions_ttl
-        {
-            return Ok(listing.clone());
-        }
-        let sources = self.sources(&mut catalogue, None).await?;
-        let mut listing: Vec<Institution> = sources.into_iter().map(institution).collect();
-        listing.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        catalogue.listing = Some((Instant::now(), listing.clone()));
-        Ok(listing)
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        // D3 searches by a term of its own: the query's first characters, kept for the TTL, serve
+        // every longer query that starts with them, so typing a name costs one call, not one per
+        // keystroke. Deck filters by name; linkgate then keeps the names that contain the query.
+        let query = query.trim().to_lowercase();
+        let term: String = query.chars().take(SEARCH_MIN_CHARS).collect();
+        let search = (term.chars().count() == SEARCH_MIN_CHARS).then_some(term);
+        let key = search.as_deref().map_or_else(|| "common".to_owned(), |term| format!("search {term}"));
+        let found = self
+            .catalogue
+            .list(&key, async {
+                let sources = self.sources(None, search.as_deref()).await?;
+                Ok(sources.into_iter().map(institution).collect())
+            })
+            .await?;
+        Ok(matching(&found, &query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
-        if let Some(found) = self.institutions().await?.into_iter().find(|i| i.id == id) {
-            return Ok(Some(found));
-        }
         // Deck's source ids are UUIDs: anything else cannot be one.
         if Uuid::parse_str(id).is_err() {
             return Ok(None);
         }
-        let mut catalogue = self.catalogue.lock().await;
-        if let Some((at, found)) = catalogue.by_id.get(id)
-            && at.elapsed() < self.institutions_ttl
-        {
-            return Ok(Some(found.clone()));
-        }
-        let sources = match self.sources(&mut catalogue, Some(id)).await {
-            Ok(sources) => sources,
-            Err(Failure::Refused(error)) if error.is("DATA_SOURCE_NOT_FOUND") || error.is("INVALID_SOURCE") => {
-                return Ok(None);
-            }
-            Err(failure) => return Err(failure.into()),
-        };
-        let found = sources.into_iter().find(|s| s.source_id == id).map(institution);
-        if let Some(found) = &found {
-            if catalogue.by_id.len() >= LOOKUP_CACHE_LIMIT {
-                catalogue.by_id.clear();
-            }
-            catalogue.by_id.insert(id.to_owned(), (Instant::now(), found.clone()));
-        }
-        Ok(found)
+        let found = self
+            .catalogue
+            .list(&format!("id {id}"), async {
+                match self.sources(Some(id), None).await {
+                    Ok(sources) => Ok(sources.into_iter().filter(|s| s.source_id == id).map(institution).collect()),
+                    Err(Failure::Refused(error)) if error.is("DATA_SOURCE_NOT_FOUND") || error.is("INVALID_SOURCE") => {
+                        Ok(Vec::new())
+                    }
+                    Err(failure) => Err(failure.into()),
+                }
+            })
+            .await?;
+        Ok(found.first().cloned())
     }
 
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
@@ -738,15 +790,14 @@ impl Provider for Deck {
             Err(failure) => return link_failure(failure).map(LinkStep::from),
         };
         // Update mode issues no public token: the connection keeps its access token.
-        let state = match started.public_token {
-            Some(public_token) if link.repair.is_none() => Some(LinkState { public_token, issued_at: now() }),
+        let issued = match started.public_token {
+            Some(public_token) if link.repair.is_none() => Some(Issued { public_token, issued_at: now() }),
             _ => None,
         };
-        if state.is_none() && link.repair.is_none() {
+        if issued.is_none() && link.repair.is_none() {
             tracing::warn!(provider = ID, link_session_id = %link.link_session_id, "Deck accepted credentials without issuing a public token");
         }
-        let progress = self.progress_after_step(link, state.as_ref()).await;
-        Ok(LinkStep { progress, upstream_state: state.as_ref().map(LinkState::seal) })
+        Ok(self.progress_after_step(link, LinkState { issued, question: None }).await)
     }
 
     async fn answer_mfa(&self, link: &LinkContext, answer: SecretString) -> ProviderResult<LinkStep> {
@@ -756,13 +807,13 @@ impl Provider for Deck {
         if let Err(failure) = self.call_empty(Route::MfaAnswer, &request).await {
             return link_failure(failure).map(LinkStep::from);
         }
-        Ok(self.progress_after_step(link, state.as_ref()).await.into())
+        Ok(self.progress_after_step(link, state).await)
     }
 
     async fn poll_link(&self, link: &LinkContext) -> ProviderResult<LinkStep> {
         let state = LinkState::open(link)?;
-        match self.progress(link, state.as_ref()).await {
-            Ok(progress) => Ok(progress.into()),
+        match self.progress(link, state).await {
+            Ok(step) => Ok(step),
             Err(failure) => link_failure(failure).map(LinkStep::from),
         }
     }
@@ -790,6 +841,7 @@ impl Provider for Deck {
             institution_name,
             products: PRODUCTS.to_vec(),
             upstream_ref,
+            webhook_url: None,
         })
     }
 
@@ -915,10 +967,8 @@ mod tests {
             link_status("InvalidCredentials"),
             Some(LinkStatusMeaning::Fail(ErrorReason::InvalidCredentials, _))
         ));
-        assert!(matches!(
-            link_status("MfaQuestionInvalidAnswer"),
-            Some(LinkStatusMeaning::Fail(ErrorReason::InvalidMfaAnswer, _))
-        ));
+        assert_eq!(link_status("MfaQuestionInvalidAnswer"), Some(LinkStatusMeaning::AnswerRejected));
+        assert_eq!(link_status("MfaMethodChoice"), Some(LinkStatusMeaning::ChooseMethod));
         assert_eq!(link_status("Teleporting"), None);
     }
 

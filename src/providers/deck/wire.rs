@@ -1,4 +1,4 @@
-//! Deck's legacy product API on the wire (reference: upstreams.md section 3), field names exact.
+//! Deck's legacy product API on the wire (reference: docs/providers/deck.md), field names exact.
 //! Requests borrow; answers own. Types that carry a secret (credentials, tokens) derive no
 //! `Debug`. Amounts are JSON numbers read as exact decimals from their raw text, never through
 //! `f64`.
@@ -128,6 +128,11 @@ pub struct ConnectStarted {
 pub struct LinkStatus {
     /// A `LinkConnectionStatus` value, kept as text so unknown values survive to the log.
     pub status: String,
+    /// More about the status. On `MfaMethodChoice` linkgate reads the methods offered from it,
+    /// one per line: Deck documents the status but not where its methods are listed, so this is
+    /// linkgate's reading, and a choice that names none fails the session rather than guess.
+    #[serde(default)]
+    pub additional_information: Option<String>,
 }
 
 /// D6's answer.
@@ -142,7 +147,7 @@ pub struct MfaQuestion {
 pub struct MfaAnswer<'a> {
     /// The session's link token.
     pub link_token: &'a str,
-    /// The user's answer.
+    /// The user's answer, or the MFA method chosen.
     pub answer: &'a str,
 }
 

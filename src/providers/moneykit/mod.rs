@@ -1,5 +1,5 @@
-//! MoneyKit: US, UK and CA banks through MoneyKit's API (reference: upstreams.md section 2),
-//! hosted link flow (MoneyKit Connect in the user's browser).
+//! MoneyKit: US, UK and CA banks through MoneyKit's API, hosted link flow (MoneyKit Connect in the
+//! user's browser). Reference, with the source of each fact: docs/providers/moneykit.md.
 //!
 //! Every call carries `MoneyKit-Version` and a bearer token from the OAuth2 client-credentials
 //! grant (M1 `POST /auth/token`, form-encoded, answered 201). The token is kept in this process
@@ -15,18 +15,32 @@
 //! | `connection_status` | M7 `GET /links/{id}`: link `state` and per-product freshness |
 //! | `fetch_data` | M14 accounts, M19 transactions sync feed (from the stored cursor), M21 holdings, M22 investment transactions (page-numbered), M16 account numbers, M17 identity |
 //! | `refresh` / `delete_connection` | M13 `POST /links/{id}/products` (202) naming the products asked / M9 `DELETE /links/{id}` |
-//! | `institutions` | M26 featured institutions, M27 one by id |
+//! | `set_webhook_url` | M8 `PATCH /links/{id}` with `{"webhook": url}` (`null` removes it) |
+//! | `institutions` / `institution` | M26 every page, kept for `LINKGATE_MONEYKIT_INSTITUTIONS_TTL`; M27 for an id not kept |
 //! | repair (`LinkContext::repair`) | M4 with `existing_link_id`, then M5 at ExchangePublicToken |
 //!
 //! **The link flow.** CreateLinkSession (hosted flow) creates a MoneyKit link session for the
 //! caller's user (`customer_user.id` is the external user id; `redirect_uri` is required by
-//! MoneyKit) with every requested product prefetched, and returns `link_session_token` as the
+//! MoneyKit, so the provider declares it in [`ProviderInfo::required_inputs`] and linkgate refuses
+//! a session without one before calling) with every requested product prefetched, and returns `link_session_token` as the
 //! session's `link_token`. The caller's front end opens MoneyKit Connect with it; Connect's
 //! success callback hands the front end an `exchangeable_token`, which the caller passes to
 //! ExchangePublicToken as the public token (with `external_user_id`: linkgate never saw this token
 //! issued, so it records it at the exchange; the session itself stays CONNECTING until it
 //! expires). The exchange yields the `link_id`, the connection's handle, which linkgate seals and
 //! never hands out; the connection is PENDING until every linked product's first import is over.
+//!
+//! **Documented keys only.** Request bodies carry only what MoneyKit's published request models
+//! (its SDK's `CreateLinkSessionRequest`, `ProductsSettings`, `UpdateLinkRequest`, …) list:
+//! product settings name `transactions`, `investments`, `account_numbers` and `identity`, never
+//! `accounts`, which come with every link.
+//!
+//! **Webhooks.** MoneyKit delivers a link's webhooks to the URL its link session named
+//! (`webhook`) or M8 set later, nowhere else. With a public webhook URL configured
+//! (`LINKGATE_PUBLIC_WEBHOOK_URL`), every session, new or repair, names linkgate's route under it
+//! (a reconnect session without one would remove the link's); M5's answer says what the link was
+//! given, which linkgate records, and the sync engine moves a link given another URL with M8
+//! ([`WebhookTarget::PerConnection`]). Without the setting links name none and linkgate polls.
 //!
 //! **Repair.** A repair session's M4 carries `existing_link_id` (the connection's link id, its
 //! handle) instead of an institution, so Connect relinks that link. Its outcome reaches linkgate
@@ -57,8 +71,13 @@
 //!
 //! **Money.** Balances are JSON numbers, everything else decimal strings; both are read exactly.
 //! Transaction amounts are non-negative with a `credit`/`debit` type (debits become negative);
-//! liability balances are positive when owed (they become negative); investment transaction
-//! amounts are positive for money out (they are negated).
+//! a liability's `current` balance is positive when owed (it becomes negative), while its
+//! `available` (the credit still available to use) and `limit` keep their sign; investment
+//! transaction amounts are positive for money out (they are negated). Holdings (`price`, `value`,
+//! `cost_basis`) and investment transactions (`amount`, `price`) are in their account's currency,
+//! whatever currency the security is priced in (that one prices only its `close_price`, used as a
+//! price only when the two agree); an investment account without a currency is left out. Every
+//! cursor read is optional where MoneyKit's models say so (M19's `cursor.next`).
 //!
 //! States and errors map through the one table in [`states`].
 
@@ -66,13 +85,14 @@ mod details;
 pub mod states;
 mod wire;
 
+use super::catalogue::{Catalogue, matching};
 use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, endpoint, is_plain_segment,
 };
 use super::{
-    Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext, LinkProgress, LinkStart,
-    LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, RefreshLimit, UpstreamStatus, WebhookNotice,
-    WebhookScheme, log_safe, log_safe_code,
+    Credentials, ExchangedConnection, Fetched, Institution, InstitutionKind, LinkContext, LinkInput, LinkProgress,
+    LinkStart, LinkStep, Provider, ProviderError, ProviderInfo, ProviderResult, RefreshLimit, UpstreamStatus,
+    WebhookNotice, WebhookScheme, WebhookTarget, log_safe, log_safe_code,
 };
 use crate::config::MoneyKitSettings;
 use crate::crypto::jws::Jwk;
@@ -101,7 +121,7 @@ const PRODUCTS: &[Product] =
 /// Products a link session that names none links: identity and account numbers only when asked for.
 const DEFAULT_PRODUCTS: &[Product] = &[Product::Accounts, Product::Transactions, Product::Investments];
 /// MoneyKit's published limits on refreshing a link's products on demand (M13), one line per
-/// product it limits (upstreams.md 2(h)).
+/// product it limits (docs/providers/moneykit.md).
 pub const REFRESH_LIMITS: &[RefreshLimit] = &[
     RefreshLimit { product: Product::Accounts, once_per: HOUR },
     RefreshLimit { product: Product::Transactions, once_per: HOUR },
@@ -121,7 +141,7 @@ const SYNC_PAGE_SIZE: &str = "500";
 const INVESTMENT_PAGE_SIZE: u64 = 1000;
 /// Pages read per feed at most, so a provider that never says "done" cannot loop linkgate.
 const MAX_PAGES: usize = 1000;
-/// Featured institutions listed (MoneyKit's maximum is 1000).
+/// Institutions per M26 page (MoneyKit's maximum is 1000).
 const INSTITUTION_LIMIT: &str = "1000";
 /// Currency of a balance MoneyKit names none for (ISO 4217 "no currency").
 const NO_CURRENCY: &str = "XXX";
@@ -135,6 +155,11 @@ pub struct MoneyKit {
     client_secret: SecretString,
     version: HeaderValue,
     tokens: tokio::sync::Mutex<TokenCache>,
+    /// Every institution, kept for `LINKGATE_MONEYKIT_INSTITUTIONS_TTL`.
+    catalogue: Catalogue,
+    /// The URL of linkgate's MoneyKit webhook route every link is given, when a public webhook
+    /// URL is configured.
+    webhook_url: Option<String>,
 }
 
 /// The app's access token. Held in the lock while it is renewed, which makes renewal
@@ -163,6 +188,7 @@ enum Route {
     LinkSession,
     Exchange,
     Link,
+    UpdateLink,
     Accounts,
     AccountNumbers,
     Identity,
@@ -189,6 +215,8 @@ impl Route {
             // not, the retry saves the link.
             Self::Exchange => ("moneykit.exchange_token", Idempotent),
             Self::Link => ("moneykit.link", Idempotent),
+            // Setting the same URL twice sets it once.
+            Self::UpdateLink => ("moneykit.update_link", Idempotent),
             Self::Accounts => ("moneykit.accounts", Idempotent),
             Self::AccountNumbers => ("moneykit.account_numbers", Idempotent),
             Self::Identity => ("moneykit.identity", Idempotent),
@@ -207,6 +235,7 @@ enum Method {
     Get,
     Delete,
     PostJson(serde_json::Value),
+    PatchJson(serde_json::Value),
 }
 
 /// Why a MoneyKit call did not answer 2xx: MoneyKit refused it with its error body, or the call
@@ -233,14 +262,21 @@ impl From<ProviderError> for Failure {
 
 impl MoneyKit {
     /// MoneyKit as the settings configure it, or `None` when it is not to be offered (no
-    /// credentials) or cannot be (a setting is unusable; logged).
-    pub fn from_settings(settings: &MoneyKitSettings) -> Option<Self> {
+    /// credentials) or cannot be (a setting is unusable; logged). Links are given linkgate's
+    /// webhook route under `public_webhook_url`, when it is set.
+    pub fn from_settings(settings: &MoneyKitSettings, public_webhook_url: Option<&Url>) -> Option<Self> {
         let secret = settings.client_secret.as_ref();
-        super::with_credentials(ID, settings.client_id.as_deref(), secret, |http| Self::new(settings, http))
+        super::with_credentials(ID, settings.client_id.as_deref(), secret, |http| {
+            Self::new(settings, public_webhook_url, http)
+        })
     }
 
     /// MoneyKit over `http` with `settings`, which must hold credentials.
-    pub fn new(settings: &MoneyKitSettings, http: HttpClient) -> Result<Self, String> {
+    pub fn new(
+        settings: &MoneyKitSettings,
+        public_webhook_url: Option<&Url>,
+        http: HttpClient,
+    ) -> Result<Self, String> {
         let (Some(client_id), Some(client_secret)) = (&settings.client_id, &settings.client_secret) else {
             return Err("the MoneyKit client id and secret are required".to_owned());
         };
@@ -262,6 +298,8 @@ impl MoneyKit {
                 refresh_interval: Duration::from_secs(12 * 3600),
                 consent_lifetime: None,
                 refresh_limits: REFRESH_LIMITS,
+                // MoneyKit refuses a link session without one: its OAuth institutions return the user there.
+                required_inputs: &[LinkInput::RedirectUri],
             },
             upstream,
             base_url,
@@ -269,6 +307,8 @@ impl MoneyKit {
             client_secret: client_secret.clone(),
             version,
             tokens: tokio::sync::Mutex::default(),
+            catalogue: Catalogue::new(settings.institutions_ttl),
+            webhook_url: public_webhook_url.map(|base| endpoint(base, "webhooks/moneykit").to_string()),
         })
     }
 
@@ -334,6 +374,7 @@ impl MoneyKit {
                 Method::Get => UpstreamRequest::get(operation, url.clone()),
                 Method::Delete => UpstreamRequest::delete(operation, url.clone()),
                 Method::PostJson(body) => UpstreamRequest::post_json(operation, url.clone(), body)?,
+                Method::PatchJson(body) => UpstreamRequest::patch_json(operation, url.clone(), body)?,
             }
             .header(VERSION_HEADER, self.version.clone())
             .secret_header(AUTHORIZATION, &bearer.header)
@@ -421,12 +462,10 @@ impl MoneyKit {
         }))
     }
 
-    /// Every investment transaction of the link, page by page, with the securities they name.
-    async fn investment_transactions(
-        &self,
-        link_id: &str,
-    ) -> Result<(Vec<wire::InvestmentTransaction>, Vec<wire::Security>), Failure> {
-        let (mut all, mut securities) = (Vec::new(), Vec::new());
+    /// Every investment transaction of the link, page by page, with the securities and accounts
+    /// they name, beside the link's `holdings`.
+    async fn investment_transactions(&self, link_id: &str, holdings: wire::Holdings) -> Result<Investments, Failure> {
+        let (mut all, mut securities, mut accounts) = (Vec::new(), Vec::new(), Vec::new());
         let size = INVESTMENT_PAGE_SIZE.to_string();
         for page in 1..=MAX_PAGES {
             let page_text = page.to_string();
@@ -438,8 +477,9 @@ impl MoneyKit {
             let received = answer.investment_transactions.len();
             all.extend(answer.investment_transactions);
             securities.extend(answer.securities);
+            accounts.extend(answer.accounts);
             if received == 0 || all.len() as u64 >= answer.total {
-                return Ok((all, securities));
+                return Ok(Investments { holdings, transactions: all, securities, accounts });
             }
         }
         Err(Failure::Other(ProviderError::Protocol {
@@ -514,7 +554,8 @@ fn account_type(account_type: &str) -> AccountType {
 
 fn account(connection_id: Uuid, account: &wire::Account) -> Account {
     let currency = currency(account.balances.currency.as_deref()).unwrap_or_else(|| NO_CURRENCY.to_owned());
-    // MoneyKit reports what is owed on a liability as a positive balance; linkgate's is negative.
+    // MoneyKit reports what is owed on a liability (`current`) as a positive balance; linkgate's
+    // is negative. `available` is the credit still available to use, positive either way.
     let sign = if account.account_type.starts_with("liability.") { Decimal::NEGATIVE_ONE } else { Decimal::ONE };
     let money = |amount: Option<Decimal>, signed: bool| {
         amount.map(|amount| Money::new(if signed { amount * sign } else { amount }, &currency))
@@ -525,7 +566,7 @@ fn account(connection_id: Uuid, account: &wire::Account) -> Account {
         name: account.name.clone(),
         mask: account.account_mask.clone().filter(|m| !m.is_empty()),
         current: money(account.balances.current, true),
-        available: money(account.balances.available, true),
+        available: money(account.balances.available, false),
         limit: money(account.balances.limit, false),
         currency,
     }
@@ -588,47 +629,75 @@ fn portfolio_transaction_type(kind: &str, cash_in: bool) -> PortfolioTransaction
     }
 }
 
-/// Portfolios (one per investment account), positions and portfolio transactions.
-fn investments(
-    connection_id: Uuid,
+/// Investment accounts' holdings and history, as MoneyKit serves them (M21, M22).
+struct Investments {
     holdings: wire::Holdings,
     transactions: Vec<wire::InvestmentTransaction>,
-    more_securities: Vec<wire::Security>,
-    data: &mut ConnectionData,
-) {
+    /// The securities M22 names beside those of M21.
+    securities: Vec<wire::Security>,
+    /// The accounts M22 names beside those of M21 and M14.
+    accounts: Vec<wire::Account>,
+}
+
+/// Portfolios (one per investment account), positions and portfolio transactions. MoneyKit
+/// denominates holdings and investment transactions in their account's currency (a security's
+/// own currency only prices its `close_price`): an account whose currency MoneyKit does not name
+/// is left out with its positions and transactions (logged), as linkgate cannot say what its
+/// amounts are in.
+fn investments(connection_id: Uuid, accounts: &[wire::Account], investments: Investments, data: &mut ConnectionData) {
+    let Investments { holdings, transactions, securities, accounts: more_accounts } = investments;
+    let account_currency: HashMap<&str, String> = accounts
+        .iter()
+        .chain(&holdings.accounts)
+        .chain(&more_accounts)
+        .filter_map(|account| Some((account.account_id.as_str(), currency(account.balances.currency.as_deref())?)))
+        .collect();
+    let currency_of = |account_id: &str| {
+        let found = account_currency.get(account_id).cloned();
+        if found.is_none() {
+            tracing::warn!(provider = ID, %connection_id, "MoneyKit investment record of an account without a currency left out");
+        }
+        found
+    };
     let securities: HashMap<String, wire::Security> = holdings
         .securities
         .into_iter()
-        .chain(more_securities)
+        .chain(securities)
         .map(|security| (security.security_id.clone(), security))
         .collect();
     let portfolio_id = |account_id: &str| stable_id(connection_id, "portfolio", account_id);
     let mut values: HashMap<String, Decimal> = HashMap::new();
-    let mut currencies: HashMap<String, String> = HashMap::new();
     for holding in holdings.holdings {
         let Some(security) = securities.get(&holding.security_id) else {
             tracing::warn!(provider = ID, %connection_id, "MoneyKit holding of an unlisted security left out");
             continue;
         };
+        let Some(currency) = currency_of(&holding.account_id) else { continue };
         let instrument = instrument(security);
-        let price = holding.price.or(security.close_price).unwrap_or_default();
+        // The last close is in the security's currency: a price only where that is the account's.
+        let close = security.close_price.filter(|_| instrument.currency == currency);
+        let price = holding.price.or(close).or_else(|| {
+            let value = holding.value?;
+            (!holding.quantity.is_zero()).then(|| value / holding.quantity)
+        });
+        let Some(price) = price else {
+            tracing::warn!(provider = ID, %connection_id, "MoneyKit holding without a price in its account's currency left out");
+            continue;
+        };
         let value = holding.value.unwrap_or(holding.quantity * price);
         *values.entry(holding.account_id.clone()).or_default() += value;
-        currencies.entry(holding.account_id.clone()).or_insert_with(|| instrument.currency.clone());
         data.positions.push(Position {
             id: stable_id(connection_id, "position", &format!("{}/{}", holding.account_id, holding.security_id)),
             portfolio_id: portfolio_id(&holding.account_id),
-            price: Money::new(price, &instrument.currency),
-            market_value: Money::new(value, &instrument.currency),
-            cost_basis: holding.cost_basis.map(|c| Money::new(c, &instrument.currency)),
+            price: Money::new(price, &currency),
+            market_value: Money::new(value, &currency),
+            cost_basis: holding.cost_basis.map(|c| Money::new(c, &currency)),
             quantity: holding.quantity,
             instrument,
         });
     }
     for account in &holdings.accounts {
-        let currency = currency(account.balances.currency.as_deref())
-            .or_else(|| currencies.get(&account.account_id).cloned())
-            .unwrap_or_else(|| NO_CURRENCY.to_owned());
+        let Some(currency) = currency_of(&account.account_id) else { continue };
         let value = values.get(&account.account_id).copied().or(account.balances.current).unwrap_or_default();
         data.portfolios.push(Portfolio {
             id: portfolio_id(&account.account_id),
@@ -643,9 +712,8 @@ fn investments(
         });
     }
     for transaction in transactions {
-        let security = transaction.security_id.as_ref().and_then(|id| securities.get(id));
-        let instrument = security.map(instrument);
-        let currency = instrument.as_ref().map_or_else(|| NO_CURRENCY.to_owned(), |i| i.currency.clone());
+        let Some(currency) = currency_of(&transaction.account_id) else { continue };
+        let instrument = transaction.security_id.as_ref().and_then(|id| securities.get(id)).map(instrument);
         // MoneyKit: positive is money out of the account; linkgate: negative is.
         let amount = -transaction.amount;
         data.portfolio_transactions.push(PortfolioTransaction {
@@ -659,6 +727,27 @@ fn investments(
             description: transaction.description.unwrap_or_default(),
             instrument,
         });
+    }
+}
+
+impl MoneyKit {
+    /// M26 page by page through `cursors.next`: MoneyKit's whole catalogue.
+    async fn every_institution(&self) -> ProviderResult<Vec<Institution>> {
+        let mut every = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![("limit", INSTITUTION_LIMIT)];
+            query.extend(cursor.as_deref().map(|cursor| ("cursor", cursor)));
+            let url = self.url(&["institutions"], &query);
+            let page: wire::Institutions = self.call(Route::Institutions, url, Method::Get).await?;
+            let ended = page.institutions.is_empty();
+            every.extend(page.institutions.into_iter().map(institution));
+            match page.cursors.next.filter(|next| !next.is_empty() && !ended) {
+                Some(next) => cursor = Some(next),
+                None => return Ok(every),
+            }
+        }
+        Err(ProviderError::Protocol { detail: format!("moneykit.institutions: more than {MAX_PAGES} pages") })
     }
 }
 
@@ -679,18 +768,18 @@ impl Provider for MoneyKit {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        let url = self.url(&["institutions"], &[("featured", "true"), ("limit", INSTITUTION_LIMIT)]);
-        let listing: wire::Institutions = self.call(Route::Institutions, url, Method::Get).await?;
-        let mut institutions: Vec<Institution> = listing.institutions.into_iter().map(institution).collect();
-        institutions.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        Ok(institutions)
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        let every = self.catalogue.list("", self.every_institution()).await?;
+        Ok(matching(&every, query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
         // The caller's id goes into the path: `..` would address another endpoint.
         if !is_plain_segment(id) {
             return Ok(None);
+        }
+        if let Some(found) = self.catalogue.fresh("").and_then(|every| every.iter().find(|i| i.id == id).cloned()) {
+            return Ok(Some(found));
         }
         let url = self.url(&["institutions", id], &[]);
         match self.call::<wire::Institution>(Route::Institution, url, Method::Get).await {
@@ -714,6 +803,8 @@ impl Provider for MoneyKit {
         let settings = wire::LinkSessionSettings {
             products: products
                 .iter()
+                // Accounts come with every link: MoneyKit's product settings do not list them.
+                .filter(|&&p| p != Product::Accounts)
                 .filter_map(|&p| product_name(p))
                 .map(|name| (name, wire::ProductSettings { required: false, prefetch: true }))
                 .collect(),
@@ -725,6 +816,8 @@ impl Provider for MoneyKit {
             redirect_uri,
             institution_id: if existing_link_id.is_some() { None } else { link.institution_id.as_deref() },
             existing_link_id,
+            // On every session: a reconnect left without one would remove the link's webhook.
+            webhook: self.webhook_url.as_deref(),
             settings,
         };
         let body = serde_json::to_value(&request).map_err(|_| ProviderError::Protocol {
@@ -765,6 +858,7 @@ impl Provider for MoneyKit {
             products: if linked.is_empty() { PRODUCTS.to_vec() } else { linked },
             // Webhooks name the link by its id, which is the handle.
             upstream_ref: None,
+            webhook_url: link.webhook,
         })
     }
 
@@ -820,8 +914,8 @@ impl Provider for MoneyKit {
         if delivered(Product::Investments) {
             let url = self.url(&["links", link_id, "investments", "holdings"], &[]);
             let holdings: wire::Holdings = self.call(Route::Holdings, url, Method::Get).await?;
-            let (transactions, securities) = self.investment_transactions(link_id).await?;
-            investments(connection_id, holdings, transactions, securities, &mut data);
+            let history = self.investment_transactions(link_id, holdings).await?;
+            investments(connection_id, &answer.accounts, history, &mut data);
         }
         if delivered(Product::AccountNumbers) {
             let url = self.url(&["links", link_id, "accounts", "numbers"], &[]);
@@ -870,6 +964,17 @@ impl Provider for MoneyKit {
             Err(Failure::Refused(error)) if states::link_gone(&error.code) => Ok(()),
             Err(failure) => Err(failure.into()),
         }
+    }
+
+    fn webhook_target(&self) -> WebhookTarget<'_> {
+        WebhookTarget::PerConnection(self.webhook_url.as_deref())
+    }
+
+    async fn set_webhook_url(&self, handle: &SecretString, url: Option<&str>) -> ProviderResult<()> {
+        let body = serde_json::json!(wire::UpdateLink { webhook: url });
+        let url = self.url(&["links", handle.expose_secret()], &[]);
+        self.send(Route::UpdateLink, url, &Method::PatchJson(body)).await?;
+        Ok(())
     }
 
     fn webhooks(&self) -> Option<&dyn WebhookScheme> {

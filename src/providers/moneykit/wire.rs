@@ -1,4 +1,4 @@
-//! MoneyKit's API on the wire (reference: upstreams.md section 2, schema `2023-02-18` with the
+//! MoneyKit's API on the wire (reference: docs/providers/moneykit.md, schema `2023-02-18` with the
 //! 2025 additions), field names exact. Requests borrow; answers own. Every answer field but the
 //! ids and `state` is optional, as MoneyKit's schema grew over time. Types that carry a secret
 //! (tokens) derive no `Debug`. Money is exact: balances are JSON numbers and everything else
@@ -32,6 +32,9 @@ pub struct CreateLinkSession<'a> {
     /// is the connection's handle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_link_id: Option<&'a str>,
+    /// Where MoneyKit delivers the link's webhooks (on a reconnect, left out removes the link's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<&'a str>,
     /// Which products to link, and that they are fetched at once.
     pub settings: LinkSessionSettings,
 }
@@ -46,7 +49,8 @@ pub struct CustomerUser<'a> {
 /// `settings` of M4.
 #[derive(Serialize)]
 pub struct LinkSessionSettings {
-    /// Per product: `{required, prefetch}`.
+    /// Per product (`ProductsSettings`: `account_numbers`, `identity`, `transactions`,
+    /// `investments`; accounts come with every link): `{required, prefetch}`.
     pub products: BTreeMap<&'static str, ProductSettings>,
 }
 
@@ -99,6 +103,9 @@ pub struct Link {
     /// Products of the link, by MoneyKit product name.
     #[serde(default)]
     pub products: BTreeMap<String, LinkProduct>,
+    /// Where MoneyKit delivers the link's webhooks.
+    #[serde(default)]
+    pub webhook: Option<String>,
 }
 
 /// `LinkProductResponse`: what MoneyKit says of one product of a link.
@@ -116,6 +123,13 @@ pub struct LinkProduct {
     /// Why the product cannot be delivered at all.
     #[serde(default)]
     pub unavailable: Option<String>,
+}
+
+/// M8 `PATCH /links/{id}`: only the webhook, which `null` removes.
+#[derive(Serialize)]
+pub struct UpdateLink<'a> {
+    /// The URL, or `null`.
+    pub webhook: Option<&'a str>,
 }
 
 /// M13 `POST /links/{id}/products`.
@@ -400,7 +414,7 @@ pub struct Holdings {
     pub accounts: Vec<Account>,
 }
 
-/// `HoldingResponse`: decimal strings.
+/// `HoldingResponse`: decimal strings, denominated in the account's currency.
 #[derive(Debug, Deserialize)]
 pub struct Holding {
     /// Its account.
@@ -431,7 +445,7 @@ pub struct Security {
     /// `cash`, `crypto`, `derivative`, `equity`, `etf`, `bond`, `loan`, `fund`, `unknown`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// ISO 4217.
+    /// ISO 4217 code of the currency it is priced in (its `close_price`), not the holding's.
     pub currency: String,
     /// Ticker.
     #[serde(default)]
@@ -439,7 +453,7 @@ pub struct Security {
     /// ISIN.
     #[serde(default)]
     pub isin: Option<String>,
-    /// Last close.
+    /// Last close, in the security's own currency.
     #[serde(default, deserialize_with = "exact_decimal")]
     pub close_price: Option<Decimal>,
 }
@@ -455,9 +469,13 @@ pub struct InvestmentTransactions {
     /// The securities they name.
     #[serde(default)]
     pub securities: Vec<Security>,
+    /// The investment accounts (their currency denominates the transactions).
+    #[serde(default)]
+    pub accounts: Vec<Account>,
 }
 
-/// `InvestmentTransactionResponse`: `amount` positive is money out (a debit).
+/// `InvestmentTransactionResponse`: `amount` positive is money out (a debit); amounts and prices
+/// are denominated in the account's currency.
 #[derive(Debug, Deserialize)]
 pub struct InvestmentTransaction {
     /// Its id.
@@ -491,6 +509,17 @@ pub struct InvestmentTransaction {
 pub struct Institutions {
     /// This page.
     pub institutions: Vec<Institution>,
+    /// Where the next page starts.
+    #[serde(default)]
+    pub cursors: InstitutionCursors,
+}
+
+/// M26's `cursors` (plural, unlike the transaction feed's `cursor`).
+#[derive(Default, Deserialize)]
+pub struct InstitutionCursors {
+    /// The next page's cursor; absent (or empty) on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `Institution` (M26, M27).

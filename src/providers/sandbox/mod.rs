@@ -86,6 +86,7 @@ impl Sandbox {
             refresh_interval: settings.refresh_interval,
             consent_lifetime: settings.consent_lifetime,
             refresh_limits: &[],
+            required_inputs: &[],
         };
         Self { info, settings, ledger }
     }
@@ -206,8 +207,8 @@ impl Provider for Sandbox {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        Ok(institutions())
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        Ok(super::catalogue::matching(&institutions(), query))
     }
 
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
@@ -234,6 +235,7 @@ impl Provider for Sandbox {
             Some("user_good") if good_password => self.signed_in(link, institution_id)?,
             Some("user_mfa") if good_password => LinkProgress::MfaRequired {
                 question: format!("Enter the code we sent to your phone (sandbox: {MFA_ANSWER})"),
+                methods: Vec::new(),
             },
             _ => LinkProgress::Failed {
                 reason: ErrorReason::InvalidCredentials,
@@ -278,6 +280,7 @@ impl Provider for Sandbox {
             institution_name: institution.name,
             products: institution.products,
             upstream_ref: None,
+            webhook_url: None,
         })
     }
 

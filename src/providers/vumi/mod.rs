@@ -1,5 +1,5 @@
-//! Vumi Finlink: Spanish brokers and banks through Vumi's hosted Link widget (reference:
-//! upstreams.md section 1).
+//! Vumi Finlink: Spanish brokers and banks through Vumi's hosted Link widget (reference, with the
+//! source of each fact: docs/providers/vumi.md).
 //!
 //! Every call carries `Authorization: Bearer <session JWT>` and the caller's request id as
 //! `X-Client-Trace-ID`, through the shared client in [`super::upstream_client`] (which logs Vumi's
@@ -14,6 +14,7 @@
 //! | `connection_status` | V5 `GET /queries/connections/{token}` |
 //! | `fetch_data` | V11 accounts, V12 account transactions, V13 portfolios, V14 portfolio transactions, V15 active positions, V9 instruments |
 //! | `delete_connection` | V8 `DELETE /commands/connections/{token}` |
+//! | `institutions` / `institution` | V3 `GET /queries/entities` (path and shape inferred) |
 //! | repair: `start_link` / `poll_link` | V5 for the connection's `restoreToken` / `updateToken`; V5 until the widget consumed it |
 //!
 //! Choices where Vumi leaves room:
@@ -31,8 +32,10 @@
 //!   no trace upstream; the session simply expires.
 //! - **Public tokens** have no documented lifetime; linkgate accepts them for
 //!   24 hours (`PUBLIC_TOKEN_TTL`) after the widget issued them.
-//! - **Institutions.** Vumi's entity list has no documented shape, so none is listed; an entity
-//!   id (`santander`) is accepted as a broker and handed to the widget, which validates it.
+//! - **Institutions** are the app's entities from V3, kept for `LINKGATE_VUMI_INSTITUTIONS_TTL`
+//!   and searched by name in linkgate. V3's path and fields are not published: an answer that
+//!   says the guess is wrong makes listing unsupported, and an entity-like id (`santander`) is
+//!   then handed to the widget, which knows the app's entities.
 //! - **Repair** runs in the widget with Vumi's link parameters: a repair session's `link_token` is
 //!   the widget's query string, `id=<redirect id>&restore_token=<token>` (V5's `restoreToken`),
 //!   or `update_token` when Vumi offers only a manual update. The token stays sealed in the
@@ -42,8 +45,12 @@
 //!   these flows and the connection token stays the connection's, so the session polls V5 until
 //!   the token it started with is no longer offered and the connection is `UPDATING`, `PENDING`
 //!   or `READY`, then ends `LinkProgress::Repaired` with the handle unchanged.
-//! - **Refresh** has no API: Vumi refreshes connections daily, and manual updates run in the
-//!   widget, so `refresh` is unsupported.
+//! - **Refresh** has no API: Vumi updates a connection by itself (daily) when it keeps the user's
+//!   credentials (V5 `hasCredentials`) and no manual update is due; otherwise only the user can
+//!   update it, in the widget (V5 `updateToken`). So `refresh` asks V5 first ([`refresh_rule`]):
+//!   a connection Vumi updates by itself is read again from Vumi (its newest extraction), one
+//!   that offers an update token needs its user (LOGIN_REQUIRED: a repair session runs the
+//!   update), and one whose credentials Vumi does not keep cannot be refreshed (unsupported).
 //! - **Account numbers and owners** come with the accounts and portfolios Vumi serves anyway (no
 //!   call of their own): an account's `iban` is its number (international, without a BIC, which
 //!   Vumi does not give), and the `owners` of accounts and portfolios are names only, one owner
@@ -53,6 +60,7 @@
 mod data;
 mod wire;
 
+use super::catalogue::{Catalogue, matching};
 use super::session::{SessionToken, SharedSessions};
 use super::upstream_client::{
     HttpClient, Retry, Upstream, UpstreamConfig, UpstreamReply, UpstreamRequest, caller_request_id, endpoint,
@@ -111,6 +119,8 @@ pub struct Vumi {
     session_key: String,
     /// This replica's copy of the shared session; its lock makes logins single-flight here.
     current: tokio::sync::Mutex<Option<SessionToken>>,
+    /// The app's entities, kept for `LINKGATE_VUMI_INSTITUTIONS_TTL`.
+    catalogue: Catalogue,
 }
 
 impl Vumi {
@@ -144,6 +154,7 @@ impl Vumi {
                 refresh_interval: Duration::from_secs(24 * 3600),
                 consent_lifetime: None,
                 refresh_limits: &[],
+                required_inputs: &[],
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),
@@ -154,6 +165,7 @@ impl Vumi {
             redirect_id: redirect_id.clone(),
             sessions,
             current: tokio::sync::Mutex::default(),
+            catalogue: Catalogue::new(settings.institutions_ttl),
         })
     }
 
@@ -255,6 +267,7 @@ enum Route<'a> {
     Pending { external_id: &'a str },
     Exchange { public_token: &'a str },
     Status { token: &'a str },
+    Entities,
     Delete { token: &'a str },
     Data { token: &'a str, data: Data },
     WebhookKey { key_id: &'a str },
@@ -291,6 +304,7 @@ impl Route<'_> {
             Self::Pending { .. } => "vumi.pending_public_tokens",
             Self::Exchange { .. } => "vumi.exchange",
             Self::Status { .. } => "vumi.connection",
+            Self::Entities => "vumi.entities",
             Self::Delete { .. } => "vumi.delete_connection",
             Self::Data { data, .. } => data.spec().0,
             Self::WebhookKey { .. } => "vumi.webhook_verification_key",
@@ -320,6 +334,7 @@ impl Route<'_> {
                     .retry(Retry::Idempotent)
             }
             Self::Status { token } => UpstreamRequest::get(operation, at("/queries/connections", &[token])),
+            Self::Entities => UpstreamRequest::get(operation, at("/queries/entities", &[])),
             Self::Delete { token } => UpstreamRequest::delete(operation, at("/commands/connections", &[token])),
             Self::Data { token, data } => {
                 let mut url = at("/queries/connections", &[token]);
@@ -439,6 +454,52 @@ impl Vumi {
     }
 }
 
+impl Vumi {
+    /// V3: the entities enabled for the app, from the catalogue while it is fresh. V3's path and
+    /// shape are inferred, so an answer that says they are wrong (the path or method unknown, a
+    /// body that is not a list of entities) is `Unsupported`, not a failure of Vumi's.
+    async fn entities(&self) -> ProviderResult<std::sync::Arc<[Institution]>> {
+        self.catalogue
+            .list("", async {
+                let entities: Vec<wire::Entity> = match self.get(Route::Entities).await {
+                    Ok(entities) => entities,
+                    Err(Failure::Refused {
+                        status: StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST,
+                        ..
+                    })
+                    | Err(Failure::Other(ProviderError::Protocol { .. })) => {
+                        tracing::warn!(provider = ID, "Vumi's entity list is not where or what linkgate expects");
+                        return Err(ProviderError::Unsupported("listing Vumi's entities"));
+                    }
+                    Err(failure) => return Err(failure.into()),
+                };
+                Ok(entities.into_iter().filter(|e| entity_like(&e.id)).map(entity).collect())
+            })
+            .await
+    }
+}
+
+/// Whether `id` can be a Vumi entity id (`santander`, `bbva`): one plain lowercase segment.
+fn entity_like(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// An entity as an institution: a bank when Vumi says so, else a broker (Vumi's focus). Every
+/// entity is Spanish and linked in the widget, so it has no login form of linkgate's.
+fn entity(entity: wire::Entity) -> Institution {
+    let bank = entity.kind.as_deref().is_some_and(|kind| kind.eq_ignore_ascii_case("BANK"));
+    Institution {
+        name: entity.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| entity.id.clone()),
+        id: entity.id,
+        kind: if bank { InstitutionKind::Bank } else { InstitutionKind::Broker },
+        products: PRODUCTS.to_vec(),
+        credential_fields: Vec::new(),
+        country_codes: vec!["ES".to_owned()],
+    }
+}
+
 /// THE table of V5 connection statuses; `false` for a value Vumi did not document (treated as
 /// still importing, so nothing is fetched or failed on a guess).
 fn connection_state(connection: &wire::Connection) -> (UpstreamStatus, bool) {
@@ -459,28 +520,38 @@ fn connection_state(connection: &wire::Connection) -> (UpstreamStatus, bool) {
     }
 }
 
+/// THE rule for a refresh from V5: what Vumi updates by itself is read again; an update only the
+/// user can run (`updateToken`) needs them; without stored credentials nothing can refresh it.
+fn refresh_rule(connection: &wire::Connection) -> ProviderResult<()> {
+    match (connection.has_credentials, &connection.update_token) {
+        (_, Some(_)) => Err(ProviderError::LoginRequired),
+        (Some(true), None) => Ok(()),
+        _ => Err(ProviderError::Unsupported(
+            "refresh of this connection: Vumi keeps no credentials for it, so only its user can update it",
+        )),
+    }
+}
+
 #[async_trait::async_trait]
 impl Provider for Vumi {
     fn info(&self) -> &ProviderInfo {
         &self.info
     }
 
-    async fn institutions(&self) -> ProviderResult<Vec<Institution>> {
-        Ok(Vec::new())
+    async fn institutions(&self, query: &str) -> ProviderResult<Vec<Institution>> {
+        Ok(matching(&self.entities().await?, query))
     }
 
     async fn institution(&self, id: &str) -> ProviderResult<Option<Institution>> {
-        let entity_like = !id.is_empty()
-            && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        Ok(entity_like.then(|| Institution {
-            id: id.to_owned(),
-            name: id.to_owned(),
-            kind: InstitutionKind::Broker,
-            products: PRODUCTS.to_vec(),
-            credential_fields: Vec::new(),
-            country_codes: vec!["ES".to_owned()],
-        }))
+        match self.entities().await {
+            Ok(entities) => Ok(entities.iter().find(|e| e.id == id).cloned()),
+            // V3's path and shape are inferred: should they be wrong, an entity-like id still
+            // reaches the widget, which knows the app's entities.
+            Err(ProviderError::Unsupported(_)) => {
+                Ok(entity_like(id).then(|| entity(wire::Entity { id: id.to_owned(), name: None, kind: None })))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn start_link(&self, link: &LinkContext) -> ProviderResult<LinkStart> {
@@ -557,6 +628,7 @@ impl Provider for Vumi {
             products: PRODUCTS.to_vec(),
             // Vumi's webhooks name connections by their connection token, the handle itself.
             upstream_ref: None,
+            webhook_url: None,
         })
     }
 
@@ -634,8 +706,9 @@ impl Provider for Vumi {
         Ok(data.into())
     }
 
-    async fn refresh(&self, _handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
-        Err(ProviderError::Unsupported("refresh: Vumi refreshes daily and runs manual updates in its widget"))
+    async fn refresh(&self, handle: &SecretString, _products: &[Product]) -> ProviderResult<()> {
+        let connection: wire::Connection = self.get(Route::Status { token: handle.expose_secret() }).await?;
+        refresh_rule(&connection)
     }
 
     async fn delete_connection(&self, handle: &SecretString) -> ProviderResult<()> {
@@ -665,13 +738,20 @@ impl Provider for Vumi {
 }
 
 /// Vumi signs webhooks with an ES256 JWT in `vumi-verification`, its key served by V10 (which
-/// needs a session). The claim binding the body is not documented: `request_body_sha256` is
-/// checked whenever it is present. Deliveries carry no idempotency key, so identical bodies are
-/// one delivery.
+/// needs a session); Vumi says to refuse a token whose header does not name `alg` ES256 and `typ`
+/// JWT (docs.vumi.io developer-resources/webhooks-and-security/webhook-verification). The claim
+/// binding the body and the body's shape are not documented: `request_body_sha256` is checked
+/// whenever it is present, and a verified body that does not read as linkgate expects is kept
+/// anyway (it makes every Vumi connection still importing due). Deliveries carry no idempotency
+/// key, so identical bodies are one delivery.
 #[async_trait::async_trait]
 impl WebhookScheme for Vumi {
     fn signature_header(&self) -> &'static str {
         "vumi-verification"
+    }
+
+    fn token_type(&self) -> Option<&'static str> {
+        Some("JWT")
     }
 
     fn body_hash_required(&self) -> bool {

@@ -29,6 +29,18 @@ fn connection_statuses_map_through_one_table() {
 }
 
 #[test]
+fn a_refresh_follows_what_the_status_says_vumi_can_update() {
+    let rule = |json: &str| refresh_rule(&status(json));
+    assert!(rule(r#"{"status": "READY", "hasCredentials": true}"#).is_ok(), "Vumi updates it by itself");
+    let manual =
+        r#"{"status": "READY", "hasCredentials": true, "updateToken": "123e4567-e89b-12d3-a456-426614174000"}"#;
+    assert!(matches!(rule(manual), Err(ProviderError::LoginRequired)), "only the user can update it");
+    for without in [r#"{"status": "READY", "hasCredentials": false}"#, r#"{"status": "READY"}"#] {
+        assert!(matches!(rule(without), Err(ProviderError::Unsupported(_))), "{without}");
+    }
+}
+
+#[test]
 fn the_session_expiry_is_read_from_the_jwt() {
     let claims = URL_SAFE_NO_PAD.encode(r#"{"exp": 1800000000, "sub": "client"}"#);
     assert_eq!(jwt_expiry(&format!("h.{claims}.s")).unwrap().timestamp(), 1_800_000_000);

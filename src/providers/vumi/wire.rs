@@ -1,4 +1,4 @@
-//! Vumi Finlink's API on the wire (reference: upstreams.md section 1), field names exact.
+//! Vumi Finlink's API on the wire (reference: docs/providers/vumi.md), field names exact.
 //! Requests borrow; answers own. Types that carry a secret (credentials, tokens) derive no
 //! `Debug`. Numbers are JSON numbers, read as exact decimals from their text. Enums stay text so
 //! unknown values survive to the one mapping table and the log. Shapes Vumi does not document
@@ -79,6 +79,10 @@ pub struct Connection {
     /// Present when the user can run a manual update through the widget (`update_token`).
     #[serde(default)]
     pub update_token: Option<String>,
+    /// Whether Vumi keeps the user's credentials, so it can update the connection by itself
+    /// (daily); absent counts as not.
+    #[serde(default)]
+    pub has_credentials: Option<bool>,
 }
 
 /// A connection's `errorDetails`.
@@ -241,6 +245,21 @@ pub struct Investment {
     /// Asset type, as in positions.
     #[serde(default)]
     pub asset_type: Option<String>,
+}
+
+/// An entity of V3 "List entities for app" (inferred: the page names the operation, but its
+/// fields were not readable). `id` is the value connections carry as `entity` (`santander`); the
+/// name and type are read when present, and anything else is ignored.
+#[derive(Debug, Deserialize)]
+pub struct Entity {
+    /// The entity's id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What it is, e.g. `BANK` or `BROKER`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
 }
 
 /// A webhook delivery. Vumi does not publish the payload; linkgate reads only the event name and

@@ -216,6 +216,36 @@ macro_rules! impl_connection_store {
                 Ok(row.and_then(|(cursor,)| cursor))
             }
 
+            async fn upstream_webhook(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+            ) -> super::StoreResult<Option<String>> {
+                let row: Option<(Option<String>,)> = sqlx::query_as(
+                    "SELECT upstream_webhook FROM connections WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(url,)| url))
+            }
+
+            async fn set_upstream_webhook(
+                &self,
+                tenant: crate::domain::TenantId,
+                id: uuid::Uuid,
+                url: Option<&str>,
+            ) -> super::StoreResult<()> {
+                sqlx::query("UPDATE connections SET upstream_webhook = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id)
+                    .bind(url)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn save_connection(
                 &self,
                 c: &crate::domain::Connection,

@@ -51,7 +51,7 @@ macro_rules! impl_link_session_store {
                     "UPDATE link_sessions SET institution_id = $3, state = $4, link_token = $5, hosted_link_url = $6, \
                      mfa_question = $7, failure_reason = $8, failure_message = $9, last_request_id = $10, \
                      updated_at = $11, next_poll_at = $12, public_token_sealed = $14, public_token_expires_at = $15, \
-                     upstream_state_sealed = $16, \
+                     upstream_state_sealed = $16, mfa_methods = $17, \
                      lease_owner = NULL, lease_expires_at = NULL \
                      WHERE tenant_id = $1 AND id = $2 AND state = $13",
                 )
@@ -71,6 +71,7 @@ macro_rules! impl_link_session_store {
                 .bind(s.public_token.as_ref().map(|t| t.0.as_slice()))
                 .bind(s.public_token_expires_at)
                 .bind(s.upstream_state.as_ref().map(|state| state.0.as_slice()))
+                .bind((!s.mfa_methods.is_empty()).then(|| sqlx::types::Json(&s.mfa_methods)))
                 .execute(&mut **tx)
                 .await?
                 .rows_affected()

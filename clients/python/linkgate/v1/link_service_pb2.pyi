@@ -51,7 +51,7 @@ INSTITUTION_KIND_BROKER: InstitutionKind
 INSTITUTION_KIND_UTILITY: InstitutionKind
 
 class LinkSession(_message.Message):
-    __slots__ = ("id", "provider", "institution_id", "external_user_id", "state", "flow", "products", "link_token", "hosted_link_url", "mfa_question", "public_token", "public_token_expires_at", "failure_reason", "failure_message", "redirect_uri", "created_at", "updated_at", "expires_at", "connection_id")
+    __slots__ = ("id", "provider", "institution_id", "external_user_id", "state", "flow", "products", "link_token", "hosted_link_url", "mfa_question", "public_token", "public_token_expires_at", "failure_reason", "failure_message", "redirect_uri", "created_at", "updated_at", "expires_at", "connection_id", "mfa_methods")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     INSTITUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,7 @@ class LinkSession(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MFA_METHODS_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     institution_id: str
@@ -90,23 +91,34 @@ class LinkSession(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     connection_id: str
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[LinkSessionState, str]] = ..., flow: _Optional[_Union[_common_pb2.LinkFlow, str]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., link_token: _Optional[str] = ..., hosted_link_url: _Optional[str] = ..., mfa_question: _Optional[str] = ..., public_token: _Optional[str] = ..., public_token_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[_Union[_error_reason_pb2.ErrorReason, str]] = ..., failure_message: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connection_id: _Optional[str] = ...) -> None: ...
+    mfa_methods: _containers.RepeatedCompositeFieldContainer[MfaMethod]
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., institution_id: _Optional[str] = ..., external_user_id: _Optional[str] = ..., state: _Optional[_Union[LinkSessionState, str]] = ..., flow: _Optional[_Union[_common_pb2.LinkFlow, str]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., link_token: _Optional[str] = ..., hosted_link_url: _Optional[str] = ..., mfa_question: _Optional[str] = ..., public_token: _Optional[str] = ..., public_token_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_reason: _Optional[_Union[_error_reason_pb2.ErrorReason, str]] = ..., failure_message: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connection_id: _Optional[str] = ..., mfa_methods: _Optional[_Iterable[_Union[MfaMethod, _Mapping]]] = ...) -> None: ...
+
+class MfaMethod(_message.Message):
+    __slots__ = ("id", "label")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    label: str
+    def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class Provider(_message.Message):
-    __slots__ = ("id", "display_name", "enabled", "flows", "products", "health")
+    __slots__ = ("id", "display_name", "enabled", "flows", "products", "health", "required_fields")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     FLOWS_FIELD_NUMBER: _ClassVar[int]
     PRODUCTS_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     enabled: bool
     flows: _containers.RepeatedScalarFieldContainer[_common_pb2.LinkFlow]
     products: _containers.RepeatedScalarFieldContainer[_common_pb2.Product]
     health: ProviderHealth
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., enabled: _Optional[bool] = ..., flows: _Optional[_Iterable[_Union[_common_pb2.LinkFlow, str]]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., health: _Optional[_Union[ProviderHealth, str]] = ...) -> None: ...
+    required_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., enabled: _Optional[bool] = ..., flows: _Optional[_Iterable[_Union[_common_pb2.LinkFlow, str]]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, str]]] = ..., health: _Optional[_Union[ProviderHealth, str]] = ..., required_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListProvidersRequest(_message.Message):
     __slots__ = ()
@@ -230,14 +242,16 @@ class SubmitCredentialsResponse(_message.Message):
     def __init__(self, link_session: _Optional[_Union[LinkSession, _Mapping]] = ...) -> None: ...
 
 class AnswerMfaRequest(_message.Message):
-    __slots__ = ("link_session_id", "answer", "request_id")
+    __slots__ = ("link_session_id", "answer", "request_id", "mfa_method_id")
     LINK_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MFA_METHOD_ID_FIELD_NUMBER: _ClassVar[int]
     link_session_id: str
     answer: str
     request_id: str
-    def __init__(self, link_session_id: _Optional[str] = ..., answer: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    mfa_method_id: str
+    def __init__(self, link_session_id: _Optional[str] = ..., answer: _Optional[str] = ..., request_id: _Optional[str] = ..., mfa_method_id: _Optional[str] = ...) -> None: ...
 
 class AnswerMfaResponse(_message.Message):
     __slots__ = ("link_session",)

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkgate/v1/link_service.proto.
  */
 export const file_linkgate_v1_link_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5saW5rZ2F0ZS92MS9saW5rX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIvYECgtMaW5rU2Vzc2lvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAQgASgJEiwKBXN0YXRlGAUgASgOMh0ubGlua2dhdGUudjEuTGlua1Nlc3Npb25TdGF0ZRIjCgRmbG93GAYgASgOMhUubGlua2dhdGUudjEuTGlua0Zsb3cSJgoIcHJvZHVjdHMYByADKA4yFC5saW5rZ2F0ZS52MS5Qcm9kdWN0EhIKCmxpbmtfdG9rZW4YCCABKAkSFwoPaG9zdGVkX2xpbmtfdXJsGAkgASgJEhQKDG1mYV9xdWVzdGlvbhgKIAEoCRIUCgxwdWJsaWNfdG9rZW4YCyABKAkSOwoXcHVibGljX3Rva2VuX2V4cGlyZXNfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDmZhaWx1cmVfcmVhc29uGA0gASgOMhgubGlua2dhdGUudjEuRXJyb3JSZWFzb24SFwoPZmFpbHVyZV9tZXNzYWdlGA4gASgJEhQKDHJlZGlyZWN0X3VyaRgPIAEoCRIuCgpjcmVhdGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGBMgASgJIrgBCghQcm92aWRlchIKCgJpZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDwoHZW5hYmxlZBgDIAEoCBIkCgVmbG93cxgEIAMoDjIVLmxpbmtnYXRlLnYxLkxpbmtGbG93EiYKCHByb2R1Y3RzGAUgAygOMhQubGlua2dhdGUudjEuUHJvZHVjdBIrCgZoZWFsdGgYBiABKA4yGy5saW5rZ2F0ZS52MS5Qcm92aWRlckhlYWx0aCIWChRMaXN0UHJvdmlkZXJzUmVxdWVzdCJBChVMaXN0UHJvdmlkZXJzUmVzcG9uc2USKAoJcHJvdmlkZXJzGAEgAygLMhUubGlua2dhdGUudjEuUHJvdmlkZXIiPgoPQ3JlZGVudGlhbEZpZWxkEgwKBG5hbWUYASABKAkSDQoFbGFiZWwYAiABKAkSDgoGc2VjcmV0GAMgASgIIt0BCgtJbnN0aXR1dGlvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIMCgRuYW1lGAMgASgJEioKBGtpbmQYBCABKA4yHC5saW5rZ2F0ZS52MS5JbnN0aXR1dGlvbktpbmQSJgoIcHJvZHVjdHMYBSADKA4yFC5saW5rZ2F0ZS52MS5Qcm9kdWN0EjcKEWNyZWRlbnRpYWxfZmllbGRzGAYgAygLMhwubGlua2dhdGUudjEuQ3JlZGVudGlhbEZpZWxkEhUKDWNvdW50cnlfY29kZXMYByADKAkiYQoXTGlzdEluc3RpdHV0aW9uc1JlcXVlc3QSEAoIcHJvdmlkZXIYASABKAkSDQoFcXVlcnkYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYwoYTGlzdEluc3RpdHV0aW9uc1Jlc3BvbnNlEi4KDGluc3RpdHV0aW9ucxgBIAMoCzIYLmxpbmtnYXRlLnYxLkluc3RpdHV0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLsAQoYQ3JlYXRlTGlua1Nlc3Npb25SZXF1ZXN0EhAKCHByb3ZpZGVyGAEgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYAiABKAkSFgoOaW5zdGl0dXRpb25faWQYAyABKAkSJgoIcHJvZHVjdHMYBCADKA4yFC5saW5rZ2F0ZS52MS5Qcm9kdWN0EhQKDHJlZGlyZWN0X3VyaRgFIAEoCRIjCgRmbG93GAYgASgOMhUubGlua2dhdGUudjEuTGlua0Zsb3cSEgoKcmVxdWVzdF9pZBgHIAEoCRIVCg1jb25uZWN0aW9uX2lkGAggASgJIksKGUNyZWF0ZUxpbmtTZXNzaW9uUmVzcG9uc2USLgoMbGlua19zZXNzaW9uGAEgASgLMhgubGlua2dhdGUudjEuTGlua1Nlc3Npb24iMAoVR2V0TGlua1Nlc3Npb25SZXF1ZXN0EhcKD2xpbmtfc2Vzc2lvbl9pZBgBIAEoCSJIChZHZXRMaW5rU2Vzc2lvblJlc3BvbnNlEi4KDGxpbmtfc2Vzc2lvbhgBIAEoCzIYLmxpbmtnYXRlLnYxLkxpbmtTZXNzaW9uIuABChhTdWJtaXRDcmVkZW50aWFsc1JlcXVlc3QSFwoPbGlua19zZXNzaW9uX2lkGAEgASgJEhYKDmluc3RpdHV0aW9uX2lkGAIgASgJEksKC2NyZWRlbnRpYWxzGAMgAygLMjYubGlua2dhdGUudjEuU3VibWl0Q3JlZGVudGlhbHNSZXF1ZXN0LkNyZWRlbnRpYWxzRW50cnkSEgoKcmVxdWVzdF9pZBgEIAEoCRoyChBDcmVkZW50aWFsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSwoZU3VibWl0Q3JlZGVudGlhbHNSZXNwb25zZRIuCgxsaW5rX3Nlc3Npb24YASABKAsyGC5saW5rZ2F0ZS52MS5MaW5rU2Vzc2lvbiJPChBBbnN3ZXJNZmFSZXF1ZXN0EhcKD2xpbmtfc2Vzc2lvbl9pZBgBIAEoCRIOCgZhbnN3ZXIYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSJDChFBbnN3ZXJNZmFSZXNwb25zZRIuCgxsaW5rX3Nlc3Npb24YASABKAsyGC5saW5rZ2F0ZS52MS5MaW5rU2Vzc2lvbiIyChdXYXRjaExpbmtTZXNzaW9uUmVxdWVzdBIXCg9saW5rX3Nlc3Npb25faWQYASABKAkiSgoYV2F0Y2hMaW5rU2Vzc2lvblJlc3BvbnNlEi4KDGxpbmtfc2Vzc2lvbhgBIAEoCzIYLmxpbmtnYXRlLnYxLkxpbmtTZXNzaW9uIuABCgtQdWJsaWNUb2tlbhIUCgxwdWJsaWNfdG9rZW4YASABKAkSEAoIcHJvdmlkZXIYAiABKAkSFwoPbGlua19zZXNzaW9uX2lkGAMgASgJEhYKDmluc3RpdHV0aW9uX2lkGAQgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYBSABKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibAoXTGlzdFB1YmxpY1Rva2Vuc1JlcXVlc3QSEAoIcHJvdmlkZXIYASABKAkSGAoQZXh0ZXJuYWxfdXNlcl9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJkChhMaXN0UHVibGljVG9rZW5zUmVzcG9uc2USLwoNcHVibGljX3Rva2VucxgBIAMoCzIYLmxpbmtnYXRlLnYxLlB1YmxpY1Rva2VuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJyChpFeGNoYW5nZVB1YmxpY1Rva2VuUmVxdWVzdBIQCghwcm92aWRlchgBIAEoCRIUCgxwdWJsaWNfdG9rZW4YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAQgASgJIkoKG0V4Y2hhbmdlUHVibGljVG9rZW5SZXNwb25zZRIrCgpjb25uZWN0aW9uGAEgASgLMhcubGlua2dhdGUudjEuQ29ubmVjdGlvbir/AQoQTGlua1Nlc3Npb25TdGF0ZRIiCh5MSU5LX1NFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIeChpMSU5LX1NFU1NJT05fU1RBVEVfQ1JFQVRFRBABEiEKHUxJTktfU0VTU0lPTl9TVEFURV9DT05ORUNUSU5HEAISIwofTElOS19TRVNTSU9OX1NUQVRFX01GQV9SRVFVSVJFRBADEiAKHExJTktfU0VTU0lPTl9TVEFURV9TVUNDRUVERUQQBBIdChlMSU5LX1NFU1NJT05fU1RBVEVfRkFJTEVEEAUSHgoaTElOS19TRVNTSU9OX1NUQVRFX0VYUElSRUQQBipsCg5Qcm92aWRlckhlYWx0aBIfChtQUk9WSURFUl9IRUFMVEhfVU5TUEVDSUZJRUQQABIbChdQUk9WSURFUl9IRUFMVEhfSEVBTFRIWRABEhwKGFBST1ZJREVSX0hFQUxUSF9ERUdSQURFRBACKokBCg9JbnN0aXR1dGlvbktpbmQSIAocSU5TVElUVVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhkKFUlOU1RJVFVUSU9OX0tJTkRfQkFOSxABEhsKF0lOU1RJVFVUSU9OX0tJTkRfQlJPS0VSEAISHAoYSU5TVElUVVRJT05fS0lORF9VVElMSVRZEAMy4wYKC0xpbmtTZXJ2aWNlElYKDUxpc3RQcm92aWRlcnMSIS5saW5rZ2F0ZS52MS5MaXN0UHJvdmlkZXJzUmVxdWVzdBoiLmxpbmtnYXRlLnYxLkxpc3RQcm92aWRlcnNSZXNwb25zZRJfChBMaXN0SW5zdGl0dXRpb25zEiQubGlua2dhdGUudjEuTGlzdEluc3RpdHV0aW9uc1JlcXVlc3QaJS5saW5rZ2F0ZS52MS5MaXN0SW5zdGl0dXRpb25zUmVzcG9uc2USYgoRQ3JlYXRlTGlua1Nlc3Npb24SJS5saW5rZ2F0ZS52MS5DcmVhdGVMaW5rU2Vzc2lvblJlcXVlc3QaJi5saW5rZ2F0ZS52MS5DcmVhdGVMaW5rU2Vzc2lvblJlc3BvbnNlElkKDkdldExpbmtTZXNzaW9uEiIubGlua2dhdGUudjEuR2V0TGlua1Nlc3Npb25SZXF1ZXN0GiMubGlua2dhdGUudjEuR2V0TGlua1Nlc3Npb25SZXNwb25zZRJiChFTdWJtaXRDcmVkZW50aWFscxIlLmxpbmtnYXRlLnYxLlN1Ym1pdENyZWRlbnRpYWxzUmVxdWVzdBomLmxpbmtnYXRlLnYxLlN1Ym1pdENyZWRlbnRpYWxzUmVzcG9uc2USSgoJQW5zd2VyTWZhEh0ubGlua2dhdGUudjEuQW5zd2VyTWZhUmVxdWVzdBoeLmxpbmtnYXRlLnYxLkFuc3dlck1mYVJlc3BvbnNlEmEKEFdhdGNoTGlua1Nlc3Npb24SJC5saW5rZ2F0ZS52MS5XYXRjaExpbmtTZXNzaW9uUmVxdWVzdBolLmxpbmtnYXRlLnYxLldhdGNoTGlua1Nlc3Npb25SZXNwb25zZTABEl8KEExpc3RQdWJsaWNUb2tlbnMSJC5saW5rZ2F0ZS52MS5MaXN0UHVibGljVG9rZW5zUmVxdWVzdBolLmxpbmtnYXRlLnYxLkxpc3RQdWJsaWNUb2tlbnNSZXNwb25zZRJoChNFeGNoYW5nZVB1YmxpY1Rva2VuEicubGlua2dhdGUudjEuRXhjaGFuZ2VQdWJsaWNUb2tlblJlcXVlc3QaKC5saW5rZ2F0ZS52MS5FeGNoYW5nZVB1YmxpY1Rva2VuUmVzcG9uc2VCLFoqbGlua2dhdGUuZGV2L2dlbi9nby9saW5rZ2F0ZS92MTtsaW5rZ2F0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_connection_service, file_linkgate_v1_error_reason]);
+  fileDesc("Ch5saW5rZ2F0ZS92MS9saW5rX3NlcnZpY2UucHJvdG8SC2xpbmtnYXRlLnYxIqMFCgtMaW5rU2Vzc2lvbhIKCgJpZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAQgASgJEiwKBXN0YXRlGAUgASgOMh0ubGlua2dhdGUudjEuTGlua1Nlc3Npb25TdGF0ZRIjCgRmbG93GAYgASgOMhUubGlua2dhdGUudjEuTGlua0Zsb3cSJgoIcHJvZHVjdHMYByADKA4yFC5saW5rZ2F0ZS52MS5Qcm9kdWN0EhIKCmxpbmtfdG9rZW4YCCABKAkSFwoPaG9zdGVkX2xpbmtfdXJsGAkgASgJEhQKDG1mYV9xdWVzdGlvbhgKIAEoCRIUCgxwdWJsaWNfdG9rZW4YCyABKAkSOwoXcHVibGljX3Rva2VuX2V4cGlyZXNfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDmZhaWx1cmVfcmVhc29uGA0gASgOMhgubGlua2dhdGUudjEuRXJyb3JSZWFzb24SFwoPZmFpbHVyZV9tZXNzYWdlGA4gASgJEhQKDHJlZGlyZWN0X3VyaRgPIAEoCRIuCgpjcmVhdGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGBMgASgJEisKC21mYV9tZXRob2RzGBQgAygLMhYubGlua2dhdGUudjEuTWZhTWV0aG9kIiYKCU1mYU1ldGhvZBIKCgJpZBgBIAEoCRINCgVsYWJlbBgCIAEoCSLRAQoIUHJvdmlkZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB2VuYWJsZWQYAyABKAgSJAoFZmxvd3MYBCADKA4yFS5saW5rZ2F0ZS52MS5MaW5rRmxvdxImCghwcm9kdWN0cxgFIAMoDjIULmxpbmtnYXRlLnYxLlByb2R1Y3QSKwoGaGVhbHRoGAYgASgOMhsubGlua2dhdGUudjEuUHJvdmlkZXJIZWFsdGgSFwoPcmVxdWlyZWRfZmllbGRzGAcgAygJIhYKFExpc3RQcm92aWRlcnNSZXF1ZXN0IkEKFUxpc3RQcm92aWRlcnNSZXNwb25zZRIoCglwcm92aWRlcnMYASADKAsyFS5saW5rZ2F0ZS52MS5Qcm92aWRlciI+Cg9DcmVkZW50aWFsRmllbGQSDAoEbmFtZRgBIAEoCRINCgVsYWJlbBgCIAEoCRIOCgZzZWNyZXQYAyABKAgi3QEKC0luc3RpdHV0aW9uEgoKAmlkGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEgwKBG5hbWUYAyABKAkSKgoEa2luZBgEIAEoDjIcLmxpbmtnYXRlLnYxLkluc3RpdHV0aW9uS2luZBImCghwcm9kdWN0cxgFIAMoDjIULmxpbmtnYXRlLnYxLlByb2R1Y3QSNwoRY3JlZGVudGlhbF9maWVsZHMYBiADKAsyHC5saW5rZ2F0ZS52MS5DcmVkZW50aWFsRmllbGQSFQoNY291bnRyeV9jb2RlcxgHIAMoCSJhChdMaXN0SW5zdGl0dXRpb25zUmVxdWVzdBIQCghwcm92aWRlchgBIAEoCRINCgVxdWVyeRgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJjChhMaXN0SW5zdGl0dXRpb25zUmVzcG9uc2USLgoMaW5zdGl0dXRpb25zGAEgAygLMhgubGlua2dhdGUudjEuSW5zdGl0dXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuwBChhDcmVhdGVMaW5rU2Vzc2lvblJlcXVlc3QSEAoIcHJvdmlkZXIYASABKAkSGAoQZXh0ZXJuYWxfdXNlcl9pZBgCIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgDIAEoCRImCghwcm9kdWN0cxgEIAMoDjIULmxpbmtnYXRlLnYxLlByb2R1Y3QSFAoMcmVkaXJlY3RfdXJpGAUgASgJEiMKBGZsb3cYBiABKA4yFS5saW5rZ2F0ZS52MS5MaW5rRmxvdxISCgpyZXF1ZXN0X2lkGAcgASgJEhUKDWNvbm5lY3Rpb25faWQYCCABKAkiSwoZQ3JlYXRlTGlua1Nlc3Npb25SZXNwb25zZRIuCgxsaW5rX3Nlc3Npb24YASABKAsyGC5saW5rZ2F0ZS52MS5MaW5rU2Vzc2lvbiIwChVHZXRMaW5rU2Vzc2lvblJlcXVlc3QSFwoPbGlua19zZXNzaW9uX2lkGAEgASgJIkgKFkdldExpbmtTZXNzaW9uUmVzcG9uc2USLgoMbGlua19zZXNzaW9uGAEgASgLMhgubGlua2dhdGUudjEuTGlua1Nlc3Npb24i4AEKGFN1Ym1pdENyZWRlbnRpYWxzUmVxdWVzdBIXCg9saW5rX3Nlc3Npb25faWQYASABKAkSFgoOaW5zdGl0dXRpb25faWQYAiABKAkSSwoLY3JlZGVudGlhbHMYAyADKAsyNi5saW5rZ2F0ZS52MS5TdWJtaXRDcmVkZW50aWFsc1JlcXVlc3QuQ3JlZGVudGlhbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAQgASgJGjIKEENyZWRlbnRpYWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJLChlTdWJtaXRDcmVkZW50aWFsc1Jlc3BvbnNlEi4KDGxpbmtfc2Vzc2lvbhgBIAEoCzIYLmxpbmtnYXRlLnYxLkxpbmtTZXNzaW9uImYKEEFuc3dlck1mYVJlcXVlc3QSFwoPbGlua19zZXNzaW9uX2lkGAEgASgJEg4KBmFuc3dlchgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhUKDW1mYV9tZXRob2RfaWQYBCABKAkiQwoRQW5zd2VyTWZhUmVzcG9uc2USLgoMbGlua19zZXNzaW9uGAEgASgLMhgubGlua2dhdGUudjEuTGlua1Nlc3Npb24iMgoXV2F0Y2hMaW5rU2Vzc2lvblJlcXVlc3QSFwoPbGlua19zZXNzaW9uX2lkGAEgASgJIkoKGFdhdGNoTGlua1Nlc3Npb25SZXNwb25zZRIuCgxsaW5rX3Nlc3Npb24YASABKAsyGC5saW5rZ2F0ZS52MS5MaW5rU2Vzc2lvbiLgAQoLUHVibGljVG9rZW4SFAoMcHVibGljX3Rva2VuGAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEhcKD2xpbmtfc2Vzc2lvbl9pZBgDIAEoCRIWCg5pbnN0aXR1dGlvbl9pZBgEIAEoCRIYChBleHRlcm5hbF91c2VyX2lkGAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImwKF0xpc3RQdWJsaWNUb2tlbnNSZXF1ZXN0EhAKCHByb3ZpZGVyGAEgASgJEhgKEGV4dGVybmFsX3VzZXJfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiZAoYTGlzdFB1YmxpY1Rva2Vuc1Jlc3BvbnNlEi8KDXB1YmxpY190b2tlbnMYASADKAsyGC5saW5rZ2F0ZS52MS5QdWJsaWNUb2tlbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoaRXhjaGFuZ2VQdWJsaWNUb2tlblJlcXVlc3QSEAoIcHJvdmlkZXIYASABKAkSFAoMcHVibGljX3Rva2VuGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSGAoQZXh0ZXJuYWxfdXNlcl9pZBgEIAEoCSJKChtFeGNoYW5nZVB1YmxpY1Rva2VuUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmxpbmtnYXRlLnYxLkNvbm5lY3Rpb24q/wEKEExpbmtTZXNzaW9uU3RhdGUSIgoeTElOS19TRVNTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHgoaTElOS19TRVNTSU9OX1NUQVRFX0NSRUFURUQQARIhCh1MSU5LX1NFU1NJT05fU1RBVEVfQ09OTkVDVElORxACEiMKH0xJTktfU0VTU0lPTl9TVEFURV9NRkFfUkVRVUlSRUQQAxIgChxMSU5LX1NFU1NJT05fU1RBVEVfU1VDQ0VFREVEEAQSHQoZTElOS19TRVNTSU9OX1NUQVRFX0ZBSUxFRBAFEh4KGkxJTktfU0VTU0lPTl9TVEFURV9FWFBJUkVEEAYqbAoOUHJvdmlkZXJIZWFsdGgSHwobUFJPVklERVJfSEVBTFRIX1VOU1BFQ0lGSUVEEAASGwoXUFJPVklERVJfSEVBTFRIX0hFQUxUSFkQARIcChhQUk9WSURFUl9IRUFMVEhfREVHUkFERUQQAiqJAQoPSW5zdGl0dXRpb25LaW5kEiAKHElOU1RJVFVUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIZChVJTlNUSVRVVElPTl9LSU5EX0JBTksQARIbChdJTlNUSVRVVElPTl9LSU5EX0JST0tFUhACEhwKGElOU1RJVFVUSU9OX0tJTkRfVVRJTElUWRADMuMGCgtMaW5rU2VydmljZRJWCg1MaXN0UHJvdmlkZXJzEiEubGlua2dhdGUudjEuTGlzdFByb3ZpZGVyc1JlcXVlc3QaIi5saW5rZ2F0ZS52MS5MaXN0UHJvdmlkZXJzUmVzcG9uc2USXwoQTGlzdEluc3RpdHV0aW9ucxIkLmxpbmtnYXRlLnYxLkxpc3RJbnN0aXR1dGlvbnNSZXF1ZXN0GiUubGlua2dhdGUudjEuTGlzdEluc3RpdHV0aW9uc1Jlc3BvbnNlEmIKEUNyZWF0ZUxpbmtTZXNzaW9uEiUubGlua2dhdGUudjEuQ3JlYXRlTGlua1Nlc3Npb25SZXF1ZXN0GiYubGlua2dhdGUudjEuQ3JlYXRlTGlua1Nlc3Npb25SZXNwb25zZRJZCg5HZXRMaW5rU2Vzc2lvbhIiLmxpbmtnYXRlLnYxLkdldExpbmtTZXNzaW9uUmVxdWVzdBojLmxpbmtnYXRlLnYxLkdldExpbmtTZXNzaW9uUmVzcG9uc2USYgoRU3VibWl0Q3JlZGVudGlhbHMSJS5saW5rZ2F0ZS52MS5TdWJtaXRDcmVkZW50aWFsc1JlcXVlc3QaJi5saW5rZ2F0ZS52MS5TdWJtaXRDcmVkZW50aWFsc1Jlc3BvbnNlEkoKCUFuc3dlck1mYRIdLmxpbmtnYXRlLnYxLkFuc3dlck1mYVJlcXVlc3QaHi5saW5rZ2F0ZS52MS5BbnN3ZXJNZmFSZXNwb25zZRJhChBXYXRjaExpbmtTZXNzaW9uEiQubGlua2dhdGUudjEuV2F0Y2hMaW5rU2Vzc2lvblJlcXVlc3QaJS5saW5rZ2F0ZS52MS5XYXRjaExpbmtTZXNzaW9uUmVzcG9uc2UwARJfChBMaXN0UHVibGljVG9rZW5zEiQubGlua2dhdGUudjEuTGlzdFB1YmxpY1Rva2Vuc1JlcXVlc3QaJS5saW5rZ2F0ZS52MS5MaXN0UHVibGljVG9rZW5zUmVzcG9uc2USaAoTRXhjaGFuZ2VQdWJsaWNUb2tlbhInLmxpbmtnYXRlLnYxLkV4Y2hhbmdlUHVibGljVG9rZW5SZXF1ZXN0GigubGlua2dhdGUudjEuRXhjaGFuZ2VQdWJsaWNUb2tlblJlc3BvbnNlQixaKmxpbmtnYXRlLmRldi9nZW4vZ28vbGlua2dhdGUvdjE7bGlua2dhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_linkgate_v1_common, file_linkgate_v1_connection_service, file_linkgate_v1_error_reason]);
 
 /**
  * One attempt to link an end user's account at an institution.
@@ -90,7 +90,11 @@ export type LinkSession = Message<"linkgate.v1.LinkSession"> & {
   hostedLinkUrl: string;
 
   /**
-   * The institution's MFA question while the state is MFA_REQUIRED; empty otherwise.
+   * While the state is MFA_REQUIRED: the institution's question, answered with
+   * AnswerMfaRequest.answer; or, when `mfa_methods` is not empty, the prompt to choose one of
+   * them, answered with AnswerMfaRequest.mfa_method_id. Empty otherwise. A wrong answer may leave
+   * the session MFA_REQUIRED for another AnswerMfa (the question says the last one failed), or
+   * fail it with INVALID_MFA_ANSWER, as the provider decides.
    *
    * @generated from field: string mfa_question = 10;
    */
@@ -161,6 +165,16 @@ export type LinkSession = Message<"linkgate.v1.LinkSession"> & {
    * @generated from field: string connection_id = 19;
    */
   connectionId: string;
+
+  /**
+   * While the state is MFA_REQUIRED and the institution asks the user how to receive its code
+   * (SMS, e-mail, an app): the methods to choose from. Send the chosen one's `id` as
+   * AnswerMfaRequest.mfa_method_id; the session then usually asks for the code itself. Empty
+   * when the institution asks a question instead, and in every other state.
+   *
+   * @generated from field: repeated linkgate.v1.MfaMethod mfa_methods = 20;
+   */
+  mfaMethods: MfaMethod[];
 };
 
 /**
@@ -169,6 +183,35 @@ export type LinkSession = Message<"linkgate.v1.LinkSession"> & {
  */
 export const LinkSessionSchema: GenMessage<LinkSession> = /*@__PURE__*/
   messageDesc(file_linkgate_v1_link_service, 0);
+
+/**
+ * A way the institution offers to deliver its MFA code.
+ *
+ * @generated from message linkgate.v1.MfaMethod
+ */
+export type MfaMethod = Message<"linkgate.v1.MfaMethod"> & {
+  /**
+   * The value to send back in AnswerMfaRequest.mfa_method_id to choose this method (the
+   * provider's own; not a secret).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * What to show the user, for example "SMS to *** *** 1234".
+   *
+   * @generated from field: string label = 2;
+   */
+  label: string;
+};
+
+/**
+ * Describes the message linkgate.v1.MfaMethod.
+ * Use `create(MfaMethodSchema)` to create a new message.
+ */
+export const MfaMethodSchema: GenMessage<MfaMethod> = /*@__PURE__*/
+  messageDesc(file_linkgate_v1_link_service, 1);
 
 /**
  * An upstream provider linkgate can talk to.
@@ -217,6 +260,17 @@ export type Provider = Message<"linkgate.v1.Provider"> & {
    * @generated from field: linkgate.v1.ProviderHealth health = 6;
    */
   health: ProviderHealth;
+
+  /**
+   * CreateLinkSessionRequest fields the provider cannot link without, beyond those every
+   * provider needs, by their proto field names (for example "redirect_uri" for MoneyKit). A
+   * session that leaves one empty is refused with INVALID_ARGUMENT / INVALID_FIELD and a
+   * BadRequest violation naming the field, before the provider is called. Empty when it is not
+   * enabled.
+   *
+   * @generated from field: repeated string required_fields = 7;
+   */
+  requiredFields: string[];
 };
 
 /**
@@ -224,7 +278,7 @@ export type Provider = Message<"linkgate.v1.Provider"> & {
  * Use `create(ProviderSchema)` to create a new message.
  */
 export const ProviderSchema: GenMessage<Provider> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 1);
+  messageDesc(file_linkgate_v1_link_service, 2);
 
 /**
  * Request for LinkService.ListProviders.
@@ -239,7 +293,7 @@ export type ListProvidersRequest = Message<"linkgate.v1.ListProvidersRequest"> &
  * Use `create(ListProvidersRequestSchema)` to create a new message.
  */
 export const ListProvidersRequestSchema: GenMessage<ListProvidersRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 2);
+  messageDesc(file_linkgate_v1_link_service, 3);
 
 /**
  * Response of LinkService.ListProviders.
@@ -260,7 +314,7 @@ export type ListProvidersResponse = Message<"linkgate.v1.ListProvidersResponse">
  * Use `create(ListProvidersResponseSchema)` to create a new message.
  */
 export const ListProvidersResponseSchema: GenMessage<ListProvidersResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 3);
+  messageDesc(file_linkgate_v1_link_service, 4);
 
 /**
  * A credential field the institution's login form asks for (linkless flow).
@@ -295,7 +349,7 @@ export type CredentialField = Message<"linkgate.v1.CredentialField"> & {
  * Use `create(CredentialFieldSchema)` to create a new message.
  */
 export const CredentialFieldSchema: GenMessage<CredentialField> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 4);
+  messageDesc(file_linkgate_v1_link_service, 5);
 
 /**
  * A bank, broker or utility reachable through a provider.
@@ -358,7 +412,7 @@ export type Institution = Message<"linkgate.v1.Institution"> & {
  * Use `create(InstitutionSchema)` to create a new message.
  */
 export const InstitutionSchema: GenMessage<Institution> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 5);
+  messageDesc(file_linkgate_v1_link_service, 6);
 
 /**
  * Request for LinkService.ListInstitutions.
@@ -401,7 +455,7 @@ export type ListInstitutionsRequest = Message<"linkgate.v1.ListInstitutionsReque
  * Use `create(ListInstitutionsRequestSchema)` to create a new message.
  */
 export const ListInstitutionsRequestSchema: GenMessage<ListInstitutionsRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 6);
+  messageDesc(file_linkgate_v1_link_service, 7);
 
 /**
  * Response of LinkService.ListInstitutions.
@@ -429,7 +483,7 @@ export type ListInstitutionsResponse = Message<"linkgate.v1.ListInstitutionsResp
  * Use `create(ListInstitutionsResponseSchema)` to create a new message.
  */
 export const ListInstitutionsResponseSchema: GenMessage<ListInstitutionsResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 7);
+  messageDesc(file_linkgate_v1_link_service, 8);
 
 /**
  * Request for LinkService.CreateLinkSession.
@@ -468,7 +522,8 @@ export type CreateLinkSessionRequest = Message<"linkgate.v1.CreateLinkSessionReq
   products: Product[];
 
   /**
-   * Where the provider's hosted page returns the user; optional, at most 2048 characters.
+   * Where the provider's hosted page returns the user; at most 2048 characters. Optional unless
+   * the provider lists it in Provider.required_fields (MoneyKit does).
    *
    * @generated from field: string redirect_uri = 5;
    */
@@ -512,7 +567,7 @@ export type CreateLinkSessionRequest = Message<"linkgate.v1.CreateLinkSessionReq
  * Use `create(CreateLinkSessionRequestSchema)` to create a new message.
  */
 export const CreateLinkSessionRequestSchema: GenMessage<CreateLinkSessionRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 8);
+  messageDesc(file_linkgate_v1_link_service, 9);
 
 /**
  * Response of LinkService.CreateLinkSession.
@@ -533,7 +588,7 @@ export type CreateLinkSessionResponse = Message<"linkgate.v1.CreateLinkSessionRe
  * Use `create(CreateLinkSessionResponseSchema)` to create a new message.
  */
 export const CreateLinkSessionResponseSchema: GenMessage<CreateLinkSessionResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 9);
+  messageDesc(file_linkgate_v1_link_service, 10);
 
 /**
  * Request for LinkService.GetLinkSession.
@@ -554,7 +609,7 @@ export type GetLinkSessionRequest = Message<"linkgate.v1.GetLinkSessionRequest">
  * Use `create(GetLinkSessionRequestSchema)` to create a new message.
  */
 export const GetLinkSessionRequestSchema: GenMessage<GetLinkSessionRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 10);
+  messageDesc(file_linkgate_v1_link_service, 11);
 
 /**
  * Response of LinkService.GetLinkSession.
@@ -575,7 +630,7 @@ export type GetLinkSessionResponse = Message<"linkgate.v1.GetLinkSessionResponse
  * Use `create(GetLinkSessionResponseSchema)` to create a new message.
  */
 export const GetLinkSessionResponseSchema: GenMessage<GetLinkSessionResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 11);
+  messageDesc(file_linkgate_v1_link_service, 12);
 
 /**
  * Request for LinkService.SubmitCredentials.
@@ -619,7 +674,7 @@ export type SubmitCredentialsRequest = Message<"linkgate.v1.SubmitCredentialsReq
  * Use `create(SubmitCredentialsRequestSchema)` to create a new message.
  */
 export const SubmitCredentialsRequestSchema: GenMessage<SubmitCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 12);
+  messageDesc(file_linkgate_v1_link_service, 13);
 
 /**
  * Response of LinkService.SubmitCredentials.
@@ -640,7 +695,7 @@ export type SubmitCredentialsResponse = Message<"linkgate.v1.SubmitCredentialsRe
  * Use `create(SubmitCredentialsResponseSchema)` to create a new message.
  */
 export const SubmitCredentialsResponseSchema: GenMessage<SubmitCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 13);
+  messageDesc(file_linkgate_v1_link_service, 14);
 
 /**
  * Request for LinkService.AnswerMfa.
@@ -656,7 +711,8 @@ export type AnswerMfaRequest = Message<"linkgate.v1.AnswerMfaRequest"> & {
   linkSessionId: string;
 
   /**
-   * The user's answer to `mfa_question`. Required, at most 256 characters. Never stored or logged.
+   * The user's answer to `mfa_question`, at most 256 characters. Never stored or logged.
+   * Required when the session's `mfa_methods` is empty; must be empty otherwise.
    *
    * @generated from field: string answer = 2;
    */
@@ -668,6 +724,14 @@ export type AnswerMfaRequest = Message<"linkgate.v1.AnswerMfaRequest"> & {
    * @generated from field: string request_id = 3;
    */
   requestId: string;
+
+  /**
+   * The `id` of the method chosen from the session's `mfa_methods`. Required when the session
+   * offers methods (INVALID_ARGUMENT if it names none of them); must be empty otherwise.
+   *
+   * @generated from field: string mfa_method_id = 4;
+   */
+  mfaMethodId: string;
 };
 
 /**
@@ -675,7 +739,7 @@ export type AnswerMfaRequest = Message<"linkgate.v1.AnswerMfaRequest"> & {
  * Use `create(AnswerMfaRequestSchema)` to create a new message.
  */
 export const AnswerMfaRequestSchema: GenMessage<AnswerMfaRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 14);
+  messageDesc(file_linkgate_v1_link_service, 15);
 
 /**
  * Response of LinkService.AnswerMfa.
@@ -696,7 +760,7 @@ export type AnswerMfaResponse = Message<"linkgate.v1.AnswerMfaResponse"> & {
  * Use `create(AnswerMfaResponseSchema)` to create a new message.
  */
 export const AnswerMfaResponseSchema: GenMessage<AnswerMfaResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 15);
+  messageDesc(file_linkgate_v1_link_service, 16);
 
 /**
  * Request for LinkService.WatchLinkSession.
@@ -717,7 +781,7 @@ export type WatchLinkSessionRequest = Message<"linkgate.v1.WatchLinkSessionReque
  * Use `create(WatchLinkSessionRequestSchema)` to create a new message.
  */
 export const WatchLinkSessionRequestSchema: GenMessage<WatchLinkSessionRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 16);
+  messageDesc(file_linkgate_v1_link_service, 17);
 
 /**
  * One message of the LinkService.WatchLinkSession stream.
@@ -738,7 +802,7 @@ export type WatchLinkSessionResponse = Message<"linkgate.v1.WatchLinkSessionResp
  * Use `create(WatchLinkSessionResponseSchema)` to create a new message.
  */
 export const WatchLinkSessionResponseSchema: GenMessage<WatchLinkSessionResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 17);
+  messageDesc(file_linkgate_v1_link_service, 18);
 
 /**
  * A public token issued to an end user and not yet exchanged.
@@ -801,7 +865,7 @@ export type PublicToken = Message<"linkgate.v1.PublicToken"> & {
  * Use `create(PublicTokenSchema)` to create a new message.
  */
 export const PublicTokenSchema: GenMessage<PublicToken> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 18);
+  messageDesc(file_linkgate_v1_link_service, 19);
 
 /**
  * Request for LinkService.ListPublicTokens.
@@ -843,7 +907,7 @@ export type ListPublicTokensRequest = Message<"linkgate.v1.ListPublicTokensReque
  * Use `create(ListPublicTokensRequestSchema)` to create a new message.
  */
 export const ListPublicTokensRequestSchema: GenMessage<ListPublicTokensRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 19);
+  messageDesc(file_linkgate_v1_link_service, 20);
 
 /**
  * Response of LinkService.ListPublicTokens.
@@ -871,7 +935,7 @@ export type ListPublicTokensResponse = Message<"linkgate.v1.ListPublicTokensResp
  * Use `create(ListPublicTokensResponseSchema)` to create a new message.
  */
 export const ListPublicTokensResponseSchema: GenMessage<ListPublicTokensResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 20);
+  messageDesc(file_linkgate_v1_link_service, 21);
 
 /**
  * Request for LinkService.ExchangePublicToken.
@@ -916,7 +980,7 @@ export type ExchangePublicTokenRequest = Message<"linkgate.v1.ExchangePublicToke
  * Use `create(ExchangePublicTokenRequestSchema)` to create a new message.
  */
 export const ExchangePublicTokenRequestSchema: GenMessage<ExchangePublicTokenRequest> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 21);
+  messageDesc(file_linkgate_v1_link_service, 22);
 
 /**
  * Response of LinkService.ExchangePublicToken.
@@ -937,7 +1001,7 @@ export type ExchangePublicTokenResponse = Message<"linkgate.v1.ExchangePublicTok
  * Use `create(ExchangePublicTokenResponseSchema)` to create a new message.
  */
 export const ExchangePublicTokenResponseSchema: GenMessage<ExchangePublicTokenResponse> = /*@__PURE__*/
-  messageDesc(file_linkgate_v1_link_service, 22);
+  messageDesc(file_linkgate_v1_link_service, 23);
 
 /**
  * The state of a link session.
