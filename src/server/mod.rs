@@ -225,37 +225,16 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(
-                LinkServiceServer::new(LinkApi::new(app.clone()))
-                    .max_decoding_message_size(max_message)
-                    .max_encoding_message_size(max_message),
-            )
-            .add_service(
-                ConnectionServiceServer::new(ConnectionApi::new(app.clone()))
-                    .max_decoding_message_size(max_message)
-                    .max_encoding_message_size(max_message),
-            )
-            .add_service(
-                AccountServiceServer::new(AccountApi::new(app.clone()))
-                    .max_decoding_message_size(max_message)
-                    .max_encoding_message_size(max_message),
-            )
-            .add_service(
-                PortfolioServiceServer::new(PortfolioApi::new(app.clone()))
-                    .max_decoding_message_size(max_message)
-                    .max_encoding_message_size(max_message),
-            )
-            .add_service(
-                StatementServiceServer::new(StatementApi::new(app.clone()))
-                    .max_decoding_message_size(max_message)
-                    .max_encoding_message_size(max_message),
-            )
+            .add_service(size_limited!(LinkServiceServer::new(LinkApi::new(app.clone())), max_message))
+            .add_service(size_limited!(ConnectionServiceServer::new(ConnectionApi::new(app.clone())), max_message))
+            .add_service(size_limited!(AccountServiceServer::new(AccountApi::new(app.clone())), max_message))
+            .add_service(size_limited!(PortfolioServiceServer::new(PortfolioApi::new(app.clone())), max_message))
+            .add_service(size_limited!(StatementServiceServer::new(StatementApi::new(app.clone())), max_message))
             // Without the sandbox its controls are UNIMPLEMENTED, as for any service not served.
-            .add_optional_service(sandbox_enabled.then(|| {
-                SandboxServiceServer::new(SandboxApi::new(app.clone()))
-                    .max_decoding_message_size(max_message)
-                    .max_encoding_message_size(max_message)
-            }))
+            .add_optional_service(
+                sandbox_enabled
+                    .then(|| size_limited!(SandboxServiceServer::new(SandboxApi::new(app.clone())), max_message)),
+            )
             .serve_with_incoming_shutdown(
                 transport::grpc_incoming(grpc, &transport, tls),
                 draining.clone().cancelled_owned(),
@@ -274,6 +253,15 @@ impl Application {
         Ok(())
     }
 }
+
+/// A generated service with the message size limit applied to what it decodes and encodes.
+/// Each generated server is its own type with its own setters, hence a macro.
+macro_rules! size_limited {
+    ($server:expr, $max:expr) => {
+        $server.max_decoding_message_size($max).max_encoding_message_size($max)
+    };
+}
+use size_limited;
 
 /// The database with the keys that protect it: what `serve` and the operator commands open.
 pub struct Storage {

@@ -26,7 +26,7 @@ pub struct Metrics {
     pub sync_leased: IntCounterVec,
     /// Items due for a sync and not yet leased, by kind (sampled).
     pub sync_backlog: IntGaugeVec,
-    /// Calls refused by a limit, by limit.
+    /// Calls refused, and connections closed, by the limit or rule that refused them.
     pub rejections: IntCounterVec,
     /// Webhook deliveries by provider and verdict (accepted, duplicate, or why it was refused).
     pub webhook_deliveries: IntCounterVec,
@@ -98,7 +98,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         event_delivery_lag,
         sync_leased: counter("linkgate_sync_leased_total", "Items the sync engine leased, by kind.", &["kind"])?,
         sync_backlog,
-        rejections: counter("linkgate_rejections_total", "Calls refused by a limit, by limit.", &["limit"])?,
+        rejections: counter(
+            "linkgate_rejections_total",
+            "Calls refused, and connections closed, by the limit or rule that refused them.",
+            &["limit"],
+        )?,
         webhook_deliveries: counter(
             "linkgate_webhook_deliveries_total",
             "Webhook deliveries by provider and verdict.",
