@@ -603,7 +603,11 @@ impl App {
             );
             return Err(error.into());
         }
-        self.record_webhook_url(&connection, exchanged.webhook_url.as_deref()).await;
+        // A new connection has no URL recorded: only one its link was given is worth a write
+        // (providers without per-link webhooks give none, and their exchanges write nothing more).
+        if let Some(url) = exchanged.webhook_url.as_deref() {
+            self.record_webhook_url(&connection, Some(url)).await;
+        }
         self.bus.ring();
         Ok(connection)
     }

@@ -20,12 +20,12 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// The longest one probe may take before it counts as a failure.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-const UNPROBED: u8 = 0;
+// The verdicts; the default, 0, is "not probed yet".
 const ANSWERS: u8 = 1;
 const DOWN: u8 = 2;
 
 /// The probe's latest verdict, shared by health and admission.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct StoreReadiness {
     verdict: AtomicU8,
 }
@@ -42,12 +42,6 @@ impl StoreReadiness {
         let answers = matches!(tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await, Ok(Ok(())));
         self.verdict.store(if answers { ANSWERS } else { DOWN }, Ordering::Relaxed);
         answers
-    }
-}
-
-impl Default for StoreReadiness {
-    fn default() -> Self {
-        Self { verdict: AtomicU8::new(UNPROBED) }
     }
 }
 
