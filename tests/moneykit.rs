@@ -1281,6 +1281,24 @@ async fn a_link_session_without_the_required_redirect_uri_is_refused_before_any_
     assert_eq!(fields, ["redirect_uri"]);
     assert!(app.calls().await.is_empty(), "MoneyKit was called: {:?}", app.calls().await);
     assert_eq!(app.link_session_rows().await, 0, "nothing is stored");
+
+    // MoneyKit's end-user ids take at least 4 characters: a shorter one is the caller's to fix.
+    let status = app
+        .link
+        .create_link_session(pb::CreateLinkSessionRequest {
+            provider: "moneykit".into(),
+            external_user_id: "u1".into(),
+            institution_id: CHASE.into(),
+            redirect_uri: REDIRECT.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    support::status::assert_error("a 2-character user id", &status, tonic::Code::InvalidArgument, "INVALID_FIELD");
+    let violations = status.get_details_bad_request().expect("a BadRequest detail").field_violations;
+    assert_eq!(violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), ["external_user_id"]);
+    assert!(app.calls().await.is_empty(), "MoneyKit was called: {:?}", app.calls().await);
+    assert_eq!(app.link_session_rows().await, 0, "nothing is stored");
 }
 
 /// Every request linkgate sends MoneyKit through a whole flow (institutions, a link session for

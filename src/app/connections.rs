@@ -355,6 +355,7 @@ mod tests {
             consent_lifetime: None,
             refresh_limits: LIMITS,
             required_inputs: &[],
+            min_external_user_id_chars: 1,
         }
     }
 

@@ -92,12 +92,17 @@ impl App {
         let provider = self.provider(&new.provider)?;
         let info = provider.info();
         // Before any upstream call (the institution lookup is one): nothing is asked or stored.
-        let missing: Vec<(String, String)> = info
+        let mut missing: Vec<(String, String)> = info
             .required_inputs
             .iter()
             .filter(|input| !is_given(**input, &new))
             .map(|input| (input.field().to_owned(), format!("required by {}", info.display_name)))
             .collect();
+        let least = info.min_external_user_id_chars;
+        if new.external_user_id.chars().count() < least {
+            let description = format!("{} needs at least {least} characters", info.display_name);
+            missing.push(("external_user_id".to_owned(), description));
+        }
         if !missing.is_empty() {
             return Err(Error::invalid_fields(missing));
         }

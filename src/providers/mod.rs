@@ -49,6 +49,9 @@ pub struct ProviderInfo {
     /// CreateLinkSession inputs the provider cannot start a link session without: a session
     /// missing one is refused before any upstream call.
     pub required_inputs: &'static [LinkInput],
+    /// The fewest characters of `external_user_id` the provider accepts for its end-user id
+    /// (linkgate's own bounds are 1 to 128): a shorter one is refused before any upstream call.
+    pub min_external_user_id_chars: usize,
 }
 
 /// An optional CreateLinkSession input that a provider may require.

@@ -148,6 +148,7 @@ impl Deck {
                 consent_lifetime: None,
                 refresh_limits: &[],
                 required_inputs: &[],
+                min_external_user_id_chars: 1,
             },
             upstream,
             base_url,

@@ -300,6 +300,8 @@ impl MoneyKit {
                 refresh_limits: REFRESH_LIMITS,
                 // MoneyKit refuses a link session without one: its OAuth institutions return the user there.
                 required_inputs: &[LinkInput::RedirectUri],
+                // `customer_user.id` takes 4 to 150 characters; linkgate's ids stop at 128.
+                min_external_user_id_chars: 4,
             },
             upstream,
             base_url,
@@ -793,12 +795,6 @@ impl Provider for MoneyKit {
         let redirect_uri = link.redirect_uri.as_deref().ok_or_else(|| ProviderError::Rejected {
             detail: "MoneyKit link sessions need a redirect_uri".to_owned(),
         })?;
-        // MoneyKit's `customer_user.id` takes 4 to 150 characters; anything else it refuses (422).
-        if !(4..=150).contains(&link.external_user_id.chars().count()) {
-            return Err(ProviderError::Rejected {
-                detail: "MoneyKit needs external user ids of 4 to 150 characters".to_owned(),
-            });
-        }
         let products = if link.products.is_empty() { DEFAULT_PRODUCTS } else { link.products.as_slice() };
         let settings = wire::LinkSessionSettings {
             products: products

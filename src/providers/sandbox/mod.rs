@@ -87,6 +87,7 @@ impl Sandbox {
             consent_lifetime: settings.consent_lifetime,
             refresh_limits: &[],
             required_inputs: &[],
+            min_external_user_id_chars: 1,
         };
         Self { info, settings, ledger }
     }

@@ -155,6 +155,7 @@ impl Vumi {
                 consent_lifetime: None,
                 refresh_limits: &[],
                 required_inputs: &[],
+                min_external_user_id_chars: 1,
             },
             // One session per credential pair at one API: the pair's key in the shared store.
             session_key: format!("{ID} {} {client_id}", base_url.as_str().trim_end_matches('/')),
