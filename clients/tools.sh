@@ -37,7 +37,7 @@ node_tools() {
 
 # Prints the path of the pinned buf (the one .ci/run lints with), installing it from npm into
 # $LINKGATE_CI_TOOLS (default $HOME/.cache/linkgate-ci) when it is missing or another version.
-BUF_VERSION=1.75.0
+BUF_VERSION=1.75.0 # the same as .ci/run's lint
 buf_tool() {
   local tools="${LINKGATE_CI_TOOLS:-$HOME/.cache/linkgate-ci}"
   local buf="$tools/node_modules/.bin/buf"
