@@ -66,7 +66,7 @@ go_tools() {
   local missing=() package generator
   if command -v dpkg-query >/dev/null; then
     for package in "${GO_DEBIAN_PACKAGES[@]}"; do
-      dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
+      [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] ||
         missing+=("$package")
     done
   fi
