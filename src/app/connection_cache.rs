@@ -291,7 +291,7 @@ mod tests {
         if let Err(ticket) = cache.get(copy.tenant_id, copy.id) {
             cache.fill(ticket, copy.clone());
         }
-        let ticket = cache.page(copy.tenant_id, copy.id, &key).err().expect("not kept yet");
+        let ticket = cache.page(copy.tenant_id, copy.id, &key).expect_err("not kept yet");
         cache.fill_page(ticket, copy.id, key, page(records));
     }
 
