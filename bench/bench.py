@@ -320,6 +320,10 @@ class Suite:
                               get_frame, auth),
             "ListAccounts": (pg["process"], f"http://{pg['addr']}/linkgate.v1.AccountService/ListAccounts",
                              get_frame, auth),
+            # The first page (default size) of every transaction of the connection.
+            "ListAccountTransactions": (
+                pg["process"], f"http://{pg['addr']}/linkgate.v1.AccountService/ListAccountTransactions",
+                get_frame, auth),
         }
         loads = [(f"{rate}/s", ["-c", "4", "-m", "16", f"--rps={rate // 4}"]) for rate in self.size["rates"]]
         loads.append(("saturation", ["-c", "4", "-m", "32"]))
@@ -333,7 +337,7 @@ class Suite:
                     shape_d = [*shape, "-D", str(self.size["unary_seconds"])]
                     result = self.h2load(process, url, frame, headers, shape_d)
                     runs.append({"round": round_, "load": load, "target": name, **result})
-                    log(f"   {load:>10} {name:<14} {result['per_second']:>8.0f}/s  p50 {result['p50_us']:.0f} µs"
+                    log(f"   {load:>10} {name:<23} {result['per_second']:>8.0f}/s  p50 {result['p50_us']:.0f} µs"
                         f"  p99 {result['p99_us']:.0f} µs  {result['cpu_us_per_request']:.1f} CPU-µs/req")
         summary = {}
         for load, _ in loads:
@@ -345,7 +349,8 @@ class Suite:
                 }
         self.results["unary"] = {
             "runs": runs, "summary": summary,
-            "grpc_codes": {m: self.rpc_codes(pg, m) for m in ("GetConnection", "ListAccounts")},
+            "grpc_codes": {m: self.rpc_codes(pg, m)
+                           for m in ("GetConnection", "ListAccounts", "ListAccountTransactions")},
         }
         self.latency_c1(pg, echo, echo_port, connection, get_frame, health_frame, auth)
         self.stop(echo)

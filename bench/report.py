@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 GOALS = {
     "unary_throughput": "GetConnection ≥ 0.5 × echo's throughput at saturation",
     "unary_cpu": "GetConnection CPU per request ≤ 2 × echo's (at a fixed rate)",
+    "data_reads": "ListAccounts and ListAccountTransactions' first page ≥ 0.3 × echo's throughput at saturation "
+                  "and ≤ 4 × its CPU per request",
     "latency_c1": "p50 ≤ TCP floor + 60 µs for a call served from memory",
     "exchange": "ExchangePublicToken ≥ 0.7 × pgbench's TPS at 8 callers",
     "streams_p99": "10,000 streams: delivery p99 < 50 ms",
@@ -96,6 +98,14 @@ def write(results, folder: Path):
     fixed = fixed[0]
     cpu = u[fixed]["GetConnection"]["cpu_us_per_request"] / u[fixed]["echo"]["cpu_us_per_request"]
     checks.append(("unary_cpu", f"{cpu:.2f} × echo at {fixed}", cpu <= 2))
+    reads = [name for name in ("ListAccounts", "ListAccountTransactions") if name in sat]
+    if reads:
+        ratios = {name: (sat[name]["per_second"] / sat["echo"]["per_second"],
+                         u[fixed][name]["cpu_us_per_request"] / u[fixed]["echo"]["cpu_us_per_request"])
+                  for name in reads}
+        checks.append(("data_reads", "; ".join(f"{name} {t:.2f} × echo's req/s, {c:.2f} × its CPU"
+                                                for name, (t, c) in ratios.items()),
+                       all(t >= 0.3 and c <= 4 for t, c in ratios.values())))
 
     c1 = results["latency_c1"]["summary"]
     lines += ["## 2. Latency at concurrency 1 (h2load -c1 -m1; TCP: 64-byte ping-pong)", "",

@@ -1,12 +1,16 @@
 //! Reads of imported data: accounts, transactions, portfolios, positions, portfolio transactions
-//! and statements, each gated on its product's state and paginated from the store.
+//! and statements, each gated on its product's state and paginated from the store. First pages
+//! are kept beside the replica's copy of their connection and served from memory until the
+//! connection's next event (see [`crate::app::connection_cache`]); every read is audited either way.
 
+use crate::app::connection_cache::{CachedPage, PageKey};
 use crate::app::{App, Caller};
 use crate::domain::ErrorReason;
 use crate::domain::{AuditAction, Connection, ConnectionState, Product};
 use crate::error::{Error, Result};
 use crate::store::{DateRange, Page, RecordKind, RecordQuery};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// One data listing as the API asks for it.
@@ -35,7 +39,7 @@ pub struct DataPage<T> {
 
 impl App {
     /// One page of `kind` records of a connection whose `product` is readable.
-    pub async fn read_records<T: DeserializeOwned>(
+    pub async fn read_records<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         caller: &Caller,
         product: Product,
@@ -45,6 +49,33 @@ impl App {
         let connection = self.live_connection(caller, request.connection_id).await?;
         ensure_readable(&connection, product)?;
         self.audit.record(caller, AuditAction::Read, "connection", connection.id).await;
+        if !request.page_token.is_empty() {
+            return self.list_records(caller, &connection, kind, request).await;
+        }
+        let cache = self.bus.connection_cache();
+        let key = PageKey { kind, parent_id: request.parent_id, dates: request.dates, page_size: request.page_size };
+        let ticket = match cache.page(caller.tenant, connection.id, &key) {
+            // A kept page was listed after its parent was checked, and nothing changed since.
+            Ok(kept) => match kept.page.downcast_ref::<DataPage<T>>() {
+                Some(page) => return Ok(page.clone()),
+                None => return self.list_records(caller, &connection, kind, request).await,
+            },
+            Err(ticket) => ticket,
+        };
+        let page = self.list_records(caller, &connection, kind, request).await?;
+        let records = page.items.len();
+        cache.fill_page(ticket, connection.id, key, CachedPage { page: Arc::new(page.clone()), records });
+        Ok(page)
+    }
+
+    /// One page of `kind` records of `connection`, read from the store.
+    async fn list_records<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        connection: &Connection,
+        kind: RecordKind,
+        request: DataRequest,
+    ) -> Result<DataPage<T>> {
         if let Some(parent) = request.parent_id {
             self.ensure_parent(caller, connection.id, kind, parent).await?;
         }

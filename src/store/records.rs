@@ -113,7 +113,7 @@ pub struct RecordChange {
 }
 
 /// Date bounds as stored: inclusive on both ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct DateRange {
     /// Earliest day.
     pub start: Option<Date>,

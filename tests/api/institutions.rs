@@ -165,7 +165,8 @@ async fn deck_searches_its_sources_once_per_three_letter_term() {
 #[tokio::test]
 async fn vumi_lists_the_apps_entities_and_fetches_them_again_after_the_ttl() {
     let mock = linkgate_mocks::vumi::spawn("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
-    let mut catalogue = Catalogue::start("vumi", mock, &[("--vumi-institutions-ttl", "500ms")]).await;
+    // A TTL long enough that a slow machine reads every page of one listing within it.
+    let mut catalogue = Catalogue::start("vumi", mock, &[("--vumi-institutions-ttl", "2s")]).await;
 
     let entities = catalogue.all("vumi", "", 10).await;
 
@@ -184,13 +185,13 @@ async fn vumi_lists_the_apps_entities_and_fetches_them_again_after_the_ttl() {
     let status = catalogue.create_session("vumi", "no-such-bank").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     catalogue.all("vumi", "", 100).await;
     assert_eq!(catalogue.calls("/queries/entities").await, 2, "fetched again once the TTL ran out");
 
     // The entity list's path is inferred: should Vumi not know it, listing is unsupported and an
     // entity-like id still goes to the widget, which knows the app's entities.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let fault = serde_json::json!({"kind": "status", "status": 404, "path": "/queries/entities", "times": 10});
     let response = reqwest::Client::new().post(format!("{}/faults", catalogue.mock.admin_url())).json(&fault).send();
     assert!(response.await.unwrap().status().is_success());

@@ -361,3 +361,74 @@ async fn a_replica_answers_its_own_writes_at_once_though_it_caches_reads() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_data_page_read_on_one_replica_shows_data_changed_through_another_and_every_read_is_audited() {
+    use linkgate::domain::{AuditAction, Scope};
+    // A recheck far longer than the test: only the announced event can drop B's kept page.
+    let mut a = spawn_app_with(Backend::Postgres, |s| s.sync.events_recheck = Duration::from_secs(60), None).await;
+    let writer = a.create_tenant("ledger").await;
+    let reader = a.create_key("ledger", &[Scope::Standard]).await;
+    a.use_key(Some(&writer));
+    let mut b = a.spawn_replica().await;
+    b.use_key(Some(&reader));
+    let connection = a.ready_connection("ins_sandbox_bank", "u").await;
+    let accounts = pb::ListAccountsRequest { connection_id: connection.id.clone(), ..Default::default() };
+    let accounts = a.accounts.list_accounts(accounts).await.unwrap().into_inner().accounts;
+    let checking = accounts.iter().find(|a| a.name == "Everyday Checking").expect("a checking account").id.clone();
+    let first_page = pb::ListAccountTransactionsRequest {
+        connection_id: connection.id.clone(),
+        account_id: checking.clone(),
+        page_size: 20,
+        ..Default::default()
+    };
+    let read = |app: &mut crate::support::server::TestApp| {
+        let mut accounts = app.accounts.clone();
+        let request = first_page.clone();
+        async move { accounts.list_account_transactions(request).await.unwrap().into_inner() }
+    };
+    let before = read(&mut b).await;
+    assert!(!before.next_page_token.is_empty(), "a first page of several");
+    assert_eq!(read(&mut b).await, before, "the same page, the second time from B's memory");
+
+    let mut watch = a.watch(&connection.id).await;
+    let refund = pb::AddTransactionRequest {
+        connection_id: connection.id.clone(),
+        account_id: checking,
+        amount: "12.00".into(),
+        description: "Refund of a kept page".into(),
+        ..Default::default()
+    };
+    a.sandbox.add_transaction(refund).await.unwrap();
+    watch.next_data_update().await;
+    let has_refund = |page: &pb::ListAccountTransactionsResponse| {
+        page.transactions.iter().any(|t| t.description == "Refund of a kept page")
+    };
+    assert!(has_refund(&read(&mut a).await), "the replica that stored the change reads it at once");
+    let changed_at = Instant::now();
+    let mut reads_on_b = 2;
+    loop {
+        reads_on_b += 1;
+        if has_refund(&read(&mut b).await) {
+            break;
+        }
+        assert!(changed_at.elapsed() < Duration::from_secs(5), "replica B still serves the page from before");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Pages from memory are audited like those from the store: one read each, naming B's key.
+    let storage = a.storage().await;
+    let connection_id = uuid::Uuid::parse_str(&connection.id).unwrap();
+    let key_id = uuid::Uuid::try_parse(&reader[4..36]).unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let entries = storage.store.list_audit(None, Some(connection_id), 1000).await.unwrap();
+        let reads = entries.iter().filter(|e| e.action == AuditAction::Read && e.api_key_id == Some(key_id)).count();
+        if reads == reads_on_b {
+            break;
+        }
+        assert!(reads < reads_on_b, "{reads} reads audited for {reads_on_b} made");
+        assert!(tokio::time::Instant::now() < deadline, "{reads} of {reads_on_b} reads audited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
