@@ -94,7 +94,6 @@ async fn a_thousand_watchers_of_one_connection_cost_one_upstream_poll_per_interv
     assert!(polls >= 2, "the import took several polls ({polls})");
 }
 
-
 fn replica(database_url: &str, key: &str, latency: &str) -> (tokio::process::Child, u16) {
     let port = free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"))
