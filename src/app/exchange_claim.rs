@@ -21,8 +21,9 @@
 //! Why a lease and not the holder's liveness as the database sees it (a PostgreSQL session
 //! advisory lock, freed the moment the holder's connection dies): that lock lives on a connection
 //! held for the whole provider call, so every exchange in flight would take a connection out of
-//! the pool (five slow exchanges starve a replica with the default pool of ten, and every other
-//! RPC with it); it does not survive a transaction-pooling proxy; and SQLite has nothing like it.
+//! the pool (ten slow exchanges would exhaust the default pool of ten, and every other RPC would
+//! wait with them); it does not survive a transaction-pooling proxy; and SQLite has nothing like
+//! it.
 //! The lease costs one short UPDATE every [`RENEW_EVERY`], on either backend, and only for
 //! exchanges slower than that.
 
