@@ -13,7 +13,7 @@ use linkgate_mocks::vumi::{self, VumiMockOptions};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount};
+use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount, connect, free_port};
 use tonic_types::StatusExt;
 
 const REDIRECT_ID: &str = "0b6f3c1e-9a2d-4c5b-8e7f-112233445566";
@@ -359,6 +359,96 @@ async fn replicas_share_one_login_and_log_in_once_more_after_the_session_ends() 
     let connection = app.exchange("vumi", &token).await.expect("exchanged on the other replica");
     app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
     assert_eq!(mock.count(LOGIN, "").await, 2);
+}
+
+/// Provider calls bounded far beyond the slow exchanges of the claim tests.
+const PATIENT: Timing = Timing { request_timeout: "20s", call_timeout: "20s" };
+
+/// Waits until Vumi has received `n` calls to `path`: the caller is inside that provider call.
+async fn until_called(mock: &Mock, path: &str, n: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    while mock.count(path, "").await < n {
+        assert!(Instant::now() < deadline, "Vumi never received call {n} to {path}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A replica killed -9 while its exchange waits on Vumi leaves a claim nobody renews: the same
+/// token's exchange on another replica takes the claim over once its lease lapses (6 s, where a
+/// claim used to block the token for 60 s and every retry ended ABORTED after 10 s), and gets
+/// Vumi's answer, from one upstream call made after the holder was gone.
+#[tokio::test]
+async fn a_replica_killed_mid_exchange_leaves_the_token_to_another_within_seconds() {
+    let VumiApp { mock, mut app, database, key } = spawn(Backend::Postgres, instant_mock(), QUICK).await;
+    let token = app.public_token(&mock).await;
+    let path = format!("/commands/connections/exchange/{token}");
+    mock.fault(serde_json::json!({"kind": "delay", "delay_ms": 5000, "path": path})).await;
+
+    // The holder: linkgate in a process of its own, on the same database and Vumi.
+    let base_url = mock.server.base_url();
+    let upstream = Upstream {
+        database_url: &database.url,
+        encryption_key: &key,
+        provider: "vumi",
+        base_url: &base_url,
+        client_secret: SECRET,
+        timing: &PATIENT,
+    };
+    let port = free_port();
+    let grpc_addr = format!("127.0.0.1:{port}");
+    let flags = upstream.flags(&[("--vumi-redirect-id", REDIRECT_ID), ("--grpc-addr", &grpc_addr)]);
+    let mut holder = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"))
+        .arg("serve")
+        .args(flags.iter().flat_map(|(flag, value)| [flag, value]))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("linkgate starts");
+    let mut link = pb::link_service_client::LinkServiceClient::new(connect(port).await);
+    let request =
+        pb::ExchangePublicTokenRequest { provider: "vumi".into(), public_token: token.clone(), ..Default::default() };
+    let first = tokio::spawn(async move { link.exchange_public_token(request).await });
+    until_called(&mock, &path, 1).await;
+
+    // kill -9 inside the provider call: its claim is neither recorded, released nor renewed.
+    holder.kill().await.unwrap();
+    let killed_at = Instant::now();
+    assert!(first.await.unwrap().is_err(), "the killed replica answered nothing");
+    assert_eq!(mock.count(&path, "").await, 1, "nobody else called Vumi while the holder lived");
+
+    let answer = app.exchange("vumi", &token).await;
+    let waited = killed_at.elapsed();
+    println!("the exchange after the holder's kill -9 answered after {waited:?}: {:?}", answer.as_ref().map(|c| &c.id));
+    assert!(waited < Duration::from_secs(12), "answered within the claim's lease, not 60 s ({waited:?})");
+    assert_eq!(mock.count(&path, "").await, 2, "one more upstream call, by the replica that took the claim over");
+    // Vumi dropped the killed request with its connection, before its delay ran out: the token
+    // was never consumed, and the one live exchange gets the connection.
+    let connection = answer.expect("exchanged by the replica that took the claim over");
+    assert_eq!(app.exchange("vumi", &token).await.expect("a retry").id, connection.id);
+    assert_eq!(app.connection_count().await, 1);
+}
+
+/// An exchange slower than the claim's lease keeps its claim by renewing it: the same token's
+/// exchange on another replica meanwhile never calls Vumi, and answers the holder's connection.
+#[tokio::test]
+async fn an_exchange_slower_than_the_claims_lease_keeps_its_claim_and_is_never_repeated_upstream() {
+    let VumiApp { mock, mut app, database, key } = spawn(Backend::Postgres, instant_mock(), PATIENT).await;
+    let mut other = replica(&mock, &database, &key, &PATIENT).await;
+    let token = app.public_token(&mock).await;
+    let path = format!("/commands/connections/exchange/{token}");
+    // Longer than the 6 s lease, shorter than the 10 s another exchange waits for the claim.
+    mock.fault(serde_json::json!({"kind": "delay", "delay_ms": 8000, "path": path})).await;
+
+    let (holder, waiter) = tokio::join!(app.exchange("vumi", &token), async {
+        until_called(&mock, &path, 1).await;
+        other.exchange("vumi", &token).await
+    });
+
+    let connection = holder.expect("the holder exchanges");
+    assert_eq!(waiter.expect("the waiter answers the holder's connection").id, connection.id);
+    assert_eq!(mock.count(&path, "").await, 1, "one upstream call: the renewed claim was never taken over");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Link flows: creating link sessions, forwarding credentials and MFA answers, applying what the
 //! provider answers, listing issued public tokens and exchanging them exactly once.
 
+use crate::app::exchange_claim::{CLAIM_LEASE, HeldClaim};
 use crate::app::{App, Caller};
 use crate::crypto::{SealedColumn, token_hash};
 use crate::domain::ErrorReason;
@@ -30,11 +31,10 @@ fn is_given(input: LinkInput, new: &NewLinkSession) -> bool {
 
 /// How long a link session may take before it expires.
 const LINK_SESSION_TTL: chrono::Duration = chrono::Duration::minutes(30);
-/// How long one exchange claim lasts: longer than any provider call, so only a crashed claimer's
-/// claim is ever taken over.
-const EXCHANGE_CLAIM_TTL: chrono::Duration = chrono::Duration::seconds(60);
-/// How long an exchange waits for another replica's claim on the same token before giving up.
+/// How long an exchange waits for another replica's claim on the same token before giving up:
+/// longer than a claim's lease, so a caller waiting on a claim whose holder died takes it over.
 const EXCHANGE_WAIT: Duration = Duration::from_secs(10);
+const _: () = assert!(EXCHANGE_WAIT.as_secs() > CLAIM_LEASE.as_secs());
 
 /// What AnswerMfa sends: the answer to the session's question, or the id of one of the methods
 /// it offers.
@@ -503,6 +503,8 @@ impl App {
     /// Exchanges a public token for a connection, exactly once per token: the first caller makes
     /// the one provider call and records the connection in the same transaction that marks the
     /// token exchanged; every concurrent or later caller of the same tenant gets that connection.
+    /// The claim that makes the caller first is a short lease renewed while it works (see
+    /// `crate::app::exchange_claim`): a caller waiting on a claim whose holder died takes it over.
     pub async fn exchange_public_token(
         &self,
         caller: &Caller,
@@ -516,11 +518,15 @@ impl App {
         let lock = self.exchange_lock(&hash);
         let _local_turn = lock.lock().await;
 
+        let lease = chrono::Duration::from_std(CLAIM_LEASE).expect("a lease of seconds");
         let waiting_since = tokio::time::Instant::now();
-        let session = loop {
-            let at = now();
-            match self.store.claim_public_token(caller.tenant, provider_id, &hash, at, at + EXCHANGE_CLAIM_TTL).await? {
-                Claim::Won { link_session } => break link_session,
+        let (session, held) = loop {
+            let (sent, at) = (tokio::time::Instant::now(), now());
+            match self.store.claim_public_token(caller.tenant, provider_id, &hash, at, at + lease).await? {
+                Claim::Won { link_session, claim_id } => {
+                    let store = self.store.clone();
+                    break (link_session, HeldClaim::start(store, caller.tenant, provider_id, &hash, claim_id, sent));
+                }
                 Claim::Exchanged { connection_id } => return self.exchanged_connection(caller, connection_id).await,
                 Claim::Expired => {
                     return Err(Error::new(ErrorReason::PublicTokenExpired, "the public token expired; link again")
@@ -539,11 +545,22 @@ impl App {
             }
         };
 
-        let exchanged = match provider.exchange_public_token(&public_token).await {
-            Ok(exchanged) => exchanged,
-            Err(error) => {
-                self.store.release_public_token(caller.tenant, provider_id, &hash).await?;
+        // Dropped unfinished once the claim can no longer be vouched for: before any other replica
+        // may take it over and call the provider with the same token.
+        let exchanged = match held.hold(provider_id, provider.exchange_public_token(&public_token)).await {
+            Ok(Ok(exchanged)) => exchanged,
+            Ok(Err(error)) => {
+                self.store.release_public_token(caller.tenant, provider_id, held.claim()).await?;
                 return Err(Error::from_provider(provider_id, error));
+            }
+            Err(lost) => {
+                // The token may be consumed upstream: the next holder gets the provider's verdict.
+                tracing::warn!(
+                    request_id = %caller.request_id, provider = provider_id, reason = ?lost.reason(),
+                    "an exchange abandoned its provider call: its claim on the token could no longer be vouched for"
+                );
+                self.store.release_public_token(caller.tenant, provider_id, held.claim()).await?;
+                return Err(lost);
             }
         };
         let repairs = match &session {
@@ -552,10 +569,10 @@ impl App {
             None => self.repair_of_exchange(caller.tenant, provider_id, &exchanged, external_user_id.as_deref()).await,
         };
         match repairs {
-            Ok(Some(repair)) => return self.complete_repair_by_exchange(repair, exchanged, &hash).await,
+            Ok(Some(repair)) => return self.complete_repair_by_exchange(repair, exchanged, held.claim()).await,
             Ok(None) => {}
             Err(error) => {
-                self.store.release_public_token(caller.tenant, provider_id, &hash).await?;
+                self.store.release_public_token(caller.tenant, provider_id, held.claim()).await?;
                 return Err(error);
             }
         }
@@ -597,16 +614,22 @@ impl App {
         let upstream_ref = exchanged.upstream_ref.as_ref().unwrap_or(&exchanged.handle);
         let upstream_ref_hash = crate::crypto::upstream_ref_hash(provider_id, upstream_ref.expose_secret());
         let first_poll = created_at + provider.info().poll_interval;
-        if let Err(error) =
-            self.store.create_connection(&connection, &handle, &upstream_ref_hash, &hash, first_poll).await
-        {
+        let recorded = self.store.create_connection(&connection, &handle, &upstream_ref_hash, held.claim(), first_poll);
+        let failure = match recorded.await {
+            Ok(Some(_)) => None,
+            // The claim lapsed and another exchange took it over before this one could record.
+            Ok(None) => Some(held.lost(provider_id)),
+            Err(error) => Some(Error::from(error)),
+        };
+        if let Some(error) = failure {
             // The provider consumed the token but nothing was recorded: the one window that needs
-            // a new link. Say so loudly; the claim lapses and a retry gets the provider's verdict.
+            // a new link. Say so loudly; the claim lapses (or is another's) and a retry gets the
+            // provider's verdict.
             tracing::error!(
                 request_id = %caller.request_id, provider = provider_id, error = %error,
                 "public token exchanged upstream but the connection could not be stored; the user must link again"
             );
-            return Err(error.into());
+            return Err(error);
         }
         // A new connection has no URL recorded: only one its link was given is worth a write
         // (providers without per-link webhooks give none, and their exchanges write nothing more).

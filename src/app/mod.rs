@@ -8,6 +8,7 @@ pub mod connection_cache;
 pub mod connections;
 pub mod erasure;
 pub mod events;
+mod exchange_claim;
 pub mod feed;
 pub mod limits;
 pub mod link;

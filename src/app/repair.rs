@@ -31,7 +31,7 @@ use crate::crypto::SealedColumn;
 use crate::domain::{Connection, ConnectionState, ErrorReason, LinkSession, LinkSessionState, ProductState, now};
 use crate::error::{Error, Result};
 use crate::providers::ExchangedConnection;
-use crate::store::{LinkSessionUpdate, Repair};
+use crate::store::{LinkSessionUpdate, Repair, TokenClaim};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -125,7 +125,7 @@ impl App {
         &self,
         session: LinkSession,
         exchanged: ExchangedConnection,
-        token_hash: &[u8],
+        claim: TokenClaim<'_>,
     ) -> Result<Connection> {
         let current = self.repair_handle(&session).await?.unwrap_or_else(|| SecretString::from(String::new()));
         let changed = current.expose_secret() != exchanged.handle.expose_secret();
@@ -135,7 +135,7 @@ impl App {
         succeeded.state = LinkSessionState::Succeeded;
         succeeded.clear_mfa();
         succeeded.updated_at = now();
-        let proof = ExchangeProof { upstream_ref: changed.then_some(&upstream_ref), token_hash };
+        let proof = ExchangeProof { upstream_ref: changed.then_some(&upstream_ref), claim };
         let handle = changed.then_some(exchanged.handle);
         let repaired = self.complete_repair(&succeeded, from, handle, Some(proof)).await?;
         // The repair's session named linkgate's URL (or none) afresh.
@@ -187,7 +187,7 @@ impl App {
             connection: &connection,
             handle: new.as_deref().map(|new| (old.as_slice(), new)),
             upstream_ref_hash: reference.as_deref(),
-            token_hash: exchange.as_ref().map(|e| e.token_hash),
+            exchanged: exchange.as_ref().map(|e| e.claim),
             next_poll_at: at,
         };
         let mut session = session.clone();
@@ -229,8 +229,8 @@ impl App {
 pub(super) struct ExchangeProof<'a> {
     /// The connection's new upstream reference, when the exchange changed its handle.
     pub upstream_ref: Option<&'a SecretString>,
-    /// The exchanged token's hash, recorded as exchanged for the connection.
-    pub token_hash: &'a [u8],
+    /// The exchange's claim on its token, recorded as exchanged for the connection.
+    pub claim: TokenClaim<'a>,
 }
 
 /// The connection after its user signed in again: refreshing, its error gone, each product

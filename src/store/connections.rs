@@ -2,7 +2,7 @@
 //! with their data, deleted, and leased: due ones by the sync engine, one at a time by a caller
 //! that must keep polls off it. Every change appends the connection's event in its transaction.
 
-use super::{Import, Lease, Leased, Page, PageOf, StoreResult};
+use super::{Import, Lease, Leased, Page, PageOf, StoreResult, TokenClaim};
 use crate::domain::{Connection, ConnectionEvent, ConnectionEventType, ConnectionState, TenantId, Timestamp};
 use uuid::Uuid;
 
@@ -10,15 +10,17 @@ use uuid::Uuid;
 #[async_trait::async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Records a successful exchange in one transaction: the connection, its sealed handle, the
-    /// token marked exchanged, and the connection's first event.
+    /// token marked exchanged, and the connection's first event. `None`, with nothing written,
+    /// when the token is no longer held under `claim` (see
+    /// [`PublicTokenStore`](super::PublicTokenStore)).
     async fn create_connection(
         &self,
         connection: &Connection,
         handle_sealed: &[u8],
         upstream_ref_hash: &[u8],
-        token_hash: &[u8],
+        claim: TokenClaim<'_>,
         next_poll_at: Timestamp,
-    ) -> StoreResult<ConnectionEvent>;
+    ) -> StoreResult<Option<ConnectionEvent>>;
 
     /// One connection of the tenant, DELETED ones included.
     async fn get_connection(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Connection>>;

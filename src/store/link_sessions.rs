@@ -39,7 +39,8 @@ pub trait LinkSessionStore: Send + Sync {
     /// stored due for an immediate poll with any lease released, and its LOGIN_REPAIRED event.
     /// A repair completed by an exchange also marks the exchanged token as exchanged for the
     /// connection. Returns `None`, changing nothing, when the session moved meanwhile, the
-    /// connection was deleted, or its handle is no longer the one the repair started from.
+    /// connection was deleted, its handle is no longer the one the repair started from, or the
+    /// exchanged token is no longer held under the exchange's claim.
     async fn complete_repair(
         &self,
         update: LinkSessionUpdate<'_>,
@@ -101,9 +102,10 @@ pub struct Repair<'a> {
     /// The hash of the connection's new upstream reference (see `crate::crypto::upstream_ref_hash`)
     /// when the new handle changed it; `None` keeps the stored one.
     pub upstream_ref_hash: Option<&'a [u8]>,
-    /// The hash of the public token whose exchange completed the repair, recorded as exchanged
-    /// for the connection; `None` for repairs that exchange nothing.
-    pub token_hash: Option<&'a [u8]>,
+    /// The claim on the public token whose exchange completed the repair, recorded as exchanged
+    /// for the connection (the repair applies only while the token is still held under it);
+    /// `None` for repairs that exchange nothing.
+    pub exchanged: Option<super::TokenClaim<'a>>,
     /// When the sync engine polls the connection next.
     pub next_poll_at: Timestamp,
 }

@@ -40,7 +40,7 @@ pub use events::{EventBell, EventFilter, EventStore};
 pub use health::HealthStore;
 pub use link_sessions::{IssuedToken, LinkSessionStore, LinkSessionUpdate, Repair};
 pub use provider_sessions::ProviderSessionStore;
-pub use public_tokens::{Claim, PublicTokenStore, StoredPublicToken};
+pub use public_tokens::{Claim, PublicTokenStore, StoredPublicToken, TokenClaim};
 pub use records::{
     Change, ChangeQuery, DateRange, Import, NewRecord, RecordChange, RecordKind, RecordQuery, RecordStore,
     SnapshotQuery, StoredRecord, records_of,

@@ -1,7 +1,11 @@
 //! Public tokens between a link session's success and their exchange: listed while exchangeable,
-//! claimed for exchange exactly once across replicas, and given back when the provider refuses
-//! them. The exchange itself, which marks a token exchanged, is
-//! [`ConnectionStore::create_connection`](super::ConnectionStore::create_connection).
+//! claimed for exchange exactly once across replicas, the claim renewed while its holder works and
+//! given back when the provider refuses the token. The exchange itself, which marks a token
+//! exchanged, is [`ConnectionStore::create_connection`](super::ConnectionStore::create_connection).
+//!
+//! Each claim has its own id (a fencing token): renewing, releasing and recording apply only while
+//! the token's claim is still the one named, so a holder whose claim lapsed and was taken over by
+//! another replica can change nothing.
 
 use super::{Page, PageOf, StoreResult};
 use crate::domain::{LinkSession, Sealed, TenantId, Timestamp};
@@ -20,8 +24,9 @@ pub trait PublicTokenStore: Send + Sync {
         page: &Page,
     ) -> StoreResult<PageOf<StoredPublicToken>>;
 
-    /// Claims a public token for exchange, exactly once across replicas. A claim older than its
-    /// `claim_until` may be taken over (its holder crashed).
+    /// Claims a public token for exchange, exactly once across replicas, until `claim_until`. A
+    /// claim whose `claim_until` has passed may be taken over (its holder crashed or stopped
+    /// renewing it).
     async fn claim_public_token(
         &self,
         tenant: TenantId,
@@ -31,9 +36,29 @@ pub trait PublicTokenStore: Send + Sync {
         claim_until: Timestamp,
     ) -> StoreResult<Claim>;
 
-    /// Gives a claim back after the provider refused the token or failed: a token linkgate saw
-    /// issued becomes exchangeable again; one it first saw at exchange is forgotten.
-    async fn release_public_token(&self, tenant: TenantId, provider: &str, token_hash: &[u8]) -> StoreResult<()>;
+    /// Extends the claim `claim` to `claim_until`; `false` when the token is no longer held under
+    /// it (taken over, released or exchanged).
+    async fn renew_public_token_claim(
+        &self,
+        tenant: TenantId,
+        provider: &str,
+        claim: TokenClaim<'_>,
+        claim_until: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Gives the claim `claim` back after the provider refused the token or failed: a token
+    /// linkgate saw issued becomes exchangeable again; one it first saw at exchange is forgotten.
+    /// Nothing happens when the token is no longer held under that claim.
+    async fn release_public_token(&self, tenant: TenantId, provider: &str, claim: TokenClaim<'_>) -> StoreResult<()>;
+}
+
+/// A won claim on a public token, as its holder names it to renew, release or record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenClaim<'a> {
+    /// SHA-256 of the token.
+    pub token_hash: &'a [u8],
+    /// The claim's id, from [`Claim::Won`].
+    pub claim_id: Uuid,
 }
 
 /// A listed public token, still sealed.
@@ -65,6 +90,8 @@ pub enum Claim {
         /// The link session that issued the token, when linkgate saw it issued: read with the
         /// claim, on the same database connection.
         link_session: Option<Box<LinkSession>>,
+        /// This claim's id: the holder names it to renew, release or record the claim.
+        claim_id: Uuid,
     },
     /// Already exchanged for this connection.
     Exchanged {

@@ -3,7 +3,7 @@
 
 use crate::sandbox::RecordingSandbox;
 use crate::support::database::{Backend, TestDatabase};
-use crate::support::server::{PATIENCE, spawn_app_with, test_settings};
+use crate::support::server::{PATIENCE, connect, free_port, spawn_app_with, test_settings};
 use linkgate::pb;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -94,11 +94,6 @@ async fn a_thousand_watchers_of_one_connection_cost_one_upstream_poll_per_interv
     assert!(polls >= 2, "the import took several polls ({polls})");
 }
 
-/// A free port on loopback (released again for the child to bind).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn replica(database_url: &str, key: &str, latency: &str) -> (tokio::process::Child, u16) {
     let port = free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"))
@@ -119,17 +114,6 @@ fn replica(database_url: &str, key: &str, latency: &str) -> (tokio::process::Chi
         .spawn()
         .expect("linkgate starts");
     (child, port)
-}
-
-async fn connect(port: u16) -> tonic::transport::Channel {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
-            Ok(channel) => return channel,
-            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(error) => panic!("replica on {port} never answered: {error}"),
-        }
-    }
 }
 
 async fn lease_owner(database_url: &str, connection_id: &str) -> Option<String> {

@@ -195,7 +195,7 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
         connection: &repaired,
         handle: Some((b"another handle", &new)),
         upstream_ref_hash: None,
-        token_hash: None,
+        exchanged: None,
         next_poll_at: now(),
     };
     let before = store.last_event_id().await.unwrap();
@@ -218,7 +218,7 @@ async fn completing_a_repair_swaps_the_handle_and_records_login_repaired_once(st
         connection: &repaired,
         handle: Some((&old, &new)),
         upstream_ref_hash: Some(&new_ref),
-        token_hash: None,
+        exchanged: None,
         next_poll_at: now(),
     };
     let event = store.complete_repair(update(), &repair).await.unwrap().expect("the repair completes");

@@ -17,7 +17,8 @@ use linkgate::domain::{
 };
 use linkgate::store::{
     Claim, ConnectionFilter, DateRange, Erased, EventFilter, Import, InboxDelivery, IssuedToken, Lease,
-    LinkSessionUpdate, Page, PageOf, RecordKind, RecordQuery, Repair, Store, StoredRecord, WebhooksProcessed,
+    LinkSessionUpdate, Page, PageOf, RecordKind, RecordQuery, Repair, Store, StoredRecord, TokenClaim,
+    WebhooksProcessed,
 };
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
@@ -193,18 +194,24 @@ fn upstream_ref_of(connection: &Connection) -> Vec<u8> {
     linkgate::crypto::upstream_ref_hash(&connection.provider, &format!("upstream-{}", connection.id))
 }
 
-/// Stores a connection as an exchange does (for a token nobody claimed) and returns its event.
+/// Stores a connection as an exchange of a token first seen at exchange does (claim, then record)
+/// and returns its event.
 async fn create_connection(store: &dyn Store, connection: &Connection, next_poll_at: Timestamp) -> ConnectionEvent {
-    store
-        .create_connection(
-            connection,
-            &handle_of(connection),
-            &upstream_ref_of(connection),
-            &token_hash(),
-            next_poll_at,
-        )
-        .await
-        .unwrap()
+    let hash = token_hash();
+    let claim_id = won_claim(store, connection.tenant_id, &connection.provider, &hash, now()).await;
+    let claim = TokenClaim { token_hash: &hash, claim_id };
+    let recorded = store
+        .create_connection(connection, &handle_of(connection), &upstream_ref_of(connection), claim, next_poll_at)
+        .await;
+    recorded.unwrap().expect("the claim holds")
+}
+
+/// Claims the public token hashed `hash` at `at` for 30 seconds, which must be won; the claim's id.
+async fn won_claim(store: &dyn Store, tenant: TenantId, provider: &str, hash: &[u8], at: Timestamp) -> Uuid {
+    match store.claim_public_token(tenant, provider, hash, at, at + Duration::seconds(30)).await.unwrap() {
+        Claim::Won { claim_id, .. } => claim_id,
+        other => panic!("the claim is not won: {other:?}"),
+    }
 }
 
 /// Stores a fresh connection of `tenant` and returns it.

@@ -40,12 +40,10 @@ async fn expired_foreign_and_exchanged_tokens_are_not_listed(store: Arc<dyn Stor
     let (_, exchanged_token) = succeed(&*store, &exchanged, t0 + Duration::minutes(30)).await;
     let foreign = create_session(&*store, other_tenant, "user-1").await;
     let (_, foreign_token) = succeed(&*store, &foreign, t0 + Duration::minutes(30)).await;
-    let claim = store.claim_public_token(tenant, PROVIDER, &exchanged_token.token_hash, t0, t0 + Duration::seconds(30));
-    assert!(matches!(claim.await.unwrap(), Claim::Won { .. }));
-    store
-        .create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", b"ref", &exchanged_token.token_hash, t0)
-        .await
-        .unwrap();
+    let claim_id = won_claim(&*store, tenant, PROVIDER, &exchanged_token.token_hash, t0).await;
+    let claim = TokenClaim { token_hash: &exchanged_token.token_hash, claim_id };
+    let exchanged = connection(tenant, "user-1", PROVIDER);
+    store.create_connection(&exchanged, b"handle", b"ref", claim, t0).await.unwrap().expect("the claim holds");
 
     let listed = async |tenant: TenantId, at: Timestamp| {
         let page = store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap();
@@ -84,7 +82,8 @@ async fn claiming_an_issued_token_wins_and_names_its_link_session(store: Arc<dyn
 
     let claim = store.claim_public_token(tenant, PROVIDER, &token.token_hash, at, at + Duration::seconds(30)).await;
     let stored = store.get_link_session(tenant, session.id).await.unwrap().map(Box::new);
-    assert_eq!(claim.unwrap(), Claim::Won { link_session: stored }, "the session as stored, read with the claim");
+    let Claim::Won { link_session, .. } = claim.unwrap() else { panic!("the claim is won") };
+    assert_eq!(link_session, stored, "the session as stored, read with the claim");
     let listed = store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap();
     assert!(listed.items.is_empty(), "a token being exchanged is still listed");
 }
@@ -93,7 +92,7 @@ conformance!(claiming_an_issued_token_wins_and_names_its_link_session);
 /// The link session a won claim names; `None` when the claim was not won.
 fn won_by(claim: Claim) -> Option<Option<Uuid>> {
     match claim {
-        Claim::Won { link_session } => Some(link_session.map(|session| session.id)),
+        Claim::Won { link_session, .. } => Some(link_session.map(|session| session.id)),
         _ => None,
     }
 }
@@ -151,8 +150,9 @@ async fn another_tenant_claiming_a_token_gets_foreign(store: Arc<dyn Store>) {
     assert_eq!(won_by(claim(tenant, &never_seen).await), Some(None));
     assert_eq!(claim(other_tenant, &never_seen).await, Claim::Foreign, "a token first seen at exchange");
 
-    assert_eq!(won_by(claim(tenant, &exchanged).await), Some(None));
-    store.create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", b"ref", &exchanged, at).await.unwrap();
+    let claim_id = won_claim(&*store, tenant, PROVIDER, &exchanged, at).await;
+    let held = TokenClaim { token_hash: &exchanged, claim_id };
+    store.create_connection(&connection(tenant, "user-1", PROVIDER), b"handle", b"ref", held, at).await.unwrap();
     assert_eq!(claim(other_tenant, &exchanged).await, Claim::Foreign, "an exchanged token names no connection");
 }
 conformance!(another_tenant_claiming_a_token_gets_foreign);
@@ -184,17 +184,22 @@ async fn an_exchanged_token_claims_as_exchanged_for_good(store: Arc<dyn Store>) 
     let claim = async |at: Timestamp| {
         store.claim_public_token(tenant, PROVIDER, &token.token_hash, at, at + Duration::seconds(30)).await.unwrap()
     };
-    assert_eq!(won_by(claim(t0).await), Some(Some(session.id)));
+    let held = TokenClaim {
+        token_hash: &token.token_hash,
+        claim_id: won_claim(&*store, tenant, PROVIDER, &token.token_hash, t0).await,
+    };
     let mut exchanged = connection(tenant, "user-1", PROVIDER);
     exchanged.link_session_id = Some(session.id);
-    store.create_connection(&exchanged, b"handle", b"ref", &token.token_hash, t0).await.unwrap();
+    store.create_connection(&exchanged, b"handle", b"ref", held, t0).await.unwrap().expect("the claim holds");
 
     let expected = Claim::Exchanged { connection_id: exchanged.id };
     assert_eq!(claim(t0).await, expected);
     assert_eq!(claim(t0 + Duration::minutes(5)).await, expected, "after the claim lapsed");
     assert_eq!(claim(t0 + Duration::hours(2)).await, expected, "after the token's exchange window");
-    store.release_public_token(tenant, PROVIDER, &token.token_hash).await.unwrap();
+    store.release_public_token(tenant, PROVIDER, held).await.unwrap();
     assert_eq!(claim(t0).await, expected, "a release after the exchange");
+    assert!(!store.renew_public_token_claim(tenant, PROVIDER, held, t0 + Duration::minutes(1)).await.unwrap());
+    assert_eq!(claim(t0).await, expected, "a renewal after the exchange");
     assert!(store.list_public_tokens(tenant, None, None, t0, &first_page(10)).await.unwrap().items.is_empty());
 }
 conformance!(an_exchanged_token_claims_as_exchanged_for_good);
@@ -237,15 +242,15 @@ async fn a_never_seen_token_is_won_and_forgotten_on_release(store: Arc<dyn Store
         store.claim_public_token(tenant, PROVIDER, &hash, at, at + Duration::seconds(30)).await.unwrap()
     };
 
-    assert_eq!(won_by(claim(tenant).await), Some(None));
+    let first = TokenClaim { token_hash: &hash, claim_id: won_claim(&*store, tenant, PROVIDER, &hash, at).await };
     assert_eq!(claim(tenant).await, Claim::Busy);
     assert!(store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap().items.is_empty());
-    store.release_public_token(tenant, PROVIDER, &hash).await.unwrap();
-    assert_eq!(won_by(claim(tenant).await), Some(None), "claimable again after the release");
+    store.release_public_token(tenant, PROVIDER, first).await.unwrap();
+    let second = TokenClaim { token_hash: &hash, claim_id: won_claim(&*store, tenant, PROVIDER, &hash, at).await };
     assert!(store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap().items.is_empty());
 
     // Forgotten, not merely freed: no tenant owns it any more, so the next claimer may be anyone.
-    store.release_public_token(tenant, PROVIDER, &hash).await.unwrap();
+    store.release_public_token(tenant, PROVIDER, second).await.unwrap();
     assert_eq!(won_by(claim(other_tenant).await), Some(None));
 }
 conformance!(a_never_seen_token_is_won_and_forgotten_on_release);
@@ -263,13 +268,51 @@ async fn releasing_an_issued_token_makes_it_claimable_and_listable_again(store: 
         ids(&page.items, |t| t.id)
     };
 
-    assert_eq!(won_by(claim().await), Some(Some(session.id)));
-    store.release_public_token(other_tenant, PROVIDER, &token.token_hash).await.unwrap();
+    let Claim::Won { claim_id, .. } = claim().await else { panic!("the claim is won") };
+    let held = TokenClaim { token_hash: &token.token_hash, claim_id };
+    store.release_public_token(other_tenant, PROVIDER, held).await.unwrap();
     assert_eq!(claim().await, Claim::Busy, "another tenant's release freed the claim");
     assert_eq!(listed().await, Vec::<Uuid>::new());
 
-    store.release_public_token(tenant, PROVIDER, &token.token_hash).await.unwrap();
+    store.release_public_token(tenant, PROVIDER, held).await.unwrap();
     assert_eq!(listed().await, vec![token.id], "listed again");
     assert_eq!(won_by(claim().await), Some(Some(session.id)), "claimable again");
 }
 conformance!(releasing_an_issued_token_makes_it_claimable_and_listable_again);
+
+async fn a_claim_that_lapsed_and_was_taken_over_can_neither_renew_release_nor_record(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let session = create_session(&*store, tenant, "user-1").await;
+    let (_, token) = succeed(&*store, &session, now() + Duration::minutes(30)).await;
+    let hash = &token.token_hash;
+    let t0 = now();
+    let first = TokenClaim { token_hash: hash, claim_id: won_claim(&*store, tenant, PROVIDER, hash, t0).await };
+    let lease = |at: Timestamp| at + Duration::seconds(30);
+
+    // Renewed while held: the lease moves on, so a claim at the first lease's end finds it held.
+    assert!(store.renew_public_token_claim(tenant, PROVIDER, first, lease(t0 + Duration::seconds(20))).await.unwrap());
+    let busy = store.claim_public_token(tenant, PROVIDER, hash, t0 + Duration::seconds(31), t0 + Duration::minutes(2));
+    assert_eq!(busy.await.unwrap(), Claim::Busy, "the renewed lease holds");
+
+    // Its holder stopped renewing: the lease lapses and another exchange takes the claim over.
+    let later = t0 + Duration::seconds(51);
+    let second = TokenClaim { token_hash: hash, claim_id: won_claim(&*store, tenant, PROVIDER, hash, later).await };
+    assert_ne!(first.claim_id, second.claim_id, "each claim has its own id");
+
+    // The first holder comes back: it can change nothing.
+    assert!(!store.renew_public_token_claim(tenant, PROVIDER, first, lease(later)).await.unwrap(), "renew");
+    store.release_public_token(tenant, PROVIDER, first).await.unwrap();
+    let stale = connection(tenant, "user-1", PROVIDER);
+    let recorded = store.create_connection(&stale, b"handle", b"ref", first, later).await.unwrap();
+    assert_eq!(recorded, None, "a lost claim records nothing");
+    assert_eq!(store.get_connection(tenant, stale.id).await.unwrap(), None, "no connection written");
+    let claim = store.claim_public_token(tenant, PROVIDER, hash, later, lease(later)).await.unwrap();
+    assert_eq!(claim, Claim::Busy, "the second claim still holds after the first's release");
+
+    // The claim's current holder records the exchange.
+    let recorded = connection(tenant, "user-1", PROVIDER);
+    store.create_connection(&recorded, b"handle", b"ref", second, later).await.unwrap().expect("the claim holds");
+    let claim = store.claim_public_token(tenant, PROVIDER, hash, later, lease(later)).await.unwrap();
+    assert_eq!(claim, Claim::Exchanged { connection_id: recorded.id });
+}
+conformance!(a_claim_that_lapsed_and_was_taken_over_can_neither_renew_release_nor_record);

@@ -147,6 +147,13 @@ impl Upstream<'_> {
     /// The server's settings: the test defaults for this upstream, the flags `overrides`
     /// replacing or extending them.
     pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
+        let flags = self.flags(overrides);
+        let flags: Vec<(&str, &str)> = flags.iter().map(|(flag, value)| (flag.as_str(), value.as_str())).collect();
+        serve_settings(&flags)
+    }
+
+    /// The flags of [`Upstream::settings`], for a `linkgate serve` of its own process.
+    pub fn flags(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut flags: Vec<(String, String)> = [
             ("--grpc-addr", "127.0.0.1:0"),
             ("--http-addr", "127.0.0.1:0"),
@@ -168,8 +175,24 @@ impl Upstream<'_> {
                 None => flags.push((name.to_owned(), value.to_owned())),
             }
         }
-        let flags: Vec<(&str, &str)> = flags.iter().map(|(flag, value)| (flag.as_str(), value.as_str())).collect();
-        serve_settings(&flags)
+        flags
+    }
+}
+
+/// A free port on loopback (released again for a child process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A channel to the server a child process starts on `port`, once it answers (within [`PATIENCE`]).
+pub async fn connect(port: u16) -> Channel {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
+            Ok(channel) => return channel,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(error) => panic!("the server on {port} never answered: {error}"),
+        }
     }
 }
 

@@ -30,23 +30,28 @@ macro_rules! impl_connection_store {
                 Ok(updated == 1)
             }
 
-            /// Records inside `tx` that the public token with `token_hash` was exchanged for `c`.
+            /// Records inside `tx` that the public token held under `claim` was exchanged for `c`;
+            /// `false`, changing nothing, when the token is no longer held under that claim (it
+            /// lapsed and another exchange took it over).
             async fn mark_token_exchanged(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 c: &crate::domain::Connection,
-                token_hash: &[u8],
-            ) -> sqlx::Result<()> {
-                sqlx::query(
-                    "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL \
-                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3",
+                claim: super::TokenClaim<'_>,
+            ) -> sqlx::Result<bool> {
+                let marked = sqlx::query(
+                    "UPDATE public_tokens SET state = 'exchanged', connection_id = $4, claim_expires_at = NULL, \
+                     claim_id = NULL WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3 \
+                     AND state = 'exchanging' AND claim_id = $5",
                 )
                 .bind(c.tenant_id.0)
                 .bind(&c.provider)
-                .bind(token_hash)
+                .bind(claim.token_hash)
                 .bind(c.id)
+                .bind(claim.claim_id)
                 .execute(&mut **tx)
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected();
+                Ok(marked == 1)
             }
         }
 
@@ -57,11 +62,16 @@ macro_rules! impl_connection_store {
                 c: &crate::domain::Connection,
                 handle_sealed: &[u8],
                 upstream_ref_hash: &[u8],
-                token_hash: &[u8],
+                claim: super::TokenClaim<'_>,
                 next_poll_at: crate::domain::Timestamp,
-            ) -> super::StoreResult<crate::domain::ConnectionEvent> {
+            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
                 use crate::domain::StoredName;
                 let mut tx = self.begin().await?;
+                // The claim first: a holder that lost it writes nothing, and the token's row lock
+                // keeps a takeover waiting until this transaction ends.
+                if !Self::mark_token_exchanged(&mut tx, c, claim).await? {
+                    return Ok(None);
+                }
                 sqlx::query(
                     "INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snapshot, \
                      handle_sealed, next_poll_at, upstream_ref_hash, institution_id) \
@@ -79,10 +89,9 @@ macro_rules! impl_connection_store {
                 .bind(&c.institution_id)
                 .execute(&mut *tx)
                 .await?;
-                Self::mark_token_exchanged(&mut tx, c, token_hash).await?;
                 let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
-                Ok(event)
+                Ok(Some(event))
             }
 
             async fn get_connection(

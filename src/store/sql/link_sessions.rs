@@ -211,8 +211,10 @@ macro_rules! impl_link_session_store {
                 if !Self::store_connection_state(&mut tx, c, Some(repair.next_poll_at)).await? {
                     return Ok(None);
                 }
-                if let Some(token_hash) = repair.token_hash {
-                    Self::mark_token_exchanged(&mut tx, c, token_hash).await?;
+                if let Some(claim) = repair.exchanged
+                    && !Self::mark_token_exchanged(&mut tx, c, claim).await?
+                {
+                    return Ok(None);
                 }
                 let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::LoginRepaired).await?;
                 tx.commit().await?;

@@ -47,8 +47,9 @@ macro_rules! impl_public_token_store {
                 // One connection for every statement: each trip through the pool costs a round trip
                 // of its own when the connection goes back.
                 let mut db = self.pool.acquire().await?;
+                let claim_id = uuid::Uuid::now_v7();
                 let reclaimed: Option<(Option<uuid::Uuid>,)> = sqlx::query_as(
-                    "UPDATE public_tokens SET state = 'exchanging', claim_expires_at = $5 \
+                    "UPDATE public_tokens SET state = 'exchanging', claim_expires_at = $5, claim_id = $6 \
                      WHERE provider = $2 AND token_hash = $3 AND tenant_id = $1 \
                      AND (state = 'issued' OR (state = 'exchanging' AND claim_expires_at < $4)) \
                      AND (expires_at IS NULL OR expires_at > $4) RETURNING link_session_id",
@@ -58,6 +59,7 @@ macro_rules! impl_public_token_store {
                 .bind(token_hash)
                 .bind(now)
                 .bind(claim_until)
+                .bind(claim_id)
                 .fetch_optional(&mut *db)
                 .await?;
                 if let Some((link_session_id,)) = reclaimed {
@@ -65,11 +67,11 @@ macro_rules! impl_public_token_store {
                         Some(id) => Self::read_link_session(&mut *db, tenant, id).await?.map(Box::new),
                         None => None,
                     };
-                    return Ok(super::Claim::Won { link_session });
+                    return Ok(super::Claim::Won { link_session, claim_id });
                 }
                 let inserted = sqlx::query(
-                    "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, state, claim_expires_at, created_at) \
-                     VALUES ($1, $2, $3, $4, 'exchanging', $5, $6) ON CONFLICT DO NOTHING",
+                    "INSERT INTO public_tokens (id, provider, token_hash, tenant_id, state, claim_expires_at, created_at, \
+                     claim_id) VALUES ($1, $2, $3, $4, 'exchanging', $5, $6, $7) ON CONFLICT DO NOTHING",
                 )
                 .bind(uuid::Uuid::now_v7())
                 .bind(provider)
@@ -77,11 +79,12 @@ macro_rules! impl_public_token_store {
                 .bind(tenant.0)
                 .bind(claim_until)
                 .bind(now)
+                .bind(claim_id)
                 .execute(&mut *db)
                 .await?
                 .rows_affected();
                 if inserted == 1 {
-                    return Ok(super::Claim::Won { link_session: None });
+                    return Ok(super::Claim::Won { link_session: None, claim_id });
                 }
                 let row: Option<super::rows::ClaimRow> = sqlx::query_as(
                     "SELECT tenant_id, state, connection_id, expires_at, claim_expires_at FROM public_tokens \
@@ -111,29 +114,54 @@ macro_rules! impl_public_token_store {
                 })
             }
 
+            async fn renew_public_token_claim(
+                &self,
+                tenant: crate::domain::TenantId,
+                provider: &str,
+                claim: super::TokenClaim<'_>,
+                claim_until: crate::domain::Timestamp,
+            ) -> super::StoreResult<bool> {
+                let renewed = sqlx::query(
+                    "UPDATE public_tokens SET claim_expires_at = $5 WHERE tenant_id = $1 AND provider = $2 \
+                     AND token_hash = $3 AND state = 'exchanging' AND claim_id = $4",
+                )
+                .bind(tenant.0)
+                .bind(provider)
+                .bind(claim.token_hash)
+                .bind(claim.claim_id)
+                .bind(claim_until)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(renewed == 1)
+            }
+
             async fn release_public_token(
                 &self,
                 tenant: crate::domain::TenantId,
                 provider: &str,
-                token_hash: &[u8],
+                claim: super::TokenClaim<'_>,
             ) -> super::StoreResult<()> {
                 let mut tx = self.begin().await?;
                 sqlx::query(
                     "DELETE FROM public_tokens WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3 \
-                     AND state = 'exchanging' AND link_session_id IS NULL",
+                     AND state = 'exchanging' AND claim_id = $4 AND link_session_id IS NULL",
                 )
                 .bind(tenant.0)
                 .bind(provider)
-                .bind(token_hash)
+                .bind(claim.token_hash)
+                .bind(claim.claim_id)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "UPDATE public_tokens SET state = 'issued', claim_expires_at = NULL \
-                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3 AND state = 'exchanging'",
+                    "UPDATE public_tokens SET state = 'issued', claim_expires_at = NULL, claim_id = NULL \
+                     WHERE tenant_id = $1 AND provider = $2 AND token_hash = $3 AND state = 'exchanging' \
+                     AND claim_id = $4",
                 )
                 .bind(tenant.0)
                 .bind(provider)
-                .bind(token_hash)
+                .bind(claim.token_hash)
+                .bind(claim.claim_id)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
