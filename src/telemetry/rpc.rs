@@ -126,3 +126,44 @@ impl<B> Drop for RpcBody<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+
+    /// The spans `work` finished under linkgate's subscriber.
+    fn finished(work: impl FnOnce()) -> Vec<SpanData> {
+        let exporter = InMemorySpanExporter::default();
+        let traces = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+        tracing::subscriber::with_default(super::super::subscriber("info".into(), true, std::io::sink, &traces), work);
+        traces.force_flush().unwrap();
+        exporter.get_finished_spans().unwrap()
+    }
+
+    fn status_code(span: &SpanData) -> Option<i64> {
+        span.attributes.iter().find(|kv| kv.key.as_str() == "rpc.grpc.status_code").map(|kv| match kv.value {
+            opentelemetry::Value::I64(code) => code,
+            ref other => panic!("an integer status code, not {other:?}"),
+        })
+    }
+
+    #[test]
+    fn only_the_servers_faults_fail_the_span_and_an_abandoned_answer_ends_cancelled() {
+        for (code, failed) in [(Code::Unavailable, true), (Code::Internal, true), (Code::NotFound, false)] {
+            let spans = finished(|| {
+                let span = server_span("/linkgate.v1.AccountService/ListAccounts", "r-1", None, &"dev");
+                drop(traced(tonic::Status::new(code, "no").into_http::<()>(), span));
+            });
+            assert_eq!(spans[0].name, "linkgate.v1.AccountService/ListAccounts");
+            assert_eq!(status_code(&spans[0]), Some(code as i64), "{code:?}");
+            assert_eq!(matches!(spans[0].status, Status::Error { .. }), failed, "{code:?}");
+        }
+        let spans = finished(|| {
+            let span = server_span("/linkgate.v1.ConnectionService/WatchConnection", "r-2", None, &"dev");
+            drop(traced(http::Response::new(()), span));
+        });
+        assert_eq!(status_code(&spans[0]), Some(Code::Cancelled as i64), "the caller left before the status");
+        assert_eq!(spans[0].status, Status::Unset, "not the server's fault");
+    }
+}
