@@ -6,8 +6,11 @@
 //!   earliest of the adapter's call budget, an explicit [`UpstreamRequest::deadline`] and the
 //!   gRPC caller's, set for the whole call with [`within`] without changing the provider trait).
 //! - **Correlation.** Every attempt carries linkgate's own `x-request-id` (one per attempt) and
-//!   the caller's W3C `traceparent`; adapters send the caller's request id under the provider's
-//!   own trace header ([`caller_request_id`]).
+//!   a W3C `traceparent` (the caller's, or the attempt's own span's when traces are exported);
+//!   adapters send the caller's request id under the provider's own trace header
+//!   ([`caller_request_id`]). Each attempt is a CLIENT trace span
+//!   ([`crate::telemetry::http_client`]) named by the path template the adapter gives
+//!   ([`UpstreamRequest::template`]), never by the URL, whose path carries ids and tokens.
 //! - **Retries that cannot make things worse.** Up to `max_attempts` attempts on 5xx, 429,
 //!   timeouts and dropped connections, with exponential backoff and full jitter, never on other
 //!   4xx. `Retry-After` (delay-seconds or an HTTP date; a date already past means now) is honoured
@@ -373,7 +376,8 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// linkgate's request id of the call, for providers that take a client trace id.
     pub request_id: Option<String>,
-    /// The caller's W3C `traceparent`, sent on to every provider unchanged.
+    /// The caller's W3C `traceparent`, sent on to every provider unchanged unless traces are
+    /// exported (then the attempt's own span is the parent).
     pub traceparent: Option<String>,
 }
 

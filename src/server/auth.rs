@@ -384,9 +384,10 @@ where
             match verified.and_then(|identity| identity.permits(&method).map(|()| identity)) {
                 Ok(identity) => {
                     // One span per call, so every log line of the call names its request id, its
-                    // tenant and the caller's W3C trace context when it sent one. It is made once
-                    // the tenant is known: recording a field later makes the log layer format
-                    // every field again.
+                    // tenant and the caller's W3C trace context when it sent one, and the trace
+                    // shows the call as an RPC. It is made once the tenant is known: recording a
+                    // field later makes the log layer format every field again. The response's
+                    // body holds it until the call ends.
                     let span =
                         telemetry::rpc::server_span(&method, &request_id, traceparent.as_deref(), &identity.tenant);
                     request.extensions_mut().insert(Caller {
