@@ -8,7 +8,9 @@
 //! stream's span covers the stream until it ends, and log lines written while a stream produces
 //! its messages belong to the call. The status is read where gRPC puts it: the headers of a
 //! trailers-only answer (errors), else the trailers. A response dropped before its status (the
-//! caller went away) ends CANCELLED.
+//! caller went away) ends CANCELLED. A call abandoned before it had a response at all (tonic's
+//! `LINKGATE_REQUEST_TIMEOUT` fired, whose answer tonic makes outside this span, or the caller
+//! reset the stream) ends with no status code.
 //!
 //! The span's tracing fields are what every log line of the call shows (`method`, `request_id`,
 //! `traceparent`, `tenant`); the `rpc.*` attributes are set on the OpenTelemetry span directly,
