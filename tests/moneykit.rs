@@ -1423,3 +1423,152 @@ async fn the_mock_refuses_what_moneykit_refuses_in_its_error_shape() {
     let (status, body) = refusal(app.direct_request(app.admin.put(format!("{base}/institutions"))).await).await;
     assert_eq!((status, body["error_code"].as_str()), (405, Some("api_error.method_not_allowed")));
 }
+
+/// A call's trace reads as the RPC with its upstream calls beneath it, as the OpenTelemetry
+/// conventions have both (names, kinds, attributes, parentage, the resend count of a retried
+/// attempt), its log lines name it, and no span carries a token, a credential or an account
+/// number.
+#[tokio::test]
+async fn a_trace_reads_as_the_rpc_with_its_upstream_attempts_beneath_it_and_holds_no_secret() {
+    use linkgate::domain::Scope;
+    use opentelemetry::trace::{SpanKind, Status};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+
+    let exporter = InMemorySpanExporter::default();
+    let traces = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let sink = support::logs::Sink::default();
+    let writer = sink.clone();
+    let filter = tracing_subscriber::EnvFilter::new("info,sqlx=warn");
+    tracing::subscriber::set_global_default(linkgate::telemetry::subscriber(
+        filter,
+        true,
+        move || writer.clone(),
+        &traces,
+    ))
+    .expect("this test owns its process's logging (nextest runs each test in its own process)");
+    let mut app = spawn(instant_mock(), QUICK).await;
+    app.create_tenant("payments").await;
+    let key = app.create_key("payments", &[Scope::Standard, Scope::AccountNumbersRead]).await;
+    app.use_key(Some(&key));
+    let products = [pb::Product::Accounts, pb::Product::AccountNumbers];
+    let session = app.create_session_of("user-1", &products).await.expect("session created");
+    let exchangeable = app.connect(&session).await;
+
+    // The exchange's first attempt meets a 500; the caller sends its trace context.
+    app.fault(serde_json::json!({"kind": "status", "status": 500, "times": 1, "path": EXCHANGE})).await;
+    let (caller_trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let mut request = tonic::Request::new(pb::ExchangePublicTokenRequest {
+        provider: "moneykit".into(),
+        public_token: exchangeable.clone(),
+        external_user_id: "user-1".into(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert("traceparent", format!("00-{caller_trace}-{caller_span}-01").parse().unwrap());
+    let connection = app.link.exchange_public_token(request).await.expect("exchanged").into_inner().connection.unwrap();
+    app.wait_for_connection(&connection.id, pb::ConnectionState::Ready).await;
+    let numbers = app
+        .accounts
+        .list_account_numbers(pb::ListAccountNumbersRequest {
+            connection_id: connection.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("numbers read")
+        .into_inner()
+        .account_numbers;
+    let issued = app.issued().await;
+    let port = i64::from(app.mock.base_url().parse::<reqwest::Url>().unwrap().port().unwrap());
+    app.shut_down().await.expect("clean stop");
+    traces.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+
+    // The RPC: one SERVER span, named and described by the RPC conventions, in the caller's trace.
+    let attribute = |span: &SpanData, key: &str| {
+        span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+    };
+    let named = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+    let servers = named("linkgate.v1.LinkService/ExchangePublicToken");
+    assert_eq!(servers.len(), 1, "one span for the call: {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+    let server = servers[0];
+    assert_eq!(server.span_kind, SpanKind::Server);
+    for (key, value) in [
+        ("rpc.system", "grpc"),
+        ("rpc.service", "linkgate.v1.LinkService"),
+        ("rpc.method", "ExchangePublicToken"),
+        ("rpc.grpc.status_code", "0"),
+    ] {
+        assert_eq!(attribute(server, key).as_deref(), Some(value), "{key}");
+    }
+    assert_eq!(server.status, Status::Unset);
+    assert_eq!(server.span_context.trace_id().to_string(), caller_trace, "the caller's trace continues");
+    assert_eq!(server.parent_span_id.to_string(), caller_span, "under the caller's span");
+
+    // The upstream exchange: a CLIENT span per attempt, children of the RPC's, by the HTTP
+    // client conventions; the retried attempt counts its resend.
+    let attempts = named("POST /link-session/exchange-token");
+    assert_eq!(attempts.len(), 2, "the 500 and the retry");
+    for attempt in &attempts {
+        assert_eq!(attempt.span_kind, SpanKind::Client);
+        assert_eq!(attempt.parent_span_id, server.span_context.span_id(), "beneath the RPC");
+        assert_eq!(attempt.span_context.trace_id(), server.span_context.trace_id());
+        assert_eq!(attribute(attempt, "http.request.method").as_deref(), Some("POST"));
+        assert_eq!(attribute(attempt, "url.template").as_deref(), Some(EXCHANGE));
+        assert_eq!(attribute(attempt, "server.address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(attribute(attempt, "server.port"), Some(port.to_string()));
+        assert_eq!(attribute(attempt, "linkgate.provider").as_deref(), Some("moneykit"));
+    }
+    let (first, retry) = (attempts[0], attempts[1]);
+    assert!(first.start_time <= retry.start_time);
+    assert_eq!(attribute(first, "http.response.status_code").as_deref(), Some("500"));
+    assert_eq!(attribute(first, "error.type").as_deref(), Some("500"));
+    assert!(matches!(first.status, Status::Error { .. }), "a 500 fails the attempt");
+    assert_eq!(attribute(first, "http.request.resend_count"), None, "the first attempt is no resend");
+    assert_eq!(attribute(retry, "http.request.resend_count").as_deref(), Some("1"));
+    assert_eq!(attribute(retry, "http.response.status_code").as_deref(), Some("201"));
+    assert_eq!((attribute(retry, "error.type"), &retry.status), (None, &Status::Unset));
+    let children: Vec<&SpanData> = spans.iter().filter(|s| s.parent_span_id == server.span_context.span_id()).collect();
+    assert!(children.iter().all(|s| s.span_kind == SpanKind::Client), "only upstream calls beneath the RPC");
+
+    // Calls whose paths carry the link id are named by their template.
+    let numbers_read = named("GET /links/{link_id}/accounts/numbers");
+    assert!(!numbers_read.is_empty(), "the import read the numbers");
+    assert_eq!(attribute(numbers_read[0], "url.template").as_deref(), Some("/links/{link_id}/accounts/numbers"));
+    let session_span = named("linkgate.v1.LinkService/CreateLinkSession");
+    assert_eq!(session_span.len(), 1);
+    assert!(
+        named("POST /link-session").iter().any(|s| s.parent_span_id == session_span[0].span_context.span_id()),
+        "the session's upstream call is beneath its RPC"
+    );
+
+    // The log line of the retried attempt names its trace and its span.
+    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let logged = lines
+        .iter()
+        .find(|line| line["operation"] == "moneykit.exchange_token" && line["attempt"] == 2)
+        .expect("the retried attempt is logged");
+    assert_eq!(logged["trace_id"], caller_trace);
+    assert_eq!(logged["span_id"], retry.span_context.span_id().to_string());
+
+    // No token, credential or account number in any span: names, attributes, events.
+    let mut secrets: Vec<String> = issued.clone();
+    secrets.extend([SECRET.to_owned(), exchangeable, session.link_token]);
+    let account_numbers: Vec<String> =
+        numbers.iter().flat_map(|n| n.ach.iter().map(|ach| ach.account_number.clone())).collect();
+    assert!(!account_numbers.is_empty(), "the account numbers were read");
+    secrets.extend(account_numbers);
+    assert!(issued.iter().any(|t| t.starts_with("mk_") && t.len() == 35), "the link id is among them");
+    for span in &spans {
+        let events = span.events.iter().flat_map(|event| {
+            std::iter::once(event.name.to_string()).chain(event.attributes.iter().map(|kv| kv.value.to_string()))
+        });
+        let values: Vec<String> = std::iter::once(span.name.to_string())
+            .chain(span.attributes.iter().map(|kv| kv.value.to_string()))
+            .chain(events)
+            .collect();
+        for secret in &secrets {
+            let leak = values.iter().find(|value| value.contains(secret.as_str()));
+            assert!(leak.is_none(), "span {:?} carries a secret: {leak:?}", span.name);
+        }
+    }
+}

@@ -6,8 +6,11 @@
 //!   earliest of the adapter's call budget, an explicit [`UpstreamRequest::deadline`] and the
 //!   gRPC caller's, set for the whole call with [`within`] without changing the provider trait).
 //! - **Correlation.** Every attempt carries linkgate's own `x-request-id` (one per attempt) and
-//!   the caller's W3C `traceparent`; adapters send the caller's request id under the provider's
-//!   own trace header ([`caller_request_id`]).
+//!   a W3C `traceparent` (the caller's, or the attempt's own span's when traces are exported);
+//!   adapters send the caller's request id under the provider's own trace header
+//!   ([`caller_request_id`]). Each attempt is a CLIENT trace span
+//!   ([`crate::telemetry::http_client`]) named by the path template the adapter gives
+//!   ([`UpstreamRequest::template`]), never by the URL, whose path carries ids and tokens.
 //! - **Retries that cannot make things worse.** Up to `max_attempts` attempts on 5xx, 429,
 //!   timeouts and dropped connections, with exponential backoff and full jitter, never on other
 //!   4xx. `Retry-After` (delay-seconds or an HTTP date; a date already past means now) is honoured
@@ -31,16 +34,19 @@
 //! with the upstream's `Retry-After` when it sent one.
 
 use super::ProviderError;
+use crate::telemetry::http_client::{self, Attempt};
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// The tracing target of upstream call events.
 pub const LOG_TARGET: &str = "linkgate::upstream";
@@ -168,6 +174,7 @@ pub struct UpstreamRequest {
     operation: &'static str,
     method: Method,
     url: Url,
+    template: Option<Cow<'static, str>>,
     headers: Vec<(HeaderName, Header)>,
     body: Option<Bytes>,
     retry: Retry,
@@ -179,7 +186,7 @@ impl std::fmt::Debug for UpstreamRequest {
         f.debug_struct("UpstreamRequest")
             .field("operation", &self.operation)
             .field("method", &self.method)
-            .field("path", &self.url.path())
+            .field("template", &self.template)
             .field("headers", &self.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>())
             .field("retry", &self.retry)
             .finish_non_exhaustive()
@@ -188,7 +195,16 @@ impl std::fmt::Debug for UpstreamRequest {
 
 impl UpstreamRequest {
     fn new(operation: &'static str, method: Method, url: Url) -> Self {
-        Self { operation, method, url, headers: Vec::new(), body: None, retry: Retry::Idempotent, deadline: None }
+        Self {
+            operation,
+            method,
+            url,
+            template: None,
+            headers: Vec::new(),
+            body: None,
+            retry: Retry::Idempotent,
+            deadline: None,
+        }
     }
 
     /// A GET of `url` (put query parameters on the URL). `operation` names the call in logs.
@@ -241,6 +257,14 @@ impl UpstreamRequest {
     /// sensitive, never logged.
     pub fn secret_header(mut self, name: HeaderName, value: &SecretString) -> Self {
         self.headers.push((name, Header::Secret(value.clone())));
+        self
+    }
+
+    /// Names the URL's path template relative to the provider's base URL, every id and token a
+    /// `{placeholder}` (`/links/{link_id}`): the attempts' trace spans are named by it, as they
+    /// must never record the URL itself.
+    pub fn template(mut self, template: impl Into<Cow<'static, str>>) -> Self {
+        self.template = Some(template.into());
         self
     }
 
@@ -352,7 +376,8 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// linkgate's request id of the call, for providers that take a client trace id.
     pub request_id: Option<String>,
-    /// The caller's W3C `traceparent`, sent on to every provider unchanged.
+    /// The caller's W3C `traceparent`, sent on to every provider unchanged unless traces are
+    /// exported (then the attempt's own span is the parent).
     pub traceparent: Option<String>,
 }
 
@@ -544,49 +569,43 @@ impl Upstream {
                 return Err(ProviderError::Unavailable { retry_after: None });
             }
             let timeout = self.config.attempt_timeout.min(deadline - now);
-            let (outcome, answer) = self.attempt(&request, timeout, &call_id).await;
+            let span = http_client::attempt_span(&Attempt {
+                provider: self.config.provider,
+                operation: request.operation,
+                method: request.method.as_str(),
+                url: &request.url,
+                template: request.template.as_deref(),
+                number: attempt,
+            });
+            let (outcome, answer) = self.attempt(&request, timeout, &call_id).instrument(span.clone()).await;
             let latency = now.elapsed();
+            match &outcome {
+                Outcome::Answer { status, .. } => http_client::record_answer(&span, status.as_u16()),
+                failure => http_client::record_failure(&span, error_type(failure)),
+            }
             let verdict = verdict(request.operation, &outcome, request.retry);
-            let request_id = answer.as_ref().and_then(|a| a.request_id.clone());
-            match verdict {
-                Verdict::Accept => {
-                    self.log_attempt(&request, &call_id, attempt, latency, &outcome, request_id.as_deref(), "accepted");
-                    return Ok(answer.expect("an accepted outcome carries its answer"));
-                }
-                Verdict::Fail(error) => {
-                    self.log_attempt(&request, &call_id, attempt, latency, &outcome, request_id.as_deref(), "failed");
-                    return Err(error);
-                }
-                Verdict::Retry { error, retry_after } => {
+            let wait = match &verdict {
+                Verdict::Retry { retry_after, .. } => {
                     let policy = RetryPolicy { max_attempts, ..self.config.retry.clone() };
-                    let unit = rand::random::<f64>();
-                    match next_wait(&policy, attempt, retry_after, unit, Instant::now(), deadline) {
-                        Some(wait) => {
-                            self.log_attempt(
-                                &request,
-                                &call_id,
-                                attempt,
-                                latency,
-                                &outcome,
-                                request_id.as_deref(),
-                                "retrying",
-                            );
-                            tokio::time::sleep(wait).await;
-                        }
-                        None => {
-                            self.log_attempt(
-                                &request,
-                                &call_id,
-                                attempt,
-                                latency,
-                                &outcome,
-                                request_id.as_deref(),
-                                "gave up",
-                            );
-                            return Err(error);
-                        }
-                    }
+                    next_wait(&policy, attempt, *retry_after, rand::random::<f64>(), Instant::now(), deadline)
                 }
+                Verdict::Accept | Verdict::Fail(_) => None,
+            };
+            let result = match (&verdict, wait) {
+                (Verdict::Accept, _) => "accepted",
+                (Verdict::Fail(_), _) => "failed",
+                (Verdict::Retry { .. }, Some(_)) => "retrying",
+                (Verdict::Retry { .. }, None) => "gave up",
+            };
+            let request_id = answer.as_ref().and_then(|a| a.request_id.as_deref());
+            span.in_scope(|| self.log_attempt(&request, &call_id, attempt, latency, &outcome, request_id, result));
+            match verdict {
+                Verdict::Accept => return Ok(answer.expect("an accepted outcome carries its answer")),
+                Verdict::Fail(error) => return Err(error),
+                Verdict::Retry { error, .. } => match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(error),
+                },
             }
         }
     }
@@ -669,6 +688,18 @@ impl Upstream {
             target: LOG_TARGET, provider = self.config.provider, operation = request.operation, call_id,
             attempts, latency_ms = started.elapsed().as_millis() as u64, outcome = "gave up", error = why, "upstream call"
         );
+    }
+}
+
+/// What failed, as a span's `error.type`: a short fixed token, unlike the log's words.
+fn error_type(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Answer { .. } => "answer",
+        Outcome::Connect => "connection_failed",
+        Outcome::Timeout => "timeout",
+        Outcome::Interrupted => "connection_dropped",
+        Outcome::TooLarge => "response_too_large",
+        Outcome::Unbuildable(_) => "request_unbuildable",
     }
 }
 

@@ -17,6 +17,7 @@ use crate::domain::{ApiKey, Scope, StoredName, TenantId, now};
 use crate::error::Error;
 use crate::providers::upstream_client::{CallContext, within};
 use crate::store::Store;
+use crate::telemetry::{self, rpc::RpcBody};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures::future::BoxFuture;
@@ -347,7 +348,7 @@ where
     B: Send + 'static,
     R: Default,
 {
-    type Response = http::Response<R>;
+    type Response = http::Response<RpcBody<R>>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -362,7 +363,7 @@ where
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
             if is_public(request.uri().path()) {
-                return inner.call(request).await;
+                return Ok(inner.call(request).await?.map(RpcBody::untraced));
             }
             let started = Instant::now();
             let method = request.uri().path().to_owned();
@@ -383,19 +384,12 @@ where
             match verified.and_then(|identity| identity.permits(&method).map(|()| identity)) {
                 Ok(identity) => {
                     // One span per call, so every log line of the call names its request id, its
-                    // tenant and the caller's W3C trace context when it sent one. It is made once
-                    // the tenant is known: recording a field later makes the log layer format
-                    // every field again.
-                    let span = tracing::info_span!(
-                        "rpc",
-                        method = %method,
-                        request_id = %request_id,
-                        traceparent = traceparent.as_deref(),
-                        tenant = %identity.tenant,
-                    );
-                    if let Some(traceparent) = &traceparent {
-                        crate::telemetry::continue_trace(&span, traceparent);
-                    }
+                    // tenant and the caller's W3C trace context when it sent one, and the trace
+                    // shows the call as an RPC. It is made once the tenant is known: recording a
+                    // field later makes the log layer format every field again. The response's
+                    // body holds it until the call ends.
+                    let span =
+                        telemetry::rpc::server_span(&method, &request_id, traceparent.as_deref(), &identity.tenant);
                     request.extensions_mut().insert(Caller {
                         tenant: identity.tenant,
                         api_key_id: identity.api_key_id,
@@ -403,8 +397,9 @@ where
                         method: method.clone(),
                         started,
                     });
-                    let response = within(context, inner.call(request)).instrument(span).await?;
-                    Ok(super::wire_errors::with_reason(response, &method, &request_id, started.elapsed()))
+                    let response = within(context, inner.call(request)).instrument(span.clone()).await?;
+                    let response = super::wire_errors::with_reason(response, &method, &request_id, started.elapsed());
+                    Ok(telemetry::rpc::traced(response, span))
                 }
                 Err(error) => {
                     error.log(&request_id);
@@ -413,9 +408,9 @@ where
                         ErrorReason::ScopeRequired => "scope_required",
                         _ => "unauthenticated",
                     };
-                    crate::telemetry::metrics::metrics().rejections.with_label_values(&[limit]).inc();
+                    telemetry::metrics::metrics().rejections.with_label_values(&[limit]).inc();
                     let status = error.into_status(&request_id);
-                    crate::telemetry::metrics::record_rpc(&method, status.code(), started.elapsed());
+                    telemetry::metrics::record_rpc(&method, status.code(), started.elapsed());
                     Ok(status.into_http())
                 }
             }

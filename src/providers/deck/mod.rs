@@ -184,6 +184,7 @@ impl Deck {
         let (operation, path, retry) = route.spec();
         let mut request = UpstreamRequest::post_json(operation, endpoint(&self.base_url, path), body)
             .map_err(Failure::Other)?
+            .template(path)
             .header(CLIENT_ID_HEADER, self.client_id.clone())
             .secret_header(SECRET_HEADER, &self.secret)
             .retry(retry);

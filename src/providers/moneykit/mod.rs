@@ -228,6 +228,26 @@ impl Route {
             Self::Delete => ("moneykit.delete_link", Idempotent),
         }
     }
+
+    /// The path template, for traces: the URLs themselves carry link ids.
+    fn template(self) -> &'static str {
+        match self {
+            Self::Token => "/auth/token",
+            Self::Jwks => "/.well-known/jwks.json",
+            Self::Institutions => "/institutions",
+            Self::Institution => "/institutions/{institution_id}",
+            Self::LinkSession => "/link-session",
+            Self::Exchange => "/link-session/exchange-token",
+            Self::Link | Self::UpdateLink | Self::Delete => "/links/{link_id}",
+            Self::Accounts => "/links/{link_id}/accounts",
+            Self::AccountNumbers => "/links/{link_id}/accounts/numbers",
+            Self::Identity => "/links/{link_id}/identity",
+            Self::TransactionSync => "/links/{link_id}/transactions/sync",
+            Self::Holdings => "/links/{link_id}/investments/holdings",
+            Self::InvestmentTransactions => "/links/{link_id}/investments/transactions",
+            Self::Refresh => "/links/{link_id}/products",
+        }
+    }
 }
 
 /// How a call is sent.
@@ -341,6 +361,7 @@ impl MoneyKit {
         ];
         let (operation, retry) = Route::Token.spec();
         let request = UpstreamRequest::post_form(operation, self.url(&["auth", "token"], &[]), &fields)
+            .template(Route::Token.template())
             .header(VERSION_HEADER, self.version.clone())
             .retry(retry);
         let reply = self.upstream.send(request).await?;
@@ -380,7 +401,8 @@ impl MoneyKit {
             }
             .header(VERSION_HEADER, self.version.clone())
             .secret_header(AUTHORIZATION, &bearer.header)
-            .retry(retry);
+            .retry(retry)
+            .template(route.template());
             let reply = self.upstream.send(request).await?;
             if reply.is_success() {
                 return Ok(reply);
@@ -994,6 +1016,7 @@ impl WebhookScheme for MoneyKit {
     async fn signing_key(&self, kid: &str) -> ProviderResult<Option<Jwk>> {
         let (operation, retry) = Route::Jwks.spec();
         let request = UpstreamRequest::get(operation, self.url(&[".well-known", "jwks.json"], &[]))
+            .template(Route::Jwks.template())
             .header(
                 HeaderName::from_static("x-client-id"),
                 HeaderValue::from_str(&self.client_id).map_err(|_| ProviderError::Protocol {

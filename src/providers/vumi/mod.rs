@@ -188,7 +188,8 @@ impl Vumi {
     async fn login(&self) -> ProviderResult<SessionToken> {
         let body = wire::Login { client_id: &self.client_id, client_secret: self.secret.expose_secret() };
         // A repeated login is harmless: only the session from the last answer is kept.
-        let request = UpstreamRequest::post_json("vumi.auth_login", endpoint(&self.base_url, "/auth/login"), &body)?;
+        let request = UpstreamRequest::post_json("vumi.auth_login", endpoint(&self.base_url, "/auth/login"), &body)?
+            .template("/auth/login");
         let reply = self.upstream.send(traced(request)).await?;
         if !reply.is_success() {
             return Err(ProviderError::Rejected {
@@ -319,31 +320,40 @@ impl Route<'_> {
             url.path_segments_mut().expect("an http URL has a path").extend(segments);
             url
         };
-        Ok(match self {
+        let request = match self {
             Self::StartFlow(body) => {
                 UpstreamRequest::post_json(operation, at("/commands/connections/start-flow", &[]), body)?
+                    .template("/commands/connections/start-flow")
             }
             Self::Pending { external_id } => {
                 let mut url = at("/queries/connections/pending", &[]);
                 url.query_pairs_mut().append_pair("externalId", external_id);
-                UpstreamRequest::get(operation, url)
+                UpstreamRequest::get(operation, url).template("/queries/connections/pending")
             }
             // Single use: when an attempt consumed the token and its answer was lost, a retry
             // answers 404, which is no worse than not retrying; when it did not, it saves the link.
             Self::Exchange { public_token } => {
                 UpstreamRequest::post(operation, at("/commands/connections/exchange", &[public_token]))
                     .retry(Retry::Idempotent)
+                    .template("/commands/connections/exchange/{public_token}")
             }
-            Self::Status { token } => UpstreamRequest::get(operation, at("/queries/connections", &[token])),
-            Self::Entities => UpstreamRequest::get(operation, at("/queries/entities", &[])),
-            Self::Delete { token } => UpstreamRequest::delete(operation, at("/commands/connections", &[token])),
+            Self::Status { token } => UpstreamRequest::get(operation, at("/queries/connections", &[token]))
+                .template("/queries/connections/{token}"),
+            Self::Entities => {
+                UpstreamRequest::get(operation, at("/queries/entities", &[])).template("/queries/entities")
+            }
+            Self::Delete { token } => UpstreamRequest::delete(operation, at("/commands/connections", &[token]))
+                .template("/commands/connections/{token}"),
             Self::Data { token, data } => {
                 let mut url = at("/queries/connections", &[token]);
                 url.path_segments_mut().expect("an http URL has a path").extend(data.spec().1);
                 UpstreamRequest::get(operation, url)
+                    .template(format!("/queries/connections/{{token}}/{}", data.spec().1.join("/")))
             }
-            Self::WebhookKey { key_id } => UpstreamRequest::get(operation, at("/webhook_verification", &[key_id])),
-        })
+            Self::WebhookKey { key_id } => UpstreamRequest::get(operation, at("/webhook_verification", &[key_id]))
+                .template("/webhook_verification/{key_id}"),
+        };
+        Ok(request)
     }
 }
 
