@@ -62,3 +62,42 @@ async fn deleted_connections_are_not_woken_and_old_processed_deliveries_are_prun
     );
 }
 conformance!(deleted_connections_are_not_woken_and_old_processed_deliveries_are_pruned);
+
+async fn a_webhook_naming_a_connection_being_polled_makes_it_due_again_once_the_poll_ends(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let t0 = now();
+    let polled = connection(tenant, "user-1", PROVIDER);
+    create_connection(&*store, &polled, t0).await;
+    let taken = leased_ids(&store.lease_connections(&lease("replica-a", t0, 10)).await.unwrap().items);
+    assert_eq!(taken, BTreeSet::from([polled.id]));
+
+    // While replica A polls (the provider may have answered already), another replica takes in
+    // a webhook about the connection.
+    store.record_webhook(&delivery(PROVIDER, "whk_during_poll", Some(upstream_ref_of(&polled)), t0)).await.unwrap();
+    assert_eq!(store.process_webhooks(t0, 10).await.unwrap().connections, 1);
+    assert!(store.lease_connections(&lease("replica-b", now(), 10)).await.unwrap().items.is_empty(), "A holds it");
+
+    // A stores what it read, scheduling its next poll an hour away: the webhook's wins.
+    let current = store.get_connection(tenant, polled.id).await.unwrap().unwrap();
+    store
+        .save_connection(&current, Some(t0 + Duration::hours(1)), None, ConnectionEventType::StateChanged)
+        .await
+        .unwrap();
+    let again = leased_ids(&store.lease_connections(&lease("replica-b", now(), 10)).await.unwrap().items);
+    assert_eq!(again, BTreeSet::from([polled.id]), "due again as soon as the poll ended");
+
+    // A poll that ends by rescheduling (a provider error, say) honours a webhook too.
+    store.record_webhook(&delivery(PROVIDER, "whk_during_retry", Some(upstream_ref_of(&polled)), now())).await.unwrap();
+    assert_eq!(store.process_webhooks(now(), 10).await.unwrap().connections, 1);
+    store.reschedule_connection(tenant, polled.id, Some(now() + Duration::hours(1))).await.unwrap();
+    let retried = leased_ids(&store.lease_connections(&lease("replica-c", now(), 10)).await.unwrap().items);
+    assert_eq!(retried, BTreeSet::from([polled.id]), "due again as soon as the retry was scheduled");
+
+    // Once: without another webhook, the next poll's schedule stands.
+    store
+        .save_connection(&current, Some(now() + Duration::hours(1)), None, ConnectionEventType::StateChanged)
+        .await
+        .unwrap();
+    assert!(store.lease_connections(&lease("replica-d", now(), 10)).await.unwrap().items.is_empty(), "polled once");
+}
+conformance!(a_webhook_naming_a_connection_being_polled_makes_it_due_again_once_the_poll_ends);

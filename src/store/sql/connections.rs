@@ -15,15 +15,17 @@ macro_rules! impl_connection_store {
                 next_poll_at: Option<crate::domain::Timestamp>,
             ) -> sqlx::Result<bool> {
                 use crate::domain::StoredName;
-                let updated = sqlx::query(
-                    "UPDATE connections SET state = $3, snapshot = $4, next_poll_at = $5, lease_owner = NULL, \
-                     lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
-                )
+                let updated = sqlx::query(concat!(
+                    "UPDATE connections SET state = $3, snapshot = $4, ",
+                    super::sql::connections::next_poll!("$5", "$6"),
+                    ", lease_owner = NULL, lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'"
+                ))
                 .bind(c.tenant_id.0)
                 .bind(c.id)
                 .bind(c.state.name())
                 .bind(sqlx::types::Json(c))
                 .bind(next_poll_at)
+                .bind(crate::domain::now())
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
@@ -300,15 +302,16 @@ macro_rules! impl_connection_store {
                 owner: &str,
                 next_poll_at: Option<crate::domain::Timestamp>,
             ) -> super::StoreResult<bool> {
-                let released = sqlx::query(
-                    "UPDATE connections SET lease_owner = NULL, lease_expires_at = NULL, \
-                     next_poll_at = COALESCE($4, next_poll_at) \
-                     WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND state <> 'deleted'",
-                )
+                let released = sqlx::query(concat!(
+                    "UPDATE connections SET lease_owner = NULL, lease_expires_at = NULL, ",
+                    super::sql::connections::next_poll!("COALESCE($4, next_poll_at)", "$5"),
+                    " WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND state <> 'deleted'"
+                ))
                 .bind(tenant.0)
                 .bind(id)
                 .bind(owner)
                 .bind(next_poll_at)
+                .bind(crate::domain::now())
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -321,13 +324,15 @@ macro_rules! impl_connection_store {
                 id: uuid::Uuid,
                 next_poll_at: Option<crate::domain::Timestamp>,
             ) -> super::StoreResult<()> {
-                sqlx::query(
-                    "UPDATE connections SET next_poll_at = $3, lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'",
-                )
+                sqlx::query(concat!(
+                    "UPDATE connections SET ",
+                    super::sql::connections::next_poll!("$3", "$4"),
+                    ", lease_owner = NULL, lease_expires_at = NULL WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'"
+                ))
                 .bind(tenant.0)
                 .bind(id)
                 .bind(next_poll_at)
+                .bind(crate::domain::now())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -382,3 +387,13 @@ macro_rules! impl_connection_store {
 }
 
 pub(in crate::store) use impl_connection_store;
+
+/// The assignments that end a poll's hold on a connection: due at `$scheduled`, unless a webhook
+/// named it while it was polled (`poll_again`), which makes it due at `$now` instead.
+macro_rules! next_poll {
+    ($scheduled:literal, $now:literal) => {
+        concat!("next_poll_at = CASE WHEN poll_again THEN ", $now, " ELSE ", $scheduled, " END, poll_again = FALSE")
+    };
+}
+
+pub(in crate::store) use next_poll;

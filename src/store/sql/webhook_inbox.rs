@@ -39,13 +39,18 @@ macro_rules! impl_webhook_inbox_store {
                 .await?;
                 let mut processed = super::WebhooksProcessed { deliveries: taken.len() as u64, connections: 0 };
                 for (provider, subject_hash) in &taken {
-                    // A connection being polled right now keeps its lease; its next round after
-                    // this one picks the change up. A delivery naming no connection could be about
-                    // any import still running, so all of them are looked at.
+                    // A connection being polled right now keeps its lease, and is marked to be
+                    // polled again as soon as that poll stores its outcome: the poll may have read
+                    // the provider before this change. A delivery naming no connection could be
+                    // about any import still running, so all of them are looked at.
                     let nudged = sqlx::query(
-                        "UPDATE connections SET next_poll_at = $3 WHERE provider = $1 \
+                        "UPDATE connections SET \
+                         next_poll_at = CASE WHEN next_poll_at IS NULL OR next_poll_at > $3 THEN $3 ELSE next_poll_at END, \
+                         poll_again = (poll_again OR (lease_expires_at IS NOT NULL AND lease_expires_at >= $3)) \
+                         WHERE provider = $1 \
                          AND (upstream_ref_hash = $2 OR ($2 IS NULL AND state IN ('pending', 'refreshing'))) \
-                         AND handle_sealed IS NOT NULL AND (next_poll_at IS NULL OR next_poll_at > $3)",
+                         AND handle_sealed IS NOT NULL \
+                         AND (next_poll_at IS NULL OR next_poll_at > $3 OR lease_expires_at >= $3)",
                     )
                     .bind(provider)
                     .bind(subject_hash.as_deref())
