@@ -125,7 +125,8 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransportSettings {
     /// Longest a new gRPC connection may take to complete its TLS handshake (when TLS is on) and
-    /// send the HTTP/2 connection preface (its first 24 bytes) before it is closed.
+    /// send the HTTP/2 connection preface (gRPC-Web over HTTP/1.1: its first request's head)
+    /// before it is closed.
     #[arg(long, env = "LINKGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
