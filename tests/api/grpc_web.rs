@@ -130,7 +130,7 @@ async fn a_refused_caller_gets_the_status_and_reason_grpc_gives() {
     let key = app.create_tenant("web").await;
     let request = pb::ListProvidersRequest::default();
 
-    let over_grpc = app.link.list_providers(request.clone()).await.expect_err("no key, no dev mode");
+    let over_grpc = app.link.list_providers(request).await.expect_err("no key, no dev mode");
     let over_web = answer(post(&app, "LinkService/ListProviders", &request, &[]).send().await.unwrap()).await.status;
     assert_eq!(over_web.code(), over_grpc.code());
     assert_eq!(over_web.code(), tonic::Code::Unauthenticated);
