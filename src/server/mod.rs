@@ -1,5 +1,6 @@
 //! Assembling and running a replica: the store, the sealer, the gRPC server with health and
-//! reflection (and gRPC-Web on its port), the HTTP listener, the event tailer and the sync engine, and their orderly stop.
+//! reflection (and gRPC-Web on its port), the HTTP listener, the event tailer and the sync
+//! engine, and their orderly stop.
 
 pub mod admission;
 pub mod auth;
@@ -305,8 +306,8 @@ impl Storage {
 }
 
 /// The gRPC listener's TLS acceptor, when certificates are configured: HTTP/2 by ALPN (HTTP/1.1
-/// for gRPC-Web clients that offer nothing else), and with
-/// a client CA, only clients holding a certificate it signed.
+/// for gRPC-Web clients that offer nothing else), and with a client CA, only clients holding a
+/// certificate it signed.
 fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<TlsAcceptor>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};

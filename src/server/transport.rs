@@ -61,10 +61,11 @@ impl ConnectionCap {
 pub type Socket = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// The gRPC listener's connections, capped, each with its TLS handshake done (when `tls` is
-/// set) and its opening (HTTP/2 preface or HTTP/1.1 request head) due within the handshake timeout of the accept. Sockets have Nagle's
-/// algorithm off (a response written in several pieces would otherwise wait for the client's
-/// delayed ACK: 40 ms per call) and TCP keepalive on, so a peer that vanished is noticed. TLS
-/// handshakes run in tasks of their own, so a slow one holds up no other connection.
+/// set) and its opening (HTTP/2 preface or HTTP/1.1 request head) due within the handshake
+/// timeout of the accept. Sockets have Nagle's algorithm off (a response written in several
+/// pieces would otherwise wait for the client's delayed ACK: 40 ms per call) and TCP keepalive
+/// on, so a peer that vanished is noticed. TLS handshakes run in tasks of their own, so a slow
+/// one holds up no other connection.
 pub fn grpc_incoming(
     listener: TcpListener,
     bounds: &TransportSettings,
