@@ -1,6 +1,6 @@
 //! gRPC-Web on the gRPC port, spoken at the HTTP level over HTTP/1.1 as a browser would: calls and
-//! server streams answer as over gRPC, a refused caller gets gRPC's status and reason, and CORS
-//! lets only the configured origins' pages call.
+//! server streams answer as over gRPC and are counted alike, a refused caller gets gRPC's status
+//! and reason, and CORS lets only the configured origins' pages call.
 
 use crate::support::database::Backend;
 use crate::support::server::{PATIENCE, TestApp, spawn_app_with};
@@ -97,9 +97,16 @@ fn parse_trailers(payload: &[u8]) -> HeaderMap {
         .collect()
 }
 
+/// Calls of ListProviders the RPC metrics counted with `code`.
+fn list_providers_counted(code: &str) -> u64 {
+    let labels = ["linkgate.v1.LinkService", "ListProviders", code];
+    linkgate::telemetry::metrics::metrics().rpc_requests.with_label_values(&labels).get()
+}
+
 #[tokio::test]
 async fn unary_calls_answer_as_over_grpc_and_plain_grpc_over_http1_is_refused() {
     let app = app().await;
+    let counted = list_providers_counted("OK");
     let answer = answer(
         post(&app, "LinkService/ListProviders", &pb::ListProvidersRequest::default(), &[]).send().await.unwrap(),
     )
@@ -110,6 +117,7 @@ async fn unary_calls_answer_as_over_grpc_and_plain_grpc_over_http1_is_refused() 
     let [message] = answer.messages.as_slice() else { panic!("one message, got {}", answer.messages.len()) };
     let providers = pb::ListProvidersResponse::decode(message.clone()).expect("the response message").providers;
     assert!(providers.iter().any(|provider| provider.id == "sandbox" && provider.enabled), "{providers:?}");
+    assert_eq!(list_providers_counted("OK"), counted + 1, "counted in the RPC metrics like a gRPC call");
 
     // gRPC itself needs HTTP/2: over HTTP/1.1 only gRPC-Web is spoken.
     let plain = client()
@@ -129,6 +137,7 @@ async fn a_refused_caller_gets_the_status_and_reason_grpc_gives() {
     let mut app = app().await;
     let key = app.create_tenant("web").await;
     let request = pb::ListProvidersRequest::default();
+    let counted = list_providers_counted("UNAUTHENTICATED");
 
     let over_grpc = app.link.list_providers(request).await.expect_err("no key, no dev mode");
     let over_web = answer(post(&app, "LinkService/ListProviders", &request, &[]).send().await.unwrap()).await.status;
@@ -136,6 +145,7 @@ async fn a_refused_caller_gets_the_status_and_reason_grpc_gives() {
     assert_eq!(over_web.code(), tonic::Code::Unauthenticated);
     assert_eq!(reason(&over_web), reason(&over_grpc));
     assert_eq!(over_web.message(), over_grpc.message());
+    assert_eq!(list_providers_counted("UNAUTHENTICATED"), counted + 2, "both refusals counted alike");
 
     let bearer = format!("Bearer {key}");
     let authed =
