@@ -32,6 +32,9 @@ pub struct Settings {
     pub transport: TransportSettings,
 
     #[command(flatten)]
+    pub grpc_web: GrpcWebSettings,
+
+    #[command(flatten)]
     pub providers: ProviderSettings,
 
     #[command(flatten)]
@@ -122,7 +125,8 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransportSettings {
     /// Longest a new gRPC connection may take to complete its TLS handshake (when TLS is on) and
-    /// send the HTTP/2 connection preface (its first 24 bytes) before it is closed.
+    /// send the HTTP/2 connection preface (gRPC-Web over HTTP/1.1: its first request's head)
+    /// before it is closed.
     #[arg(long, env = "LINKGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
@@ -145,6 +149,33 @@ impl Default for TransportSettings {
             max_connections: 10_000,
         }
     }
+}
+
+/// gRPC-Web on the gRPC port: which web origins browsers may call it from.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GrpcWebSettings {
+    /// Web origins (`scheme://host[:port]`, comma-separated) whose pages may call linkgate over
+    /// gRPC-Web from a browser (CORS). None by default: browsers refuse cross-origin calls, while
+    /// gRPC-Web from non-browser clients and same-origin pages works regardless.
+    #[arg(long, env = "LINKGATE_GRPC_WEB_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub grpc_web_allowed_origins: Vec<http::HeaderValue>,
+}
+
+/// A web origin as browsers send it in `Origin`: http or https, a host, the port only when it is
+/// not the scheme's default, no path. Anything else could never match, so it is refused at start
+/// with the form that would (a trailing slash or an upper-case host are the usual slips).
+fn parse_origin(text: &str) -> Result<http::HeaderValue, String> {
+    let text = text.trim();
+    let url = reqwest::Url::parse(text)
+        .map_err(|error| format!("{text:?} is not an origin like https://app.example.com: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{text:?} is not an http or https origin"));
+    }
+    let origin = url.origin().ascii_serialization();
+    if origin != text {
+        return Err(format!("{text:?} is not an origin as browsers send it; did you mean {origin:?}?"));
+    }
+    http::HeaderValue::from_str(&origin).map_err(|error| format!("{text:?}: {error}"))
 }
 
 /// Provider switches and settings.
@@ -665,6 +696,22 @@ mod tests {
         }
         let error = <Cli as clap::Parser>::try_parse_from(["linkgate", "--sync-tick", "soon"]).unwrap_err();
         assert!(error.to_string().contains("--sync-tick"), "{error}");
+    }
+
+    #[test]
+    fn grpc_web_origins_are_exact_browser_origins() {
+        assert!(parse(&[]).grpc_web.grpc_web_allowed_origins.is_empty(), "none by default");
+        let listed = parse(&["--grpc-web-allowed-origins", "https://app.example.com,http://127.0.0.1:5173"]);
+        assert_eq!(listed.grpc_web.grpc_web_allowed_origins, ["https://app.example.com", "http://127.0.0.1:5173"]);
+        for (origin, hint) in [
+            ("https://app.example.com/", "did you mean \"https://app.example.com\""),
+            ("https://App.example.com", "did you mean \"https://app.example.com\""),
+            ("https://app.example.com:443", "did you mean \"https://app.example.com\""),
+            ("*", "is not an origin"),
+            ("ftp://files.example.com", "not an http or https origin"),
+        ] {
+            assert!(parse_origin(origin).unwrap_err().contains(hint), "{origin}: {:?}", parse_origin(origin));
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Assembling and running a replica: the store, the sealer, the gRPC server with health and
-//! reflection, the HTTP listener, the event tailer and the sync engine, and their orderly stop.
+//! reflection (and gRPC-Web on its port), the HTTP listener, the event tailer and the sync
+//! engine, and their orderly stop.
 
 pub mod admission;
 pub mod auth;
+pub mod grpc_web;
 pub mod http_listener;
 pub mod readiness;
 pub mod transport;
@@ -18,7 +20,9 @@ use crate::app::audit::AuditWriter;
 use crate::app::page_token::PageTokens;
 use crate::app::sync::SyncOptions;
 use crate::app::{App, AppParts};
-use crate::config::{DatabaseSettings, LimitSettings, SecretSettings, Settings, TlsSettings, TransportSettings};
+use crate::config::{
+    DatabaseSettings, GrpcWebSettings, LimitSettings, SecretSettings, Settings, TlsSettings, TransportSettings,
+};
 use crate::crypto::Sealer;
 use crate::pb;
 use crate::pb::account_service_server::AccountServiceServer;
@@ -63,6 +67,7 @@ pub struct Application {
     authenticator: Arc<Authenticator>,
     limits: LimitSettings,
     transport: TransportSettings,
+    grpc_web: GrpcWebSettings,
     tls: Option<TlsAcceptor>,
     events_recheck: Duration,
     event_retention: Duration,
@@ -128,6 +133,7 @@ impl Application {
             authenticator,
             limits: settings.limits,
             transport: settings.transport,
+            grpc_web: settings.grpc_web,
             tls,
             events_recheck: settings.sync.events_recheck,
             event_retention: settings.sync.event_retention,
@@ -162,6 +168,7 @@ impl Application {
             authenticator,
             limits,
             transport,
+            grpc_web,
             tls,
             grpc,
             http,
@@ -220,6 +227,12 @@ impl Application {
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .max_concurrent_streams(Some(limits.max_concurrent_streams))
             .timeout(limits.request_timeout)
+            // gRPC-Web arrives over HTTP/1.1 as well as HTTP/2; plain HTTP/1.1 gRPC is refused by
+            // the gRPC-Web layer (400). CORS answers preflights before anything else runs; each
+            // gRPC-Web call is then plain gRPC to the layers and services inside.
+            .accept_http1(true)
+            .layer(grpc_web::cors(&grpc_web.grpc_web_allowed_origins))
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(AdmissionLayer::new(limits.max_in_flight, readiness))
             .layer(AuthLayer::new(authenticator))
             .add_service(health_service)
@@ -292,8 +305,9 @@ impl Storage {
     }
 }
 
-/// The gRPC listener's TLS acceptor, when certificates are configured: HTTP/2 by ALPN, and with
-/// a client CA, only clients holding a certificate it signed.
+/// The gRPC listener's TLS acceptor, when certificates are configured: HTTP/2 by ALPN (HTTP/1.1
+/// for gRPC-Web clients that offer nothing else), and with a client CA, only clients holding a
+/// certificate it signed.
 fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<TlsAcceptor>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -321,7 +335,7 @@ fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<TlsAcceptor>> {
     let key = PrivateKeyDer::from_pem_slice(&read(key)?)
         .with_context(|| format!("parsing the private key in {}", key.display()))?;
     let mut config = builder.with_single_cert(certificates(cert)?, key).context("the TLS certificate and its key")?;
-    config.alpn_protocols.push(b"h2".to_vec());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
 

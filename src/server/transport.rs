@@ -1,11 +1,13 @@
 //! Bounds on connections before any call starts, on both listeners: a cap on open connections
 //! per listener (one past it is closed as accepted), the gRPC handshake timeout (a connection
-//! must complete its TLS handshake, when TLS is on, and send the HTTP/2 connection preface in
-//! time; linkgate accepts TLS itself so the preface is counted in plaintext) and the HTTP
-//! header-read timeout. Each connection closed by a bound is counted in
-//! `linkgate_rejections_total{limit}` as `connection_cap`, `handshake_timeout` or
-//! `header_timeout`. After the handshake, HTTP/2 and TCP keepalive reclaim gRPC clients that
-//! vanished.
+//! must complete its TLS handshake, when TLS is on, and then send the HTTP/2 connection preface,
+//! or for gRPC-Web over HTTP/1.1 its first request's head, in time; linkgate accepts TLS itself
+//! so these are counted in plaintext) and the HTTP header-read timeout. Each connection closed by
+//! a bound is counted in `linkgate_rejections_total{limit}` as `connection_cap`,
+//! `handshake_timeout` or `header_timeout`. After the handshake, HTTP/2 and TCP keepalive
+//! reclaim gRPC clients that vanished; on an HTTP/1.1 connection of the gRPC port each later
+//! request's head is due within hyper's header-read timeout (30 s, which tonic turns on), idle
+//! waits included.
 
 use crate::config::TransportSettings;
 use std::convert::Infallible;
@@ -26,8 +28,10 @@ use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
-/// The HTTP/2 client connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") is 24 bytes.
-const PREFACE_BYTES: usize = 24;
+/// The empty line that ends an HTTP/1.1 request's head. The HTTP/2 client connection preface
+/// ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") holds one too, in its first 18 bytes, so waiting for
+/// it bounds both protocols' openings alike.
+const HEAD_END: &[u8; 4] = b"\r\n\r\n";
 
 fn count(limit: &str) {
     crate::telemetry::metrics::metrics().rejections.with_label_values(&[limit]).inc();
@@ -57,10 +61,11 @@ impl ConnectionCap {
 pub type Socket = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// The gRPC listener's connections, capped, each with its TLS handshake done (when `tls` is
-/// set) and its preface due within the handshake timeout of the accept. Sockets have Nagle's
-/// algorithm off (a response written in several pieces would otherwise wait for the client's
-/// delayed ACK: 40 ms per call) and TCP keepalive on, so a peer that vanished is noticed. TLS
-/// handshakes run in tasks of their own, so a slow one holds up no other connection.
+/// set) and its opening (HTTP/2 preface or HTTP/1.1 request head) due within the handshake
+/// timeout of the accept. Sockets have Nagle's algorithm off (a response written in several
+/// pieces would otherwise wait for the client's delayed ACK: 40 ms per call) and TCP keepalive
+/// on, so a peer that vanished is noticed. TLS handshakes run in tasks of their own, so a slow
+/// one holds up no other connection.
 pub fn grpc_incoming(
     listener: TcpListener,
     bounds: &TransportSettings,
@@ -113,19 +118,37 @@ async fn pause_after_accept_failed(listener: &str, error: &io::Error) {
 }
 
 /// A gRPC connection's socket: holds its listener's permit while open, and fails reads with
-/// `TimedOut` (which ends the connection) once the handshake deadline passes before the first
-/// 24 bytes (over TLS: of plaintext) arrived.
+/// `TimedOut` (which ends the connection) once the handshake deadline passes before the client
+/// sent (over TLS: in plaintext) its HTTP/2 preface or its first HTTP/1.1 request head.
 pub struct Handshaking<IO> {
     io: IO,
     _permit: OwnedSemaphorePermit,
-    /// Until the preface is in: when it is due and how many of its bytes are still missing.
+    /// Until the opening is in: when it is due and how many bytes of [`HEAD_END`] the bytes read
+    /// so far end with.
     pending: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl<IO> Handshaking<IO> {
     fn new(io: IO, permit: OwnedSemaphorePermit, deadline: Instant) -> Self {
-        Self { io, _permit: permit, pending: Some((Box::pin(tokio::time::sleep_until(deadline)), PREFACE_BYTES)) }
+        Self { io, _permit: permit, pending: Some((Box::pin(tokio::time::sleep_until(deadline)), 0)) }
     }
+}
+
+/// How many bytes of [`HEAD_END`] the stream ends with after `bytes`, given it ended with
+/// `matched` of them before; [`HEAD_END`]`.len()` once the empty line is complete.
+fn head_end_matched(mut matched: usize, bytes: &[u8]) -> usize {
+    for &byte in bytes {
+        matched = match byte {
+            _ if byte == HEAD_END[matched] => matched + 1,
+            // A CR that breaks a partial match starts a new one.
+            b'\r' => 1,
+            _ => 0,
+        };
+        if matched == HEAD_END.len() {
+            break;
+        }
+    }
+    matched
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Handshaking<IO> {
@@ -133,11 +156,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Handshaking<IO> {
         let this = &mut *self;
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        let Some((deadline, missing)) = &mut this.pending else { return polled };
+        let Some((deadline, matched)) = &mut this.pending else { return polled };
         match polled {
             Poll::Ready(Ok(())) => {
-                *missing = missing.saturating_sub(buf.filled().len() - before);
-                if *missing == 0 {
+                *matched = head_end_matched(*matched, &buf.filled()[before..]);
+                if *matched == HEAD_END.len() {
                     this.pending = None;
                 }
                 Poll::Ready(Ok(()))
@@ -148,7 +171,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Handshaking<IO> {
                 count("handshake_timeout");
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "no HTTP/2 preface within the handshake timeout",
+                    "no HTTP/2 preface or HTTP/1.1 request head within the handshake timeout",
                 )))
             }
             other => other,
@@ -235,4 +258,27 @@ pub async fn serve_http(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_opening_ends_at_the_first_empty_line_however_it_is_split() {
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let request = b"POST /linkgate.v1.LinkService/ListProviders HTTP/1.1\r\nhost: x\r\n\r\nbody";
+        for opening in [&preface[..], &request[..]] {
+            assert_eq!(head_end_matched(0, opening), HEAD_END.len());
+            for split in 0..opening.len() {
+                let (first, rest) = opening.split_at(split);
+                let matched = head_end_matched(0, first);
+                let done = matched == HEAD_END.len() || head_end_matched(matched, rest) == HEAD_END.len();
+                assert!(done, "split at {split}");
+            }
+        }
+        assert_eq!(head_end_matched(0, b"POST / HTTP/1.1\r\nhost: x\r\n"), 2, "one line ended, head not");
+        assert_eq!(head_end_matched(0, b"\r\n\r\r"), 1, "a CR that breaks a match starts one");
+        assert_eq!(head_end_matched(2, b"\n"), 0);
+    }
 }

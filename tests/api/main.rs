@@ -34,6 +34,7 @@ mod erasure;
 mod exchange;
 mod feed;
 mod flow;
+mod grpc_web;
 mod health;
 mod identity;
 mod institutions;

@@ -54,9 +54,9 @@ fn rejections(limit: &str) -> u64 {
     linkgate::telemetry::metrics::metrics().rejections.with_label_values(&[limit]).get()
 }
 
-/// Sockets that never send the HTTP/2 preface, or send it too slowly, are closed once the
-/// handshake timeout passes; connections that sent it stay open however long they idle, and
-/// their calls and streams go on.
+/// Sockets that never send the HTTP/2 preface (or for gRPC-Web, an HTTP/1.1 request head), or
+/// send it too slowly, are closed once the handshake timeout passes; connections that sent it
+/// stay open however long they idle, and their calls and streams go on.
 #[tokio::test]
 async fn grpc_connections_without_a_preface_in_time_are_closed() {
     let mut app = spawn_app_with(Backend::Sqlite, |settings| settings.transport.handshake_timeout = BOUND, None).await;
@@ -74,25 +74,19 @@ async fn grpc_connections_without_a_preface_in_time_are_closed() {
     for _ in 0..50 {
         silent.push(TcpStream::connect(app.grpc_addr).await.expect("connects"));
     }
-    // One byte of the preface every 100 ms: all 24 would take 2.4 s.
-    let mut trickle = TcpStream::connect(app.grpc_addr).await.expect("connects");
-    let trickling = tokio::spawn(async move {
-        let started = Instant::now();
-        for byte in b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" {
-            if trickle.write_all(&[*byte]).await.is_err() {
-                return started.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the whole preface was accepted at a trickle");
-    });
+    // One byte every 100 ms: the preface's opening (to its first empty line, 18 bytes) would take
+    // 1.8 s, and so would a gRPC-Web request's head over HTTP/1.1.
+    let tricklers = [&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..], b"POST /x HTTP/1.1\r\n\r\n"]
+        .map(|opening| tokio::spawn(trickle(app.grpc_addr, opening)));
     for stream in &mut silent {
         let closed = closed_within(stream, BOUND + SLACK).await.expect("a silent connection is closed");
         assert!(closed <= BOUND + SLACK, "closed after {closed:?}");
     }
-    let refused_after = trickling.await.expect("trickler");
-    assert!(refused_after < Duration::from_millis(2300), "the trickler was cut off only after {refused_after:?}");
-    assert!(rejections("handshake_timeout") - before >= 51);
+    for trickler in tricklers {
+        let refused_after = trickler.await.expect("trickler");
+        assert!(refused_after < Duration::from_millis(1700), "a trickler was cut off only after {refused_after:?}");
+    }
+    assert!(rejections("handshake_timeout") - before >= 52);
 
     // The test's own connection has idled past the timeout since its preface: it still serves.
     app.sandbox.reset_login(pb::ResetLoginRequest { connection_id: connection.id.clone() }).await.expect("unary call");
@@ -108,6 +102,20 @@ async fn grpc_connections_without_a_preface_in_time_are_closed() {
         .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
         .await
         .expect("a new client is served");
+}
+
+/// Sends `opening` to `addr` a byte every 100 ms, answering how long until the server refused
+/// the next byte.
+async fn trickle(addr: std::net::SocketAddr, opening: &'static [u8]) -> Duration {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let started = Instant::now();
+    for byte in opening {
+        if stream.write_all(&[*byte]).await.is_err() {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{:?} was accepted at a trickle", String::from_utf8_lossy(opening));
 }
 
 /// A slowloris client (a header byte every 100 ms) is closed after the header timeout, and so

@@ -8,8 +8,8 @@
 use crate::support::database::{Backend, TestDatabase};
 use clap::Parser;
 use linkgate::config::{
-    DatabaseSettings, LimitSettings, ProviderSettings, SandboxSettings, SecretSettings, Settings, SyncSettings,
-    TlsSettings, TransportSettings,
+    DatabaseSettings, GrpcWebSettings, LimitSettings, ProviderSettings, SandboxSettings, SecretSettings, Settings,
+    SyncSettings, TlsSettings, TransportSettings,
 };
 use linkgate::crypto::Sealer;
 use linkgate::pb;
@@ -73,6 +73,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             max_message_bytes: 4 * 1024 * 1024,
         },
         transport: TransportSettings::default(),
+        grpc_web: GrpcWebSettings::default(),
         providers: ProviderSettings {
             public_webhook_url: None,
             sandbox: SandboxSettings {
