@@ -82,9 +82,12 @@ async function run(baseUrl: string): Promise<void> {
   );
 
   // This stream stays open until the connection is deleted: stop it once the connection is READY.
+  // Its 30 s bound is an abort signal rather than timeoutMs: a cancelled call's deadline timer
+  // would keep Node running until it fired, while AbortSignal.timeout's does not.
   const stopWatch = new AbortController();
+  const signal = AbortSignal.any([stopWatch.signal, AbortSignal.timeout(30_000)]);
   const events = connections
-    .watchConnection({ connectionId: connection.id }, { ...call, signal: stopWatch.signal })
+    .watchConnection({ connectionId: connection.id }, { headers: call.headers, signal })
     [Symbol.asyncIterator]();
   for (let ready = false; !ready; ) {
     const next = await events.next();
@@ -93,7 +96,7 @@ async function run(baseUrl: string): Promise<void> {
     console.log(`  event ${event.eventId}: ${name(ConnectionStateSchema, event.connection!.state)}`);
     ready = event.connection!.state === ConnectionState.READY;
   }
-  // Cancel the call, then let it settle, which also clears its deadline timer.
+  // Cancel the call, then let it settle.
   stopWatch.abort();
   await events.next().catch(() => undefined);
 
