@@ -34,9 +34,9 @@ use tokio_stream::Stream;
 use uuid::Uuid;
 
 /// Messages queued per stream before its task waits for the client.
-const STREAM_BUFFER: usize = 16;
+const STREAM_BUFFER: usize = 8;
 /// Events read per store query, for a snapshot or a replay: what a stream holds beside its queue.
-const REPLAY_PAGE: i64 = 32;
+const REPLAY_PAGE: i64 = 16;
 /// How often a link session watcher re-reads the session, for changes made on other replicas.
 const LINK_SESSION_RECHECK: Duration = Duration::from_secs(1);
 
@@ -64,13 +64,25 @@ impl StreamBounds {
 pub struct WatchStream<T> {
     queue: Arc<Mutex<mpsc::Receiver<Result<T>>>>,
     _slot: StreamSlot,
+    /// A message was just yielded: the next poll pauses once, so the encoder sends it alone.
+    yielded: bool,
 }
 
 impl<T> Stream for WatchStream<T> {
     type Item = Result<T>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.queue.lock().expect("stream queue poisoned").poll_recv(cx)
+    /// One message per encoded chunk. The encoder takes every message that is ready (up to
+    /// 32 KiB) into one chunk, and HTTP/2 holds a chunk it has no window for; chunks of one
+    /// message leave what a client has not read in the queue, where it counts toward the stall
+    /// timeout and is dropped on a cut-off, instead of in buffers nothing can take back.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if std::mem::take(&mut self.yielded) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let next = self.queue.lock().expect("stream queue poisoned").poll_recv(cx);
+        self.yielded = matches!(next, Poll::Ready(Some(_)));
+        next
     }
 }
 
@@ -89,7 +101,7 @@ struct Outbox<T> {
 fn stream<T>(slot: StreamSlot, stall_timeout: Duration) -> (Outbox<T>, WatchStream<T>) {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     let queue = Arc::new(Mutex::new(rx));
-    (Outbox { tx, queue: queue.clone(), stall_timeout }, WatchStream { queue, _slot: slot })
+    (Outbox { tx, queue: queue.clone(), stall_timeout }, WatchStream { queue, _slot: slot, yielded: false })
 }
 
 impl<T> Outbox<T> {
@@ -186,19 +198,25 @@ impl App {
         };
         if !replayable {
             // The state as of the newest event, read a page at a time as the client takes it;
-            // replay goes on from that event.
-            let as_of = match self.stream_read(self.store.last_event_id()).await {
-                Ok(as_of) => as_of,
+            // replay goes on from that event. The first page is read under the same permit, so
+            // in a storm of new streams each queues for the database once, not twice.
+            let page = |as_of, after| self.store.current_events(caller.tenant, filter, as_of, after, REPLAY_PAGE);
+            let first = self.stream_read(async {
+                let as_of = self.store.last_event_id().await?;
+                Ok((as_of, page(as_of, 0).await?))
+            });
+            let (as_of, first) = match first.await {
+                Ok(first) => first,
                 Err(error) => return outbox.send(Err(error)).await,
             };
-            let mut after = 0;
+            let (mut next, mut after) = (Some(first), 0);
             loop {
-                let page = match self
-                    .stream_read(self.store.current_events(caller.tenant, filter, as_of, after, REPLAY_PAGE))
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(error) => return outbox.send(Err(error)).await,
+                let page = match next.take() {
+                    Some(page) => page,
+                    None => match self.stream_read(page(as_of, after)).await {
+                        Ok(page) => page,
+                        Err(error) => return outbox.send(Err(error)).await,
+                    },
                 };
                 let last_page = (page.len() as i64) < REPLAY_PAGE;
                 for mut event in page {
@@ -435,6 +453,21 @@ mod tests {
         assert!(!told.wants(&filter, &connection("user-2")));
         told.skipped(&event(9, other.tombstone()));
         assert_eq!(told.last, 9, "passed over, not replayed again");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_nothing_is_cut_off_and_told_why() {
+        use tokio_stream::StreamExt;
+        let slot = crate::app::limits::StreamSlots::new(1, 1).acquire(TenantId::DEV).unwrap();
+        let (outbox, mut stream) = super::stream::<u32>(slot, Duration::from_millis(20));
+        for n in 0..STREAM_BUFFER as u32 {
+            assert!(outbox.send(Ok(n)).await.is_ok(), "room for a full queue");
+        }
+        assert!(outbox.send(Ok(99)).await.is_err(), "a full queue nobody takes from stalls");
+        drop(outbox);
+        let stalled = stream.next().await.expect("the stream ends with an error").unwrap_err();
+        assert_eq!(stalled.reason(), ErrorReason::StreamStalled, "the queued messages were dropped");
+        assert!(stream.next().await.is_none());
     }
 
     #[test]

@@ -95,7 +95,7 @@ async fn a_thousand_watchers_of_one_connection_cost_one_upstream_poll_per_interv
 }
 
 /// A free port on loopback (released again for the child to bind).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -121,7 +121,7 @@ fn replica(database_url: &str, key: &str, latency: &str) -> (tokio::process::Chi
     (child, port)
 }
 
-async fn connect(port: u16) -> tonic::transport::Channel {
+pub(crate) async fn connect(port: u16) -> tonic::transport::Channel {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         match tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await {
