@@ -103,6 +103,21 @@ pub struct LimitSettings {
     #[arg(long, env = "LINKGATE_TENANT_MAX_STREAMS", default_value_t = 2000)]
     pub tenant_max_streams: usize,
 
+    /// Watch streams this replica holds open at once, all tenants together; more are refused
+    /// with STREAM_LIMIT_REACHED.
+    #[arg(long, env = "LINKGATE_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+
+    /// Longest a watch stream may have messages waiting while its client takes none; the stream
+    /// is then ended with STREAM_STALLED and what it queued is dropped.
+    #[arg(long, env = "LINKGATE_STREAM_STALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub stream_stall_timeout: Duration,
+
+    /// Pooled database connections watch streams may use at once for their replays (never more
+    /// than the pool's size less one), so the rest stay free for calls.
+    #[arg(long, env = "LINKGATE_STREAM_DATABASE_CONNECTIONS", default_value_t = 3)]
+    pub stream_database_connections: usize,
+
     /// Concurrent HTTP/2 streams per client connection.
     #[arg(long, env = "LINKGATE_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
     pub max_concurrent_streams: u32,
@@ -534,6 +549,8 @@ impl Settings {
             ("LINKGATE_TENANT_CALLS_PER_SECOND", limits.tenant_calls_per_second as usize),
             ("LINKGATE_TENANT_CALL_BURST", limits.tenant_call_burst as usize),
             ("LINKGATE_TENANT_MAX_STREAMS", limits.tenant_max_streams),
+            ("LINKGATE_MAX_STREAMS", limits.max_streams),
+            ("LINKGATE_STREAM_DATABASE_CONNECTIONS", limits.stream_database_connections),
             ("LINKGATE_MAX_CONCURRENT_STREAMS", limits.max_concurrent_streams as usize),
             ("LINKGATE_MAX_IN_FLIGHT", limits.max_in_flight),
             ("LINKGATE_MAX_MESSAGE_BYTES", limits.max_message_bytes),
@@ -542,8 +559,13 @@ impl Settings {
                 problem(key, "must be at least 1");
             }
         }
-        if limits.request_timeout.is_zero() {
-            problem("LINKGATE_REQUEST_TIMEOUT", "must be longer than 0s");
+        for (key, timeout) in [
+            ("LINKGATE_REQUEST_TIMEOUT", limits.request_timeout),
+            ("LINKGATE_STREAM_STALL_TIMEOUT", limits.stream_stall_timeout),
+        ] {
+            if timeout.is_zero() {
+                problem(key, "must be longer than 0s");
+            }
         }
         let transport = &self.transport;
         for (key, timeout) in [

@@ -244,7 +244,7 @@ pub fn code_for(reason: ErrorReason) -> Code {
         }
         R::Unauthenticated => Code::Unauthenticated,
         R::ScopeRequired => Code::PermissionDenied,
-        R::RateLimited | R::StreamLimitReached | R::MessageTooLarge => Code::ResourceExhausted,
+        R::RateLimited | R::StreamLimitReached | R::StreamStalled | R::MessageTooLarge => Code::ResourceExhausted,
         R::ProviderProtocol | R::Internal | R::Unspecified => Code::Internal,
     }
 }

@@ -39,36 +39,54 @@ impl CallBudget {
     }
 }
 
-/// Counts each tenant's open watch streams.
+/// Counts open watch streams, each tenant's and the replica's: a tenant may not crowd out the
+/// others, and all tenants together may not hold more streams than the replica's memory bound
+/// was sized for (see `crate::app::watch`).
 pub struct StreamSlots {
     max_per_tenant: usize,
-    open: Arc<Mutex<HashMap<TenantId, usize>>>,
+    max_total: usize,
+    open: Arc<Mutex<OpenStreams>>,
+}
+
+#[derive(Default)]
+struct OpenStreams {
+    total: usize,
+    by_tenant: HashMap<TenantId, usize>,
 }
 
 /// One open stream's slot; dropping it frees the slot.
 pub struct StreamSlot {
     tenant: TenantId,
-    open: Arc<Mutex<HashMap<TenantId, usize>>>,
+    open: Arc<Mutex<OpenStreams>>,
 }
 
 impl StreamSlots {
-    /// At most `max_per_tenant` streams per tenant.
-    pub fn new(max_per_tenant: usize) -> Self {
-        Self { max_per_tenant, open: Arc::default() }
+    /// At most `max_per_tenant` streams per tenant and `max_total` in all.
+    pub fn new(max_per_tenant: usize, max_total: usize) -> Self {
+        Self { max_per_tenant, max_total, open: Arc::default() }
     }
 
-    /// A slot for a new stream of `tenant`, or STREAM_LIMIT_REACHED.
+    /// A slot for a new stream of `tenant`, or STREAM_LIMIT_REACHED when the tenant or the
+    /// replica is full. The replica's cap answers with the same reason: the caller's remedy is
+    /// the same (close streams, or watch with filters), and another replica may have room.
     pub fn acquire(&self, tenant: TenantId) -> Result<StreamSlot, Error> {
         let mut open = self.open.lock().expect("stream slots poisoned");
-        let count = open.entry(tenant).or_default();
+        let refuse = |limit: &str, message: String| {
+            crate::telemetry::metrics::metrics().rejections.with_label_values(&[limit]).inc();
+            Err(Error::new(ErrorReason::StreamLimitReached, message))
+        };
+        if open.total >= self.max_total {
+            return refuse(
+                "stream_budget",
+                format!("this replica already holds {} open watch streams", self.max_total),
+            );
+        }
+        let count = open.by_tenant.entry(tenant).or_default();
         if *count >= self.max_per_tenant {
-            crate::telemetry::metrics::metrics().rejections.with_label_values(&["stream_cap"]).inc();
-            return Err(Error::new(
-                ErrorReason::StreamLimitReached,
-                format!("this tenant already has {} open watch streams", self.max_per_tenant),
-            ));
+            return refuse("stream_cap", format!("this tenant already has {} open watch streams", self.max_per_tenant));
         }
         *count += 1;
+        open.total += 1;
         crate::telemetry::metrics::metrics().open_streams.inc();
         Ok(StreamSlot { tenant, open: self.open.clone() })
     }
@@ -78,10 +96,11 @@ impl Drop for StreamSlot {
     fn drop(&mut self) {
         crate::telemetry::metrics::metrics().open_streams.dec();
         let mut open = self.open.lock().expect("stream slots poisoned");
-        if let Some(count) = open.get_mut(&self.tenant) {
+        open.total -= 1;
+        if let Some(count) = open.by_tenant.get_mut(&self.tenant) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.tenant);
+                open.by_tenant.remove(&self.tenant);
             }
         }
     }
@@ -106,11 +125,23 @@ mod tests {
 
     #[test]
     fn stream_slots_are_freed_when_dropped() {
-        let slots = StreamSlots::new(1);
+        let slots = StreamSlots::new(1, 10);
         let tenant = TenantId::DEV;
         let first = slots.acquire(tenant).unwrap();
         assert_eq!(slots.acquire(tenant).err().map(|e| e.reason()), Some(ErrorReason::StreamLimitReached));
         drop(first);
         assert!(slots.acquire(tenant).is_ok());
+    }
+
+    #[test]
+    fn the_replica_cap_holds_across_tenants_and_frees_with_the_slots() {
+        let slots = StreamSlots::new(2, 3);
+        let tenants: Vec<_> = (0..3).map(|_| TenantId(uuid::Uuid::now_v7())).collect();
+        let held: Vec<_> = tenants.iter().map(|tenant| slots.acquire(*tenant).unwrap()).collect();
+        let refused = slots.acquire(tenants[0]).err().expect("the replica is full");
+        assert_eq!(refused.reason(), ErrorReason::StreamLimitReached);
+        assert!(refused.to_string().contains("replica"), "{refused}");
+        drop(held);
+        assert!(slots.acquire(tenants[0]).is_ok(), "closed streams free the replica's slots");
     }
 }

@@ -24,6 +24,7 @@ use crate::app::audit::{AuditLog, AuditWriter, audit_log};
 use crate::app::events::EventBus;
 use crate::app::limits::{CallBudget, StreamSlots};
 use crate::app::page_token::PageTokens;
+use crate::app::watch::StreamBounds;
 use crate::app::webhooks::{InboxBell, KeyCache};
 use crate::config::LimitSettings;
 use crate::crypto::Sealer;
@@ -69,8 +70,10 @@ pub struct App {
     pub audit: AuditLog,
     /// Each tenant's budget of expensive calls.
     pub call_budget: CallBudget,
-    /// Each tenant's open watch streams.
+    /// Open watch streams, each tenant's and the replica's.
     pub stream_slots: StreamSlots,
+    /// What else bounds each watch stream: its stall timeout, its share of the database.
+    pub stream_bounds: StreamBounds,
     /// Providers' webhook signing keys.
     pub webhook_keys: KeyCache,
     /// Rung when a webhook delivery is kept.
@@ -93,8 +96,10 @@ pub struct AppParts {
     pub sealer: Sealer,
     /// Page token signer.
     pub page_tokens: PageTokens,
-    /// Per-tenant limits.
+    /// Per-tenant and replica limits.
     pub limits: LimitSettings,
+    /// The database pool's size, which streams' reads may use only part of.
+    pub database_max_connections: u32,
     /// How long before a consent lapses its CONSENT_EXPIRING event goes out.
     pub consent_warning: std::time::Duration,
     /// How long the change feed keeps removals.
@@ -114,7 +119,8 @@ impl App {
             shutdown: CancellationToken::new(),
             audit,
             call_budget: CallBudget::new(parts.limits.tenant_calls_per_second, parts.limits.tenant_call_burst),
-            stream_slots: StreamSlots::new(parts.limits.tenant_max_streams),
+            stream_slots: StreamSlots::new(parts.limits.tenant_max_streams, parts.limits.max_streams),
+            stream_bounds: StreamBounds::new(&parts.limits, parts.database_max_connections),
             webhook_keys: KeyCache::default(),
             webhook_bell: InboxBell::default(),
             consent_warning: parts.consent_warning,

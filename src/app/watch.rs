@@ -1,37 +1,144 @@
 //! The watch streams: replay from the event log, then live events from the replica's tailer.
 //!
-//! Each stream is one task that feeds a small bounded channel. A watcher that stops reading
-//! fills its channel and its task waits; the broadcast it listens to never waits for it, and when
-//! it falls more than the broadcast buffer behind it replays the gap from the store. A watcher
-//! that goes away is noticed at once (the channel closes) and its task ends.
+//! Each stream is one task that feeds a small bounded queue, which the response drains as the
+//! client reads. What a stream costs is bounded whatever its client does:
+//! - **Memory.** A stream holds at most its queue ([`STREAM_BUFFER`] messages), one page of the
+//!   log ([`REPLAY_PAGE`] events: snapshots and replays are read page by page as the client takes
+//!   them, never whole) and what HTTP/2 has encoded but may not send yet. The replica holds at
+//!   most `LINKGATE_MAX_STREAMS` streams, each tenant `LINKGATE_TENANT_MAX_STREAMS`
+//!   (`crate::app::limits`).
+//! - **Time.** A client that takes nothing for `LINKGATE_STREAM_STALL_TIMEOUT` while messages
+//!   wait for it is cut off: its queue is dropped and the stream ends with STREAM_STALLED.
+//! - **The database.** A stream's store reads (replay pages, link session rechecks) take one of
+//!   `LINKGATE_STREAM_DATABASE_CONNECTIONS` permits, so a storm of new streams queues behind
+//!   them and leaves the rest of the pool to calls.
+//!
+//! The broadcast a stream listens to never waits for it: when it falls more than the broadcast
+//! buffer behind it replays the gap from the store. A watcher that goes away is noticed at once
+//! (the queue closes) and its task ends.
 
+use crate::app::limits::StreamSlot;
 use crate::app::{App, Caller};
+use crate::config::LimitSettings;
 use crate::domain::ErrorReason;
 use crate::domain::{Connection, ConnectionEvent, ConnectionState, LinkSession};
 use crate::error::{Error, Result};
-use crate::store::EventFilter;
+use crate::store::{EventFilter, StoreResult};
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_stream::Stream;
 use uuid::Uuid;
 
-/// Messages buffered per stream before its task waits for the client.
-const STREAM_BUFFER: usize = 32;
-/// Events replayed per store query.
-const REPLAY_BATCH: i64 = 500;
+/// Messages queued per stream before its task waits for the client.
+const STREAM_BUFFER: usize = 8;
+/// Events read per store query, for a snapshot or a replay: what a stream holds beside its queue.
+const REPLAY_PAGE: i64 = 16;
 /// How often a link session watcher re-reads the session, for changes made on other replicas.
 const LINK_SESSION_RECHECK: Duration = Duration::from_secs(1);
 
-/// What a watch stream yields.
-pub type WatchStream<T> = ReceiverStream<Result<T>>;
+/// What bounds every stream beyond its slot: how long its client may take nothing, and how many
+/// pooled database connections all streams' reads share.
+pub struct StreamBounds {
+    stall_timeout: Duration,
+    store_reads: Semaphore,
+}
 
-/// Why a stream task stopped early: the client left, or an error was sent.
+impl StreamBounds {
+    /// The bounds `limits` set, over a database pool of `pool_size` connections: streams take at
+    /// most `stream_database_connections` of them and always leave one to calls.
+    pub fn new(limits: &LimitSettings, pool_size: u32) -> Self {
+        let leave_one = (pool_size as usize).saturating_sub(1).max(1);
+        Self {
+            stall_timeout: limits.stream_stall_timeout,
+            store_reads: Semaphore::new(limits.stream_database_connections.clamp(1, leave_one)),
+        }
+    }
+}
+
+/// What a watch stream yields: the queue its task fills, holding the stream's slot until the
+/// response is dropped (so a cut-off stream still counts until HTTP/2 lets go of it).
+pub struct WatchStream<T> {
+    queue: Arc<Mutex<mpsc::Receiver<Result<T>>>>,
+    _slot: StreamSlot,
+    /// A message was just yielded: the next poll pauses once, so the encoder sends it alone.
+    yielded: bool,
+}
+
+impl<T> Stream for WatchStream<T> {
+    type Item = Result<T>;
+
+    /// One message per encoded chunk. The encoder takes every message that is ready (up to
+    /// 32 KiB) into one chunk, and HTTP/2 holds a chunk it has no window for; chunks of one
+    /// message leave what a client has not read in the queue, where it counts toward the stall
+    /// timeout and is dropped on a cut-off, instead of in buffers nothing can take back.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if std::mem::take(&mut self.yielded) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let next = self.queue.lock().expect("stream queue poisoned").poll_recv(cx);
+        self.yielded = matches!(next, Poll::Ready(Some(_)));
+        next
+    }
+}
+
+/// Why a stream task stopped early: the client left, was cut off, or an error was sent.
 struct Stop;
 
-async fn send<T>(tx: &mpsc::Sender<Result<T>>, item: Result<T>) -> Result<(), Stop> {
-    tx.send(item).await.map_err(|_| Stop)
+/// The task's end of a stream's queue.
+struct Outbox<T> {
+    tx: mpsc::Sender<Result<T>>,
+    /// The response's end too, to empty the queue of a client that is cut off.
+    queue: Arc<Mutex<mpsc::Receiver<Result<T>>>>,
+    stall_timeout: Duration,
+}
+
+/// A new stream holding `slot`: the task's outbox and the response's stream.
+fn stream<T>(slot: StreamSlot, stall_timeout: Duration) -> (Outbox<T>, WatchStream<T>) {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let queue = Arc::new(Mutex::new(rx));
+    (Outbox { tx, queue: queue.clone(), stall_timeout }, WatchStream { queue, _slot: slot, yielded: false })
+}
+
+impl<T> Outbox<T> {
+    /// Room for one message, once the client has taken enough; a client that takes nothing
+    /// within the stall timeout is cut off.
+    async fn room(&self) -> Result<mpsc::Permit<'_, Result<T>>, Stop> {
+        match tokio::time::timeout(self.stall_timeout, self.tx.reserve()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_client_left)) => Err(Stop),
+            Err(_stalled) => {
+                self.cut_off();
+                Err(Stop)
+            }
+        }
+    }
+
+    async fn send(&self, item: Result<T>) -> Result<(), Stop> {
+        self.room().await?.send(item);
+        Ok(())
+    }
+
+    /// Drops what the client never took and leaves STREAM_STALLED in its place: the memory goes
+    /// now, and the client learns why when it next reads.
+    fn cut_off(&self) {
+        crate::telemetry::metrics::metrics().rejections.with_label_values(&["stream_stalled"]).inc();
+        let mut queue = self.queue.lock().expect("stream queue poisoned");
+        while queue.try_recv().is_ok() {}
+        drop(queue);
+        let stalled = Error::new(
+            ErrorReason::StreamStalled,
+            format!(
+                "this watch stream's client took no message for {}; watch again with the last event id received",
+                humantime::format_duration(self.stall_timeout)
+            ),
+        );
+        let _ = self.tx.try_send(Err(stalled));
+    }
 }
 
 impl App {
@@ -45,7 +152,7 @@ impl App {
         after_event_id: i64,
     ) -> Result<WatchStream<ConnectionEvent>> {
         let slot = self.stream_slots.acquire(caller.tenant)?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (outbox, stream) = stream(slot, self.stream_bounds.stall_timeout);
         // Subscribe before reading the log, so nothing committed in between is missed.
         let live = match filter.connection_id {
             Some(id) => self.bus.subscribe_connection(id),
@@ -54,16 +161,21 @@ impl App {
         let app = self.clone();
         let caller = caller.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             tokio::select! {
-                _ = app.feed_connection_events(&caller, &filter, after_event_id, live, &tx) => {}
-                _ = tx.closed() => {}
+                _ = app.feed_connection_events(&caller, &filter, after_event_id, live, &outbox) => {}
+                _ = outbox.tx.closed() => {}
                 _ = app.shutdown.cancelled() => {
-                    let _ = tx.send(Err(shutting_down())).await;
+                    let _ = outbox.send(Err(shutting_down())).await;
                 }
             }
         });
-        Ok(ReceiverStream::new(rx))
+        Ok(stream)
+    }
+
+    /// A stream's store read, holding one of the permits streams share.
+    async fn stream_read<R>(&self, read: impl Future<Output = StoreResult<R>>) -> Result<R> {
+        let _permit = self.stream_bounds.store_reads.acquire().await.expect("the permits are never closed");
+        Ok(read.await?)
     }
 
     async fn feed_connection_events(
@@ -72,47 +184,71 @@ impl App {
         filter: &EventFilter,
         after_event_id: i64,
         mut live: broadcast::Receiver<Arc<ConnectionEvent>>,
-        tx: &mpsc::Sender<Result<ConnectionEvent>>,
+        outbox: &Outbox<ConnectionEvent>,
     ) -> Result<(), Stop> {
         let mut told = Told::new(filter, after_event_id);
         // A fresh watch, or a cursor the pruned log can no longer replay from, starts with the
         // current state of each connection, marked as a snapshot.
         let replayable = match after_event_id {
             0 => false,
-            cursor => match self.store.pruned_through().await {
+            cursor => match self.stream_read(self.store.pruned_through()).await {
                 Ok(pruned_through) => cursor >= pruned_through,
-                Err(error) => return send(tx, Err(error.into())).await,
+                Err(error) => return outbox.send(Err(error)).await,
             },
         };
         if !replayable {
-            match self.store.current_events(caller.tenant, filter).await {
-                Ok(events) => {
-                    for mut event in events {
-                        event.snapshot = true;
-                        let ends = told.sent(&event);
-                        send(tx, Ok(event)).await?;
-                        if ends {
-                            return Ok(());
-                        }
+            // The state as of the newest event, read a page at a time as the client takes it;
+            // replay goes on from that event. The first page is read under the same permit, so
+            // in a storm of new streams each queues for the database once, not twice.
+            let page = |as_of, after| self.store.current_events(caller.tenant, filter, as_of, after, REPLAY_PAGE);
+            let first = self.stream_read(async {
+                let as_of = self.store.last_event_id().await?;
+                Ok((as_of, page(as_of, 0).await?))
+            });
+            let (as_of, first) = match first.await {
+                Ok(first) => first,
+                Err(error) => return outbox.send(Err(error)).await,
+            };
+            let (mut next, mut after) = (Some(first), 0);
+            loop {
+                let page = match next.take() {
+                    Some(page) => page,
+                    None => match self.stream_read(page(as_of, after)).await {
+                        Ok(page) => page,
+                        Err(error) => return outbox.send(Err(error)).await,
+                    },
+                };
+                let last_page = (page.len() as i64) < REPLAY_PAGE;
+                for mut event in page {
+                    after = event.event_id;
+                    event.snapshot = true;
+                    let ends = told.sent(&event);
+                    outbox.send(Ok(event)).await?;
+                    if ends {
+                        return Ok(());
                     }
                 }
-                Err(error) => return send(tx, Err(error.into())).await,
+                if last_page {
+                    break;
+                }
             }
+            told.last = told.last.max(as_of);
         }
         loop {
-            // Replay what the log holds after `last`; an empty batch means we are caught up.
-            let batch = match self.store.events_after(caller.tenant, filter, told.last, REPLAY_BATCH).await {
-                Ok(batch) => batch,
-                Err(error) => return send(tx, Err(error.into())).await,
-            };
-            let caught_up = (batch.len() as i64) < REPLAY_BATCH;
-            for event in batch {
+            // Replay what the log holds after `last`; a short page means we are caught up.
+            let page =
+                match self.stream_read(self.store.events_after(caller.tenant, filter, told.last, REPLAY_PAGE)).await {
+                    Ok(page) => page,
+                    Err(error) => return outbox.send(Err(error)).await,
+                };
+            let caught_up = (page.len() as i64) < REPLAY_PAGE;
+            for event in page {
                 if !told.wants(filter, &event.connection) {
                     told.skipped(&event);
                     continue;
                 }
                 let ends = told.sent(&event);
-                send(tx, Ok(event)).await?;
+                outbox.send(Ok(event)).await?;
                 if ends {
                     return Ok(());
                 }
@@ -120,8 +256,10 @@ impl App {
             if !caught_up {
                 continue;
             }
-            // Live: the tailer delivers every tenant's events in log order.
+            // Live: the tailer delivers every tenant's events in log order. Room is made before
+            // each wait, so a client that stopped reading is cut off even when nothing happens.
             loop {
+                let room = outbox.room().await?;
                 match live.recv().await {
                     Ok(event) => {
                         if event.event_id <= told.last
@@ -132,7 +270,7 @@ impl App {
                         }
                         let event = (*event).clone();
                         let ends = told.sent(&event);
-                        send(tx, Ok(event)).await?;
+                        room.send(Ok(event));
                         if ends {
                             return Ok(());
                         }
@@ -152,21 +290,20 @@ impl App {
         session: LinkSession,
     ) -> Result<WatchStream<LinkSession>> {
         let slot = self.stream_slots.acquire(caller.tenant)?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (outbox, stream) = stream(slot, self.stream_bounds.stall_timeout);
         let live = self.bus.subscribe_link_sessions();
         let app = self.clone();
         let caller = caller.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             tokio::select! {
-                _ = app.feed_link_session(&caller, session, live, &tx) => {}
-                _ = tx.closed() => {}
+                _ = app.feed_link_session(&caller, session, live, &outbox) => {}
+                _ = outbox.tx.closed() => {}
                 _ = app.shutdown.cancelled() => {
-                    let _ = tx.send(Err(shutting_down())).await;
+                    let _ = outbox.send(Err(shutting_down())).await;
                 }
             }
         });
-        Ok(ReceiverStream::new(rx))
+        Ok(stream)
     }
 
     async fn feed_link_session(
@@ -174,38 +311,40 @@ impl App {
         caller: &Caller,
         first: LinkSession,
         mut live: broadcast::Receiver<Arc<LinkSession>>,
-        tx: &mpsc::Sender<Result<LinkSession>>,
+        outbox: &Outbox<LinkSession>,
     ) -> Result<(), Stop> {
         let id: Uuid = first.id;
+        let read = || self.stream_read(self.store.get_link_session(caller.tenant, id));
         // Re-read after subscribing: a change between the caller's read and the subscription
         // would otherwise be lost.
-        let mut sent = match self.store.get_link_session(caller.tenant, id).await {
+        let mut sent = match read().await {
             Ok(Some(current)) => current,
             Ok(None) => first,
-            Err(error) => return send(tx, Err(error.into())).await,
+            Err(error) => return outbox.send(Err(error)).await,
         };
-        send(tx, Ok(sent.clone())).await?;
+        outbox.send(Ok(sent.clone())).await?;
         // The first recheck a whole interval after the read above: one at once would read the
         // store again before the changes already queued on `live`, and a later state read there
         // would end the stream without the states in between.
         let mut recheck =
             tokio::time::interval_at(tokio::time::Instant::now() + LINK_SESSION_RECHECK, LINK_SESSION_RECHECK);
         while !sent.state.is_terminal() {
+            let room = outbox.room().await?;
             let next = tokio::select! {
                 received = live.recv() => match received {
                     Ok(session) if session.id == id && session.tenant_id == caller.tenant => Some((*session).clone()),
                     Ok(_) => None,
                     Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => {
-                        self.store.get_link_session(caller.tenant, id).await.ok().flatten()
+                        read().await.ok().flatten()
                     }
                 },
-                _ = recheck.tick() => self.store.get_link_session(caller.tenant, id).await.ok().flatten(),
+                _ = recheck.tick() => read().await.ok().flatten(),
             };
             if let Some(session) = next
                 && (session.updated_at > sent.updated_at
                     || (session.updated_at == sent.updated_at && session.state != sent.state))
             {
-                send(tx, Ok(session.clone())).await?;
+                room.send(Ok(session.clone()));
                 sent = session;
             }
         }
@@ -314,6 +453,21 @@ mod tests {
         assert!(!told.wants(&filter, &connection("user-2")));
         told.skipped(&event(9, other.tombstone()));
         assert_eq!(told.last, 9, "passed over, not replayed again");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_nothing_is_cut_off_and_told_why() {
+        use tokio_stream::StreamExt;
+        let slot = crate::app::limits::StreamSlots::new(1, 1).acquire(TenantId::DEV).unwrap();
+        let (outbox, mut stream) = super::stream::<u32>(slot, Duration::from_millis(20));
+        for n in 0..STREAM_BUFFER as u32 {
+            assert!(outbox.send(Ok(n)).await.is_ok(), "room for a full queue");
+        }
+        assert!(outbox.send(Ok(99)).await.is_err(), "a full queue nobody takes from stalls");
+        drop(outbox);
+        let stalled = stream.next().await.expect("the stream ends with an error").unwrap_err();
+        assert_eq!(stalled.reason(), ErrorReason::StreamStalled, "the queued messages were dropped");
+        assert!(stream.next().await.is_none());
     }
 
     #[test]

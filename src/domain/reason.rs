@@ -116,6 +116,8 @@ reasons! {
     TransactionNotFound = 35 => "TRANSACTION_NOT_FOUND",
     /// The call's API key lacks the scope the RPC needs.
     ScopeRequired = 36 => "SCOPE_REQUIRED",
+    /// A watch stream's client took nothing for the stall timeout; the stream was ended.
+    StreamStalled = 38 => "STREAM_STALLED",
     /// The request's bytes are not the method's request message.
     MalformedRequest = 43 => "MALFORMED_REQUEST",
     /// The request message is larger than the deployment accepts.

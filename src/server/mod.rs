@@ -118,6 +118,7 @@ impl Application {
             sealer: storage.sealer,
             page_tokens,
             limits: settings.limits.clone(),
+            database_max_connections: settings.database.database_max_connections,
             consent_warning: settings.sync.consent_warning,
             sync_window: settings.sync.sync_window,
         });

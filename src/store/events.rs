@@ -45,9 +45,18 @@ pub trait EventStore: Send + Sync {
     /// The newest event's id, 0 when there is none: where a starting tailer begins.
     async fn last_event_id(&self) -> StoreResult<i64>;
 
-    /// The latest event of each matching connection (its current state), oldest first. DELETED
-    /// connections are left out unless the filter names one connection.
-    async fn current_events(&self, tenant: TenantId, filter: &EventFilter) -> StoreResult<Vec<ConnectionEvent>>;
+    /// The latest event of each matching connection as of event `as_of` (its state then),
+    /// oldest first, those after `after` only, at most `limit`: a snapshot read page by page
+    /// stays the one moment `as_of` whatever is appended meanwhile. DELETED connections are left
+    /// out unless the filter names one connection.
+    async fn current_events(
+        &self,
+        tenant: TenantId,
+        filter: &EventFilter,
+        as_of: i64,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ConnectionEvent>>;
 }
 
 /// Which events a watcher wants.

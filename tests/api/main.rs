@@ -42,6 +42,7 @@ mod link;
 mod repair;
 mod replicas;
 mod security;
+mod storm;
 mod tls;
 mod transport;
 mod watch;

@@ -65,7 +65,7 @@ async fn erasing_an_end_user_destroys_what_names_them_and_nothing_else(store: Ar
         (gone.id, ConnectionState::Deleted, PROVIDER)
     );
     assert_eq!(*tombstone, tombstone.tombstone(), "redacted: {tombstone:?}");
-    assert_eq!(store.current_events(tenant, &only_gone).await.unwrap(), left);
+    assert_eq!(store.current_events(tenant, &only_gone, i64::MAX, 0, 100).await.unwrap(), left);
     let users = EventFilter { external_user_id: Some(user.to_owned()), ..EventFilter::default() };
     let by_user = store.events_after(tenant, &users, 0, 100).await.unwrap();
     assert!(by_user.contains(&left[0]), "filtered by user, the tombstone comes along");

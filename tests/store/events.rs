@@ -79,7 +79,7 @@ async fn pruning_keeps_each_live_connections_latest_event_and_records_the_horizo
     assert_eq!(left[0].connection, ready);
     assert_eq!(pruned, 3, "the live connection's first event and both of the deleted one's");
     assert!(store.pruned_through().await.unwrap() > 0);
-    let current = store.current_events(tenant, &EventFilter::default()).await.unwrap();
+    let current = store.current_events(tenant, &EventFilter::default(), i64::MAX, 0, 100).await.unwrap();
     assert_eq!(current.len(), 1, "the current state survives pruning");
 
     // Nothing newer than the cutoff is touched.
@@ -160,7 +160,9 @@ conformance!(last_event_id_is_the_newest_event_or_zero);
 
 async fn current_events_hold_the_latest_event_of_each_live_connection(store: Arc<dyn Store>) {
     let History { tenant, other_tenant, first, second, events } = history(&*store).await;
-    let current = async |tenant: TenantId, filter: EventFilter| store.current_events(tenant, &filter).await.unwrap();
+    let current = async |tenant: TenantId, filter: EventFilter| {
+        store.current_events(tenant, &filter, i64::MAX, 0, 100).await.unwrap()
+    };
     let all = EventFilter::default();
 
     assert_eq!(current(tenant, all.clone()).await, vec![events[3].clone(), events[4].clone()]);
@@ -180,3 +182,19 @@ async fn current_events_hold_the_latest_event_of_each_live_connection(store: Arc
     assert_eq!(current(tenant, by_provider).await, Vec::new(), "a filter that does not name it");
 }
 conformance!(current_events_hold_the_latest_event_of_each_live_connection);
+
+async fn current_events_read_in_pages_stay_the_state_as_of_their_event(store: Arc<dyn Store>) {
+    let History { tenant, first, events, .. } = history(&*store).await;
+    let all = EventFilter::default();
+    let as_of = store.last_event_id().await.unwrap();
+    let page = async |after: i64| store.current_events(tenant, &all, as_of, after, 1).await.unwrap();
+
+    // A change after `as_of` moves no page: the snapshot stays the moment it began.
+    save_in_state(&*store, &first, ConnectionState::Refreshing).await;
+    let one = page(0).await;
+    assert_eq!(one, vec![events[3].clone()], "one event per page, oldest first");
+    let two = page(one[0].event_id).await;
+    assert_eq!(two, vec![events[4].clone()], "the next page starts after the last one read");
+    assert_eq!(page(two[0].event_id).await, Vec::new(), "then nothing");
+}
+conformance!(current_events_read_in_pages_stay_the_state_as_of_their_event);

@@ -145,18 +145,24 @@ macro_rules! impl_event_store {
                 &self,
                 tenant: crate::domain::TenantId,
                 filter: &super::EventFilter,
+                as_of: i64,
+                after: i64,
+                limit: i64,
             ) -> super::StoreResult<Vec<crate::domain::ConnectionEvent>> {
                 let rows: Vec<super::rows::EventRow> = sqlx::query_as(
                     "SELECT e.id, e.event_type, e.snapshot, e.occurred_at, e.details FROM connection_events e JOIN ( \
-                     SELECT connection_id, MAX(id) AS id FROM connection_events WHERE tenant_id = $1 \
+                     SELECT connection_id, MAX(id) AS id FROM connection_events WHERE tenant_id = $1 AND id <= $5 \
                      AND ($2 IS NULL OR connection_id = $2) AND ($3 IS NULL OR external_user_id = $3) \
-                     AND ($4 IS NULL OR provider = $4) GROUP BY connection_id) latest ON e.id = latest.id \
-                     WHERE ($2 IS NOT NULL OR e.state <> 'deleted') ORDER BY e.id",
+                     AND ($4 IS NULL OR provider = $4) GROUP BY connection_id HAVING MAX(id) > $6) latest \
+                     ON e.id = latest.id WHERE ($2 IS NOT NULL OR e.state <> 'deleted') ORDER BY e.id LIMIT $7",
                 )
                 .bind(tenant.0)
                 .bind(filter.connection_id)
                 .bind(&filter.external_user_id)
                 .bind(&filter.provider)
+                .bind(as_of)
+                .bind(after)
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
