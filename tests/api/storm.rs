@@ -4,12 +4,12 @@
 //! back once they are gone.
 
 use crate::health::{http_get, sample};
-use crate::support::server::{connect, free_port};
 use crate::support::database::{Backend, TestDatabase};
-use crate::support::server::PATIENCE;
+use crate::support::server::{PATIENCE, connect, free_port};
 use bytes::Bytes;
 use linkgate::domain::{Connection, ConnectionState, Product, ProductStatus, TenantId};
 use linkgate::pb;
+use linkgate::store::{Claim, TokenClaim};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -111,7 +111,11 @@ async fn seed_connections(database_url: &str) {
         let token = connection.id.as_bytes().to_vec();
         // Never due: the sync engine leaves these connections alone.
         let next_poll_at = at + chrono::Duration::days(1);
-        store.create_connection(&connection, b"sealed", &upstream, &token, next_poll_at).await.expect("stored");
+        let claimed = store.claim_public_token(TenantId::DEV, "sandbox", &token, at, at + chrono::Duration::minutes(1));
+        let Claim::Won { claim_id, .. } = claimed.await.expect("claimed") else { panic!("the token is new") };
+        let claim = TokenClaim { token_hash: &token, claim_id };
+        let stored = store.create_connection(&connection, b"sealed", &upstream, claim, next_poll_at).await;
+        stored.expect("stored").expect("the claim holds");
     }
 }
 
