@@ -13,7 +13,9 @@ use linkgate_mocks::vumi::{self, VumiMockOptions};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::database::{Backend, TestDatabase};
-use support::server::{CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount, connect, free_port};
+use support::server::{
+    CLIENT_ID, PATIENCE, QUICK, SECRET, TestApp, Timing, Upstream, amount, connect, free_port, spawn_serve,
+};
 use tonic_types::StatusExt;
 
 const REDIRECT_ID: &str = "0b6f3c1e-9a2d-4c5b-8e7f-112233445566";
@@ -397,15 +399,9 @@ async fn a_replica_killed_mid_exchange_leaves_the_token_to_another_within_second
     let port = free_port();
     let grpc_addr = format!("127.0.0.1:{port}");
     let flags = upstream.flags(&[("--vumi-redirect-id", REDIRECT_ID), ("--grpc-addr", &grpc_addr)]);
-    let mut holder = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"))
-        .arg("serve")
-        .args(flags.iter().flat_map(|(flag, value)| [flag, value]))
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("linkgate starts");
+    let mut holder = spawn_serve(|command| {
+        command.args(flags.iter().flat_map(|(flag, value)| [flag, value]));
+    });
     let mut link = pb::link_service_client::LinkServiceClient::new(connect(port).await);
     let request =
         pb::ExchangePublicTokenRequest { provider: "vumi".into(), public_token: token.clone(), ..Default::default() };

@@ -3,7 +3,7 @@
 
 use crate::sandbox::RecordingSandbox;
 use crate::support::database::{Backend, TestDatabase};
-use crate::support::server::{PATIENCE, connect, free_port, spawn_app_with, test_settings};
+use crate::support::server::{PATIENCE, connect, free_port, spawn_app_with, spawn_serve, test_settings};
 use linkgate::pb;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -96,23 +96,18 @@ async fn a_thousand_watchers_of_one_connection_cost_one_upstream_poll_per_interv
 
 fn replica(database_url: &str, key: &str, latency: &str) -> (tokio::process::Child, u16) {
     let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"))
-        .arg("serve")
-        .env("LINKGATE_GRPC_ADDR", format!("127.0.0.1:{port}"))
-        .env("LINKGATE_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("LINKGATE_DATABASE_URL", database_url)
-        .env("LINKGATE_ENCRYPTION_KEY", key)
-        .env("LINKGATE_SANDBOX_IMPORT_DELAY", "0s")
-        .env("LINKGATE_SANDBOX_POLL_INTERVAL", "100ms")
-        .env("LINKGATE_SANDBOX_LATENCY", latency)
-        .env("LINKGATE_SYNC_TICK", "50ms")
-        .env("LINKGATE_SYNC_LEASE", "2s")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("linkgate starts");
+    let child = spawn_serve(|command| {
+        command
+            .env("LINKGATE_GRPC_ADDR", format!("127.0.0.1:{port}"))
+            .env("LINKGATE_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("LINKGATE_DATABASE_URL", database_url)
+            .env("LINKGATE_ENCRYPTION_KEY", key)
+            .env("LINKGATE_SANDBOX_IMPORT_DELAY", "0s")
+            .env("LINKGATE_SANDBOX_POLL_INTERVAL", "100ms")
+            .env("LINKGATE_SANDBOX_LATENCY", latency)
+            .env("LINKGATE_SYNC_TICK", "50ms")
+            .env("LINKGATE_SYNC_LEASE", "2s");
+    });
     (child, port)
 }
 

@@ -5,7 +5,7 @@
 
 use crate::health::{http_get, sample};
 use crate::support::database::{Backend, TestDatabase};
-use crate::support::server::{PATIENCE, connect, free_port};
+use crate::support::server::{PATIENCE, connect, free_port, spawn_serve};
 use bytes::Bytes;
 use linkgate::domain::{Connection, ConnectionState, Product, ProductStatus, TenantId};
 use linkgate::pb;
@@ -42,19 +42,14 @@ impl Replica {
     fn start(database_url: &str) -> Self {
         let (grpc, http): (SocketAddr, SocketAddr) =
             (([127, 0, 0, 1], free_port()).into(), ([127, 0, 0, 1], free_port()).into());
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"))
-            .arg("serve")
-            .env("LINKGATE_GRPC_ADDR", grpc.to_string())
-            .env("LINKGATE_HTTP_ADDR", http.to_string())
-            .env("LINKGATE_DATABASE_URL", database_url)
-            .env("LINKGATE_ENCRYPTION_KEY", linkgate::crypto::Sealer::generate_key())
-            .env("LINKGATE_STREAM_STALL_TIMEOUT", format!("{}s", STALL_TIMEOUT.as_secs()))
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("linkgate starts");
+        let child = spawn_serve(|command| {
+            command
+                .env("LINKGATE_GRPC_ADDR", grpc.to_string())
+                .env("LINKGATE_HTTP_ADDR", http.to_string())
+                .env("LINKGATE_DATABASE_URL", database_url)
+                .env("LINKGATE_ENCRYPTION_KEY", linkgate::crypto::Sealer::generate_key())
+                .env("LINKGATE_STREAM_STALL_TIMEOUT", format!("{}s", STALL_TIMEOUT.as_secs()));
+        });
         Self { child, grpc, http }
     }
 

@@ -183,6 +183,20 @@ impl Upstream<'_> {
     }
 }
 
+/// `linkgate serve` as a child process of the test, given its flags and environment by
+/// `configure`: logging warnings only, its output discarded, killed when dropped.
+pub fn spawn_serve(configure: impl FnOnce(&mut tokio::process::Command)) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkgate"));
+    command
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    configure(&mut command);
+    command.spawn().expect("linkgate starts")
+}
+
 /// A free port on loopback (released again for a child process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
