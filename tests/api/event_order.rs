@@ -117,8 +117,8 @@ async fn every_watcher_on_either_replica_gets_the_logs_events_after_its_cursor_o
     );
 }
 
-/// Makes every append to [`APPEND_TABLE`] sleep up to 30 ms after its row (and so its id)
-/// exists, before its transaction can commit.
+/// Makes every append to [`APPEND_TABLE`] sleep up to 30 ms once its row is written, before its
+/// transaction can commit.
 async fn delay_appends(db: &PgPool) {
     let statements = [
         "CREATE FUNCTION delay_append() RETURNS trigger LANGUAGE plpgsql AS \
@@ -173,14 +173,14 @@ async fn write(
     db: &PgPool,
     id: String,
 ) {
-    for round in 0..ROUNDS {
+    for _ in 0..ROUNDS {
         let refresh = pb::RefreshConnectionRequest { connection_id: id.clone(), ..Default::default() };
         within(format!("refresh of {id}"), connections.refresh_connection(refresh))
             .await
             .unwrap_or_else(|status| panic!("refresh of {id}: {status:?}"));
         stored_ready(db, &id).await;
         // Far beyond the warning lead time, so the consent calendar adds no events of its own.
-        let expires = SystemTime::now() + Duration::from_secs(365 * 86_400 + round as u64);
+        let expires = SystemTime::now() + Duration::from_secs(365 * 86_400);
         let consent = pb::SetConsentExpiryRequest {
             connection_id: id.clone(),
             consent_expires_at: Some(prost_types::Timestamp::from(expires)),
