@@ -31,6 +31,7 @@ macro_rules! on_both_backends {
 mod bad_input;
 mod consent;
 mod erasure;
+mod event_order;
 mod exchange;
 mod feed;
 mod flow;
