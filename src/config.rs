@@ -407,7 +407,8 @@ pub struct SyncSettings {
     pub tick: Duration,
 
     /// How often each replica re-reads the event log even when no replica announced anything
-    /// (a safety net under PostgreSQL NOTIFY).
+    /// (a safety net under PostgreSQL NOTIFY), and moves into the log the committed events no
+    /// writer rang for (one that died after its commit, the command line).
     #[arg(long = "events-recheck", env = "LINKGATE_EVENTS_RECHECK", default_value = "1s", value_parser = parse_duration)]
     pub events_recheck: Duration,
 

@@ -184,10 +184,11 @@ impl App {
         // Its data is destroyed with it: no product has anything left to read.
         connection.products.clear();
         connection.updated_at = now();
-        match self.store.delete_connection(&connection).await? {
-            Some(_) => self.bus.committed(id),
+        if self.store.delete_connection(&connection).await? {
+            self.bus.committed(id);
+        } else {
             // A concurrent delete won; report what it stored.
-            None => connection = self.stored_connection(caller, id).await?,
+            connection = self.stored_connection(caller, id).await?;
         }
         Ok(connection)
     }
@@ -212,7 +213,7 @@ impl App {
             products,
             cursor: cursor.as_deref(),
         });
-        let saved = self.store.save_connection(connection, next_poll_at, import, kind).await?.is_some();
+        let saved = self.store.save_connection(connection, next_poll_at, import, kind).await?;
         if saved {
             self.bus.committed(connection.id);
         }

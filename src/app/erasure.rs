@@ -54,7 +54,7 @@ impl App {
             deleted.error = None;
             deleted.products.clear();
             deleted.updated_at = now();
-            if self.store.delete_connection(&deleted).await?.is_some() {
+            if self.store.delete_connection(&deleted).await? {
                 self.bus.committed(connection.id);
             }
         }

@@ -2,11 +2,15 @@
 //!
 //! Connection events reach watchers through one tailer per replica: it reads the event log after
 //! the last id it delivered and broadcasts each event once, in log order, to every watcher.
-//! Writers ring its doorbell right after they commit. The announcer passes the ring on to the
-//! other replicas (PostgreSQL `NOTIFY` after the commit, one per burst of rings, so the write
-//! path never takes NOTIFY's global lock), and each tailer listens on one connection for the
-//! others' announcements. A lost listening connection, or a missed announcement, costs nothing
-//! but latency: the tailer re-reads the log on every bell and on a slow safety tick.
+//! Writers ring the replica's sequencer right after they commit: on PostgreSQL their events wait
+//! in an inbox until the sequencer moves them into the log, numbered (see the store's
+//! `sequence_events`), so writers never wait on one another. The sequencer then rings the tailer
+//! and the announcer, which passes the ring on to the other replicas (PostgreSQL `NOTIFY` after
+//! the commit, one per burst of rings, so the write path never takes NOTIFY's global lock); each
+//! tailer listens on one connection for the others' announcements. A lost listening connection,
+//! or a missed announcement, costs nothing but latency: the tailer re-reads the log on every bell
+//! and on a safety tick, and the sequencer looks at the inbox on the same tick, which moves the
+//! events of writers that never rang (a replica that died after its commit, the command line).
 //! Watchers never query the log per event: they only replay from it when they start or fall
 //! behind the broadcast buffer.
 //!
@@ -81,6 +85,9 @@ where
 /// Events the tailer reads per query.
 const TAIL_BATCH: i64 = 500;
 
+/// Events the sequencer moves into the log per transaction.
+const SEQUENCE_BATCH: i64 = 1000;
+
 /// Events buffered per watcher of one connection before it counts as lagging.
 const CONNECTION_CAPACITY: usize = 64;
 
@@ -93,6 +100,9 @@ pub struct EventBus {
     /// event wakes only its own watchers rather than every watcher of the replica.
     by_connection: Arc<std::sync::Mutex<HashMap<Uuid, broadcast::Sender<Arc<ConnectionEvent>>>>>,
     link_sessions: broadcast::Sender<Arc<LinkSession>>,
+    /// Rung by writers: events were committed to the inbox.
+    sequencing: Arc<Notify>,
+    /// Rung by the sequencer: events were added to the log.
     doorbell: Arc<Notify>,
     announcement: Arc<Notify>,
     cache: ConnectionCache,
@@ -104,6 +114,7 @@ impl Default for EventBus {
             connections: broadcast::channel(BROADCAST_CAPACITY).0,
             by_connection: Arc::default(),
             link_sessions: broadcast::channel(BROADCAST_CAPACITY).0,
+            sequencing: Arc::new(Notify::new()),
             doorbell: Arc::new(Notify::new()),
             announcement: Arc::new(Notify::new()),
             cache: ConnectionCache::default(),
@@ -112,11 +123,10 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Tells this replica's tailer, and through the announcer the other replicas, that new events
-    /// were committed.
+    /// Tells this replica's sequencer, and through it the tailers of every replica, that new
+    /// events were committed.
     pub fn ring(&self) {
-        self.doorbell.notify_one();
-        self.announcement.notify_one();
+        self.sequencing.notify_one();
     }
 
     /// Tells everyone that connection `id` changed and the change is committed: this replica's
@@ -130,6 +140,43 @@ impl EventBus {
     /// This replica's copies of connections, kept current by the tailer.
     pub fn connection_cache(&self) -> &ConnectionCache {
         &self.cache
+    }
+
+    /// Runs the sequencer until `shutdown`: after every ring, and on every `safety_tick`, moves
+    /// what committed events wait in the inbox into the log, then rings the tailers. Rings that
+    /// arrive while it moves coalesce into its next pass, so a burst of writers costs a few
+    /// passes, not one each.
+    pub async fn run_sequencer(self, store: Arc<dyn Store>, safety_tick: Duration, shutdown: CancellationToken) {
+        loop {
+            let rung = tokio::select! {
+                _ = self.sequencing.notified() => true,
+                _ = tokio::time::sleep(safety_tick) => false,
+                _ = shutdown.cancelled() => return,
+            };
+            let mut moved = 0;
+            loop {
+                match store.sequence_events(SEQUENCE_BATCH).await {
+                    Ok(batch) => {
+                        moved += batch;
+                        if batch < SEQUENCE_BATCH as u64 {
+                            break;
+                        }
+                    }
+                    // Left in the inbox, they are moved on the next ring or tick.
+                    Err(error) => {
+                        tracing::warn!(error = %error, "moving committed events into the log failed");
+                        break;
+                    }
+                }
+            }
+            // A ring with nothing moved still rings on: another replica's sequencer may have moved
+            // this replica's events, and where writers append to the log itself (SQLite) nothing
+            // is ever moved.
+            if rung || moved > 0 {
+                self.doorbell.notify_one();
+                self.announcement.notify_one();
+            }
+        }
     }
 
     /// Passes rings on to the other replicas until `shutdown`. Rings that arrive while an

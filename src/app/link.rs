@@ -616,9 +616,9 @@ impl App {
         let first_poll = created_at + provider.info().poll_interval;
         let recorded = self.store.create_connection(&connection, &handle, &upstream_ref_hash, held.claim(), first_poll);
         let failure = match recorded.await {
-            Ok(Some(_)) => None,
+            Ok(true) => None,
             // The claim lapsed and another exchange took it over before this one could record.
-            Ok(None) => Some(held.lost(provider_id)),
+            Ok(false) => Some(held.lost(provider_id)),
             Err(error) => Some(Error::from(error)),
         };
         if let Some(error) = failure {

@@ -196,7 +196,7 @@ impl App {
         // once more from where it is now, under the lease already held.
         for attempt in 0..2 {
             let update = LinkSessionUpdate { session: &session, from, next_poll_at: None, issued: None };
-            if self.store.complete_repair(update, &repair).await?.is_some() {
+            if self.store.complete_repair(update, &repair).await? {
                 tracing::info!(connection_id = %id, link_session_id = %session.id, provider = %connection.provider, "connection repaired in place");
                 self.bus.committed(id);
                 self.bus.publish_link_session(session.clone());

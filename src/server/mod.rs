@@ -182,6 +182,7 @@ impl Application {
         reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
 
         let background = CancellationToken::new();
+        tokio::spawn(app.bus.clone().run_sequencer(app.store.clone(), events_recheck, background.clone()));
         tokio::spawn(app.bus.clone().run_tailer(app.store.clone(), events_recheck, background.clone()));
         tokio::spawn(app.bus.clone().run_announcer(app.store.clone(), background.clone()));
         let sync_window = app.sync_window;

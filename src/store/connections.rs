@@ -3,14 +3,14 @@
 //! that must keep polls off it. Every change appends the connection's event in its transaction.
 
 use super::{Import, Lease, Leased, Page, PageOf, StoreResult, TokenClaim};
-use crate::domain::{Connection, ConnectionEvent, ConnectionEventType, ConnectionState, TenantId, Timestamp};
+use crate::domain::{Connection, ConnectionEventType, ConnectionState, TenantId, Timestamp};
 use uuid::Uuid;
 
 /// Connections and their leases. See the module documentation.
 #[async_trait::async_trait]
 pub trait ConnectionStore: Send + Sync {
     /// Records a successful exchange in one transaction: the connection, its sealed handle, the
-    /// token marked exchanged, and the connection's first event. `None`, with nothing written,
+    /// token marked exchanged, and the connection's first event. `false`, with nothing written,
     /// when the token is no longer held under `claim` (see
     /// [`PublicTokenStore`](super::PublicTokenStore)).
     async fn create_connection(
@@ -20,7 +20,7 @@ pub trait ConnectionStore: Send + Sync {
         upstream_ref_hash: &[u8],
         claim: TokenClaim<'_>,
         next_poll_at: Timestamp,
-    ) -> StoreResult<Option<ConnectionEvent>>;
+    ) -> StoreResult<bool>;
 
     /// One connection of the tenant, DELETED ones included.
     async fn get_connection(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<Connection>>;
@@ -83,15 +83,15 @@ pub trait ConnectionStore: Send + Sync {
     /// and stores an `import` when given: what changed in the connection's data is written and
     /// told by a DATA_UPDATED event (NEW_ACCOUNTS first, when accounts appeared), after the
     /// state's event, and the import's cursor replaces the stored one. All in one transaction,
-    /// so a cursor is never stored without the data it follows. Returns the state's event, or `None`, changing
-    /// nothing, when the connection was deleted meanwhile.
+    /// so a cursor is never stored without the data it follows. Returns `false`, changing nothing,
+    /// when the connection was deleted meanwhile.
     async fn save_connection(
         &self,
         connection: &Connection,
         next_poll_at: Option<Timestamp>,
         import: Option<Import<'_>>,
         kind: ConnectionEventType,
-    ) -> StoreResult<Option<ConnectionEvent>>;
+    ) -> StoreResult<bool>;
 
     /// Releases the lease `owner` took with [`lease_connection`](Self::lease_connection), changing
     /// nothing else but, when `next_poll_at` is given, when the connection is looked at next.
@@ -116,8 +116,8 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Marks a connection DELETED in one transaction: destroys its sealed handle, its cursor and
     /// its data (records and account details), stops its sync and appends the event. Returns
-    /// `None` when it was already deleted.
-    async fn delete_connection(&self, connection: &Connection) -> StoreResult<Option<ConnectionEvent>>;
+    /// `false` when it was already deleted.
+    async fn delete_connection(&self, connection: &Connection) -> StoreResult<bool>;
 
     /// Leases connections due for a sync.
     async fn lease_connections(&self, lease: &Lease) -> StoreResult<Leased<Connection>>;

@@ -1,7 +1,8 @@
-//! The connection event log: read after a cursor within a tenant (watch streams), tailed across
-//! tenants (each replica's tailer), read as each connection's current state, pruned behind a
-//! recorded horizon, and announced to the other replicas as it grows. Events are appended by the
-//! connection methods, in their own transactions.
+//! The connection event log: numbered by the sequencer once their writers committed, read after
+//! a cursor within a tenant (watch streams), tailed across tenants (each replica's tailer), read
+//! as each connection's current state, pruned behind a recorded horizon, and announced to the
+//! other replicas as it grows. Events are appended by the connection methods, in their own
+//! transactions.
 
 use super::StoreResult;
 use crate::domain::{Connection, ConnectionEvent, TenantId, Timestamp};
@@ -32,6 +33,12 @@ pub trait EventStore: Send + Sync {
 
     /// The highest event id ever pruned (0 when none): cursors below it cannot be replayed.
     async fn pruned_through(&self) -> StoreResult<i64>;
+
+    /// Moves up to `limit` committed events from the writers' inbox into the log, oldest first,
+    /// numbering them: until then readers do not see them. Returns how many it moved. Concurrent
+    /// calls, on any replica, move one after the other. Always 0 where writers append to the log
+    /// itself (SQLite, whose single writer commits events in id order).
+    async fn sequence_events(&self, limit: i64) -> StoreResult<u64>;
 
     /// Tells the other replicas that events were committed (PostgreSQL `NOTIFY`, sent after the
     /// writing transaction committed, never inside it); nothing to do where one process owns the

@@ -4,7 +4,7 @@
 //! while their provider is polled.
 
 use super::{Lease, Leased, StoreResult};
-use crate::domain::{Connection, ConnectionEvent, LinkSession, LinkSessionState, TenantId, Timestamp};
+use crate::domain::{Connection, LinkSession, LinkSessionState, TenantId, Timestamp};
 use uuid::Uuid;
 
 /// Link sessions and their leases. See the module documentation.
@@ -38,14 +38,10 @@ pub trait LinkSessionStore: Send + Sync {
     /// by compare-and-swap on the old one when the provider issued one, the repaired connection
     /// stored due for an immediate poll with any lease released, and its LOGIN_REPAIRED event.
     /// A repair completed by an exchange also marks the exchanged token as exchanged for the
-    /// connection. Returns `None`, changing nothing, when the session moved meanwhile, the
+    /// connection. Returns `false`, changing nothing, when the session moved meanwhile, the
     /// connection was deleted, its handle is no longer the one the repair started from, or the
     /// exchanged token is no longer held under the exchange's claim.
-    async fn complete_repair(
-        &self,
-        update: LinkSessionUpdate<'_>,
-        repair: &Repair<'_>,
-    ) -> StoreResult<Option<ConnectionEvent>>;
+    async fn complete_repair(&self, update: LinkSessionUpdate<'_>, repair: &Repair<'_>) -> StoreResult<bool>;
 
     /// The newest repair session of the tenant's connection `connection_id` that is still open
     /// (not settled, not expired at `now`).

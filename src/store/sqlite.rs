@@ -183,5 +183,16 @@ impl SqliteStore {
     }
 }
 
-// SQLite serializes writers anyway: its events need no lock, only the row `serialized` yields.
-super::sql::impl_store!(SqliteStore, sqlx::Sqlite, lock_rows = "", serialize_events = "SELECT 1");
+/// The event log needs no sequencer here: SQLite commits one writer at a time, so events are
+/// appended to the log itself and their ids follow the commits.
+impl SqliteStore {
+    async fn sequence(&self, _limit: i64) -> super::StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn sequence_in(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, _limit: i64) -> sqlx::Result<u64> {
+        Ok(0)
+    }
+}
+
+super::sql::impl_store!(SqliteStore, sqlx::Sqlite, lock_rows = "", append_events_to = "connection_events");

@@ -18,11 +18,12 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
-/// The table a connection change appends its event to, inside the change's own transaction. The
-/// delay trigger goes on it, so each writer's transaction stays open a random while after its
-/// append: writers that appended later commit first. (Where the store keeps appends apart from
-/// the log and orders them into it afterwards, this names the table appended to.)
-const APPEND_TABLE: &str = "connection_events";
+/// The tables whose inserts are delayed at random, each row up to 30 ms before its transaction can
+/// commit. The sequencer's inbox, which every connection change appends its event to inside its
+/// own transaction: writers that appended later commit first. And the log, which the sequencer
+/// moves committed events into: each move then takes a random while, as on a loaded database,
+/// with both replicas' sequencers and the writers running meanwhile.
+const DELAYED_TABLES: [&str; 2] = ["connection_event_inbox", "connection_events"];
 
 /// Writers, half on each replica, each changing a connection of its own.
 const WRITERS: usize = 16;
@@ -117,19 +118,16 @@ async fn every_watcher_on_either_replica_gets_the_logs_events_after_its_cursor_o
     );
 }
 
-/// Makes every append to [`APPEND_TABLE`] sleep up to 30 ms once its row is written, before its
-/// transaction can commit.
+/// Makes every insert into [`DELAYED_TABLES`] sleep up to 30 ms once its row is written, before
+/// its transaction can commit.
 async fn delay_appends(db: &PgPool) {
-    let statements = [
-        "CREATE FUNCTION delay_append() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN PERFORM pg_sleep(random() * 0.03); RETURN NULL; END $$"
-            .to_owned(),
-        format!(
-            "CREATE TRIGGER delay_append AFTER INSERT ON {APPEND_TABLE} FOR EACH ROW EXECUTE FUNCTION delay_append()"
-        ),
-    ];
-    for statement in statements {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(db).await.expect("delay trigger installed");
+    let function = "CREATE FUNCTION delay_append() RETURNS trigger LANGUAGE plpgsql AS \
+                    $$ BEGIN PERFORM pg_sleep(random() * 0.03); RETURN NULL; END $$";
+    sqlx::raw_sql(function).execute(db).await.expect("delay function installed");
+    for table in DELAYED_TABLES {
+        let trigger =
+            format!("CREATE TRIGGER delay_append AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION delay_append()");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(trigger)).execute(db).await.expect("delay trigger installed");
     }
 }
 

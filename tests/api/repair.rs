@@ -219,7 +219,8 @@ async fn sandbox_controls_are_not_served_without_the_sandbox() {
 }
 
 /// Makes every write of a connection event fail, as a database fault in the middle of a change
-/// would (`fail`), or lets them through again.
+/// would (`fail`), or lets them through again. Writers append to the sequencer's inbox on
+/// PostgreSQL and to the log itself on SQLite.
 async fn fail_event_writes(app: &crate::support::server::TestApp, backend: Backend, fail: bool) {
     use sqlx::Connection;
     let url = &app.settings().database.database_url;
@@ -227,11 +228,11 @@ async fn fail_event_writes(app: &crate::support::server::TestApp, backend: Backe
         (Backend::Postgres, true) => &[
             "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$",
-            "CREATE TRIGGER refuse_events BEFORE INSERT ON connection_events \
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON connection_event_inbox \
              FOR EACH ROW EXECUTE FUNCTION refuse_event()",
         ],
         (Backend::Postgres, false) => {
-            &["DROP TRIGGER refuse_events ON connection_events", "DROP FUNCTION refuse_event()"]
+            &["DROP TRIGGER refuse_events ON connection_event_inbox", "DROP FUNCTION refuse_event()"]
         }
         (Backend::Sqlite, true) => &["CREATE TRIGGER refuse_events BEFORE INSERT ON connection_events \
              BEGIN SELECT RAISE(ABORT, 'injected fault'); END"],

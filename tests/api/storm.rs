@@ -79,7 +79,7 @@ impl Replica {
     }
 }
 
-/// Stores the tenant's connections as exchanges would, each with its first event.
+/// Stores the tenant's connections as exchanges would, each with its first event in the log.
 async fn seed_connections(database_url: &str) {
     let store = linkgate::store::open(database_url, 2, false).await.expect("the store opens");
     for n in 0..TENANT_CONNECTIONS {
@@ -110,8 +110,10 @@ async fn seed_connections(database_url: &str) {
         let Claim::Won { claim_id, .. } = claimed.await.expect("claimed") else { panic!("the token is new") };
         let claim = TokenClaim { token_hash: &token, claim_id };
         let stored = store.create_connection(&connection, b"sealed", &upstream, claim, next_poll_at).await;
-        stored.expect("stored").expect("the claim holds");
+        assert!(stored.expect("stored"), "the claim holds");
     }
+    // Into the log at once, as a replica's sequencer moves what its own writers commit.
+    while store.sequence_events(1000).await.expect("sequenced") == 1000 {}
 }
 
 /// WatchConnections requests on a raw HTTP/2 client that never reads: it grants each stream no

@@ -109,6 +109,41 @@ async fn watch_connections_only_sends_the_filtered_users_changes() {
     assert!(events.iter().all(|e| e.connection.as_ref().unwrap().id == alices.id), "only alice's connection");
 }
 
+/// A long transaction elsewhere in the database (a report, a migration, a forgotten psql session:
+/// anything holding a transaction id) delays no event. Log readers that waited for the oldest
+/// open transaction to end would hold this change back until it did; linkgate's sequencer moves
+/// committed events whatever else is open, so the watcher has it in the usual moment.
+#[tokio::test]
+async fn a_long_transaction_elsewhere_does_not_delay_events() {
+    use sqlx::Connection as _;
+    let mut app = spawn_app(Backend::Postgres).await;
+    let connection = app.ready_connection("ins_sandbox_bank", "user-l").await;
+    let mut stream = app
+        .connections
+        .watch_connection(pb::WatchConnectionRequest { connection_id: connection.id.clone(), after_event_id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let current = tokio::time::timeout(PATIENCE, stream.next()).await.expect("the current state").unwrap().unwrap();
+    assert_eq!(current.event.unwrap().connection.unwrap().state(), pb::ConnectionState::Ready);
+
+    let mut elsewhere = sqlx::PgConnection::connect(&app.settings().database.database_url).await.unwrap();
+    let mut long = elsewhere.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *long).await.unwrap();
+
+    let started = std::time::Instant::now();
+    app.connections
+        .delete_connection(pb::DeleteConnectionRequest { connection_id: connection.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(3), stream.next()).await;
+    let event = next.expect("the change arrives while the other transaction is open").unwrap().unwrap();
+    assert_eq!(event.event.unwrap().connection.unwrap().state(), pb::ConnectionState::Deleted);
+    let waited = started.elapsed();
+    long.rollback().await.unwrap();
+    assert!(waited < Duration::from_secs(3), "delivered in {waited:?}");
+}
+
 #[tokio::test]
 async fn watching_a_missing_connection_fails_at_once() {
     let mut app = spawn_app(Backend::Sqlite).await;

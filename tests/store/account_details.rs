@@ -19,22 +19,16 @@ async fn an_import_keeps_its_sealed_details_until_the_next_one_replaces_them(sto
     // A refresh whose provider delivered numbers but no owners.
     let mut refreshed = super::sample(ready.id).data;
     refreshed.details = SealedAccountDetails { owners: None, ..sealed_details(ready.id, "refresh") };
-    store
-        .save_connection(&ready, None, Some(import_of(&refreshed)), ConnectionEventType::StateChanged)
-        .await
-        .unwrap()
-        .unwrap();
+    let saved = store.save_connection(&ready, None, Some(import_of(&refreshed)), ConnectionEventType::StateChanged);
+    assert!(saved.await.unwrap());
     assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), refreshed.details);
 
     // A state change without data leaves them; an import with none removes them.
-    store.save_connection(&ready, None, None, ConnectionEventType::StateChanged).await.unwrap().unwrap();
+    assert!(store.save_connection(&ready, None, None, ConnectionEventType::StateChanged).await.unwrap());
     assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), refreshed.details);
     refreshed.details = SealedAccountDetails::default();
-    store
-        .save_connection(&ready, None, Some(import_of(&refreshed)), ConnectionEventType::StateChanged)
-        .await
-        .unwrap()
-        .unwrap();
+    let saved = store.save_connection(&ready, None, Some(import_of(&refreshed)), ConnectionEventType::StateChanged);
+    assert!(saved.await.unwrap());
     assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), SealedAccountDetails::default());
     for column in [SealedColumn::AccountNumbers, SealedColumn::AccountOwners] {
         assert!(store.list_sealed(column, None, 10).await.unwrap().is_empty(), "{column:?}: no row is left");
@@ -50,17 +44,17 @@ async fn an_import_replaces_only_the_details_of_the_products_it_covers(store: Ar
 
     // A refresh of transactions alone leaves both lists as they were.
     let import = Import { data: &refreshed, products: &[Product::Transactions], cursor: None };
-    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap().unwrap();
+    assert!(store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap());
     assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), sample.data.details);
 
     // One of account numbers replaces the numbers and keeps the owners, and the other way round.
     let import = Import { data: &refreshed, products: &[Product::AccountNumbers], cursor: None };
-    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap().unwrap();
+    assert!(store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap());
     let expected = SealedAccountDetails { numbers: refreshed.details.numbers.clone(), ..sample.data.details.clone() };
     assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), expected);
     refreshed.details = SealedAccountDetails::default();
     let import = Import { data: &refreshed, products: &[Product::Identity], cursor: None };
-    store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap().unwrap();
+    assert!(store.save_connection(&ready, None, Some(import), ConnectionEventType::StateChanged).await.unwrap());
     let expected = SealedAccountDetails { owners: None, ..expected };
     assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), expected, "owners no longer served");
 }
@@ -71,7 +65,7 @@ async fn deleting_a_connection_destroys_its_sealed_details_and_no_other(store: A
     let (ready, _) = connection_with_sample(&*store, tenant).await;
     let (survivor, survivor_sample) = connection_with_sample(&*store, tenant).await;
 
-    store.delete_connection(&moved(&ready, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert!(store.delete_connection(&moved(&ready, ConnectionState::Deleted)).await.unwrap(), "deleted");
 
     assert_eq!(store.account_details(tenant, ready.id).await.unwrap(), SealedAccountDetails::default());
     assert_eq!(store.account_details(tenant, survivor.id).await.unwrap(), survivor_sample.data.details);

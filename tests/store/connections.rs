@@ -23,12 +23,13 @@ async fn a_created_connection_reads_back_only_for_its_tenant(store: Arc<dyn Stor
     // Writes through another tenant change nothing either.
     let mut foreign = moved(&created, ConnectionState::Ready);
     foreign.tenant_id = other_tenant;
-    assert_eq!(store.save_connection(&foreign, None, None, ConnectionEventType::StateChanged).await.unwrap(), None);
+    assert!(!store.save_connection(&foreign, None, None, ConnectionEventType::StateChanged).await.unwrap());
     foreign.state = ConnectionState::Deleted;
-    assert_eq!(store.delete_connection(&foreign).await.unwrap(), None);
+    assert!(!store.delete_connection(&foreign).await.unwrap());
+    sequence(&*store).await;
     assert_eq!(store.get_connection(tenant, created.id).await.unwrap(), Some(created.clone()));
     assert_eq!(store.connection_handle(tenant, created.id).await.unwrap(), Some(handle_of(&created)));
-    assert_eq!(store.last_event_id().await.unwrap(), event.event_id, "no event appended");
+    assert_eq!(last_event_id(&*store).await, event.event_id, "no event appended");
 }
 conformance!(a_created_connection_reads_back_only_for_its_tenant);
 
@@ -48,10 +49,12 @@ async fn every_connection_change_appends_an_event_with_a_higher_id(store: Arc<dy
         retryable: false,
         user_action_required: true,
     });
-    events.push(
-        store.save_connection(&failed, None, None, ConnectionEventType::StateChanged).await.unwrap().expect("saved"),
-    );
-    events.push(store.delete_connection(&moved(&ready, ConnectionState::Deleted)).await.unwrap().expect("deleted"));
+    assert!(store.save_connection(&failed, None, None, ConnectionEventType::StateChanged).await.unwrap());
+    events.push(latest_event(&*store, &failed).await);
+    let deleted = moved(&ready, ConnectionState::Deleted);
+    assert!(store.delete_connection(&deleted).await.unwrap(), "deleted");
+    events.push(latest_event(&*store, &deleted).await);
+    assert_eq!(events.last().map(|e| e.connection.state), Some(ConnectionState::Deleted));
 
     let event_ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
     assert!(event_ids.windows(2).all(|w| w[0] < w[1]), "event ids increase: {event_ids:?}");
@@ -113,7 +116,7 @@ async fn deleted_connections_are_listed_only_when_asked_for(store: Arc<dyn Store
     let kept = new_connection(&*store, tenant, "user-1", PROVIDER).await;
     let removed = new_connection(&*store, tenant, "user-1", PROVIDER).await;
     let deleted = moved(&removed, ConnectionState::Deleted);
-    store.delete_connection(&deleted).await.unwrap().expect("deleted");
+    assert!(store.delete_connection(&deleted).await.unwrap(), "deleted");
 
     let list = async |state: Option<ConnectionState>| {
         let filter = ConnectionFilter { state, ..ConnectionFilter::default() };
@@ -141,11 +144,9 @@ async fn saving_a_connection_with_data_replaces_its_records(store: Arc<dyn Store
     renamed.current = Some(eur(9900));
     let replacement = ConnectionData { accounts: vec![renamed.clone()], ..ConnectionData::default() };
     let ready_again = moved(&refreshing, ConnectionState::Ready);
-    store
-        .save_connection(&ready_again, None, Some(import_of(&replacement)), ConnectionEventType::StateChanged)
-        .await
-        .unwrap()
-        .expect("saved");
+    let saved =
+        store.save_connection(&ready_again, None, Some(import_of(&replacement)), ConnectionEventType::StateChanged);
+    assert!(saved.await.unwrap(), "saved");
 
     assert_eq!(decode::<Account>(list_records(&*store, &accounts).await), vec![renamed]);
     let transactions = records_of(&ready, RecordKind::Transaction);
@@ -160,24 +161,19 @@ async fn a_deleted_connection_cannot_be_saved(store: Arc<dyn Store>) {
     let tenant = new_tenant();
     let created = new_connection(&*store, tenant, "user-1", PROVIDER).await;
     let deleted = moved(&created, ConnectionState::Deleted);
-    store.delete_connection(&deleted).await.unwrap().expect("deleted");
-    let last_event = store.last_event_id().await.unwrap();
+    assert!(store.delete_connection(&deleted).await.unwrap(), "deleted");
+    let last_event = last_event_id(&*store).await;
 
     // A sync that finished after the delete must not bring the connection or its data back.
     let ready = moved(&created, ConnectionState::Ready);
     let data = sample(created.id).data;
-    assert_eq!(
-        store
-            .save_connection(&ready, Some(now()), Some(import_of(&data)), ConnectionEventType::StateChanged)
-            .await
-            .unwrap(),
-        None
-    );
+    let saved = store.save_connection(&ready, Some(now()), Some(import_of(&data)), ConnectionEventType::StateChanged);
+    assert!(!saved.await.unwrap(), "not saved");
 
     assert_eq!(store.get_connection(tenant, created.id).await.unwrap(), Some(deleted));
     assert_eq!(store.connection_handle(tenant, created.id).await.unwrap(), None);
     assert!(list_records(&*store, &records_of(&created, RecordKind::Account)).await.is_empty());
-    assert_eq!(store.last_event_id().await.unwrap(), last_event, "no event appended");
+    assert_eq!(last_event_id(&*store).await, last_event, "no event appended");
     let leased = store.lease_connections(&lease("replica-a", now() + Duration::days(1), 10)).await.unwrap().items;
     assert!(leased.is_empty(), "the deleted connection became due again");
 }
@@ -187,18 +183,14 @@ async fn deleting_a_connection_destroys_its_handle_and_records_once(store: Arc<d
     let tenant = new_tenant();
     let (ready, sample) = connection_with_sample(&*store, tenant).await;
     let survivor = new_connection(&*store, tenant, "user-2", PROVIDER).await;
-    store
-        .save_connection(
-            &moved(&survivor, ConnectionState::Ready),
-            None,
-            Some(import_of(&sample.data)),
-            ConnectionEventType::StateChanged,
-        )
-        .await
-        .unwrap();
+    let survivor_ready = moved(&survivor, ConnectionState::Ready);
+    let saved =
+        store.save_connection(&survivor_ready, None, Some(import_of(&sample.data)), ConnectionEventType::StateChanged);
+    assert!(saved.await.unwrap(), "saved");
 
     let deleted = moved(&ready, ConnectionState::Deleted);
-    let event = store.delete_connection(&deleted).await.unwrap().expect("the first delete applies");
+    assert!(store.delete_connection(&deleted).await.unwrap(), "the first delete applies");
+    let event = latest_event(&*store, &deleted).await;
     assert_eq!(event.connection, deleted);
     assert_eq!(event.occurred_at, deleted.updated_at);
 
@@ -210,8 +202,8 @@ async fn deleting_a_connection_destroys_its_handle_and_records_once(store: Arc<d
     assert!(!store.has_record(tenant, ready.id, RecordKind::Account, sample.checking).await.unwrap());
 
     let again = moved(&deleted, ConnectionState::Deleted);
-    assert_eq!(store.delete_connection(&again).await.unwrap(), None, "the second delete applies");
-    assert_eq!(store.last_event_id().await.unwrap(), event.event_id, "the second delete appended an event");
+    assert!(!store.delete_connection(&again).await.unwrap(), "the second delete changes nothing");
+    assert_eq!(last_event_id(&*store).await, event.event_id, "the second delete appended an event");
     assert_eq!(store.get_connection(tenant, ready.id).await.unwrap(), Some(deleted));
 
     // Another connection's identical data is untouched.
@@ -262,16 +254,12 @@ async fn rescheduling_or_saving_a_connection_frees_its_lease(store: Arc<dyn Stor
     // Before replica-a's lease lapses (t0 + 30 s): each change frees the lease at once.
     store.reschedule_connection(tenant, polled.id, Some(t0 + Duration::seconds(10))).await.unwrap();
     let synced_again = moved(&synced, ConnectionState::Refreshing);
-    store
-        .save_connection(&synced_again, Some(t0 + Duration::seconds(10)), None, ConnectionEventType::StateChanged)
-        .await
-        .unwrap()
-        .expect("saved");
-    store
-        .save_connection(&moved(&settled, ConnectionState::Ready), None, None, ConnectionEventType::StateChanged)
-        .await
-        .unwrap()
-        .expect("saved");
+    let saved =
+        store.save_connection(&synced_again, Some(t0 + Duration::seconds(10)), None, ConnectionEventType::StateChanged);
+    assert!(saved.await.unwrap(), "saved");
+    let settled_ready = moved(&settled, ConnectionState::Ready);
+    let saved = store.save_connection(&settled_ready, None, None, ConnectionEventType::StateChanged);
+    assert!(saved.await.unwrap(), "saved");
     assert_eq!(take("replica-b", t0 + Duration::seconds(9)).await, BTreeSet::new(), "not yet due again");
     let released = store.lease_connections(&lease("replica-b", t0 + Duration::seconds(10), 10)).await.unwrap();
     assert_eq!(leased_ids(&released.items), BTreeSet::from([polled.id, synced.id]));
@@ -403,7 +391,7 @@ async fn the_duplicate_check_finds_the_users_oldest_live_connection_at_the_insti
     assert_eq!(find(tenant, "user-1", "vumi", INSTITUTION).await, None, "another provider");
 
     // Once the oldest is deleted, the next one is the duplicate.
-    store.delete_connection(&moved(&oldest, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert!(store.delete_connection(&moved(&oldest, ConnectionState::Deleted)).await.unwrap(), "deleted");
     assert_eq!(find(tenant, "user-1", PROVIDER, INSTITUTION).await, Some(newer.id));
 }
 conformance!(the_duplicate_check_finds_the_users_oldest_live_connection_at_the_institution);

@@ -31,7 +31,7 @@ async fn erasing_an_end_user_destroys_what_names_them_and_nothing_else(store: Ar
         )
         .await
         .unwrap();
-    store.delete_connection(&moved(&gone, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert!(store.delete_connection(&moved(&gone, ConnectionState::Deleted)).await.unwrap(), "deleted");
     let neighbour = new_connection(&*store, tenant, "user-kept", PROVIDER).await;
     let foreign = new_connection(&*store, other_tenant, user, PROVIDER).await;
     let pending = create_session(&*store, tenant, user).await;
@@ -106,7 +106,7 @@ async fn erasing_an_end_user_destroys_what_names_them_and_nothing_else(store: Ar
     assert_eq!(again, Erased { live_connections_left: 1, ..Erased::default() });
 
     // Once the live connection is deleted, the next erasure takes it and the user is gone.
-    store.delete_connection(&moved(&live, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert!(store.delete_connection(&moved(&live, ConnectionState::Deleted)).await.unwrap(), "deleted");
     let last = store.erase_end_user(tenant, user).await.unwrap();
     assert_eq!(last, Erased { connections: 1, public_tokens: 1, ..Erased::default() }, "with its exchanged token");
     assert!(store.end_user_connections(tenant, user).await.unwrap().is_empty());

@@ -1,74 +1,93 @@
-//! The event log: appended in id order even under concurrent writers, pruned behind a horizon,
-//! read after a cursor, tailed, and read as each connection's current state.
+//! The event log: numbered in the order readers see it although writers commit concurrently,
+//! pruned behind a horizon, read after a cursor, tailed, and read as each connection's current
+//! state.
 
 use super::*;
 
 /// The property the watch streams stand on: a reader that has seen event N has seen every event
-/// before it. Here a writer holds an uncommitted event (as a slow transaction would) while the
-/// store writes another; a reader following the log ("after the last id I saw", as the tailer
-/// and resuming watchers read) must still get both. Were the later id allowed to commit first,
-/// the reader would step past the earlier one and never see it.
+/// before it, although writers commit concurrently, without waiting for one another. Here a
+/// writer holds an uncommitted event in the inbox (as a slow transaction would) while the store
+/// saves another connection: the save must not wait for it, and a reader following the log
+/// ("after the last id I saw", as the tailer and resuming watchers read) must still get both
+/// events, once each. Were the slow event numbered by its append, it would carry the lower id and
+/// commit after the reader had stepped past it.
 #[tokio::test]
-async fn on_postgres_a_slow_writer_cannot_be_overtaken_so_log_readers_miss_nothing() {
+async fn on_postgres_a_slow_writer_neither_blocks_others_nor_is_skipped_by_log_readers() {
     use sqlx::Connection as _;
     let (store, database) = open(Backend::Postgres).await;
     let tenant = new_tenant();
     let first = new_connection(&*store, tenant, "user-1", PROVIDER).await;
     let second = new_connection(&*store, tenant, "user-2", PROVIDER).await;
-    let start = store.last_event_id().await.unwrap();
+    let start = last_event_id(&*store).await;
 
-    // The slow writer takes the lock first, as the store's own append would, and pauses.
+    // The slow writer appends its event and pauses before committing.
     let mut slow = sqlx::PgConnection::connect(&database.url).await.unwrap();
     let mut transaction = slow.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock(4242001)").execute(&mut *transaction).await.unwrap();
-
-    // A fast writer through the store, concurrently: it must wait for the lock before it draws
-    // its event's id, or the slow writer's later id would commit first.
-    let fast = tokio::spawn({
-        let store = store.clone();
-        let next = moved(&second, ConnectionState::Ready);
-        async move {
-            store
-                .save_connection(&next, None, None, ConnectionEventType::StateChanged)
-                .await
-                .unwrap()
-                .expect("saved")
-                .event_id
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (slow_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, \
-         occurred_at) SELECT tenant_id, id, provider, external_user_id, state, snapshot, now() FROM connections \
-         WHERE id = $1 RETURNING id",
+    sqlx::query(
+        "INSERT INTO connection_event_inbox (tenant_id, connection_id, provider, external_user_id, state, snapshot, \
+         occurred_at, event_type) SELECT tenant_id, id, provider, external_user_id, state, snapshot, now(), \
+         'state_changed' FROM connections WHERE id = $1",
     )
     .bind(first.id)
-    .fetch_one(&mut *transaction)
+    .execute(&mut *transaction)
     .await
     .unwrap();
 
+    // A fast writer through the store commits meanwhile, without waiting.
+    let next = moved(&second, ConnectionState::Ready);
+    let save = store.save_connection(&next, None, None, ConnectionEventType::StateChanged);
+    let saved = tokio::time::timeout(std::time::Duration::from_secs(5), save).await;
+    assert!(saved.expect("a writer does not wait for another's commit").unwrap());
+
     // A reader follows the log while the slow writer has not committed.
+    sequence(&*store).await;
     let mut cursor = start;
     let mut seen = Vec::new();
     for event in store.tail_events(cursor, 100).await.unwrap() {
         cursor = event.event_id;
-        seen.push(event.event_id);
+        seen.push((event.event_id, event.connection.id));
     }
+    assert_eq!(seen.iter().map(|(_, id)| *id).collect::<Vec<_>>(), [second.id], "only the committed event");
     transaction.commit().await.unwrap();
-    let fast_id = fast.await.unwrap();
+    sequence(&*store).await;
     for event in store.tail_events(cursor, 100).await.unwrap() {
-        seen.push(event.event_id);
+        seen.push((event.event_id, event.connection.id));
     }
-    assert!(slow_id < fast_id, "ids are taken in lock order");
-    assert_eq!(seen, [slow_id, fast_id], "the reader saw both events, once, in order");
+    let order: Vec<Uuid> = seen.iter().map(|(_, id)| *id).collect();
+    assert_eq!(order, [second.id, first.id], "the reader saw both events, once, in the order they were numbered");
+    assert!(seen[0].0 < seen[1].0, "ids grow in the order readers see them: {seen:?}");
 }
+
+/// Sequencing moves only what committed, numbers it in inbox order, and leaves nothing behind;
+/// a second pass finds nothing. On SQLite events are in the log at once.
+async fn sequencing_numbers_committed_events_in_the_order_they_were_appended(store: Arc<dyn Store>) {
+    let tenant = new_tenant();
+    let connections = [
+        new_connection(&*store, tenant, "user-1", PROVIDER).await,
+        new_connection(&*store, tenant, "user-2", PROVIDER).await,
+        new_connection(&*store, tenant, "user-3", PROVIDER).await,
+    ];
+    let before = last_event_id(&*store).await;
+    for connection in &connections {
+        let next = moved(connection, ConnectionState::Ready);
+        assert!(store.save_connection(&next, None, None, ConnectionEventType::StateChanged).await.unwrap());
+    }
+    sequence(&*store).await;
+    assert_eq!(store.sequence_events(1000).await.unwrap(), 0, "nothing is left to move");
+    let tailed = store.tail_events(before, 100).await.unwrap();
+    let order: Vec<Uuid> = tailed.iter().map(|e| e.connection.id).collect();
+    assert_eq!(order, connections.iter().map(|c| c.id).collect::<Vec<_>>(), "in the order they were appended");
+    assert!(tailed.iter().all(|e| e.connection.state == ConnectionState::Ready));
+}
+conformance!(sequencing_numbers_committed_events_in_the_order_they_were_appended);
 
 async fn pruning_keeps_each_live_connections_latest_event_and_records_the_horizon(store: Arc<dyn Store>) {
     let tenant = new_tenant();
     let live = new_connection(&*store, tenant, "user-1", PROVIDER).await;
     let gone = new_connection(&*store, tenant, "user-2", PROVIDER).await;
     let (ready, _) = save_in_state(&*store, &live, ConnectionState::Ready).await;
-    store.delete_connection(&moved(&gone, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    assert!(store.delete_connection(&moved(&gone, ConnectionState::Deleted)).await.unwrap(), "deleted");
+    sequence(&*store).await;
     let latest_of_live = store.tail_events(0, 100).await.unwrap().into_iter().rfind(|e| e.connection.id == live.id);
     assert_eq!(store.pruned_through().await.unwrap(), 0);
 
@@ -151,10 +170,10 @@ async fn tail_events_returns_every_tenants_events_in_order(store: Arc<dyn Store>
 conformance!(tail_events_returns_every_tenants_events_in_order);
 
 async fn last_event_id_is_the_newest_event_or_zero(store: Arc<dyn Store>) {
-    assert_eq!(store.last_event_id().await.unwrap(), 0, "an empty store");
+    assert_eq!(last_event_id(&*store).await, 0, "an empty store");
     let History { events, .. } = history(&*store).await;
     let newest = events.iter().map(|e| e.event_id).max().unwrap();
-    assert_eq!(store.last_event_id().await.unwrap(), newest);
+    assert_eq!(last_event_id(&*store).await, newest);
 }
 conformance!(last_event_id_is_the_newest_event_or_zero);
 
@@ -173,7 +192,9 @@ async fn current_events_hold_the_latest_event_of_each_live_connection(store: Arc
     let (refreshed, refresh) = save_in_state(&*store, &first, ConnectionState::Refreshing).await;
     assert_eq!(current(tenant, all.clone()).await, vec![events[4].clone(), refresh], "oldest first");
 
-    let deleted = store.delete_connection(&moved(&second, ConnectionState::Deleted)).await.unwrap().expect("deleted");
+    let deleted_state = moved(&second, ConnectionState::Deleted);
+    assert!(store.delete_connection(&deleted_state).await.unwrap(), "deleted");
+    let deleted = latest_event(&*store, &deleted_state).await;
     let (_, refresh) = save_in_state(&*store, &refreshed, ConnectionState::Ready).await;
     assert_eq!(current(tenant, all).await, vec![refresh], "a deleted connection is left out");
     let named = EventFilter { connection_id: Some(second.id), ..EventFilter::default() };
@@ -186,7 +207,7 @@ conformance!(current_events_hold_the_latest_event_of_each_live_connection);
 async fn current_events_read_in_pages_stay_the_state_as_of_their_event(store: Arc<dyn Store>) {
     let History { tenant, first, events, .. } = history(&*store).await;
     let all = EventFilter::default();
-    let as_of = store.last_event_id().await.unwrap();
+    let as_of = last_event_id(&*store).await;
     let page = async |after: i64| store.current_events(tenant, &all, as_of, after, 1).await.unwrap();
 
     // A change after `as_of` moves no page: the snapshot stays the moment it began.

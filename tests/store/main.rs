@@ -203,7 +203,28 @@ async fn create_connection(store: &dyn Store, connection: &Connection, next_poll
     let recorded = store
         .create_connection(connection, &handle_of(connection), &upstream_ref_of(connection), claim, next_poll_at)
         .await;
-    recorded.unwrap().expect("the claim holds")
+    assert!(recorded.unwrap(), "the claim holds");
+    latest_event(store, connection).await
+}
+
+/// Moves committed events into the log, as each replica's sequencer does after every write:
+/// until then the log's readers do not see them (PostgreSQL; SQLite appends to the log itself).
+async fn sequence(store: &dyn Store) {
+    while store.sequence_events(1000).await.unwrap() == 1000 {}
+}
+
+/// The log's newest event id once what was committed is sequenced.
+async fn last_event_id(store: &dyn Store) -> i64 {
+    sequence(store).await;
+    store.last_event_id().await.unwrap()
+}
+
+/// `connection`'s newest event in the log, once what was committed is sequenced.
+async fn latest_event(store: &dyn Store, connection: &Connection) -> ConnectionEvent {
+    sequence(store).await;
+    let filter = EventFilter { connection_id: Some(connection.id), ..EventFilter::default() };
+    let events = store.events_after(connection.tenant_id, &filter, 0, 10_000).await.unwrap();
+    events.into_iter().next_back().expect("the connection has events")
 }
 
 /// Claims the public token hashed `hash` at `at` for 30 seconds, which must be won; the claim's id.
@@ -244,11 +265,9 @@ async fn save_in_state(
     state: ConnectionState,
 ) -> (Connection, ConnectionEvent) {
     let next = moved(connection, state);
-    let event = store
-        .save_connection(&next, None, None, ConnectionEventType::StateChanged)
-        .await
-        .unwrap()
-        .expect("a live connection saves");
+    let saved = store.save_connection(&next, None, None, ConnectionEventType::StateChanged).await.unwrap();
+    assert!(saved, "a live connection saves");
+    let event = latest_event(store, &next).await;
     (next, event)
 }
 
@@ -437,11 +456,8 @@ async fn connection_with_sample(store: &dyn Store, tenant: TenantId) -> (Connect
     let created = new_connection(store, tenant, "user-1", PROVIDER).await;
     let sample = sample(created.id);
     let ready = moved(&created, ConnectionState::Ready);
-    store
-        .save_connection(&ready, None, Some(import_of(&sample.data)), ConnectionEventType::StateChanged)
-        .await
-        .unwrap()
-        .expect("a live connection saves");
+    let saved = store.save_connection(&ready, None, Some(import_of(&sample.data)), ConnectionEventType::StateChanged);
+    assert!(saved.await.unwrap(), "a live connection saves");
     (ready, sample)
 }
 

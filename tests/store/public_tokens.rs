@@ -43,7 +43,7 @@ async fn expired_foreign_and_exchanged_tokens_are_not_listed(store: Arc<dyn Stor
     let claim_id = won_claim(&*store, tenant, PROVIDER, &exchanged_token.token_hash, t0).await;
     let claim = TokenClaim { token_hash: &exchanged_token.token_hash, claim_id };
     let exchanged = connection(tenant, "user-1", PROVIDER);
-    store.create_connection(&exchanged, b"handle", b"ref", claim, t0).await.unwrap().expect("the claim holds");
+    assert!(store.create_connection(&exchanged, b"handle", b"ref", claim, t0).await.unwrap(), "the claim holds");
 
     let listed = async |tenant: TenantId, at: Timestamp| {
         let page = store.list_public_tokens(tenant, None, None, at, &first_page(10)).await.unwrap();
@@ -190,7 +190,7 @@ async fn an_exchanged_token_claims_as_exchanged_for_good(store: Arc<dyn Store>) 
     };
     let mut exchanged = connection(tenant, "user-1", PROVIDER);
     exchanged.link_session_id = Some(session.id);
-    store.create_connection(&exchanged, b"handle", b"ref", held, t0).await.unwrap().expect("the claim holds");
+    assert!(store.create_connection(&exchanged, b"handle", b"ref", held, t0).await.unwrap(), "the claim holds");
 
     let expected = Claim::Exchanged { connection_id: exchanged.id };
     assert_eq!(claim(t0).await, expected);
@@ -304,14 +304,14 @@ async fn a_claim_that_lapsed_and_was_taken_over_can_neither_renew_release_nor_re
     store.release_public_token(tenant, PROVIDER, first).await.unwrap();
     let stale = connection(tenant, "user-1", PROVIDER);
     let recorded = store.create_connection(&stale, b"handle", b"ref", first, later).await.unwrap();
-    assert_eq!(recorded, None, "a lost claim records nothing");
+    assert!(!recorded, "a lost claim records nothing");
     assert_eq!(store.get_connection(tenant, stale.id).await.unwrap(), None, "no connection written");
     let claim = store.claim_public_token(tenant, PROVIDER, hash, later, lease(later)).await.unwrap();
     assert_eq!(claim, Claim::Busy, "the second claim still holds after the first's release");
 
     // The claim's current holder records the exchange.
     let recorded = connection(tenant, "user-1", PROVIDER);
-    store.create_connection(&recorded, b"handle", b"ref", second, later).await.unwrap().expect("the claim holds");
+    assert!(store.create_connection(&recorded, b"handle", b"ref", second, later).await.unwrap(), "the claim holds");
     let claim = store.claim_public_token(tenant, PROVIDER, hash, later, lease(later)).await.unwrap();
     assert_eq!(claim, Claim::Exchanged { connection_id: recorded.id });
 }

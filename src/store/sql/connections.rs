@@ -66,13 +66,13 @@ macro_rules! impl_connection_store {
                 upstream_ref_hash: &[u8],
                 claim: super::TokenClaim<'_>,
                 next_poll_at: crate::domain::Timestamp,
-            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+            ) -> super::StoreResult<bool> {
                 use crate::domain::StoredName;
                 let mut tx = self.begin().await?;
                 // The claim first: a holder that lost it writes nothing, and the token's row lock
                 // keeps a takeover waiting until this transaction ends.
                 if !Self::mark_token_exchanged(&mut tx, c, claim).await? {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 sqlx::query(
                     "INSERT INTO connections (id, tenant_id, provider, external_user_id, state, snapshot, \
@@ -91,9 +91,9 @@ macro_rules! impl_connection_store {
                 .bind(&c.institution_id)
                 .execute(&mut *tx)
                 .await?;
-                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
+                Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
-                Ok(Some(event))
+                Ok(true)
             }
 
             async fn get_connection(
@@ -263,11 +263,11 @@ macro_rules! impl_connection_store {
                 next_poll_at: Option<crate::domain::Timestamp>,
                 import: Option<super::Import<'_>>,
                 kind: crate::domain::ConnectionEventType,
-            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+            ) -> super::StoreResult<bool> {
                 use crate::domain::{ConnectionEventType, EventDetails};
                 let mut tx = self.begin().await?;
                 if !Self::store_connection_state(&mut tx, c, next_poll_at).await? {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 let plan = match import {
                     Some(import) => {
@@ -281,7 +281,7 @@ macro_rules! impl_connection_store {
                     }
                     None => Default::default(),
                 };
-                let event = Self::append_event(&mut tx, c, kind).await?;
+                Self::append_event(&mut tx, c, kind).await?;
                 // What the import changed follows the state it brought, in the same transaction.
                 if !plan.new_account_ids.is_empty() {
                     let details = EventDetails { new_account_ids: plan.new_account_ids, ..Default::default() };
@@ -292,7 +292,7 @@ macro_rules! impl_connection_store {
                     Self::append_event_with(&mut tx, c, ConnectionEventType::DataUpdated, details).await?;
                 }
                 tx.commit().await?;
-                Ok(Some(event))
+                Ok(true)
             }
 
             async fn release_connection(
@@ -341,7 +341,7 @@ macro_rules! impl_connection_store {
             async fn delete_connection(
                 &self,
                 c: &crate::domain::Connection,
-            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+            ) -> super::StoreResult<bool> {
                 let mut tx = self.begin().await?;
                 let updated = sqlx::query(
                     "UPDATE connections SET state = 'deleted', snapshot = $3, handle_sealed = NULL, upstream_cursor = NULL, \
@@ -355,7 +355,7 @@ macro_rules! impl_connection_store {
                 .await?
                 .rows_affected();
                 if updated == 0 {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 // Its data, its account details, and what the sandbox kept for it.
                 for table in
@@ -366,9 +366,9 @@ macro_rules! impl_connection_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
+                Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::StateChanged).await?;
                 tx.commit().await?;
-                Ok(Some(event))
+                Ok(true)
             }
 
             async fn lease_connections(

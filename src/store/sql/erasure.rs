@@ -46,6 +46,10 @@ macro_rules! impl_erasure_store {
                 external_user_id: &str,
             ) -> super::StoreResult<super::Erased> {
                 let mut tx = self.begin().await?;
+                // The connections' last events (their DELETED ones, usually just written) may
+                // still wait for the sequencer: moved into the log now, they are erased below
+                // rather than left to arrive afterwards with the user's name in them.
+                while Self::sequence_in(&mut tx, 10_000).await? == 10_000 {}
                 sqlx::query(
                     "DELETE FROM webhook_inbox WHERE subject_hash IS NOT NULL AND EXISTS (SELECT 1 FROM connections c \
                      WHERE c.tenant_id = $1 AND c.external_user_id = $2 AND c.state = 'deleted' \

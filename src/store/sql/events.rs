@@ -2,37 +2,36 @@
 //! `impl_store!`.
 //!
 //! It also holds `append_event`, which every connection change calls inside its own transaction
-//! to append the connection's event under `serialize_events`.
+//! to append the connection's event to `append_events_to`: the log itself where one writer at a
+//! time commits (SQLite), the sequencer's inbox where writers commit concurrently (PostgreSQL).
 
 macro_rules! impl_event_store {
-    ($store:ty, $db:ty, serialize_events = $event_lock:literal) => {
+    ($store:ty, $db:ty, append_events_to = $append_table:literal) => {
         impl $store {
             /// Appends a connection's event inside the caller's transaction.
             async fn append_event(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 connection: &crate::domain::Connection,
                 kind: crate::domain::ConnectionEventType,
-            ) -> sqlx::Result<crate::domain::ConnectionEvent> {
+            ) -> sqlx::Result<()> {
                 Self::append_event_with(tx, connection, kind, crate::domain::EventDetails::default()).await
             }
 
-            /// Appends a connection's event that says more than its state (`details`).
+            /// Appends a connection's event that says more than its state (`details`). No lock is
+            /// taken and no log id is drawn here: where the backend's writers commit concurrently,
+            /// the event lands in the inbox and the sequencer gives it its id once it committed.
             async fn append_event_with(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 connection: &crate::domain::Connection,
                 kind: crate::domain::ConnectionEventType,
                 details: crate::domain::EventDetails,
-            ) -> sqlx::Result<crate::domain::ConnectionEvent> {
+            ) -> sqlx::Result<()> {
                 use crate::domain::StoredName;
-                // The lock is taken in the statement that appends, before the event's id is
-                // drawn: the row comes from the materialized `serialized`, so the lock is held from
-                // this one round trip to the commit rather than from a round trip of its own.
-                let (event_id,): (i64,) = sqlx::query_as(concat!(
-                    "WITH serialized AS MATERIALIZED (",
-                    $event_lock,
-                    ") INSERT INTO connection_events \
-                     (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at, event_type, details) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM serialized RETURNING id",
+                sqlx::query(concat!(
+                    "INSERT INTO ",
+                    $append_table,
+                    " (tenant_id, connection_id, provider, external_user_id, state, snapshot, occurred_at, event_type, \
+                     details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 ))
                 .bind(connection.tenant_id.0)
                 .bind(connection.id)
@@ -43,16 +42,9 @@ macro_rules! impl_event_store {
                 .bind(connection.updated_at)
                 .bind(kind.name())
                 .bind((!details.is_empty()).then(|| sqlx::types::Json(&details)))
-                .fetch_one(&mut **tx)
+                .execute(&mut **tx)
                 .await?;
-                Ok(crate::domain::ConnectionEvent {
-                    event_id,
-                    kind,
-                    connection: connection.clone(),
-                    occurred_at: connection.updated_at,
-                    snapshot: false,
-                    details,
-                })
+                Ok(())
             }
         }
 
@@ -124,6 +116,10 @@ macro_rules! impl_event_store {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(through)
+            }
+
+            async fn sequence_events(&self, limit: i64) -> super::StoreResult<u64> {
+                self.sequence(limit).await
             }
 
             async fn announce_events(&self) -> super::StoreResult<()> {

@@ -184,11 +184,11 @@ macro_rules! impl_link_session_store {
                 &self,
                 update: super::LinkSessionUpdate<'_>,
                 repair: &super::Repair<'_>,
-            ) -> super::StoreResult<Option<crate::domain::ConnectionEvent>> {
+            ) -> super::StoreResult<bool> {
                 let c = repair.connection;
                 let mut tx = self.begin().await?;
                 if !Self::apply_link_session_update(&mut tx, &update).await? {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 if let Some((old, new)) = repair.handle {
                     let swapped = sqlx::query(
@@ -205,20 +205,20 @@ macro_rules! impl_link_session_store {
                     .await?
                     .rows_affected();
                     if swapped == 0 {
-                        return Ok(None);
+                        return Ok(false);
                     }
                 }
                 if !Self::store_connection_state(&mut tx, c, Some(repair.next_poll_at)).await? {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 if let Some(claim) = repair.exchanged
                     && !Self::mark_token_exchanged(&mut tx, c, claim).await?
                 {
-                    return Ok(None);
+                    return Ok(false);
                 }
-                let event = Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::LoginRepaired).await?;
+                Self::append_event(&mut tx, c, crate::domain::ConnectionEventType::LoginRepaired).await?;
                 tx.commit().await?;
-                Ok(Some(event))
+                Ok(true)
             }
 
             async fn open_repair_session(

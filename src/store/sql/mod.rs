@@ -5,11 +5,9 @@
 //! `RETURNING`, row-value comparisons). The one difference is how due work is leased: PostgreSQL
 //! locks the rows it takes with `FOR UPDATE SKIP LOCKED` so replicas never take the same item,
 //! while SQLite serializes writers anyway; each backend passes its clause as `lock_rows`.
-//! Likewise PostgreSQL takes a transaction-scoped advisory lock as it appends an event
-//! (`serialize_events`, evaluated before the event's id is drawn), so events commit in id order
-//! and a reader that has seen event N has seen every earlier one: concurrent writers can no
-//! longer commit id 11 before id 10 and have a "newer than 10" reader skip it. The lock is held only from the append to the commit, the last
-//! steps of every writing transaction.
+//! Likewise PostgreSQL's writers append connection events to the sequencer's inbox, which
+//! numbers them once they committed (see `PostgresStore::sequence_in`), while SQLite's go
+//! straight to the log; each backend passes its table as `append_events_to`.
 //! A macro rather than generic code keeps each expansion concrete: sqlx's generic bounds over
 //! two databases would be longer than the SQL they protect.
 
@@ -30,7 +28,7 @@ pub(super) mod webhook_inbox;
 
 /// Implements every concern's trait for `$store` on database `$db`.
 macro_rules! impl_store {
-    ($store:ty, $db:ty, lock_rows = $lock:literal, serialize_events = $event_lock:literal) => {
+    ($store:ty, $db:ty, lock_rows = $lock:literal, append_events_to = $append_table:literal) => {
         super::sql::link_sessions::impl_link_session_store!($store, $db, lock_rows = $lock);
         super::sql::public_tokens::impl_public_token_store!($store);
         super::sql::connections::impl_connection_store!($store, $db, lock_rows = $lock);
@@ -38,7 +36,7 @@ macro_rules! impl_store {
         super::sql::account_details::impl_account_detail_store!($store, $db);
         super::sql::erasure::impl_erasure_store!($store);
         super::sql::sandbox::impl_sandbox_store!($store);
-        super::sql::events::impl_event_store!($store, $db, serialize_events = $event_lock);
+        super::sql::events::impl_event_store!($store, $db, append_events_to = $append_table);
         super::sql::webhook_inbox::impl_webhook_inbox_store!($store, lock_rows = $lock);
         super::sql::provider_sessions::impl_provider_session_store!($store);
         super::sql::tenants::impl_tenant_store!($store);

@@ -175,12 +175,13 @@ async fn save(
     data: &ConnectionData<SealedAccountDetails>,
 ) -> anyhow::Result<Option<ChangeCounts>> {
     let import = Import { data, products: &[Product::Accounts, Product::Transactions], cursor: None };
-    let event = store
-        .save_connection(connection, None, Some(import), ConnectionEventType::StateChanged)
-        .await?
-        .context("the connection was deleted")?;
+    let before = store.last_event_id().await?;
+    let saved = store.save_connection(connection, None, Some(import), ConnectionEventType::StateChanged).await?;
+    ensure!(saved, "the connection was deleted");
+    // Its events reach the log once sequenced, as the replica's sequencer would move them.
+    while store.sequence_events(1000).await? == 1000 {}
     let filter = EventFilter { connection_id: Some(connection.id), ..Default::default() };
-    let after = store.events_after(connection.tenant_id, &filter, event.event_id, 10).await?;
+    let after = store.events_after(connection.tenant_id, &filter, before, 10).await?;
     Ok(after.into_iter().find_map(|e| e.details.data_changes).map(|c| c.transactions))
 }
 
