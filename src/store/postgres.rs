@@ -253,46 +253,34 @@ impl super::EventBell for PgBell {
 /// append to its commit would make every connection change in the cluster commit one at a time.
 /// The sequencer then moves committed inbox rows into `connection_events`, oldest first, and the
 /// log's id sequence numbers them as they arrive. Moves are serialized by one advisory lock, held
-/// only by the moving transaction (a few milliseconds, whatever the writers are doing): a later
-/// move starts after an earlier one committed, so its ids are higher and no reader that has seen
-/// event N can later find one below N. Rows not yet committed are invisible to the move and
+/// only by the moving statement (a few milliseconds, whatever the writers are doing): a later
+/// move draws its ids after an earlier one committed, so they are higher, and no reader that has
+/// seen event N can later find one below N. Rows not yet committed are invisible to the move and
 /// wait for the next one. A connection's own events keep their order, because its writers take
 /// its row lock before appending, so the later writer draws the later inbox id.
 ///
 /// Nothing else waits for this lock: a long transaction elsewhere in the database delays no
-/// move. The waits it does have are bounded: a move waits at most `lock_timeout` for another,
-/// and one whose replica stops mid-move (paused, partitioned) is ended by PostgreSQL after
-/// `idle_in_transaction_session_timeout`, freeing the lock.
+/// move. A move is one statement in a transaction of its own, so the lock is never held across
+/// a round trip (a replica paused mid-move cannot keep it), and a move waits at most
+/// `lock_timeout` for another.
 impl PostgresStore {
+    /// Moves up to `limit` committed events into the log. The statement takes the lock first
+    /// (`guard`, materialized, read by the DELETE's initial plan) and then reads the inbox: rows
+    /// a concurrent move already took are skipped, being deleted. The lock number is fixed: it
+    /// names the one lock that orders the log (the writers of earlier releases take it too, so a
+    /// rolling upgrade keeps the order).
     async fn sequence(&self, limit: i64) -> super::StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        let moved = Self::sequence_in(&mut tx, limit).await?;
-        tx.commit().await?;
-        Ok(moved)
-    }
-
-    /// Moves up to `limit` committed events into the log inside `tx`, which then holds the
-    /// sequencer's lock until it ends. The lock number is fixed: it names the one lock that
-    /// orders the log (the writers of earlier releases take it too, so a rolling upgrade keeps
-    /// the order).
-    async fn sequence_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, limit: i64) -> sqlx::Result<u64> {
-        // set_config with is_local = true is SET LOCAL, in the same round trip as the lock; the
-        // target list is evaluated in order, so the timeouts apply to the lock's wait.
-        sqlx::query(
-            "SELECT set_config('lock_timeout', '10s', true), \
-             set_config('idle_in_transaction_session_timeout', '5s', true), pg_advisory_xact_lock(4242001)",
-        )
-        .execute(&mut **tx)
-        .await?;
         let moved = sqlx::query(
-            "WITH moved AS (DELETE FROM connection_event_inbox WHERE id IN \
-             (SELECT id FROM connection_event_inbox ORDER BY id LIMIT $1) RETURNING *) \
+            "WITH guard AS MATERIALIZED (SELECT set_config('lock_timeout', '10s', true), \
+             pg_advisory_xact_lock(4242001)), \
+             moved AS (DELETE FROM connection_event_inbox WHERE id IN (SELECT id FROM connection_event_inbox \
+             WHERE (SELECT true FROM guard) ORDER BY id LIMIT $1) RETURNING *) \
              INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, \
              occurred_at, event_type, details) SELECT tenant_id, connection_id, provider, external_user_id, state, \
              snapshot, occurred_at, event_type, details FROM moved ORDER BY id",
         )
         .bind(limit)
-        .execute(&mut **tx)
+        .execute(&self.pool)
         .await?
         .rows_affected();
         Ok(moved)

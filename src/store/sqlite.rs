@@ -189,10 +189,6 @@ impl SqliteStore {
     async fn sequence(&self, _limit: i64) -> super::StoreResult<u64> {
         Ok(0)
     }
-
-    async fn sequence_in(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, _limit: i64) -> sqlx::Result<u64> {
-        Ok(0)
-    }
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, lock_rows = "", append_events_to = "connection_events");

@@ -45,11 +45,14 @@ macro_rules! impl_erasure_store {
                 tenant: crate::domain::TenantId,
                 external_user_id: &str,
             ) -> super::StoreResult<super::Erased> {
-                let mut tx = self.begin().await?;
                 // The connections' last events (their DELETED ones, usually just written) may
-                // still wait for the sequencer: moved into the log now, they are erased below
-                // rather than left to arrive afterwards with the user's name in them.
-                while Self::sequence_in(&mut tx, 10_000).await? == 10_000 {}
+                // still wait for the sequencer: moved into the log first, they are erased below
+                // rather than left to arrive afterwards with the user's name in them. A DELETED
+                // connection is never written again, so none of its events can come later. In a
+                // transaction of its own, as every move is: the sequencer's lock is not held for
+                // the erasure's length.
+                while self.sequence(10_000).await? == 10_000 {}
+                let mut tx = self.begin().await?;
                 sqlx::query(
                     "DELETE FROM webhook_inbox WHERE subject_hash IS NOT NULL AND EXISTS (SELECT 1 FROM connections c \
                      WHERE c.tenant_id = $1 AND c.external_user_id = $2 AND c.state = 'deleted' \

@@ -6,7 +6,7 @@
 //! locks the rows it takes with `FOR UPDATE SKIP LOCKED` so replicas never take the same item,
 //! while SQLite serializes writers anyway; each backend passes its clause as `lock_rows`.
 //! Likewise PostgreSQL's writers append connection events to the sequencer's inbox, which
-//! numbers them once they committed (see `PostgresStore::sequence_in`), while SQLite's go
+//! numbers them once they committed (see `PostgresStore::sequence`), while SQLite's go
 //! straight to the log; each backend passes its table as `append_events_to`.
 //! A macro rather than generic code keeps each expansion concrete: sqlx's generic bounds over
 //! two databases would be longer than the SQL they protect.
