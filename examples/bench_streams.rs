@@ -1,13 +1,16 @@
 //! Benchmark of the watch streams: opens many WatchConnection streams on one linkgate replica
-//! (a separate process on SQLite, as deployed), drives status changes, and reports delivery
+//! (a separate process, on SQLite or on PostgreSQL), drives status changes, and reports delivery
 //! latency from commit to client (p50/p99), server memory per watcher and idle CPU.
 //!
 //! ```sh
-//! cargo build --release && cargo run --release --example bench_streams -- 10000 [SYNC_TICK]
+//! cargo build --release && cargo run --release --example bench_streams -- 10000 [SYNC_TICK] [DATABASE_URL]
 //! ```
 //!
 //! `SYNC_TICK` (default `20ms`) is how often the server looks for due sync work: short, so each
 //! refresh settles quickly; give `250ms`, the server's default, to see its idle cost as deployed.
+//! `DATABASE_URL`, an empty PostgreSQL database (migrated here), puts every event through the
+//! sequencer's inbox (export `LINKGATE_ENCRYPTION_KEY` first, as `serve` on PostgreSQL requires;
+//! the replica inherits it); without it the replica runs on a SQLite file of its own.
 //!
 //! Everything runs on loopback and every wait is bounded; the server is stopped at the end.
 
@@ -34,12 +37,26 @@ async fn main() -> anyhow::Result<()> {
     let binary =
         binary.filter(|p| p.exists()).ok_or_else(|| anyhow::anyhow!("build linkgate first: cargo build --release"))?;
     let directory = tempfile::tempdir()?;
+    let database = match std::env::args().nth(3) {
+        Some(url) => {
+            let migrated = tokio::process::Command::new(&binary)
+                .arg("migrate")
+                .env("LINKGATE_DATABASE_URL", &url)
+                .env("RUST_LOG", "warn")
+                .status()
+                .await?;
+            anyhow::ensure!(migrated.success(), "linkgate migrate failed on {url}");
+            url
+        }
+        None => format!("sqlite://{}", directory.path().join("bench.db").display()),
+    };
+    let backend = if database.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
     let port = free_port();
     let mut server = tokio::process::Command::new(&binary)
         .arg("serve")
         .env("LINKGATE_GRPC_ADDR", format!("127.0.0.1:{port}"))
         .env("LINKGATE_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("LINKGATE_DATABASE_URL", format!("sqlite://{}", directory.path().join("bench.db").display()))
+        .env("LINKGATE_DATABASE_URL", &database)
         .env("LINKGATE_SANDBOX_IMPORT_DELAY", "0s")
         .env("LINKGATE_SANDBOX_POLL_INTERVAL", "50ms")
         .env("LINKGATE_SYNC_TICK", &sync_tick)
@@ -141,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
     let quantile = |q: f64| lags.get(((lags.len() as f64 * q) as usize).min(lags.len().saturating_sub(1))).copied();
     let per_watcher = (rss_after.saturating_sub(rss_before)) as f64 / watchers as f64;
 
-    println!("watch streams on one replica (SQLite, loopback)");
+    println!("watch streams on one replica ({backend}, loopback)");
     println!("  watchers                     {watchers} over {} HTTP/2 connections", channels.len());
     println!("  opened in                    {:.1} s", open_time.as_secs_f64());
     println!("  server RSS before / after    {} KiB / {} KiB", rss_before, rss_after);
@@ -152,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         println!("  commit-to-client latency     p50 {:.1} ms, p99 {:.1} ms", ms(p50), ms(p99));
     }
     let json = serde_json::json!({
+        "backend": backend,
         "watchers": watchers,
         "rss_per_watcher_kib": per_watcher,
         "idle_cpu_percent": idle_cpu,
