@@ -12,7 +12,7 @@
 //! one with several candidates takes the latest-dated, then the lowest id, so the rule gives the
 //! same answer on every replica.
 
-use super::records::{Import, NewRecord, RecordKind};
+use super::records::{Import, NewRecord, RecordKind, ServedRecord};
 use crate::domain::{ChangeCounts, DataChanges, Date};
 use chrono::Days;
 use std::collections::{HashMap, HashSet};
@@ -36,7 +36,7 @@ pub struct StoredDigest {
     pub created_version: i64,
     /// A live pending transaction's match key.
     pub pending_key: Option<String>,
-    /// Its date.
+    /// A live pending transaction's date (what matching needs; other records may leave it out).
     pub date: Option<Date>,
     /// On a booked transaction: the pending one it replaced.
     pub pending_link: Option<Uuid>,
@@ -170,19 +170,36 @@ impl Coverage {
 }
 
 /// The plan for storing `import`, whose reach over the stored records `covered` says, as import
-/// `version` over the `stored` records.
-pub fn plan(stored: Vec<StoredDigest>, import: Vec<NewRecord>, covered: &Coverage, version: i64) -> ChangePlan {
+/// `version` over the `stored` records. Only the records it writes are built
+/// ([`ServedRecord::to_record`]): most of an import is served unchanged.
+pub fn plan(stored: Vec<StoredDigest>, import: &[ServedRecord<'_>], covered: &Coverage, version: i64) -> ChangePlan {
     let had_data = !stored.is_empty();
-    let mut stored: HashMap<(RecordKind, Uuid), StoredDigest> =
-        stored.into_iter().map(|s| ((s.kind, s.id), s)).collect();
+    // Positions in `stored` rather than the records themselves: a smaller table to build and
+    // probe, once per served record.
+    let mut at: HashMap<(RecordKind, Uuid), usize> = HashMap::with_capacity(stored.len());
+    at.extend(stored.iter().enumerate().map(|(n, s)| ((s.kind, s.id), n)));
+    // Whether the import serves each stored record.
+    let mut seen = vec![false; stored.len()];
     let mut plan = ChangePlan { version, ..ChangePlan::default() };
-    let mut served = HashSet::new();
-    for mut record in import {
-        served.insert((record.kind, record.id));
-        let counts = counts_of(&mut plan.changes, record.kind);
-        let created_version = match stored.get(&(record.kind, record.id)) {
-            Some(old) if !old.removed && old.digest == Some(record.digest) => continue,
-            Some(old) if !old.removed => {
+    for served in import {
+        let counts = counts_of(&mut plan.changes, served.kind);
+        let created_version = match at.get(&(served.kind, served.id)) {
+            Some(&n) => {
+                seen[n] = true;
+                let old = &stored[n];
+                if old.removed {
+                    None
+                } else if old.digest == Some(served.digest) {
+                    continue;
+                } else {
+                    Some(old)
+                }
+            }
+            None => None,
+        };
+        let mut record = served.to_record();
+        let created_version = match created_version {
+            Some(old) => {
                 counts.modified += 1;
                 if record.pending_link.is_none() {
                     // A link linkgate matched is its own, not the provider's: it outlives changes.
@@ -191,7 +208,7 @@ pub fn plan(stored: Vec<StoredDigest>, import: Vec<NewRecord>, covered: &Coverag
                 }
                 old.created_version
             }
-            _ => {
+            None => {
                 counts.added += 1;
                 if record.kind == RecordKind::Account && had_data {
                     plan.new_account_ids.push(record.id);
@@ -202,9 +219,10 @@ pub fn plan(stored: Vec<StoredDigest>, import: Vec<NewRecord>, covered: &Coverag
         plan.writes.push(Write { record, created_version, paired: None });
     }
     let mut gone: Vec<StoredDigest> = stored
-        .drain()
-        .map(|(_, old)| old)
-        .filter(|old| !old.removed && !served.contains(&(old.kind, old.id)) && covered.drops(old))
+        .into_iter()
+        .zip(seen)
+        .filter(|(old, seen)| !seen && !old.removed && covered.drops(old))
+        .map(|(old, _)| old)
         .collect();
     gone.sort_by_key(|old| (old.kind, old.id));
     let replaced = match_pending(&mut plan.writes, &gone, version);

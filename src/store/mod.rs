@@ -43,7 +43,7 @@ pub use provider_sessions::ProviderSessionStore;
 pub use public_tokens::{Claim, PublicTokenStore, StoredPublicToken, TokenClaim};
 pub use records::{
     Change, ChangeQuery, DateRange, Import, NewRecord, RecordChange, RecordKind, RecordQuery, RecordStore,
-    SnapshotQuery, StoredRecord, records_of,
+    ServedRecord, SnapshotQuery, StoredRecord, records_of, served_records,
 };
 pub use sandbox::SandboxStore;
 pub use sealed_columns::{SealedColumnStore, SealedValue};

@@ -104,24 +104,39 @@ impl PostgresStore {
 /// few statements of bounded size, where a refresh's changes are one.
 const WRITE_BATCH: usize = 1000;
 
-/// A connection's stored digests of one kind, as parallel arrays (see `stored_digests`).
+/// A connection's stored digests of one kind, as arrays (see `stored_digests`): parallel arrays
+/// over every record of what each needs, and, keyed by id, the few that tombstones, live pending
+/// transactions and linked booked ones add.
 #[derive(sqlx::FromRow)]
 struct DigestColumns {
     kind: String,
     ids: Vec<uuid::Uuid>,
     digests: Vec<Option<i64>>,
-    removed: Vec<bool>,
     created_versions: Vec<i64>,
-    pending_keys: Vec<Option<String>>,
-    dates: Vec<Option<crate::domain::Date>>,
-    pending_links: Vec<Option<uuid::Uuid>>,
+    removed_ids: Vec<uuid::Uuid>,
+    pending_ids: Vec<uuid::Uuid>,
+    pending_keys: Vec<String>,
+    pending_dates: Vec<Option<crate::domain::Date>>,
+    linked_ids: Vec<uuid::Uuid>,
+    pending_links: Vec<uuid::Uuid>,
+}
+
+/// What a stored record has beyond its id, digest and creating import, when it has any.
+#[derive(Default)]
+struct Sparse {
+    removed: bool,
+    pending: Option<(String, Option<crate::domain::Date>)>,
+    pending_link: Option<uuid::Uuid>,
 }
 
 impl PostgresStore {
     /// What an import compares with: a row of arrays per kind rather than a row per record,
     /// since decoding 100,000 rows costs several times what decoding the same values as arrays
-    /// does (`bench/run --only feed`). The aggregates of one group consume its rows in one pass,
-    /// so the arrays are parallel.
+    /// does, and only the arrays every record needs are dense: the columns most records leave
+    /// empty (tombstones, pending keys and dates, pending links) come as short arrays of the
+    /// records that have them, since each dense array costs PostgreSQL about as much to build
+    /// as reading the rows (`bench/run --only feed`). The aggregates of one group consume its
+    /// rows in one pass, so the dense arrays are parallel.
     async fn stored_digests(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         connection_id: uuid::Uuid,
@@ -129,33 +144,48 @@ impl PostgresStore {
         use crate::domain::StoredName;
         let kinds: Vec<DigestColumns> = sqlx::query_as(
             "SELECT kind, array_agg(id) AS ids, array_agg(digest) AS digests, \
-             array_agg(removed_at IS NOT NULL) AS removed, array_agg(created_version) AS created_versions, \
-             array_agg(pending_key) AS pending_keys, array_agg(record_date) AS dates, \
-             array_agg(pending_link) AS pending_links FROM connection_records WHERE connection_id = $1 GROUP BY kind",
+             array_agg(created_version) AS created_versions, \
+             coalesce(array_agg(id) FILTER (WHERE removed_at IS NOT NULL), '{}') AS removed_ids, \
+             coalesce(array_agg(id) FILTER (WHERE pending_key IS NOT NULL), '{}') AS pending_ids, \
+             coalesce(array_agg(pending_key) FILTER (WHERE pending_key IS NOT NULL), '{}') AS pending_keys, \
+             coalesce(array_agg(record_date) FILTER (WHERE pending_key IS NOT NULL), '{}') AS pending_dates, \
+             coalesce(array_agg(id) FILTER (WHERE pending_link IS NOT NULL), '{}') AS linked_ids, \
+             coalesce(array_agg(pending_link) FILTER (WHERE pending_link IS NOT NULL), '{}') AS pending_links \
+             FROM connection_records WHERE connection_id = $1 GROUP BY kind",
         )
         .bind(connection_id)
         .fetch_all(&mut **tx)
         .await?;
-        let mut stored = Vec::new();
+        let mut stored = Vec::with_capacity(kinds.iter().map(|k| k.ids.len()).sum());
         for columns in kinds {
             // A kind this version does not know is left alone, as the row-per-record read does.
             let Some(kind) = super::RecordKind::from_name(&columns.kind) else { continue };
-            let rows = columns.ids.into_iter().zip(columns.digests).zip(columns.removed).zip(columns.created_versions);
-            let extras = columns.pending_keys.into_iter().zip(columns.dates).zip(columns.pending_links);
-            stored.extend(rows.zip(extras).map(
-                |((((id, digest), removed), created_version), ((pending_key, date), pending_link))| {
-                    super::changes::StoredDigest {
-                        kind,
-                        id,
-                        digest,
-                        removed,
-                        created_version,
-                        pending_key,
-                        date,
-                        pending_link,
-                    }
-                },
-            ));
+            let mut sparse: std::collections::HashMap<uuid::Uuid, Sparse> = std::collections::HashMap::new();
+            for id in columns.removed_ids {
+                sparse.entry(id).or_default().removed = true;
+            }
+            let pending = columns.pending_keys.into_iter().zip(columns.pending_dates);
+            for (id, pending) in columns.pending_ids.into_iter().zip(pending) {
+                sparse.entry(id).or_default().pending = Some(pending);
+            }
+            for (id, link) in columns.linked_ids.into_iter().zip(columns.pending_links) {
+                sparse.entry(id).or_default().pending_link = Some(link);
+            }
+            let rows = columns.ids.into_iter().zip(columns.digests).zip(columns.created_versions);
+            stored.extend(rows.map(|((id, digest), created_version)| {
+                let Sparse { removed, pending, pending_link } = sparse.remove(&id).unwrap_or_default();
+                let (pending_key, date) = pending.map_or((None, None), |(key, date)| (Some(key), date));
+                super::changes::StoredDigest {
+                    kind,
+                    id,
+                    digest,
+                    removed,
+                    created_version,
+                    pending_key,
+                    date,
+                    pending_link,
+                }
+            }));
         }
         Ok(stored)
     }

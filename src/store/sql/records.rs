@@ -19,18 +19,19 @@ macro_rules! impl_record_store {
                 connection: &crate::domain::Connection,
                 import: super::Import<'_>,
             ) -> sqlx::Result<super::changes::ChangePlan> {
-                let stored = Self::stored_digests(tx, connection.id).await?;
+                // The import is digested while the database reads the stored digests: the read's
+                // first poll sends its query, then digesting (CPU alone) runs until its answer is
+                // wanted, so a refresh pays the longer of the two rather than their sum.
+                let (stored, served) = futures::join!(Self::stored_digests(tx, connection.id), async {
+                    super::records::served_records(import.data)
+                });
+                let stored = stored?;
                 let (current,): (i64,) = sqlx::query_as("SELECT data_version FROM connections WHERE id = $1")
                     .bind(connection.id)
                     .fetch_one(&mut **tx)
                     .await?;
                 let version = current + 1;
-                let mut plan = super::changes::plan(
-                    stored,
-                    super::records::records_of(import.data),
-                    &super::changes::Coverage::of(&import),
-                    version,
-                );
+                let mut plan = super::changes::plan(stored, &served, &super::changes::Coverage::of(&import), version);
                 let modified = plan.modified();
                 if !modified.is_empty() {
                     plan.settle(&Self::stored_bodies(tx, connection.id, &modified).await?);
@@ -48,26 +49,32 @@ macro_rules! impl_record_store {
                 Ok(plan)
             }
 
-            /// The stored bodies of a connection's `records`, a batch of ids a statement.
+            /// The stored bodies of a connection's `records`, a kind and a batch of ids a
+            /// statement: naming the kind lets the lookup use the primary key.
             async fn stored_bodies(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 connection_id: uuid::Uuid,
                 records: &[(super::RecordKind, uuid::Uuid)],
             ) -> sqlx::Result<std::collections::HashMap<(super::RecordKind, uuid::Uuid), serde_json::Value>> {
+                use crate::domain::StoredName;
+                let mut records = records.to_vec();
+                records.sort_unstable();
                 let mut bodies = std::collections::HashMap::with_capacity(records.len());
-                for batch in records.chunks(super::sql::records::ID_BATCH) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new("SELECT kind, id, body FROM connection_records WHERE connection_id = ");
-                    query.push_bind(connection_id).push(" AND id IN (");
-                    let mut ids = query.separated(", ");
-                    for (_, id) in batch {
-                        ids.push_bind(*id);
+                for of_kind in records.chunk_by(|a, b| a.0 == b.0) {
+                    let kind = of_kind[0].0;
+                    for batch in of_kind.chunks(super::sql::records::ID_BATCH) {
+                        let mut query =
+                            sqlx::QueryBuilder::<$db>::new("SELECT id, body FROM connection_records WHERE connection_id = ");
+                        query.push_bind(connection_id).push(" AND kind = ").push_bind(kind.name()).push(" AND id IN (");
+                        let mut ids = query.separated(", ");
+                        for (_, id) in batch {
+                            ids.push_bind(*id);
+                        }
+                        query.push(")");
+                        let rows: Vec<(uuid::Uuid, sqlx::types::Json<serde_json::Value>)> =
+                            query.build_query_as().fetch_all(&mut **tx).await?;
+                        bodies.extend(rows.into_iter().map(|(id, body)| ((kind, id), body.0)));
                     }
-                    query.push(")");
-                    let rows: Vec<(String, uuid::Uuid, sqlx::types::Json<serde_json::Value>)> =
-                        query.build_query_as().fetch_all(&mut **tx).await?;
-                    bodies.extend(rows.into_iter().filter_map(|(kind, id, body)| {
-                        Some(((<super::RecordKind as crate::domain::StoredName>::from_name(&kind)?, id), body.0))
-                    }));
                 }
                 Ok(bodies)
             }
