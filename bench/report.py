@@ -302,7 +302,7 @@ def plot(results, folder: Path):
     e = results["exchange"]["summary"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     callers = list(e)
-    ax.plot(callers, [e[c]["pgbench_tps"] for c in callers], marker="o", label="pgbench, same statements")
+    ax.plot(callers, [e[c]["pgbench_tps"] for c in callers], marker="o", label="pgbench, same statements (event lock)")
     ax.plot(callers, [e[c]["linkgate_per_second"] for c in callers], marker="o", label="linkgate ExchangePublicToken")
     unlocked = [c for c in callers if "pgbench_unlocked_tps" in e[c]]
     if unlocked:
