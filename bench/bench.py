@@ -476,10 +476,6 @@ class Suite:
         # does only exchanges (and what each exchange brings: audit, event tailing, announcement).
         quiet = dict(LINKGATE_SANDBOX_IMPORT_DELAY="1h", LINKGATE_SANDBOX_POLL_INTERVAL="1h")
         pg = self.serve("linkgate-exchange", PG_URL, **quiet)
-        # A second replica on the same database: at the callers in `unlocked_callers` the
-        # exchanges are also spread over both (split by lgload), against pgbench without the lock.
-        pg2 = self.serve("linkgate-exchange-2", PG_URL, **quiet)
-        both = f"{pg['addr']},{pg2['addr']}"
         counts, rounds, unlocked = self.size["exchange_counts"], self.size["rounds"], self.size["unlocked_callers"]
         batch = (sum(counts.values()) + sum(counts[c] for c in unlocked)) * rounds
         # pgbench's tokens are issued by linkgate too (real rows), first, so its queue holds only them.
@@ -490,6 +486,12 @@ class Suite:
                           "CREATE SEQUENCE bench_queue_next; ANALYZE bench_queue")
         tokens = self.work / "tokens.txt"
         self.lgload("mint", "--count", str(batch), "--out", tokens, addr=pg["addr"], key=self.key)
+        # A second replica on the same database: at the callers in `unlocked_callers` the
+        # exchanges are also spread over both (split by lgload), against pgbench without the lock.
+        # It starts after the minting, which its sync engine's look for due link sessions (every
+        # session minted, each tick) would slow.
+        pg2 = self.serve("linkgate-exchange-2", PG_URL, **quiet)
+        both = f"{pg['addr']},{pg2['addr']}"
         script = self.pgbench_script()
         runs, skip = [], 0
         def exchanges(addr, callers, count):
