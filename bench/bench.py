@@ -292,7 +292,7 @@ class Suite:
         # cargo compiles the baseline's own crates rather than reusing this build's.
         subprocess.run(["tar", "-x", "-m", "-C", source], input=archive, check=True)
         # Its own target directory, seeded with this build's compiled dependencies (the same
-        # Cargo.lock): only the linkgate crate itself is compiled again.
+        # Cargo.lock): mostly the linkgate crate itself is compiled again.
         target = source / "target"
         for part in ("deps", "build", ".fingerprint"):
             if (self.target / "release" / part).exists():
