@@ -31,20 +31,26 @@ RESULTS = BENCH / "results"
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DB_NAME = f"linkgate_bench_{os.getpid()}"
 PG_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+# The last commit whose writers append every connection event under the cluster-wide event lock:
+# the events measurement runs its release binary beside this build's, as the baseline.
+BASELINE_COMMIT = "f468ed3"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "linkgate-bench"
 # National Grid at the Deck mock; its keys as the mock knows them.
 DECK_ENV = {"LINKGATE_DECK_CLIENT_ID": "test-client", "LINKGATE_DECK_CLIENT_SECRET": "test-secret"}
 
 # Bounded sizes of each measurement: the full run aims at about 10 minutes on 2 cores.
 FULL = dict(
     rounds=3, unary_seconds=6, rates=[1000, 3000, 6000], c1_requests=5000,
-    exchange_counts={1: 500, 8: 2000, 32: 2000}, watchers=10_000, fanin_ns=[10, 100, 1000],
-    fanin_seconds=30, overhead_requests=3000, starts=5,
+    exchange_counts={1: 500, 8: 2000, 32: 2000}, unlocked_callers=[8, 32], watchers=10_000,
+    fanin_ns=[10, 100, 1000], fanin_seconds=30, overhead_requests=3000, starts=5,
+    events=dict(writers=32, seconds=10),
     feed=dict(transactions=100_000, added=400, modified=400, removed=200, page_size=500),
 )
 QUICK = dict(
     rounds=1, unary_seconds=2, rates=[1000, 3000], c1_requests=1000,
-    exchange_counts={1: 200, 8: 400, 32: 400}, watchers=1000, fanin_ns=[10, 100],
-    fanin_seconds=10, overhead_requests=500, starts=2,
+    exchange_counts={1: 200, 8: 400, 32: 400}, unlocked_callers=[8, 32], watchers=1000,
+    fanin_ns=[10, 100], fanin_seconds=10, overhead_requests=500, starts=2,
+    events=dict(writers=32, seconds=3),
     feed=dict(transactions=10_000, added=40, modified=40, removed=20, page_size=500),
 )
 
@@ -100,7 +106,7 @@ class Suite:
         # A partial run (--only) writes its side files beside its figures, not into results/.
         self.results_dir = self.work.parent / "linkgate-bench-partial" if args.only else RESULTS
         self.processes = []
-        self.db_created = False
+        self.databases = []
         self.results = {}
         self.encryption_key = base64.b64encode(os.urandom(32)).decode()
 
@@ -129,8 +135,8 @@ class Suite:
     def cleanup(self, succeeded):
         for process in list(self.processes):
             self.stop(process)
-        if self.db_created:
-            self.psql(PG_ADMIN_URL, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        for database in self.databases:
+            self.psql(PG_ADMIN_URL, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         if succeeded:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
@@ -172,10 +178,10 @@ class Suite:
             **{k: str(v) for k, v in extra.items()},
         }
 
-    def serve(self, name, database_url, **extra):
+    def serve(self, name, database_url, binary=None, **extra):
         grpc_port, http_port = free_port(), free_port()
         env = self.serve_env(database_url, grpc_port, http_port, **extra)
-        process = self.start(name, [self.linkgate, "serve"], env=env)
+        process = self.start(name, [binary or self.linkgate, "serve"], env=env)
         server = dict(process=process, addr=f"127.0.0.1:{grpc_port}", http=f"127.0.0.1:{http_port}")
         self.await_ready(server)
         return server
@@ -217,7 +223,8 @@ class Suite:
         self.results["sizes"] = {k: v for k, v in self.size.items()}
         self.prepare_postgres()
         measurements = {"start": self.startup_and_idle, "unary": self.unary, "exchange": self.exchange,
-                        "fan-in": self.fan_in_and_overhead, "streams": self.streams, "feed": self.feed}
+                        "fan-in": self.fan_in_and_overhead, "streams": self.streams, "feed": self.feed,
+                        "events": self.events}
         for name, measure in measurements.items():
             if not self.args.only or name in self.args.only:
                 measure()
@@ -267,14 +274,50 @@ class Suite:
             "load_average_at_start": os.getloadavg(),
         }
 
+    def baseline(self):
+        """The release linkgate of BASELINE_COMMIT, built once into the cache outside the
+        repository and reused from there; None with --no-baseline."""
+        if self.args.no_baseline:
+            return None
+        binary = CACHE / f"linkgate-{BASELINE_COMMIT}"
+        if binary.exists():
+            return binary
+        log(f"building the baseline linkgate of {BASELINE_COMMIT} (release, once, into {CACHE})")
+        source = CACHE / f"baseline-{BASELINE_COMMIT}"
+        shutil.rmtree(source, ignore_errors=True)
+        source.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", BASELINE_COMMIT], cwd=REPO, capture_output=True,
+                                 check=True).stdout
+        # -m: the files take the time of extraction, newer than anything in the seeded target, so
+        # cargo compiles the baseline's own crates rather than reusing this build's.
+        subprocess.run(["tar", "-x", "-m", "-C", source], input=archive, check=True)
+        # Its own target directory, seeded with this build's compiled dependencies (the same
+        # Cargo.lock): mostly the linkgate crate itself is compiled again.
+        target = source / "target"
+        for part in ("deps", "build", ".fingerprint"):
+            if (self.target / "release" / part).exists():
+                shutil.copytree(self.target / "release" / part, target / "release" / part, symlinks=True)
+        self.run(["cargo", "build", "--release", "--locked", "--bin", "linkgate"],
+                 env={"CARGO_TARGET_DIR": str(target)}, cwd=source, timeout=3600)
+        shutil.copy2(target / "release" / "linkgate", binary.with_suffix(".partial"))
+        binary.with_suffix(".partial").rename(binary)
+        # Only the binary is kept: the sources and the target directory would hold gigabytes.
+        shutil.rmtree(source)
+        return binary
+
+    def create_database(self, name, binary):
+        """A database migrated by `binary`, with a tenant; returns its URL and the tenant's key."""
+        self.psql(PG_ADMIN_URL, f"CREATE DATABASE {name}")
+        self.databases.append(name)
+        url = f"postgres://postgres@127.0.0.1:5432/{name}"
+        env = {"LINKGATE_DATABASE_URL": url, "LINKGATE_ENCRYPTION_KEY": self.encryption_key}
+        self.run([binary, "migrate"], env=env)
+        created = self.run([binary, "tenants", "create", "bench"], env=env)
+        return url, re.search(r"api key\s+(\S+)", created).group(1)
+
     def prepare_postgres(self):
         log(f"creating database {DB_NAME} and a tenant")
-        self.psql(PG_ADMIN_URL, f"CREATE DATABASE {DB_NAME}")
-        self.db_created = True
-        env = {"LINKGATE_DATABASE_URL": PG_URL, "LINKGATE_ENCRYPTION_KEY": self.encryption_key}
-        self.run([self.linkgate, "migrate"], env=env)
-        created = self.run([self.linkgate, "tenants", "create", "bench"], env=env)
-        self.key = re.search(r"api key\s+(\S+)", created).group(1)
+        _, self.key = self.create_database(DB_NAME, self.linkgate)
 
     # 7. Start and idle.
     def startup_and_idle(self):
@@ -431,10 +474,10 @@ class Suite:
         self.capture_exchange_statements()
         # Imports and status polls of the new connections are pushed past the run, so the replica
         # does only exchanges (and what each exchange brings: audit, event tailing, announcement).
-        pg = self.serve("linkgate-exchange", PG_URL, LINKGATE_SANDBOX_IMPORT_DELAY="1h",
-                        LINKGATE_SANDBOX_POLL_INTERVAL="1h")
-        counts, rounds = self.size["exchange_counts"], self.size["rounds"]
-        batch = sum(counts.values()) * rounds
+        quiet = dict(LINKGATE_SANDBOX_IMPORT_DELAY="1h", LINKGATE_SANDBOX_POLL_INTERVAL="1h")
+        pg = self.serve("linkgate-exchange", PG_URL, **quiet)
+        counts, rounds, unlocked = self.size["exchange_counts"], self.size["rounds"], self.size["unlocked_callers"]
+        batch = (sum(counts.values()) + sum(counts[c] for c in unlocked)) * rounds
         # pgbench's tokens are issued by linkgate too (real rows), first, so its queue holds only them.
         minted = self.lgload("mint", "--count", str(batch), "--out", self.work / "pgbench-tokens.txt",
                              addr=pg["addr"], key=self.key)
@@ -443,17 +486,36 @@ class Suite:
                           "CREATE SEQUENCE bench_queue_next; ANALYZE bench_queue")
         tokens = self.work / "tokens.txt"
         self.lgload("mint", "--count", str(batch), "--out", tokens, addr=pg["addr"], key=self.key)
+        # A second replica on the same database: at the callers in `unlocked_callers` the
+        # exchanges are also spread over both (split by lgload), against pgbench without the lock.
+        # It starts after the minting, which its sync engine's look for due link sessions (every
+        # session minted, each tick) would slow.
+        pg2 = self.serve("linkgate-exchange-2", PG_URL, **quiet)
+        both = f"{pg['addr']},{pg2['addr']}"
         script = self.pgbench_script()
         runs, skip = [], 0
+        def exchanges(addr, callers, count):
+            nonlocal skip
+            result = self.lgload("exchange", "--tokens", tokens, "--skip", str(skip), "--count", str(count),
+                                 "--concurrency", str(callers), addr=addr, key=self.key)
+            skip += count
+            return result
+
         for round_ in range(rounds):
             for callers, count in counts.items():
-                mine = self.lgload("exchange", "--tokens", tokens, "--skip", str(skip), "--count", str(count),
-                                   "--concurrency", str(callers), addr=pg["addr"], key=self.key)
-                skip += count
-                theirs = self.pgbench(script, callers, count)
-                runs.append({"round": round_, "callers": callers, "linkgate": mine, "pgbench": theirs})
+                run = {"round": round_, "callers": callers, "linkgate": exchanges(pg["addr"], callers, count),
+                       "pgbench": self.pgbench(script, callers, count, locked=True)}
+                mine, theirs = run["linkgate"], run["pgbench"]
                 log(f"   {callers:>2} callers: linkgate {mine['per_second']:.0f}/s (p99 {mine['p99_us'] / 1000:.1f} ms),"
                     f" pgbench {theirs['tps']:.0f}/s (p99 {theirs['p99_us'] / 1000:.1f} ms)")
+                if callers in unlocked:
+                    run["linkgate_2"] = exchanges(both, callers, count)
+                    run["pgbench_unlocked"] = self.pgbench(script, callers, count, locked=False)
+                    mine, theirs = run["linkgate_2"], run["pgbench_unlocked"]
+                    log(f"   {callers:>2} callers: linkgate on 2 replicas {mine['per_second']:.0f}/s (p99 "
+                        f"{mine['p99_us'] / 1000:.1f} ms), pgbench without the lock {theirs['tps']:.0f}/s "
+                        f"(p99 {theirs['p99_us'] / 1000:.1f} ms)")
+                runs.append(run)
         summary = {}
         for callers in counts:
             mine = [r for r in runs if r["callers"] == callers]
@@ -466,13 +528,27 @@ class Suite:
                 "pgbench_p99_ms": median([r["pgbench"]["p99_us"] / 1000 for r in mine]),
             }
             row["ratio"] = row["linkgate_per_second"] / row["pgbench_tps"]
+            if callers in unlocked:
+                row.update({
+                    "linkgate_2_per_second": median([r["linkgate_2"]["per_second"] for r in mine]),
+                    "linkgate_2_p50_ms": median([r["linkgate_2"]["p50_us"] / 1000 for r in mine]),
+                    "linkgate_2_p99_ms": median([r["linkgate_2"]["p99_us"] / 1000 for r in mine]),
+                    "pgbench_unlocked_tps": median([r["pgbench_unlocked"]["tps"] for r in mine]),
+                    "pgbench_unlocked_p50_ms": median([r["pgbench_unlocked"]["p50_us"] / 1000 for r in mine]),
+                    "pgbench_unlocked_p99_ms": median([r["pgbench_unlocked"]["p99_us"] / 1000 for r in mine]),
+                })
+                row["ratio_unlocked"] = row["linkgate_per_second"] / row["pgbench_unlocked_tps"]
+                row["ratio_unlocked_2"] = row["linkgate_2_per_second"] / row["pgbench_unlocked_tps"]
             summary[str(callers)] = row
         self.results["exchange"] = {
             "runs": runs, "summary": summary, "minting": minted,
-            "failures": sum(r["linkgate"]["failures"] for r in runs),
-            "grpc_codes": self.rpc_codes(pg, "ExchangePublicToken"),
+            "unlocked_events_table": self.unlocked_events_table(PG_URL),
+            "failures": sum(r[side]["failures"] for r in runs for side in ("linkgate", "linkgate_2") if side in r),
+            "grpc_codes": {"replica 1": self.rpc_codes(pg, "ExchangePublicToken"),
+                           "replica 2": self.rpc_codes(pg2, "ExchangePublicToken")},
         }
         self.stop(pg["process"])
+        self.stop(pg2["process"])
 
     def capture_exchange_statements(self):
         """Logs every statement of one exchange on PostgreSQL and keeps them as evidence of what
@@ -508,14 +584,21 @@ class Suite:
         handle = self.psql(PG_URL, "SELECT encode(handle_sealed, 'hex') FROM connections ORDER BY id DESC LIMIT 1").strip()
         script = (BENCH / "exchange.pgbench.sql").read_text()
         script = script.replace("{tenant}", tenant).replace("{snapshot}", snapshot.replace("'", "''"))
-        script = script.replace("{handle}", handle)
+        script = script.replace("{handle}", handle).replace("{unlocked_events}", self.unlocked_events_table(PG_URL))
         (self.results_dir / "exchange.pgbench.sql").write_text(script)
         path = self.work / "exchange.pgbench.sql"
         path.write_text(script)
         return path
 
-    def pgbench(self, script, clients, count):
-        """pgbench over TCP like linkgate, prepared statements like sqlx, one log line per transaction.
+    def unlocked_events_table(self, url):
+        """Where a writer appends an event without the event lock: the inbox, where the schema
+        has one; else connection_events itself, the same row at the same physical cost."""
+        inbox = self.psql(url, "SELECT to_regclass('connection_event_inbox') IS NOT NULL").strip() == "t"
+        return "connection_event_inbox" if inbox else "connection_events"
+
+    def pgbench(self, script, clients, count, locked):
+        """pgbench over TCP like linkgate, prepared statements like sqlx, one log line per transaction;
+        the event appended under the event lock or without it (`locked`, the script's \\if).
         One thread per client: the event lock is held across three round trips and the commit, so
         a holder waiting behind another client of its thread would lower the ceiling."""
         logs = self.work / "pgbench"
@@ -523,6 +606,7 @@ class Suite:
         logs.mkdir()
         output = self.run(["pgbench", "-n", "-r", "-h", "127.0.0.1", "-U", "postgres", "-M", "prepared",
                            "-c", str(clients), "-j", str(clients), "-t", str(count // clients),
+                           "-D", f"locked={int(locked)}",
                            "-f", script, "-l", "--log-prefix", logs / "tx", DB_NAME], timeout=600)
         micros = sorted(int(line.split()[2]) for f in logs.iterdir() for line in f.read_text().splitlines())
         return {
@@ -534,6 +618,97 @@ class Suite:
             # Per-statement latencies (-r), to see where the transaction's time goes.
             "statement_latencies": output[output.find("statement latencies"):].strip(),
         }
+
+    # 9. Connection events appended per second cluster-wide: this build against the baseline that
+    # appends every event under the cluster-wide event lock.
+    def events(self):
+        size = self.size["events"]
+        builds = {"this build": self.linkgate}
+        baseline = self.baseline()
+        if baseline:
+            builds[f"baseline {BASELINE_COMMIT} (event lock)"] = baseline
+        log(f"9. connection events: {size['writers']} writers of consent expiries over 2 replicas, "
+            f"{', '.join(builds)}")
+        setups = {}
+        for n, (build, binary) in enumerate(builds.items()):
+            # A database per build: each binary migrates its own schema.
+            url, key = self.create_database(f"{DB_NAME}_events_{n}", binary)
+            # The sync engine looks for due work once, at start, and not again within the run: each
+            # call makes its connection due at once, and a poll holding the connection's lease would
+            # make the next call wait for it, so polls are kept out and the writers' own appends
+            # are what is measured.
+            replicas = [self.serve(f"linkgate-events-{n}-{i}", url, binary=binary, LINKGATE_SYNC_TICK="10m",
+                                   LINKGATE_SYNC_LEASE="1h", LINKGATE_SANDBOX_IMPORT_DELAY="1h",
+                                   LINKGATE_SANDBOX_POLL_INTERVAL="1h")
+                        for i in range(2)]
+            connections = self.work / f"events-connections-{n}.txt"
+            self.lgload("link", "--count", str(size["writers"]), "--out", connections, addr=replicas[0]["addr"],
+                        key=key)
+            setups[build] = dict(url=url, key=key, replicas=replicas, connections=connections)
+        runs = []
+        for round_ in range(self.size["rounds"]):
+            # Alternating which build goes first, so drift in the machine's load touches both.
+            for build in list(setups) if round_ % 2 == 0 else list(setups)[::-1]:
+                run = self.event_window(setups[build], size["seconds"])
+                runs.append({"round": round_, "build": build, **run})
+                log(f"   {build:<28} {run['events_per_second']:>7.0f} events/s ({run['events']:,} events, "
+                    f"{run['writers']['failures']} failed calls, log settled {run['settle_lag_s']:.2f} s after "
+                    f"the writers, p99 call {run['writers']['p99_us'] / 1000:.1f} ms)")
+        summary = {}
+        for build in setups:
+            mine = [r for r in runs if r["build"] == build]
+            summary[build] = {
+                "events_per_second": median([r["events_per_second"] for r in mine]),
+                "settle_lag_s": median([r["settle_lag_s"] for r in mine]),
+                "calls_per_second": median([r["writers"]["per_second"] for r in mine]),
+                "call_p50_ms": median([r["writers"]["p50_us"] / 1000 for r in mine]),
+                "call_p99_ms": median([r["writers"]["p99_us"] / 1000 for r in mine]),
+            }
+        if baseline:
+            summary["ratio"] = (summary["this build"]["events_per_second"]
+                                / summary[f"baseline {BASELINE_COMMIT} (event lock)"]["events_per_second"])
+        self.results["events"] = {
+            "runs": runs, "summary": summary, "writers": size["writers"], "replicas": 2,
+            "window_seconds": size["seconds"], "baseline_commit": BASELINE_COMMIT if baseline else None,
+            "grpc_codes": {build: [self.rpc_codes(r, "SetConsentExpiry") for r in setup["replicas"]]
+                           for build, setup in setups.items()},
+        }
+        for setup in setups.values():
+            for replica in setup["replicas"]:
+                self.stop(replica["process"])
+
+    def event_window(self, setup, seconds):
+        """One timed window of the writers, the events counted in connection_events once the log
+        has settled before and after it."""
+        before, _ = self.settled_events(setup["url"])
+        writers = self.lgload("events", "--connections", setup["connections"], "--seconds", str(seconds),
+                              addr=",".join(r["addr"] for r in setup["replicas"]), key=setup["key"])
+        after, lag = self.settled_events(setup["url"])
+        events = after - before
+        # Events still on their way into the log when the writers stopped count against the rate.
+        return {"writers": writers, "events": events, "settle_lag_s": lag,
+                "events_per_second": events / (writers["seconds"] + lag)}
+
+    def settled_events(self, url, quiet=1.0, limit=60):
+        """connection_events' row count once the log has settled: the event inbox (where the schema
+        has one) empty and the count unchanged for `quiet` seconds, at most `limit` seconds.
+        Returns the count and how long after the call it last grew."""
+        inbox = self.unlocked_events_table(url) == "connection_event_inbox"
+        query = ("SELECT (SELECT count(*) FROM connection_events), "
+                 + ("(SELECT count(*) FROM connection_event_inbox)" if inbox else "0"))
+        started = time.monotonic()
+        count, grew_at, seen_at = None, started, started
+        while time.monotonic() - started < limit:
+            now_count, waiting = (int(x) for x in self.psql(url, query).strip().split("|"))
+            now = time.monotonic()
+            if now_count != count:
+                if count is not None:
+                    grew_at = now
+                count, seen_at = now_count, now
+            elif waiting == 0 and now - seen_at >= quiet:
+                return count, grew_at - started
+            time.sleep(0.1)
+        raise RuntimeError(f"the event log did not settle within {limit} s")
 
     # 5 and 6. Upstream fan-in against pollers; gateway overhead against the direct upstream call.
     def fan_in_and_overhead(self):
@@ -687,8 +862,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke run: small counts, one round (about 2.5 min)")
     parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
     parser.add_argument("--only", type=lambda text: text.split(","), default=[],
-                        help="run only these measurements (start, unary, exchange, fan-in, streams, feed); "
-                             "the figures go to a JSON file beside the work directory, not to results/")
+                        help="run only these measurements (start, unary, exchange, fan-in, streams, feed, "
+                             "events); the figures go to a JSON file beside the work directory, not to results/")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help=f"events: leave out the baseline row (linkgate at {BASELINE_COMMIT}, with the event "
+                             "lock), which is built once into the cache when absent")
     suite = Suite(parser.parse_args())
     # SIGTERM and Ctrl-C end the run through the same cleanup as a normal exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -20,6 +20,7 @@ GOALS = {
                   "and ≤ 4 × its CPU per request",
     "latency_c1": "p50 ≤ TCP floor + 60 µs for a call served from memory",
     "exchange": "ExchangePublicToken ≥ 0.7 × pgbench's TPS at 8 callers",
+    "exchange_unlocked": "ExchangePublicToken at 32 callers on 2 replicas ≥ 0.6 × pgbench's TPS without the event lock",
     "streams_p99": "10,000 streams: delivery p99 < 50 ms",
     "streams_rss": "10,000 streams: ≤ 16 KiB per watcher",
     "fan_in": "linkgate's upstream calls independent of N",
@@ -28,6 +29,8 @@ GOALS = {
     "idle_rss": "idle RSS < 40 MiB",
     "feed_diff": "a 1 % refresh of 100,000 transactions: diff ≤ 2 × writing the changed rows alone",
     "feed_drain": "draining the feed from empty ≥ 0.8 × ListAccountTransactions' rows/s (page size 500)",
+    "events": "connection events appended per second, 2 replicas and 32 writers, ≥ 3 × the baseline's with the "
+              "event lock",
 }
 
 
@@ -136,6 +139,24 @@ def write(results, folder: Path):
               "waits:", "", "```", eight["pgbench"]["statement_latencies"], "```", ""]
     at8 = e["summary"]["8"]["ratio"]
     checks.append(("exchange", f"{at8:.2f} × pgbench at 8", at8 >= 0.7))
+    unlocked = {c: row for c, row in e["summary"].items() if "pgbench_unlocked_tps" in row}
+    if unlocked:
+        lines += ["Without the event lock: pgbench appending the event with no lock (into "
+                  f"`{e['unlocked_events_table']}`), against linkgate on one replica and on two sharing the "
+                  "callers:", "",
+                  "| callers | pgbench without the lock, TPS | p50 ms | p99 ms | linkgate, 1 replica /s | ratio | "
+                  "linkgate, 2 replicas /s | p50 ms | p99 ms | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c, row in unlocked.items():
+            lines.append(f"| {c} | {fmt(row['pgbench_unlocked_tps'])} | {fmt(row['pgbench_unlocked_p50_ms'], 2)} | "
+                         f"{fmt(row['pgbench_unlocked_p99_ms'], 2)} | {fmt(row['linkgate_per_second'])} | "
+                         f"{row['ratio_unlocked']:.2f} | {fmt(row['linkgate_2_per_second'])} | "
+                         f"{fmt(row['linkgate_2_p50_ms'], 2)} | {fmt(row['linkgate_2_p99_ms'], 2)} | "
+                         f"{row['ratio_unlocked_2']:.2f} |")
+        lines.append("")
+        if "32" in unlocked:
+            at32 = unlocked["32"]
+            checks.append(("exchange_unlocked", f"{at32['ratio_unlocked_2']:.2f} × on 2 replicas "
+                           f"({at32['ratio_unlocked']:.2f} × on 1)", at32["ratio_unlocked_2"] >= 0.6))
 
     s = results["streams"]
     lines += ["## 4. Watch streams (examples/bench_streams)", "",
@@ -218,6 +239,20 @@ def write(results, folder: Path):
     checks.append(("feed_drain", f"{fs['drain_ratio']:.2f} × ({fs['sync']['rows_per_second']:,.0f} against "
                    f"{fs['list']['rows_per_second']:,.0f} rows/s)", fs["drain_ratio"] >= 0.8))
 
+    if "events" in results:
+        ev = results["events"]
+        lines += [f"## 9. Connection events appended per second ({ev['replicas']} replicas, {ev['writers']} writers "
+                  f"of SetConsentExpiry, {ev['window_seconds']} s windows)", "",
+                  "| build | events/s cluster-wide | calls/s | call p50 ms | call p99 ms | log settled after the "
+                  "writers, s |", "|---|---|---|---|---|---|"]
+        builds = {b: row for b, row in ev["summary"].items() if b != "ratio"}
+        for build, row in builds.items():
+            lines.append(f"| {build} | {fmt(row['events_per_second'])} | {fmt(row['calls_per_second'])} | "
+                         f"{fmt(row['call_p50_ms'], 2)} | {fmt(row['call_p99_ms'], 2)} | {row['settle_lag_s']:.2f} |")
+        lines += ["", "Status codes: " + "; ".join(f"{b} {json.dumps(c)}" for b, c in ev["grpc_codes"].items()), ""]
+        if "ratio" in ev["summary"]:
+            checks.append(("events", f"{ev['summary']['ratio']:.2f} × the baseline", ev["summary"]["ratio"] >= 3))
+
     summary = ["## Goals", "", "| goal | this run | verdict |", "|---|---|---|"]
     summary += [f"| {GOALS[key]} | {figure} | {verdict(ok)} |" for key, figure, ok in checks]
     head = lines[:7]
@@ -267,8 +302,14 @@ def plot(results, folder: Path):
     e = results["exchange"]["summary"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     callers = list(e)
-    ax.plot(callers, [e[c]["pgbench_tps"] for c in callers], marker="o", label="pgbench, same statements")
+    ax.plot(callers, [e[c]["pgbench_tps"] for c in callers], marker="o", label="pgbench, same statements (event lock)")
     ax.plot(callers, [e[c]["linkgate_per_second"] for c in callers], marker="o", label="linkgate ExchangePublicToken")
+    unlocked = [c for c in callers if "pgbench_unlocked_tps" in e[c]]
+    if unlocked:
+        ax.plot(unlocked, [e[c]["pgbench_unlocked_tps"] for c in unlocked], marker="s", linestyle="--",
+                label="pgbench without the event lock")
+        ax.plot(unlocked, [e[c]["linkgate_2_per_second"] for c in unlocked], marker="s", linestyle="--",
+                label="linkgate on 2 replicas")
     ax.set_xlabel("concurrent callers")
     ax.set_ylabel("per second")
     ax.set_title("3. Exchange write path")

@@ -1,7 +1,8 @@
 //! The benchmark's gRPC and HTTP client for what h2load cannot do: flows that need distinct
-//! requests (a fresh public token per exchange), paging through a connection's transactions,
-//! watch streams, pollers of the Deck mock, and timing a replica's start. Every command prints one JSON object on stdout; every wait is
-//! bounded. `lgload --help` lists the commands.
+//! requests (a fresh public token per exchange), connection changes that append events, paging
+//! through a connection's transactions, watch streams, pollers of the Deck mock, and timing a
+//! replica's start. Every command prints one JSON object on stdout; every wait is bounded.
+//! `lgload --help` lists the commands.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -10,6 +11,7 @@ use linkgate_client::pb;
 use pb::account_service_client::AccountServiceClient;
 use pb::connection_service_client::ConnectionServiceClient;
 use pb::link_service_client::LinkServiceClient;
+use pb::sandbox_service_client::SandboxServiceClient;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,9 +24,10 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Parser)]
 struct Cli {
-    /// linkgate's gRPC address.
-    #[arg(long, default_value = "127.0.0.1:50051", global = true)]
-    addr: String,
+    /// linkgate's gRPC address. `exchange` and `events` take several, comma-separated, and spread
+    /// their callers over them (replicas sharing one database); the other commands use the first.
+    #[arg(long, default_value = "127.0.0.1:50051", value_delimiter = ',', global = true)]
+    addr: Vec<String>,
     /// The tenant's API key (`lgk_…`).
     #[arg(long, default_value = "", global = true)]
     key: String,
@@ -53,7 +56,18 @@ enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
-    /// Exchanges `count` tokens from `tokens` (starting at line `skip`), `concurrency` at once.
+    /// Links `count` sandbox users (`bench-link-N`) and writes their connection ids, one per line,
+    /// to `out`, without waiting for their import.
+    Link {
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Exchanges `count` tokens from `tokens` (starting at line `skip`), `concurrency` at once;
+    /// with several addresses, token N goes to address N modulo their count.
     Exchange {
         #[arg(long)]
         tokens: std::path::PathBuf,
@@ -63,6 +77,15 @@ enum Command {
         count: usize,
         #[arg(long)]
         concurrency: usize,
+    },
+    /// One writer per connection in `connections` (one id per line), each setting its sandbox
+    /// connection's consent expiry again and again for `seconds`: every call appends one
+    /// connection event. With several addresses, writer N calls address N modulo their count.
+    Events {
+        #[arg(long)]
+        connections: std::path::PathBuf,
+        #[arg(long)]
+        seconds: f64,
     },
     /// Reads every transaction of a connection, one page after the other as one caller would:
     /// from an empty cursor through SyncAccountTransactions, or through ListAccountTransactions.
@@ -154,6 +177,9 @@ impl Api {
     fn accounts(&self) -> AccountServiceClient<Authed> {
         AccountServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
+    fn sandbox(&self) -> SandboxServiceClient<Authed> {
+        SandboxServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
 }
 
 #[tokio::main]
@@ -164,31 +190,34 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let output = match cli.command {
-        Command::Start { runs, idle, command } => start(runs, idle, &cli.addr, &command).await?,
+        Command::Start { runs, idle, command } => start(runs, idle, &cli.addr[0], &command).await?,
         Command::Poll { base, count, interval, seconds } => poll(&base, count, interval, seconds).await?,
         Command::DeckAccessToken { base } => serde_json::json!({ "access_token": deck_access_token(&base).await? }),
         command => {
-            let api = Api::connect(&cli.addr, &cli.key).await?;
+            let apis = futures::future::try_join_all(cli.addr.iter().map(|addr| Api::connect(addr, &cli.key))).await?;
+            let api = &apis[0];
             match command {
                 Command::SandboxConnection => {
-                    let id = link(&api, "sandbox", "ins_sandbox_bank", "bench-sandbox").await?;
-                    await_ready(&api, &id).await?;
+                    let id = link(api, "sandbox", "ins_sandbox_bank", "bench-sandbox").await?;
+                    await_ready(api, &id).await?;
                     serde_json::json!({ "connection_id": id })
                 }
                 Command::DeckConnection => {
-                    let id = link(&api, "deck", DECK_SOURCE, "bench-deck").await?;
+                    let id = link(api, "deck", DECK_SOURCE, "bench-deck").await?;
                     serde_json::json!({ "connection_id": id })
                 }
                 Command::AwaitReady { connection } => {
-                    await_ready(&api, &connection).await?;
+                    await_ready(api, &connection).await?;
                     serde_json::json!({ "connection_id": connection })
                 }
-                Command::Mint { count, concurrency, out } => mint(&api, count, concurrency, &out).await?,
+                Command::Mint { count, concurrency, out } => mint(api, count, concurrency, &out).await?,
+                Command::Link { count, concurrency, out } => link_many(api, count, concurrency, &out).await?,
                 Command::Exchange { tokens, skip, count, concurrency } => {
-                    exchange(&api, &tokens, skip, count, concurrency).await?
+                    exchange(&apis, &tokens, skip, count, concurrency).await?
                 }
-                Command::Drain { connection, via, page_size } => drain(&api, &connection, via, page_size).await?,
-                Command::Watch { connection, count, seconds } => watch(&api, &connection, count, seconds).await?,
+                Command::Events { connections, seconds } => events(&apis, &connections, seconds).await?,
+                Command::Drain { connection, via, page_size } => drain(api, &connection, via, page_size).await?,
+                Command::Watch { connection, count, seconds } => watch(api, &connection, count, seconds).await?,
                 _ => unreachable!("handled above"),
             }
         }
@@ -271,10 +300,28 @@ async fn mint(api: &Api, count: usize, concurrency: usize, out: &std::path::Path
     Ok(serde_json::json!({ "tokens": tokens.len(), "seconds": started.elapsed().as_secs_f64() }))
 }
 
-/// Closed-loop load: `concurrency` callers, each exchanging its next token as soon as the
-/// previous answer arrives, over one HTTP/2 connection as a gRPC client would.
-async fn exchange(
+async fn link_many(
     api: &Api,
+    count: usize,
+    concurrency: usize,
+    out: &std::path::Path,
+) -> anyhow::Result<serde_json::Value> {
+    let started = Instant::now();
+    let ids: Vec<String> = futures::stream::iter(0..count)
+        .map(|n| async move { link(api, "sandbox", "ins_sandbox_bank", &format!("bench-link-{n}")).await })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::write(out, ids.join("\n") + "\n")?;
+    Ok(serde_json::json!({ "connections": ids.len(), "seconds": started.elapsed().as_secs_f64() }))
+}
+
+/// Closed-loop load: `concurrency` callers, each exchanging its next token as soon as the
+/// previous answer arrives, over one HTTP/2 connection per address as a gRPC client would.
+async fn exchange(
+    apis: &[Api],
     tokens: &std::path::Path,
     skip: usize,
     count: usize,
@@ -286,8 +333,9 @@ async fn exchange(
     let failures = AtomicUsize::new(0);
     let started = Instant::now();
     let mut micros: Vec<f64> = futures::stream::iter(tokens)
-        .map(|token| {
-            let (mut link, failures) = (api.link(), &failures);
+        .enumerate()
+        .map(|(n, token)| {
+            let (mut link, failures) = (apis[n % apis.len()].link(), &failures);
             async move {
                 let request = pb::ExchangePublicTokenRequest {
                     provider: "sandbox".into(),
@@ -308,10 +356,56 @@ async fn exchange(
     micros.sort_by(f64::total_cmp);
     Ok(serde_json::json!({
         "concurrency": concurrency,
+        "replicas": apis.len(),
         "calls": count,
         "failures": failures.into_inner(),
         "seconds": seconds,
         "per_second": count as f64 / seconds,
+        "p50_us": quantile(&micros, 0.5),
+        "p99_us": quantile(&micros, 0.99),
+    }))
+}
+
+/// Closed-loop writers, one per connection, until `seconds` have passed. Each call sets a
+/// consent expiry decades away, a different one each time, so no consent warning or lapse
+/// follows and every call is a change the sandbox accepts.
+async fn events(apis: &[Api], connections: &std::path::Path, seconds: f64) -> anyhow::Result<serde_json::Value> {
+    let connections: Vec<String> = std::fs::read_to_string(connections)?.lines().map(str::to_owned).collect();
+    let window = Duration::from_secs_f64(seconds);
+    let failures = AtomicUsize::new(0);
+    let started = Instant::now();
+    let writers = connections.iter().enumerate().map(|(n, connection)| {
+        let (mut sandbox, failures) = (apis[n % apis.len()].sandbox(), &failures);
+        async move {
+            let mut micros = Vec::new();
+            // 2100-01-01T00:00:00Z, then one second later per call.
+            let mut expiry = 4_102_444_800;
+            while started.elapsed() < window {
+                expiry += 1;
+                let request = pb::SetConsentExpiryRequest {
+                    connection_id: connection.clone(),
+                    consent_expires_at: Some(prost_types::Timestamp { seconds: expiry, nanos: 0 }),
+                };
+                let at = Instant::now();
+                if !matches!(tokio::time::timeout(LIMIT, sandbox.set_consent_expiry(request)).await, Ok(Ok(_))) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                micros.push(at.elapsed().as_secs_f64() * 1e6);
+            }
+            micros
+        }
+    });
+    let mut micros: Vec<f64> = futures::future::join_all(writers).await.into_iter().flatten().collect();
+    let seconds = started.elapsed().as_secs_f64();
+    micros.sort_by(f64::total_cmp);
+    let failures = failures.into_inner();
+    Ok(serde_json::json!({
+        "writers": connections.len(),
+        "replicas": apis.len(),
+        "calls": micros.len(),
+        "failures": failures,
+        "seconds": seconds,
+        "per_second": (micros.len() - failures) as f64 / seconds,
         "p50_us": quantile(&micros, 0.5),
         "p99_us": quantile(&micros, 0.99),
     }))
