@@ -23,6 +23,7 @@ GOALS = {
     "exchange_unlocked": "ExchangePublicToken at 32 callers on 2 replicas ≥ 0.6 × pgbench's TPS without the event lock",
     "streams_p99": "10,000 streams: delivery p99 < 50 ms",
     "streams_rss": "10,000 streams: ≤ 16 KiB per watcher",
+    "streams_p99_postgres": "10,000 streams on PostgreSQL: delivery p99 < 50 ms",
     "fan_in": "linkgate's upstream calls independent of N",
     "overhead": "added latency < 1 ms at p50",
     "start": "start to SERVING < 200 ms",
@@ -167,6 +168,13 @@ def write(results, folder: Path):
     scale = "" if s["watchers"] == 10_000 else f" (at {s['watchers']:,}, not 10,000)"
     checks.append(("streams_p99", f"{s['latency_ms_p99']:.1f} ms{scale}", s["latency_ms_p99"] < 50))
     checks.append(("streams_rss", f"{s['rss_per_watcher_kib']:.1f} KiB{scale}", s["rss_per_watcher_kib"] <= 16))
+    sp = results.get("streams_postgres")
+    if sp:
+        lines += [f"The same on PostgreSQL (every event through the sequencer's inbox): commit-to-client p50 "
+                  f"{fmt(sp['latency_ms_p50'], 1)} ms, p99 {fmt(sp['latency_ms_p99'], 1)} ms, deliveries "
+                  f"{sp['deliveries']:,} of {sp['expected_deliveries']:,}, RSS per watcher "
+                  f"{fmt(sp['rss_per_watcher_kib'], 1)} KiB.", ""]
+        checks.append(("streams_p99_postgres", f"{sp['latency_ms_p99']:.1f} ms{scale}", sp["latency_ms_p99"] < 50))
 
     f = results["fan_in"]
     lines += ["## 5. Upstream fan-in (Deck mock call counts, scaled to a minute)", "",
