@@ -296,15 +296,16 @@ impl super::EventBell for PgBell {
 impl PostgresStore {
     /// Moves up to `limit` committed events into the log. The statement takes the lock first
     /// (`guard`, materialized, read by the DELETE's initial plan) and then reads the inbox: rows
-    /// a concurrent move already took are skipped, being deleted. The lock number is fixed: it
+    /// a concurrent move already took are skipped, being deleted. The ids come as an array, read
+    /// by primary key whatever plan the prepared statement settles on (see `lease_due`). The lock number is fixed: it
     /// names the one lock that orders the log (the writers of earlier releases take it too, so a
     /// rolling upgrade keeps the order).
     async fn sequence(&self, limit: i64) -> super::StoreResult<u64> {
         let moved = sqlx::query(
             "WITH guard AS MATERIALIZED (SELECT set_config('lock_timeout', '10s', true), \
              pg_advisory_xact_lock(4242001)), \
-             moved AS (DELETE FROM connection_event_inbox WHERE id IN (SELECT id FROM connection_event_inbox \
-             WHERE (SELECT true FROM guard) ORDER BY id LIMIT $1) RETURNING *) \
+             moved AS (DELETE FROM connection_event_inbox WHERE id = ANY(ARRAY(SELECT id FROM connection_event_inbox \
+             WHERE (SELECT true FROM guard) ORDER BY id LIMIT $1)) RETURNING *) \
              INSERT INTO connection_events (tenant_id, connection_id, provider, external_user_id, state, snapshot, \
              occurred_at, event_type, details) SELECT tenant_id, connection_id, provider, external_user_id, state, \
              snapshot, occurred_at, event_type, details FROM moved ORDER BY id",

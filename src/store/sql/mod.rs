@@ -50,6 +50,11 @@ pub(super) use impl_store;
 
 /// The statement that leases `table`'s due rows of the lease's providers, on either backend,
 /// returning `returning`. The SET reads each row as it was: a lease still set there has lapsed.
+///
+/// PostgreSQL is handed the due ids as an array (`id = ANY(ARRAY(...))`), read by primary key
+/// under any plan. With `id IN (subquery)`, a generic plan (one a prepared statement may settle
+/// on, which does not know the LIMIT) joined the subquery against a sequential scan of the whole
+/// table (`EXPLAIN` with `plan_cache_mode = force_generic_plan`).
 pub(super) fn lease_due<DB>(
     table: &str,
     lease: &super::Lease,
@@ -67,7 +72,8 @@ where
         "UPDATE {table} SET lease_taken_over = (lease_expires_at IS NOT NULL), lease_owner = "
     ));
     query.push_bind(lease.owner.clone()).push(", lease_expires_at = ").push_bind(lease.until);
-    query.push(format!(" WHERE id IN (SELECT id FROM {table} WHERE next_poll_at <= "));
+    let (open, close) = if DB::NAME == "PostgreSQL" { ("= ANY(ARRAY(", "))") } else { ("IN (", ")") };
+    query.push(format!(" WHERE id {open}SELECT id FROM {table} WHERE next_poll_at <= "));
     query.push_bind(lease.now).push(" AND (lease_expires_at IS NULL OR lease_expires_at < ");
     query.push_bind(lease.now).push(") AND provider IN (");
     let mut providers = query.separated(", ");
@@ -79,6 +85,6 @@ where
         providers.push("NULL");
     }
     query.push(") ORDER BY next_poll_at LIMIT ").push_bind(lease.limit);
-    query.push(lock_rows).push(format!(") RETURNING {returning}"));
+    query.push(lock_rows).push(format!("{close} RETURNING {returning}"));
     query
 }
