@@ -289,8 +289,8 @@ impl Watcher {
     }
 }
 
-/// The log of the test's tenant in id order, once settled: every connection READY and nothing
-/// appended for [`SETTLED`].
+/// The log of the test's tenant in id order, once settled: every connection READY, the inbox
+/// empty, and nothing appended for [`SETTLED`].
 async fn settled_log(db: &PgPool) -> Vec<Event> {
     let mut log: Vec<Event> = Vec::new();
     let mut unchanged_since = tokio::time::Instant::now();
@@ -303,10 +303,15 @@ async fn settled_log(db: &PgPool) -> Vec<Event> {
             .fetch_all(db)
             .await
             .expect("the log reads");
-            let (unsettled,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM connections WHERE state <> 'ready'")
-                .fetch_one(db)
-                .await
-                .expect("the connections count");
+            // Settled: every connection READY and no event still waiting in the inbox (a move
+            // slowed by the delay trigger keeps its rows there, uncommitted, for a while).
+            let (unsettled,): (i64,) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM connections WHERE state <> 'ready') \
+                 + (SELECT COUNT(*) FROM connection_event_inbox)",
+            )
+            .fetch_one(db)
+            .await
+            .expect("the connections and the inbox count");
             let now = rows.into_iter().map(logged).collect();
             if now != log || unsettled > 0 {
                 log = now;
